@@ -1,0 +1,126 @@
+/**
+ * buildApp(deps) → a Fastify instance with every route, not listening. The
+ * composition root (container.ts) builds the deps; tests build their own and use
+ * `app.inject()` or `listen({ port: 0 })`.
+ */
+import rateLimit from '@fastify/rate-limit'
+import swagger from '@fastify/swagger'
+import swaggerUi from '@fastify/swagger-ui'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify'
+import type { UserVerifier } from './http/auth.js'
+import { compatRoutes } from './http/compat-routes.js'
+import { couponRoutes } from './http/coupon-routes.js'
+import { registerErrorHandling } from './http/errors.js'
+import { issueRoutes } from './http/issue-routes.js'
+import { dashboardRoutes } from './ops/dashboard-routes.js'
+import { healthRoutes, type ReadinessChecks } from './ops/health-routes.js'
+import type { Metrics } from './ops/metrics.js'
+import type { CouponService } from './service/coupon-service.js'
+import type { IssueService } from './service/issue-service.js'
+
+export interface AppDeps {
+  coupons: CouponService
+  issues: IssueService
+  metrics: Metrics
+  checks: ReadinessChecks
+  adminToken: string
+  verifyUser: UserVerifier | null
+  rateLimitPerIp: number | null
+  trustProxy?: boolean
+  logger?: FastifyBaseLogger
+  /** false once shutdown has begun */
+  accepting?: () => boolean
+}
+
+/** Request bodies are small JSON objects; anything bigger is refused unread. */
+export const BODY_LIMIT_BYTES = 16 * 1024
+
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: deps.logger,
+    // No per-request log lines: the issue path is hot; /metrics has the counts.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: BODY_LIMIT_BYTES,
+    trustProxy: deps.trustProxy ?? false,
+    ajv: {
+      // Unknown fields are errors, and "5" is not 5: never mutate a body into validity.
+      customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false },
+    },
+  }).withTypeProvider<TypeBoxTypeProvider>()
+
+  // JSON only: text/plain bodies get 415 like any other non-JSON type.
+  app.removeContentTypeParser('text/plain')
+  registerErrorHandling(app)
+  observeRequests(app, deps.metrics)
+
+  await app.register(swagger, {
+    openapi: {
+      info: {
+        title: 'firstcome',
+        version: '1',
+        description:
+          'First-come-first-served coupon issuance. Errors are `{code, message}`; see each route for its codes.',
+      },
+      components: {
+        securitySchemes: {
+          adminToken: { type: 'http', scheme: 'bearer', description: 'ADMIN_TOKEN' },
+          userToken: {
+            type: 'http',
+            scheme: 'bearer',
+            bearerFormat: 'JWT',
+            description: 'user JWT; the user is `sub`',
+          },
+        },
+      },
+    },
+  })
+  await app.register(swaggerUi, { routePrefix: '/docs' })
+
+  const limit = deps.rateLimitPerIp ? { max: deps.rateLimitPerIp, timeWindow: 1000 } : null
+  if (limit) {
+    await app.register(rateLimit, {
+      global: false,
+      errorResponseBuilder: (_request, context) => ({
+        statusCode: 429,
+        code: 'RATE_LIMITED',
+        message: `Too many requests: at most ${context.max} per second per client; retry after ${context.after}.`,
+      }),
+    })
+  }
+
+  await app.register(couponRoutes, { coupons: deps.coupons, adminToken: deps.adminToken })
+  await app.register(issueRoutes, {
+    issues: deps.issues,
+    verifyUser: deps.verifyUser,
+    rateLimit: limit,
+  })
+  await app.register(compatRoutes, {
+    issues: deps.issues,
+    verifyUser: deps.verifyUser,
+    rateLimit: limit,
+  })
+  await app.register(healthRoutes, {
+    checks: deps.checks,
+    metrics: deps.metrics,
+    accepting: deps.accepting ?? (() => true),
+  })
+  await app.register(dashboardRoutes)
+  return app
+}
+
+/** Request latency by route; label children are cached (this runs on every request). */
+function observeRequests(app: FastifyInstance, metrics: Metrics) {
+  const children = new Map<string, { observe(v: number): void }>()
+  app.addHook('onResponse', (request, reply, done) => {
+    const route = request.routeOptions.url ?? 'unmatched'
+    const key = `${request.method} ${route} ${reply.statusCode}`
+    let child = children.get(key)
+    if (!child) {
+      child = metrics.requestDuration.labels(request.method, route, String(reply.statusCode))
+      children.set(key, child)
+    }
+    child.observe(reply.elapsedTime / 1000)
+    done()
+  })
+}

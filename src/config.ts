@@ -1,0 +1,163 @@
+/**
+ * The one place that reads the environment. `loadConfig(process.env)` returns a
+ * frozen, typed Config or throws a ConfigError naming the bad variable.
+ */
+import { randomBytes } from 'node:crypto'
+
+export type Dialect = 'sqlite' | 'postgres' | 'mysql'
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
+
+export interface RedisConfig {
+  /** `redis://host:port/db` for a single node, or the seed nodes of a cluster */
+  url: string | null
+  clusterNodes: { host: string; port: number }[] | null
+  /** prefix of every key; the per-coupon hash tag `{c<id>}` follows it */
+  keyPrefix: string
+  /** bound on any single Redis command; past it the request gets 503 */
+  commandTimeoutMs: number
+}
+
+export interface Config {
+  port: number
+  host: string
+  listenBacklog: number
+  trustProxy: boolean
+  databaseUrl: string
+  dialect: Dialect
+  dbPoolSize: number
+  /** null = embedded mode: in-process gate, wins written to the database before the 201 */
+  redis: RedisConfig | null
+  adminToken: string
+  adminTokenGenerated: boolean
+  jwt: { secret: string } | { publicKey: string } | null
+  rateLimitPerIp: number | null
+  logLevel: LogLevel
+  worker: {
+    batchSize: number
+    /** a pending entry idle this long is reclaimed from its (presumed dead) consumer */
+    claimIdleMs: number
+    /** deliveries after which an entry that keeps failing goes to the dead-letter stream */
+    maxAttempts: number
+  }
+}
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError'
+  readonly code = 'CONFIG_INVALID'
+}
+
+type Env = Record<string, string | undefined>
+
+const LOG_LEVELS: readonly LogLevel[] = [
+  'fatal',
+  'error',
+  'warn',
+  'info',
+  'debug',
+  'trace',
+  'silent',
+]
+
+function str(env: Env, name: string): string | null {
+  const v = env[name]?.trim()
+  return v ? v : null
+}
+
+function int(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = str(env, name)
+  if (raw === null) return fallback
+  if (!/^\d+$/.test(raw)) throw new ConfigError(`${name} must be an integer, got "${raw}"`)
+  const n = Number(raw)
+  if (n < min || n > max) throw new ConfigError(`${name} must be between ${min} and ${max}`)
+  return n
+}
+
+function bool(env: Env, name: string): boolean {
+  const raw = str(env, name)?.toLowerCase()
+  if (raw === undefined || raw === 'false' || raw === '0' || raw === 'no') return false
+  if (raw === 'true' || raw === '1' || raw === 'yes') return true
+  throw new ConfigError(`${name} must be true or false`)
+}
+
+export function dialectOf(databaseUrl: string): Dialect {
+  const scheme = databaseUrl.slice(0, databaseUrl.indexOf(':')).toLowerCase()
+  if (scheme === 'sqlite' || scheme === 'file') return 'sqlite'
+  if (scheme === 'postgres' || scheme === 'postgresql') return 'postgres'
+  if (scheme === 'mysql' || scheme === 'mariadb') return 'mysql'
+  throw new ConfigError(
+    'DATABASE_URL must start with sqlite:, postgres:, postgresql:, mysql: or mariadb:',
+  )
+}
+
+function clusterNodes(raw: string): { host: string; port: number }[] {
+  return raw.split(',').map((part) => {
+    const m = /^\s*\[?([^\]\s]+?)\]?:(\d{1,5})\s*$/.exec(part)
+    const port = Number(m?.[2])
+    if (!m?.[1] || port < 1 || port > 65535) {
+      throw new ConfigError(`REDIS_CLUSTER_NODES must be host:port,host:port…, got "${part}"`)
+    }
+    return { host: m[1], port }
+  })
+}
+
+function redisConfig(env: Env): RedisConfig | null {
+  const url = str(env, 'REDIS_URL')
+  const nodes = str(env, 'REDIS_CLUSTER_NODES')
+  if (!url && !nodes) return null
+  if (url && !/^rediss?:\/\//i.test(url)) {
+    throw new ConfigError('REDIS_URL must start with redis:// or rediss://')
+  }
+  const keyPrefix = str(env, 'REDIS_KEY_PREFIX') ?? 'fc:'
+  if (/[{}\s]/.test(keyPrefix)) {
+    throw new ConfigError('REDIS_KEY_PREFIX must not contain braces or spaces')
+  }
+  return {
+    url: nodes ? null : url,
+    clusterNodes: nodes ? clusterNodes(nodes) : null,
+    keyPrefix,
+    commandTimeoutMs: int(env, 'REDIS_COMMAND_TIMEOUT_MS', 1000, 50, 60_000),
+  }
+}
+
+function jwtConfig(env: Env): Config['jwt'] {
+  const secret = str(env, 'JWT_SECRET')
+  const publicKey = str(env, 'JWT_PUBLIC_KEY')
+  if (secret && publicKey) throw new ConfigError('set JWT_SECRET or JWT_PUBLIC_KEY, not both')
+  if (secret) {
+    if (secret.length < 32) throw new ConfigError('JWT_SECRET must be at least 32 characters')
+    return { secret }
+  }
+  if (publicKey) return { publicKey: publicKey.replace(/\\n/g, '\n') }
+  return null
+}
+
+export function loadConfig(env: Env): Readonly<Config> {
+  const databaseUrl = str(env, 'DATABASE_URL') ?? 'sqlite:./data/firstcome.sqlite'
+  const logLevel = (str(env, 'LOG_LEVEL') ?? 'info').toLowerCase() as LogLevel
+  if (!LOG_LEVELS.includes(logLevel)) {
+    throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`)
+  }
+  const rate = int(env, 'RATE_LIMIT_PER_IP', 0, 0, 1_000_000)
+  const adminToken = str(env, 'ADMIN_TOKEN')
+  const config: Config = {
+    port: int(env, 'PORT', 8080, 0, 65535),
+    host: str(env, 'HOST') ?? '0.0.0.0',
+    listenBacklog: int(env, 'LISTEN_BACKLOG', 8192, 1, 1_000_000),
+    trustProxy: bool(env, 'TRUST_PROXY'),
+    databaseUrl,
+    dialect: dialectOf(databaseUrl),
+    dbPoolSize: int(env, 'DB_POOL_SIZE', 10, 1, 1000),
+    redis: redisConfig(env),
+    adminToken: adminToken ?? randomBytes(18).toString('base64url'),
+    adminTokenGenerated: adminToken === null,
+    jwt: jwtConfig(env),
+    rateLimitPerIp: rate === 0 ? null : rate,
+    logLevel,
+    worker: {
+      batchSize: int(env, 'WORKER_BATCH_SIZE', 1000, 1, 10_000),
+      claimIdleMs: int(env, 'WORKER_CLAIM_IDLE_MS', 30_000, 100, 3_600_000),
+      maxAttempts: int(env, 'WORKER_MAX_ATTEMPTS', 5, 1, 1000),
+    },
+  }
+  return Object.freeze(config)
+}

@@ -1,0 +1,109 @@
+/** Coupon rows: plain functions over a Kysely instance or a transaction. */
+import { type Selectable, sql } from 'kysely'
+import { COUPON_TYPE, type Coupon, type CouponDraft } from '../domain/coupon.js'
+import type { Db } from './database.js'
+import { type CouponsTable, toDate } from './schema.js'
+
+export function toCoupon(row: Selectable<CouponsTable>): Coupon {
+  return {
+    id: Number(row.id),
+    title: row.title,
+    type: COUPON_TYPE,
+    totalQuantity: row.total_quantity === null ? null : Number(row.total_quantity),
+    issuedQuantity: Number(row.issued_quantity),
+    discountAmount: Number(row.discount_amount),
+    minAvailableAmount: Number(row.min_available_amount),
+    issueStart: toDate(row.date_issue_start),
+    issueEnd: toDate(row.date_issue_end),
+    createdAt: toDate(row.date_created),
+    updatedAt: toDate(row.date_updated),
+  }
+}
+
+function draftColumns(draft: CouponDraft) {
+  return {
+    title: draft.title,
+    total_quantity: draft.totalQuantity,
+    discount_amount: draft.discountAmount,
+    min_available_amount: draft.minAvailableAmount,
+    date_issue_start: draft.issueStart,
+    date_issue_end: draft.issueEnd,
+  }
+}
+
+export async function insertCoupon(db: Db, draft: CouponDraft, now: Date): Promise<Coupon> {
+  const values = {
+    ...draftColumns(draft),
+    coupon_type: COUPON_TYPE,
+    issued_quantity: 0,
+    date_created: now,
+    date_updated: now,
+  }
+  // MySQL has no RETURNING; its insertId is exact for a single-row insert.
+  if (db.getExecutor().adapter.supportsReturning) {
+    const row = await db
+      .insertInto('coupons')
+      .values(values)
+      .returningAll()
+      .executeTakeFirstOrThrow()
+    return toCoupon(row)
+  }
+  const result = await db.insertInto('coupons').values(values).executeTakeFirstOrThrow()
+  const coupon = await findCoupon(db, Number(result.insertId))
+  if (!coupon) throw new Error('inserted coupon not found')
+  return coupon
+}
+
+export async function findCoupon(db: Db, id: number): Promise<Coupon | null> {
+  const row = await db.selectFrom('coupons').selectAll().where('id', '=', id).executeTakeFirst()
+  return row ? toCoupon(row) : null
+}
+
+export async function listCoupons(db: Db): Promise<Coupon[]> {
+  const rows = await db.selectFrom('coupons').selectAll().orderBy('id').execute()
+  return rows.map(toCoupon)
+}
+
+export async function updateCoupon(db: Db, id: number, draft: CouponDraft, now: Date) {
+  await db
+    .updateTable('coupons')
+    .set({ ...draftColumns(draft), date_updated: now })
+    .where('id', '=', id)
+    .execute()
+}
+
+/**
+ * Takes the coupons' row locks for the rest of the transaction (a write, so SQLite
+ * takes its write lock too). The worker and reconciliation both start with it, so
+ * a batch of wins is never written while a coupon's gate state is being rebuilt.
+ */
+export async function lockCoupons(db: Db, ids: readonly number[]) {
+  for (const id of [...ids].sort((a, b) => a - b)) {
+    await db
+      .updateTable('coupons')
+      .set({ issued_quantity: sql`issued_quantity` })
+      .where('id', '=', id)
+      .execute()
+  }
+}
+
+export async function addIssuedQuantity(db: Db, id: number, added: number) {
+  if (added === 0) return
+  await db
+    .updateTable('coupons')
+    .set({ issued_quantity: sql`issued_quantity + ${added}` })
+    .where('id', '=', id)
+    .execute()
+}
+
+/** Sets issued_quantity to the exact row count (after a rebuild, or to repair drift). */
+export async function recountIssued(db: Db, id: number): Promise<number> {
+  const row = await db
+    .selectFrom('coupon_issues')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('coupon_id', '=', id)
+    .executeTakeFirstOrThrow()
+  const n = Number(row.n)
+  await db.updateTable('coupons').set({ issued_quantity: n }).where('id', '=', id).execute()
+  return n
+}

@@ -1,0 +1,111 @@
+/**
+ * Opens the database named by DATABASE_URL as a Kysely instance. The dialect
+ * differences the repositories must know are few and live here: how instants are
+ * bound (see schema.ts) and how an idempotent insert is spelled (issues-repo.ts).
+ */
+import { mkdirSync } from 'node:fs'
+import { dirname } from 'node:path'
+import SqliteDatabase from 'better-sqlite3'
+import { Kysely, MysqlDialect, PostgresDialect, SqliteDialect, sql } from 'kysely'
+import { createPool as createMysqlPool } from 'mysql2'
+import pg from 'pg'
+import type { Dialect } from '../config.js'
+import type { Tables } from './schema.js'
+import { SqliteDatesPlugin } from './sqlite-dates.js'
+
+export type Db = Kysely<Tables>
+
+export interface Database {
+  db: Db
+  dialect: Dialect
+  ping(): Promise<void>
+  close(): Promise<void>
+}
+
+export interface DatabaseOptions {
+  poolSize?: number
+}
+
+/** `sqlite:./data/x.sqlite`, `sqlite:///abs/x.sqlite`, `sqlite::memory:` → a file path */
+export function sqlitePath(url: string): string {
+  const rest = url.replace(/^(sqlite|file):/i, '')
+  if (rest === ':memory:') return rest
+  return rest.startsWith('//') ? rest.slice(2) : rest
+}
+
+// BIGINT (int8) and NUMERIC come back from pg as strings; ids and counts here fit
+// in a double, so read them as numbers.
+const INT8_OID = 20
+const pgTypes = {
+  getTypeParser(oid: number, format?: 'text' | 'binary') {
+    if (oid === INT8_OID) return (v: string) => Number(v)
+    return pg.types.getTypeParser(oid, format)
+  },
+} as pg.CustomTypesConfig
+
+function openSqlite(url: string): Kysely<Tables> {
+  const path = sqlitePath(url)
+  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true })
+  const database = new SqliteDatabase(path)
+  database.pragma('journal_mode = WAL')
+  // FULL: a committed win survives power loss, not only a killed process.
+  database.pragma('synchronous = FULL')
+  database.pragma('busy_timeout = 5000')
+  database.pragma('foreign_keys = ON')
+  return new Kysely<Tables>({
+    dialect: new SqliteDialect({ database }),
+    plugins: [new SqliteDatesPlugin()],
+  })
+}
+
+function openPostgres(url: string, poolSize: number): Kysely<Tables> {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: poolSize,
+    connectionTimeoutMillis: 5000,
+    types: pgTypes,
+  })
+  // An idle client losing its connection (server restart) must not crash the process.
+  pool.on('error', () => {})
+  return new Kysely<Tables>({ dialect: new PostgresDialect({ pool }) })
+}
+
+function openMysql(url: string, poolSize: number): Kysely<Tables> {
+  const pool = createMysqlPool({
+    uri: url,
+    connectionLimit: poolSize,
+    connectTimeout: 5000,
+    // DATETIME(6) columns hold UTC; mysql2 converts Dates to and from UTC.
+    timezone: 'Z',
+    charset: 'utf8mb4',
+    supportBigNumbers: true,
+    // affectedRows must count rows actually inserted, not rows matched, for the
+    // idempotent insert to report how many wins were new.
+    flags: ['-FOUND_ROWS'],
+  })
+  return new Kysely<Tables>({ dialect: new MysqlDialect({ pool }) })
+}
+
+export function openDatabase(
+  url: string,
+  dialect: Dialect,
+  options: DatabaseOptions = {},
+): Database {
+  const poolSize = options.poolSize ?? 10
+  const db =
+    dialect === 'sqlite'
+      ? openSqlite(url)
+      : dialect === 'postgres'
+        ? openPostgres(url, poolSize)
+        : openMysql(url, poolSize)
+  return {
+    db,
+    dialect,
+    async ping() {
+      await sql`select 1`.execute(db)
+    },
+    async close() {
+      await db.destroy()
+    },
+  }
+}

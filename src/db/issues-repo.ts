@@ -1,0 +1,117 @@
+/** coupon_issues rows: plain functions over a Kysely instance or a transaction. */
+import { sql } from 'kysely'
+import type { Win } from '../domain/coupon.js'
+import { addIssuedQuantity } from './coupons-repo.js'
+import type { Db } from './database.js'
+import { toDate } from './schema.js'
+
+export interface IssueRow {
+  couponId: number
+  userId: string
+  rank: number
+  issuedAt: Date
+  usedAt: Date | null
+}
+
+/**
+ * Inserts wins of ONE coupon; a pair already present is skipped, not an error (the
+ * UNIQUE index is the last guard against duplicates, and a redelivered batch is
+ * normal). Returns how many rows were new.
+ *
+ * The conflict target is named on PostgreSQL and SQLite, so any other violation
+ * still fails loudly. MySQL cannot name it; `ON DUPLICATE KEY UPDATE id = id`
+ * matches only unique keys (INSERT IGNORE would also swallow foreign-key errors).
+ */
+export async function insertWins(db: Db, wins: readonly Win[], now: Date): Promise<number> {
+  if (wins.length === 0) return 0
+  const rows = wins.map((w) => ({
+    coupon_id: w.couponId,
+    user_id: w.userId,
+    rank: w.rank,
+    date_issued: new Date(w.issuedAt),
+    date_created: now,
+    date_updated: now,
+  }))
+  const insert = db.insertInto('coupon_issues').values(rows)
+  const result = db.getExecutor().adapter.supportsReturning
+    ? await insert
+        .onConflict((oc) => oc.columns(['coupon_id', 'user_id']).doNothing())
+        .executeTakeFirst()
+    : await insert.onDuplicateKeyUpdate({ id: sql.ref('id') }).executeTakeFirst()
+  return Number(result.numInsertedOrUpdatedRows ?? 0)
+}
+
+/** Groups wins by coupon, inserts them and advances each coupon's issued_quantity. */
+export async function persistWins(db: Db, wins: readonly Win[], now: Date): Promise<number> {
+  const byCoupon = new Map<number, Win[]>()
+  for (const w of wins) {
+    const list = byCoupon.get(w.couponId)
+    if (list) list.push(w)
+    else byCoupon.set(w.couponId, [w])
+  }
+  let inserted = 0
+  for (const [couponId, list] of byCoupon) {
+    const n = await insertWins(db, list, now)
+    await addIssuedQuantity(db, couponId, n)
+    inserted += n
+  }
+  return inserted
+}
+
+export async function findIssue(
+  db: Db,
+  couponId: number,
+  userId: string,
+): Promise<IssueRow | null> {
+  const row = await db
+    .selectFrom('coupon_issues')
+    .select(['coupon_id', 'user_id', 'rank', 'date_issued', 'date_used'])
+    .where('coupon_id', '=', couponId)
+    .where('user_id', '=', userId)
+    .executeTakeFirst()
+  if (!row) return null
+  return {
+    couponId: Number(row.coupon_id),
+    userId: row.user_id,
+    rank: Number(row.rank),
+    issuedAt: toDate(row.date_issued),
+    usedAt: row.date_used === null ? null : toDate(row.date_used),
+  }
+}
+
+/** Every persisted win of a coupon, to rebuild a gate from the system of record. */
+export async function listWins(db: Db, couponId: number): Promise<Win[]> {
+  const rows = await db
+    .selectFrom('coupon_issues')
+    .select(['user_id', 'rank', 'date_issued'])
+    .where('coupon_id', '=', couponId)
+    .orderBy('rank')
+    .execute()
+  return rows.map((r) => ({
+    couponId,
+    userId: r.user_id,
+    rank: Number(r.rank),
+    issuedAt: toDate(r.date_issued).getTime(),
+  }))
+}
+
+export async function countIssues(db: Db, couponId: number): Promise<number> {
+  const row = await db
+    .selectFrom('coupon_issues')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('coupon_id', '=', couponId)
+    .executeTakeFirstOrThrow()
+  return Number(row.n)
+}
+
+/** Duplicate (coupon, user) pairs; always empty while the UNIQUE index stands. */
+export async function duplicatePairs(db: Db, couponId: number): Promise<number> {
+  const rows = await db
+    .selectFrom('coupon_issues')
+    .select('user_id')
+    .where('coupon_id', '=', couponId)
+    .groupBy('user_id')
+    .having((eb) => eb.fn.countAll(), '>', 1)
+    .execute()
+  return rows.length
+}

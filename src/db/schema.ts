@@ -1,0 +1,45 @@
+/**
+ * Table types. Names follow the original Spring system's schema so a team moving
+ * from it keeps its data and queries; firstcome adds `rank`, UNIQUE(coupon_id,
+ * user_id) and a text `user_id`.
+ *
+ * Instants: PostgreSQL `timestamptz`, MySQL `DATETIME(6)` written and read in UTC,
+ * SQLite ISO-8601 text ending in `Z`. Writes pass `Date`; reads go through `toDate`.
+ */
+import type { ColumnType, Generated } from 'kysely'
+
+export type Instant = ColumnType<Date | string, Date, Date>
+
+export interface CouponsTable {
+  id: Generated<number>
+  title: string
+  coupon_type: string
+  total_quantity: number | null
+  issued_quantity: ColumnType<number, number | undefined, number>
+  discount_amount: number
+  min_available_amount: number
+  date_issue_start: Instant
+  date_issue_end: Instant
+  date_created: Instant
+  date_updated: Instant
+}
+
+export interface CouponIssuesTable {
+  id: Generated<number>
+  coupon_id: number
+  user_id: string
+  rank: number
+  date_issued: Instant
+  date_used: ColumnType<Date | string | null, Date | null | undefined, Date | null>
+  date_created: Instant
+  date_updated: Instant
+}
+
+export interface Tables {
+  coupons: CouponsTable
+  coupon_issues: CouponIssuesTable
+}
+
+export function toDate(value: Date | string | number): Date {
+  return value instanceof Date ? value : new Date(value)
+}

@@ -1,0 +1,52 @@
+/**
+ * The one error vocabulary of the service. Every 4xx/5xx body is `{code, message}`
+ * with a code from this list; `codeToStatus` is the only place a code meets HTTP.
+ */
+export const codeToStatus = {
+  VALIDATION_FAILED: 400,
+  UNAUTHORIZED: 401,
+  FORBIDDEN: 403,
+  NOT_FOUND: 404,
+  COUPON_NOT_FOUND: 404,
+  NOT_ISSUED: 404,
+  ISSUE_NOT_STARTED: 409,
+  ISSUE_ENDED: 409,
+  ALREADY_ISSUED: 409,
+  SOLD_OUT: 409,
+  QUANTITY_BELOW_ISSUED: 409,
+  PAYLOAD_TOO_LARGE: 413,
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  RATE_LIMITED: 429,
+  INTERNAL: 500,
+  UNAVAILABLE: 503,
+} as const
+
+export type ErrorCode = keyof typeof codeToStatus
+
+/** A failure the client can act on. Thrown only off the hot path; outcomes are values. */
+export class AppError extends Error {
+  override readonly name = 'AppError'
+  readonly code: ErrorCode
+  readonly status: number
+
+  constructor(code: ErrorCode, message: string) {
+    super(message)
+    this.code = code
+    this.status = codeToStatus[code]
+  }
+}
+
+/**
+ * A backing service (Redis, the database) is unreachable or timed out. Answered as
+ * 503 UNAVAILABLE with Retry-After; the cause is logged, never sent.
+ */
+export class UnavailableError extends Error {
+  override readonly name = 'UnavailableError'
+  readonly code = 'UNAVAILABLE' as const
+  readonly service: string
+
+  constructor(service: string, cause?: unknown) {
+    super(`${service} is unavailable`, { cause })
+    this.service = service
+  }
+}

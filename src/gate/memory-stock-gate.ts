@@ -1,0 +1,75 @@
+/**
+ * The in-process StockGate: the embedded default. Every decision runs synchronously
+ * on the event loop, so check-and-record is atomic without locks. One process only:
+ * two processes would each hold their own stock.
+ *
+ * It forgets everything on exit; the embedded issue path writes every win to the
+ * database before answering, and `restore` rebuilds the gate from it at start.
+ * A rebuilt coupon whose persisted ranks have gaps (wins granted but never written,
+ * hence never answered) hands out those ranks first.
+ */
+import {
+  type CouponRules,
+  decideIssue,
+  type IssueOutcome,
+  quantityBelowWon,
+  type Win,
+} from '../domain/coupon.js'
+import { type ConfigureResult, rankHoles, type StockGate } from './stock-gate.js'
+
+interface CouponStock {
+  rules: CouponRules
+  winners: Map<string, Win>
+  /** free ranks below the highest in use, ascending */
+  holes: number[]
+}
+
+export class MemoryStockGate implements StockGate {
+  readonly kind = 'memory'
+  readonly #coupons = new Map<number, CouponStock>()
+
+  /** Loads a coupon with the wins already persisted for it. */
+  restore(rules: CouponRules, wins: readonly Win[]): void {
+    const winners = new Map<string, Win>()
+    for (const w of wins) winners.set(w.userId, w)
+    this.#coupons.set(rules.couponId, {
+      rules,
+      winners,
+      holes: rankHoles(wins.map((w) => w.rank)),
+    })
+  }
+
+  async configure(rules: CouponRules): Promise<ConfigureResult> {
+    const stock = this.#coupons.get(rules.couponId)
+    if (!stock) {
+      this.restore(rules, [])
+      return 'OK'
+    }
+    if (quantityBelowWon(rules.totalQuantity, stock.winners.size)) return 'QUANTITY_BELOW_ISSUED'
+    stock.rules = rules
+    return 'OK'
+  }
+
+  async tryIssue(couponId: number, userId: string, now: number): Promise<IssueOutcome> {
+    const stock = this.#coupons.get(couponId)
+    if (!stock) return { won: false, refusal: 'COUPON_NOT_FOUND' }
+    const refusal = decideIssue(stock.rules, stock.winners.has(userId), stock.winners.size, now)
+    if (refusal) return { won: false, refusal }
+    const rank = stock.holes.length > 0 ? (stock.holes.shift() as number) : stock.winners.size + 1
+    const win: Win = { couponId, userId, rank, issuedAt: now }
+    stock.winners.set(userId, win)
+    return { won: true, win }
+  }
+
+  async lookup(couponId: number, userId: string): Promise<Win | null> {
+    return this.#coupons.get(couponId)?.winners.get(userId) ?? null
+  }
+
+  async won(couponId: number): Promise<number> {
+    return this.#coupons.get(couponId)?.winners.size ?? 0
+  }
+
+  async ping(): Promise<void> {}
+
+  async close(): Promise<void> {}
+}

@@ -1,0 +1,43 @@
+/**
+ * The StockGate port: where a coupon is won or refused.
+ *
+ * A gate holds, per coupon, its rules (window, quantity) and the set of winners
+ * with their ranks, and decides window → duplicate → quantity in ONE atomic step
+ * that also records the win. Adapters: `memory-stock-gate.ts` (in-process, the
+ * embedded default) and `redis-stock-gate.ts` (a Lua script; also enqueues the win
+ * on the coupon's stream in that same step). Both pass test/contract/stock-gate.
+ */
+import type { CouponRules, IssueOutcome, Win } from '../domain/coupon.js'
+
+export type ConfigureResult = 'OK' | 'QUANTITY_BELOW_ISSUED'
+
+export interface StockGate {
+  readonly kind: 'memory' | 'redis'
+  /**
+   * Sets a coupon's rules (on create and on every PATCH). Refuses, changing
+   * nothing, to lower the quantity below the number already won.
+   */
+  configure(rules: CouponRules): Promise<ConfigureResult>
+  /** Decides and, on a win, records it. Throws only when the gate itself is unreachable. */
+  tryIssue(couponId: number, userId: string, now: number): Promise<IssueOutcome>
+  /** The user's win, if the gate accepted one. */
+  lookup(couponId: number, userId: string): Promise<Win | null>
+  /** How many wins the gate has accepted for the coupon. */
+  won(couponId: number): Promise<number>
+  ping(): Promise<void>
+  close(): Promise<void>
+}
+
+/**
+ * Ranks freed or never persisted below the highest rank in use. A gate rebuilt from
+ * rows whose ranks have gaps hands these out first, so a sold-out coupon still ends
+ * with ranks exactly 1..totalQuantity.
+ */
+export function rankHoles(ranks: Iterable<number>): number[] {
+  const used = new Set(ranks)
+  let max = 0
+  for (const r of used) if (r > max) max = r
+  const holes: number[] = []
+  for (let r = 1; r <= max; r++) if (!used.has(r)) holes.push(r)
+  return holes
+}

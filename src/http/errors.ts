@@ -1,0 +1,71 @@
+/**
+ * The one error handler: every failure leaves as `{code, message}` with the status
+ * of `codeToStatus`. Internal details go to the log, never to the client.
+ */
+import type { FastifyError, FastifyInstance } from 'fastify'
+import { AppError, codeToStatus, type ErrorCode, UnavailableError } from '../domain/errors.js'
+
+/** Seconds a client should wait before retrying a 503. */
+export const RETRY_AFTER_SECONDS = 1
+
+/** Fastify's own error codes for a request it could not read. */
+const fastifyCodes: Record<string, ErrorCode> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'VALIDATION_FAILED',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'VALIDATION_FAILED',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'VALIDATION_FAILED',
+  FST_ERR_VALIDATION: 'VALIDATION_FAILED',
+}
+
+const fallbackMessages: Partial<Record<ErrorCode, string>> = {
+  PAYLOAD_TOO_LARGE: 'The request body is too large.',
+  UNSUPPORTED_MEDIA_TYPE: 'Request bodies must be JSON (Content-Type: application/json).',
+}
+
+interface Classified {
+  code: ErrorCode
+  message: string
+}
+
+export function classify(error: FastifyError | Error): Classified | null {
+  if (error instanceof AppError) return { code: error.code, message: error.message }
+  const fe = error as FastifyError
+  if (fe.validation) return { code: 'VALIDATION_FAILED', message: fe.message }
+  const mapped = fastifyCodes[fe.code]
+  if (mapped) return { code: mapped, message: fallbackMessages[mapped] ?? fe.message }
+  // JSON.parse and secure-json-parse (__proto__ / constructor keys) failures.
+  if (error instanceof SyntaxError || fe.statusCode === 400) {
+    return {
+      code: 'VALIDATION_FAILED',
+      message: `The request body is not valid JSON: ${fe.message}`,
+    }
+  }
+  if (fe.statusCode === 429) return { code: 'RATE_LIMITED', message: fe.message }
+  if (fe.statusCode === 404) return { code: 'NOT_FOUND', message: 'No such route.' }
+  return null
+}
+
+export function registerErrorHandling(app: FastifyInstance) {
+  app.setErrorHandler((error: FastifyError | Error, request, reply) => {
+    if (error instanceof UnavailableError) {
+      request.log.warn({ err: error.cause, service: error.service }, 'backing service unavailable')
+      return reply
+        .code(codeToStatus.UNAVAILABLE)
+        .header('retry-after', String(RETRY_AFTER_SECONDS))
+        .send({
+          code: 'UNAVAILABLE',
+          message: `The service is temporarily unavailable (${error.service}); retry shortly.`,
+        })
+    }
+    const known = classify(error)
+    if (known) return reply.code(codeToStatus[known.code]).send(known)
+    request.log.error({ err: error }, 'unhandled error')
+    return reply.code(500).send({ code: 'INTERNAL', message: 'Internal server error.' })
+  })
+
+  app.setNotFoundHandler((request, reply) => {
+    const path = (request.url.split('?')[0] ?? '').slice(0, 200)
+    reply.code(404).send({ code: 'NOT_FOUND', message: `No route ${request.method} ${path}.` })
+  })
+}

@@ -1,0 +1,93 @@
+/**
+ * The public issue API: issue, the user's status, the coupon's stats.
+ * The issue route is the hot path: refusals are prebuilt values, nothing is logged
+ * per request, and the body is serialized from its schema.
+ */
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { Refusal } from '../domain/coupon.js'
+import { AppError, codeToStatus } from '../domain/errors.js'
+import { type IssueService, refusalMessages } from '../service/issue-service.js'
+import { actingUser, type UserVerifier } from './auth.js'
+import {
+  CouponIdParams,
+  ErrorBody,
+  IssueBody,
+  IssueBodyAuthed,
+  IssueOut,
+  IssueParams,
+  IssueStatusOut,
+  StatsOut,
+} from './schemas.js'
+
+export interface IssueRoutesOptions {
+  issues: IssueService
+  verifyUser: UserVerifier | null
+  rateLimit: { max: number; timeWindow: number } | null
+}
+
+export const refusalBodies = Object.fromEntries(
+  Object.entries(refusalMessages).map(([code, message]) => [code, { code, message }]),
+) as Record<Refusal, { code: Refusal; message: string }>
+
+export const issueRoutes: FastifyPluginAsyncTypebox<IssueRoutesOptions> = async (app, opts) => {
+  const { issues, verifyUser } = opts
+  const userSecurity = verifyUser ? [{ userToken: [] }] : undefined
+  const rateLimit = opts.rateLimit ?? false
+
+  app.post(
+    '/v1/coupons/:couponId/issues',
+    {
+      config: { rateLimit },
+      schema: {
+        tags: ['public'],
+        summary: 'Try to win a coupon',
+        description:
+          '201 with the rank on a win; 409 ISSUE_NOT_STARTED / ISSUE_ENDED (window checked first), ALREADY_ISSUED or SOLD_OUT otherwise.',
+        security: userSecurity,
+        params: CouponIdParams,
+        body: verifyUser ? IssueBodyAuthed : IssueBody,
+        response: { 201: IssueOut, '4xx': ErrorBody, '5xx': ErrorBody },
+      },
+    },
+    async (request, reply) => {
+      const couponId = Number(request.params.couponId)
+      const userId = await actingUser(request, verifyUser, request.body?.userId)
+      const outcome = await issues.issue(couponId, userId)
+      if (outcome.won) return reply.code(201).send({ couponId, userId, rank: outcome.win.rank })
+      return reply.code(codeToStatus[outcome.refusal]).send(refusalBodies[outcome.refusal])
+    },
+  )
+
+  app.get(
+    '/v1/coupons/:couponId/issues/:userId',
+    {
+      schema: {
+        tags: ['public'],
+        summary: "A user's coupon: QUEUED (won, not yet persisted), ISSUED or USED",
+        security: userSecurity,
+        params: IssueParams,
+        response: { 200: IssueStatusOut, '4xx': ErrorBody, '5xx': ErrorBody },
+      },
+    },
+    async (request) => {
+      const couponId = Number(request.params.couponId)
+      const userId = await actingUser(request, verifyUser, request.params.userId)
+      const status = await issues.status(couponId, userId)
+      if (!status) throw new AppError('NOT_ISSUED', `user ${userId} has not won coupon ${couponId}`)
+      return status
+    },
+  )
+
+  app.get(
+    '/v1/coupons/:couponId/stats',
+    {
+      schema: {
+        tags: ['public'],
+        summary: 'Won, persisted, queued and remaining counts of a coupon',
+        params: CouponIdParams,
+        response: { 200: StatsOut, '4xx': ErrorBody, '5xx': ErrorBody },
+      },
+    },
+    async (request) => issues.stats(Number(request.params.couponId)),
+  )
+}

@@ -1,0 +1,128 @@
+/** Request and response schemas (TypeBox → JSON Schema: validation, serialization, OpenAPI). */
+import { type Static, Type } from '@sinclair/typebox'
+import { COUPON_TYPE, INT32_MAX } from '../domain/coupon.js'
+import { USER_ID_PATTERN } from '../domain/user-id.js'
+
+const Amount = Type.Integer({ minimum: 0, maximum: INT32_MAX })
+const Quantity = Type.Union([Type.Integer({ minimum: 1, maximum: INT32_MAX }), Type.Null()], {
+  description: 'null = unlimited',
+})
+const InstantIn = Type.String({
+  format: 'date-time',
+  description: 'ISO-8601 with offset, e.g. 2026-11-24T13:00:00+09:00',
+})
+/** Serialized from a Date by fast-json-stringify (toISOString, UTC). */
+const InstantOut = Type.Unsafe<Date>({ type: 'string', format: 'date-time' })
+const Title = Type.String({ minLength: 1, maxLength: 255 })
+
+export const UserIdIn = Type.Union(
+  [
+    Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }),
+    Type.String({ pattern: USER_ID_PATTERN }),
+  ],
+  { description: 'a positive integer, or 1..64 characters of [A-Za-z0-9_.:@-]' },
+)
+
+export const CouponIdParams = Type.Object({
+  couponId: Type.String({ pattern: '^[1-9][0-9]{0,15}$', description: 'coupon id' }),
+})
+
+export const IssueParams = Type.Object({
+  couponId: CouponIdParams.properties.couponId,
+  userId: Type.String({ pattern: USER_ID_PATTERN }),
+})
+
+export const CreateCouponBody = Type.Object(
+  {
+    title: Title,
+    type: Type.Optional(Type.Literal(COUPON_TYPE)),
+    totalQuantity: Quantity,
+    discountAmount: Amount,
+    minAvailableAmount: Amount,
+    issueStart: InstantIn,
+    issueEnd: InstantIn,
+  },
+  { additionalProperties: false },
+)
+export type CreateCouponBody = Static<typeof CreateCouponBody>
+
+export const PatchCouponBody = Type.Object(
+  {
+    title: Type.Optional(Title),
+    totalQuantity: Type.Optional(Quantity),
+    discountAmount: Type.Optional(Amount),
+    minAvailableAmount: Type.Optional(Amount),
+    issueStart: Type.Optional(InstantIn),
+    issueEnd: Type.Optional(InstantIn),
+  },
+  { additionalProperties: false },
+)
+export type PatchCouponBody = Static<typeof PatchCouponBody>
+
+export const IssueBody = Type.Object({ userId: UserIdIn }, { additionalProperties: false })
+/** With user auth on, the user is the token's `sub`; a body, if any, may repeat it. */
+export const IssueBodyAuthed = Type.Object(
+  { userId: Type.Optional(UserIdIn) },
+  { additionalProperties: false },
+)
+
+export const CompatIssueBody = Type.Object(
+  {
+    userId: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }),
+    couponId: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }),
+  },
+  { additionalProperties: false },
+)
+
+export const ErrorBody = Type.Object({ code: Type.String(), message: Type.String() })
+
+const couponFields = {
+  id: Type.Integer(),
+  title: Type.String(),
+  type: Type.Literal(COUPON_TYPE),
+  totalQuantity: Type.Union([Type.Integer(), Type.Null()]),
+  issuedQuantity: Type.Integer({ description: 'coupons persisted so far' }),
+  discountAmount: Type.Integer(),
+  minAvailableAmount: Type.Integer(),
+  issueStart: InstantOut,
+  issueEnd: InstantOut,
+  createdAt: InstantOut,
+  updatedAt: InstantOut,
+}
+export const CouponOut = Type.Object(couponFields)
+export const CouponViewOut = Type.Object({
+  ...couponFields,
+  remainingQuantity: Type.Union([Type.Integer(), Type.Null()], {
+    description: 'coupons left to win; null when unlimited',
+  }),
+})
+export const CouponListOut = Type.Object({ items: Type.Array(CouponOut) })
+
+export const IssueOut = Type.Object({
+  couponId: Type.Integer(),
+  userId: Type.String(),
+  rank: Type.Integer({ description: '1-based order in which the gate accepted the win' }),
+})
+
+export const IssueStatusOut = Type.Object({
+  couponId: Type.Integer(),
+  userId: Type.String(),
+  rank: Type.Integer(),
+  state: Type.Union([Type.Literal('QUEUED'), Type.Literal('ISSUED'), Type.Literal('USED')]),
+  issuedAt: InstantOut,
+  usedAt: Type.Union([InstantOut, Type.Null()]),
+})
+
+export const StatsOut = Type.Object({
+  couponId: Type.Integer(),
+  totalQuantity: Type.Union([Type.Integer(), Type.Null()]),
+  won: Type.Integer({ description: 'wins accepted by the gate' }),
+  persisted: Type.Integer({ description: 'rows in coupon_issues' }),
+  queued: Type.Integer({ description: 'won − persisted' }),
+  remaining: Type.Union([Type.Integer(), Type.Null()]),
+})
+
+export const CompatOut = Type.Object({
+  isSuccess: Type.Boolean(),
+  comment: Type.Optional(Type.String()),
+})

@@ -1,0 +1,182 @@
+/**
+ * The `firstcome` command: serve | worker | bench.
+ */
+import { parseArgs } from 'node:util'
+import pino, { type Logger } from 'pino'
+import { buildApp } from './app.js'
+import { type Config, ConfigError, loadConfig } from './config.js'
+import { type Container, createContainer } from './container.js'
+import { listCoupons } from './db/coupons-repo.js'
+import type { Coupon } from './domain/coupon.js'
+
+const USAGE = `Usage: firstcome <command> [options]
+
+Commands:
+  serve [--no-worker]   HTTP API (plus the queue worker in Redis mode, unless --no-worker)
+  worker                the queue worker alone (Redis mode)
+  bench [options]       the load generator; see \`firstcome bench --help\`
+
+Configuration comes from the environment (PORT, DATABASE_URL, REDIS_URL, ...);
+see the README.`
+
+const HOUR_MS = 3_600_000
+
+async function createDemoCoupon(container: Container): Promise<Coupon | null> {
+  if ((await listCoupons(container.database.db)).length > 0) return null
+  const now = Date.now()
+  return container.coupons.create({
+    title: '네고왕',
+    totalQuantity: 500,
+    discountAmount: 100_000,
+    minAvailableAmount: 110_000,
+    issueStart: new Date(now),
+    issueEnd: new Date(now + 24 * HOUR_MS),
+  })
+}
+
+function describeMode(config: Config): string {
+  const db =
+    config.dialect === 'sqlite'
+      ? `SQLite ${config.databaseUrl.replace(/^sqlite:/, '')}`
+      : config.dialect
+  if (!config.redis) return `embedded: ${db}, in-process gate`
+  return `Redis ${config.redis.clusterNodes ? 'Cluster' : ''} gate and stream, ${db}`.replace(
+    '  ',
+    ' ',
+  )
+}
+
+function printBanner(
+  config: Config,
+  port: number,
+  demo: Coupon | null,
+  firstCoupon: number | null,
+) {
+  const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host
+  const base = `http://${host}:${port}`
+  const lines = [
+    `firstcome listening on ${base}  (${describeMode(config)})`,
+    `  dashboard    ${base}/#token=${encodeURIComponent(config.adminToken)}`,
+    `  API docs     ${base}/docs`,
+    config.adminTokenGenerated
+      ? `  admin token  ${config.adminToken}   (generated at start; set ADMIN_TOKEN to keep one)`
+      : '  admin token  from ADMIN_TOKEN',
+  ]
+  if (demo) {
+    lines.push(
+      `  demo coupon  #${demo.id} ${demo.title}: ${demo.totalQuantity} coupons, open until ${demo.issueEnd.toISOString()}`,
+    )
+  }
+  if (firstCoupon !== null) {
+    lines.push(
+      `  try it       curl -i -X POST ${base}/v1/coupons/${firstCoupon}/issues -H 'content-type: application/json' -d '{"userId": 1}'`,
+    )
+  }
+  process.stdout.write(`${lines.join('\n')}\n`)
+}
+
+async function serve(config: Readonly<Config>, logger: Logger, withWorker: boolean) {
+  const container = await createContainer(config, logger)
+  let accepting = true
+  const demo = config.redis ? null : await createDemoCoupon(container)
+  const app = await buildApp({
+    coupons: container.coupons,
+    issues: container.issues,
+    metrics: container.metrics,
+    checks: container.checks,
+    adminToken: config.adminToken,
+    verifyUser: container.verifyUser,
+    rateLimitPerIp: config.rateLimitPerIp,
+    trustProxy: config.trustProxy,
+    logger,
+    accepting: () => accepting,
+  })
+  const worker = withWorker ? container.startWorker?.() : undefined
+  await app.listen({ port: config.port, host: config.host, backlog: config.listenBacklog })
+  const address = app.server.address()
+  const port = typeof address === 'object' && address ? address.port : config.port
+  const first = demo?.id ?? (await listCoupons(container.database.db))[0]?.id ?? null
+  printBanner(config, port, demo, first)
+
+  onShutdown(logger, async () => {
+    accepting = false
+    await app.close() // stops accepting, lets in-flight requests finish
+    await worker?.stop() // finishes the batch in hand
+    await container.close()
+  })
+}
+
+async function runWorker(config: Readonly<Config>, logger: Logger) {
+  const container = await createContainer(config, logger)
+  if (!container.startWorker) {
+    await container.close()
+    throw new ConfigError('`firstcome worker` needs Redis: set REDIS_URL or REDIS_CLUSTER_NODES')
+  }
+  const worker = container.startWorker()
+  process.stdout.write(`firstcome worker running (${describeMode(config)})\n`)
+  onShutdown(logger, async () => {
+    await worker.stop()
+    await container.close()
+  })
+}
+
+function onShutdown(logger: Logger, stop: () => Promise<void>) {
+  let stopping = false
+  const handler = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      logger.warn({ signal }, 'second signal: exiting now')
+      process.exit(1)
+    }
+    stopping = true
+    logger.info({ signal }, 'shutting down')
+    stop().then(
+      () => process.exit(0),
+      (err) => {
+        logger.error({ err }, 'shutdown failed')
+        process.exit(1)
+      },
+    )
+  }
+  process.on('SIGTERM', handler)
+  process.on('SIGINT', handler)
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv
+  if (command === 'bench') {
+    const { runBench } = await import('./bench/cli.js')
+    return runBench(rest)
+  }
+  if (command !== 'serve' && command !== 'worker') {
+    process.stdout.write(`${USAGE}\n`)
+    if (command !== undefined && command !== 'help' && command !== '--help' && command !== '-h') {
+      process.exitCode = 2
+    }
+    return
+  }
+  const { values } = parseArgs({
+    args: rest,
+    options: { 'no-worker': { type: 'boolean', default: false } },
+    strict: true,
+  })
+  const config = loadConfig(process.env)
+  const logger = pino({ level: config.logLevel })
+  if (command === 'serve') await serve(config, logger, !values['no-worker'])
+  else await runWorker(config, logger)
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  if (
+    err instanceof ConfigError ||
+    (err instanceof TypeError && 'code' in err && String(err.code).startsWith('ERR_PARSE_ARGS'))
+  ) {
+    process.stderr.write(`firstcome: ${err.message}\n`)
+    process.exit(2)
+  }
+  process.stderr.write(
+    `firstcome: failed to start: ${err instanceof Error ? err.message : String(err)}\n`,
+  )
+  if (err instanceof Error && err.cause)
+    process.stderr.write(`  cause: ${String((err.cause as Error).message ?? err.cause)}\n`)
+  process.exit(1)
+})

@@ -1,0 +1,56 @@
+/**
+ * Prometheus metrics (prom-client) on a registry of the app's own, so several apps
+ * in one process (tests) do not collide.
+ */
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
+import type { IssueOutcome, Refusal } from '../domain/coupon.js'
+
+const OUTCOMES: readonly (Refusal | 'WON')[] = [
+  'WON',
+  'COUPON_NOT_FOUND',
+  'ISSUE_NOT_STARTED',
+  'ISSUE_ENDED',
+  'ALREADY_ISSUED',
+  'SOLD_OUT',
+]
+
+export class Metrics {
+  readonly registry = new Registry()
+  readonly requestDuration = new Histogram({
+    name: 'http_request_duration_seconds',
+    help: 'HTTP request latency by route, method and status',
+    labelNames: ['method', 'route', 'status_code'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [this.registry],
+  })
+  readonly issueOutcomes = new Counter({
+    name: 'firstcome_issue_outcomes_total',
+    help: 'Issue requests by outcome (WON or the refusal code)',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  })
+  readonly persisted = new Counter({
+    name: 'firstcome_wins_persisted_total',
+    help: 'Wins written to the database by the worker or the group commit',
+    registers: [this.registry],
+  })
+  readonly deadLettered = new Counter({
+    name: 'firstcome_wins_dead_lettered_total',
+    help: 'Stream entries moved to a dead-letter stream',
+    registers: [this.registry],
+  })
+  readonly backlog = new Gauge({
+    name: 'firstcome_persist_backlog',
+    help: 'Wins accepted but not yet written to the database, as last seen by this process',
+    registers: [this.registry],
+  })
+  readonly #outcomeCounters = new Map(OUTCOMES.map((o) => [o, this.issueOutcomes.labels(o)]))
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry })
+  }
+
+  countOutcome(outcome: IssueOutcome): void {
+    this.#outcomeCounters.get(outcome.won ? 'WON' : outcome.refusal)?.inc()
+  }
+}

@@ -1,0 +1,100 @@
+/**
+ * Embedded mode's WinRecorder: every win of one event-loop tick is written in ONE
+ * transaction, and each caller's promise resolves only after that commit. A
+ * `kill -9` can therefore lose only wins that were never answered.
+ *
+ * If a commit fails, its callers get UnavailableError (503) at once, but the wins
+ * stay granted in the gate and are retried with backoff until the database takes
+ * them. Taking them back instead would be wrong when the failure is ambiguous (a
+ * connection lost after COMMIT): the row would exist while the gate handed its
+ * coupon to someone else. A retried win that the process never gets to write was
+ * never answered 201, and the gate rebuilt at the next start does not know it.
+ */
+import type { Database } from '../db/database.js'
+import { persistWins } from '../db/issues-repo.js'
+import type { Win } from '../domain/coupon.js'
+import { UnavailableError } from '../domain/errors.js'
+import type { WinRecorder } from './win-recorder.js'
+
+interface Pending {
+  win: Win
+  resolve: () => void
+  reject: (err: Error) => void
+}
+
+const MAX_BATCH = 5000
+const MIN_BACKOFF_MS = 50
+const MAX_BACKOFF_MS = 2000
+const settled = () => {}
+
+export interface GroupCommitOptions {
+  onError?: (err: unknown, wins: number) => void
+}
+
+export class GroupCommitRecorder implements WinRecorder {
+  readonly #database: Database
+  readonly #onError: (err: unknown, wins: number) => void
+  #pending: Pending[] = []
+  #timer: NodeJS.Immediate | NodeJS.Timeout | null = null
+  #flushing: Promise<void> | null = null
+  #backoffMs = 0
+  #idle: (() => void)[] = []
+
+  constructor(database: Database, options: GroupCommitOptions = {}) {
+    this.#database = database
+    this.#onError = options.onError ?? (() => {})
+  }
+
+  record(win: Win): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#pending.push({ win, resolve, reject })
+      this.#schedule()
+    })
+  }
+
+  /** Wins handed in but not yet committed (including those being retried). */
+  get backlog(): number {
+    return this.#pending.length
+  }
+
+  drain(): Promise<void> {
+    if (!this.#timer && !this.#flushing && this.#pending.length === 0) return Promise.resolve()
+    return new Promise((resolve) => this.#idle.push(resolve))
+  }
+
+  #schedule() {
+    if (this.#timer || this.#flushing) return
+    const run = () => {
+      this.#timer = null
+      this.#flushing = this.#flush().finally(() => {
+        this.#flushing = null
+        if (this.#pending.length > 0) this.#schedule()
+        else for (const resolve of this.#idle.splice(0)) resolve()
+      })
+    }
+    this.#timer = this.#backoffMs > 0 ? setTimeout(run, this.#backoffMs) : setImmediate(run)
+  }
+
+  async #flush() {
+    const batch = this.#pending.splice(0, MAX_BATCH)
+    try {
+      const now = new Date()
+      const wins = batch.map((p) => p.win)
+      await this.#database.db.transaction().execute((trx) => persistWins(trx, wins, now))
+    } catch (err) {
+      this.#onError(err, batch.length)
+      const failure = new UnavailableError('database', err)
+      for (const p of batch) {
+        p.reject(failure)
+        // Already answered 503; keep the win and retry it quietly.
+        p.resolve = settled
+        p.reject = settled
+      }
+      this.#pending.unshift(...batch)
+      this.#backoffMs = Math.min(MAX_BACKOFF_MS, Math.max(MIN_BACKOFF_MS, this.#backoffMs * 2))
+      return
+    }
+    this.#backoffMs = 0
+    for (const p of batch) p.resolve()
+  }
+}

@@ -1,0 +1,89 @@
+/**
+ * The local coupon cache of Redis mode (the original's "cache-based validation").
+ * It answers without Redis only what is certain from the coupon's current rules:
+ * unknown coupon, window not started or ended, sold out. Everything else goes to
+ * the gate, whose Lua script checks the window and quantity again, atomically.
+ *
+ * Entries are dropped on every node when an admin changes the coupon (pub/sub), and
+ * expire after `ttlMs` anyway, so a lost notice costs at most that long.
+ */
+import { type CouponRules, type Refusal, windowRefusal } from '../domain/coupon.js'
+
+interface Entry {
+  rules: CouponRules | null
+  soldOut: boolean
+  expiresAt: number
+}
+
+export interface CouponCacheOptions {
+  ttlMs?: number
+  maxEntries?: number
+}
+
+export class CouponCache {
+  readonly #load: (couponId: number) => Promise<CouponRules | null>
+  readonly #ttlMs: number
+  readonly #maxEntries: number
+  readonly #entries = new Map<number, Entry>()
+  readonly #loading = new Map<number, Promise<Entry>>()
+
+  constructor(
+    load: (couponId: number) => Promise<CouponRules | null>,
+    options: CouponCacheOptions = {},
+  ) {
+    this.#load = load
+    this.#ttlMs = options.ttlMs ?? 2000
+    this.#maxEntries = options.maxEntries ?? 10_000
+  }
+
+  /**
+   * A refusal that is certain from the cached rules, or null when the gate must
+   * decide. Synchronous when the coupon is cached.
+   */
+  check(couponId: number, now: number): Refusal | null | Promise<Refusal | null> {
+    const entry = this.#entries.get(couponId)
+    if (entry && entry.expiresAt > now) return refusalOf(entry, now)
+    return this.#fetch(couponId, now).then((e) => refusalOf(e, now))
+  }
+
+  /** The gate said SOLD_OUT: certain until the quantity is raised (which invalidates). */
+  markSoldOut(couponId: number): void {
+    const entry = this.#entries.get(couponId)
+    if (entry) entry.soldOut = true
+  }
+
+  /** Forgets the coupon; a load already in flight is not stored either. */
+  invalidate(couponId: number): void {
+    this.#entries.delete(couponId)
+    this.#loading.delete(couponId)
+  }
+
+  clear(): void {
+    this.#entries.clear()
+    this.#loading.clear()
+  }
+
+  #fetch(couponId: number, now: number): Promise<Entry> {
+    const inFlight = this.#loading.get(couponId)
+    if (inFlight) return inFlight
+    const loading: Promise<Entry> = this.#load(couponId).then((rules) => {
+      const entry = { rules, soldOut: false, expiresAt: now + this.#ttlMs }
+      if (this.#loading.get(couponId) === loading) {
+        this.#loading.delete(couponId)
+        if (this.#entries.size >= this.#maxEntries) this.#entries.clear()
+        this.#entries.set(couponId, entry)
+      }
+      return entry
+    })
+    loading.catch(() => {
+      if (this.#loading.get(couponId) === loading) this.#loading.delete(couponId)
+    })
+    this.#loading.set(couponId, loading)
+    return loading
+  }
+}
+
+function refusalOf(entry: Entry, now: number): Refusal | null {
+  if (!entry.rules) return 'COUPON_NOT_FOUND'
+  return windowRefusal(entry.rules, now) ?? (entry.soldOut ? 'SOLD_OUT' : null)
+}

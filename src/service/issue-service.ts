@@ -1,0 +1,135 @@
+/**
+ * The issue path, from a validated request to an outcome:
+ *   local cache (certain refusals only) → gate (atomic decision, records the win)
+ *   → recorder (embedded: durable before the answer) → outcome.
+ * Refusals are returned as values; only infrastructure failures throw.
+ */
+
+import { findCoupon } from '../db/coupons-repo.js'
+import type { Db } from '../db/database.js'
+import { findIssue } from '../db/issues-repo.js'
+import { type IssueOutcome, type Refusal, remainingQuantity, rulesOf } from '../domain/coupon.js'
+import { AppError } from '../domain/errors.js'
+import type { StockGate } from '../gate/stock-gate.js'
+import type { WinRecorder } from '../queue/win-recorder.js'
+import type { CouponCache } from './coupon-cache.js'
+
+export type IssueState = 'QUEUED' | 'ISSUED' | 'USED'
+
+export interface IssueStatus {
+  couponId: number
+  userId: string
+  rank: number
+  state: IssueState
+  issuedAt: Date
+  usedAt: Date | null
+}
+
+export interface CouponStats {
+  couponId: number
+  totalQuantity: number | null
+  won: number
+  persisted: number
+  queued: number
+  remaining: number | null
+}
+
+export interface IssueServiceDeps {
+  db: Db
+  gate: StockGate
+  /** null when the gate's own step makes a win durable (Redis: the stream) */
+  recorder: WinRecorder | null
+  /** null in embedded mode, where the gate is in-process and as fast as a cache */
+  cache: CouponCache | null
+  onOutcome?: (outcome: IssueOutcome) => void
+  now?: () => number
+}
+
+export class IssueService {
+  readonly #db: Db
+  readonly #gate: StockGate
+  readonly #recorder: WinRecorder | null
+  readonly #cache: CouponCache | null
+  readonly #onOutcome: (outcome: IssueOutcome) => void
+  readonly #now: () => number
+
+  constructor(deps: IssueServiceDeps) {
+    this.#db = deps.db
+    this.#gate = deps.gate
+    this.#recorder = deps.recorder
+    this.#cache = deps.cache
+    this.#onOutcome = deps.onOutcome ?? (() => {})
+    this.#now = deps.now ?? Date.now
+  }
+
+  async issue(couponId: number, userId: string): Promise<IssueOutcome> {
+    const outcome = await this.#decide(couponId, userId)
+    this.#onOutcome(outcome)
+    return outcome
+  }
+
+  async #decide(couponId: number, userId: string): Promise<IssueOutcome> {
+    const now = this.#now()
+    if (this.#cache) {
+      const certain = this.#cache.check(couponId, now)
+      const refusal = certain instanceof Promise ? await certain : certain
+      if (refusal) return { won: false, refusal }
+    }
+    const outcome = await this.#gate.tryIssue(couponId, userId, now)
+    if (outcome.won) {
+      if (this.#recorder) await this.#recorder.record(outcome.win)
+    } else if (outcome.refusal === 'SOLD_OUT') {
+      this.#cache?.markSoldOut(couponId)
+    }
+    return outcome
+  }
+
+  /** The user's coupon: QUEUED (won, not yet a row), ISSUED or USED; null if not won. */
+  async status(couponId: number, userId: string): Promise<IssueStatus | null> {
+    await this.#requireCoupon(couponId)
+    // DB ⊆ gate: a user the gate does not know has no row either, so most
+    // look-ups (non-winners) never touch the database.
+    const win = await this.#gate.lookup(couponId, userId)
+    if (!win) return null
+    const row = await findIssue(this.#db, couponId, userId)
+    if (!row) {
+      return {
+        couponId,
+        userId,
+        rank: win.rank,
+        state: 'QUEUED',
+        issuedAt: new Date(win.issuedAt),
+        usedAt: null,
+      }
+    }
+    return { ...row, state: row.usedAt ? 'USED' : 'ISSUED' }
+  }
+
+  async stats(couponId: number): Promise<CouponStats> {
+    const coupon = await this.#requireCoupon(couponId)
+    const won = await this.#gate.won(couponId)
+    const persisted = coupon.issuedQuantity
+    return {
+      couponId,
+      totalQuantity: coupon.totalQuantity,
+      won,
+      persisted,
+      queued: Math.max(0, won - persisted),
+      remaining: remainingQuantity(rulesOf(coupon), won),
+    }
+  }
+
+  async #requireCoupon(couponId: number) {
+    const coupon = await findCoupon(this.#db, couponId)
+    if (!coupon) throw new AppError('COUPON_NOT_FOUND', `coupon ${couponId} does not exist`)
+    return coupon
+  }
+}
+
+export const refusalMessages: Record<Refusal, string> = {
+  COUPON_NOT_FOUND: 'The coupon does not exist.',
+  ISSUE_NOT_STARTED: 'The issue window has not started yet.',
+  ISSUE_ENDED: 'The issue window has ended.',
+  ALREADY_ISSUED: 'This user has already been issued this coupon.',
+  SOLD_OUT: 'All coupons have been issued.',
+}

@@ -1,0 +1,137 @@
+/**
+ * The StockGate contract: every adapter decides window → duplicate → quantity
+ * atomically, hands out ranks 1..N, and records the win in the same step.
+ */
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import type { IssueOutcome } from '../../src/domain/coupon.js'
+import { type GateUnderTest, selectedGates } from '../helpers/gates.js'
+
+const T0 = Date.UTC(2026, 10, 24, 4, 0, 0)
+const HOUR = 3_600_000
+const open = { issueStart: T0, issueEnd: T0 + HOUR }
+
+const refusal = (o: IssueOutcome) => (o.won ? 'WON' : o.refusal)
+const rank = (o: IssueOutcome) => (o.won ? o.win.rank : null)
+
+for (const factory of selectedGates()) {
+  describe(`StockGate contract: ${factory.name}`, { skip: await factory.skip() }, () => {
+    let g: GateUnderTest
+    before(async () => {
+      g = await factory.create()
+    })
+    after(async () => g?.dispose())
+
+    it('refuses an unknown coupon', async () => {
+      assert.equal(refusal(await g.gate.tryIssue(888_888_888, 'u', T0)), 'COUPON_NOT_FOUND')
+    })
+
+    it('opens at issueStart (inclusive) and closes at issueEnd (exclusive)', async () => {
+      const id = await g.addCoupon({ ...open, totalQuantity: null })
+      assert.equal(refusal(await g.gate.tryIssue(id, 'early', T0 - 1)), 'ISSUE_NOT_STARTED')
+      assert.equal(refusal(await g.gate.tryIssue(id, 'first', T0)), 'WON')
+      assert.equal(refusal(await g.gate.tryIssue(id, 'last', T0 + HOUR - 1)), 'WON')
+      assert.equal(refusal(await g.gate.tryIssue(id, 'late', T0 + HOUR)), 'ISSUE_ENDED')
+      assert.equal(await g.gate.won(id), 2)
+    })
+
+    it('checks the window before the duplicate and the quantity', async () => {
+      const id = await g.addCoupon({ ...open, totalQuantity: 1 })
+      assert.equal(refusal(await g.gate.tryIssue(id, 'a', T0)), 'WON')
+      assert.equal(refusal(await g.gate.tryIssue(id, 'a', T0 + HOUR)), 'ISSUE_ENDED')
+      assert.equal(refusal(await g.gate.tryIssue(id, 'b', T0 - 5)), 'ISSUE_NOT_STARTED')
+    })
+
+    it('refuses a second win of the same user, before the quantity', async () => {
+      const id = await g.addCoupon({ ...open, totalQuantity: 1 })
+      assert.equal(refusal(await g.gate.tryIssue(id, 'u', T0)), 'WON')
+      assert.equal(refusal(await g.gate.tryIssue(id, 'u', T0 + 1)), 'ALREADY_ISSUED')
+      assert.equal(refusal(await g.gate.tryIssue(id, 'v', T0 + 1)), 'SOLD_OUT')
+    })
+
+    it('hands out ranks 1..total, then SOLD_OUT', async () => {
+      const id = await g.addCoupon({ ...open, totalQuantity: 3 })
+      const ranks = []
+      for (const u of ['a', 'b', 'c']) ranks.push(rank(await g.gate.tryIssue(id, u, T0)))
+      assert.deepEqual(ranks, [1, 2, 3])
+      assert.equal(refusal(await g.gate.tryIssue(id, 'd', T0)), 'SOLD_OUT')
+      assert.equal(await g.gate.won(id), 3)
+    })
+
+    it('never runs out when the quantity is unlimited', async () => {
+      const id = await g.addCoupon({ ...open, totalQuantity: null })
+      for (let i = 1; i <= 200; i++) assert.equal(rank(await g.gate.tryIssue(id, `u${i}`, T0)), i)
+    })
+
+    it('treats user ids as case-sensitive strings', async () => {
+      const id = await g.addCoupon({ ...open, totalQuantity: null })
+      assert.equal(refusal(await g.gate.tryIssue(id, 'abc', T0)), 'WON')
+      assert.equal(refusal(await g.gate.tryIssue(id, 'ABC', T0)), 'WON')
+    })
+
+    it('looks a win up with its rank and instant', async () => {
+      const id = await g.addCoupon({ ...open, totalQuantity: 10 })
+      await g.gate.tryIssue(id, 'x', T0 + 7)
+      assert.deepEqual(await g.gate.lookup(id, 'x'), {
+        couponId: id,
+        userId: 'x',
+        rank: 1,
+        issuedAt: T0 + 7,
+      })
+      assert.equal(await g.gate.lookup(id, 'y'), null)
+    })
+
+    it('keeps coupons apart', async () => {
+      const a = await g.addCoupon({ ...open, totalQuantity: 1 })
+      const b = await g.addCoupon({ ...open, totalQuantity: 1 })
+      assert.equal(rank(await g.gate.tryIssue(a, 'same', T0)), 1)
+      assert.equal(rank(await g.gate.tryIssue(b, 'same', T0)), 1)
+    })
+
+    it('applies new rules at once, and refuses a quantity below what is won', async () => {
+      const id = await g.addCoupon({ ...open, totalQuantity: 2 })
+      await g.gate.tryIssue(id, 'a', T0)
+      await g.gate.tryIssue(id, 'b', T0)
+      assert.equal(
+        await g.gate.configure({ couponId: id, ...open, totalQuantity: 1 }),
+        'QUANTITY_BELOW_ISSUED',
+      )
+      assert.equal(refusal(await g.gate.tryIssue(id, 'c', T0)), 'SOLD_OUT')
+      assert.equal(await g.gate.configure({ couponId: id, ...open, totalQuantity: 3 }), 'OK')
+      assert.equal(rank(await g.gate.tryIssue(id, 'c', T0)), 3)
+      assert.equal(
+        await g.gate.configure({
+          couponId: id,
+          issueStart: T0,
+          issueEnd: T0 + 10,
+          totalQuantity: 3,
+        }),
+        'OK',
+      )
+      assert.equal(refusal(await g.gate.tryIssue(id, 'd', T0 + 10)), 'ISSUE_ENDED')
+      assert.equal(await g.gate.configure({ couponId: id, ...open, totalQuantity: null }), 'OK')
+      assert.equal(rank(await g.gate.tryIssue(id, 'd', T0 + 10)), 4)
+    })
+
+    it('under 4,000 concurrent calls from 2,000 users (each twice) on 300 coupons: exactly 300 wins, ranks 1..300', async () => {
+      const id = await g.addCoupon({ ...open, totalQuantity: 300 })
+      const calls = []
+      for (let round = 0; round < 2; round++) {
+        for (let u = 0; u < 2000; u++) calls.push(g.gate.tryIssue(id, `user-${u}`, T0 + round))
+      }
+      const outcomes = await Promise.all(calls)
+      const wins = outcomes.filter((o) => o.won)
+      assert.equal(wins.length, 300)
+      assert.deepEqual(
+        wins.map(rank).sort((a, b) => (a ?? 0) - (b ?? 0)),
+        Array.from({ length: 300 }, (_, i) => i + 1),
+      )
+      const winners = new Set(wins.map((o) => (o.won ? o.win.userId : '')))
+      assert.equal(winners.size, 300)
+      for (const o of outcomes) {
+        if (!o.won) assert.ok(o.refusal === 'SOLD_OUT' || o.refusal === 'ALREADY_ISSUED', o.refusal)
+      }
+      assert.equal(await g.gate.won(id), 300)
+    })
+  })
+}

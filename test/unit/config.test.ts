@@ -1,0 +1,86 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { ConfigError, loadConfig } from '../../src/config.js'
+
+describe('loadConfig', () => {
+  it('defaults to the embedded mode on SQLite with a generated admin token', () => {
+    const c = loadConfig({})
+    assert.equal(c.port, 8080)
+    assert.equal(c.host, '0.0.0.0')
+    assert.equal(c.dialect, 'sqlite')
+    assert.equal(c.databaseUrl, 'sqlite:./data/firstcome.sqlite')
+    assert.equal(c.redis, null)
+    assert.equal(c.jwt, null)
+    assert.equal(c.rateLimitPerIp, null)
+    assert.equal(c.adminTokenGenerated, true)
+    assert.ok(c.adminToken.length >= 20)
+    assert.notEqual(loadConfig({}).adminToken, c.adminToken)
+    assert.ok(Object.isFrozen(c))
+  })
+
+  it('reads every documented variable', () => {
+    const c = loadConfig({
+      PORT: '9000',
+      HOST: '127.0.0.1',
+      DATABASE_URL: 'postgres://u@h/db',
+      REDIS_URL: 'redis://127.0.0.1:6379/2',
+      ADMIN_TOKEN: 'secret-admin',
+      JWT_SECRET: 'x'.repeat(32),
+      RATE_LIMIT_PER_IP: '20',
+      LOG_LEVEL: 'warn',
+    })
+    assert.equal(c.port, 9000)
+    assert.equal(c.dialect, 'postgres')
+    assert.equal(c.redis?.url, 'redis://127.0.0.1:6379/2')
+    assert.equal(c.redis?.keyPrefix, 'fc:')
+    assert.equal(c.adminToken, 'secret-admin')
+    assert.equal(c.adminTokenGenerated, false)
+    assert.deepEqual(c.jwt, { secret: 'x'.repeat(32) })
+    assert.equal(c.rateLimitPerIp, 20)
+    assert.equal(c.logLevel, 'warn')
+  })
+
+  it('knows every database scheme', () => {
+    assert.equal(loadConfig({ DATABASE_URL: 'postgresql://h/db' }).dialect, 'postgres')
+    assert.equal(loadConfig({ DATABASE_URL: 'mysql://root@h/db' }).dialect, 'mysql')
+    assert.equal(loadConfig({ DATABASE_URL: 'mariadb://root@h/db' }).dialect, 'mysql')
+    assert.equal(loadConfig({ DATABASE_URL: 'sqlite::memory:' }).dialect, 'sqlite')
+  })
+
+  it('parses cluster nodes, which take precedence over REDIS_URL', () => {
+    const c = loadConfig({
+      REDIS_CLUSTER_NODES: '127.0.0.1:7000, 127.0.0.1:7001',
+      REDIS_URL: 'redis://x',
+    })
+    assert.deepEqual(c.redis?.clusterNodes, [
+      { host: '127.0.0.1', port: 7000 },
+      { host: '127.0.0.1', port: 7001 },
+    ])
+    assert.equal(c.redis?.url, null)
+  })
+
+  it('names the bad variable', () => {
+    const bad: Record<string, string>[] = [
+      { PORT: 'eighty' },
+      { PORT: '70000' },
+      { DATABASE_URL: 'oracle://x' },
+      { REDIS_URL: 'http://x' },
+      { REDIS_CLUSTER_NODES: 'nohost' },
+      { RATE_LIMIT_PER_IP: '-3' },
+      { LOG_LEVEL: 'loud' },
+      { JWT_SECRET: 'short' },
+      { JWT_SECRET: 'x'.repeat(32), JWT_PUBLIC_KEY: 'k' },
+      { REDIS_URL: 'redis://x', REDIS_KEY_PREFIX: 'a{b}' },
+      { TRUST_PROXY: 'maybe' },
+    ]
+    for (const env of bad) {
+      const name = Object.keys(env).at(-1) as string
+      assert.throws(
+        () => loadConfig(env),
+        (err: unknown) =>
+          err instanceof ConfigError && (err.message.includes(name) || err.message.includes('JWT')),
+        JSON.stringify(env),
+      )
+    }
+  })
+})

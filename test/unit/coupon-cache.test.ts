@@ -1,0 +1,75 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import type { CouponRules } from '../../src/domain/coupon.js'
+import { CouponCache } from '../../src/service/coupon-cache.js'
+
+const rules: CouponRules = { couponId: 1, totalQuantity: 10, issueStart: 1000, issueEnd: 2000 }
+
+function counting(found: CouponRules | null = rules) {
+  let loads = 0
+  const load = async () => {
+    loads++
+    return found
+  }
+  return { load, loads: () => loads }
+}
+
+describe('CouponCache', () => {
+  it('answers only certain refusals, loading each coupon once', async () => {
+    const src = counting()
+    const cache = new CouponCache(src.load, { ttlMs: 10_000 })
+    assert.equal(await cache.check(1, 500), 'ISSUE_NOT_STARTED')
+    assert.equal(cache.check(1, 1500), null)
+    assert.equal(cache.check(1, 2000), 'ISSUE_ENDED')
+    assert.equal(src.loads(), 1)
+  })
+
+  it('remembers an unknown coupon as not found', async () => {
+    const cache = new CouponCache(counting(null).load)
+    assert.equal(await cache.check(5, 1500), 'COUPON_NOT_FOUND')
+  })
+
+  it('short-circuits SOLD_OUT once the gate said so, until invalidated', async () => {
+    const src = counting()
+    const cache = new CouponCache(src.load, { ttlMs: 10_000 })
+    await cache.check(1, 1500)
+    cache.markSoldOut(1)
+    assert.equal(cache.check(1, 1500), 'SOLD_OUT')
+    cache.invalidate(1)
+    assert.equal(await cache.check(1, 1500), null)
+    assert.equal(src.loads(), 2)
+  })
+
+  it('reloads after the TTL', async () => {
+    const src = counting()
+    const cache = new CouponCache(src.load, { ttlMs: 100 })
+    await cache.check(1, 1500)
+    await cache.check(1, 1550)
+    assert.equal(src.loads(), 1)
+    await cache.check(1, 1700)
+    assert.equal(src.loads(), 2)
+  })
+
+  it('shares one load between concurrent misses, and drops a load invalidated in flight', async () => {
+    let release: (r: CouponRules) => void = () => {}
+    let loads = 0
+    const cache = new CouponCache(
+      () =>
+        new Promise<CouponRules>((resolve) => {
+          loads++
+          release = resolve
+        }),
+    )
+    const a = cache.check(1, 1500)
+    const b = cache.check(1, 1500)
+    assert.equal(loads, 1)
+    cache.invalidate(1)
+    release({ ...rules, issueEnd: 1200 })
+    assert.equal(await a, 'ISSUE_ENDED')
+    assert.equal(await b, 'ISSUE_ENDED')
+    const c = cache.check(1, 1500)
+    assert.ok(c instanceof Promise, 'the stale load was not cached')
+    release(rules)
+    assert.equal(await c, null)
+  })
+})
