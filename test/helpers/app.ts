@@ -91,7 +91,12 @@ export function couponBody(over: CouponInput = {}) {
 
 /** Creates a coupon through the admin API and returns its id. */
 export async function createCoupon(app: FastifyInstance, over: CouponInput = {}): Promise<number> {
-  const res = await app.inject({ method: 'POST', url: '/v1/coupons', headers: admin, payload: couponBody(over) })
+  const res = await app.inject({
+    method: 'POST',
+    url: '/v1/coupons',
+    headers: admin,
+    payload: couponBody(over),
+  })
   if (res.statusCode !== 201) throw new Error(`create coupon: ${res.statusCode} ${res.body}`)
   return res.json().id
 }
