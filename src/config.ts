@@ -38,6 +38,8 @@ export interface Config {
     claimIdleMs: number
     /** deliveries after which an entry that keeps failing goes to the dead-letter stream */
     maxAttempts: number
+    /** persist a win only once it is this old (≥ 2000 with AOF everysec: see docs) */
+    persistDelayMs: number
   }
 }
 
@@ -157,6 +159,7 @@ export function loadConfig(env: Env): Readonly<Config> {
       batchSize: int(env, 'WORKER_BATCH_SIZE', 1000, 1, 10_000),
       claimIdleMs: int(env, 'WORKER_CLAIM_IDLE_MS', 30_000, 100, 3_600_000),
       maxAttempts: int(env, 'WORKER_MAX_ATTEMPTS', 5, 1, 1000),
+      persistDelayMs: int(env, 'WORKER_PERSIST_DELAY_MS', 0, 0, 60_000),
     },
   }
   return Object.freeze(config)

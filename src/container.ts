@@ -4,21 +4,28 @@
  *   REDIS_URL / REDIS_CLUSTER_NODES → Redis gate + stream, stream worker
  */
 import type { Logger } from 'pino'
-import type { Config } from './config.js'
-import { listCoupons } from './db/coupons-repo.js'
+import type { Config, RedisConfig } from './config.js'
+import { findCoupon, listCoupons } from './db/coupons-repo.js'
 import { type Database, openDatabase } from './db/database.js'
+import { databaseGateSource } from './db/gate-source.js'
 import { listWins } from './db/issues-repo.js'
 import { migrateToLatest } from './db/migrate.js'
 import { rulesOf } from './domain/coupon.js'
 import type { CouponEvents } from './events/coupon-events.js'
 import { MemoryCouponEvents } from './events/memory-coupon-events.js'
+import { RedisCouponEvents } from './events/redis-coupon-events.js'
 import { MemoryStockGate } from './gate/memory-stock-gate.js'
+import { RedisStockGate } from './gate/redis-stock-gate.js'
 import type { StockGate } from './gate/stock-gate.js'
 import { type UserVerifier, userVerifier } from './http/auth.js'
 import type { ReadinessChecks } from './ops/health-routes.js'
 import { Metrics } from './ops/metrics.js'
 import { GroupCommitRecorder } from './queue/group-commit-recorder.js'
+import { RedisStreamWorker } from './queue/redis-stream-worker.js'
 import type { WinRecorder } from './queue/win-recorder.js'
+import { connectRedis, createRedis, type RedisClient } from './redis/connection.js'
+import { RedisKeys } from './redis/keys.js'
+import { CouponCache } from './service/coupon-cache.js'
 import { CouponService } from './service/coupon-service.js'
 import { IssueService } from './service/issue-service.js'
 
@@ -34,8 +41,8 @@ export interface Container {
   metrics: Metrics
   checks: ReadinessChecks
   verifyUser: UserVerifier | null
-  /** Redis mode only: starts a stream worker in this process. */
-  startWorker?: () => { stop(): Promise<void> }
+  /** Redis mode only: starts a stream worker (with its own connection) in this process. */
+  startWorker?: () => Promise<{ stop(): Promise<void> }>
   /** Drains what is in hand and closes every connection, in dependency order. */
   close(): Promise<void>
 }
@@ -62,9 +69,7 @@ export async function createContainer(
   }
   const metrics = new Metrics()
 
-  if (config.redis) {
-    throw new Error('Redis mode is not available in this build')
-  }
+  if (config.redis) return redisContainer(config, config.redis, logger, database, metrics)
 
   const gate = await restoreMemoryGate(database)
   const recorder = new GroupCommitRecorder(database, {
@@ -93,6 +98,97 @@ export async function createContainer(
     verifyUser: config.jwt ? userVerifier(config.jwt) : null,
     async close() {
       await recorder.drain()
+      await events.close()
+      await gate.close()
+      await database.close()
+    },
+  }
+}
+
+async function connectAll(clients: RedisClient[]) {
+  try {
+    await Promise.all(clients.map(connectRedis))
+  } catch (err) {
+    for (const c of clients) c.disconnect()
+    throw new Error('cannot connect to Redis', { cause: err })
+  }
+}
+
+async function redisContainer(
+  config: Readonly<Config>,
+  redis: RedisConfig,
+  logger: Logger,
+  database: Database,
+  metrics: Metrics,
+): Promise<Container> {
+  const keys = new RedisKeys(redis.keyPrefix)
+  const client = createRedis(redis, 'firstcome-api')
+  const subscriber = createRedis(redis, 'firstcome-events')
+  try {
+    await connectAll([client, subscriber])
+  } catch (err) {
+    await database.close().catch(() => {})
+    throw err
+  }
+  const gate = new RedisStockGate({
+    client,
+    keys,
+    source: databaseGateSource(database.db),
+    // A coupon with winners loaded from the database means Redis had lost it.
+    onRebuild: (couponId, winners) =>
+      logger[winners > 0 ? 'warn' : 'info'](
+        { couponId, winners },
+        'coupon state loaded into Redis from the database',
+      ),
+  })
+  const events = new RedisCouponEvents(client, subscriber, keys.couponChanged)
+  await events.start()
+  const cache = new CouponCache(async (id) => {
+    const coupon = await findCoupon(database.db, id)
+    return coupon && rulesOf(coupon)
+  })
+  events.subscribe((id) => (id === null ? cache.clear() : cache.invalidate(id)))
+  const issues = new IssueService({
+    db: database.db,
+    gate,
+    recorder: null,
+    cache,
+    onOutcome: (o) => metrics.countOutcome(o),
+  })
+  const workers: RedisStreamWorker[] = []
+  return {
+    config,
+    logger,
+    database,
+    gate,
+    events,
+    recorder: null,
+    coupons: new CouponService(database.db, gate, events),
+    issues,
+    metrics,
+    checks: { redis: () => gate.ping(), database: () => database.ping() },
+    verifyUser: config.jwt ? userVerifier(config.jwt) : null,
+    async startWorker() {
+      const workerClient = createRedis(redis, 'firstcome-worker')
+      await connectAll([workerClient])
+      const worker = new RedisStreamWorker({
+        client: workerClient,
+        keys,
+        db: database.db,
+        logger,
+        metrics,
+        ...config.worker,
+      }).start()
+      workers.push(worker)
+      return {
+        async stop() {
+          await worker.stop()
+          await workerClient.quit().catch(() => workerClient.disconnect())
+        },
+      }
+    },
+    async close() {
+      await Promise.all(workers.map((w) => w.stop()))
       await events.close()
       await gate.close()
       await database.close()

@@ -91,7 +91,7 @@ async function serve(config: Readonly<Config>, logger: Logger, withWorker: boole
     logger,
     accepting: () => accepting,
   })
-  const worker = withWorker ? container.startWorker?.() : undefined
+  const worker = withWorker ? await container.startWorker?.() : undefined
   await app.listen({ port: config.port, host: config.host, backlog: config.listenBacklog })
   const address = app.server.address()
   const port = typeof address === 'object' && address ? address.port : config.port
@@ -112,7 +112,7 @@ async function runWorker(config: Readonly<Config>, logger: Logger) {
     await container.close()
     throw new ConfigError('`firstcome worker` needs Redis: set REDIS_URL or REDIS_CLUSTER_NODES')
   }
-  const worker = container.startWorker()
+  const worker = await container.startWorker()
   process.stdout.write(`firstcome worker running (${describeMode(config)})\n`)
   onShutdown(logger, async () => {
     await worker.stop()

@@ -3,6 +3,7 @@
  * of `codeToStatus`. Internal details go to the log, never to the client.
  */
 import type { FastifyError, FastifyInstance } from 'fastify'
+import { isTransientDbError } from '../db/errors.js'
 import { AppError, codeToStatus, type ErrorCode, UnavailableError } from '../domain/errors.js'
 
 /** Seconds a client should wait before retrying a 503. */
@@ -47,7 +48,8 @@ export function classify(error: FastifyError | Error): Classified | null {
 }
 
 export function registerErrorHandling(app: FastifyInstance) {
-  app.setErrorHandler((error: FastifyError | Error, request, reply) => {
+  app.setErrorHandler((thrown: FastifyError | Error, request, reply) => {
+    const error = isTransientDbError(thrown) ? new UnavailableError('database', thrown) : thrown
     if (error instanceof UnavailableError) {
       request.log.warn({ err: error.cause, service: error.service }, 'backing service unavailable')
       return reply

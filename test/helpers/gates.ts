@@ -2,9 +2,18 @@
  * Every StockGate adapter, built for the contract suite. Selected by
  * FIRSTCOME_TEST_GATES (default "memory,redis").
  */
+import { loadConfig } from '../../src/config.js'
+import { insertCoupon } from '../../src/db/coupons-repo.js'
+import { databaseGateSource } from '../../src/db/gate-source.js'
 import type { CouponRules } from '../../src/domain/coupon.js'
 import { MemoryStockGate } from '../../src/gate/memory-stock-gate.js'
+import { RedisStockGate } from '../../src/gate/redis-stock-gate.js'
 import type { StockGate } from '../../src/gate/stock-gate.js'
+import { connectRedis, createRedis } from '../../src/redis/connection.js'
+import { RedisKeys } from '../../src/redis/keys.js'
+import { createTestDatabase } from './databases.js'
+import { deleteKeys, REDIS_URL, redisClient, uniquePrefix } from './redis.js'
+import { skipUnless } from './services.js'
 
 export interface GateUnderTest {
   gate: StockGate
@@ -37,7 +46,52 @@ export const memoryGate: GateFactory = {
   },
 }
 
-export const GATE_FACTORIES: GateFactory[] = [memoryGate]
+/** The Redis gate over a key prefix of its own, rebuilding from a SQLite database. */
+export const redisGate: GateFactory = {
+  name: 'redis',
+  skip: () => skipUnless('redis'),
+  async create() {
+    const prefix = uniquePrefix()
+    const config = loadConfig({ REDIS_URL, REDIS_KEY_PREFIX: prefix })
+    if (!config.redis) throw new Error('no redis config')
+    const client = createRedis(config.redis, 'firstcome-test')
+    await connectRedis(client)
+    const t = await createTestDatabase('sqlite')
+    const gate = new RedisStockGate({
+      client,
+      keys: new RedisKeys(prefix),
+      source: databaseGateSource(t.database.db),
+    })
+    return {
+      gate,
+      async addCoupon(rules) {
+        const coupon = await insertCoupon(
+          t.database.db,
+          {
+            title: 'contract',
+            totalQuantity: rules.totalQuantity,
+            discountAmount: 0,
+            minAvailableAmount: 0,
+            issueStart: new Date(rules.issueStart),
+            issueEnd: new Date(rules.issueEnd),
+          },
+          new Date(),
+        )
+        await gate.configure({ couponId: coupon.id, ...rules })
+        return coupon.id
+      },
+      async dispose() {
+        const admin = redisClient()
+        await deleteKeys(admin, prefix)
+        admin.disconnect()
+        await gate.close()
+        await t.drop()
+      },
+    }
+  },
+}
+
+export const GATE_FACTORIES: GateFactory[] = [memoryGate, redisGate]
 
 const selected = (process.env.FIRSTCOME_TEST_GATES ?? 'memory,redis')
   .split(',')

@@ -1,0 +1,38 @@
+/**
+ * Is a database error worth retrying as it is (the database is down, restarting,
+ * overloaded, or a lock conflict), or is it about the data (a poison row)?
+ */
+const TRANSIENT_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+  'EAI_AGAIN',
+  'PROTOCOL_CONNECTION_LOST',
+  'PROTOCOL_SEQUENCE_TIMEOUT',
+  'ER_CON_COUNT_ERROR',
+  'ER_LOCK_DEADLOCK',
+  'ER_LOCK_WAIT_TIMEOUT',
+  'ER_SERVER_SHUTDOWN',
+  'SQLITE_BUSY',
+  'SQLITE_LOCKED',
+  '40001', // serialization failure
+  '40P01', // deadlock detected
+  '53300', // too many connections
+  '55P03', // lock not available
+  '57P01', // admin shutdown
+  '57P02', // crash shutdown
+  '57P03', // cannot connect now
+])
+
+const TRANSIENT_MESSAGE = /connection|timeout|timed out|terminat|closed|ECONNREFUSED|not queryable/i
+
+export function isTransientDbError(err: unknown): boolean {
+  if (!(err instanceof Error)) return false
+  const code = String((err as { code?: unknown }).code ?? '')
+  if (TRANSIENT_CODES.has(code) || code.startsWith('08')) return true
+  // pg reports "Connection terminated unexpectedly" and pool timeouts without a code.
+  return code === '' && TRANSIENT_MESSAGE.test(err.message)
+}

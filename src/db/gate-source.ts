@@ -1,0 +1,21 @@
+/** The database as the GateSource that rebuilds a gate's state. */
+import { rulesOf } from '../domain/coupon.js'
+import type { GateSource } from '../gate/gate-source.js'
+import { findCoupon, lockCoupons } from './coupons-repo.js'
+import type { Db } from './database.js'
+import { listWins } from './issues-repo.js'
+
+export function databaseGateSource(db: Db): GateSource {
+  return {
+    withCouponLocked(couponId, use) {
+      return db.transaction().execute(async (trx) => {
+        await lockCoupons(trx, [couponId])
+        const coupon = await findCoupon(trx, couponId)
+        const wins = coupon ? await listWins(trx, couponId) : []
+        // `use` must not touch the database outside this transaction (SQLite has
+        // one connection, and it is ours until the commit).
+        return use({ rules: coupon ? rulesOf(coupon) : null, wins })
+      })
+    },
+  }
+}

@@ -1,0 +1,37 @@
+-- load.lua: install a coupon's state rebuilt from the database (reconciliation).
+--
+-- The caller holds KEYS[5] (the rebuild lock) and has filled the staging keys
+-- KEYS[6] and KEYS[7] in chunks; this script swaps them in all at once, so an
+-- issue request sees either no state (NOT_LOADED) or the whole rebuilt state.
+--
+-- KEYS[1] meta            hash    start, end, total
+-- KEYS[2] users           hash    userId -> "<rank>:<issuedAt ms>"
+-- KEYS[3] holes           zset    free ranks
+-- KEYS[4] stream          stream  wins waiting to be persisted
+-- KEYS[5] lock            string  the rebuild lock, holding ARGV[1]
+-- KEYS[6] staging users   hash    (may not exist: no winners)
+-- KEYS[7] staging holes   zset    (may not exist: no holes)
+-- ARGV[1] lock token
+-- ARGV[2] start, ARGV[3] end, ARGV[4] total (-1 = unlimited)
+-- ARGV[5] consumer group name
+--
+-- Returns 0 when installed, -1 when the lock was lost (nothing changed).
+
+if redis.call('GET', KEYS[5]) ~= ARGV[1] then
+  return -1
+end
+if redis.call('EXISTS', KEYS[6]) == 1 then
+  redis.call('RENAME', KEYS[6], KEYS[2])
+else
+  redis.call('DEL', KEYS[2])
+end
+if redis.call('EXISTS', KEYS[7]) == 1 then
+  redis.call('RENAME', KEYS[7], KEYS[3])
+else
+  redis.call('DEL', KEYS[3])
+end
+redis.call('HSET', KEYS[1], 'start', ARGV[2], 'end', ARGV[3], 'total', ARGV[4])
+-- The stream and its consumer group; BUSYGROUP (already there) is fine.
+redis.pcall('XGROUP', 'CREATE', KEYS[4], ARGV[5], '0', 'MKSTREAM')
+redis.call('DEL', KEYS[5])
+return 0

@@ -1,0 +1,211 @@
+/**
+ * The Redis StockGate: one EVALSHA of `lua/issue.lua` per request decides window,
+ * duplicate and quantity, records the rank and appends the win to the coupon's
+ * stream, atomically. Concurrent requests share round trips (auto-pipelining).
+ *
+ * When a coupon's state is missing (first use, Redis restarted without
+ * persistence, FLUSHALL, failover) the scripts answer NOT_LOADED and the gate
+ * rebuilds it from the database (DB ⊆ Redis) before deciding — see `#rebuild`.
+ */
+import { randomUUID } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { CouponRules, IssueOutcome, Refusal, Win } from '../domain/coupon.js'
+import { UnavailableError } from '../domain/errors.js'
+import { isReady, type RedisClient } from '../redis/connection.js'
+import { toRedisFailure } from '../redis/errors.js'
+import { type CouponKeys, PERSIST_GROUP, type RedisKeys } from '../redis/keys.js'
+import { LuaScript } from '../redis/lua-script.js'
+import { readQueuedWins } from '../redis/stream-entries.js'
+import type { GateSource } from './gate-source.js'
+import { type ConfigureResult, rankHoles, type StockGate } from './stock-gate.js'
+
+const scripts = {
+  issue: new LuaScript(new URL('./lua/issue.lua', import.meta.url)),
+  configure: new LuaScript(new URL('./lua/configure.lua', import.meta.url)),
+  peek: new LuaScript(new URL('./lua/peek.lua', import.meta.url)),
+  load: new LuaScript(new URL('./lua/load.lua', import.meta.url)),
+  unlock: new LuaScript(new URL('./lua/unlock.lua', import.meta.url)),
+}
+
+const NOT_LOADED = -1
+const ISSUE_REFUSALS: Record<number, Refusal> = {
+  [-2]: 'ISSUE_NOT_STARTED',
+  [-3]: 'ISSUE_ENDED',
+  [-4]: 'ALREADY_ISSUED',
+  [-5]: 'SOLD_OUT',
+}
+
+/** The rebuild lock outlives any rebuild; a crashed rebuilder's lock expires. */
+const LOCK_TTL_MS = 30_000
+/** How long a request waits for another node's rebuild before answering 503. */
+const REBUILD_WAIT_MS = 10_000
+const CHUNK = 1000
+
+export interface RedisStockGateOptions {
+  client: RedisClient
+  keys: RedisKeys
+  source: GateSource
+  onRebuild?: (couponId: number, winners: number) => void
+}
+
+export class RedisStockGate implements StockGate {
+  readonly kind = 'redis'
+  readonly #client: RedisClient
+  readonly #keys: RedisKeys
+  readonly #source: GateSource
+  readonly #onRebuild: (couponId: number, winners: number) => void
+  readonly #rebuilding = new Map<number, Promise<boolean>>()
+
+  constructor(options: RedisStockGateOptions) {
+    this.#client = options.client
+    this.#keys = options.keys
+    this.#source = options.source
+    this.#onRebuild = options.onRebuild ?? (() => {})
+  }
+
+  async tryIssue(couponId: number, userId: string, now: number): Promise<IssueOutcome> {
+    const code = await this.#loaded(couponId, (k) =>
+      scripts.issue.run(this.#client, [k.meta, k.users, k.holes, k.stream], [userId, now]),
+    )
+    if (code === null) return { won: false, refusal: 'COUPON_NOT_FOUND' }
+    const n = Number(code)
+    if (n > 0) return { won: true, win: { couponId, userId, rank: n, issuedAt: now } }
+    const refusal = ISSUE_REFUSALS[n]
+    if (!refusal) throw new Error(`issue.lua returned ${String(code)}`)
+    return { won: false, refusal }
+  }
+
+  async configure(rules: CouponRules): Promise<ConfigureResult> {
+    const args = [rules.issueStart, rules.issueEnd, rules.totalQuantity ?? -1]
+    const code = await this.#loaded(rules.couponId, (k) =>
+      scripts.configure.run(this.#client, [k.meta, k.users], args),
+    )
+    // null: the coupon is not in the database (yet); nothing to configure.
+    if (code === null || Number(code) === 0) return 'OK'
+    if (Number(code) === -2) return 'QUANTITY_BELOW_ISSUED'
+    throw new Error(`configure.lua returned ${String(code)}`)
+  }
+
+  async lookup(couponId: number, userId: string): Promise<Win | null> {
+    const reply = await this.#loaded(couponId, (k) =>
+      scripts.peek.run(this.#client, [k.meta, k.users], [userId]),
+    )
+    const value = Array.isArray(reply) ? reply[1] : null
+    if (typeof value !== 'string') return null
+    const [rank, issuedAt] = value.split(':')
+    return { couponId, userId, rank: Number(rank), issuedAt: Number(issuedAt) }
+  }
+
+  async won(couponId: number): Promise<number> {
+    const reply = await this.#loaded(couponId, (k) =>
+      scripts.peek.run(this.#client, [k.meta, k.users], ['']),
+    )
+    return Array.isArray(reply) ? Number(reply[0]) : 0
+  }
+
+  async ping(): Promise<void> {
+    await this.#client.ping()
+  }
+
+  async close(): Promise<void> {
+    await this.#client.quit().catch(() => this.#client.disconnect())
+  }
+
+  /**
+   * Runs a script that answers NOT_LOADED (-1) when the coupon has no state;
+   * rebuilds it then and runs the script again. null: no such coupon.
+   */
+  async #loaded<T>(couponId: number, run: (k: CouponKeys) => Promise<T>): Promise<T | null> {
+    if (!isReady(this.#client))
+      throw new UnavailableError('redis', new Error(`client ${this.#client.status}`))
+    const k = this.#keys.coupon(couponId)
+    try {
+      const first = await run(k)
+      if (first !== NOT_LOADED) return first
+      if (!(await this.#rebuild(couponId))) return null
+      const second = await run(k)
+      if (second === NOT_LOADED)
+        throw new UnavailableError('redis', new Error('state vanished after rebuild'))
+      return second
+    } catch (err) {
+      throw toRedisFailure(err)
+    }
+  }
+
+  /** One rebuild per coupon at a time in this process; true if the coupon exists. */
+  #rebuild(couponId: number): Promise<boolean> {
+    let running = this.#rebuilding.get(couponId)
+    if (!running) {
+      running = this.#rebuildLocked(couponId).finally(() => this.#rebuilding.delete(couponId))
+      this.#rebuilding.set(couponId, running)
+    }
+    return running
+  }
+
+  /**
+   * Rebuilds a coupon's state from the database, plus the wins still queued in its
+   * stream (answered, not yet persisted). Across nodes a Redis lock admits one
+   * rebuilder; the others wait for the state to appear. The database side holds
+   * the coupon's row lock, so the stream worker cannot persist a win between the
+   * read and the swap (it verifies every win against the gate under that lock).
+   */
+  async #rebuildLocked(couponId: number): Promise<boolean> {
+    const k = this.#keys.coupon(couponId)
+    const token = randomUUID()
+    const deadline = Date.now() + REBUILD_WAIT_MS
+    while ((await this.#client.set(k.lock, token, 'PX', LOCK_TTL_MS, 'NX')) !== 'OK') {
+      if ((await this.#client.exists(k.meta)) === 1) return true
+      if (Date.now() > deadline)
+        throw new UnavailableError(
+          'redis',
+          new Error(`rebuild of coupon ${couponId} is taking too long`),
+        )
+      await sleep(25)
+    }
+    try {
+      return await this.#source.withCouponLocked(couponId, async ({ rules, wins }) => {
+        if (!rules) return false
+        if ((await this.#client.exists(k.meta)) === 1) return true
+        const winners = new Map<string, Win>()
+        for (const w of await readQueuedWins(this.#client, k.stream, couponId))
+          winners.set(w.userId, w)
+        for (const w of wins) winners.set(w.userId, w) // the database wins a disagreement
+        await this.#stage(k, [...winners.values()])
+        const args = [
+          token,
+          rules.issueStart,
+          rules.issueEnd,
+          rules.totalQuantity ?? -1,
+          PERSIST_GROUP,
+        ]
+        const keys = [k.meta, k.users, k.holes, k.stream, k.lock, k.stagingUsers, k.stagingHoles]
+        if (Number(await scripts.load.run(this.#client, keys, args)) !== 0) {
+          throw new UnavailableError(
+            'redis',
+            new Error(`lost the rebuild lock of coupon ${couponId}`),
+          )
+        }
+        await this.#client.sadd(this.#keys.streams, String(couponId))
+        this.#onRebuild(couponId, winners.size)
+        return true
+      })
+    } finally {
+      await scripts.unlock.run(this.#client, [k.lock], [token]).catch(() => {})
+    }
+  }
+
+  async #stage(k: CouponKeys, winners: Win[]) {
+    await this.#client.del(k.stagingUsers, k.stagingHoles)
+    for (let i = 0; i < winners.length; i += CHUNK) {
+      const fields = winners
+        .slice(i, i + CHUNK)
+        .flatMap((w) => [w.userId, `${w.rank}:${w.issuedAt}`])
+      await this.#client.hset(k.stagingUsers, ...fields)
+    }
+    const holes = rankHoles(winners.map((w) => w.rank))
+    for (let i = 0; i < holes.length; i += CHUNK) {
+      const members = holes.slice(i, i + CHUNK).flatMap((r) => [r, String(r)])
+      await this.#client.zadd(k.stagingHoles, ...members)
+    }
+  }
+}

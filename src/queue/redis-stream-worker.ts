@@ -1,0 +1,344 @@
+/**
+ * The persistence worker of Redis mode: drains every coupon's stream into
+ * coupon_issues. Any number may run at once (members of one consumer group).
+ *
+ * Per batch (up to WORKER_BATCH_SIZE entries of one coupon), in ONE transaction:
+ *   lock the coupon row → verify each win against the gate → insert idempotently
+ *   → advance issued_quantity; then XACK + XDEL the entries.
+ * - A crash before the ack leaves the entries pending; another worker reclaims them
+ *   (XAUTOCLAIM) after WORKER_CLAIM_IDLE_MS and the idempotent insert makes the
+ *   redelivery harmless.
+ * - The database down: the batch stays pending in hand and is retried with backoff;
+ *   the gate keeps accepting wins into the stream meanwhile.
+ * - A poison entry (malformed, or rejected by the database WORKER_MAX_ATTEMPTS
+ *   times) goes to the coupon's dead-letter stream with the reason; the rest of its
+ *   batch is persisted one by one, so it blocks nothing.
+ * - The row lock + verification keep DB ⊆ Redis: a win whose Redis state was lost
+ *   (and so may have been handed to someone else by the rebuilt gate) is
+ *   dead-lettered, never inserted.
+ */
+import { hostname } from 'node:os'
+import type { Logger } from 'pino'
+import { addIssuedQuantity, lockCoupons } from '../db/coupons-repo.js'
+import type { Db } from '../db/database.js'
+import { isTransientDbError } from '../db/errors.js'
+import { insertWins } from '../db/issues-repo.js'
+import { UnavailableError } from '../domain/errors.js'
+import type { Metrics } from '../ops/metrics.js'
+import type { RedisClient } from '../redis/connection.js'
+import { toRedisFailure } from '../redis/errors.js'
+import { type CouponKeys, PERSIST_GROUP, type RedisKeys } from '../redis/keys.js'
+import { LuaScript } from '../redis/lua-script.js'
+import { parseEntry, type RawEntry, type StreamWin } from '../redis/stream-entries.js'
+import { StreamDirectory } from './stream-directory.js'
+
+const scripts = {
+  ack: new LuaScript(new URL('./lua/ack.lua', import.meta.url)),
+  deadLetter: new LuaScript(new URL('./lua/dead-letter.lua', import.meta.url)),
+}
+
+const MAX_IDLE_MS = 100
+const MAX_BACKOFF_MS = 2000
+
+export interface StreamWorkerOptions {
+  client: RedisClient
+  keys: RedisKeys
+  db: Db
+  logger: Logger
+  metrics?: Metrics
+  batchSize: number
+  claimIdleMs: number
+  maxAttempts: number
+  /** wait until a win is this old before persisting it (see docs: AOF everysec) */
+  persistDelayMs?: number
+  consumer?: string
+}
+
+export class RedisStreamWorker {
+  readonly consumer: string
+  readonly #o: Required<Omit<StreamWorkerOptions, 'metrics'>> & { metrics?: Metrics }
+  readonly #directory: StreamDirectory
+  /** entries in hand that failed and wait for another attempt, by coupon */
+  readonly #retry = new Map<number, StreamWin[]>()
+  readonly #attempts = new Map<string, number>()
+  #nextClaimAt = 0
+  #running: Promise<void> | null = null
+  #stopping = false
+  #wake: (() => void) | null = null
+  #lastWarnAt = 0
+
+  constructor(options: StreamWorkerOptions) {
+    this.consumer = options.consumer ?? `${hostname()}-${process.pid}-${Date.now().toString(36)}`
+    this.#o = { persistDelayMs: 0, ...options, consumer: this.consumer }
+    this.#directory = new StreamDirectory(options.client, options.keys, options.db)
+  }
+
+  start(): this {
+    this.#running ??= this.#loop()
+    return this
+  }
+
+  /** Finishes the batch in hand, then resolves. */
+  async stop(): Promise<void> {
+    this.#stopping = true
+    this.#wake?.()
+    await this.#running
+  }
+
+  /** One pass over every coupon stream; the number of entries handled. */
+  async drainOnce(): Promise<number> {
+    let handled = 0
+    const claimDue = Date.now() >= this.#nextClaimAt
+    for (const couponId of await this.#directory.couponIds()) {
+      if (this.#stopping) break
+      handled += await this.#drainCoupon(couponId)
+      if (claimDue) handled += await this.#reclaim(couponId)
+    }
+    if (claimDue) this.#nextClaimAt = Date.now() + Math.max(100, this.#o.claimIdleMs / 2)
+    return handled
+  }
+
+  async #loop() {
+    let idleMs = 0
+    while (!this.#stopping) {
+      let handled = 0
+      try {
+        handled = await this.drainOnce()
+        idleMs = handled > 0 ? 0 : Math.min(MAX_IDLE_MS, Math.max(5, idleMs * 2))
+      } catch (err) {
+        idleMs = Math.min(MAX_BACKOFF_MS, Math.max(50, idleMs * 2))
+        this.#warn(err, 'stream worker pass failed; backing off')
+      }
+      if (handled === 0 && !this.#stopping) await this.#sleep(idleMs)
+    }
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms)
+      const self = this
+      function done() {
+        clearTimeout(timer)
+        self.#wake = null
+        resolve()
+      }
+      this.#wake = done
+    })
+  }
+
+  async #drainCoupon(couponId: number): Promise<number> {
+    const retry = this.#retry.get(couponId)
+    if (retry?.length) {
+      this.#retry.delete(couponId)
+      await this.#persist(couponId, retry)
+      return retry.length
+    }
+    const k = this.#o.keys.coupon(couponId)
+    const entries = await this.#read(k)
+    if (entries.length === 0) return 0
+    await this.#persist(couponId, await this.#parse(couponId, k, entries))
+    return entries.length
+  }
+
+  async #read(k: CouponKeys): Promise<RawEntry[]> {
+    try {
+      const reply = (await this.#o.client.xreadgroup(
+        'GROUP',
+        PERSIST_GROUP,
+        this.consumer,
+        'COUNT',
+        this.#o.batchSize,
+        'STREAMS',
+        k.stream,
+        '>',
+      )) as [string, RawEntry[]][] | null
+      return reply?.[0]?.[1] ?? []
+    } catch (err) {
+      if (err instanceof Error && err.message.startsWith('NOGROUP')) {
+        // The stream was recreated without its group (deleted by hand, or written
+        // after a partial loss): make the group and read it from the start.
+        await this.#o.client
+          .xgroup('CREATE', k.stream, PERSIST_GROUP, '0', 'MKSTREAM')
+          .catch(() => {})
+        return []
+      }
+      throw toRedisFailure(err)
+    }
+  }
+
+  /** Reclaims entries left pending by a dead worker. */
+  async #reclaim(couponId: number): Promise<number> {
+    const k = this.#o.keys.coupon(couponId)
+    const reply = (await this.#o.client
+      .xautoclaim(
+        k.stream,
+        PERSIST_GROUP,
+        this.consumer,
+        this.#o.claimIdleMs,
+        '0-0',
+        'COUNT',
+        this.#o.batchSize,
+      )
+      .catch((err: unknown) => {
+        if (err instanceof Error && err.message.startsWith('NOGROUP')) return null
+        throw toRedisFailure(err)
+      })) as [string, RawEntry[], string[]?] | null
+    const claimed = (reply?.[1] ?? []).filter((e) => Array.isArray(e[1]))
+    if (claimed.length === 0) return 0
+    this.#o.logger.warn(
+      { couponId, entries: claimed.length },
+      'reclaimed wins left pending by another worker',
+    )
+    // Deliveries so far: an entry that keeps killing its worker must not loop forever.
+    const pending = (await this.#o.client.xpending(
+      k.stream,
+      PERSIST_GROUP,
+      claimed[0]?.[0] ?? '-',
+      (claimed.at(-1) as RawEntry)[0],
+      claimed.length,
+      this.consumer,
+    )) as [string, string, number, number][]
+    const deliveries = new Map(pending.map(([id, , , n]) => [id, Number(n)]))
+    const parsed = await this.#parse(couponId, k, claimed)
+    const live: StreamWin[] = []
+    for (const entry of parsed) {
+      const n = deliveries.get(entry.id) ?? 1
+      if (n > this.#o.maxAttempts)
+        await this.#deadLetter(k, entry, `delivered ${n} times without being persisted`)
+      else live.push(entry)
+    }
+    await this.#persist(couponId, live)
+    return claimed.length
+  }
+
+  /** Well-formed wins; malformed entries go straight to the dead letters. */
+  async #parse(couponId: number, k: CouponKeys, entries: RawEntry[]): Promise<StreamWin[]> {
+    const wins: StreamWin[] = []
+    for (const entry of entries) {
+      const parsed = parseEntry(couponId, entry)
+      if (parsed) wins.push(parsed)
+      else await this.#deadLetterRaw(k, entry, 'malformed entry: expected fields u, r, t')
+    }
+    return wins
+  }
+
+  async #persist(couponId: number, entries: StreamWin[]): Promise<void> {
+    if (entries.length === 0) return
+    const k = this.#o.keys.coupon(couponId)
+    await this.#waitPersistDelay(entries)
+    let verified: { known: StreamWin[]; unknown: StreamWin[]; inserted: number }
+    try {
+      verified = await this.#o.db.transaction().execute(async (trx) => {
+        await lockCoupons(trx, [couponId])
+        const { known, unknown } = await this.#verify(k, entries)
+        const inserted = await insertWins(
+          trx,
+          known.map((e) => e.win),
+          new Date(),
+        )
+        await addIssuedQuantity(trx, couponId, inserted)
+        return { known, unknown, inserted }
+      })
+    } catch (err) {
+      await this.#failed(couponId, entries, err)
+      return
+    }
+    await this.#ack(k, verified.known)
+    for (const entry of verified.unknown) {
+      await this.#deadLetter(
+        k,
+        entry,
+        'not in the gate: its Redis state was lost before the win was persisted',
+      )
+    }
+    for (const e of entries) this.#attempts.delete(e.id)
+    this.#o.metrics?.persisted.inc(verified.inserted)
+  }
+
+  /** Splits the wins the gate knows (same user, same rank) from the others. */
+  async #verify(k: CouponKeys, entries: StreamWin[]) {
+    const values = await this.#o.client
+      .hmget(k.users, ...entries.map((e) => e.win.userId))
+      .catch((err: unknown) => {
+        throw toRedisFailure(err)
+      })
+    const known: StreamWin[] = []
+    const unknown: StreamWin[] = []
+    entries.forEach((e, i) => {
+      const value = values[i]
+      const rank = value ? value.slice(0, value.indexOf(':')) : null
+      if (rank === String(e.win.rank)) known.push(e)
+      else unknown.push(e)
+    })
+    return { known, unknown }
+  }
+
+  async #failed(couponId: number, entries: StreamWin[], err: unknown) {
+    if (err instanceof UnavailableError || isTransientDbError(err)) {
+      // Keep the whole batch in hand (still pending in Redis) and let the loop back off.
+      this.#retry.set(couponId, [...(this.#retry.get(couponId) ?? []), ...entries])
+      throw err
+    }
+    if (entries.length > 1) {
+      // Something in the batch is poison: persist one by one to isolate it.
+      for (const entry of entries) await this.#persist(couponId, [entry])
+      return
+    }
+    const entry = entries[0] as StreamWin
+    const attempts = (this.#attempts.get(entry.id) ?? 0) + 1
+    this.#attempts.set(entry.id, attempts)
+    const reason = err instanceof Error ? err.message : String(err)
+    if (attempts >= this.#o.maxAttempts) {
+      this.#attempts.delete(entry.id)
+      await this.#deadLetter(
+        this.#o.keys.coupon(couponId),
+        entry,
+        `rejected ${attempts} times: ${reason}`,
+      )
+    } else {
+      this.#warn(err, 'a win was rejected by the database; will retry')
+      this.#retry.set(couponId, [...(this.#retry.get(couponId) ?? []), entry])
+    }
+  }
+
+  async #ack(k: CouponKeys, entries: StreamWin[]) {
+    if (entries.length === 0) return
+    await scripts.ack.run(this.#o.client, [k.stream], [PERSIST_GROUP, ...entries.map((e) => e.id)])
+  }
+
+  #deadLetter(k: CouponKeys, entry: StreamWin, reason: string) {
+    const w = entry.win
+    return this.#deadLetterRaw(
+      k,
+      [entry.id, ['u', w.userId, 'r', String(w.rank), 't', String(w.issuedAt)]],
+      reason,
+    )
+  }
+
+  async #deadLetterRaw(k: CouponKeys, [id, fields]: RawEntry, reason: string) {
+    await scripts.deadLetter.run(
+      this.#o.client,
+      [k.stream, k.dead],
+      [PERSIST_GROUP, id, reason, ...(fields ?? [])],
+    )
+    this.#o.metrics?.deadLettered.inc()
+    this.#o.logger.error(
+      { stream: k.stream, entry: id, reason },
+      'win moved to the dead-letter stream',
+    )
+  }
+
+  async #waitPersistDelay(entries: StreamWin[]) {
+    if (this.#o.persistDelayMs <= 0) return
+    const youngest = Math.max(...entries.map((e) => Number(e.id.slice(0, e.id.indexOf('-')))))
+    const wait = youngest + this.#o.persistDelayMs - Date.now()
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait))
+  }
+
+  #warn(err: unknown, msg: string) {
+    const now = Date.now()
+    if (now - this.#lastWarnAt < 5000) return
+    this.#lastWarnAt = now
+    this.#o.logger.warn({ err }, msg)
+  }
+}

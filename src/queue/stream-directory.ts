@@ -1,0 +1,73 @@
+/**
+ * Which coupon streams the workers poll: the ids in the `streams` set, which the
+ * gate adds to when it loads a coupon. Every SCAN_MS the database is consulted
+ * too, to pick up a stream whose set entry was lost, and to forget the streams of
+ * coupons whose window closed over an hour ago and that are fully drained (so
+ * idle polling does not grow with every coupon ever run).
+ */
+import type { Db } from '../db/database.js'
+import type { RedisClient } from '../redis/connection.js'
+import { PERSIST_GROUP, type RedisKeys } from '../redis/keys.js'
+
+const REFRESH_MS = 1000
+const SCAN_MS = 10_000
+const RETIRE_AFTER_MS = 3_600_000
+
+export class StreamDirectory {
+  readonly #client: RedisClient
+  readonly #keys: RedisKeys
+  readonly #db: Db
+  #ids: number[] = []
+  #refreshedAt = 0
+  #scannedAt = 0
+
+  constructor(client: RedisClient, keys: RedisKeys, db: Db) {
+    this.#client = client
+    this.#keys = keys
+    this.#db = db
+  }
+
+  async couponIds(): Promise<number[]> {
+    const now = Date.now()
+    if (now - this.#scannedAt >= SCAN_MS) {
+      this.#scannedAt = now
+      await this.#scan(now)
+      this.#refreshedAt = 0
+    }
+    if (now - this.#refreshedAt >= REFRESH_MS) {
+      this.#refreshedAt = now
+      const members = await this.#client.smembers(this.#keys.streams)
+      this.#ids = members.map(Number).filter((n) => Number.isSafeInteger(n) && n > 0)
+    }
+    return this.#ids
+  }
+
+  async #scan(now: number) {
+    const rows = await this.#db
+      .selectFrom('coupons')
+      .select('id')
+      .where('date_issue_end', '>', new Date(now - RETIRE_AFTER_MS))
+      .execute()
+    const current = new Set(rows.map((r) => Number(r.id)))
+    const known = new Set((await this.#client.smembers(this.#keys.streams)).map(Number))
+    for (const id of current) {
+      if (!known.has(id) && (await this.#client.exists(this.#keys.coupon(id).stream)) === 1) {
+        await this.#client.sadd(this.#keys.streams, String(id))
+      }
+    }
+    for (const id of known) {
+      if (!current.has(id) && (await this.#drained(id))) {
+        await this.#client.srem(this.#keys.streams, String(id))
+      }
+    }
+  }
+
+  async #drained(couponId: number): Promise<boolean> {
+    const stream = this.#keys.coupon(couponId).stream
+    if ((await this.#client.xlen(stream)) > 0) return false
+    const summary = (await this.#client.xpending(stream, PERSIST_GROUP).catch(() => [0])) as [
+      number,
+    ]
+    return Number(summary[0]) === 0
+  }
+}

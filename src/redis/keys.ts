@@ -1,0 +1,46 @@
+/**
+ * Redis key names. Every key of one coupon carries the hash tag `{c<id>}`, so the
+ * Lua scripts, which touch several of them, run unchanged on Redis Cluster (all
+ * in one slot). The prefix lets several deployments (or tests) share a server.
+ */
+export interface CouponKeys {
+  meta: string
+  users: string
+  holes: string
+  stream: string
+  dead: string
+  lock: string
+  stagingUsers: string
+  stagingHoles: string
+}
+
+export class RedisKeys {
+  readonly prefix: string
+  /** coupon ids whose streams the workers poll */
+  readonly streams: string
+  /** pub/sub channel: "coupon <id> changed" */
+  readonly couponChanged: string
+
+  constructor(prefix: string) {
+    this.prefix = prefix
+    this.streams = `${prefix}streams`
+    this.couponChanged = `${prefix}coupon-changed`
+  }
+
+  coupon(couponId: number): CouponKeys {
+    const base = `${this.prefix}{c${couponId}}:`
+    return {
+      meta: `${base}meta`,
+      users: `${base}users`,
+      holes: `${base}holes`,
+      stream: `${base}stream`,
+      dead: `${base}dead`,
+      lock: `${base}lock`,
+      stagingUsers: `${base}staging:users`,
+      stagingHoles: `${base}staging:holes`,
+    }
+  }
+}
+
+/** The consumer group of the persistence workers on every coupon stream. */
+export const PERSIST_GROUP = 'persist'

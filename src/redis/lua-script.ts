@@ -1,0 +1,32 @@
+/**
+ * A Lua script loaded once and called by SHA (EVALSHA). On NOSCRIPT (a restarted
+ * or flushed server) it falls back to EVAL, which also caches it again.
+ */
+import { createHash } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import type { RedisClient } from './connection.js'
+
+export type LuaReply = number | string | null | LuaReply[]
+
+export class LuaScript {
+  readonly source: string
+  readonly sha: string
+
+  constructor(url: URL) {
+    this.source = readFileSync(url, 'utf8')
+    this.sha = createHash('sha1').update(this.source).digest('hex')
+  }
+
+  async run(
+    client: RedisClient,
+    keys: readonly string[],
+    args: readonly (string | number)[],
+  ): Promise<LuaReply> {
+    try {
+      return (await client.evalsha(this.sha, keys.length, ...keys, ...args)) as LuaReply
+    } catch (err) {
+      if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err
+      return (await client.eval(this.source, keys.length, ...keys, ...args)) as LuaReply
+    }
+  }
+}

@@ -1,0 +1,51 @@
+/**
+ * Stream entries of won coupons, as written by issue.lua: fields u (userId),
+ * r (rank), t (issuedAt, epoch ms).
+ */
+import type { Win } from '../domain/coupon.js'
+import type { RedisClient } from './connection.js'
+
+export type RawEntry = [id: string, fields: string[]]
+
+export interface StreamWin {
+  id: string
+  win: Win
+}
+
+/** null for an entry that is not a well-formed win (a poison entry). */
+export function parseEntry(couponId: number, entry: RawEntry): StreamWin | null {
+  const [id, fields] = entry
+  let userId: string | undefined
+  let rank = Number.NaN
+  let issuedAt = Number.NaN
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    const value = fields[i + 1] as string
+    if (fields[i] === 'u') userId = value
+    else if (fields[i] === 'r') rank = Number(value)
+    else if (fields[i] === 't') issuedAt = Number(value)
+  }
+  if (!userId || !Number.isSafeInteger(rank) || rank < 1 || !Number.isSafeInteger(issuedAt))
+    return null
+  return { id, win: { couponId, userId, rank, issuedAt } }
+}
+
+const PAGE = 10_000
+
+/** Every well-formed win still in a coupon's stream (answered, maybe not persisted). */
+export async function readQueuedWins(
+  client: RedisClient,
+  stream: string,
+  couponId: number,
+): Promise<Win[]> {
+  const wins: Win[] = []
+  let start = '-'
+  for (;;) {
+    const page = (await client.xrange(stream, start, '+', 'COUNT', PAGE)) as RawEntry[]
+    for (const entry of page) {
+      const parsed = parseEntry(couponId, entry)
+      if (parsed) wins.push(parsed.win)
+    }
+    if (page.length < PAGE) return wins
+    start = `(${(page.at(-1) as RawEntry)[0]}`
+  }
+}
