@@ -3,6 +3,7 @@
  *   no REDIS_URL → embedded: in-process gate, group commit to the database
  *   REDIS_URL / REDIS_CLUSTER_NODES → Redis gate + stream, stream worker
  */
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from 'pino'
 import type { Config, RedisConfig } from './config.js'
 import { findCoupon, listCoupons } from './db/coupons-repo.js'
@@ -28,6 +29,9 @@ import { RedisKeys } from './redis/keys.js'
 import { CouponCache } from './service/coupon-cache.js'
 import { CouponService } from './service/coupon-service.js'
 import { IssueService } from './service/issue-service.js'
+
+/** How long a stop waits for the group commit to write what it holds. */
+const DRAIN_TIMEOUT_MS = 10_000
 
 export interface Container {
   config: Readonly<Config>
@@ -97,7 +101,14 @@ export async function createContainer(
     checks: { database: () => database.ping() },
     verifyUser: config.jwt ? userVerifier(config.jwt) : null,
     async close() {
-      await recorder.drain()
+      // Wins still waiting for an unreachable database were answered 503, never
+      // 201; give them a bounded chance, then stop.
+      const drained = await Promise.race([
+        recorder.drain().then(() => true),
+        sleep(DRAIN_TIMEOUT_MS, false, { ref: false }),
+      ])
+      if (!drained)
+        logger.error({ wins: recorder.backlog }, 'stopping with unwritten (unanswered) wins')
       await events.close()
       await gate.close()
       await database.close()

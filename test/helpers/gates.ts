@@ -1,6 +1,6 @@
 /**
  * Every StockGate adapter, built for the contract suite. Selected by
- * FIRSTCOME_TEST_GATES (default "memory,redis").
+ * FIRSTCOME_TEST_GATES (default "memory,redis,redis-cluster").
  */
 import { loadConfig } from '../../src/config.js'
 import { insertCoupon } from '../../src/db/coupons-repo.js'
@@ -13,7 +13,8 @@ import { connectRedis, createRedis } from '../../src/redis/connection.js'
 import { RedisKeys } from '../../src/redis/keys.js'
 import { createTestDatabase } from './databases.js'
 import { deleteKeys, REDIS_URL, redisClient, uniquePrefix } from './redis.js'
-import { skipUnless } from './services.js'
+import { redisServerAvailable, startCluster } from './redis-cluster.js'
+import { IN_CI, skipUnless } from './services.js'
 
 export interface GateUnderTest {
   gate: StockGate
@@ -50,50 +51,76 @@ export const memoryGate: GateFactory = {
 export const redisGate: GateFactory = {
   name: 'redis',
   skip: () => skipUnless('redis'),
+  create: () => createRedisGate({ REDIS_URL }, async () => {}),
+}
+
+/** The same gate on a three-master Redis Cluster started for the suite. */
+export const redisClusterGate: GateFactory = {
+  name: 'redis-cluster',
+  async skip() {
+    if (redisServerAvailable()) return false
+    return IN_CI ? false : 'redis-server is not installed (needed to start a test cluster)'
+  },
   async create() {
-    const prefix = uniquePrefix()
-    const config = loadConfig({ REDIS_URL, REDIS_KEY_PREFIX: prefix })
-    if (!config.redis) throw new Error('no redis config')
-    const client = createRedis(config.redis, 'firstcome-test')
-    await connectRedis(client)
-    const t = await createTestDatabase('sqlite')
-    const gate = new RedisStockGate({
-      client,
-      keys: new RedisKeys(prefix),
-      source: databaseGateSource(t.database.db),
-    })
-    return {
-      gate,
-      async addCoupon(rules) {
-        const coupon = await insertCoupon(
-          t.database.db,
-          {
-            title: 'contract',
-            totalQuantity: rules.totalQuantity,
-            discountAmount: 0,
-            minAvailableAmount: 0,
-            issueStart: new Date(rules.issueStart),
-            issueEnd: new Date(rules.issueEnd),
-          },
-          new Date(),
-        )
-        await gate.configure({ couponId: coupon.id, ...rules })
-        return coupon.id
-      },
-      async dispose() {
-        const admin = redisClient()
-        await deleteKeys(admin, prefix)
-        admin.disconnect()
-        await gate.close()
-        await t.drop()
-      },
+    const cluster = await startCluster()
+    try {
+      return await createRedisGate({ REDIS_CLUSTER_NODES: cluster.spec }, () => cluster.stop())
+    } catch (err) {
+      await cluster.stop()
+      throw err
     }
   },
 }
 
-export const GATE_FACTORIES: GateFactory[] = [memoryGate, redisGate]
+async function createRedisGate(
+  env: Record<string, string>,
+  stop: () => Promise<void>,
+): Promise<GateUnderTest> {
+  const prefix = uniquePrefix()
+  const config = loadConfig({ ...env, REDIS_KEY_PREFIX: prefix })
+  if (!config.redis) throw new Error('no redis config')
+  const client = createRedis(config.redis, 'firstcome-test')
+  await connectRedis(client)
+  const t = await createTestDatabase('sqlite')
+  const gate = new RedisStockGate({
+    client,
+    keys: new RedisKeys(prefix),
+    source: databaseGateSource(t.database.db),
+  })
+  return {
+    gate,
+    async addCoupon(rules) {
+      const coupon = await insertCoupon(
+        t.database.db,
+        {
+          title: 'contract',
+          totalQuantity: rules.totalQuantity,
+          discountAmount: 0,
+          minAvailableAmount: 0,
+          issueStart: new Date(rules.issueStart),
+          issueEnd: new Date(rules.issueEnd),
+        },
+        new Date(),
+      )
+      await gate.configure({ couponId: coupon.id, ...rules })
+      return coupon.id
+    },
+    async dispose() {
+      if (!config.redis?.clusterNodes) {
+        const admin = redisClient()
+        await deleteKeys(admin, prefix)
+        admin.disconnect()
+      }
+      await gate.close()
+      await t.drop()
+      await stop()
+    },
+  }
+}
 
-const selected = (process.env.FIRSTCOME_TEST_GATES ?? 'memory,redis')
+export const GATE_FACTORIES: GateFactory[] = [memoryGate, redisGate, redisClusterGate]
+
+const selected = (process.env.FIRSTCOME_TEST_GATES ?? 'memory,redis,redis-cluster')
   .split(',')
   .map((s) => s.trim())
 

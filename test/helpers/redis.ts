@@ -3,6 +3,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import { Redis } from 'ioredis'
+import type { RedisClient } from '../../src/redis/connection.js'
 import { SERVICES } from './services.js'
 
 export const REDIS_URL = `redis://${SERVICES.redis.host}:${SERVICES.redis.port}/0`
@@ -15,8 +16,8 @@ export function redisClient(url = REDIS_URL): Redis {
   return new Redis(url, { maxRetriesPerRequest: 1 })
 }
 
-/** Deletes every key under the prefix. */
-export async function deleteKeys(client: Redis, prefix: string): Promise<void> {
+/** Deletes every key under the prefix (single node: SCAN covers every key). */
+export async function deleteKeys(client: RedisClient, prefix: string): Promise<void> {
   let cursor = '0'
   do {
     const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000)
