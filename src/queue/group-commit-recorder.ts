@@ -3,14 +3,20 @@
  * transaction, and each caller's promise resolves only after that commit. A
  * `kill -9` can therefore lose only wins that were never answered.
  *
- * If a commit fails, its callers get UnavailableError (503) at once, but the wins
- * stay granted in the gate and are retried with backoff until the database takes
- * them. Taking them back instead would be wrong when the failure is ambiguous (a
- * connection lost after COMMIT): the row would exist while the gate handed its
- * coupon to someone else. A retried win that the process never gets to write was
- * never answered 201, and the gate rebuilt at the next start does not know it.
+ * If a commit fails for a passing reason (database unreachable, busy), its callers
+ * get UnavailableError (503) at once, but the wins stay granted in the gate and are
+ * retried with backoff until the database takes them. Taking them back instead
+ * would be wrong when the failure is ambiguous (a connection lost after COMMIT):
+ * the row would exist while the gate handed its coupon to someone else. A retried
+ * win that the process never gets to write was never answered 201, and the gate
+ * rebuilt at the next start does not know it.
+ *
+ * If the database refuses a win itself (a constraint, not a connection), the batch
+ * is written one win at a time so the others still succeed, and the refused win is
+ * answered 503 and dropped; its coupon stays counted in the gate (never oversold).
  */
 import type { Database } from '../db/database.js'
+import { isTransientDbError } from '../db/errors.js'
 import { persistWins } from '../db/issues-repo.js'
 import type { Win } from '../domain/coupon.js'
 import { UnavailableError } from '../domain/errors.js'
@@ -77,24 +83,48 @@ export class GroupCommitRecorder implements WinRecorder {
 
   async #flush() {
     const batch = this.#pending.splice(0, MAX_BATCH)
+    const err = await this.#write(batch)
+    if (!err) return this.#succeeded(batch)
+    if (!isTransientDbError(err) && batch.length > 1) {
+      // The database refused something in the batch itself: write one by one, so
+      // one bad win does not fail the others.
+      for (const p of batch) {
+        const one = await this.#write([p])
+        if (one) this.#failed([p], one)
+        else this.#succeeded([p])
+      }
+      return
+    }
+    this.#failed(batch, err)
+  }
+
+  async #write(batch: Pending[]): Promise<unknown> {
     try {
       const now = new Date()
       const wins = batch.map((p) => p.win)
       await this.#database.db.transaction().execute((trx) => persistWins(trx, wins, now))
+      return null
     } catch (err) {
-      this.#onError(err, batch.length)
-      const failure = new UnavailableError('database', err)
-      for (const p of batch) {
-        p.reject(failure)
-        // Already answered 503; keep the win and retry it quietly.
-        p.resolve = settled
-        p.reject = settled
-      }
-      this.#pending.unshift(...batch)
-      this.#backoffMs = Math.min(MAX_BACKOFF_MS, Math.max(MIN_BACKOFF_MS, this.#backoffMs * 2))
-      return
+      return err ?? new Error('write failed')
     }
+  }
+
+  #succeeded(batch: Pending[]) {
     this.#backoffMs = 0
     for (const p of batch) p.resolve()
+  }
+
+  #failed(batch: Pending[], err: unknown) {
+    this.#onError(err, batch.length)
+    const failure = new UnavailableError('database', err)
+    for (const p of batch) {
+      p.reject(failure)
+      // Answered 503 already; whatever happens next is quiet.
+      p.resolve = settled
+      p.reject = settled
+    }
+    if (!isTransientDbError(err)) return // refused for good: never answered 201, dropped
+    this.#pending.unshift(...batch)
+    this.#backoffMs = Math.min(MAX_BACKOFF_MS, Math.max(MIN_BACKOFF_MS, this.#backoffMs * 2))
   }
 }
