@@ -11,7 +11,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } 
 import type { UserVerifier } from './http/auth.js'
 import { compatRoutes } from './http/compat-routes.js'
 import { couponRoutes } from './http/coupon-routes.js'
-import { registerErrorHandling } from './http/errors.js'
+import { frameworkError, registerErrorHandling } from './http/errors.js'
 import { issueRoutes } from './http/issue-routes.js'
 import { dashboardRoutes } from './ops/dashboard-routes.js'
 import { healthRoutes, type ReadinessChecks } from './ops/health-routes.js'
@@ -43,6 +43,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: BODY_LIMIT_BYTES,
     trustProxy: deps.trustProxy ?? false,
+    frameworkErrors: frameworkError,
     ajv: {
       // Unknown fields are errors, and "5" is not 5: never mutate a body into validity.
       customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false },
