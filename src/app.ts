@@ -11,7 +11,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } 
 import type { UserVerifier } from './http/auth.js'
 import { compatRoutes } from './http/compat-routes.js'
 import { couponRoutes } from './http/coupon-routes.js'
-import { frameworkError, registerErrorHandling } from './http/errors.js'
+import { frameworkError, RETRY_AFTER_SECONDS, registerErrorHandling } from './http/errors.js'
 import { issueRoutes } from './http/issue-routes.js'
 import { dashboardRoutes } from './ops/dashboard-routes.js'
 import { healthRoutes, type ReadinessChecks } from './ops/health-routes.js'
@@ -44,6 +44,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     bodyLimit: BODY_LIMIT_BYTES,
     trustProxy: deps.trustProxy ?? false,
     frameworkErrors: frameworkError,
+    // Answered in our shape by refuseWhileClosing below.
+    return503OnClosing: false,
     ajv: {
       // Unknown fields are errors, and "5" is not 5: never mutate a body into validity.
       customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false },
@@ -53,6 +55,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // JSON only: text/plain bodies get 415 like any other non-JSON type.
   app.removeContentTypeParser('text/plain')
   registerErrorHandling(app)
+  refuseWhileClosing(app)
   observeRequests(app, deps.metrics)
 
   await app.register(swagger, {
@@ -108,6 +111,27 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   })
   await app.register(dashboardRoutes)
   return app
+}
+
+/**
+ * Once close() has begun, requests still arriving on kept-alive connections get a
+ * 503 UNAVAILABLE (Fastify sets `Connection: close` on them), so clients retry
+ * elsewhere; requests already in flight finish normally. Fastify's built-in 503
+ * for this has a body of another shape.
+ */
+function refuseWhileClosing(app: FastifyInstance) {
+  let closing = false
+  app.addHook('preClose', (done) => {
+    closing = true
+    done()
+  })
+  app.addHook('onRequest', (_request, reply, done) => {
+    if (!closing) return done()
+    reply
+      .code(503)
+      .header('retry-after', String(RETRY_AFTER_SECONDS))
+      .send({ code: 'UNAVAILABLE', message: 'The server is shutting down; retry shortly.' })
+  })
 }
 
 /** Request latency by route; label children are cached (this runs on every request). */
