@@ -4,6 +4,7 @@
  * per request, and the body is serialized from its schema.
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyRequest } from 'fastify'
 import type { Refusal } from '../domain/coupon.js'
 import { AppError, codeToStatus } from '../domain/errors.js'
 import { type IssueService, refusalMessages } from '../service/issue-service.js'
@@ -29,6 +30,10 @@ export const refusalBodies = Object.fromEntries(
   Object.entries(refusalMessages).map(([code, message]) => [code, { code, message }]),
 ) as Record<Refusal, { code: Refusal; message: string }>
 
+async function emptyBodyIfNone(request: FastifyRequest) {
+  if (request.body === undefined) request.body = {}
+}
+
 export const issueRoutes: FastifyPluginAsyncTypebox<IssueRoutesOptions> = async (app, opts) => {
   const { issues, verifyUser } = opts
   const userSecurity = verifyUser ? [{ userToken: [] }] : undefined
@@ -38,6 +43,8 @@ export const issueRoutes: FastifyPluginAsyncTypebox<IssueRoutesOptions> = async 
     '/v1/coupons/:couponId/issues',
     {
       config: { rateLimit },
+      // With user auth on, the token names the user, so a request may carry no body.
+      preValidation: verifyUser ? emptyBodyIfNone : undefined,
       schema: {
         tags: ['public'],
         summary: 'Try to win a coupon',
