@@ -12,7 +12,7 @@ import type { UserVerifier } from './http/auth.js'
 import { compatRoutes } from './http/compat-routes.js'
 import { couponRoutes } from './http/coupon-routes.js'
 import { frameworkError, RETRY_AFTER_SECONDS, registerErrorHandling } from './http/errors.js'
-import { issueRoutes } from './http/issue-routes.js'
+import { type IssueRateLimit, issueRoutes } from './http/issue-routes.js'
 import { dashboardRoutes } from './ops/dashboard-routes.js'
 import { healthRoutes, type ReadinessChecks } from './ops/health-routes.js'
 import type { Metrics } from './ops/metrics.js'
@@ -81,8 +81,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   })
   await app.register(swaggerUi, { routePrefix: '/docs' })
 
-  const limit = deps.rateLimitPerIp ? { max: deps.rateLimitPerIp, timeWindow: 1000 } : null
-  if (limit) {
+  // One limiter, one counter per client IP, shared by every issue route: the limit
+  // is per client, not per route (a route's own `config.rateLimit` gets a store of
+  // its own, so the four issue routes would each allow the whole limit).
+  let issueLimit: IssueRateLimit | null = null
+  if (deps.rateLimitPerIp) {
     await app.register(rateLimit, {
       global: false,
       errorResponseBuilder: (_request, context) => ({
@@ -91,18 +94,19 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         message: `Too many requests: at most ${context.max} per second per client; retry after ${context.after}.`,
       }),
     })
+    issueLimit = app.rateLimit({ max: deps.rateLimitPerIp, timeWindow: 1000 })
   }
 
   await app.register(couponRoutes, { coupons: deps.coupons, adminToken: deps.adminToken })
   await app.register(issueRoutes, {
     issues: deps.issues,
     verifyUser: deps.verifyUser,
-    rateLimit: limit,
+    rateLimit: issueLimit,
   })
   await app.register(compatRoutes, {
     issues: deps.issues,
     verifyUser: deps.verifyUser,
-    rateLimit: limit,
+    rateLimit: issueLimit,
   })
   await app.register(healthRoutes, {
     checks: deps.checks,
