@@ -11,8 +11,8 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } 
 import type { UserVerifier } from './http/auth.js'
 import { compatRoutes } from './http/compat-routes.js'
 import { couponRoutes } from './http/coupon-routes.js'
-import { registerErrorHandling } from './http/errors.js'
-import { issueRoutes } from './http/issue-routes.js'
+import { frameworkError, RETRY_AFTER_SECONDS, registerErrorHandling } from './http/errors.js'
+import { type IssueRateLimit, issueRoutes } from './http/issue-routes.js'
 import { dashboardRoutes } from './ops/dashboard-routes.js'
 import { healthRoutes, type ReadinessChecks } from './ops/health-routes.js'
 import type { Metrics } from './ops/metrics.js'
@@ -43,6 +43,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: BODY_LIMIT_BYTES,
     trustProxy: deps.trustProxy ?? false,
+    frameworkErrors: frameworkError,
+    // Answered in our shape by refuseWhileClosing below.
+    return503OnClosing: false,
     ajv: {
       // Unknown fields are errors, and "5" is not 5: never mutate a body into validity.
       customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false },
@@ -52,6 +55,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // JSON only: text/plain bodies get 415 like any other non-JSON type.
   app.removeContentTypeParser('text/plain')
   registerErrorHandling(app)
+  refuseWhileClosing(app)
   observeRequests(app, deps.metrics)
 
   await app.register(swagger, {
@@ -77,8 +81,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   })
   await app.register(swaggerUi, { routePrefix: '/docs' })
 
-  const limit = deps.rateLimitPerIp ? { max: deps.rateLimitPerIp, timeWindow: 1000 } : null
-  if (limit) {
+  // One limiter, one counter per client IP, shared by every issue route: the limit
+  // is per client, not per route (a route's own `config.rateLimit` gets a store of
+  // its own, so the four issue routes would each allow the whole limit).
+  let issueLimit: IssueRateLimit | null = null
+  if (deps.rateLimitPerIp) {
     await app.register(rateLimit, {
       global: false,
       errorResponseBuilder: (_request, context) => ({
@@ -87,18 +94,19 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         message: `Too many requests: at most ${context.max} per second per client; retry after ${context.after}.`,
       }),
     })
+    issueLimit = app.rateLimit({ max: deps.rateLimitPerIp, timeWindow: 1000 })
   }
 
   await app.register(couponRoutes, { coupons: deps.coupons, adminToken: deps.adminToken })
   await app.register(issueRoutes, {
     issues: deps.issues,
     verifyUser: deps.verifyUser,
-    rateLimit: limit,
+    rateLimit: issueLimit,
   })
   await app.register(compatRoutes, {
     issues: deps.issues,
     verifyUser: deps.verifyUser,
-    rateLimit: limit,
+    rateLimit: issueLimit,
   })
   await app.register(healthRoutes, {
     checks: deps.checks,
@@ -107,6 +115,27 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   })
   await app.register(dashboardRoutes)
   return app
+}
+
+/**
+ * Once close() has begun, requests still arriving on kept-alive connections get a
+ * 503 UNAVAILABLE (Fastify sets `Connection: close` on them), so clients retry
+ * elsewhere; requests already in flight finish normally. Fastify's built-in 503
+ * for this has a body of another shape.
+ */
+function refuseWhileClosing(app: FastifyInstance) {
+  let closing = false
+  app.addHook('preClose', (done) => {
+    closing = true
+    done()
+  })
+  app.addHook('onRequest', (_request, reply, done) => {
+    if (!closing) return done()
+    reply
+      .code(503)
+      .header('retry-after', String(RETRY_AFTER_SECONDS))
+      .send({ code: 'UNAVAILABLE', message: 'The server is shutting down; retry shortly.' })
+  })
 }
 
 /** Request latency by route; label children are cached (this runs on every request). */

@@ -11,12 +11,13 @@ import { UnavailableError } from '../domain/errors.js'
 import type { IssueService } from '../service/issue-service.js'
 import { actingUser, type UserVerifier } from './auth.js'
 import { RETRY_AFTER_SECONDS } from './errors.js'
+import type { IssueRateLimit } from './issue-routes.js'
 import { CompatIssueBody, CompatOut, ErrorBody } from './schemas.js'
 
 export interface CompatRoutesOptions {
   issues: IssueService
   verifyUser: UserVerifier | null
-  rateLimit: { max: number; timeWindow: number } | null
+  rateLimit: IssueRateLimit | null
 }
 
 /** The original's messages, by cause. */
@@ -36,13 +37,13 @@ const failures = Object.fromEntries(
 
 export const compatRoutes: FastifyPluginAsyncTypebox<CompatRoutesOptions> = async (app, opts) => {
   const { issues, verifyUser } = opts
-  const rateLimit = opts.rateLimit ?? false
+  const rateLimit = opts.rateLimit ?? undefined
 
   for (const url of ['/v1/issue', '/v1/issue-async', '/v2/issue-async']) {
     app.post(
       url,
       {
-        config: { rateLimit },
+        onRequest: rateLimit,
         schema: {
           tags: ['compatibility'],
           summary: 'The original system’s issue route (same body, same answers)',

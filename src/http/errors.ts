@@ -2,7 +2,7 @@
  * The one error handler: every failure leaves as `{code, message}` with the status
  * of `codeToStatus`. Internal details go to the log, never to the client.
  */
-import type { FastifyError, FastifyInstance } from 'fastify'
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { isTransientDbError } from '../db/errors.js'
 import { AppError, codeToStatus, type ErrorCode, UnavailableError } from '../domain/errors.js'
 
@@ -45,6 +45,24 @@ export function classify(error: FastifyError | Error): Classified | null {
   if (fe.statusCode === 429) return { code: 'RATE_LIMITED', message: fe.message }
   if (fe.statusCode === 404) return { code: 'NOT_FOUND', message: 'No such route.' }
   return null
+}
+
+/**
+ * The router's own refusals, answered before any route or error handler runs: a
+ * path that is not valid percent-encoding, or a path parameter longer than the
+ * router takes. Fastify's default bodies for these are of another shape and echo
+ * the whole path back. (Fastify's `frameworkErrors` option.)
+ */
+export function frameworkError(error: FastifyError, _request: FastifyRequest, reply: FastifyReply) {
+  const message =
+    error.code === 'FST_ERR_MAX_PARAM_LENGTH'
+      ? 'A path parameter is too long.'
+      : error.code === 'FST_ERR_BAD_URL'
+        ? 'The URL path is not valid.'
+        : null
+  if (message)
+    return reply.code(codeToStatus.VALIDATION_FAILED).send({ code: 'VALIDATION_FAILED', message })
+  return reply.code(500).send({ code: 'INTERNAL', message: 'Internal server error.' })
 }
 
 export function registerErrorHandling(app: FastifyInstance) {
