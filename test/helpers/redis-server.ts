@@ -69,6 +69,7 @@ async function waitUntilServing(port: number, child: ChildProcess, timeoutMs = 1
       retryStrategy: () => null,
       maxRetriesPerRequest: 0,
     })
+    probe.on('error', () => {}) // refused until it listens
     try {
       await probe.connect() // ready check included: waits out LOADING
       await probe.ping()
