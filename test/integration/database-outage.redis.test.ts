@@ -1,0 +1,108 @@
+/**
+ * The database goes away in the middle of a storm (a TCP proxy of the test's own
+ * between the service and the database is cut: listener closed, connections
+ * reset) and comes back. Redis mode keeps deciding and queueing wins meanwhile
+ * (201 while Redis is up); the worker keeps its batch and retries; once the
+ * database is back every win is persisted exactly once.
+ */
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { Redis } from 'ioredis'
+import type { Dialect } from '../../src/config.js'
+import { type Database, openDatabase } from '../../src/db/database.js'
+import { RedisKeys } from '../../src/redis/keys.js'
+import { createCoupon, startApp, type TestApp } from '../helpers/app.js'
+import { createDatabaseUrl, dropDatabaseUrl, skipUnlessDialect } from '../helpers/databases.js'
+import { deleteKeys, REDIS_URL, redisClient, uniquePrefix } from '../helpers/redis.js'
+import { SERVICES, skipUnless } from '../helpers/services.js'
+import {
+  assertWinsPersisted,
+  checkRows,
+  continuousStorm,
+  httpPool,
+  oneTo,
+  sortedRanks,
+  tally,
+  waitDrained,
+  waitFor,
+  winsOf,
+} from '../helpers/storm.js'
+import { TcpProxy } from '../helpers/tcp-proxy.js'
+
+const SERVER_DIALECTS: Dialect[] = ['postgres', 'mysql']
+/** Longer than the coupon cache's TTL, so the outage outlives every cached coupon. */
+const OUTAGE_MS = 3000
+
+for (const dialect of SERVER_DIALECTS) {
+  const skip = (await skipUnless('redis')) || (await skipUnlessDialect(dialect))
+  describe(`${dialect} unreachable during a storm (Redis mode)`, { skip }, () => {
+    const prefix = uniquePrefix()
+    const service = dialect === 'postgres' ? SERVICES.postgres : SERVICES.mysql
+    const proxy = new TcpProxy(service.host, service.port)
+    let databaseUrl = ''
+    let t: TestApp | undefined
+    let worker: { stop(): Promise<void> } | undefined
+    let check: Database | undefined
+    let redis: Redis | undefined
+
+    before(async () => {
+      databaseUrl = await createDatabaseUrl(dialect)
+      check = openDatabase(databaseUrl, dialect, { poolSize: 2 })
+      redis = redisClient()
+      const throughProxy = new URL(databaseUrl)
+      throughProxy.port = String(await proxy.start())
+      t = await startApp({
+        env: { REDIS_URL, REDIS_KEY_PREFIX: prefix, WORKER_BATCH_SIZE: '200' },
+        databaseUrl: throughProxy.toString(),
+      })
+      assert.ok(t.container.startWorker)
+      worker = await t.container.startWorker()
+      await t.listen()
+    })
+
+    after(async () => {
+      await proxy.restore()
+      await worker?.stop()
+      await t?.close()
+      await proxy.close()
+      if (redis) {
+        await deleteKeys(redis, prefix)
+        redis.disconnect()
+      }
+      await check?.close()
+      if (databaseUrl) await dropDatabaseUrl(databaseUrl)
+    })
+
+    it('keeps accepting wins while the database is down, and persists them all after', async (tc) => {
+      assert.ok(t && check && redis)
+      const pool = httpPool(t.url, 64)
+      tc.after(() => pool.close())
+      const couponId = await createCoupon(t.app, { totalQuantity: 1_000_000 })
+      let next = 0
+      const s = continuousStorm(pool, couponId, () => `d${next++}`, 32)
+
+      await waitFor('500 wins before the cut', async () => winsOf(s.replies).size >= 500)
+      await proxy.cut()
+      const cutAt = s.replies.length
+      await sleep(OUTAGE_MS)
+      const duringOutage = s.replies.slice(cutAt)
+      await proxy.restore()
+      await sleep(500)
+      const replies = await s.stop()
+      tc.diagnostic(`during the outage: ${JSON.stringify(tally(duringOutage))}`)
+      tc.diagnostic(`whole storm: ${JSON.stringify(tally(replies))}`)
+
+      assert.ok(duringOutage.length > 100, 'the storm went on during the outage')
+      for (const r of replies) assert.equal(r.status, 201, `${r.userId}: ${r.status} ${r.code}`)
+
+      const wins = winsOf(replies)
+      await waitDrained(pool, couponId, 30_000)
+      const view = await checkRows(check.db, couponId)
+      assert.equal(view.rows, wins.size)
+      assertWinsPersisted(wins, view)
+      assert.deepEqual(sortedRanks(view.ranks.values()), oneTo(view.rows))
+      assert.equal(await redis.hlen(new RedisKeys(prefix).coupon(couponId).users), view.rows)
+    })
+  })
+}
