@@ -59,12 +59,17 @@ export class RedisCouponEvents implements CouponEvents {
     const receivers = Number(await this.#publisher.publish(this.#channel, `${couponId} ${notice}`))
     // On Redis Cluster the reply counts only the subscribers of the node that took
     // the PUBLISH, so there this waits for fewer nodes than it could.
+    await this.#awaitAcknowledgements(notice, receivers).catch(() => {})
+  }
+
+  /** Best effort: the notice is out; failing to count the acknowledgements changes nothing. */
+  async #awaitAcknowledgements(notice: string, receivers: number) {
     const key = this.#ackKey(notice)
     const deadline = Date.now() + ACK_WAIT_MS
     while (Number(await this.#publisher.get(key)) < receivers && Date.now() < deadline) {
       await sleep(ACK_POLL_MS)
     }
-    await this.#publisher.del(key).catch(() => {})
+    await this.#publisher.del(key)
   }
 
   subscribe(listener: (couponId: number | null) => void): void {
