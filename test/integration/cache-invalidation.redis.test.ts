@@ -9,6 +9,7 @@ import { admin, createCoupon, startApp, type TestApp } from '../helpers/app.js'
 import { createDatabaseUrl, dropDatabaseUrl, skipUnlessDialect } from '../helpers/databases.js'
 import { deleteKeys, REDIS_URL, redisClient, uniquePrefix } from '../helpers/redis.js'
 import { skipUnless } from '../helpers/services.js'
+import { assertWinsPersisted, checkRows, httpPool, waitDrained } from '../helpers/storm.js'
 
 const skip = (await skipUnless('redis')) || (await skipUnlessDialect('postgres'))
 
@@ -17,15 +18,20 @@ describe('cache invalidation across two nodes (Redis mode)', { skip }, () => {
   let databaseUrl = ''
   let a: TestApp | undefined
   let b: TestApp | undefined
+  let worker: { stop(): Promise<void> } | undefined
+  /** couponId → (userId → rank) of every 201, from either node */
+  const wins = new Map<number, Map<string, number>>()
 
   before(async () => {
     databaseUrl = await createDatabaseUrl('postgres')
     const env = { REDIS_URL, REDIS_KEY_PREFIX: prefix }
     a = await startApp({ env, databaseUrl })
     b = await startApp({ env, databaseUrl })
+    worker = await a.container.startWorker?.()
   })
 
   after(async () => {
+    await worker?.stop()
     await a?.close()
     await b?.close()
     const redis = redisClient()
@@ -40,7 +46,14 @@ describe('cache invalidation across two nodes (Redis mode)', { skip }, () => {
       url: `/v1/coupons/${couponId}/issues`,
       payload: { userId },
     })
-    return { status: res.statusCode, code: res.json().code as string | undefined, body: res.json() }
+    const body = res.json()
+    if (res.statusCode === 201) {
+      const won = wins.get(couponId) ?? new Map<string, number>()
+      assert.ok(!won.has(userId), `${userId} answered 201 twice`)
+      won.set(userId, body.rank)
+      wins.set(couponId, won)
+    }
+    return { status: res.statusCode, code: body.code as string | undefined, body }
   }
 
   async function patch(node: TestApp, couponId: number, payload: Record<string, unknown>) {
@@ -80,6 +93,21 @@ describe('cache invalidation across two nodes (Redis mode)', { skip }, () => {
       await patch(a, couponId, { issueEnd: new Date(Date.now() + 3_600_000).toISOString() })
       const reopened = await issue(b, couponId, 'late')
       assert.equal(reopened.status, 201, `round ${round}: ${JSON.stringify(reopened.body)}`)
+    }
+  })
+
+  it('ends with every win a row, and nothing else', async () => {
+    assert.ok(a && wins.size === 40)
+    const pool = httpPool(await a.listen(), 4)
+    try {
+      for (const [couponId, won] of wins) {
+        await waitDrained(pool, couponId)
+        const view = await checkRows(a.container.database.db, couponId)
+        assert.equal(view.rows, won.size)
+        assertWinsPersisted(won, view)
+      }
+    } finally {
+      await pool.close()
     }
   })
 })
