@@ -96,13 +96,19 @@ export class RedisStreamWorker {
     let handled = 0
     const claimDue = Date.now() >= this.#nextClaimAt
     const recoverOwn = this.#recoverOwn
-    this.#recoverOwn = false
+    let recovered = true
     for (const couponId of await this.#directory.couponIds()) {
       if (this.#stopping) break
-      if (recoverOwn) handled += await this.#recoverOwnPending(couponId)
+      if (recoverOwn) {
+        // Not while a batch is held for a retry: re-reading it would only raise its
+        // delivery count (and a count past WORKER_MAX_ATTEMPTS dead-letters it).
+        if (this.#retry.get(couponId)?.length) recovered = false
+        else handled += await this.#recoverOwnPending(couponId)
+      }
       handled += await this.#drainCoupon(couponId)
       if (claimDue) handled += await this.#reclaim(couponId)
     }
+    if (recoverOwn && recovered && !this.#stopping) this.#recoverOwn = false
     if (claimDue) this.#nextClaimAt = Date.now() + Math.max(100, this.#o.claimIdleMs / 2)
     return handled
   }
