@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { Redis } from 'ioredis'
 import type { Dialect } from '../../src/config.js'
 import { type Database, openDatabase } from '../../src/db/database.js'
-import { RedisKeys } from '../../src/redis/keys.js'
+import { PERSIST_GROUP, RedisKeys } from '../../src/redis/keys.js'
 import { createCoupon, startApp, type TestApp } from '../helpers/app.js'
 import { createDatabaseUrl, dropDatabaseUrl, skipUnlessDialect } from '../helpers/databases.js'
 import { deleteKeys, REDIS_URL, redisClient, uniquePrefix } from '../helpers/redis.js'
@@ -87,6 +87,17 @@ for (const dialect of SERVER_DIALECTS) {
       const cutAt = s.replies.length
       await sleep(OUTAGE_MS)
       const duringOutage = s.replies.slice(cutAt)
+      // The worker holds its batch for a retry; it must not be re-delivered on every
+      // failed pass (past WORKER_MAX_ATTEMPTS deliveries a reclaim dead-letters it).
+      const k = new RedisKeys(prefix).coupon(couponId)
+      const held = (await redis.xpending(k.stream, PERSIST_GROUP, '-', '+', 10_000)) as [
+        string,
+        string,
+        number,
+        number,
+      ][]
+      const deliveries = Math.max(0, ...held.map(([, , , n]) => Number(n)))
+      assert.ok(deliveries <= 2, `a held entry was delivered ${deliveries} times`)
       await proxy.restore()
       await sleep(500)
       const replies = await s.stop()
@@ -102,7 +113,8 @@ for (const dialect of SERVER_DIALECTS) {
       assert.equal(view.rows, wins.size)
       assertWinsPersisted(wins, view)
       assert.deepEqual(sortedRanks(view.ranks.values()), oneTo(view.rows))
-      assert.equal(await redis.hlen(new RedisKeys(prefix).coupon(couponId).users), view.rows)
+      assert.equal(await redis.hlen(k.users), view.rows)
+      assert.equal(await redis.xlen(k.dead), 0, 'nothing dead-lettered')
     })
   })
 }
