@@ -116,5 +116,53 @@ for (const dialect of SERVER_DIALECTS) {
       assert.equal(await redis.hlen(k.users), view.rows)
       assert.equal(await redis.xlen(k.dead), 0, 'nothing dead-lettered')
     })
+
+    it('a cut while the worker is inside a transaction does not bring the process down', async () => {
+      assert.ok(t && check && redis)
+      const couponId = await createCoupon(t.app, { totalQuantity: null })
+      const k = new RedisKeys(prefix).coupon(couponId)
+      const wins = new Map<string, number>()
+      for (let i = 0; i < 20; i++) {
+        const o = await t.container.issues.issue(couponId, `x${i}`)
+        assert.ok(o.won)
+        wins.set(o.win.userId, o.win.rank)
+      }
+      // An uncommitted row for the first winner, straight on the database: the
+      // worker's insert waits on it, holding its connection mid-transaction.
+      const blocker = await check.db.startTransaction().execute()
+      try {
+        const at = new Date()
+        await blocker
+          .insertInto('coupon_issues')
+          .values({
+            coupon_id: couponId,
+            user_id: 'x0',
+            rank: wins.get('x0') ?? 0,
+            date_issued: at,
+            date_created: at,
+            date_updated: at,
+          })
+          .execute()
+        await waitFor('the worker to read the batch', async () => {
+          const summary = (await redis?.xpending(k.stream, PERSIST_GROUP)) as [number]
+          return Number(summary[0]) === 20
+        })
+        await sleep(300) // now waiting on the row
+        await proxy.cut()
+        await sleep(300)
+      } finally {
+        await blocker.rollback().execute()
+        await proxy.restore()
+      }
+      const pool = httpPool(t.url, 4)
+      try {
+        await waitDrained(pool, couponId)
+      } finally {
+        await pool.close()
+      }
+      const view = await checkRows(check.db, couponId)
+      assert.equal(view.rows, 20)
+      assertWinsPersisted(wins, view)
+    })
   })
 }
