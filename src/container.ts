@@ -166,7 +166,7 @@ async function redisContainer(
     cache,
     onOutcome: (o) => metrics.countOutcome(o),
   })
-  const workers: RedisStreamWorker[] = []
+  const workers: { stop(): Promise<void> }[] = []
   return {
     config,
     logger,
@@ -190,13 +190,14 @@ async function redisContainer(
         metrics,
         ...config.worker,
       }).start()
-      workers.push(worker)
-      return {
+      const handle = {
         async stop() {
           await worker.stop()
           await workerClient.quit().catch(() => workerClient.disconnect())
         },
       }
+      workers.push(handle)
+      return handle
     },
     async close() {
       await Promise.all(workers.map((w) => w.stop()))

@@ -67,6 +67,12 @@ function openPostgres(url: string, poolSize: number): Kysely<Tables> {
   })
   // An idle client losing its connection (server restart) must not crash the process.
   pool.on('error', () => {})
+  // Nor one in use: pg-pool drops its idle listener while a client is checked out,
+  // and pg then emits 'error' on the client besides failing its query (which is
+  // what the caller sees and handles). Unheard, that event is an uncaught exception.
+  pool.on('connect', (client) => {
+    client.on('error', () => {})
+  })
   return new Kysely<Tables>({ dialect: new PostgresDialect({ pool }) })
 }
 

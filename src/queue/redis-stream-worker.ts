@@ -8,6 +8,10 @@
  * - A crash before the ack leaves the entries pending; another worker reclaims them
  *   (XAUTOCLAIM) after WORKER_CLAIM_IDLE_MS and the idempotent insert makes the
  *   redelivery harmless.
+ * - A worker that lives through a Redis failure may have entries pending on itself
+ *   that it does not hold (the XREADGROUP reply or the ack was lost with the
+ *   connection); after a failed pass it reads its own pending entries again rather
+ *   than leave them queued for WORKER_CLAIM_IDLE_MS.
  * - The database down: the batch stays pending in hand and is retried with backoff;
  *   the gate keeps accepting wins into the stream meanwhile.
  * - A poison entry (malformed, or rejected by the database WORKER_MAX_ATTEMPTS
@@ -62,6 +66,8 @@ export class RedisStreamWorker {
   readonly #retry = new Map<number, StreamWin[]>()
   readonly #attempts = new Map<string, number>()
   #nextClaimAt = 0
+  /** a pass failed: entries may be pending on this consumer that nothing holds */
+  #recoverOwn = false
   #running: Promise<void> | null = null
   #stopping = false
   #wake: (() => void) | null = null
@@ -89,11 +95,20 @@ export class RedisStreamWorker {
   async drainOnce(): Promise<number> {
     let handled = 0
     const claimDue = Date.now() >= this.#nextClaimAt
+    const recoverOwn = this.#recoverOwn
+    let recovered = true
     for (const couponId of await this.#directory.couponIds()) {
       if (this.#stopping) break
+      if (recoverOwn) {
+        // Not while a batch is held for a retry: re-reading it would only raise its
+        // delivery count (and a count past WORKER_MAX_ATTEMPTS dead-letters it).
+        if (this.#retry.get(couponId)?.length) recovered = false
+        else handled += await this.#recoverOwnPending(couponId)
+      }
       handled += await this.#drainCoupon(couponId)
       if (claimDue) handled += await this.#reclaim(couponId)
     }
+    if (recoverOwn && recovered && !this.#stopping) this.#recoverOwn = false
     if (claimDue) this.#nextClaimAt = Date.now() + Math.max(100, this.#o.claimIdleMs / 2)
     return handled
   }
@@ -106,6 +121,7 @@ export class RedisStreamWorker {
         handled = await this.drainOnce()
         idleMs = handled > 0 ? 0 : Math.min(MAX_IDLE_MS, Math.max(5, idleMs * 2))
       } catch (err) {
+        this.#recoverOwn = true
         idleMs = Math.min(MAX_BACKOFF_MS, Math.max(50, idleMs * 2))
         this.#warn(err, 'stream worker pass failed; backing off')
       }
@@ -140,7 +156,36 @@ export class RedisStreamWorker {
     return entries.length
   }
 
-  async #read(k: CouponKeys): Promise<RawEntry[]> {
+  /**
+   * Persists again the entries pending on this consumer that it does not hold in
+   * `#retry` (see `#recoverOwn`); the idempotent insert makes a repeat harmless.
+   */
+  async #recoverOwnPending(couponId: number): Promise<number> {
+    const k = this.#o.keys.coupon(couponId)
+    let handled = 0
+    let after = '0'
+    for (;;) {
+      const entries = await this.#read(k, after)
+      const last = entries.at(-1)
+      if (!last) return handled
+      after = last[0]
+      const held = new Set(this.#retry.get(couponId)?.map((e) => e.id))
+      const orphans = entries.filter(([id, fields]) => Array.isArray(fields) && !held.has(id))
+      // Pending but deleted from the stream (fields nil): nothing left to persist.
+      const gone = entries.filter(([, fields]) => !Array.isArray(fields)).map(([id]) => id)
+      if (gone.length > 0) await this.#o.client.xack(k.stream, PERSIST_GROUP, ...gone)
+      if (orphans.length === 0) continue
+      this.#o.logger.warn(
+        { couponId, entries: orphans.length },
+        'persisting wins left pending on this worker by a failed pass',
+      )
+      await this.#persist(couponId, await this.#parse(couponId, k, orphans))
+      handled += orphans.length
+    }
+  }
+
+  /** `>`: entries never delivered; an id: this consumer's pending entries after it. */
+  async #read(k: CouponKeys, after = '>'): Promise<RawEntry[]> {
     try {
       const reply = (await this.#o.client.xreadgroup(
         'GROUP',
@@ -150,7 +195,7 @@ export class RedisStreamWorker {
         this.#o.batchSize,
         'STREAMS',
         k.stream,
-        '>',
+        after,
       )) as [string, RawEntry[]][] | null
       return reply?.[0]?.[1] ?? []
     } catch (err) {

@@ -24,15 +24,20 @@ function baseOptions(config: RedisConfig): RedisOptions {
 
 export function createRedis(config: RedisConfig, name: string): RedisClient {
   const options = { ...baseOptions(config), connectionName: name }
-  if (config.clusterNodes) {
-    return new Cluster(config.clusterNodes, {
-      redisOptions: options,
-      enableAutoPipelining: true,
-      lazyConnect: true,
-      clusterRetryStrategy: (attempt) => Math.min(100 * attempt, 2000),
-    })
-  }
-  return new Redis(config.url ?? 'redis://127.0.0.1:6379', options)
+  const client = config.clusterNodes
+    ? new Cluster(config.clusterNodes, {
+        redisOptions: options,
+        enableAutoPipelining: true,
+        lazyConnect: true,
+        clusterRetryStrategy: (attempt) => Math.min(100 * attempt, 2000),
+      })
+    : new Redis(config.url ?? 'redis://127.0.0.1:6379', options)
+  // Without a listener ioredis prints every failed reconnect, with its stack, to
+  // stderr (past the JSON logger), several times a second per connection while
+  // Redis is down. The failure is reported where it matters: requests answer 503,
+  // /readyz names redis, and the worker logs its failed passes.
+  client.on('error', () => {})
+  return client
 }
 
 /** Connects and waits until the client is ready (or throws). */

@@ -42,8 +42,18 @@ export class CouponCache {
    */
   check(couponId: number, now: number): Refusal | null | Promise<Refusal | null> {
     const entry = this.#entries.get(couponId)
-    if (entry && entry.expiresAt > now) return refusalOf(entry, now)
-    return this.#fetch(couponId, now).then((e) => refusalOf(e, now))
+    if (!entry) return this.#fetch(couponId, now).then((e) => refusalOf(e, now))
+    if (entry.expiresAt <= now) {
+      // Expired: answer from this copy and refresh it in the background, once per
+      // TTL. The rules change only through the database, and every change drops
+      // the entry on every node, so the copy is still right unless a notice was
+      // lost (the TTL bounds that). The issue path must not wait for, or fail with,
+      // the database while the gate can decide: a storm keeps being served through
+      // a database outage, and the worker persists the wins once it is back.
+      entry.expiresAt = now + this.#ttlMs
+      this.#fetch(couponId, now).catch(() => {})
+    }
+    return refusalOf(entry, now)
   }
 
   /** The gate said SOLD_OUT: certain until the quantity is raised (which invalidates). */

@@ -7,7 +7,6 @@ import assert from 'node:assert/strict'
 import { after, describe, it } from 'node:test'
 import { openDatabase } from '../../src/db/database.js'
 import { createDatabaseUrl, dropDatabaseUrl } from '../helpers/databases.js'
-import { type ServerProcess, startServer } from '../helpers/server-process.js'
 import {
   type IssueAnswer,
   type IssueRowLite,
@@ -17,7 +16,8 @@ import {
   pool,
   sortedNumbers,
   tally,
-} from '../helpers/storm.js'
+} from '../helpers/embedded-storm.js'
+import { type ServerProcess, startServer } from '../helpers/server-process.js'
 
 const ADMIN_TOKEN = 'e2e-admin-token-crash'
 const QUANTITY = 3000

@@ -6,8 +6,8 @@ import assert from 'node:assert/strict'
 import { after, describe, it } from 'node:test'
 import { openDatabase } from '../../src/db/database.js'
 import { createDatabaseUrl, dropDatabaseUrl } from '../helpers/databases.js'
+import { type IssueAnswer, issueAll, issueRows, pool } from '../helpers/embedded-storm.js'
 import { type ServerProcess, startServer } from '../helpers/server-process.js'
-import { type IssueAnswer, issueAll, issueRows, pool } from '../helpers/storm.js'
 
 const ADMIN_TOKEN = 'e2e-admin-token-graceful'
 const QUANTITY = 5000

@@ -22,7 +22,7 @@ import {
   pool,
   sortedNumbers,
   tally,
-} from '../helpers/storm.js'
+} from '../helpers/embedded-storm.js'
 
 const QUANTITY = 300
 const USERS = 2500

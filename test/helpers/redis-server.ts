@@ -1,0 +1,149 @@
+/**
+ * A redis-server of a test's own, on a free loopback port with a temporary
+ * directory, for tests that kill, restart or wipe Redis (never the shared one).
+ * `kill()` is a SIGKILL; `start()` brings it back on the same port and directory
+ * (so an AOF is replayed); `stop()` kills it and removes the directory.
+ */
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { Redis } from 'ioredis'
+import { IN_CI } from './services.js'
+
+export interface RedisServerOptions {
+  /** `--appendonly yes --appendfsync always`: every acknowledged write is on disk */
+  aofAlways?: boolean
+}
+
+export interface RedisServer {
+  readonly port: number
+  readonly url: string
+  readonly dir: string
+  /** the running process's pid, or null while it is down */
+  pid(): number | null
+  start(): Promise<void>
+  /** SIGKILL: no shutdown, no final save */
+  kill(): Promise<void>
+  /** Kills it (if running) and removes its directory. */
+  stop(): Promise<void>
+  /** A plain client for the test's own reads and writes. */
+  client(): Redis
+}
+
+/** `false` when redis-server can be started here; otherwise why the test skips. */
+export function skipUnlessRedisServer(): string | false {
+  const probe = spawnSync('redis-server', ['--version'], { encoding: 'utf8' })
+  if (probe.status === 0) return false
+  if (IN_CI) return false
+  return 'redis-server is not installed (needed to kill and restart a Redis of the test own)'
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address()
+      const port = typeof address === 'object' && address ? address.port : 0
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+function exited(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve()
+  return new Promise((resolve) => child.once('exit', () => resolve()))
+}
+
+async function waitUntilServing(port: number, child: ChildProcess, timeoutMs = 10_000) {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`redis-server exited with ${child.exitCode}`)
+    const probe = new Redis({
+      port,
+      host: '127.0.0.1',
+      lazyConnect: true,
+      retryStrategy: () => null,
+      maxRetriesPerRequest: 0,
+    })
+    probe.on('error', () => {}) // refused until it listens
+    try {
+      await probe.connect() // ready check included: waits out LOADING
+      await probe.ping()
+      return
+    } catch {
+      if (Date.now() > deadline) throw new Error(`redis-server on ${port} did not come up`)
+    } finally {
+      probe.disconnect()
+    }
+    await sleep(20)
+  }
+}
+
+export async function startRedisServer(options: RedisServerOptions = {}): Promise<RedisServer> {
+  const dir = mkdtempSync(join(tmpdir(), 'firstcome-redis-'))
+  const port = await freePort()
+  const args = [
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--dir',
+    dir,
+    '--save',
+    '',
+    '--daemonize',
+    'no',
+    '--logfile',
+    join(dir, 'redis.log'),
+    ...(options.aofAlways
+      ? ['--appendonly', 'yes', '--appendfsync', 'always']
+      : ['--appendonly', 'no']),
+  ]
+  let child: ChildProcess | null = null
+  const clients: Redis[] = []
+
+  const server: RedisServer = {
+    port,
+    url: `redis://127.0.0.1:${port}/0`,
+    dir,
+    pid: () => child?.pid ?? null,
+    async start() {
+      if (child) throw new Error('redis-server is already running')
+      const started = spawn('redis-server', args, { stdio: 'ignore' })
+      child = started
+      started.once('exit', () => {
+        if (child === started) child = null
+      })
+      await waitUntilServing(port, started)
+    },
+    async kill() {
+      const running = child
+      if (!running) return
+      running.kill('SIGKILL')
+      await exited(running)
+      child = null
+    },
+    async stop() {
+      for (const c of clients.splice(0)) c.disconnect()
+      await server.kill()
+      rmSync(dir, { recursive: true, force: true })
+    },
+    client() {
+      const c = new Redis({ port, host: '127.0.0.1', maxRetriesPerRequest: 1 })
+      c.on('error', () => {}) // it is killed on purpose
+      clients.push(c)
+      return c
+    },
+  }
+  try {
+    await server.start()
+  } catch (err) {
+    await server.stop()
+    throw err
+  }
+  return server
+}

@@ -1,0 +1,196 @@
+/**
+ * Redis goes away under a running service (a redis-server of the test's own):
+ * issue requests are answered 503 UNAVAILABLE with Retry-After within the command
+ * timeout — never a hang — `/readyz` turns 503, and once Redis is back the same
+ * service issues again by itself. Killed (connections refused) and frozen
+ * (SIGSTOP: connections open, nothing answers) are both covered.
+ */
+import assert from 'node:assert/strict'
+import { after, before, describe, it, type TestContext } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { Redis } from 'ioredis'
+import type { Pool } from 'undici'
+import { type Database, openDatabase } from '../../src/db/database.js'
+import { RedisKeys } from '../../src/redis/keys.js'
+import { createCoupon, startApp } from '../helpers/app.js'
+import { createDatabaseUrl, dropDatabaseUrl, skipUnlessDialect } from '../helpers/databases.js'
+import {
+  type RedisServer,
+  skipUnlessRedisServer,
+  startRedisServer,
+} from '../helpers/redis-server.js'
+import {
+  assertWinsPersisted,
+  checkRows,
+  httpPool,
+  type IssueReply,
+  issueOnce,
+  storm,
+  users,
+  waitDrained,
+  waitFor,
+  winsOf,
+} from '../helpers/storm.js'
+
+const COMMAND_TIMEOUT_MS = 1000
+const skip = skipUnlessRedisServer() || (await skipUnlessDialect('postgres'))
+
+async function readyz(pool: Pool) {
+  const started = performance.now()
+  const res = await pool.request({ method: 'GET', path: '/readyz' })
+  await res.body.dump()
+  return { status: res.statusCode, ms: performance.now() - started }
+}
+
+/** Issues for `ms` with `lanes` requests in flight, each for a new user. */
+async function issueFor(pool: Pool, couponId: number, prefix: string, ms: number, lanes = 8) {
+  const replies: IssueReply[] = []
+  const until = Date.now() + ms
+  let n = 0
+  await Promise.all(
+    Array.from({ length: lanes }, async () => {
+      while (Date.now() < until) replies.push(await issueOnce(pool, couponId, `${prefix}${n++}`))
+    }),
+  )
+  return replies
+}
+
+function assertAllUnavailable(replies: IssueReply[], boundMs: number) {
+  assert.ok(replies.length > 0)
+  for (const r of replies) {
+    assert.equal(r.status, 503, `${r.userId}: ${r.status} ${r.code}`)
+    assert.equal(r.code, 'UNAVAILABLE')
+    assert.equal(r.retryAfter, '1')
+    assert.ok(r.ms < boundMs, `answered after ${Math.round(r.ms)} ms`)
+  }
+}
+
+describe('Redis unreachable: 503 at once, then the service heals itself', { skip }, () => {
+  const prefix = 'fc:'
+  let server: RedisServer | undefined
+  let admin: Redis | undefined
+  let databaseUrl = ''
+  let check: Database | undefined
+
+  before(async () => {
+    server = await startRedisServer()
+    admin = server.client()
+    databaseUrl = await createDatabaseUrl('postgres')
+    check = openDatabase(databaseUrl, 'postgres', { poolSize: 2 })
+  })
+
+  after(async () => {
+    await server?.stop()
+    await check?.close()
+    if (databaseUrl) await dropDatabaseUrl(databaseUrl)
+  })
+
+  async function service(t: TestContext) {
+    assert.ok(server)
+    const env = {
+      REDIS_URL: server.url,
+      REDIS_KEY_PREFIX: prefix,
+      REDIS_COMMAND_TIMEOUT_MS: String(COMMAND_TIMEOUT_MS),
+    }
+    const app = await startApp({ env, databaseUrl })
+    assert.ok(app.container.startWorker)
+    const worker = await app.container.startWorker()
+    const pool = httpPool(await app.listen(), 64)
+    t.after(async () => {
+      await pool.close()
+      await worker.stop()
+      await app.close()
+    })
+    return { app, pool }
+  }
+
+  /** Every 201 a row with its rank; rows = the gate's winners; nothing twice. */
+  async function assertConsistent(pool: Pool, couponId: number, wins: Map<string, number>) {
+    assert.ok(admin && check)
+    await waitDrained(pool, couponId)
+    const view = await checkRows(check.db, couponId)
+    assertWinsPersisted(wins, view)
+    assert.equal(view.rows, await admin.hlen(new RedisKeys(prefix).coupon(couponId).users))
+    return view
+  }
+
+  it('killed: 503 with Retry-After at once and /readyz 503; restarted: issues again', async (t) => {
+    assert.ok(server)
+    const { app, pool } = await service(t)
+    const couponId = await createCoupon(app.app, { totalQuantity: 1000 })
+    const wins = winsOf(await storm(pool, couponId, users('k', 0, 100)))
+    await waitDrained(pool, couponId)
+    assert.equal((await readyz(pool)).status, 200)
+
+    await server.kill()
+    const down = await issueFor(pool, couponId, 'down-', 1500)
+    assertAllUnavailable(down, 1000)
+    const notReady = await readyz(pool)
+    assert.equal(notReady.status, 503)
+    assert.ok(notReady.ms < 3000, `/readyz took ${Math.round(notReady.ms)} ms`)
+
+    await server.start() // empty: no persistence
+    const restartedAt = Date.now()
+    const back = await waitFor(
+      'a win after the restart',
+      async () => {
+        const r = await issueOnce(pool, couponId, 'back-0')
+        return r.status === 201 ? r : null
+      },
+      10_000,
+    )
+    t.diagnostic(`issuing again ${Date.now() - restartedAt} ms after the restart`)
+    wins.set(back.userId, back.rank ?? 0)
+    assert.equal((await readyz(pool)).status, 200)
+
+    // The gate was rebuilt from the database: the earlier winners are refused.
+    const replies = await storm(pool, couponId, users('k', 0, 200))
+    for (const r of replies) {
+      if (wins.has(r.userId)) assert.equal(r.status, 409, `${r.userId} won twice`)
+      else assert.equal(r.status, 201)
+    }
+    for (const [userId, rank] of winsOf(replies)) wins.set(userId, rank)
+    const view = await assertConsistent(pool, couponId, wins)
+    assert.equal(view.rows, 201)
+  })
+
+  it('frozen (SIGSTOP): 503 within the command timeout, not a hang; thawed: issues again', async (t) => {
+    assert.ok(server)
+    const pid = server.pid()
+    assert.ok(pid)
+    const { app, pool } = await service(t)
+    const couponId = await createCoupon(app.app, { totalQuantity: null })
+    const wins = winsOf(await storm(pool, couponId, users('f', 0, 100)))
+
+    process.kill(pid, 'SIGSTOP')
+    t.after(() => {
+      try {
+        process.kill(pid, 'SIGCONT')
+      } catch {}
+    })
+    const down = await issueFor(pool, couponId, 'frozen-', 2500)
+    assertAllUnavailable(down, COMMAND_TIMEOUT_MS + 1000)
+    const notReady = await readyz(pool)
+    assert.equal(notReady.status, 503)
+    assert.ok(notReady.ms < 3000, `/readyz took ${Math.round(notReady.ms)} ms`)
+
+    process.kill(pid, 'SIGCONT')
+    await sleep(50)
+    const back = await waitFor(
+      'a win after the thaw',
+      async () => {
+        const r = await issueOnce(pool, couponId, 'thawed-0')
+        return r.status === 201 ? r : null
+      },
+      10_000,
+    )
+    wins.set(back.userId, back.rank ?? 0)
+    for (const [userId, rank] of winsOf(await storm(pool, couponId, users('f', 100, 300))))
+      wins.set(userId, rank)
+    assert.equal((await readyz(pool)).status, 200)
+    // Requests answered 503 while frozen may still have been decided once Redis
+    // ran again: those wins are real (GET …/issues/{userId} shows them) and persist.
+    const view = await assertConsistent(pool, couponId, wins)
+    t.diagnostic(`${view.rows - wins.size} requests answered 503 were decided after the thaw`)
+  })
+})
