@@ -34,6 +34,8 @@ export interface Config {
   logLevel: LogLevel
   worker: {
     batchSize: number
+    /** rows per transaction when the stream has a backlog (several batches, one commit) */
+    txRows: number
     /** a pending entry idle this long is reclaimed from its (presumed dead) consumer */
     claimIdleMs: number
     /** deliveries after which an entry that keeps failing goes to the dead-letter stream */
@@ -157,6 +159,7 @@ export function loadConfig(env: Env): Readonly<Config> {
     logLevel,
     worker: {
       batchSize: int(env, 'WORKER_BATCH_SIZE', 1000, 1, 10_000),
+      txRows: int(env, 'WORKER_TX_ROWS', 10_000, 1, 1_000_000),
       claimIdleMs: int(env, 'WORKER_CLAIM_IDLE_MS', 30_000, 100, 3_600_000),
       maxAttempts: int(env, 'WORKER_MAX_ATTEMPTS', 5, 1, 1000),
       persistDelayMs: int(env, 'WORKER_PERSIST_DELAY_MS', 0, 0, 60_000),

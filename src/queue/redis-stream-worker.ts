@@ -2,7 +2,8 @@
  * The persistence worker of Redis mode: drains every coupon's stream into
  * coupon_issues. Any number may run at once (members of one consumer group).
  *
- * Per batch (up to WORKER_BATCH_SIZE entries of one coupon), in ONE transaction:
+ * Per batch (WORKER_BATCH_SIZE entries of one coupon per read and per INSERT, up to
+ * WORKER_TX_ROWS per transaction when there is a backlog), in ONE transaction:
  *   lock the coupon row → verify each win against the gate → insert idempotently
  *   → advance issued_quantity; then XACK + XDEL the entries.
  * - A crash before the ack leaves the entries pending; another worker reclaims them
@@ -51,6 +52,8 @@ export interface StreamWorkerOptions {
   logger: Logger
   metrics?: Metrics
   batchSize: number
+  /** rows gathered into one transaction when the stream has a backlog */
+  txRows: number
   claimIdleMs: number
   maxAttempts: number
   /** wait until a win is this old before persisting it (see docs: AOF everysec) */
@@ -152,6 +155,16 @@ export class RedisStreamWorker {
     const k = this.#o.keys.coupon(couponId)
     const entries = await this.#read(k)
     if (entries.length === 0) return 0
+    // A backlog: gather more reads into the same transaction. Each INSERT still
+    // carries WORKER_BATCH_SIZE rows, but one commit (one fsync) serves them all.
+    for (
+      let last = entries.length;
+      last === this.#o.batchSize && entries.length < this.#o.txRows;
+    ) {
+      const more = await this.#read(k)
+      entries.push(...more)
+      last = more.length
+    }
     await this.#persist(couponId, await this.#parse(couponId, k, entries))
     return entries.length
   }
