@@ -5,6 +5,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from 'pino'
+import type { AppDeps } from './app.js'
 import type { Config, RedisConfig } from './config.js'
 import { findCoupon, listCoupons } from './db/coupons-repo.js'
 import { type Database, openDatabase } from './db/database.js'
@@ -65,29 +66,18 @@ export async function createContainer(
   logger: Logger,
 ): Promise<Container> {
   const database = openDatabase(config.databaseUrl, config.dialect, { poolSize: config.dbPoolSize })
+  const metrics = new Metrics()
+  let adapters: Adapters
   try {
     await migrateToLatest(database.db, config.dialect)
+    adapters = config.redis
+      ? await redisAdapters(config, config.redis, logger, database, metrics)
+      : await embeddedAdapters(logger, database)
   } catch (err) {
     await database.close().catch(() => {})
     throw err
   }
-  const metrics = new Metrics()
-
-  if (config.redis) return redisContainer(config, config.redis, logger, database, metrics)
-
-  const gate = await restoreMemoryGate(database)
-  const recorder = new GroupCommitRecorder(database, {
-    onError: (err, wins) => logger.error({ err, wins }, 'group commit failed; retrying'),
-  })
-  const events = new MemoryCouponEvents()
-  const issues = new IssueService({
-    db: database.db,
-    gate,
-    recorder,
-    cache: null,
-    onOutcome: (o) => metrics.countOutcome(o),
-  })
-  const coupons = new CouponService(database.db, gate, events)
+  const { gate, recorder, cache, events } = adapters
   return {
     config,
     logger,
@@ -95,11 +85,64 @@ export async function createContainer(
     gate,
     events,
     recorder,
-    coupons,
-    issues,
     metrics,
-    checks: { database: () => database.ping() },
+    issues: new IssueService({
+      db: database.db,
+      gate,
+      recorder,
+      cache,
+      onOutcome: (o) => metrics.countOutcome(o),
+    }),
+    coupons: new CouponService(database.db, gate, events),
+    checks: { ...adapters.checks, database: () => database.ping() },
     verifyUser: config.jwt ? userVerifier(config.jwt) : null,
+    startWorker: adapters.startWorker,
+    async close() {
+      await adapters.close()
+      await database.close()
+    },
+  }
+}
+
+/** What buildApp needs from a container (the caller adds logger and shutdown state). */
+export function appDepsOf(c: Container): AppDeps {
+  return {
+    coupons: c.coupons,
+    issues: c.issues,
+    metrics: c.metrics,
+    checks: c.checks,
+    adminToken: c.config.adminToken,
+    verifyUser: c.verifyUser,
+    rateLimitPerIp: c.config.rateLimitPerIp,
+    trustProxy: c.config.trustProxy,
+  }
+}
+
+/** The adapters one mode chooses; the services are composed alike over them. */
+interface Adapters {
+  gate: StockGate
+  recorder: WinRecorder | null
+  cache: CouponCache | null
+  events: CouponEvents
+  checks: ReadinessChecks
+  startWorker?: Container['startWorker']
+  /** everything but the database, which closes last */
+  close(): Promise<void>
+}
+
+async function embeddedAdapters(logger: Logger, database: Database): Promise<Adapters> {
+  const gate = await restoreMemoryGate(database)
+  const recorder = new GroupCommitRecorder(database, {
+    onError: (err, wins) => logger.error({ err, wins }, 'group commit failed; retrying'),
+  })
+  const events = new MemoryCouponEvents()
+  return {
+    gate,
+    recorder,
+    // The in-process gate is as fast as a cache would be.
+    cache: null,
+    events,
+    checks: {},
     async close() {
       // Wins still waiting for an unreachable database were answered 503, never
       // 201; give them a bounded chance, then stop.
@@ -107,11 +150,11 @@ export async function createContainer(
         recorder.drain().then(() => true),
         sleep(DRAIN_TIMEOUT_MS, false, { ref: false }),
       ])
-      if (!drained)
+      if (!drained) {
         logger.error({ wins: recorder.backlog }, 'stopping with unwritten (unanswered) wins')
+      }
       await events.close()
       await gate.close()
-      await database.close()
     },
   }
 }
@@ -125,22 +168,17 @@ async function connectAll(clients: RedisClient[]) {
   }
 }
 
-async function redisContainer(
+async function redisAdapters(
   config: Readonly<Config>,
   redis: RedisConfig,
   logger: Logger,
   database: Database,
   metrics: Metrics,
-): Promise<Container> {
+): Promise<Adapters> {
   const keys = new RedisKeys(redis.keyPrefix)
   const client = createRedis(redis, 'firstcome-api')
   const subscriber = createRedis(redis, 'firstcome-events')
-  try {
-    await connectAll([client, subscriber])
-  } catch (err) {
-    await database.close().catch(() => {})
-    throw err
-  }
+  await connectAll([client, subscriber])
   const gate = new RedisStockGate({
     client,
     keys,
@@ -159,26 +197,13 @@ async function redisContainer(
     return coupon && rulesOf(coupon)
   })
   events.subscribe((id) => (id === null ? cache.clear() : cache.invalidate(id)))
-  const issues = new IssueService({
-    db: database.db,
+  const workers: { stop(): Promise<void> }[] = []
+  return {
     gate,
     recorder: null,
     cache,
-    onOutcome: (o) => metrics.countOutcome(o),
-  })
-  const workers: { stop(): Promise<void> }[] = []
-  return {
-    config,
-    logger,
-    database,
-    gate,
     events,
-    recorder: null,
-    coupons: new CouponService(database.db, gate, events),
-    issues,
-    metrics,
-    checks: { redis: () => gate.ping(), database: () => database.ping() },
-    verifyUser: config.jwt ? userVerifier(config.jwt) : null,
+    checks: { redis: () => gate.ping() },
     async startWorker() {
       const workerClient = createRedis(redis, 'firstcome-worker')
       await connectAll([workerClient])
@@ -203,7 +228,6 @@ async function redisContainer(
       await Promise.all(workers.map((w) => w.stop()))
       await events.close()
       await gate.close()
-      await database.close()
     },
   }
 }

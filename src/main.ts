@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util'
 import pino, { type Logger } from 'pino'
 import { buildApp } from './app.js'
 import { type Config, ConfigError, loadConfig } from './config.js'
-import { type Container, createContainer } from './container.js'
+import { appDepsOf, type Container, createContainer } from './container.js'
 import { listCoupons } from './db/coupons-repo.js'
 import type { Coupon } from './domain/coupon.js'
 
@@ -79,18 +79,7 @@ async function serve(config: Readonly<Config>, logger: Logger, withWorker: boole
   const container = await createContainer(config, logger)
   let accepting = true
   const demo = config.redis ? null : await createDemoCoupon(container)
-  const app = await buildApp({
-    coupons: container.coupons,
-    issues: container.issues,
-    metrics: container.metrics,
-    checks: container.checks,
-    adminToken: config.adminToken,
-    verifyUser: container.verifyUser,
-    rateLimitPerIp: config.rateLimitPerIp,
-    trustProxy: config.trustProxy,
-    logger,
-    accepting: () => accepting,
-  })
+  const app = await buildApp({ ...appDepsOf(container), logger, accepting: () => accepting })
   const worker = withWorker ? await container.startWorker?.() : undefined
   await app.listen({ port: config.port, host: config.host, backlog: config.listenBacklog })
   const address = app.server.address()
