@@ -47,8 +47,8 @@ Target:
   --database-url URL       the target's database, for the duplicate-row checks
                            (known without it when the bench starts the server)
   --drain-timeout SECONDS  how long to wait for queued = 0 after the load (default 60)
-  --server-node-option OPT a node option for the started server, e.g. --cpu-prof
-                           (repeatable)
+  --server-node-option=OPT a node option for the started server (repeatable), e.g.
+                           --server-node-option=--cpu-prof
 
 Report:
   --baseline               the same load, in the same run, against a bare node:http
