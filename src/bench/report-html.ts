@@ -60,7 +60,8 @@ function lineChart(
         `<text x="${PAD.left - 6}" y="${(y(t) + 4).toFixed(1)}" text-anchor="end">${esc(yLabel(t))}</text>`,
     )
     .join('')
-  const xTicks = Array.from({ length: 6 }, (_, i) => Math.round((i * xMax) / 5))
+  const step = niceMax(xMax / 6)
+  const xTicks = Array.from({ length: Math.floor(xMax / step) + 1 }, (_, i) => i * step)
     .map((t) => `<text x="${x(t).toFixed(1)}" y="${H - 10}" text-anchor="middle">${t}s</text>`)
     .join('')
   const lines = series
@@ -83,25 +84,24 @@ function lineChart(
 
 const COLORS = { firstcome: '#1f6feb', baseline: '#8b949e' }
 
-function throughputChart(runs: [string, RunReport][]): string {
+function throughputChart(runs: [string, RunReport][], durationS: number): string {
   const series: Series[] = []
   for (const [name, run] of runs) {
     const color = name === 'firstcome' ? COLORS.firstcome : COLORS.baseline
-    series.push({
-      name: `${name} req/s`,
-      color,
-      points: run.timeline.map((b) => [b.second, b.responses]),
-    })
-    if (run.timeline.some((b) => b.errors > 0)) {
+    // Only whole seconds of load: the answers that trickle in after the last one
+    // (the requests in flight at the end) would read as a collapse.
+    const full = run.timeline.filter((b) => b.second < durationS)
+    series.push({ name: `${name} req/s`, color, points: full.map((b) => [b.second, b.responses]) })
+    if (full.some((b) => b.errors > 0)) {
       series.push({
         name: `${name} errors/s`,
         color: '#d1242f',
         dash: name === 'firstcome' ? undefined : '4 3',
-        points: run.timeline.map((b) => [b.second, b.errors]),
+        points: full.map((b) => [b.second, b.errors]),
       })
     }
   }
-  return lineChart('Answers per second', series, (v) => fmtInt(v))
+  return lineChart('Answers per second (whole seconds of load)', series, (v) => fmtInt(v))
 }
 
 function latencyChart(name: string, run: RunReport): string {
@@ -234,7 +234,7 @@ svg text{font-size:11px;fill:#59636e}svg .grid{stroke:#eaeef2}
 <ul class="meta">${meta.map((m) => `<li>${esc(m)}</li>`).join('')}</ul>
 ${summaryTable(r)}
 ${r.ratios ? `<p><b>firstcome/baseline:</b> throughput ${r.ratios.throughput.toFixed(3)}, p99 ${r.ratios.p99.toFixed(3)}</p>` : ''}
-${throughputChart(runs)}
+${throughputChart(runs, r.load.durationSeconds)}
 ${runs.map(([name, run]) => latencyChart(name, run)).join('\n')}
 ${outcomeBars(runs)}
 ${invariantList(r)}
