@@ -31,9 +31,11 @@ export async function runClients(
   base: Omit<LoadPlan, 'part' | 'of'>,
   processes: number,
   onSample: (sample: Sample) => void,
+  onStart: (startEpochMs: number) => void = () => {},
 ): Promise<ClientRun> {
   if (processes === 0) {
     const startEpochMs = Date.now() + START_DELAY_MS
+    onStart(startEpochMs)
     const result = await runPlan(planFor(base, 0, 1), startEpochMs, onSample)
     return { startEpochMs, results: [result] }
   }
@@ -47,6 +49,7 @@ export async function runClients(
   try {
     await Promise.all(children.map((c) => once(c, (m) => m.type === 'ready')))
     const startEpochMs = Date.now() + START_DELAY_MS
+    onStart(startEpochMs)
     const results = await Promise.all(
       children.map((child, part) => {
         const done = new Promise<WorkerResult>((resolve, reject) => {

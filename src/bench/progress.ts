@@ -2,6 +2,9 @@
 import type { Sample } from './recorder.js'
 import { fmtInt } from './report-text.js'
 
+/** A client process sends a second's sample as the next one begins. */
+const SAMPLE_LAG_MS = 150
+
 export class Progress {
   readonly #out: NodeJS.WriteStream
   readonly #label: string
@@ -20,10 +23,15 @@ export class Progress {
     this.#live = enabled && out.isTTY === true
   }
 
-  start(startEpochMs = Date.now()): void {
+  /** Draws just after each second of the load, once the clients have sent that second. */
+  start(startEpochMs: number): void {
     this.#started = startEpochMs
     if (!this.#live) return
-    this.#timer = setInterval(() => this.#draw(), 1000)
+    const first = Math.max(0, startEpochMs + 1000 + SAMPLE_LAG_MS - Date.now())
+    this.#timer = setTimeout(() => {
+      this.#draw()
+      this.#timer = setInterval(() => this.#draw(), 1000)
+    }, first)
   }
 
   sample(s: Sample): void {
@@ -32,7 +40,7 @@ export class Progress {
   }
 
   #draw() {
-    const elapsed = Math.max(0, Math.floor((Date.now() - this.#started) / 1000))
+    const elapsed = Math.max(0, Math.round((Date.now() - this.#started - SAMPLE_LAG_MS) / 1000))
     const rate = this.#responses - this.#shown
     this.#shown = this.#responses
     const line = `  ${this.#label}  ${elapsed}/${this.#durationS} s  requests ${fmtInt(this.#responses)}  req/s ${fmtInt(rate)}  errors ${fmtInt(this.#errors)}`
@@ -40,7 +48,7 @@ export class Progress {
   }
 
   stop(): void {
-    if (this.#timer) clearInterval(this.#timer)
+    if (this.#timer) clearTimeout(this.#timer)
     if (this.#live) this.#out.write('\r\x1b[K')
   }
 }

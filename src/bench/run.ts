@@ -160,11 +160,15 @@ async function load(
   const progress = new Progress(process.stderr, label, o.durationS, o.progress)
   const netBefore: ListenCounters | null = listenCounters()
   const cpuBefore = server?.cpuMs() ?? null
-  progress.start()
-  const clients = await runClients(plan, o.processes, (s) => {
-    samples.push(s)
-    progress.sample(s)
-  }).finally(() => progress.stop())
+  const clients = await runClients(
+    plan,
+    o.processes,
+    (s) => {
+      samples.push(s)
+      progress.sample(s)
+    },
+    (startEpochMs) => progress.start(startEpochMs),
+  ).finally(() => progress.stop())
   const endedAt = Date.now()
   const cpuAfter = server?.cpuMs() ?? null
   const report = buildRunReport({
