@@ -28,6 +28,10 @@ Load:
   -c, --connections N      looping connections (closed loop), or the most
                            connections the open loop may open        (default 5000)
   -d, --duration SECONDS   how long requests are sent                 (default 300)
+  --ramp SECONDS           open the looping connections evenly over this long, like
+                           Locust's spawn rate (default 0: all at once, a flash crowd;
+                           a busy Node server accepts about one new connection per
+                           event-loop turn, so the last of thousands wait seconds)
   --rate R                 open loop: offer R requests/s whatever the server does;
                            latency counts from each request's scheduled send time,
                            so a stall is charged for the queue it causes
@@ -103,6 +107,7 @@ export function parseBenchArgs(args: string[]): BenchOptions | 'help' {
       scenario: { type: 'string' },
       connections: { type: 'string', short: 'c' },
       duration: { type: 'string', short: 'd' },
+      ramp: { type: 'string' },
       rate: { type: 'string' },
       users: { type: 'string' },
       timeout: { type: 'string' },
@@ -135,6 +140,7 @@ export function parseBenchArgs(args: string[]): BenchOptions | 'help' {
     url: values.url ?? null,
     connections: positiveInt('connections', values.connections, 5000),
     durationS: positiveInt('duration', values.duration, 300),
+    rampS: positiveInt('ramp', values.ramp, 0, 0),
     rate: positiveNumber('rate', values.rate),
     users: parseUsers(values.users),
     quantity: positiveInt('quantity', values.quantity, 500),

@@ -2,7 +2,7 @@
  * Looping connections (a closed loop, like Locust users): each connection sends a
  * request, waits for the answer, and sends the next at once. Latency is measured
  * from the moment the request was issued, so the first request of a connection
- * also pays for its connect. At the end of the duration nothing new is sent and
+ * also pays for its connect and for its wait in the server's accept queue. At the end of the duration nothing new is sent and
  * the requests in flight are awaited (or time out), so the last second's tail is
  * counted too.
  */
@@ -16,6 +16,8 @@ export interface LoopOptions {
   t0: number
   durationMs: number
   timeoutMs: number
+  /** closed loop: open the connections evenly over this long (0 = all at once) */
+  rampMs: number
   recorder: Recorder
   /** picks the next user and returns the full request text */
   next: () => { userId: number; request: string }
@@ -76,12 +78,29 @@ export function runClosedLoop(o: LoopOptions): Promise<void> {
       }
     }, SWEEP_MS)
 
+    const open = () => {
+      const c = new Connection(o.target, events)
+      conns.push(c)
+      issue(c, performance.now())
+    }
     const start = () => {
-      for (let i = 0; i < o.connections; i++) {
-        const c = new Connection(o.target, events)
-        conns.push(c)
-        issue(c, performance.now())
+      if (o.rampMs <= 0) {
+        for (let i = 0; i < o.connections; i++) open()
+        return
       }
+      // Like Locust's spawn rate: connection i starts at i × ramp / connections.
+      let opened = 0
+      const ramp = setInterval(() => {
+        const due = Math.min(
+          o.connections,
+          Math.floor(((performance.now() - o.t0) * o.connections) / o.rampMs) + 1,
+        )
+        while (opened < due) {
+          open()
+          opened++
+        }
+        if (opened >= o.connections) clearInterval(ramp)
+      }, 5)
     }
     const wait = o.t0 - performance.now()
     if (wait > 0) setTimeout(start, wait)

@@ -43,6 +43,7 @@ export async function runPlan(
     connections: plan.connections,
     t0,
     durationMs: plan.durationMs,
+    rampMs: plan.rampMs,
     timeoutMs: plan.timeoutMs,
     recorder,
     next,

@@ -16,7 +16,7 @@ export function describeLoad(r: BenchReport): string {
   const shape =
     l.shape === 'open'
       ? `${fmtInt(l.rate ?? 0)} req/s offered (open loop, up to ${fmtInt(l.connections)} connections)`
-      : `${fmtInt(l.connections)} looping connections`
+      : `${fmtInt(l.connections)} looping connections${l.rampSeconds > 0 ? ` (opened over ${l.rampSeconds} s)` : ''}`
   const fc = r.runs.firstcome
   const coupon = `coupon #${fc.couponId} (${fc.quantity === null ? 'unlimited' : fmtInt(fc.quantity)})`
   return `${l.scenario}: ${shape} for ${l.durationSeconds} s; users ${l.users}; ${coupon}`

@@ -7,7 +7,8 @@
  *   startedAt          ISO-8601
  *   machine            { cpus, node, platform, somaxconn }
  *   load               { scenario, shape: closed|open, connections, durationSeconds,
- *                        rate, users, timeoutSeconds, client, clientProcesses }
+ *                        rampSeconds, rate, users, timeoutSeconds, client,
+ *                        clientProcesses }
  *   runs.firstcome     a RunReport (below)
  *   runs.baseline      a RunReport, or null without --baseline
  *   ratios             { throughput, p99 } firstcome/baseline, or null
@@ -85,6 +86,7 @@ export interface LoadDescription {
   shape: 'closed' | 'open'
   connections: number
   durationSeconds: number
+  rampSeconds: number
   rate: number | null
   users: string
   timeoutSeconds: number

@@ -29,6 +29,8 @@ export interface BenchOptions {
   url: string | null
   connections: number
   durationS: number
+  /** seconds over which the looping connections are opened */
+  rampS: number
   /** null = closed loop */
   rate: number | null
   users: UserIdRange
@@ -152,6 +154,7 @@ async function load(
     users: userPlan(o),
     connections: o.connections,
     durationMs: o.durationS * 1000,
+    rampMs: o.rampS * 1000,
     rate: o.rate,
     timeoutMs: o.timeoutS * 1000,
     maxWinners: Math.ceil(MAX_WINNERS / Math.max(1, o.processes)),
@@ -281,6 +284,7 @@ export async function runBenchmark(
       shape: o.rate === null ? 'closed' : 'open',
       connections: o.connections,
       durationSeconds: o.durationS,
+      rampSeconds: o.rampS,
       rate: o.rate,
       users: describeUsers(o),
       timeoutSeconds: o.timeoutS,

@@ -24,6 +24,8 @@ export interface LoadPlan {
   /** this process's connections (closed loop), or its connection limit (open loop) */
   connections: number
   durationMs: number
+  /** closed loop: connections are opened evenly over this long (0 = all at once) */
+  rampMs: number
   /** the offered rate of ALL processes together (open loop); null = closed loop */
   rate: number | null
   timeoutMs: number

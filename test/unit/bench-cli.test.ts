@@ -25,6 +25,8 @@ describe('firstcome bench flags', () => {
       '2000',
       '-d',
       '60',
+      '--ramp',
+      '10',
       '--rate',
       '1500.5',
       '--users',
@@ -56,6 +58,7 @@ describe('firstcome bench flags', () => {
     assert.equal(o.scenario, 'compat')
     assert.equal(o.connections, 2000)
     assert.equal(o.durationS, 60)
+    assert.equal(o.rampS, 10)
     assert.equal(o.rate, 1500.5)
     assert.deepEqual(o.users, { min: 10, max: 20 })
     assert.equal(o.timeoutS, 5)
@@ -91,6 +94,7 @@ describe('firstcome bench flags', () => {
       '--scenario',
       '--connections',
       '--duration',
+      '--ramp',
       '--rate',
       '--users',
       '--timeout',
