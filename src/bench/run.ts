@@ -3,20 +3,17 @@
  * load it, let the queue drain, check the invariants, then the same load against
  * the bare baseline server.
  */
-import { randomBytes } from 'node:crypto'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { cpus, tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { type Config, type Dialect, dialectOf, loadConfig } from '../config.js'
+import { cpus } from 'node:os'
 import { runClients } from './clients.js'
 import { readDbFacts } from './db-check.js'
 import { allPass, checkInvariants, type InvariantLine } from './invariants.js'
 import { type ListenCounters, listenCounters, listenDelta, somaxconn } from './kernel.js'
-import { type ServerProcess, startBaseline, startFirstcome } from './local-server.js'
+import { type ServerProcess, startBaseline } from './local-server.js'
 import { Progress } from './progress.js'
 import type { Sample } from './recorder.js'
 import { type BenchReport, buildRunReport, type RunReport, ratios } from './report.js'
 import type { LoadPlan, ScenarioName, UserPlan } from './scenarios.js'
+import { openTarget, type Target } from './target.js'
 import { type CouponStats, couponStats, createCoupon, waitDrained } from './target-api.js'
 import type { UserIdRange } from './user-ids.js'
 
@@ -51,73 +48,6 @@ export interface BenchOptions {
 
 /** Winners each run reports back for the no-loss check. */
 const MAX_WINNERS = 100_000
-
-interface Target {
-  url: string
-  server: ServerProcess | null
-  description: string
-  adminToken: string | null
-  db: { url: string; dialect: Dialect } | null
-  cleanup: () => void
-}
-
-function describeMode(config: Readonly<Config>): string {
-  const db =
-    config.dialect === 'sqlite'
-      ? `SQLite ${config.databaseUrl.replace(/^sqlite:/, '')}`
-      : config.dialect
-  if (!config.redis) return `embedded: ${db}, in-process gate`
-  return `${config.redis.clusterNodes ? 'Redis Cluster' : 'Redis'} gate and stream, ${db}`
-}
-
-async function openTarget(o: BenchOptions, env: NodeJS.ProcessEnv, log: (s: string) => void) {
-  const given = o.databaseUrl ? { url: o.databaseUrl, dialect: dialectOf(o.databaseUrl) } : null
-  if (o.url) {
-    const target: Target = {
-      url: o.url.replace(/\/+$/, ''),
-      server: null,
-      description: 'a running server',
-      adminToken: o.adminToken,
-      db: given,
-      cleanup: () => {},
-    }
-    return target
-  }
-  // The child gets this process's environment: REDIS_URL=… DATABASE_URL=… firstcome
-  // bench loads that mode. Without a DATABASE_URL, a fresh SQLite file of its own.
-  const childEnv: NodeJS.ProcessEnv = { ...env, HOST: '127.0.0.1', PORT: '0' }
-  let tempDir: string | null = null
-  if (!childEnv.DATABASE_URL?.trim()) {
-    tempDir = mkdtempSync(join(tmpdir(), 'firstcome-bench-'))
-    childEnv.DATABASE_URL = `sqlite:${join(tempDir, 'bench.sqlite')}`
-  }
-  if (o.adminToken) childEnv.ADMIN_TOKEN = o.adminToken
-  else if (!childEnv.ADMIN_TOKEN?.trim())
-    childEnv.ADMIN_TOKEN = randomBytes(18).toString('base64url')
-  if (!childEnv.LOG_LEVEL?.trim()) childEnv.LOG_LEVEL = 'warn'
-  // The server parses the same environment the same way; a bad variable fails here first.
-  const config = loadConfig(childEnv)
-  const cleanup = () => {
-    if (tempDir) rmSync(tempDir, { recursive: true, force: true })
-  }
-  const mode = describeMode(config)
-  log(`starting firstcome (${mode})`)
-  try {
-    const server = await startFirstcome(childEnv, o.serverNodeOptions)
-    const target: Target = {
-      url: server.url,
-      server,
-      description: `firstcome started by the bench (${mode})`,
-      adminToken: config.adminToken,
-      db: given ?? { url: config.databaseUrl, dialect: config.dialect },
-      cleanup,
-    }
-    return target
-  } catch (err) {
-    cleanup()
-    throw err
-  }
-}
 
 function userPlan(o: BenchOptions): UserPlan {
   return o.scenario === 'win'
