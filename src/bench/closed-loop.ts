@@ -56,7 +56,7 @@ export function runClosedLoop(o: LoopOptions): Promise<void> {
     const events: ConnectionEvents = {
       response(c, status, prefix) {
         const now = performance.now()
-        o.recorder.response(now, now - c.startedAt, status, prefix, c.userId)
+        o.recorder.response(now, now - c.startedAt, status, prefix, c.userId, c.fresh)
         issue(c, now)
       },
       failed(c, error) {

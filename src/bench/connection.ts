@@ -31,6 +31,11 @@ export class Connection {
   startedAt = 0
   /** when it is given up as a timeout (performance.now() ms) */
   deadline = 0
+  /**
+   * The request in flight is the first on a new socket: its latency includes the
+   * connect and the wait in the server's accept queue.
+   */
+  fresh = false
   /** the user the request in flight speaks for */
   userId = 0
 
@@ -41,6 +46,7 @@ export class Connection {
 
   /** Writes a request. The socket buffers it until connected, so connect time counts. */
   send(request: string): void {
+    this.fresh = this.#socket === null
     const socket = this.#socket ?? this.#open()
     this.busy = true
     socket.write(request, 'latin1')

@@ -60,7 +60,7 @@ export function runOpenLoop(o: LoopOptions & { schedule: OpenLoopSchedule }): Pr
       response(c, status, prefix) {
         const now = performance.now()
         inFlight--
-        recorder.response(now, now - c.startedAt, status, prefix, c.userId)
+        recorder.response(now, now - c.startedAt, status, prefix, c.userId, c.fresh)
         release(c, now)
       },
       failed(c, error) {

@@ -19,6 +19,8 @@ export interface Sample {
 
 export interface WorkerResult {
   histogram: string
+  /** latencies of first requests on new connections (connect + accept wait included) */
+  freshHistogram: string
   counts: Record<string, number>
   timeouts: number
   connectionErrors: number
@@ -53,6 +55,8 @@ export class Recorder {
   readonly #o: RecorderOptions
   readonly #overall: Histogram = newHistogram()
   readonly #second: Histogram = newHistogram()
+  /** first requests on new connections only */
+  readonly #fresh: Histogram = newHistogram()
   readonly #counts = new Map<string, number>()
   readonly #distinctSent: DistinctIds | null
   readonly #distinctAnswered: DistinctIds | null
@@ -80,7 +84,15 @@ export class Recorder {
     this.#distinctSent?.add(userId)
   }
 
-  response(now: number, latencyMs: number, status: number, prefix: string, userId: number): void {
+  response(
+    now: number,
+    latencyMs: number,
+    status: number,
+    prefix: string,
+    userId: number,
+    fresh = false,
+  ): void {
+    if (fresh) recordMs(this.#fresh, latencyMs)
     this.#roll(now)
     this.#lastEventMs = now - this.#o.t0
     this.#answered++
@@ -140,6 +152,7 @@ export class Recorder {
     const cpu = process.cpuUsage(this.#cpuStart)
     return {
       histogram: encodeHistogram(this.#overall),
+      freshHistogram: encodeHistogram(this.#fresh),
       counts: Object.fromEntries(this.#counts),
       timeouts: this.#timeouts,
       connectionErrors: this.#connectionErrors,

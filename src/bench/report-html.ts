@@ -162,6 +162,13 @@ function summaryTable(r: BenchReport): string {
     ['p95', (x) => fmtMs(x.latencyMs.p95)],
     ['p99', (x) => fmtMs(x.latencyMs.p99), ratio(r.ratios?.p99)],
     ['max', (x) => fmtMs(x.latencyMs.max)],
+    [
+      'First request on a new connection (n: p50, p99, max)',
+      (x) => {
+        const f = x.firstRequestOnConnectionMs
+        return `${fmtInt(f.count)}: ${fmtMs(f.p50)}, ${fmtMs(f.p99)}, ${fmtMs(f.max)}`
+      },
+    ],
     ['Timeouts', (x) => fmtInt(x.requests.timeouts)],
     ['Connection errors', (x) => fmtInt(x.requests.connectionErrors)],
     ['Unexpected status', (x) => fmtInt(x.requests.unexpectedStatus)],

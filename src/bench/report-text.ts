@@ -41,6 +41,13 @@ export function renderText(r: BenchReport): string {
     ['p95', (x) => fmtMs(x.latencyMs.p95)],
     ['p99', (x) => fmtMs(x.latencyMs.p99), r.ratios ? r.ratios.p99.toFixed(3) : undefined],
     ['max', (x) => fmtMs(x.latencyMs.max)],
+    [
+      'First request on a connection',
+      (x) => {
+        const f = x.firstRequestOnConnectionMs
+        return `${fmtInt(f.count)}: p50 ${fmtMs(f.p50)}, max ${fmtMs(f.max)}`
+      },
+    ],
     ['  timeouts', (x) => fmtInt(x.requests.timeouts)],
     ['  connection errors', (x) => fmtInt(x.requests.connectionErrors)],
     ['  unexpected status', (x) => fmtInt(x.requests.unexpectedStatus)],

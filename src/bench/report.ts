@@ -24,6 +24,10 @@
  *                      failed = timeouts + connectionErrors + unexpected answers
  *   throughput         answers / wall time (req/s)
  *   latencyMs          { count, mean, p50, p70, p90, p95, p99, max } of answered requests
+ *   firstRequestOnConnectionMs  the same for the first request on each new
+ *                      connection alone: it waits for the connect and in the
+ *                      server's accept queue (a busy Node server accepts about one
+ *                      connection per event-loop turn)
  *   outcomes           { "201": n, "409 SOLD_OUT": n, … }
  *   distinctUsers      { sent, answered }
  *   timeline           [{ second, responses, errors, latency }] one per second
@@ -71,6 +75,7 @@ export interface RunReport {
   }
   throughput: number
   latencyMs: Percentiles
+  firstRequestOnConnectionMs: Percentiles
   outcomes: Record<string, number>
   distinctUsers: { sent: number; answered: number }
   winsAnswered: number
@@ -159,6 +164,7 @@ export function buildRunReport(f: RunFacts): RunReport {
     },
     throughput: throughput(answered, wallMs),
     latencyMs: percentiles(mergeHistograms(results.map((r) => r.histogram))),
+    firstRequestOnConnectionMs: percentiles(mergeHistograms(results.map((r) => r.freshHistogram))),
     outcomes,
     distinctUsers: { sent: sum((r) => r.distinctSent), answered: sum((r) => r.distinctAnswered) },
     winsAnswered: tally.wins,

@@ -110,6 +110,8 @@ describe('firstcome bench', { timeout: 60_000 }, () => {
       'the timeline adds up to the total',
     )
     assert.ok(run.distinctUsers.answered > 50)
+    // Each looping connection's first request is counted apart (connect + accept wait).
+    assert.equal(run.firstRequestOnConnectionMs.count, 20)
     assert.ok(run.serverCpu === null || run.serverCpu.seconds > 0)
     const page = readFileSync(html, 'utf8')
     assert.match(page, /^<!doctype html>/)
