@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util'
 import { ConfigError } from '../config.js'
 import { renderHtml } from './report-html.js'
 import { renderText } from './report-text.js'
-import { type BenchOptions, CLIENT_NAME, runBenchmark } from './run.js'
+import { type BenchOptions, CLIENT_NAME, runBenchmark, stopNow } from './run.js'
 import { SCENARIOS, type ScenarioName } from './scenarios.js'
 import type { UserIdRange } from './user-ids.js'
 
@@ -166,6 +166,17 @@ export async function runBench(args: string[]): Promise<void> {
     return
   }
   const log = (line: string) => process.stderr.write(`bench: ${line}\n`)
+  // Interrupted: the servers the bench started and its temporary database go too.
+  for (const [signal, code] of [
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+  ] as const) {
+    process.once(signal, () => {
+      log(`${signal}: stopping`)
+      stopNow()
+      process.exit(code)
+    })
+  }
   const report = await runBenchmark(options, process.env, log)
   process.stdout.write(renderText(report))
   if (options.json) {

@@ -56,8 +56,8 @@ export async function runPlan(
   return recorder.finish(performance.now())
 }
 
-function send(message: FromWorker) {
-  process.send?.(message)
+function send(message: FromWorker, then?: () => void) {
+  process.send?.(message, undefined, undefined, then)
 }
 
 // Only when started as a client process, not when imported.
@@ -65,15 +65,15 @@ if (process.send && process.argv[1] === fileURLToPath(import.meta.url)) {
   process.on('message', (message: ToWorker) => {
     if (message.type !== 'start') return
     runPlan(message.plan, message.startEpochMs, (sample) => send({ type: 'sample', sample })).then(
-      (result) => {
-        send({ type: 'result', result })
-        process.disconnect()
-      },
-      (err: unknown) => {
-        send({ type: 'error', message: err instanceof Error ? err.message : String(err) })
-        process.disconnect()
-      },
+      // Disconnect only once the last message is handed over.
+      (result) => send({ type: 'result', result }, () => process.disconnect()),
+      (err: unknown) =>
+        send({ type: 'error', message: err instanceof Error ? err.message : String(err) }, () =>
+          process.disconnect(),
+        ),
     )
   })
+  // The bench is gone (killed): stop loading its target.
+  process.on('disconnect', () => process.exit(0))
   send({ type: 'ready' })
 }

@@ -16,6 +16,8 @@ export interface ServerProcess {
   output(): string
   /** SIGTERM, then SIGKILL if it has not exited in time. */
   stop(): Promise<void>
+  /** SIGTERM now, without waiting (the bench itself is being stopped). */
+  kill(): void
 }
 
 export interface StartOptions {
@@ -52,6 +54,9 @@ export async function startServer(module: string, o: StartOptions): Promise<Serv
     cpuMs: () => processCpuMs(child.pid ?? 0),
     output: () => output,
     stop: () => stopChild(child, exited),
+    kill: () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM')
+    },
   }
   const deadline = Date.now() + (o.timeoutMs ?? 30_000)
   try {

@@ -161,6 +161,22 @@ async function verify(
   })
 }
 
+/**
+ * What must not outlive the bench: started servers, the temporary database.
+ * `stopNow` runs these synchronously when the bench is interrupted.
+ */
+const running = new Set<() => void>()
+
+export function stopNow(): void {
+  for (const stop of running) stop()
+  running.clear()
+}
+
+function track(stop: () => void): () => void {
+  running.add(stop)
+  return () => running.delete(stop)
+}
+
 export async function runBenchmark(
   o: BenchOptions,
   env: NodeJS.ProcessEnv,
@@ -168,6 +184,10 @@ export async function runBenchmark(
 ): Promise<BenchReport> {
   const startedAt = new Date().toISOString()
   const target = await openTarget(o, env, log)
+  const untrack = track(() => {
+    target.server?.kill()
+    target.cleanup()
+  })
   let firstcome: RunReport
   let invariants: InvariantLine[]
   try {
@@ -178,6 +198,7 @@ export async function runBenchmark(
     log('checking invariants')
     invariants = await verify(o, target, coupon, run)
   } finally {
+    untrack()
     await target.server?.stop()
     target.cleanup()
   }
@@ -186,6 +207,7 @@ export async function runBenchmark(
   if (o.baseline) {
     log('starting the baseline server')
     const server = await startBaseline(o.scenario)
+    const untrackBaseline = track(() => server.kill())
     try {
       log(`loading ${server.url} (baseline)`)
       const description = 'bare node:http baseline started by the bench (one process, fixed body)'
@@ -195,6 +217,7 @@ export async function runBenchmark(
       })
       baseline = run.report
     } finally {
+      untrackBaseline()
       await server.stop()
     }
   }
