@@ -157,6 +157,7 @@ async function verify(
     distinctAnswered: r.distinctUsers.answered,
     winsAnswered: r.winsAnswered,
     unanswered: r.requests.timeouts + r.requests.connectionErrors,
+    unexpected: r.requests.unexpectedStatus,
     db,
   })
 }

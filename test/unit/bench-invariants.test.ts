@@ -27,6 +27,7 @@ function facts(over: Partial<InvariantFacts> = {}): InvariantFacts {
     distinctAnswered: 900_000,
     winsAnswered: 500,
     unanswered: 0,
+    unexpected: 0,
     db: cleanDb,
     ...over,
   }
@@ -112,6 +113,30 @@ describe('the invariants after a run', () => {
           remaining: 375,
         },
         db: { ...cleanDb, rows: 125, distinctRanks: 125, maxRank: 125, winnersChecked: 120 },
+      }),
+    )
+    assert.equal(v['wins = min(quantity, distinct users who tried)'], true)
+    assert.equal(v['every win answered was granted'], true)
+  })
+
+  it('allows for wins whose answer was a 503, and users only ever refused with one', () => {
+    // 120 users answered; 4 answers were 503s: one hid a win (granted, answer
+    // lost), and up to 3 users may never have reached the gate.
+    const v = verdicts(
+      facts({
+        distinctSent: 120,
+        distinctAnswered: 120,
+        winsAnswered: 116,
+        unexpected: 4,
+        after: {
+          couponId: 1,
+          totalQuantity: 500,
+          won: 117,
+          persisted: 117,
+          queued: 0,
+          remaining: 383,
+        },
+        db: { ...cleanDb, rows: 117, distinctRanks: 117, maxRank: 117, winnersChecked: 116 },
       }),
     )
     assert.equal(v['wins = min(quantity, distinct users who tried)'], true)
