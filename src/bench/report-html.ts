@@ -188,6 +188,7 @@ function summaryTable(r: BenchReport): string {
         x.serverCpu
           ? `${x.serverCpu.meanCores.toFixed(2)} core, ${x.serverCpu.perRequestMicros} µs/req`
           : 'n/a',
+      ratio(r.ratios?.serverCpuPerRequest ?? undefined),
     ],
   ]
   const head = `<tr><th></th><th>firstcome</th>${r.runs.baseline ? '<th>baseline</th><th>ratio</th>' : ''}</tr>`
@@ -240,7 +241,7 @@ svg text{font-size:11px;fill:#59636e}svg .grid{stroke:#eaeef2}
 <h1>firstcome bench — ${esc(describeLoad(r))}</h1>
 <ul class="meta">${meta.map((m) => `<li>${esc(m)}</li>`).join('')}</ul>
 ${summaryTable(r)}
-${r.ratios ? `<p><b>firstcome/baseline:</b> throughput ${r.ratios.throughput.toFixed(3)}, p99 ${r.ratios.p99.toFixed(3)}</p>` : ''}
+${r.ratios ? `<p><b>firstcome/baseline:</b> throughput ${r.ratios.throughput.toFixed(3)}, p99 ${r.ratios.p99.toFixed(3)}${r.ratios.serverCpuPerRequest ? `, server CPU per request ${r.ratios.serverCpuPerRequest.toFixed(3)}` : ''}</p>` : ''}
 ${throughputChart(runs, r.load.durationSeconds)}
 ${runs.map(([name, run]) => latencyChart(name, run)).join('\n')}
 ${outcomeBars(runs)}

@@ -58,7 +58,11 @@ export function renderText(r: BenchReport): string {
         x.listenQueue ? `${x.listenQueue.listenOverflows}/${x.listenQueue.listenDrops}` : 'n/a',
     ],
     ['Client CPU', (x) => cpu(x.clientCpu)],
-    ['Server CPU', (x) => cpu(x.serverCpu)],
+    [
+      'Server CPU',
+      (x) => cpu(x.serverCpu),
+      r.ratios?.serverCpuPerRequest ? r.ratios.serverCpuPerRequest.toFixed(3) : undefined,
+    ],
   ]
   const keys = [...new Set(runs.flatMap((x) => Object.keys(x.outcomes)))].sort()
   for (const key of keys) rows.push([`  ${key}`, (x) => fmtInt(x.outcomes[key] ?? 0)])
@@ -106,7 +110,7 @@ export function renderText(r: BenchReport): string {
   if (r.ratios) {
     out.push(
       '',
-      `firstcome/baseline: throughput ${r.ratios.throughput.toFixed(3)}, p99 ${r.ratios.p99.toFixed(3)}`,
+      `firstcome/baseline: throughput ${r.ratios.throughput.toFixed(3)}, p99 ${r.ratios.p99.toFixed(3)}${r.ratios.serverCpuPerRequest ? `, server CPU per request ${r.ratios.serverCpuPerRequest.toFixed(3)}` : ''}`,
     )
   }
   out.push('', `command: ${r.command}`, '')

@@ -11,7 +11,10 @@
  *                        clientProcesses }
  *   runs.firstcome     a RunReport (below)
  *   runs.baseline      a RunReport, or null without --baseline
- *   ratios             { throughput, p99 } firstcome/baseline, or null
+ *   ratios             { throughput, p99, serverCpuPerRequest } firstcome/baseline,
+ *                      or null; serverCpuPerRequest (null when unknown) does not
+ *                      depend on how much CPU the client and other processes
+ *                      left to each server, so it varies less between runs
  *   invariants         [{ name, ok (true|false|null = not checked), detail }], or null
  *   invariantsPass     false when any invariant failed
  *
@@ -106,7 +109,7 @@ export interface BenchReport {
   machine: { cpus: number; node: string; platform: string; somaxconn: number | null }
   load: LoadDescription
   runs: { firstcome: RunReport; baseline: RunReport | null }
-  ratios: { throughput: number; p99: number } | null
+  ratios: { throughput: number; p99: number; serverCpuPerRequest: number | null } | null
   invariants: InvariantLine[] | null
   invariantsPass: boolean
 }
@@ -186,5 +189,9 @@ export function ratios(firstcome: RunReport, baseline: RunReport | null) {
   return {
     throughput: r(firstcome.throughput, baseline.throughput),
     p99: r(firstcome.latencyMs.p99, baseline.latencyMs.p99),
+    serverCpuPerRequest:
+      firstcome.serverCpu && baseline.serverCpu
+        ? r(firstcome.serverCpu.perRequestMicros, baseline.serverCpu.perRequestMicros)
+        : null,
   }
 }

@@ -145,5 +145,6 @@ describe('firstcome bench', { timeout: 60_000 }, () => {
     assert.equal(baseline.requests.total, 400)
     assert.equal(baseline.requests.failed, 0)
     assert.ok(report.ratios && report.ratios.throughput > 0 && report.ratios.p99 > 0)
+    assert.ok(report.ratios.serverCpuPerRequest === null || report.ratios.serverCpuPerRequest > 0)
   })
 })
