@@ -57,7 +57,8 @@ Target:
 Report:
   --baseline               the same load, in the same run, against a bare node:http
                            server (one process, fixed JSON body); prints the
-                           firstcome/baseline ratios of throughput and p99
+                           firstcome/baseline ratios of throughput, p99 and (when
+                           the bench started both servers) server CPU per request
   --json FILE              write the report as JSON (fields: src/bench/report.ts)
   --html FILE              write a self-contained HTML report with charts
   --no-progress            no live status line
