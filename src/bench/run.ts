@@ -1,0 +1,253 @@
+/**
+ * One bench from start to report: start (or find) the target, make the coupon,
+ * load it, let the queue drain, check the invariants, then the same load against
+ * the bare baseline server.
+ */
+import { cpus } from 'node:os'
+import { runClients } from './clients.js'
+import { readDbFacts } from './db-check.js'
+import { allPass, checkInvariants, type InvariantLine } from './invariants.js'
+import { type ListenCounters, listenCounters, listenDelta, somaxconn } from './kernel.js'
+import { type ServerProcess, startBaseline } from './local-server.js'
+import { Progress } from './progress.js'
+import type { Sample } from './recorder.js'
+import { type BenchReport, buildRunReport, type RunReport, ratios } from './report.js'
+import type { LoadPlan, ScenarioName, UserPlan } from './scenarios.js'
+import { openTarget, type Target } from './target.js'
+import { type CouponStats, couponStats, createCoupon, waitDrained } from './target-api.js'
+import type { UserIdRange } from './user-ids.js'
+
+export const CLIENT_NAME =
+  'bare-socket HTTP/1.1 client (node:net, one pre-serialised string per request)'
+
+export interface BenchOptions {
+  scenario: ScenarioName
+  /** null = start a local firstcome */
+  url: string | null
+  connections: number
+  durationS: number
+  /** seconds over which the looping connections are opened */
+  rampS: number
+  /** null = closed loop */
+  rate: number | null
+  users: UserIdRange
+  quantity: number
+  couponId: number | null
+  adminToken: string | null
+  timeoutS: number
+  processes: number
+  baseline: boolean
+  databaseUrl: string | null
+  drainTimeoutS: number
+  serverNodeOptions: string[]
+  progress: boolean
+  command: string
+  json: string | null
+  html: string | null
+}
+
+/** Winners each run reports back for the no-loss check. */
+const MAX_WINNERS = 100_000
+
+function userPlan(o: BenchOptions): UserPlan {
+  return o.scenario === 'win'
+    ? { kind: 'sequential', start: o.users.min }
+    : { kind: 'random', ...o.users }
+}
+
+function describeUsers(o: BenchOptions): string {
+  const range = `${o.users.min.toLocaleString('en-US')}..${o.users.max.toLocaleString('en-US')}`
+  return o.scenario === 'win'
+    ? `a new one per request from ${o.users.min.toLocaleString('en-US')}`
+    : `random in ${range}`
+}
+
+interface LoadRun {
+  report: RunReport
+  endedAt: number
+  winners: number[]
+}
+
+async function load(
+  o: BenchOptions,
+  label: string,
+  url: string,
+  server: ServerProcess | null,
+  description: string,
+  coupon: { id: number; quantity: number | null },
+): Promise<LoadRun> {
+  const parsed = new URL(url)
+  const plan: Omit<LoadPlan, 'part' | 'of'> = {
+    target: { host: parsed.hostname.replace(/^\[|\]$/g, ''), port: Number(parsed.port || 80) },
+    scenario: o.scenario,
+    couponId: coupon.id,
+    users: userPlan(o),
+    connections: o.connections,
+    durationMs: o.durationS * 1000,
+    rampMs: o.rampS * 1000,
+    rate: o.rate,
+    timeoutMs: o.timeoutS * 1000,
+    maxWinners: Math.ceil(MAX_WINNERS / Math.max(1, o.processes)),
+  }
+  const samples: Sample[] = []
+  const progress = new Progress(process.stderr, label, o.durationS, o.progress)
+  const netBefore: ListenCounters | null = listenCounters()
+  const cpuBefore = server?.cpuMs() ?? null
+  const clients = await runClients(
+    plan,
+    o.processes,
+    (s) => {
+      samples.push(s)
+      progress.sample(s)
+    },
+    (startEpochMs) => progress.start(startEpochMs),
+  ).finally(() => progress.stop())
+  const endedAt = Date.now()
+  const cpuAfter = server?.cpuMs() ?? null
+  const report = buildRunReport({
+    target: url,
+    server: description,
+    couponId: coupon.id,
+    quantity: coupon.quantity,
+    scenario: o.scenario,
+    clients,
+    samples,
+    serverCpuMs: cpuBefore !== null && cpuAfter !== null ? cpuAfter - cpuBefore : null,
+    listenQueue: listenDelta(netBefore, listenCounters()),
+  })
+  return { report, endedAt, winners: clients.results.flatMap((r) => r.winners) }
+}
+
+async function prepareCoupon(o: BenchOptions, target: Target) {
+  if (o.couponId !== null) {
+    const before = await couponStats(target.url, o.couponId)
+    return { id: o.couponId, quantity: before.totalQuantity, wonBefore: before.won }
+  }
+  if (!target.adminToken) {
+    throw new Error(
+      'creating the coupon needs --admin-token (or --coupon ID to use an existing one)',
+    )
+  }
+  const quantity = o.scenario === 'win' ? null : o.quantity
+  const openFor = (o.durationS + o.timeoutS) * 1000 + 3_600_000
+  const id = await createCoupon(target.url, target.adminToken, quantity, openFor)
+  return { id, quantity, wonBefore: 0 }
+}
+
+async function verify(
+  o: BenchOptions,
+  target: Target,
+  coupon: { id: number; quantity: number | null; wonBefore: number },
+  run: LoadRun,
+): Promise<InvariantLine[]> {
+  const drain = await waitDrained(target.url, coupon.id, o.drainTimeoutS * 1000, run.endedAt)
+  const after: CouponStats = drain.stats
+  const db = target.db
+    ? await readDbFacts(target.db.url, target.db.dialect, coupon.id, run.winners)
+    : null
+  const r = run.report
+  return checkInvariants({
+    quantity: coupon.quantity,
+    wonBefore: coupon.wonBefore,
+    after,
+    drained: drain.drained,
+    drainMs: drain.ms,
+    drainTimeoutMs: o.drainTimeoutS * 1000,
+    distinctSent: r.distinctUsers.sent,
+    distinctAnswered: r.distinctUsers.answered,
+    winsAnswered: r.winsAnswered,
+    unanswered: r.requests.timeouts + r.requests.connectionErrors,
+    unexpected: r.requests.unexpectedStatus,
+    db,
+  })
+}
+
+/**
+ * What must not outlive the bench: started servers, the temporary database.
+ * `stopNow` runs these synchronously when the bench is interrupted.
+ */
+const running = new Set<() => void>()
+
+export function stopNow(): void {
+  for (const stop of running) stop()
+  running.clear()
+}
+
+function track(stop: () => void): () => void {
+  running.add(stop)
+  return () => running.delete(stop)
+}
+
+export async function runBenchmark(
+  o: BenchOptions,
+  env: NodeJS.ProcessEnv,
+  log: (line: string) => void,
+): Promise<BenchReport> {
+  const startedAt = new Date().toISOString()
+  const target = await openTarget(o, env, log)
+  const untrack = track(() => {
+    target.server?.kill()
+    target.cleanup()
+  })
+  let firstcome: RunReport
+  let invariants: InvariantLine[]
+  try {
+    const coupon = await prepareCoupon(o, target)
+    log(`loading ${target.url} (coupon #${coupon.id})`)
+    const run = await load(o, 'firstcome', target.url, target.server, target.description, coupon)
+    firstcome = run.report
+    log('checking invariants')
+    invariants = await verify(o, target, coupon, run)
+  } finally {
+    untrack()
+    await target.server?.stop()
+    target.cleanup()
+  }
+
+  let baseline: RunReport | null = null
+  if (o.baseline) {
+    log('starting the baseline server')
+    const server = await startBaseline(o.scenario)
+    const untrackBaseline = track(() => server.kill())
+    try {
+      log(`loading ${server.url} (baseline)`)
+      const description = 'bare node:http baseline started by the bench (one process, fixed body)'
+      const run = await load(o, 'baseline', server.url, server, description, {
+        id: 1,
+        quantity: null,
+      })
+      baseline = run.report
+    } finally {
+      untrackBaseline()
+      await server.stop()
+    }
+  }
+
+  return {
+    version: 1,
+    command: o.command,
+    startedAt,
+    machine: {
+      cpus: cpus().length,
+      node: process.version,
+      platform: `${process.platform} ${process.arch}`,
+      somaxconn: somaxconn(),
+    },
+    load: {
+      scenario: o.scenario,
+      shape: o.rate === null ? 'closed' : 'open',
+      connections: o.connections,
+      durationSeconds: o.durationS,
+      rampSeconds: o.rampS,
+      rate: o.rate,
+      users: describeUsers(o),
+      timeoutSeconds: o.timeoutS,
+      client: CLIENT_NAME,
+      clientProcesses: o.processes,
+    },
+    runs: { firstcome, baseline },
+    ratios: ratios(firstcome, baseline),
+    invariants,
+    invariantsPass: allPass(invariants),
+  }
+}

@@ -1,0 +1,90 @@
+/**
+ * What the bench loads: a running server (--url), or firstcome started here as a
+ * child process with this process's environment, on a temporary SQLite database
+ * when none is configured. Either way the bench learns the admin token and, when
+ * it can, the database (for the duplicate-row checks).
+ */
+import { randomBytes } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { type Config, type Dialect, dialectOf, loadConfig } from '../config.js'
+import { type ServerProcess, startFirstcome } from './local-server.js'
+
+export interface Target {
+  url: string
+  server: ServerProcess | null
+  description: string
+  adminToken: string | null
+  db: { url: string; dialect: Dialect } | null
+  cleanup: () => void
+}
+
+function describeMode(config: Readonly<Config>): string {
+  const db =
+    config.dialect === 'sqlite'
+      ? `SQLite ${config.databaseUrl.replace(/^sqlite:/, '')}`
+      : config.dialect
+  if (!config.redis) return `embedded: ${db}, in-process gate`
+  return `${config.redis.clusterNodes ? 'Redis Cluster' : 'Redis'} gate and stream, ${db}`
+}
+
+export async function openTarget(
+  o: TargetOptions,
+  env: NodeJS.ProcessEnv,
+  log: (s: string) => void,
+): Promise<Target> {
+  const given = o.databaseUrl ? { url: o.databaseUrl, dialect: dialectOf(o.databaseUrl) } : null
+  if (o.url) {
+    const target: Target = {
+      url: o.url.replace(/\/+$/, ''),
+      server: null,
+      description: 'a running server',
+      adminToken: o.adminToken,
+      db: given,
+      cleanup: () => {},
+    }
+    return target
+  }
+  // The child gets this process's environment: REDIS_URL=… DATABASE_URL=… firstcome
+  // bench loads that mode. Without a DATABASE_URL, a fresh SQLite file of its own.
+  const childEnv: NodeJS.ProcessEnv = { ...env, HOST: '127.0.0.1', PORT: '0' }
+  let tempDir: string | null = null
+  if (!childEnv.DATABASE_URL?.trim()) {
+    tempDir = mkdtempSync(join(tmpdir(), 'firstcome-bench-'))
+    childEnv.DATABASE_URL = `sqlite:${join(tempDir, 'bench.sqlite')}`
+  }
+  if (o.adminToken) childEnv.ADMIN_TOKEN = o.adminToken
+  else if (!childEnv.ADMIN_TOKEN?.trim())
+    childEnv.ADMIN_TOKEN = randomBytes(18).toString('base64url')
+  if (!childEnv.LOG_LEVEL?.trim()) childEnv.LOG_LEVEL = 'warn'
+  // The server parses the same environment the same way; a bad variable fails here first.
+  const config = loadConfig(childEnv)
+  const cleanup = () => {
+    if (tempDir) rmSync(tempDir, { recursive: true, force: true })
+  }
+  const mode = describeMode(config)
+  log(`starting firstcome (${mode})`)
+  try {
+    const server = await startFirstcome(childEnv, o.serverNodeOptions)
+    const target: Target = {
+      url: server.url,
+      server,
+      description: `firstcome started by the bench (${mode})`,
+      adminToken: config.adminToken,
+      db: given ?? { url: config.databaseUrl, dialect: config.dialect },
+      cleanup,
+    }
+    return target
+  } catch (err) {
+    cleanup()
+    throw err
+  }
+}
+
+export interface TargetOptions {
+  url: string | null
+  adminToken: string | null
+  databaseUrl: string | null
+  serverNodeOptions: string[]
+}

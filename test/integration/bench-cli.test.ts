@@ -1,0 +1,150 @@
+/**
+ * `firstcome bench` end to end: the CLI starts its own embedded server on a fresh
+ * SQLite database, loads it briefly (closed loop, then open loop with the
+ * baseline), checks the invariants and writes its reports.
+ */
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, describe, it } from 'node:test'
+import type { BenchReport } from '../../src/bench/report.js'
+
+const root = new URL('../..', import.meta.url).pathname
+const dir = mkdtempSync(join(tmpdir(), 'firstcome-bench-test-'))
+after(() => rmSync(dir, { recursive: true, force: true }))
+
+/** The environment minus anything that would pick another mode for the started server. */
+function embeddedEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env }
+  for (const name of [
+    'DATABASE_URL',
+    'REDIS_URL',
+    'REDIS_CLUSTER_NODES',
+    'JWT_SECRET',
+    'JWT_PUBLIC_KEY',
+    'RATE_LIMIT_PER_IP',
+    'PORT',
+    'HOST',
+  ]) {
+    delete env[name]
+  }
+  return env
+}
+
+function bench(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', 'bench', ...args], {
+      cwd: root,
+      env: embeddedEnv(),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (c: Buffer) => {
+      stdout += c.toString()
+    })
+    child.stderr.on('data', (c: Buffer) => {
+      stderr += c.toString()
+    })
+    child.on('error', reject)
+    child.on('exit', (code) => resolve({ code, stdout, stderr }))
+  })
+}
+
+function readReport(file: string): BenchReport {
+  return JSON.parse(readFileSync(file, 'utf8')) as BenchReport
+}
+
+function assertCleanRun(report: BenchReport) {
+  const run = report.runs.firstcome
+  assert.ok(run.requests.total > 0, 'requests were made')
+  assert.equal(run.requests.failed, 0, JSON.stringify(run.requests))
+  assert.equal(run.requests.timeouts, 0)
+  assert.equal(run.requests.connectionErrors, 0)
+  assert.equal(run.outcomes['201'], 50, 'exactly the quantity won')
+  assert.equal(run.winsAnswered, 50)
+  assert.ok(report.invariantsPass, JSON.stringify(report.invariants, null, 2))
+  assert.ok(
+    report.invariants?.every((l) => l.ok === true),
+    'every invariant was checked',
+  )
+}
+
+describe('firstcome bench', { timeout: 60_000 }, () => {
+  it('runs the seed scenario with looping connections and checks the invariants', async () => {
+    const json = join(dir, 'closed.json')
+    const html = join(dir, 'closed.html')
+    const { code, stdout, stderr } = await bench([
+      '-c',
+      '20',
+      '-d',
+      '2',
+      '--quantity',
+      '50',
+      '--json',
+      json,
+      '--html',
+      html,
+    ])
+    assert.equal(code, 0, stderr)
+    assert.match(stdout, /Total requests/)
+    assert.match(stdout, /Invariants \(all pass\)/)
+    const report = readReport(json)
+    assertCleanRun(report)
+    assert.equal(report.version, 1)
+    assert.equal(report.load.shape, 'closed')
+    assert.equal(report.load.connections, 20)
+    assert.equal(report.runs.baseline, null)
+    const run = report.runs.firstcome
+    for (const key of ['p50', 'p70', 'p90', 'p95', 'p99', 'max'] as const) {
+      assert.ok(run.latencyMs[key] > 0, `${key} measured`)
+    }
+    assert.ok(run.throughput > 0)
+    assert.ok(run.wallSeconds >= 2 && run.wallSeconds < 10, `wall ${run.wallSeconds}`)
+    assert.ok(run.timeline.length >= 2, 'a bucket per second')
+    assert.equal(
+      run.timeline.reduce((n, b) => n + b.responses, 0),
+      run.requests.answered,
+      'the timeline adds up to the total',
+    )
+    assert.ok(run.distinctUsers.answered > 50)
+    // Each looping connection's first request is counted apart (connect + accept wait).
+    assert.equal(run.firstRequestOnConnectionMs.count, 20)
+    assert.ok(run.serverCpu === null || run.serverCpu.seconds > 0)
+    const page = readFileSync(html, 'utf8')
+    assert.match(page, /^<!doctype html>/)
+    assert.match(page, /<svg /)
+    assert.doesNotMatch(page, /<script|https?:\/\/(?!127\.0\.0\.1)/, 'self-contained')
+  })
+
+  it('runs an open loop at a fixed rate, with the baseline', async () => {
+    const json = join(dir, 'open.json')
+    const { code, stderr } = await bench([
+      '--rate',
+      '200',
+      '-d',
+      '2',
+      '-c',
+      '50',
+      '--quantity',
+      '50',
+      '--baseline',
+      '--json',
+      json,
+    ])
+    assert.equal(code, 0, stderr)
+    const report = readReport(json)
+    assertCleanRun(report)
+    assert.equal(report.load.shape, 'open')
+    // 200 req/s for 2 s: exactly 400 requests fall due, whatever the server does.
+    assert.equal(report.runs.firstcome.requests.total, 400)
+    const baseline = report.runs.baseline
+    assert.ok(baseline)
+    assert.equal(baseline.requests.total, 400)
+    assert.equal(baseline.requests.failed, 0)
+    assert.ok(report.ratios && report.ratios.throughput > 0 && report.ratios.p99 > 0)
+    assert.ok(report.ratios.serverCpuPerRequest === null || report.ratios.serverCpuPerRequest > 0)
+  })
+})
