@@ -20,6 +20,8 @@ export interface RedisConfig {
 export interface Config {
   port: number
   host: string
+  /** API processes sharing the port (Redis mode; embedded mode holds its stock in one) */
+  apiProcesses: number
   listenBacklog: number
   trustProxy: boolean
   databaseUrl: string
@@ -143,15 +145,23 @@ export function loadConfig(env: Env): Readonly<Config> {
   }
   const rate = int(env, 'RATE_LIMIT_PER_IP', 0, 0, 1_000_000)
   const adminToken = str(env, 'ADMIN_TOKEN')
+  const redis = redisConfig(env)
+  const apiProcesses = int(env, 'API_PROCESSES', 1, 1, 256)
+  if (apiProcesses > 1 && !redis) {
+    throw new ConfigError(
+      'API_PROCESSES > 1 needs Redis (REDIS_URL): the embedded gate holds its stock in one process',
+    )
+  }
   const config: Config = {
     port: int(env, 'PORT', 8080, 0, 65535),
     host: str(env, 'HOST') ?? '0.0.0.0',
+    apiProcesses,
     listenBacklog: int(env, 'LISTEN_BACKLOG', 8192, 1, 1_000_000),
     trustProxy: bool(env, 'TRUST_PROXY'),
     databaseUrl,
     dialect: dialectOf(databaseUrl),
     dbPoolSize: int(env, 'DB_POOL_SIZE', 10, 1, 1000),
-    redis: redisConfig(env),
+    redis,
     adminToken: adminToken ?? randomBytes(18).toString('base64url'),
     adminTokenGenerated: adminToken === null,
     jwt: jwtConfig(env),

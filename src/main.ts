@@ -1,9 +1,11 @@
 /**
  * The `firstcome` command: serve | worker | bench.
  */
+import cluster from 'node:cluster'
 import { parseArgs } from 'node:util'
 import pino, { type Logger } from 'pino'
 import { buildApp } from './app.js'
+import { runPrimary } from './cluster.js'
 import { type Config, ConfigError, loadConfig } from './config.js'
 import { appDepsOf, type Container, createContainer } from './container.js'
 import { listCoupons } from './db/coupons-repo.js'
@@ -40,10 +42,8 @@ function describeMode(config: Config): string {
       ? `SQLite ${config.databaseUrl.replace(/^sqlite:/, '')}`
       : config.dialect
   if (!config.redis) return `embedded: ${db}, in-process gate`
-  return `Redis ${config.redis.clusterNodes ? 'Cluster' : ''} gate and stream, ${db}`.replace(
-    '  ',
-    ' ',
-  )
+  const processes = config.apiProcesses > 1 ? `, ${config.apiProcesses} API processes` : ''
+  return `Redis${config.redis.clusterNodes ? ' Cluster' : ''} gate and stream, ${db}${processes}`
 }
 
 function printBanner(
@@ -84,8 +84,11 @@ async function serve(config: Readonly<Config>, logger: Logger, withWorker: boole
   await app.listen({ port: config.port, host: config.host, backlog: config.listenBacklog })
   const address = app.server.address()
   const port = typeof address === 'object' && address ? address.port : config.port
-  const first = demo?.id ?? (await listCoupons(container.database.db))[0]?.id ?? null
-  printBanner(config, port, demo, first)
+  // With API_PROCESSES > 1, the first process speaks for all of them.
+  if (!cluster.isWorker || cluster.worker?.id === 1) {
+    const first = demo?.id ?? (await listCoupons(container.database.db))[0]?.id ?? null
+    printBanner(config, port, demo, first)
+  }
 
   onShutdown(logger, async () => {
     accepting = false
@@ -150,8 +153,9 @@ export async function main(argv: string[]): Promise<void> {
   })
   const config = loadConfig(process.env)
   const logger = pino({ level: config.logLevel })
-  if (command === 'serve') await serve(config, logger, !values['no-worker'])
-  else await runWorker(config, logger)
+  if (command === 'worker') return runWorker(config, logger)
+  if (config.apiProcesses > 1 && cluster.isPrimary) return runPrimary(config, logger)
+  await serve(config, logger, !values['no-worker'])
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {

@@ -4,7 +4,7 @@
  * out while the server looks idle) and the CPU a process used. Linux /proc only;
  * elsewhere these read as null and the report says so.
  */
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 
 export interface ListenCounters {
   listenOverflows: number
@@ -69,7 +69,43 @@ export function parseProcStat(text: string): number | null {
   return ((utime + stime) * 1000) / CLOCK_TICKS
 }
 
+/** The parent pid from the text of /proc/<pid>/stat (field 4). */
+export function parseParentPid(text: string): number {
+  return Number(text.slice(text.lastIndexOf(')') + 2).split(' ')[1])
+}
+
+/**
+ * CPU time of a process and every live descendant (API_PROCESSES > 1 serves from
+ * child processes), in ms.
+ */
 export function processCpuMs(pid: number): number | null {
-  const text = readText(`/proc/${pid}/stat`)
-  return text === null ? null : parseProcStat(text)
+  const own = readText(`/proc/${pid}/stat`)
+  if (own === null) return null
+  const stats = new Map<number, string>()
+  for (const name of readdirSafe('/proc')) {
+    if (!/^\d+$/.test(name)) continue
+    const text = readText(`/proc/${name}/stat`)
+    if (text !== null) stats.set(Number(name), text)
+  }
+  let total = 0
+  const tree = new Set([pid])
+  for (let grew = true; grew; ) {
+    grew = false
+    for (const [child, text] of stats) {
+      if (!tree.has(child) && tree.has(parseParentPid(text))) {
+        tree.add(child)
+        grew = true
+      }
+    }
+  }
+  for (const member of tree) total += parseProcStat(stats.get(member) ?? '') ?? 0
+  return total
+}
+
+function readdirSafe(dir: string): string[] {
+  try {
+    return readdirSync(dir)
+  } catch {
+    return []
+  }
 }

@@ -1,6 +1,14 @@
 import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
 import { describe, it } from 'node:test'
-import { listenDelta, parseNetstat, parseProcStat } from '../../src/bench/kernel.js'
+import {
+  listenDelta,
+  parseNetstat,
+  parseParentPid,
+  parseProcStat,
+  processCpuMs,
+} from '../../src/bench/kernel.js'
 
 describe('kernel counters', () => {
   it('reads ListenOverflows and ListenDrops from /proc/net/netstat', () => {
@@ -26,5 +34,27 @@ describe('kernel counters', () => {
     fields[14] = '50' // stime (field 15)
     const text = `1234 (node (bench) x) ${fields.slice(2).join(' ')}`
     assert.equal(parseProcStat(text), 3000)
+  })
+
+  it('reads the parent pid, whatever the name', () => {
+    const fields = Array.from({ length: 50 }, (_, i) => String(i))
+    fields[3] = '777' // ppid (field 4)
+    assert.equal(parseParentPid(`1234 (a) b) ${fields.slice(2).join(' ')}`), 777)
+  })
+
+  it('counts the CPU of a process and its live children', async () => {
+    // A child that burns 300 ms of CPU, says so, and waits to be measured.
+    const burn = `const t=process.cpuUsage();while(process.cpuUsage(t).user<3e5){}
+      process.stdout.write('ready');setInterval(()=>{},1000)`
+    const child = spawn(process.execPath, ['-e', burn], { stdio: ['ignore', 'pipe', 'ignore'] })
+    try {
+      await once(child.stdout, 'data')
+      const tree = processCpuMs(process.pid) ?? 0
+      const own = process.cpuUsage()
+      assert.ok(tree - (own.user + own.system) / 1000 >= 250, `tree ${tree} ms`)
+    } finally {
+      child.kill('SIGKILL')
+    }
+    assert.equal(processCpuMs(2 ** 22 + 12345), null)
   })
 })
