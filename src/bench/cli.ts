@@ -2,6 +2,7 @@
 import { writeFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { ConfigError } from '../config.js'
+import { runDrainCommand } from './drain.js'
 import { renderHtml } from './report-html.js'
 import { renderText } from './report-text.js'
 import { type BenchOptions, CLIENT_NAME, runBenchmark, stopNow } from './run.js'
@@ -17,6 +18,9 @@ p50/p70/p90/p95/p99/max, outcomes), then checks the invariants once the queue
 has drained. Without --url it starts \`firstcome serve\` itself with the current
 environment (REDIS_URL=… DATABASE_URL=… firstcome bench loads that mode; with no
 DATABASE_URL, a fresh temporary SQLite database) and stops it afterwards.
+
+  firstcome bench drain [options]   the stream workers' drain rate; see
+                                    \`firstcome bench drain --help\`
 
 Scenarios:
   seed     random users in --users, one coupon of --quantity (the original run)
@@ -161,6 +165,7 @@ export function parseBenchArgs(args: string[]): BenchOptions | 'help' {
 }
 
 export async function runBench(args: string[]): Promise<void> {
+  if (args[0] === 'drain') return runDrainCommand(args.slice(1))
   const options = parseBenchArgs(args)
   if (options === 'help') {
     process.stdout.write(`${BENCH_USAGE}\n`)

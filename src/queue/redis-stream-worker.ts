@@ -43,6 +43,7 @@ const scripts = {
 }
 
 const MAX_IDLE_MS = 100
+const ACK_SLICE = 1000
 const MAX_BACKOFF_MS = 2000
 
 export interface StreamWorkerOptions {
@@ -360,8 +361,11 @@ export class RedisStreamWorker {
   }
 
   async #ack(k: CouponKeys, entries: StreamWin[]) {
-    if (entries.length === 0) return
-    await scripts.ack.run(this.#o.client, [k.stream], [PERSIST_GROUP, ...entries.map((e) => e.id)])
+    // Lua's unpack() takes a few thousand values at most: acknowledge in slices.
+    for (let i = 0; i < entries.length; i += ACK_SLICE) {
+      const ids = entries.slice(i, i + ACK_SLICE).map((e) => e.id)
+      await scripts.ack.run(this.#o.client, [k.stream], [PERSIST_GROUP, ...ids])
+    }
   }
 
   #deadLetter(k: CouponKeys, entry: StreamWin, reason: string) {

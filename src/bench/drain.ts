@@ -1,0 +1,222 @@
+/**
+ * `firstcome bench drain`: how fast the stream workers persist a big event.
+ *
+ * With the REDIS_URL and DATABASE_URL of the environment (use a throw-away
+ * database: the rows stay), it creates one coupon of --wins, grants every win
+ * through the Redis gate in this process (the same Lua script the API runs), so
+ * the whole event waits in the coupon's stream, then starts --workers
+ * `firstcome worker` processes and times until every win is a row. Afterwards it
+ * checks the rows (count, one per user, ranks 1..N) and removes the coupon's
+ * Redis keys.
+ */
+import { type ChildProcess, spawn } from 'node:child_process'
+import { writeFileSync } from 'node:fs'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { parseArgs } from 'node:util'
+import pino from 'pino'
+import { ConfigError, loadConfig } from '../config.js'
+import { type Container, createContainer } from '../container.js'
+import { findCoupon } from '../db/coupons-repo.js'
+import { connectRedis, createRedis } from '../redis/connection.js'
+import { RedisKeys } from '../redis/keys.js'
+import { readDbFacts } from './db-check.js'
+import { nodeEntry } from './node-entry.js'
+
+export const DRAIN_USAGE = `Usage: firstcome bench drain [options]
+
+Times the stream workers persisting one big event into DATABASE_URL (Redis mode:
+REDIS_URL or REDIS_CLUSTER_NODES must be set; the rows stay, so point it at a
+throw-away database). Grants --wins wins through the Redis gate first, then starts
+--workers \`firstcome worker\` processes and reports rows per second.
+
+  --wins N        wins in the event                     (default 1000000)
+  --workers N     worker processes                      (default 1)
+  --json FILE     write the figures as JSON
+  --worker-node-option=OPT  a node option for the workers (repeatable), e.g.
+                  --worker-node-option=--cpu-prof
+  -h, --help      this text
+
+The workers take WORKER_BATCH_SIZE, WORKER_TX_ROWS, … from the environment.`
+
+export interface DrainReport {
+  dialect: string
+  wins: number
+  workers: number
+  batchSize: number
+  txRows: number
+  /** wins granted per second by the gate, filling the stream (this process) */
+  grantPerSecond: number
+  drainSeconds: number
+  rowsPerSecond: number
+  /** rows persisted in each whole second of the drain */
+  perSecond: number[]
+  rows: number
+  duplicates: number
+  ranksExact: boolean
+  pass: boolean
+  command: string
+}
+
+const GRANT_CONCURRENCY = 5000
+const POLL_MS = 100
+const DRAIN_TIMEOUT_MS = 30 * 60_000
+
+function count(name: string, raw: string | undefined, fallback: number): number {
+  if (raw === undefined) return fallback
+  if (!/^\d+$/.test(raw) || Number(raw) < 1) throw new ConfigError(`--${name} must be ≥ 1`)
+  return Number(raw)
+}
+
+async function grantAll(container: Container, couponId: number, wins: number): Promise<number> {
+  const started = performance.now()
+  const now = Date.now()
+  for (let from = 0; from < wins; from += GRANT_CONCURRENCY) {
+    const calls = []
+    for (let u = from; u < Math.min(wins, from + GRANT_CONCURRENCY); u++) {
+      calls.push(container.gate.tryIssue(couponId, `drain-${u}`, now))
+    }
+    for (const outcome of await Promise.all(calls)) {
+      if (!outcome.won) throw new Error(`the gate refused a win: ${outcome.refusal}`)
+    }
+  }
+  return wins / ((performance.now() - started) / 1000)
+}
+
+function startWorkers(n: number, env: NodeJS.ProcessEnv, nodeOptions: string[]): ChildProcess[] {
+  const entry = nodeEntry('../main')
+  return Array.from({ length: n }, () =>
+    spawn(process.execPath, [...entry.execArgv, ...nodeOptions, entry.path, 'worker'], {
+      env: { ...env, LOG_LEVEL: env.LOG_LEVEL ?? 'warn' },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    }),
+  )
+}
+
+async function stopWorkers(workers: ChildProcess[]) {
+  await Promise.all(
+    workers.map(
+      (w) =>
+        new Promise<void>((resolve) => {
+          if (w.exitCode !== null || w.signalCode !== null) return resolve()
+          w.once('exit', () => resolve())
+          w.kill('SIGTERM')
+        }),
+    ),
+  )
+}
+
+export async function runDrain(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  log: (line: string) => void,
+): Promise<DrainReport | 'help'> {
+  const { values } = parseArgs({
+    args,
+    strict: true,
+    options: {
+      wins: { type: 'string' },
+      workers: { type: 'string' },
+      json: { type: 'string' },
+      'worker-node-option': { type: 'string', multiple: true },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  })
+  if (values.help) return 'help'
+  const wins = count('wins', values.wins, 1_000_000)
+  const workerCount = count('workers', values.workers, 1)
+  const config = loadConfig(env)
+  if (!config.redis) throw new ConfigError('bench drain needs REDIS_URL (or REDIS_CLUSTER_NODES)')
+
+  const container = await createContainer(config, pino({ level: 'warn' }))
+  const redis = createRedis(config.redis, 'firstcome-bench')
+  const workers: ChildProcess[] = []
+  try {
+    await connectRedis(redis)
+    const coupon = await container.coupons.create({
+      title: `drain bench ${wins}`,
+      totalQuantity: wins,
+      discountAmount: 0,
+      minAvailableAmount: 0,
+      issueStart: new Date(Date.now() - 60_000),
+      issueEnd: new Date(Date.now() + 86_400_000),
+    })
+    log(`granting ${wins.toLocaleString()} wins of coupon #${coupon.id} through the gate`)
+    const grantPerSecond = await grantAll(container, coupon.id, wins)
+
+    log(`starting ${workerCount} worker process(es); draining into ${config.dialect}`)
+    const started = performance.now()
+    workers.push(...startWorkers(workerCount, env, values['worker-node-option'] ?? []))
+    const perSecond: number[] = []
+    let persisted = 0
+    let secondMark = started + 1000
+    let atMark = 0
+    while (persisted < wins) {
+      if (performance.now() - started > DRAIN_TIMEOUT_MS) throw new Error('the drain timed out')
+      if (workers.some((w) => w.exitCode !== null)) throw new Error('a worker process exited')
+      await sleep(POLL_MS)
+      persisted = (await findCoupon(container.database.db, coupon.id))?.issuedQuantity ?? 0
+      for (; performance.now() >= secondMark; secondMark += 1000) {
+        perSecond.push(persisted - atMark)
+        atMark = persisted
+      }
+    }
+    const drainSeconds = (performance.now() - started) / 1000
+    await stopWorkers(workers)
+    const facts = await readDbFacts(config.databaseUrl, config.dialect, coupon.id, [])
+    await redis.del(...Object.values(new RedisKeys(config.redis.keyPrefix).coupon(coupon.id)))
+    const ranksExact = facts.distinctRanks === wins && facts.minRank === 1 && facts.maxRank === wins
+    return {
+      dialect: config.dialect,
+      wins,
+      workers: workerCount,
+      batchSize: config.worker.batchSize,
+      txRows: config.worker.txRows,
+      grantPerSecond,
+      drainSeconds,
+      rowsPerSecond: wins / drainSeconds,
+      perSecond,
+      rows: facts.rows,
+      duplicates: facts.duplicates.length,
+      ranksExact,
+      pass: facts.rows === wins && facts.duplicates.length === 0 && ranksExact,
+      command: ['firstcome', 'bench', 'drain', ...args].join(' '),
+    }
+  } finally {
+    await stopWorkers(workers)
+    redis.disconnect()
+    await container.close()
+  }
+}
+
+export function renderDrain(r: DrainReport): string {
+  const n = (x: number) => Math.round(x).toLocaleString('en-US')
+  const mark = (ok: boolean) => (ok ? '✓' : '✗')
+  return `firstcome bench drain — ${n(r.wins)} wins into ${r.dialect}, ${r.workers} worker process(es)
+  WORKER_BATCH_SIZE ${r.batchSize}, WORKER_TX_ROWS ${r.txRows}
+
+Granted through the gate    ${n(r.grantPerSecond)} wins/s (one process, Lua per win)
+Drain time                  ${r.drainSeconds.toFixed(2)} s
+Drain rate                  ${n(r.rowsPerSecond)} rows/s
+Rows per second             ${r.perSecond.map(n).join(', ')}
+
+Invariants${r.pass ? ' (all pass)' : ' (FAILED)'}
+  ${mark(r.rows === r.wins)} rows = wins: ${n(r.rows)} of ${n(r.wins)}
+  ${mark(r.duplicates === 0)} no duplicate rows: ${r.duplicates} users with more than one
+  ${mark(r.ranksExact)} ranks exactly 1..${n(r.wins)}
+
+command: ${r.command}
+`
+}
+
+export async function runDrainCommand(args: string[]): Promise<void> {
+  const log = (line: string) => process.stderr.write(`bench: ${line}\n`)
+  const report = await runDrain(args, process.env, log)
+  if (report === 'help') {
+    process.stdout.write(`${DRAIN_USAGE}\n`)
+    return
+  }
+  process.stdout.write(renderDrain(report))
+  const json = args[args.indexOf('--json') + 1]
+  if (args.includes('--json') && json) writeFileSync(json, `${JSON.stringify(report, null, 2)}\n`)
+  if (!report.pass) process.exitCode = 1
+}
