@@ -74,20 +74,15 @@ export function parseParentPid(text: string): number {
   return Number(text.slice(text.lastIndexOf(')') + 2).split(' ')[1])
 }
 
-/**
- * CPU time of a process and every live descendant (API_PROCESSES > 1 serves from
- * child processes), in ms.
- */
-export function processCpuMs(pid: number): number | null {
-  const own = readText(`/proc/${pid}/stat`)
-  if (own === null) return null
+/** The /proc/<pid>/stat text of a process and of every live descendant. */
+function processTree(pid: number): string[] | null {
+  if (readText(`/proc/${pid}/stat`) === null) return null
   const stats = new Map<number, string>()
   for (const name of readdirSafe('/proc')) {
     if (!/^\d+$/.test(name)) continue
     const text = readText(`/proc/${name}/stat`)
     if (text !== null) stats.set(Number(name), text)
   }
-  let total = 0
   const tree = new Set([pid])
   for (let grew = true; grew; ) {
     grew = false
@@ -98,8 +93,31 @@ export function processCpuMs(pid: number): number | null {
       }
     }
   }
-  for (const member of tree) total += parseProcStat(stats.get(member) ?? '') ?? 0
-  return total
+  return [...tree].map((member) => stats.get(member) ?? '')
+}
+
+/**
+ * CPU time of a process and every live descendant (API_PROCESSES > 1 serves from
+ * child processes), in ms.
+ */
+export function processCpuMs(pid: number): number | null {
+  const tree = processTree(pid)
+  return tree === null ? null : tree.reduce((sum, text) => sum + (parseProcStat(text) ?? 0), 0)
+}
+
+/** Bytes of a page; /proc/<pid>/stat counts resident memory in pages. */
+const PAGE_BYTES = 4096
+
+/** Resident memory from the text of /proc/<pid>/stat (field 24), in bytes. */
+export function parseRssBytes(text: string): number {
+  const pages = Number(text.slice(text.lastIndexOf(')') + 2).split(' ')[21])
+  return Number.isFinite(pages) ? pages * PAGE_BYTES : 0
+}
+
+/** Resident memory of a process and every live descendant, in bytes. */
+export function processRssBytes(pid: number): number | null {
+  const tree = processTree(pid)
+  return tree === null ? null : tree.reduce((sum, text) => sum + parseRssBytes(text), 0)
 }
 
 function readdirSafe(dir: string): string[] {

@@ -63,6 +63,10 @@ export function renderText(r: BenchReport): string {
       (x) => cpu(x.serverCpu),
       r.ratios?.serverCpuPerRequest ? r.ratios.serverCpuPerRequest.toFixed(3) : undefined,
     ],
+    [
+      'Server RSS (peak)',
+      (x) => (x.serverPeakRssMb === null ? 'n/a' : `${x.serverPeakRssMb.toFixed(1)} MiB`),
+    ],
   ]
   const keys = [...new Set(runs.flatMap((x) => Object.keys(x.outcomes)))].sort()
   for (const key of keys) rows.push([`  ${key}`, (x) => fmtInt(x.outcomes[key] ?? 0)])

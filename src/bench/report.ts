@@ -36,6 +36,8 @@
  *   timeline           [{ second, responses, errors, latency }] one per second
  *   clientCpu          { seconds, perRequestMicros, meanCores }
  *   serverCpu          same, or null when the bench did not start the server
+ *   serverPeakRssMb    the server's peak resident memory (its child processes
+ *                      included), sampled every 0.5 s; null when not started here
  *   listenQueue        { listenOverflows, listenDrops } deltas over the run, or null
  *   errorSamples       the first few connection error messages
  */
@@ -85,6 +87,8 @@ export interface RunReport {
   timeline: SecondBucket[]
   clientCpu: CpuUse
   serverCpu: CpuUse | null
+  /** the most resident memory the server (with its child processes) used, MiB */
+  serverPeakRssMb: number | null
   listenQueue: ListenCounters | null
   errorSamples: string[]
 }
@@ -131,6 +135,7 @@ export interface RunFacts {
   clients: ClientRun
   samples: { second: number; responses: number; errors: number; histogram: string }[]
   serverCpuMs: number | null
+  serverPeakRssBytes: number | null
   listenQueue: ListenCounters | null
 }
 
@@ -178,6 +183,8 @@ export function buildRunReport(f: RunFacts): RunReport {
       wallSeconds,
     ),
     serverCpu: f.serverCpuMs === null ? null : cpu(f.serverCpuMs, answered, wallSeconds),
+    serverPeakRssMb:
+      f.serverPeakRssBytes === null ? null : Math.round(f.serverPeakRssBytes / 104_857.6) / 10,
     listenQueue: f.listenQueue,
     errorSamples: [...new Set(results.flatMap((r) => r.errorSamples))].slice(0, 5),
   }

@@ -93,6 +93,11 @@ async function load(
   const progress = new Progress(process.stderr, label, o.durationS, o.progress)
   const netBefore: ListenCounters | null = listenCounters()
   const cpuBefore = server?.cpuMs() ?? null
+  let peakRss = server?.rssBytes() ?? null
+  const rssTimer = setInterval(() => {
+    const rss = server?.rssBytes() ?? null
+    if (rss !== null) peakRss = Math.max(peakRss ?? 0, rss)
+  }, 500)
   const clients = await runClients(
     plan,
     o.processes,
@@ -101,7 +106,10 @@ async function load(
       progress.sample(s)
     },
     (startEpochMs) => progress.start(startEpochMs),
-  ).finally(() => progress.stop())
+  ).finally(() => {
+    progress.stop()
+    clearInterval(rssTimer)
+  })
   const endedAt = Date.now()
   const cpuAfter = server?.cpuMs() ?? null
   const report = buildRunReport({
@@ -113,6 +121,7 @@ async function load(
     clients,
     samples,
     serverCpuMs: cpuBefore !== null && cpuAfter !== null ? cpuAfter - cpuBefore : null,
+    serverPeakRssBytes: peakRss,
     listenQueue: listenDelta(netBefore, listenCounters()),
   })
   return { report, endedAt, winners: clients.results.flatMap((r) => r.winners) }

@@ -7,7 +7,9 @@ import {
   parseNetstat,
   parseParentPid,
   parseProcStat,
+  parseRssBytes,
   processCpuMs,
+  processRssBytes,
 } from '../../src/bench/kernel.js'
 
 describe('kernel counters', () => {
@@ -34,6 +36,14 @@ describe('kernel counters', () => {
     fields[14] = '50' // stime (field 15)
     const text = `1234 (node (bench) x) ${fields.slice(2).join(' ')}`
     assert.equal(parseProcStat(text), 3000)
+  })
+
+  it('reads resident memory (pages, field 24) in bytes', () => {
+    const fields = Array.from({ length: 50 }, (_, i) => String(i))
+    fields[23] = '2560' // rss in pages
+    assert.equal(parseRssBytes(`99 (x) y) ${fields.slice(2).join(' ')}`), 2560 * 4096)
+    const mine = processRssBytes(process.pid) ?? 0
+    assert.ok(mine > 10 * 1024 * 1024 && mine < 4 * 1024 ** 3, `rss ${mine}`)
   })
 
   it('reads the parent pid, whatever the name', () => {
