@@ -44,6 +44,8 @@ const scripts = {
 
 const MAX_IDLE_MS = 100
 const ACK_SLICE = 1000
+/** transactions of one coupon's backlog per pass, before the other coupons get a turn */
+const MAX_TX_PER_PASS = 5
 const MAX_BACKOFF_MS = 2000
 
 export interface StreamWorkerOptions {
@@ -154,20 +156,38 @@ export class RedisStreamWorker {
       return retry.length
     }
     const k = this.#o.keys.coupon(couponId)
-    const entries = await this.#read(k)
-    if (entries.length === 0) return 0
-    // A backlog: gather more reads into the same transaction. Each INSERT still
-    // carries WORKER_BATCH_SIZE rows, but one commit (one fsync) serves them all.
-    for (
-      let last = entries.length;
-      last === this.#o.batchSize && entries.length < this.#o.txRows;
-    ) {
-      const more = await this.#read(k)
-      entries.push(...more)
-      last = more.length
+    let entries = await this.#readBacklog(k)
+    let handled = 0
+    for (let tx = 1; entries.length > 0; tx++) {
+      // A full transaction means a backlog: read the next one while this one is
+      // written. (If the write fails, what was read stays pending on this consumer
+      // and the next pass recovers it.)
+      const next =
+        entries.length >= this.#o.txRows && tx < MAX_TX_PER_PASS ? this.#readBacklog(k) : null
+      try {
+        await this.#persist(couponId, await this.#parse(couponId, k, entries))
+      } catch (err) {
+        await next?.catch(() => {})
+        throw err
+      }
+      handled += entries.length
+      entries = next ? await next : []
     }
-    await this.#persist(couponId, await this.#parse(couponId, k, entries))
-    return entries.length
+    return handled
+  }
+
+  /**
+   * One transaction's worth of new entries: a read of WORKER_BATCH_SIZE, and when
+   * that comes back full (a backlog), the reads up to WORKER_TX_ROWS at once (they
+   * share one round trip). Each INSERT still carries WORKER_BATCH_SIZE rows, but
+   * one commit (one fsync) serves them all.
+   */
+  async #readBacklog(k: CouponKeys): Promise<RawEntry[]> {
+    const first = await this.#read(k)
+    if (first.length < this.#o.batchSize) return first
+    const reads = Math.ceil(this.#o.txRows / this.#o.batchSize) - 1
+    const rest = await Promise.all(Array.from({ length: reads }, () => this.#read(k)))
+    return first.concat(...rest)
   }
 
   /**
@@ -361,11 +381,14 @@ export class RedisStreamWorker {
   }
 
   async #ack(k: CouponKeys, entries: StreamWin[]) {
-    // Lua's unpack() takes a few thousand values at most: acknowledge in slices.
+    // Lua's unpack() takes a few thousand values at most: acknowledge in slices
+    // (sent together: one round trip).
+    const slices = []
     for (let i = 0; i < entries.length; i += ACK_SLICE) {
       const ids = entries.slice(i, i + ACK_SLICE).map((e) => e.id)
-      await scripts.ack.run(this.#o.client, [k.stream], [PERSIST_GROUP, ...ids])
+      slices.push(scripts.ack.run(this.#o.client, [k.stream], [PERSIST_GROUP, ...ids]))
     }
+    await Promise.all(slices)
   }
 
   #deadLetter(k: CouponKeys, entry: StreamWin, reason: string) {
