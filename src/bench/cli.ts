@@ -43,6 +43,10 @@ Load:
   --users MIN..MAX         user id range; random for seed/compat, sequential from
                            MIN for win                      (default 1..10000000)
   --timeout SECONDS        a request with no answer by then is a timeout  (default 30)
+  --warmup SECONDS         first load each server this long on the win path (a
+                           coupon of its own, users outside the measured range),
+                           so JIT compilation and first-use set-up are not
+                           measured; shown, not kept                  (default 0)
   --processes N            client processes sharing the load; 0 = in this process
                                                                        (default 1)
 
@@ -124,6 +128,7 @@ export function parseBenchArgs(args: string[]): BenchOptions | 'help' {
       'database-url': { type: 'string' },
       'drain-timeout': { type: 'string' },
       'server-node-option': { type: 'string', multiple: true },
+      warmup: { type: 'string' },
       baseline: { type: 'boolean', default: false },
       json: { type: 'string' },
       html: { type: 'string' },
@@ -157,6 +162,7 @@ export function parseBenchArgs(args: string[]): BenchOptions | 'help' {
     databaseUrl: values['database-url'] ?? null,
     drainTimeoutS: positiveInt('drain-timeout', values['drain-timeout'], 60),
     serverNodeOptions: values['server-node-option'] ?? [],
+    warmupS: positiveInt('warmup', values.warmup, 0, 0),
     progress: !values['no-progress'],
     command: ['firstcome', 'bench', ...args].join(' '),
     json: values.json ?? null,

@@ -19,7 +19,8 @@ export function describeLoad(r: BenchReport): string {
       : `${fmtInt(l.connections)} looping connections${l.rampSeconds > 0 ? ` (opened over ${l.rampSeconds} s)` : ''}`
   const fc = r.runs.firstcome
   const coupon = `coupon #${fc.couponId} (${fc.quantity === null ? 'unlimited' : fmtInt(fc.quantity)})`
-  return `${l.scenario}: ${shape} for ${l.durationSeconds} s; users ${l.users}; ${coupon}`
+  const warm = l.warmupSeconds > 0 ? ` after a ${l.warmupSeconds} s warm-up` : ''
+  return `${l.scenario}: ${shape} for ${l.durationSeconds} s${warm}; users ${l.users}; ${coupon}`
 }
 
 type Row = [label: string, pick: (r: RunReport) => string, ratio?: string]

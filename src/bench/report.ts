@@ -7,8 +7,8 @@
  *   startedAt          ISO-8601
  *   machine            { cpus, node, platform, somaxconn }
  *   load               { scenario, shape: closed|open, connections, durationSeconds,
- *                        rampSeconds, rate, users, timeoutSeconds, client,
- *                        clientProcesses }
+ *                        rampSeconds, rate, users, timeoutSeconds,
+ *                        warmupSeconds, client, clientProcesses }
  *   runs.firstcome     a RunReport (below)
  *   runs.baseline      a RunReport, or null without --baseline
  *   ratios             { throughput, p99, serverCpuPerRequest } firstcome/baseline,
@@ -102,6 +102,7 @@ export interface LoadDescription {
   rate: number | null
   users: string
   timeoutSeconds: number
+  warmupSeconds: number
   client: string
   clientProcesses: number
 }
