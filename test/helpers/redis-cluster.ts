@@ -100,13 +100,17 @@ export async function startCluster(): Promise<TestCluster> {
     )
     if (create.status !== 0)
       throw new Error(`cluster create failed: ${create.stdout}${create.stderr}`)
-    for (let i = 0; ; i++) {
-      const info = spawnSync('redis-cli', ['-p', String(nodes[0]?.port), 'cluster', 'info'], {
-        encoding: 'utf8',
-      })
-      if (info.stdout.includes('cluster_state:ok')) break
-      if (i > 100) throw new Error('cluster did not become ok')
-      await sleep(50)
+    // Every node, not only the first: a client's ready check asks any one of them,
+    // and ioredis's Cluster.connect() never settles when that check fails.
+    for (const { port } of nodes) {
+      for (let i = 0; ; i++) {
+        const info = spawnSync('redis-cli', ['-p', String(port), 'cluster', 'info'], {
+          encoding: 'utf8',
+        })
+        if (info.stdout.includes('cluster_state:ok')) break
+        if (i > 100) throw new Error(`cluster node ${port} did not become ok`)
+        await sleep(50)
+      }
     }
   } catch (err) {
     await stop()
