@@ -21,6 +21,7 @@ import {
   sortedRanks,
   storm,
   tally,
+  twiceShuffled,
   users,
   waitDrained,
   winsOf,
@@ -29,14 +30,6 @@ import {
 const SERVER_DIALECTS: Dialect[] = ['postgres', 'mysql']
 const TOTAL = 300
 const USERS = 2500
-
-function shuffle<T>(items: T[]): T[] {
-  for (let i = items.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1))
-    ;[items[i], items[j]] = [items[j] as T, items[i] as T]
-  }
-  return items
-}
 
 for (const dialect of SERVER_DIALECTS) {
   const skip = (await skipUnless('redis')) || (await skipUnlessDialect(dialect))
@@ -69,7 +62,7 @@ for (const dialect of SERVER_DIALECTS) {
       assert.ok(t && pool)
       const couponId = await createCoupon(t.app, { totalQuantity: TOTAL })
       const everyone = users('user-', 0, USERS)
-      const replies = await storm(pool, couponId, shuffle([...everyone, ...everyone]))
+      const replies = await storm(pool, couponId, twiceShuffled(everyone))
 
       const counts = tally(replies)
       assert.equal(replies.length, 2 * USERS)
