@@ -92,9 +92,9 @@ export async function startWorkerProcess(env: Record<string, string>): Promise<S
   return proc
 }
 
-/** SIGKILLs every child still running (test teardown). */
-export async function stopAll(): Promise<void> {
-  const all = [...running]
+/** SIGKILLs the children given, by default every one still running (test teardown). */
+export async function stopAll(children: Iterable<ServiceProcess> = running): Promise<void> {
+  const all = [...children]
   for (const p of all) {
     p.signal('SIGCONT')
     p.signal('SIGKILL')
