@@ -4,9 +4,9 @@
  * knows every winner and hands out exactly the ranks that are left.
  */
 import assert from 'node:assert/strict'
-import { after, describe, it } from 'node:test'
-import { createDatabaseUrl, dropDatabaseUrl } from '../helpers/databases.js'
-import { type ServerProcess, startServer } from '../helpers/server-process.js'
+import { describe, it } from 'node:test'
+import { ADMIN_TOKEN, createCoupon } from '../helpers/app.js'
+import { serversOnOneDatabase } from '../helpers/processes.js'
 import {
   assertWinsPersisted,
   checkRowsAt,
@@ -21,7 +21,6 @@ import {
   winsOf,
 } from '../helpers/storm.js'
 
-const ADMIN_TOKEN = 'e2e-admin-token-crash'
 const QUANTITY = 3000
 const FIRST_WAVE = 6000
 const KILL_AFTER_WINS = 1000
@@ -39,41 +38,20 @@ async function rowsHolding(
 }
 
 describe('kill -9 during a storm', () => {
-  let databaseUrl = ''
-  const servers: ServerProcess[] = []
-
-  after(async () => {
-    for (const s of servers) await s.stop()
-    if (databaseUrl) await dropDatabaseUrl(databaseUrl)
-  })
+  const servers = serversOnOneDatabase()
 
   it('loses no answered win and finishes the sale with ranks exactly 1..totalQuantity', {
     timeout: 120_000,
   }, async () => {
-    databaseUrl = await createDatabaseUrl('sqlite')
-    const first = await startServer({ databaseUrl, adminToken: ADMIN_TOKEN })
-    servers.push(first)
-    const created = await fetch(`${first.url}/v1/coupons`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
-      body: JSON.stringify({
-        title: 'crash',
-        totalQuantity: QUANTITY,
-        discountAmount: 1000,
-        minAvailableAmount: 0,
-        issueStart: new Date(Date.now() - 60_000).toISOString(),
-        issueEnd: new Date(Date.now() + 3_600_000).toISOString(),
-      }),
-    })
-    assert.equal(created.status, 201)
-    const couponId = ((await created.json()) as { id: number }).id
+    const first = await servers.start({ adminToken: ADMIN_TOKEN })
+    const couponId = await createCoupon(first, { title: 'crash', totalQuantity: QUANTITY })
 
     // Wave 1: distinct users; the process is killed once enough wins were answered.
     const p1 = httpPool(first.url, 300)
     let wonSoFar = 0
     const wave1 = await storm(p1, couponId, users('k', 1, FIRST_WAVE + 1), {
       onReply(r) {
-        if (r.status === 201 && ++wonSoFar === KILL_AFTER_WINS) first.child.kill('SIGKILL')
+        if (r.status === 201 && ++wonSoFar === KILL_AFTER_WINS) first.signal('SIGKILL')
       },
     })
     await p1.destroy()
@@ -86,11 +64,10 @@ describe('kill -9 during a storm', () => {
     for (const r of answered) assert.equal(r.status, 201, `unexpected ${r.status} ${r.code}`)
     const wins1 = winsOf(answered)
     assert.ok(wins1.size >= KILL_AFTER_WINS)
-    const afterCrash = await rowsHolding(databaseUrl, couponId, wins1)
+    const afterCrash = await rowsHolding(servers.databaseUrl, couponId, wins1)
 
     // Restart on the same database: the gate is rebuilt from the rows.
-    const second = await startServer({ databaseUrl, adminToken: ADMIN_TOKEN })
-    servers.push(second)
+    const second = await servers.start({ adminToken: ADMIN_TOKEN })
     const p2 = httpPool(second.url, 300)
     try {
       const repeats = await storm(p2, couponId, [...wins1.keys()])
@@ -118,7 +95,7 @@ describe('kill -9 during a storm', () => {
       assert.equal(wave2.filter((r) => r.code === 'ALREADY_ISSUED').length, silentWins)
       assert.equal(wins2.size, QUANTITY - afterCrash.rows)
 
-      const final = await rowsHolding(databaseUrl, couponId, new Map([...wins1, ...wins2]))
+      const final = await rowsHolding(servers.databaseUrl, couponId, new Map([...wins1, ...wins2]))
       assert.deepEqual(sortedRanks(final.ranks.values()), oneTo(QUANTITY))
       assert.deepEqual(await getStats(p2, couponId), {
         couponId,

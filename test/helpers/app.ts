@@ -106,16 +106,26 @@ export function couponBody(over: CouponInput = {}) {
   }
 }
 
-/** Creates a coupon through the admin API and returns its id. */
-export async function createCoupon(app: FastifyInstance, over: CouponInput = {}): Promise<number> {
-  const res = await app.inject({
-    method: 'POST',
-    url: '/v1/coupons',
-    headers: admin,
-    payload: couponBody(over),
-  })
-  if (res.statusCode !== 201) throw new Error(`create coupon: ${res.statusCode} ${res.body}`)
-  return res.json().id
+/**
+ * Creates a coupon through the admin API — of an app in this process, or of a
+ * server process (started with ADMIN_TOKEN) at its URL — and returns its id.
+ */
+export async function createCoupon(
+  via: FastifyInstance | { url: string },
+  over: CouponInput = {},
+): Promise<number> {
+  const headers = { ...admin, 'content-type': 'application/json' }
+  const body = JSON.stringify(couponBody(over))
+  const created = (status: number, text: string) => {
+    if (status !== 201) throw new Error(`create coupon: ${status} ${text}`)
+    return (JSON.parse(text) as { id: number }).id
+  }
+  if ('inject' in via) {
+    const res = await via.inject({ method: 'POST', url: '/v1/coupons', headers, payload: body })
+    return created(res.statusCode, res.body)
+  }
+  const res = await fetch(`${via.url}/v1/coupons`, { method: 'POST', headers, body })
+  return created(res.status, await res.text())
 }
 
 /**
