@@ -14,6 +14,7 @@ import {
   httpPool,
   type IssueRowsView,
   oneTo,
+  soldOutStats,
   sortedRanks,
   storm,
   tally,
@@ -97,14 +98,7 @@ describe('kill -9 during a storm', () => {
 
       const final = await rowsHolding(servers.databaseUrl, couponId, new Map([...wins1, ...wins2]))
       assert.deepEqual(sortedRanks(final.ranks.values()), oneTo(QUANTITY))
-      assert.deepEqual(await getStats(p2, couponId), {
-        couponId,
-        totalQuantity: QUANTITY,
-        won: QUANTITY,
-        persisted: QUANTITY,
-        queued: 0,
-        remaining: 0,
-      })
+      assert.deepEqual(await getStats(p2, couponId), soldOutStats(couponId, QUANTITY))
     } finally {
       await p2.close()
     }

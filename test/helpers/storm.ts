@@ -119,28 +119,20 @@ export function storm(
 }
 
 /**
- * Keeps `concurrency` requests in flight, each for the next user, until `stop()`
- * (or the users run out). Used where the storm must straddle a fault.
+ * Keeps `lanes` requests in flight, each for a new user (`${prefix}0`,
+ * `${prefix}1`, …), until `stop()`. Used where the storm must straddle a fault.
  */
-export function continuousStorm(
-  pool: Pool,
-  couponId: number,
-  nextUser: () => string | null,
-  concurrency: number,
-) {
+export function continuousStorm(pool: Pool, couponId: number, prefix: string, lanes: number) {
   const replies: IssueReply[] = []
   let stopped = false
-  const lanes = Array.from({ length: concurrency }, async () => {
-    while (!stopped) {
-      const userId = nextUser()
-      if (userId === null) return
-      replies.push(await issueOnce(pool, couponId, userId))
-    }
-  })
-  const done = Promise.all(lanes).then(() => replies)
+  let next = 0
+  const done = Promise.all(
+    Array.from({ length: lanes }, async () => {
+      while (!stopped) replies.push(await issueOnce(pool, couponId, `${prefix}${next++}`))
+    }),
+  ).then(() => replies)
   return {
     replies,
-    done,
     async stop() {
       stopped = true
       return done
@@ -294,6 +286,18 @@ export async function checkRowsAt(databaseUrl: string, couponId: number): Promis
     return await checkRows(database.db, couponId)
   } finally {
     await database.close()
+  }
+}
+
+/** The stats of a coupon sold out with every win persisted. */
+export function soldOutStats(couponId: number, totalQuantity: number): CouponStats {
+  return {
+    couponId,
+    totalQuantity,
+    won: totalQuantity,
+    persisted: totalQuantity,
+    queued: 0,
+    remaining: 0,
   }
 }
 

@@ -12,6 +12,7 @@ import type { Pool } from 'undici'
 import { createCoupon } from '../helpers/app.js'
 import { type RedisSuiteOptions, redisSuite, skipUnlessRedisSuite } from '../helpers/redis-suite.js'
 import {
+  continuousStorm,
   type IssueReply,
   issueOnce,
   storm,
@@ -31,17 +32,23 @@ async function readyz(pool: Pool) {
   return { status: res.statusCode, ms: performance.now() - started }
 }
 
-/** Issues for `ms` with `lanes` requests in flight, each for a new user. */
-async function issueFor(pool: Pool, couponId: number, prefix: string, ms: number, lanes = 8) {
-  const replies: IssueReply[] = []
-  const until = Date.now() + ms
-  let n = 0
-  await Promise.all(
-    Array.from({ length: lanes }, async () => {
-      while (Date.now() < until) replies.push(await issueOnce(pool, couponId, `${prefix}${n++}`))
-    }),
+/** Issues for `ms` with 8 requests in flight, each for a new user. */
+async function issueFor(pool: Pool, couponId: number, prefix: string, ms: number) {
+  const s = continuousStorm(pool, couponId, prefix, 8)
+  await sleep(ms)
+  return s.stop()
+}
+
+/** Retries one user's request until it is a win: the service issues again. */
+function winAgain(pool: Pool, couponId: number, userId: string, what: string) {
+  return waitFor(
+    what,
+    async () => {
+      const r = await issueOnce(pool, couponId, userId)
+      return r.status === 201 ? r : null
+    },
+    10_000,
   )
-  return replies
 }
 
 function assertAllUnavailable(replies: IssueReply[], boundMs: number) {
@@ -78,14 +85,7 @@ describe('Redis unreachable: 503 at once, then the service heals itself', {
 
     await server.start() // empty: no persistence
     const restartedAt = Date.now()
-    const back = await waitFor(
-      'a win after the restart',
-      async () => {
-        const r = await issueOnce(pool, couponId, 'back-0')
-        return r.status === 201 ? r : null
-      },
-      10_000,
-    )
+    const back = await winAgain(pool, couponId, 'back-0', 'a win after the restart')
     t.diagnostic(`issuing again ${Date.now() - restartedAt} ms after the restart`)
     wins.set(back.userId, back.rank ?? 0)
     assert.equal((await readyz(pool)).status, 200)
@@ -122,14 +122,7 @@ describe('Redis unreachable: 503 at once, then the service heals itself', {
 
     process.kill(pid, 'SIGCONT')
     await sleep(50)
-    const back = await waitFor(
-      'a win after the thaw',
-      async () => {
-        const r = await issueOnce(pool, couponId, 'thawed-0')
-        return r.status === 201 ? r : null
-      },
-      10_000,
-    )
+    const back = await winAgain(pool, couponId, 'thawed-0', 'a win after the thaw')
     wins.set(back.userId, back.rank ?? 0)
     for (const [userId, rank] of winsOf(await storm(pool, couponId, users('f', 100, 300))))
       wins.set(userId, rank)
