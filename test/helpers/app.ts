@@ -3,7 +3,7 @@
  * integration tests: `inject()` for most, `listen()` for real-socket storms.
  */
 import assert from 'node:assert/strict'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, InjectOptions } from 'fastify'
 import pino from 'pino'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
@@ -93,6 +93,10 @@ export interface CouponInput {
   issueEnd?: string
 }
 
+export const HOUR = 3_600_000
+export const iso = (ms: number) => new Date(ms).toISOString()
+
+/** A valid create body: open from a minute ago for an hour. */
 export function couponBody(over: CouponInput = {}) {
   const now = Date.now()
   return {
@@ -100,8 +104,8 @@ export function couponBody(over: CouponInput = {}) {
     totalQuantity: 500,
     discountAmount: 100_000,
     minAvailableAmount: 110_000,
-    issueStart: new Date(now - 60_000).toISOString(),
-    issueEnd: new Date(now + 3_600_000).toISOString(),
+    issueStart: iso(now - 60_000),
+    issueEnd: iso(now + HOUR),
     ...over,
   }
 }
@@ -126,6 +130,31 @@ export async function createCoupon(
   }
   const res = await fetch(`${via.url}/v1/coupons`, { method: 'POST', headers, body })
   return created(res.status, await res.text())
+}
+
+/** `POST /v1/coupons/{couponId}/issues` with `{userId}`, through inject. */
+export function requestIssue(
+  app: FastifyInstance,
+  couponId: number,
+  userId: unknown,
+  options: Pick<InjectOptions, 'remoteAddress'> = {},
+) {
+  return app.inject({
+    method: 'POST',
+    url: `/v1/coupons/${couponId}/issues`,
+    payload: { userId },
+    ...options,
+  })
+}
+
+/** `PATCH /v1/coupons/{couponId}`, as the admin unless other headers are given. */
+export function patchCoupon(
+  app: FastifyInstance,
+  couponId: number,
+  payload: Record<string, unknown>,
+  headers: Record<string, string> = admin,
+) {
+  return app.inject({ method: 'PATCH', url: `/v1/coupons/${couponId}`, headers, payload })
 }
 
 /**

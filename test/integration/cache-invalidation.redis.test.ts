@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict'
 import { before, describe, it } from 'node:test'
-import { admin, createCoupon } from '../helpers/app.js'
+import { createCoupon, HOUR, iso, patchCoupon, requestIssue } from '../helpers/app.js'
 import { redisSuite, type Service, skipUnlessRedisSuite } from '../helpers/redis-suite.js'
 import { assertWinsPersisted, checkRows, waitDrained } from '../helpers/storm.js'
 
@@ -25,11 +25,7 @@ describe('cache invalidation across two nodes (Redis mode)', {
   })
 
   async function issue(node: Service, couponId: number, userId: string) {
-    const res = await node.app.inject({
-      method: 'POST',
-      url: `/v1/coupons/${couponId}/issues`,
-      payload: { userId },
-    })
+    const res = await requestIssue(node.app, couponId, userId)
     const body = res.json()
     if (res.statusCode === 201) {
       const won = wins.get(couponId) ?? new Map<string, number>()
@@ -41,12 +37,7 @@ describe('cache invalidation across two nodes (Redis mode)', {
   }
 
   async function patch(node: Service, couponId: number, payload: Record<string, unknown>) {
-    const res = await node.app.inject({
-      method: 'PATCH',
-      url: `/v1/coupons/${couponId}`,
-      headers: admin,
-      payload,
-    })
+    const res = await patchCoupon(node.app, couponId, payload)
     assert.equal(res.statusCode, 200, res.body)
   }
 
@@ -68,11 +59,11 @@ describe('cache invalidation across two nodes (Redis mode)', {
     for (let round = 0; round < 20; round++) {
       const couponId = await createCoupon(a.app, { totalQuantity: 100 })
       assert.equal((await issue(b, couponId, 'early')).status, 201) // B caches it open
-      await patch(a, couponId, { issueEnd: new Date(Date.now() - 1000).toISOString() })
+      await patch(a, couponId, { issueEnd: iso(Date.now() - 1000) })
       const ended = await issue(b, couponId, 'late')
       assert.equal(ended.code, 'ISSUE_ENDED', `round ${round}: ${JSON.stringify(ended.body)}`)
       assert.equal((await issue(b, couponId, 'late')).code, 'ISSUE_ENDED') // now from B's cache
-      await patch(a, couponId, { issueEnd: new Date(Date.now() + 3_600_000).toISOString() })
+      await patch(a, couponId, { issueEnd: iso(Date.now() + HOUR) })
       const reopened = await issue(b, couponId, 'late')
       assert.equal(reopened.status, 201, `round ${round}: ${JSON.stringify(reopened.body)}`)
     }
