@@ -42,6 +42,33 @@ describe('Redis state wiped mid-event: the gate is rebuilt from the database', {
   const service = (t: TestContext, env?: Record<string, string>) =>
     suite.start({ env, connections: 128 }, t)
 
+  /**
+   * After the loss, users 0..1499 of `prefix` storm the coupon, each twice: no
+   * earlier winner wins again, and the new wins are exactly what is left.
+   */
+  async function stormTheRest(
+    s: Service,
+    couponId: number,
+    prefix: string,
+    earlier: Map<string, number>,
+  ) {
+    const replies = await storm(s.pool, couponId, twiceShuffled(users(prefix, 0, 1500)))
+    const after = winsOf(replies)
+    for (const userId of after.keys()) assert.ok(!earlier.has(userId), `${userId} won twice`)
+    assert.equal(after.size, TOTAL - earlier.size, 'the gate counts only the earlier wins kept')
+    return { replies, after }
+  }
+
+  /** Once drained: TOTAL won, and the rows are exactly `wins`, ranks 1..TOTAL. */
+  async function assertSoldOut(s: Service, couponId: number, wins: Map<string, number>) {
+    const stats = await waitDrained(s.pool, couponId)
+    assert.equal(stats.won, TOTAL)
+    const view = await checkRows(suite.db, couponId)
+    assert.equal(view.rows, TOTAL)
+    assert.deepEqual(sortedRanks(view.ranks.values()), oneTo(TOTAL))
+    assertWinsPersisted(wins, view)
+  }
+
   it('after the wins are persisted: earlier winners are refused, 500 distinct winners', async (t) => {
     const s = await service(t)
     const couponId = await createCoupon(s.app, { totalQuantity: TOTAL })
@@ -51,19 +78,10 @@ describe('Redis state wiped mid-event: the gate is rebuilt from the database', {
 
     assert.equal(await suite.redis.flushall(), 'OK')
 
-    const replies = await storm(s.pool, couponId, twiceShuffled(users('u', 0, 1500)))
-    const after = winsOf(replies)
-    for (const userId of after.keys()) assert.ok(!before.has(userId), `${userId} won twice`)
-    assert.equal(after.size, TOTAL - before.size)
+    const { replies, after } = await stormTheRest(s, couponId, 'u', before)
     for (const r of replies)
       assert.ok(r.status === 201 || r.status === 409, `${r.status} ${r.code}`)
-
-    const stats = await waitDrained(s.pool, couponId)
-    assert.equal(stats.won, TOTAL)
-    const view = await checkRows(suite.db, couponId)
-    assert.equal(view.rows, TOTAL)
-    assert.deepEqual(sortedRanks(view.ranks.values()), oneTo(TOTAL))
-    assertWinsPersisted(new Map([...before, ...after]), view)
+    await assertSoldOut(s, couponId, new Map([...before, ...after]))
   })
 
   /**
@@ -85,10 +103,7 @@ describe('Redis state wiped mid-event: the gate is rebuilt from the database', {
     assert.equal(await suite.redis.flushall(), 'OK')
     await s.startWorker()
 
-    const replies = await storm(s.pool, couponId, twiceShuffled(users('q', 0, 1500)))
-    const after = winsOf(replies)
-    for (const userId of after.keys()) assert.ok(!persisted.has(userId), `${userId} won twice`)
-    assert.equal(after.size, TOTAL - persisted.size, 'the gate counts only what the DB holds')
+    const { after } = await stormTheRest(s, couponId, 'q', persisted)
     const stats = await waitDrained(s.pool, couponId)
     assert.equal(stats.won, TOTAL)
 
@@ -154,14 +169,8 @@ describe('Redis state wiped mid-event: the gate is rebuilt from the database', {
     assert.equal(await suite.redis.del(k.meta, k.users, k.holes), 2) // no holes yet
     await s.startWorker()
 
-    const after = winsOf(await storm(s.pool, couponId, twiceShuffled(users('e', 0, 1500))))
     const before = new Map([...persisted, ...queued])
-    for (const userId of after.keys()) assert.ok(!before.has(userId), `${userId} won twice`)
-    assert.equal(after.size, TOTAL - before.size)
-    await waitDrained(s.pool, couponId)
-    const view = await checkRows(suite.db, couponId)
-    assert.equal(view.rows, TOTAL)
-    assert.deepEqual(sortedRanks(view.ranks.values()), oneTo(TOTAL))
-    assertWinsPersisted(new Map([...before, ...after]), view)
+    const { after } = await stormTheRest(s, couponId, 'e', before)
+    await assertSoldOut(s, couponId, new Map([...before, ...after]))
   })
 })
