@@ -59,6 +59,7 @@ export async function issueOnce(
 ): Promise<IssueReply> {
   const started = performance.now()
   const { compatRoute } = options
+  const reply = { userId: String(userId), retryAfter: null, body: null, error: null }
   try {
     const res = await pool.request({
       method: 'POST',
@@ -74,26 +75,17 @@ export async function issueOnce(
     const { code, rank } = fields(body)
     const retryAfter = res.headers['retry-after']
     return {
-      userId: String(userId),
+      ...reply,
       status: res.statusCode,
       code: typeof code === 'string' ? code : null,
       rank: typeof rank === 'number' ? rank : null,
       retryAfter: typeof retryAfter === 'string' ? retryAfter : null,
       body,
-      error: null,
       ms: performance.now() - started,
     }
   } catch (err) {
-    return {
-      userId: String(userId),
-      status: null,
-      code: null,
-      rank: null,
-      retryAfter: null,
-      body: null,
-      error: String(err),
-      ms: performance.now() - started,
-    }
+    const ms = performance.now() - started
+    return { ...reply, status: null, code: null, rank: null, error: String(err), ms }
   }
 }
 
@@ -179,7 +171,7 @@ export function winsOf(replies: readonly IssueReply[]): Map<string, number> {
 }
 
 /** `201`, `409 SOLD_OUT`, … or `no answer` */
-export function statusAndCode(r: IssueReply): string {
+function statusAndCode(r: IssueReply): string {
   if (r.status === null) return 'no answer'
   return r.status === 201 ? '201' : `${r.status} ${r.code}`
 }
@@ -242,6 +234,18 @@ export function waitDrained(
   )
 }
 
+/** The stats of a coupon sold out with every win persisted. */
+export function soldOutStats(couponId: number, totalQuantity: number): CouponStats {
+  return {
+    couponId,
+    totalQuantity,
+    won: totalQuantity,
+    persisted: totalQuantity,
+    queued: 0,
+    remaining: 0,
+  }
+}
+
 export interface IssueRowsView {
   /** userId → rank */
   ranks: Map<string, number>
@@ -286,18 +290,6 @@ export async function checkRowsAt(databaseUrl: string, couponId: number): Promis
     return await checkRows(database.db, couponId)
   } finally {
     await database.close()
-  }
-}
-
-/** The stats of a coupon sold out with every win persisted. */
-export function soldOutStats(couponId: number, totalQuantity: number): CouponStats {
-  return {
-    couponId,
-    totalQuantity,
-    won: totalQuantity,
-    persisted: totalQuantity,
-    queued: 0,
-    remaining: 0,
   }
 }
 
