@@ -94,6 +94,8 @@ export interface CouponInput {
 }
 
 export const HOUR = 3_600_000
+/** How the API writes an instant: ISO 8601 in UTC, with milliseconds. */
+export const ISO_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/
 export const iso = (ms: number) => new Date(ms).toISOString()
 
 /** A valid create body: open from a minute ago for an hour. */

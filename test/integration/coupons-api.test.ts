@@ -10,6 +10,7 @@ import {
   couponBody,
   createCoupon,
   HOUR,
+  ISO_UTC,
   iso,
   patchCoupon,
   requestIssue,
@@ -17,7 +18,6 @@ import {
   type TestApp,
 } from '../helpers/app.js'
 
-const ISO_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/
 const COUPON_KEYS = [
   'createdAt',
   'discountAmount',

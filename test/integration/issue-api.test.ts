@@ -9,6 +9,7 @@ import { countIssues } from '../../src/db/issues-repo.js'
 import {
   createCoupon,
   HOUR,
+  ISO_UTC,
   iso,
   patchCoupon,
   requestIssue,
@@ -146,7 +147,7 @@ describe('issue API', () => {
         usedAt: null,
       },
     )
-    assert.match(s.issuedAt, /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/)
+    assert.match(s.issuedAt, ISO_UTC)
     assert.ok(Date.parse(s.issuedAt) >= startedAt && Date.parse(s.issuedAt) <= Date.now())
 
     for (const userId of ['nobody', '43']) {
