@@ -7,69 +7,25 @@
  * a bound, and resumes by itself.
  */
 import assert from 'node:assert/strict'
-import { after, before, describe, it } from 'node:test'
+import { describe, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { type Database, openDatabase } from '../../src/db/database.js'
-import { RedisKeys } from '../../src/redis/keys.js'
-import { createCoupon, startApp, type TestApp } from '../helpers/app.js'
-import { createDatabaseUrl, dropDatabaseUrl, skipUnlessDialect } from '../helpers/databases.js'
-import {
-  type RedisServer,
-  skipUnlessRedisServer,
-  startRedisServer,
-} from '../helpers/redis-server.js'
-import {
-  assertWinsPersisted,
-  checkRows,
-  continuousStorm,
-  httpPool,
-  oneTo,
-  sortedRanks,
-  tally,
-  waitDrained,
-  waitFor,
-  winsOf,
-} from '../helpers/storm.js'
+import { createCoupon } from '../helpers/app.js'
+import { type RedisSuiteOptions, redisSuite, skipUnlessRedisSuite } from '../helpers/redis-suite.js'
+import { continuousStorm, oneTo, sortedRanks, tally, waitFor, winsOf } from '../helpers/storm.js'
 
-const skip = skipUnlessRedisServer() || (await skipUnlessDialect('postgres'))
+const SUITE: RedisSuiteOptions = { ownRedis: { aofAlways: true } }
 const BOUND_MS = 3000
 
-describe('Redis with AOF always, killed -9 mid-storm and restarted', { skip }, () => {
-  const prefix = 'fc:'
-  let server: RedisServer | undefined
-  let databaseUrl = ''
-  let t: TestApp | undefined
-  let worker: { stop(): Promise<void> } | undefined
-  let check: Database | undefined
-
-  before(async () => {
-    server = await startRedisServer({ aofAlways: true })
-    databaseUrl = await createDatabaseUrl('postgres')
-    check = openDatabase(databaseUrl, 'postgres', { poolSize: 2 })
-    t = await startApp({
-      env: { REDIS_URL: server.url, REDIS_KEY_PREFIX: prefix },
-      databaseUrl,
-    })
-    assert.ok(t.container.startWorker)
-    worker = await t.container.startWorker()
-    await t.listen()
-  })
-
-  after(async () => {
-    await worker?.stop()
-    await t?.close()
-    await server?.stop()
-    await check?.close()
-    if (databaseUrl) await dropDatabaseUrl(databaseUrl)
-  })
+describe('Redis with AOF always, killed -9 mid-storm and restarted', {
+  skip: await skipUnlessRedisSuite(SUITE),
+}, () => {
+  const suite = redisSuite(SUITE)
 
   it('loses no acknowledged win, answers 503 within a bound meanwhile, and resumes by itself', async (tc) => {
-    assert.ok(t && server && check)
-    const pool = httpPool(t.url, 64)
-    tc.after(() => pool.close())
-    const couponId = await createCoupon(t.app, { totalQuantity: 1_000_000 })
-    let next = 0
-    const s = continuousStorm(pool, couponId, () => `a${next++}`, 32)
+    const { app, pool } = await suite.start({}, tc)
+    const server = suite.server
+    const couponId = await createCoupon(app, { totalQuantity: 1_000_000 })
+    const s = continuousStorm(pool, couponId, 'a', 32)
 
     await waitFor('1,000 wins before the crash', async () => winsOf(s.replies).size >= 1000)
     await server.kill()
@@ -100,12 +56,7 @@ describe('Redis with AOF always, killed -9 mid-storm and restarted', { skip }, (
     }
 
     const wins = winsOf(replies)
-    await waitDrained(pool, couponId, 15_000)
-    const view = await checkRows(check.db, couponId)
-    assertWinsPersisted(wins, view)
-    const redis = server.client()
-    const winners = await redis.hlen(new RedisKeys(prefix).coupon(couponId).users)
-    assert.equal(view.rows, winners, 'rows = the winners Redis holds')
+    const view = await suite.assertSettled(pool, couponId, wins, 15_000)
     assert.deepEqual(sortedRanks(view.ranks.values()), oneTo(view.rows), 'no rank lost')
     tc.diagnostic(`${wins.size} answered 201; ${view.rows - wins.size} decided but answered 503`)
   })

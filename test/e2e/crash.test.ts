@@ -4,156 +4,101 @@
  * knows every winner and hands out exactly the ranks that are left.
  */
 import assert from 'node:assert/strict'
-import { after, describe, it } from 'node:test'
-import { openDatabase } from '../../src/db/database.js'
-import { createDatabaseUrl, dropDatabaseUrl } from '../helpers/databases.js'
+import { describe, it } from 'node:test'
+import { ADMIN_TOKEN, createCoupon } from '../helpers/app.js'
+import { serversOnOneDatabase } from '../helpers/processes.js'
 import {
-  type IssueAnswer,
-  type IssueRowLite,
-  issueAll,
-  issueRows,
+  assertWinsPersisted,
+  checkRowsAt,
+  getStats,
+  httpPool,
+  type IssueRowsView,
   oneTo,
-  pool,
-  sortedNumbers,
+  soldOutStats,
+  sortedRanks,
+  storm,
   tally,
-} from '../helpers/embedded-storm.js'
-import { type ServerProcess, startServer } from '../helpers/server-process.js'
+  users,
+  winsOf,
+} from '../helpers/storm.js'
 
-const ADMIN_TOKEN = 'e2e-admin-token-crash'
 const QUANTITY = 3000
 const FIRST_WAVE = 6000
 const KILL_AFTER_WINS = 1000
 
-const users = (prefix: string, from: number, to: number) =>
-  Array.from({ length: to - from + 1 }, (_, i) => `${prefix}${from + i}`)
-
-async function rowsOf(databaseUrl: string, couponId: number): Promise<IssueRowLite[]> {
-  const database = openDatabase(databaseUrl, 'sqlite')
-  try {
-    return await issueRows(database.db, couponId)
-  } finally {
-    await database.close()
-  }
-}
-
-function assertRowsSound(rows: IssueRowLite[]) {
-  assert.ok(rows.length <= QUANTITY, `no oversell: ${rows.length} rows`)
-  const dupUsers = [...tally(rows.map((r) => r.userId))].filter(([, n]) => n > 1)
-  assert.deepEqual(dupUsers, [], 'no user has two rows')
-  const dupRanks = [...tally(rows.map((r) => r.rank))].filter(([, n]) => n > 1)
-  assert.deepEqual(dupRanks, [], 'ranks are unique')
-}
-
-function assertWinsPersisted(wins: IssueAnswer[], rows: IssueRowLite[]) {
-  const rankOf = new Map(rows.map((r) => [r.userId, r.rank]))
-  const lost = wins.filter((w) => rankOf.get(w.userId) !== w.rank)
-  assert.deepEqual(
-    lost.map((w) => w.userId),
-    [],
-    'every win answered 201 is a row with the same rank',
-  )
+/** The rows hold every answered win with its rank, and no more than the quantity. */
+async function rowsHolding(
+  databaseUrl: string,
+  couponId: number,
+  wins: Map<string, number>,
+): Promise<IssueRowsView> {
+  const view = await checkRowsAt(databaseUrl, couponId)
+  assert.ok(view.rows <= QUANTITY, `no oversell: ${view.rows} rows`)
+  assertWinsPersisted(wins, view)
+  return view
 }
 
 describe('kill -9 during a storm', () => {
-  let databaseUrl = ''
-  const servers: ServerProcess[] = []
-
-  after(async () => {
-    for (const s of servers) await s.stop()
-    if (databaseUrl) await dropDatabaseUrl(databaseUrl)
-  })
+  const servers = serversOnOneDatabase()
 
   it('loses no answered win and finishes the sale with ranks exactly 1..totalQuantity', {
     timeout: 120_000,
   }, async () => {
-    databaseUrl = await createDatabaseUrl('sqlite')
-    const first = await startServer({ databaseUrl, adminToken: ADMIN_TOKEN })
-    servers.push(first)
-    const created = await fetch(`${first.url}/v1/coupons`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
-      body: JSON.stringify({
-        title: 'crash',
-        totalQuantity: QUANTITY,
-        discountAmount: 1000,
-        minAvailableAmount: 0,
-        issueStart: new Date(Date.now() - 60_000).toISOString(),
-        issueEnd: new Date(Date.now() + 3_600_000).toISOString(),
-      }),
-    })
-    assert.equal(created.status, 201)
-    const couponId = ((await created.json()) as { id: number }).id
+    const first = await servers.start({ adminToken: ADMIN_TOKEN })
+    const couponId = await createCoupon(first, { title: 'crash', totalQuantity: QUANTITY })
 
     // Wave 1: distinct users; the process is killed once enough wins were answered.
-    const p1 = pool(first.url, 300)
+    const p1 = httpPool(first.url, 300)
     let wonSoFar = 0
-    const wave1 = await issueAll(p1, couponId, users('k', 1, FIRST_WAVE), (a) => {
-      if (a.status === 201 && ++wonSoFar === KILL_AFTER_WINS) first.child.kill('SIGKILL')
+    const wave1 = await storm(p1, couponId, users('k', 1, FIRST_WAVE + 1), {
+      onReply(r) {
+        if (r.status === 201 && ++wonSoFar === KILL_AFTER_WINS) first.signal('SIGKILL')
+      },
     })
     await p1.destroy()
     assert.equal((await first.exited).signal, 'SIGKILL')
-    const wins1 = wave1.filter((a) => a.status === 201)
-    assert.ok(wins1.length >= KILL_AFTER_WINS)
+    const answered = wave1.filter((r) => r.status !== null)
     assert.ok(
-      wave1.some((a) => a.status === null),
+      answered.length < wave1.length,
       'the kill cut the storm short (some requests got no answer)',
     )
-    for (const a of wave1) {
-      if (a.status !== null) assert.equal(a.status, 201, `unexpected ${a.status} ${a.code}`)
-    }
-
-    const afterCrash = await rowsOf(databaseUrl, couponId)
-    assertRowsSound(afterCrash)
-    assertWinsPersisted(wins1, afterCrash)
+    for (const r of answered) assert.equal(r.status, 201, `unexpected ${r.status} ${r.code}`)
+    const wins1 = winsOf(answered)
+    assert.ok(wins1.size >= KILL_AFTER_WINS)
+    const afterCrash = await rowsHolding(servers.databaseUrl, couponId, wins1)
 
     // Restart on the same database: the gate is rebuilt from the rows.
-    const second = await startServer({ databaseUrl, adminToken: ADMIN_TOKEN })
-    servers.push(second)
-    const p2 = pool(second.url, 300)
+    const second = await servers.start({ adminToken: ADMIN_TOKEN })
+    const p2 = httpPool(second.url, 300)
     try {
-      const repeats = await issueAll(
-        p2,
-        couponId,
-        wins1.map((w) => w.userId),
-      )
+      const repeats = await storm(p2, couponId, [...wins1.keys()])
       assert.deepEqual(
-        [...tally(repeats.map((a) => `${a.status} ${a.code}`))],
-        [['409 ALREADY_ISSUED', wins1.length]],
+        tally(repeats),
+        { '409 ALREADY_ISSUED': wins1.size },
         'the restarted gate knows every answered winner',
       )
 
       // Wave 2: everyone who got no win, plus new users, until the coupon is sold out.
       const wave2Users = [
-        ...wave1.filter((a) => a.status !== 201).map((a) => a.userId),
-        ...users('n', 1, QUANTITY),
+        ...wave1.filter((r) => r.status !== 201).map((r) => r.userId),
+        ...users('n', 1, QUANTITY + 1),
       ]
-      const wave2 = await issueAll(p2, couponId, wave2Users)
-      for (const a of wave2) {
+      const wave2 = await storm(p2, couponId, wave2Users)
+      for (const r of wave2) {
         assert.ok(
-          a.status === 201 || a.code === 'SOLD_OUT' || a.code === 'ALREADY_ISSUED',
-          `unexpected ${a.status} ${a.code} ${a.error}`,
+          r.status === 201 || r.code === 'SOLD_OUT' || r.code === 'ALREADY_ISSUED',
+          `unexpected ${r.status} ${r.code} ${r.error}`,
         )
       }
-      const wins2 = wave2.filter((a) => a.status === 201)
+      const wins2 = winsOf(wave2)
       // Users whose win was committed but never answered are the ALREADY_ISSUED ones.
-      const silentWins = afterCrash.length - wins1.length
-      assert.equal(wave2.filter((a) => a.code === 'ALREADY_ISSUED').length, silentWins)
-      assert.equal(wins2.length, QUANTITY - afterCrash.length)
+      const silentWins = afterCrash.rows - wins1.size
+      assert.equal(wave2.filter((r) => r.code === 'ALREADY_ISSUED').length, silentWins)
+      assert.equal(wins2.size, QUANTITY - afterCrash.rows)
 
-      const final = await rowsOf(databaseUrl, couponId)
-      assertRowsSound(final)
-      assertWinsPersisted([...wins1, ...wins2], final)
-      assert.deepEqual(sortedNumbers(final.map((r) => r.rank)), oneTo(QUANTITY))
-
-      const stats = await fetch(`${second.url}/v1/coupons/${couponId}/stats`)
-      assert.deepEqual(await stats.json(), {
-        couponId,
-        totalQuantity: QUANTITY,
-        won: QUANTITY,
-        persisted: QUANTITY,
-        queued: 0,
-        remaining: 0,
-      })
+      const final = await rowsHolding(servers.databaseUrl, couponId, new Map([...wins1, ...wins2]))
+      assert.deepEqual(sortedRanks(final.ranks.values()), oneTo(QUANTITY))
+      assert.deepEqual(await getStats(p2, couponId), soldOutStats(couponId, QUANTITY))
     } finally {
       await p2.close()
     }

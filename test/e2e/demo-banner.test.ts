@@ -3,9 +3,8 @@
  * a curl line) and the demo coupon, created once.
  */
 import assert from 'node:assert/strict'
-import { after, describe, it } from 'node:test'
-import { createDatabaseUrl, dropDatabaseUrl } from '../helpers/databases.js'
-import { type ServerProcess, startServer } from '../helpers/server-process.js'
+import { describe, it } from 'node:test'
+import { serversOnOneDatabase } from '../helpers/processes.js'
 
 interface CouponJson {
   id: number
@@ -22,20 +21,12 @@ async function listCoupons(url: string, token: string): Promise<CouponJson[]> {
 }
 
 describe('serve on an empty database', () => {
-  let databaseUrl = ''
-  const servers: ServerProcess[] = []
-
-  after(async () => {
-    for (const s of servers) await s.stop()
-    if (databaseUrl) await dropDatabaseUrl(databaseUrl)
-  })
+  const servers = serversOnOneDatabase()
 
   it('prints the dashboard, a generated admin token and a curl line, and creates 네고왕', {
     timeout: 60_000,
   }, async () => {
-    databaseUrl = await createDatabaseUrl('sqlite')
-    const s = await startServer({ databaseUrl })
-    servers.push(s)
+    const s = await servers.start()
     const out = s.stdout()
 
     const token = /admin token\s+(\S+)\s+\(generated/.exec(out)?.[1]
@@ -66,14 +57,13 @@ describe('serve on an empty database', () => {
     assert.equal(res.status, 201)
     assert.deepEqual(await res.json(), { couponId: 1, userId: '1', rank: 1 })
 
-    s.child.kill('SIGTERM')
+    s.signal('SIGTERM')
     assert.deepEqual(await s.exited, { code: 0, signal: null })
   })
 
   it('does not create another demo coupon on the next start', { timeout: 60_000 }, async () => {
-    assert.ok(databaseUrl, 'runs after the first start')
-    const s = await startServer({ databaseUrl, adminToken: 'given-admin-token' })
-    servers.push(s)
+    assert.ok(servers.databaseUrl, 'runs after the first start')
+    const s = await servers.start({ adminToken: 'given-admin-token' })
     const out = s.stdout()
     assert.match(out, /admin token\s+from ADMIN_TOKEN/)
     assert.doesNotMatch(out, /given-admin-token\s+\(generated/)

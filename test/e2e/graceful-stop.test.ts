@@ -3,65 +3,50 @@
  * processing, persists every win it answered, and exits 0.
  */
 import assert from 'node:assert/strict'
-import { after, describe, it } from 'node:test'
-import { openDatabase } from '../../src/db/database.js'
-import { createDatabaseUrl, dropDatabaseUrl } from '../helpers/databases.js'
-import { type IssueAnswer, issueAll, issueRows, pool } from '../helpers/embedded-storm.js'
-import { type ServerProcess, startServer } from '../helpers/server-process.js'
+import { describe, it } from 'node:test'
+import { ADMIN_TOKEN, createCoupon } from '../helpers/app.js'
+import { serversOnOneDatabase } from '../helpers/processes.js'
+import {
+  assertWinsPersisted,
+  checkRowsAt,
+  httpPool,
+  storm,
+  users,
+  winsOf,
+} from '../helpers/storm.js'
 
-const ADMIN_TOKEN = 'e2e-admin-token-graceful'
 const QUANTITY = 5000
 const USERS = 4000
 const SIGNAL_AFTER_ANSWERS = 300
 
 describe('graceful stop (SIGTERM)', () => {
-  let databaseUrl = ''
-  let server: ServerProcess | null = null
-
-  after(async () => {
-    await server?.stop()
-    if (databaseUrl) await dropDatabaseUrl(databaseUrl)
-  })
+  const servers = serversOnOneDatabase()
 
   it('answers in-flight requests, persists every answered win and exits 0', {
     timeout: 60_000,
   }, async () => {
-    databaseUrl = await createDatabaseUrl('sqlite')
-    server = await startServer({ databaseUrl, adminToken: ADMIN_TOKEN })
-    const s = server
-    const created = await fetch(`${s.url}/v1/coupons`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
-      body: JSON.stringify({
-        title: 'graceful',
-        totalQuantity: QUANTITY,
-        discountAmount: 1000,
-        minAvailableAmount: 0,
-        issueStart: new Date(Date.now() - 60_000).toISOString(),
-        issueEnd: new Date(Date.now() + 3_600_000).toISOString(),
-      }),
-    })
-    assert.equal(created.status, 201)
-    const couponId = ((await created.json()) as { id: number }).id
+    const s = await servers.start({ adminToken: ADMIN_TOKEN })
+    const couponId = await createCoupon(s, { title: 'graceful', totalQuantity: QUANTITY })
 
-    const users = Array.from({ length: USERS }, (_, i) => `g${i + 1}`)
-    const p = pool(s.url, 200)
+    const p = httpPool(s.url, 200)
     let answers = 0
     let signalled = false
     let answeredAfterSignal = 0
-    const storm = issueAll(p, couponId, users, (a: IssueAnswer) => {
-      if (a.status === null) return
-      answers++
-      if (signalled && a.status !== 503) answeredAfterSignal++
-      if (!signalled && answers >= SIGNAL_AFTER_ANSWERS) {
-        signalled = true
-        s.child.kill('SIGTERM')
-      }
+    const replies = storm(p, couponId, users('g', 1, USERS + 1), {
+      onReply(r) {
+        if (r.status === null) return
+        answers++
+        if (signalled && r.status !== 503) answeredAfterSignal++
+        if (!signalled && answers >= SIGNAL_AFTER_ANSWERS) {
+          signalled = true
+          s.signal('SIGTERM')
+        }
+      },
     })
-    const [results, exit] = await Promise.all([storm, s.exited])
+    const [results, exit] = await Promise.all([replies, s.exited])
     await p.close()
 
-    assert.deepEqual(exit, { code: 0, signal: null }, `stderr: ${s.stderr()}`)
+    assert.deepEqual(exit, { code: 0, signal: null }, `output: ${s.output()}`)
     assert.ok(signalled, 'the storm ran long enough to signal the server')
     // Requests the server was processing when the signal came were still answered.
     assert.ok(answeredAfterSignal > 0, 'some requests in flight at SIGTERM were answered')
@@ -73,23 +58,12 @@ describe('graceful stop (SIGTERM)', () => {
       assert.deepEqual(Object.keys(a.body as object), ['code', 'message'])
       assert.equal(a.code, 'UNAVAILABLE')
     }
-    const wins = results.filter((a) => a.status === 201)
-    const database = openDatabase(databaseUrl, 'sqlite')
-    try {
-      const rows = await issueRows(database.db, couponId)
-      const rankOf = new Map(rows.map((r) => [r.userId, r.rank]))
-      // Every answered win is a row with its rank …
-      for (const w of wins) assert.equal(rankOf.get(w.userId), w.rank, `win of ${w.userId}`)
-      // … and nothing was won without an answer: the server finished what it took in.
-      assert.equal(rows.length, wins.length)
-      const coupon = await database.db
-        .selectFrom('coupons')
-        .select('issued_quantity')
-        .where('id', '=', couponId)
-        .executeTakeFirstOrThrow()
-      assert.equal(Number(coupon.issued_quantity), wins.length)
-    } finally {
-      await database.close()
-    }
+    const wins = winsOf(results.filter((a) => a.status !== null))
+    const view = await checkRowsAt(servers.databaseUrl, couponId)
+    // Every answered win is a row with its rank …
+    assertWinsPersisted(wins, view)
+    // … and nothing was won without an answer: the server finished what it took in
+    // (checkRows: issued_quantity is the row count too).
+    assert.equal(view.rows, wins.size)
   })
 })

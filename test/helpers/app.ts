@@ -2,7 +2,8 @@
  * A whole service (container + Fastify app) on a database of its own, for
  * integration tests: `inject()` for most, `listen()` for real-socket storms.
  */
-import type { FastifyInstance } from 'fastify'
+import assert from 'node:assert/strict'
+import type { FastifyInstance, InjectOptions } from 'fastify'
 import pino from 'pino'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
@@ -18,6 +19,10 @@ export interface TestApp {
   /** Base URL once `listen()` has run. */
   url: string
   listen(): Promise<string>
+  /** Redis mode: starts the stream worker in this process, unless it runs. */
+  startWorker(): Promise<void>
+  stopWorker(): Promise<void>
+  /** Stops the worker, closes the app and the container, drops an own database. */
   close(): Promise<void>
 }
 
@@ -47,6 +52,7 @@ export async function startApp(options: TestAppOptions = {}): Promise<TestApp> {
     verifyUser: container.verifyUser,
     rateLimitPerIp: config.rateLimitPerIp,
   })
+  let worker: { stop(): Promise<void> } | null = null
   const t: TestApp = {
     app,
     container,
@@ -58,7 +64,18 @@ export async function startApp(options: TestAppOptions = {}): Promise<TestApp> {
       t.url = `http://127.0.0.1:${address.port}`
       return t.url
     },
+    async startWorker() {
+      if (worker) return
+      if (!container.startWorker) throw new Error('no stream worker: not in Redis mode')
+      worker = await container.startWorker()
+    },
+    async stopWorker() {
+      const running = worker
+      worker = null
+      await running?.stop()
+    },
     async close() {
+      await t.stopWorker()
       await app.close()
       await container.close()
       if (ownDatabase) await dropDatabaseUrl(databaseUrl)
@@ -76,6 +93,12 @@ export interface CouponInput {
   issueEnd?: string
 }
 
+export const HOUR = 3_600_000
+/** How the API writes an instant: ISO 8601 in UTC, with milliseconds. */
+export const ISO_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/
+export const iso = (ms: number) => new Date(ms).toISOString()
+
+/** A valid create body: open from a minute ago for an hour. */
 export function couponBody(over: CouponInput = {}) {
   const now = Date.now()
   return {
@@ -83,20 +106,76 @@ export function couponBody(over: CouponInput = {}) {
     totalQuantity: 500,
     discountAmount: 100_000,
     minAvailableAmount: 110_000,
-    issueStart: new Date(now - 60_000).toISOString(),
-    issueEnd: new Date(now + 3_600_000).toISOString(),
+    issueStart: iso(now - 60_000),
+    issueEnd: iso(now + HOUR),
     ...over,
   }
 }
 
-/** Creates a coupon through the admin API and returns its id. */
-export async function createCoupon(app: FastifyInstance, over: CouponInput = {}): Promise<number> {
-  const res = await app.inject({
+/**
+ * Creates a coupon through the admin API — of an app in this process, or of a
+ * server process (started with ADMIN_TOKEN) at its URL — and returns its id.
+ */
+export async function createCoupon(
+  via: FastifyInstance | { url: string },
+  over: CouponInput = {},
+): Promise<number> {
+  const headers = { ...admin, 'content-type': 'application/json' }
+  const body = JSON.stringify(couponBody(over))
+  const created = (status: number, text: string) => {
+    if (status !== 201) throw new Error(`create coupon: ${status} ${text}`)
+    return (JSON.parse(text) as { id: number }).id
+  }
+  if ('inject' in via) {
+    const res = await via.inject({ method: 'POST', url: '/v1/coupons', headers, payload: body })
+    return created(res.statusCode, res.body)
+  }
+  const res = await fetch(`${via.url}/v1/coupons`, { method: 'POST', headers, body })
+  return created(res.status, await res.text())
+}
+
+/** `POST /v1/coupons/{couponId}/issues` with `{userId}`, through inject. */
+export function requestIssue(
+  app: FastifyInstance,
+  couponId: number,
+  userId: unknown,
+  options: Pick<InjectOptions, 'remoteAddress'> = {},
+) {
+  return app.inject({
     method: 'POST',
-    url: '/v1/coupons',
-    headers: admin,
-    payload: couponBody(over),
+    url: `/v1/coupons/${couponId}/issues`,
+    payload: { userId },
+    ...options,
   })
-  if (res.statusCode !== 201) throw new Error(`create coupon: ${res.statusCode} ${res.body}`)
-  return res.json().id
+}
+
+/** `PATCH /v1/coupons/{couponId}`, as the admin unless other headers are given. */
+export function patchCoupon(
+  app: FastifyInstance,
+  couponId: number,
+  payload: Record<string, unknown>,
+  headers: Record<string, string> = admin,
+) {
+  return app.inject({ method: 'PATCH', url: `/v1/coupons/${couponId}`, headers, payload })
+}
+
+/**
+ * Wins through the service's own gate, without HTTP (2,000 at a time); userId →
+ * rank. Fails unless every user wins.
+ */
+export async function winInProcess(
+  t: TestApp,
+  couponId: number,
+  userIds: readonly string[],
+): Promise<Map<string, number>> {
+  const wins = new Map<string, number>()
+  for (let i = 0; i < userIds.length; i += 2000) {
+    const chunk = userIds.slice(i, i + 2000)
+    const outcomes = await Promise.all(chunk.map((u) => t.container.issues.issue(couponId, u)))
+    for (const o of outcomes) {
+      assert.ok(o.won, `expected a win, got ${o.won ? '' : o.refusal}`)
+      wins.set(o.win.userId, o.win.rank)
+    }
+  }
+  return wins
 }

@@ -78,6 +78,34 @@ export function bodyShapeCases(
   ]
 }
 
+/** Path segments that are not a coupon id (a positive integer of up to 16 digits). */
+export const BAD_COUPON_IDS = [
+  'abc',
+  '0',
+  '-1',
+  '1.5',
+  '01',
+  '1e3',
+  '%20',
+  '9'.repeat(17),
+  '9'.repeat(300),
+  '%E0%A4%A',
+]
+
+/** One case per bad coupon id in the path; `url(id)` is the path around it. */
+export function couponIdCases(
+  base: Pick<BadCase, 'method' | 'headers' | 'body'>,
+  url: (couponId: string) => string,
+): BadCase[] {
+  return BAD_COUPON_IDS.map((bad) => ({
+    ...base,
+    name: `coupon id ${bad.slice(0, 20)}`,
+    url: url(bad),
+    status: 400,
+    code: 'VALIDATION_FAILED',
+  }))
+}
+
 /** `valid` with one field replaced (or removed, for `undefined`). */
 export function fieldCases(
   base: Pick<BadCase, 'method' | 'url' | 'headers'>,

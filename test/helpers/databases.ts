@@ -9,8 +9,10 @@ import { join } from 'node:path'
 import mysql from 'mysql2/promise'
 import pg from 'pg'
 import type { Dialect } from '../../src/config.js'
-import { type Database, openDatabase } from '../../src/db/database.js'
+import { insertCoupon } from '../../src/db/coupons-repo.js'
+import { type Database, type Db, openDatabase } from '../../src/db/database.js'
 import { migrateToLatest } from '../../src/db/migrate.js'
+import type { CouponRules } from '../../src/domain/coupon.js'
 import { SERVICES, skipUnless } from './services.js'
 
 export const DIALECTS: Dialect[] = (process.env.FIRSTCOME_TEST_DIALECTS ?? 'sqlite,postgres,mysql')
@@ -99,4 +101,25 @@ export async function createTestDatabase(dialect: Dialect): Promise<TestDatabase
       await dropDatabaseUrl(url)
     },
   }
+}
+
+/** A coupon row with the rules a gate reads (title and amounts do not matter to it). */
+export async function insertRulesCoupon(
+  db: Db,
+  rules: Omit<CouponRules, 'couponId'>,
+  title = 'test',
+): Promise<number> {
+  const coupon = await insertCoupon(
+    db,
+    {
+      title,
+      totalQuantity: rules.totalQuantity,
+      discountAmount: 0,
+      minAvailableAmount: 0,
+      issueStart: new Date(rules.issueStart),
+      issueEnd: new Date(rules.issueEnd),
+    },
+    new Date(),
+  )
+  return coupon.id
 }

@@ -3,18 +3,19 @@
  * FIRSTCOME_TEST_GATES (default "memory,redis,redis-cluster").
  */
 import { loadConfig } from '../../src/config.js'
-import { insertCoupon } from '../../src/db/coupons-repo.js'
+import type { Db } from '../../src/db/database.js'
 import { databaseGateSource } from '../../src/db/gate-source.js'
 import type { CouponRules } from '../../src/domain/coupon.js'
 import { MemoryStockGate } from '../../src/gate/memory-stock-gate.js'
-import { RedisStockGate } from '../../src/gate/redis-stock-gate.js'
+import { RedisStockGate, type RedisStockGateOptions } from '../../src/gate/redis-stock-gate.js'
 import type { StockGate } from '../../src/gate/stock-gate.js'
-import { connectRedis, createRedis } from '../../src/redis/connection.js'
+import { connectRedis, createRedis, type RedisClient } from '../../src/redis/connection.js'
 import { RedisKeys } from '../../src/redis/keys.js'
-import { createTestDatabase } from './databases.js'
-import { deleteKeys, REDIS_URL, redisClient, uniquePrefix } from './redis.js'
-import { redisServerAvailable, startCluster } from './redis-cluster.js'
-import { IN_CI, skipUnless } from './services.js'
+import { createTestDatabase, insertRulesCoupon } from './databases.js'
+import { deleteKeys, REDIS_URL, uniquePrefix } from './redis.js'
+import { startCluster } from './redis-cluster.js'
+import { skipUnlessRedisServer } from './redis-server.js'
+import { skipUnless } from './services.js'
 
 export interface GateUnderTest {
   gate: StockGate
@@ -47,24 +48,24 @@ export const memoryGate: GateFactory = {
   },
 }
 
-/** The Redis gate over a key prefix of its own, rebuilding from a SQLite database. */
+/** The Redis gate on the shared Redis. */
 export const redisGate: GateFactory = {
   name: 'redis',
   skip: () => skipUnless('redis'),
-  create: () => createRedisGate({ REDIS_URL }, async () => {}),
+  create: () => createRedisGate({ env: { REDIS_URL } }),
 }
 
 /** The same gate on a three-master Redis Cluster started for the suite. */
 export const redisClusterGate: GateFactory = {
   name: 'redis-cluster',
-  async skip() {
-    if (redisServerAvailable()) return false
-    return IN_CI ? false : 'redis-server is not installed (needed to start a test cluster)'
-  },
+  skip: async () => skipUnlessRedisServer('to start a test cluster'),
   async create() {
     const cluster = await startCluster()
     try {
-      return await createRedisGate({ REDIS_CLUSTER_NODES: cluster.spec }, () => cluster.stop())
+      return await createRedisGate({
+        env: { REDIS_CLUSTER_NODES: cluster.spec },
+        stop: () => cluster.stop(),
+      })
     } catch (err) {
       await cluster.stop()
       throw err
@@ -72,48 +73,52 @@ export const redisClusterGate: GateFactory = {
   },
 }
 
-async function createRedisGate(
-  env: Record<string, string>,
-  stop: () => Promise<void>,
-): Promise<GateUnderTest> {
+export interface RedisGateUnderTest extends GateUnderTest {
+  gate: RedisStockGate
+  client: RedisClient
+  keys: RedisKeys
+  /** the SQLite database the gate rebuilds from */
+  db: Db
+}
+
+export interface RedisGateOptions {
+  /** REDIS_URL or REDIS_CLUSTER_NODES */
+  env: Record<string, string>
+  /** stops what the gate runs on (a test cluster), after the gate */
+  stop?: () => Promise<void>
+  onRebuild?: RedisStockGateOptions['onRebuild']
+}
+
+/** The Redis gate over a key prefix of its own, rebuilding from a SQLite database. */
+export async function createRedisGate(options: RedisGateOptions): Promise<RedisGateUnderTest> {
   const prefix = uniquePrefix()
-  const config = loadConfig({ ...env, REDIS_KEY_PREFIX: prefix })
+  const config = loadConfig({ ...options.env, REDIS_KEY_PREFIX: prefix })
   if (!config.redis) throw new Error('no redis config')
   const client = createRedis(config.redis, 'firstcome-test')
   await connectRedis(client)
   const t = await createTestDatabase('sqlite')
+  const keys = new RedisKeys(prefix)
   const gate = new RedisStockGate({
     client,
-    keys: new RedisKeys(prefix),
+    keys,
     source: databaseGateSource(t.database.db),
+    ...(options.onRebuild ? { onRebuild: options.onRebuild } : {}),
   })
   return {
     gate,
+    client,
+    keys,
+    db: t.database.db,
     async addCoupon(rules) {
-      const coupon = await insertCoupon(
-        t.database.db,
-        {
-          title: 'contract',
-          totalQuantity: rules.totalQuantity,
-          discountAmount: 0,
-          minAvailableAmount: 0,
-          issueStart: new Date(rules.issueStart),
-          issueEnd: new Date(rules.issueEnd),
-        },
-        new Date(),
-      )
-      await gate.configure({ couponId: coupon.id, ...rules })
-      return coupon.id
+      const couponId = await insertRulesCoupon(t.database.db, rules, 'contract')
+      await gate.configure({ couponId, ...rules })
+      return couponId
     },
     async dispose() {
-      if (!config.redis?.clusterNodes) {
-        const admin = redisClient()
-        await deleteKeys(admin, prefix)
-        admin.disconnect()
-      }
+      if (!config.redis?.clusterNodes) await deleteKeys(client, prefix)
       await gate.close()
       await t.drop()
-      await stop()
+      await options.stop?.()
     },
   }
 }

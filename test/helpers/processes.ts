@@ -1,27 +1,38 @@
 /**
  * The real `firstcome` command in child processes (`node --import tsx src/main.ts`),
- * for tests that kill -9 a worker or run several at once. Each child is killed
- * by its pid when the test ends (`stopAll`), whatever happened.
+ * for tests that kill -9, signal or restart a server or a worker, or run several
+ * at once. Only what the service needs is in its environment: nothing from the
+ * test's (REDIS_URL, …) leaks in. A server listens on a port of its own choosing
+ * (PORT=0) on 127.0.0.1, read from the banner it prints once listening.
  */
-import { type ChildProcess, spawn } from 'node:child_process'
+import { spawn } from 'node:child_process'
+import { after } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
+import { createDatabaseUrl, dropDatabaseUrl } from './databases.js'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 const MAX_OUTPUT = 1_000_000
+const SERVER_START_TIMEOUT_MS = 30_000
+
+export interface ProcessExit {
+  code: number | null
+  signal: NodeJS.Signals | null
+}
 
 export interface ServiceProcess {
   readonly pid: number
-  readonly child: ChildProcess
   /** stdout and stderr so far (the first MiB) */
   output(): string
+  /** stdout alone so far (the first MiB) */
+  stdout(): string
   /** Resolves with the exit code (null when killed by a signal) and signal. */
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
-  /** Resolves once the output contains `text`; rejects if the process exits first. */
-  waitForOutput(text: string, timeoutMs?: number): Promise<void>
+  readonly exited: Promise<ProcessExit>
+  /** Resolves with the first match in the output; rejects if the process exits first. */
+  waitForOutput(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>
+  /** Sends the signal if the process still runs. */
   signal(signal: NodeJS.Signals): void
 }
-
-const running = new Set<ServiceProcess>()
 
 /** Spawns `firstcome <args>` with the given environment added to a minimal one. */
 export function spawnFirstcome(args: string[], env: Record<string, string>): ServiceProcess {
@@ -32,40 +43,44 @@ export function spawnFirstcome(args: string[], env: Record<string, string>): Ser
   })
   if (child.pid === undefined) throw new Error('could not spawn firstcome')
   let output = ''
+  let stdout = ''
   const listeners = new Set<() => void>()
-  const append = (chunk: Buffer) => {
-    if (output.length < MAX_OUTPUT) output += chunk.toString('utf8')
+  const append = (toStdout: boolean) => (chunk: Buffer) => {
+    const text = chunk.toString('utf8')
+    if (output.length < MAX_OUTPUT) output += text
+    if (toStdout && stdout.length < MAX_OUTPUT) stdout += text
     for (const l of listeners) l()
   }
-  child.stdout?.on('data', append)
-  child.stderr?.on('data', append)
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+  child.stdout?.on('data', append(true))
+  child.stderr?.on('data', append(false))
+  const exited = new Promise<ProcessExit>((resolve) =>
     child.once('exit', (code, signal) => resolve({ code, signal })),
   )
-  const proc: ServiceProcess = {
+  return {
     pid: child.pid,
-    child,
     output: () => output,
+    stdout: () => stdout,
     exited,
-    waitForOutput(text, timeoutMs = 20_000) {
+    waitForOutput(pattern, timeoutMs = 20_000) {
       return new Promise((resolve, reject) => {
         const check = () => {
-          if (!output.includes(text)) return
+          const match = pattern.exec(output)
+          if (!match) return
           finish()
-          resolve()
+          resolve(match)
         }
         const timer = setTimeout(() => {
           finish()
-          reject(new Error(`no "${text}" after ${timeoutMs} ms; output:\n${output.slice(-4000)}`))
+          reject(new Error(`no ${pattern} after ${timeoutMs} ms; output:\n${output.slice(-4000)}`))
         }, timeoutMs)
         const finish = () => {
           clearTimeout(timer)
           listeners.delete(check)
         }
         exited.then(() => {
-          if (output.includes(text)) return
+          if (pattern.test(output)) return
           finish()
-          reject(new Error(`exited before "${text}"; output:\n${output.slice(-4000)}`))
+          reject(new Error(`exited before ${pattern}; output:\n${output.slice(-4000)}`))
         })
         listeners.add(check)
         check()
@@ -75,29 +90,105 @@ export function spawnFirstcome(args: string[], env: Record<string, string>): Ser
       if (child.exitCode === null && child.signalCode === null) child.kill(signal)
     },
   }
-  running.add(proc)
-  exited.then(() => running.delete(proc))
-  return proc
 }
 
-/** `firstcome worker`, resolved once it reports that it runs. */
-export async function startWorkerProcess(env: Record<string, string>): Promise<ServiceProcess> {
-  const proc = spawnFirstcome(['worker'], env)
-  try {
-    await proc.waitForOutput('firstcome worker running')
-  } catch (err) {
-    proc.signal('SIGKILL')
-    throw err
-  }
-  return proc
-}
-
-/** SIGKILLs every child still running (test teardown). */
-export async function stopAll(): Promise<void> {
-  const all = [...running]
+/** SIGKILLs the children (test teardown), frozen ones too, and waits for their exit. */
+export async function stopAll(children: Iterable<ServiceProcess>): Promise<void> {
+  const all = [...children]
   for (const p of all) {
     p.signal('SIGCONT')
     p.signal('SIGKILL')
   }
   await Promise.all(all.map((p) => p.exited))
+}
+
+/** Spawns `firstcome <args>` and resolves once its output matches `ready`. */
+async function startFirstcome(
+  args: string[],
+  env: Record<string, string>,
+  ready: RegExp,
+  timeoutMs?: number,
+): Promise<{ proc: ServiceProcess; match: RegExpMatchArray }> {
+  const proc = spawnFirstcome(args, env)
+  try {
+    return { proc, match: await proc.waitForOutput(ready, timeoutMs) }
+  } catch (err) {
+    await stopAll([proc])
+    throw err
+  }
+}
+
+/** `firstcome worker`, resolved once it reports that it runs. */
+export async function startWorkerProcess(env: Record<string, string>): Promise<ServiceProcess> {
+  return (await startFirstcome(['worker'], env, /firstcome worker running/)).proc
+}
+
+export interface ServerProcess extends ServiceProcess {
+  url: string
+}
+
+export interface ServerOptions {
+  databaseUrl: string
+  /** ADMIN_TOKEN; omitted → the server generates one */
+  adminToken?: string
+  env?: Record<string, string>
+}
+
+/** `firstcome serve`, resolved once it listens and /readyz answers 200. */
+export async function startServer(options: ServerOptions): Promise<ServerProcess> {
+  const env: Record<string, string> = {
+    PORT: '0',
+    HOST: '127.0.0.1',
+    DATABASE_URL: options.databaseUrl,
+    LOG_LEVEL: 'warn',
+    ...(options.adminToken === undefined ? {} : { ADMIN_TOKEN: options.adminToken }),
+    ...options.env,
+  }
+  const banner = /listening on (http:\/\/[^\s]+)/
+  const { proc, match } = await startFirstcome(['serve'], env, banner, SERVER_START_TIMEOUT_MS)
+  const url = match[1] ?? ''
+  try {
+    await waitForReady(url)
+  } catch (err) {
+    await stopAll([proc])
+    throw new Error(`${String(err)}; output:\n${proc.output().slice(-4000)}`)
+  }
+  return Object.assign(proc, { url })
+}
+
+async function waitForReady(url: string): Promise<void> {
+  const deadline = Date.now() + SERVER_START_TIMEOUT_MS
+  while (Date.now() < deadline) {
+    const res = await fetch(`${url}/readyz`).catch(() => null)
+    await res?.text()
+    if (res?.status === 200) return
+    await sleep(50)
+  }
+  throw new Error(`${url}/readyz did not answer 200`)
+}
+
+/**
+ * Server processes of one suite on one SQLite database of its own, created at
+ * the first start; after the suite every server is killed and the database
+ * dropped.
+ */
+export function serversOnOneDatabase() {
+  const servers: ServerProcess[] = []
+  let databaseUrl = ''
+  after(async () => {
+    await stopAll(servers)
+    if (databaseUrl) await dropDatabaseUrl(databaseUrl)
+  })
+  return {
+    /** '' until the first start */
+    get databaseUrl() {
+      return databaseUrl
+    },
+    async start(options: Omit<ServerOptions, 'databaseUrl'> = {}): Promise<ServerProcess> {
+      databaseUrl ||= await createDatabaseUrl('sqlite')
+      const server = await startServer({ databaseUrl, ...options })
+      servers.push(server)
+      return server
+    },
+  }
 }

@@ -4,10 +4,10 @@
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { freePort } from './redis-server.js'
 
 export interface TestCluster {
   nodes: { host: string; port: number }[]
@@ -16,27 +16,12 @@ export interface TestCluster {
   stop(): Promise<void>
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0))
-    })
-  })
-}
-
 /** Cluster ports need port + 10000 free too (the bus); retry on a clash. */
 async function clusterPort(): Promise<number> {
   for (;;) {
     const port = await freePort()
     if (port < 55_000) return port
   }
-}
-
-export function redisServerAvailable(): boolean {
-  return spawnSync('redis-server', ['--version']).status === 0
 }
 
 export async function startCluster(): Promise<TestCluster> {
@@ -100,13 +85,17 @@ export async function startCluster(): Promise<TestCluster> {
     )
     if (create.status !== 0)
       throw new Error(`cluster create failed: ${create.stdout}${create.stderr}`)
-    for (let i = 0; ; i++) {
-      const info = spawnSync('redis-cli', ['-p', String(nodes[0]?.port), 'cluster', 'info'], {
-        encoding: 'utf8',
-      })
-      if (info.stdout.includes('cluster_state:ok')) break
-      if (i > 100) throw new Error('cluster did not become ok')
-      await sleep(50)
+    // Every node, not only the first: a client's ready check asks any one of them,
+    // and ioredis's Cluster.connect() never settles when that check fails.
+    for (const { port } of nodes) {
+      for (let i = 0; ; i++) {
+        const info = spawnSync('redis-cli', ['-p', String(port), 'cluster', 'info'], {
+          encoding: 'utf8',
+        })
+        if (info.stdout.includes('cluster_state:ok')) break
+        if (i > 100) throw new Error(`cluster node ${port} did not become ok`)
+        await sleep(50)
+      }
     }
   } catch (err) {
     await stop()

@@ -33,12 +33,17 @@ export interface RedisServer {
   client(): Redis
 }
 
-/** `false` when redis-server can be started here; otherwise why the test skips. */
-export function skipUnlessRedisServer(): string | false {
+/**
+ * `false` when redis-server can be started here; otherwise why the test skips
+ * (`purpose`: what the test needs it for).
+ */
+export function skipUnlessRedisServer(
+  purpose = 'to kill and restart a Redis of the test own',
+): string | false {
   const probe = spawnSync('redis-server', ['--version'], { encoding: 'utf8' })
   if (probe.status === 0) return false
   if (IN_CI) return false
-  return 'redis-server is not installed (needed to kill and restart a Redis of the test own)'
+  return `redis-server is not installed (needed ${purpose})`
 }
 
 export function freePort(): Promise<number> {

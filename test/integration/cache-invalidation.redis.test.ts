@@ -4,48 +4,28 @@
  * coupon (and its sold-out state) locally.
  */
 import assert from 'node:assert/strict'
-import { after, before, describe, it } from 'node:test'
-import { admin, createCoupon, startApp, type TestApp } from '../helpers/app.js'
-import { createDatabaseUrl, dropDatabaseUrl, skipUnlessDialect } from '../helpers/databases.js'
-import { deleteKeys, REDIS_URL, redisClient, uniquePrefix } from '../helpers/redis.js'
-import { skipUnless } from '../helpers/services.js'
-import { assertWinsPersisted, checkRows, httpPool, waitDrained } from '../helpers/storm.js'
+import { before, describe, it } from 'node:test'
+import { createCoupon, HOUR, iso, patchCoupon, requestIssue } from '../helpers/app.js'
+import { redisSuite, type Service, skipUnlessRedisSuite } from '../helpers/redis-suite.js'
+import { assertWinsPersisted, checkRows, waitDrained } from '../helpers/storm.js'
 
-const skip = (await skipUnless('redis')) || (await skipUnlessDialect('postgres'))
-
-describe('cache invalidation across two nodes (Redis mode)', { skip }, () => {
-  const prefix = uniquePrefix()
-  let databaseUrl = ''
-  let a: TestApp | undefined
-  let b: TestApp | undefined
-  let worker: { stop(): Promise<void> } | undefined
+describe('cache invalidation across two nodes (Redis mode)', {
+  skip: await skipUnlessRedisSuite({}),
+}, () => {
+  const suite = redisSuite()
+  /** both on the suite's Redis prefix and database; only A runs a worker */
+  let a: Service
+  let b: Service
   /** couponId → (userId → rank) of every 201, from either node */
   const wins = new Map<number, Map<string, number>>()
 
   before(async () => {
-    databaseUrl = await createDatabaseUrl('postgres')
-    const env = { REDIS_URL, REDIS_KEY_PREFIX: prefix }
-    a = await startApp({ env, databaseUrl })
-    b = await startApp({ env, databaseUrl })
-    worker = await a.container.startWorker?.()
+    a = await suite.start()
+    b = await suite.start({ worker: false })
   })
 
-  after(async () => {
-    await worker?.stop()
-    await a?.close()
-    await b?.close()
-    const redis = redisClient()
-    await deleteKeys(redis, prefix)
-    redis.disconnect()
-    if (databaseUrl) await dropDatabaseUrl(databaseUrl)
-  })
-
-  async function issue(node: TestApp, couponId: number, userId: string) {
-    const res = await node.app.inject({
-      method: 'POST',
-      url: `/v1/coupons/${couponId}/issues`,
-      payload: { userId },
-    })
+  async function issue(node: Service, couponId: number, userId: string) {
+    const res = await requestIssue(node.app, couponId, userId)
     const body = res.json()
     if (res.statusCode === 201) {
       const won = wins.get(couponId) ?? new Map<string, number>()
@@ -56,18 +36,12 @@ describe('cache invalidation across two nodes (Redis mode)', { skip }, () => {
     return { status: res.statusCode, code: body.code as string | undefined, body }
   }
 
-  async function patch(node: TestApp, couponId: number, payload: Record<string, unknown>) {
-    const res = await node.app.inject({
-      method: 'PATCH',
-      url: `/v1/coupons/${couponId}`,
-      headers: admin,
-      payload,
-    })
+  async function patch(node: Service, couponId: number, payload: Record<string, unknown>) {
+    const res = await patchCoupon(node.app, couponId, payload)
     assert.equal(res.statusCode, 200, res.body)
   }
 
   it('a quantity raised on A after SOLD_OUT: B accepts a new win on its next request', async () => {
-    assert.ok(a && b)
     for (let round = 0; round < 20; round++) {
       const couponId = await createCoupon(a.app, { totalQuantity: 1 })
       assert.equal((await issue(b, couponId, 'first')).status, 201)
@@ -82,32 +56,26 @@ describe('cache invalidation across two nodes (Redis mode)', { skip }, () => {
   })
 
   it('issueEnd moved into the past on A: B answers ISSUE_ENDED at once; reopened: B issues at once', async () => {
-    assert.ok(a && b)
     for (let round = 0; round < 20; round++) {
       const couponId = await createCoupon(a.app, { totalQuantity: 100 })
       assert.equal((await issue(b, couponId, 'early')).status, 201) // B caches it open
-      await patch(a, couponId, { issueEnd: new Date(Date.now() - 1000).toISOString() })
+      await patch(a, couponId, { issueEnd: iso(Date.now() - 1000) })
       const ended = await issue(b, couponId, 'late')
       assert.equal(ended.code, 'ISSUE_ENDED', `round ${round}: ${JSON.stringify(ended.body)}`)
       assert.equal((await issue(b, couponId, 'late')).code, 'ISSUE_ENDED') // now from B's cache
-      await patch(a, couponId, { issueEnd: new Date(Date.now() + 3_600_000).toISOString() })
+      await patch(a, couponId, { issueEnd: iso(Date.now() + HOUR) })
       const reopened = await issue(b, couponId, 'late')
       assert.equal(reopened.status, 201, `round ${round}: ${JSON.stringify(reopened.body)}`)
     }
   })
 
   it('ends with every win a row, and nothing else', async () => {
-    assert.ok(a && wins.size === 40)
-    const pool = httpPool(await a.listen(), 4)
-    try {
-      for (const [couponId, won] of wins) {
-        await waitDrained(pool, couponId)
-        const view = await checkRows(a.container.database.db, couponId)
-        assert.equal(view.rows, won.size)
-        assertWinsPersisted(won, view)
-      }
-    } finally {
-      await pool.close()
+    assert.equal(wins.size, 40)
+    for (const [couponId, won] of wins) {
+      await waitDrained(a.pool, couponId)
+      const view = await checkRows(a.container.database.db, couponId)
+      assert.equal(view.rows, won.size)
+      assertWinsPersisted(won, view)
     }
   })
 })

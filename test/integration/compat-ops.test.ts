@@ -4,10 +4,8 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import { createCoupon, startApp, type TestApp } from '../helpers/app.js'
+import { createCoupon, HOUR, iso, requestIssue, startApp, type TestApp } from '../helpers/app.js'
 
-const HOUR = 3_600_000
-const iso = (ms: number) => new Date(ms).toISOString()
 const COMPAT_ROUTES = ['/v1/issue', '/v1/issue-async', '/v2/issue-async']
 
 const MESSAGES = {
@@ -61,11 +59,7 @@ describe('compatibility routes', () => {
     const status = await t.app.inject({ method: 'GET', url: `/v1/coupons/${id}/issues/77` })
     assert.equal(status.json().state, 'ISSUED')
     assert.equal(status.json().rank, 1)
-    const again = await t.app.inject({
-      method: 'POST',
-      url: `/v1/coupons/${id}/issues`,
-      payload: { userId: '77' },
-    })
+    const again = await requestIssue(t.app, id, '77')
     assert.equal(again.json().code, 'ALREADY_ISSUED')
     assert.deepEqual((await compat('/v2/issue-async', id, 77)).json(), {
       isSuccess: false,
@@ -98,9 +92,7 @@ describe('operations routes', () => {
 
   it('GET /metrics is Prometheus text with issue outcomes and request durations', async () => {
     const id = await createCoupon(t.app, { totalQuantity: 1 })
-    for (const userId of [1, 2, 1]) {
-      await t.app.inject({ method: 'POST', url: `/v1/coupons/${id}/issues`, payload: { userId } })
-    }
+    for (const userId of [1, 2, 1]) await requestIssue(t.app, id, userId)
     const res = await t.app.inject({ method: 'GET', url: '/metrics' })
     assert.equal(res.statusCode, 200)
     assert.match(String(res.headers['content-type']), /^text\/plain; version=0\.0\.4/)

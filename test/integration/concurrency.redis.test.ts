@@ -5,22 +5,23 @@
  * stream worker has drained, exactly those 300 as rows.
  */
 import assert from 'node:assert/strict'
-import { after, before, describe, it } from 'node:test'
-import type { Pool } from 'undici'
+import { before, describe, it } from 'node:test'
 import type { Dialect } from '../../src/config.js'
-import { openDatabase } from '../../src/db/database.js'
-import { createCoupon, startApp, type TestApp } from '../helpers/app.js'
-import { createDatabaseUrl, dropDatabaseUrl, skipUnlessDialect } from '../helpers/databases.js'
-import { deleteKeys, REDIS_URL, redisClient, uniquePrefix } from '../helpers/redis.js'
-import { skipUnless } from '../helpers/services.js'
+import { createCoupon } from '../helpers/app.js'
+import {
+  type RedisSuiteOptions,
+  redisSuite,
+  type Service,
+  skipUnlessRedisSuite,
+} from '../helpers/redis-suite.js'
 import {
   assertWinsPersisted,
   checkRows,
-  httpPool,
   oneTo,
   sortedRanks,
   storm,
   tally,
+  twiceShuffled,
   users,
   waitDrained,
   winsOf,
@@ -30,46 +31,23 @@ const SERVER_DIALECTS: Dialect[] = ['postgres', 'mysql']
 const TOTAL = 300
 const USERS = 2500
 
-function shuffle<T>(items: T[]): T[] {
-  for (let i = items.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1))
-    ;[items[i], items[j]] = [items[j] as T, items[i] as T]
-  }
-  return items
-}
-
 for (const dialect of SERVER_DIALECTS) {
-  const skip = (await skipUnless('redis')) || (await skipUnlessDialect(dialect))
-  describe(`Redis mode on ${dialect}: 5,000 simultaneous requests`, { skip }, () => {
-    const prefix = uniquePrefix()
-    let databaseUrl = ''
-    let t: TestApp | undefined
-    let pool: Pool | undefined
-    let worker: { stop(): Promise<void> } | undefined
+  const options: RedisSuiteOptions = { dialect }
+  describe(`Redis mode on ${dialect}: 5,000 simultaneous requests`, {
+    skip: await skipUnlessRedisSuite(options),
+  }, () => {
+    const suite = redisSuite(options)
+    let service: Service
 
     before(async () => {
-      databaseUrl = await createDatabaseUrl(dialect)
-      t = await startApp({ env: { REDIS_URL, REDIS_KEY_PREFIX: prefix }, databaseUrl })
-      assert.ok(t.container.startWorker, 'Redis mode has a worker')
-      worker = await t.container.startWorker()
-      pool = httpPool(await t.listen(), 300)
-    })
-
-    after(async () => {
-      await pool?.close()
-      await worker?.stop()
-      await t?.close()
-      const redis = redisClient()
-      await deleteKeys(redis, prefix)
-      redis.disconnect()
-      if (databaseUrl) await dropDatabaseUrl(databaseUrl)
+      service = await suite.start({ connections: 300 })
     })
 
     it(`${TOTAL} wins with ranks 1..${TOTAL}, then exactly ${TOTAL} rows`, async () => {
-      assert.ok(t && pool)
-      const couponId = await createCoupon(t.app, { totalQuantity: TOTAL })
+      const { app, pool } = service
+      const couponId = await createCoupon(app, { totalQuantity: TOTAL })
       const everyone = users('user-', 0, USERS)
-      const replies = await storm(pool, couponId, shuffle([...everyone, ...everyone]))
+      const replies = await storm(pool, couponId, twiceShuffled(everyone))
 
       const counts = tally(replies)
       assert.equal(replies.length, 2 * USERS)
@@ -87,15 +65,10 @@ for (const dialect of SERVER_DIALECTS) {
       assert.equal(stats.persisted, TOTAL)
       assert.equal(stats.remaining, 0)
 
-      const check = openDatabase(databaseUrl, dialect, { poolSize: 1 })
-      try {
-        const view = await checkRows(check.db, couponId)
-        assert.equal(view.rows, TOTAL)
-        assert.deepEqual(sortedRanks(view.ranks.values()), oneTo(TOTAL))
-        assertWinsPersisted(wins, view)
-      } finally {
-        await check.close()
-      }
+      const view = await checkRows(suite.db, couponId)
+      assert.equal(view.rows, TOTAL)
+      assert.deepEqual(sortedRanks(view.ranks.values()), oneTo(TOTAL))
+      assertWinsPersisted(wins, view)
 
       const [winner, rank] = [...wins][0] as [string, number]
       const res = await pool.request({

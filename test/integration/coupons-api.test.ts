@@ -5,9 +5,19 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import type { InjectOptions } from 'fastify'
-import { admin, couponBody, createCoupon, startApp, type TestApp } from '../helpers/app.js'
+import {
+  admin,
+  couponBody,
+  createCoupon,
+  HOUR,
+  ISO_UTC,
+  iso,
+  patchCoupon,
+  requestIssue,
+  startApp,
+  type TestApp,
+} from '../helpers/app.js'
 
-const ISO_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/
 const COUPON_KEYS = [
   'createdAt',
   'discountAmount',
@@ -21,7 +31,6 @@ const COUPON_KEYS = [
   'type',
   'updatedAt',
 ]
-const HOUR = 3_600_000
 
 describe('coupon API', () => {
   let t: TestApp
@@ -31,10 +40,8 @@ describe('coupon API', () => {
   after(async () => t?.close())
 
   const inject = (options: InjectOptions) => t.app.inject(options)
-  const issue = (id: number, userId: string | number) =>
-    inject({ method: 'POST', url: `/v1/coupons/${id}/issues`, payload: { userId } })
-  const patch = (id: number, payload: Record<string, unknown>, headers = admin) =>
-    inject({ method: 'PATCH', url: `/v1/coupons/${id}`, headers, payload })
+  const issue = (id: number, userId: string | number) => requestIssue(t.app, id, userId)
+  const patch = (id: number, payload: Record<string, unknown>) => patchCoupon(t.app, id, payload)
 
   it('creates a coupon: 201 with every field, instants in UTC', async () => {
     const startedAt = Date.now()
@@ -249,7 +256,6 @@ describe('coupon API', () => {
   it('applies a moved window to the next issue request', async () => {
     const id = await createCoupon(t.app)
     const now = Date.now()
-    const iso = (ms: number) => new Date(ms).toISOString()
     assert.equal(
       (await patch(id, { issueStart: iso(now - 2 * HOUR), issueEnd: iso(now - HOUR) })).statusCode,
       200,

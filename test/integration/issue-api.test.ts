@@ -6,10 +6,16 @@ import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import type { InjectOptions } from 'fastify'
 import { countIssues } from '../../src/db/issues-repo.js'
-import { admin, createCoupon, startApp, type TestApp } from '../helpers/app.js'
-
-const HOUR = 3_600_000
-const iso = (ms: number) => new Date(ms).toISOString()
+import {
+  createCoupon,
+  HOUR,
+  ISO_UTC,
+  iso,
+  patchCoupon,
+  requestIssue,
+  startApp,
+  type TestApp,
+} from '../helpers/app.js'
 
 describe('issue API', () => {
   let t: TestApp
@@ -19,19 +25,13 @@ describe('issue API', () => {
   after(async () => t?.close())
 
   const inject = (options: InjectOptions) => t.app.inject(options)
-  const issue = (id: number, userId: unknown) =>
-    inject({ method: 'POST', url: `/v1/coupons/${id}/issues`, payload: { userId } })
+  const issue = (id: number, userId: unknown) => requestIssue(t.app, id, userId)
   const status = (id: number, userId: string) =>
     inject({ method: 'GET', url: `/v1/coupons/${id}/issues/${encodeURIComponent(userId)}` })
   const stats = async (id: number) =>
     (await inject({ method: 'GET', url: `/v1/coupons/${id}/stats` })).json()
   const moveWindow = (id: number, start: number, end: number) =>
-    inject({
-      method: 'PATCH',
-      url: `/v1/coupons/${id}`,
-      headers: admin,
-      payload: { issueStart: iso(start), issueEnd: iso(end) },
-    })
+    patchCoupon(t.app, id, { issueStart: iso(start), issueEnd: iso(end) })
 
   it('answers a win 201 {couponId, userId, rank}, an integer userId as its string', async () => {
     const id = await createCoupon(t.app)
@@ -147,7 +147,7 @@ describe('issue API', () => {
         usedAt: null,
       },
     )
-    assert.match(s.issuedAt, /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/)
+    assert.match(s.issuedAt, ISO_UTC)
     assert.ok(Date.parse(s.issuedAt) >= startedAt && Date.parse(s.issuedAt) <= Date.now())
 
     for (const userId of ['nobody', '43']) {

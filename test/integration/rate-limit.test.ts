@@ -6,7 +6,14 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { countIssues } from '../../src/db/issues-repo.js'
-import { admin, couponBody, createCoupon, startApp, type TestApp } from '../helpers/app.js'
+import {
+  admin,
+  couponBody,
+  createCoupon,
+  requestIssue,
+  startApp,
+  type TestApp,
+} from '../helpers/app.js'
 
 const LIMIT = 5
 
@@ -20,12 +27,7 @@ describe('rate limit per client IP', () => {
   after(async () => t?.close())
 
   const issueFrom = (remoteAddress: string, userId: string) =>
-    t.app.inject({
-      method: 'POST',
-      url: `/v1/coupons/${couponId}/issues`,
-      remoteAddress,
-      payload: { userId },
-    })
+    requestIssue(t.app, couponId, userId, { remoteAddress })
 
   it('answers the request over the limit 429 RATE_LIMITED with Retry-After', async () => {
     // One after another, well within one second.

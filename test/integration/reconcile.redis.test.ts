@@ -11,24 +11,21 @@
  * worker held in hand at the time are reported in the dead-letter stream.
  */
 import assert from 'node:assert/strict'
-import { after, before, describe, it, type TestContext } from 'node:test'
-import type { Redis } from 'ioredis'
-import { type Database, openDatabase } from '../../src/db/database.js'
-import { PERSIST_GROUP, RedisKeys } from '../../src/redis/keys.js'
-import { createCoupon, startApp } from '../helpers/app.js'
-import { createDatabaseUrl, dropDatabaseUrl, skipUnlessDialect } from '../helpers/databases.js'
+import { describe, it, type TestContext } from 'node:test'
+import { createCoupon } from '../helpers/app.js'
 import {
-  type RedisServer,
-  skipUnlessRedisServer,
-  startRedisServer,
-} from '../helpers/redis-server.js'
+  type RedisSuiteOptions,
+  redisSuite,
+  type Service,
+  skipUnlessRedisSuite,
+} from '../helpers/redis-suite.js'
 import {
   assertWinsPersisted,
   checkRows,
-  httpPool,
   oneTo,
   sortedRanks,
   storm,
+  twiceShuffled,
   users,
   waitDrained,
   waitFor,
@@ -36,93 +33,55 @@ import {
 } from '../helpers/storm.js'
 
 const TOTAL = 500
-const skip = skipUnlessRedisServer() || (await skipUnlessDialect('postgres'))
+const SUITE: RedisSuiteOptions = { ownRedis: {} }
 
-function twiceShuffled(ids: string[]): string[] {
-  const all = [...ids, ...ids]
-  for (let i = all.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1))
-    ;[all[i], all[j]] = [all[j] as string, all[i] as string]
-  }
-  return all
-}
+describe('Redis state wiped mid-event: the gate is rebuilt from the database', {
+  skip: await skipUnlessRedisSuite(SUITE),
+}, () => {
+  const suite = redisSuite(SUITE)
+  const service = (t: TestContext, env?: Record<string, string>) =>
+    suite.start({ env, connections: 128 }, t)
 
-describe('Redis state wiped mid-event: the gate is rebuilt from the database', { skip }, () => {
-  const prefix = 'fc:'
-  const keys = new RedisKeys(prefix)
-  let server: RedisServer | undefined
-  let admin: Redis | undefined
-  let databaseUrl = ''
-  let check: Database | undefined
-
-  before(async () => {
-    server = await startRedisServer()
-    admin = server.client()
-    databaseUrl = await createDatabaseUrl('postgres')
-    check = openDatabase(databaseUrl, 'postgres', { poolSize: 2 })
-  })
-
-  after(async () => {
-    await server?.stop()
-    await check?.close()
-    if (databaseUrl) await dropDatabaseUrl(databaseUrl)
-  })
-
-  /** A service with its worker on the test's Redis, closed when the test ends. */
-  async function service(t: TestContext, env: Record<string, string> = {}) {
-    assert.ok(server)
-    const app = await startApp({
-      env: { REDIS_URL: server.url, REDIS_KEY_PREFIX: prefix, ...env },
-      databaseUrl,
-    })
-    assert.ok(app.container.startWorker)
-    let worker: { stop(): Promise<void> } | null = await app.container.startWorker()
-    const pool = httpPool(await app.listen(), 128)
-    t.after(async () => {
-      await pool.close()
-      await worker?.stop()
-      await app.close()
-    })
-    return {
-      app,
-      pool,
-      async stopWorker() {
-        await worker?.stop()
-        worker = null
-      },
-      async startWorker() {
-        worker ??= (await app.container.startWorker?.()) ?? null
-      },
-    }
+  /**
+   * After the loss, users 0..1499 of `prefix` storm the coupon, each twice: no
+   * earlier winner wins again, and the new wins are exactly what is left.
+   */
+  async function stormTheRest(
+    s: Service,
+    couponId: number,
+    prefix: string,
+    earlier: Map<string, number>,
+  ) {
+    const replies = await storm(s.pool, couponId, twiceShuffled(users(prefix, 0, 1500)))
+    const after = winsOf(replies)
+    for (const userId of after.keys()) assert.ok(!earlier.has(userId), `${userId} won twice`)
+    assert.equal(after.size, TOTAL - earlier.size, 'the gate counts only the earlier wins kept')
+    return { replies, after }
   }
 
-  async function pending(couponId: number): Promise<number> {
-    const summary = (await admin?.xpending(keys.coupon(couponId).stream, PERSIST_GROUP)) as [number]
-    return Number(summary[0])
+  /** Once drained: TOTAL won, and the rows are exactly `wins`, ranks 1..TOTAL. */
+  async function assertSoldOut(s: Service, couponId: number, wins: Map<string, number>) {
+    const stats = await waitDrained(s.pool, couponId)
+    assert.equal(stats.won, TOTAL)
+    const view = await checkRows(suite.db, couponId)
+    assert.equal(view.rows, TOTAL)
+    assert.deepEqual(sortedRanks(view.ranks.values()), oneTo(TOTAL))
+    assertWinsPersisted(wins, view)
   }
 
   it('after the wins are persisted: earlier winners are refused, 500 distinct winners', async (t) => {
-    assert.ok(admin && check)
     const s = await service(t)
-    const couponId = await createCoupon(s.app.app, { totalQuantity: TOTAL })
+    const couponId = await createCoupon(s.app, { totalQuantity: TOTAL })
     const before = winsOf(await storm(s.pool, couponId, twiceShuffled(users('u', 0, 300))))
     assert.equal(before.size, 300)
     await waitDrained(s.pool, couponId)
 
-    assert.equal(await admin.flushall(), 'OK')
+    assert.equal(await suite.redis.flushall(), 'OK')
 
-    const replies = await storm(s.pool, couponId, twiceShuffled(users('u', 0, 1500)))
-    const after = winsOf(replies)
-    for (const userId of after.keys()) assert.ok(!before.has(userId), `${userId} won twice`)
-    assert.equal(after.size, TOTAL - before.size)
-    for (const r of replies) assert.ok([201, 409].includes(r.status), `${r.status} ${r.code}`)
-
-    const stats = await waitDrained(s.pool, couponId)
-    assert.equal(stats.won, TOTAL)
-    const view = await checkRows(check.db, couponId)
-    assert.equal(view.rows, TOTAL)
-    assert.deepEqual(sortedRanks(view.ranks.values()), oneTo(TOTAL))
-    assertWinsPersisted(new Map([...before, ...after]), view)
+    const { replies, after } = await stormTheRest(s, couponId, 'u', before)
+    for (const r of replies)
+      assert.ok(r.status === 201 || r.status === 409, `${r.status} ${r.code}`)
+    await assertSoldOut(s, couponId, new Map([...before, ...after]))
   })
 
   /**
@@ -130,11 +89,10 @@ describe('Redis state wiped mid-event: the gate is rebuilt from the database', {
    * Returns the wins of each phase and the rows at the end.
    */
   async function wipeWhileQueued(
-    s: Awaited<ReturnType<typeof service>>,
+    s: Service,
     hooks: { beforeQueue?: () => Promise<void>; beforeWipe?: (couponId: number) => Promise<void> },
   ) {
-    assert.ok(admin && check)
-    const couponId = await createCoupon(s.app.app, { totalQuantity: TOTAL })
+    const couponId = await createCoupon(s.app, { totalQuantity: TOTAL })
     const persisted = winsOf(await storm(s.pool, couponId, users('q', 0, 200)))
     await waitDrained(s.pool, couponId)
     await hooks.beforeQueue?.()
@@ -142,17 +100,14 @@ describe('Redis state wiped mid-event: the gate is rebuilt from the database', {
     assert.equal(queued.size, 150)
     await hooks.beforeWipe?.(couponId)
 
-    assert.equal(await admin.flushall(), 'OK')
+    assert.equal(await suite.redis.flushall(), 'OK')
     await s.startWorker()
 
-    const replies = await storm(s.pool, couponId, twiceShuffled(users('q', 0, 1500)))
-    const after = winsOf(replies)
-    for (const userId of after.keys()) assert.ok(!persisted.has(userId), `${userId} won twice`)
-    assert.equal(after.size, TOTAL - persisted.size, 'the gate counts only what the DB holds')
+    const { after } = await stormTheRest(s, couponId, 'q', persisted)
     const stats = await waitDrained(s.pool, couponId)
     assert.equal(stats.won, TOTAL)
 
-    const view = await checkRows(check.db, couponId)
+    const view = await checkRows(suite.db, couponId)
     assert.ok(view.rows <= TOTAL)
     assert.deepEqual(sortedRanks(view.ranks.values()), oneTo(view.rows))
     assertWinsPersisted(persisted, view)
@@ -167,7 +122,7 @@ describe('Redis state wiped mid-event: the gate is rebuilt from the database', {
     const s = await service(t)
     const { lost, queued, after } = await wipeWhileQueued(s, {
       beforeQueue: () => s.stopWorker(),
-      beforeWipe: async (couponId) => assert.equal(await pending(couponId), 0),
+      beforeWipe: async (couponId) => assert.equal(await suite.pending(couponId), 0),
     })
     t.diagnostic(
       `${queued.size} queued wins wiped: ${queued.size - lost.length} of their users won again, ${lost.length} lost (no row); ${after.size} wins after the wipe`,
@@ -175,7 +130,6 @@ describe('Redis state wiped mid-event: the gate is rebuilt from the database', {
   })
 
   it('while the worker holds a batch: the lost wins are dead-lettered with the reason', async (t) => {
-    assert.ok(admin)
     // The worker reads the batch, then waits for it to age before writing it.
     const s = await service(t, { WORKER_PERSIST_DELAY_MS: '2000', WORKER_BATCH_SIZE: '1000' })
     const { couponId, queued, lost } = await wipeWhileQueued(s, {
@@ -184,11 +138,14 @@ describe('Redis state wiped mid-event: the gate is rebuilt from the database', {
         await s.startWorker()
         await waitFor(
           'the worker to hold the 150 wins',
-          async () => (await pending(couponId)) === 150,
+          async () => (await suite.pending(couponId)) === 150,
         )
       },
     })
-    const dead = (await admin.xrange(keys.coupon(couponId).dead, '-', '+')) as [string, string[]][]
+    const dead = (await suite.redis.xrange(suite.keys.coupon(couponId).dead, '-', '+')) as [
+      string,
+      string[],
+    ][]
     const reasons = new Map<string, string>()
     for (const [, f] of dead) {
       const field = (name: string) => f[f.indexOf(name) + 1] ?? ''
@@ -202,25 +159,18 @@ describe('Redis state wiped mid-event: the gate is rebuilt from the database', {
   })
 
   it('when only the gate hashes are lost (evicted) and the stream survives: nothing is lost', async (t) => {
-    assert.ok(admin && check)
     const s = await service(t)
-    const couponId = await createCoupon(s.app.app, { totalQuantity: TOTAL })
+    const couponId = await createCoupon(s.app, { totalQuantity: TOTAL })
     const persisted = winsOf(await storm(s.pool, couponId, users('e', 0, 200)))
     await waitDrained(s.pool, couponId)
     await s.stopWorker()
     const queued = winsOf(await storm(s.pool, couponId, users('e', 200, 350)))
-    const k = keys.coupon(couponId)
-    assert.equal(await admin.del(k.meta, k.users, k.holes), 2) // no holes yet
+    const k = suite.keys.coupon(couponId)
+    assert.equal(await suite.redis.del(k.meta, k.users, k.holes), 2) // no holes yet
     await s.startWorker()
 
-    const after = winsOf(await storm(s.pool, couponId, twiceShuffled(users('e', 0, 1500))))
     const before = new Map([...persisted, ...queued])
-    for (const userId of after.keys()) assert.ok(!before.has(userId), `${userId} won twice`)
-    assert.equal(after.size, TOTAL - before.size)
-    await waitDrained(s.pool, couponId)
-    const view = await checkRows(check.db, couponId)
-    assert.equal(view.rows, TOTAL)
-    assert.deepEqual(sortedRanks(view.ranks.values()), oneTo(TOTAL))
-    assertWinsPersisted(new Map([...before, ...after]), view)
+    const { after } = await stormTheRest(s, couponId, 'e', before)
+    await assertSoldOut(s, couponId, new Map([...before, ...after]))
   })
 })

@@ -6,23 +6,13 @@
  * (SIGSTOP: connections open, nothing answers) are both covered.
  */
 import assert from 'node:assert/strict'
-import { after, before, describe, it, type TestContext } from 'node:test'
+import { describe, it, type TestContext } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { Redis } from 'ioredis'
 import type { Pool } from 'undici'
-import { type Database, openDatabase } from '../../src/db/database.js'
-import { RedisKeys } from '../../src/redis/keys.js'
-import { createCoupon, startApp } from '../helpers/app.js'
-import { createDatabaseUrl, dropDatabaseUrl, skipUnlessDialect } from '../helpers/databases.js'
+import { createCoupon } from '../helpers/app.js'
+import { type RedisSuiteOptions, redisSuite, skipUnlessRedisSuite } from '../helpers/redis-suite.js'
 import {
-  type RedisServer,
-  skipUnlessRedisServer,
-  startRedisServer,
-} from '../helpers/redis-server.js'
-import {
-  assertWinsPersisted,
-  checkRows,
-  httpPool,
+  continuousStorm,
   type IssueReply,
   issueOnce,
   storm,
@@ -33,7 +23,7 @@ import {
 } from '../helpers/storm.js'
 
 const COMMAND_TIMEOUT_MS = 1000
-const skip = skipUnlessRedisServer() || (await skipUnlessDialect('postgres'))
+const SUITE: RedisSuiteOptions = { ownRedis: {} }
 
 async function readyz(pool: Pool) {
   const started = performance.now()
@@ -42,17 +32,23 @@ async function readyz(pool: Pool) {
   return { status: res.statusCode, ms: performance.now() - started }
 }
 
-/** Issues for `ms` with `lanes` requests in flight, each for a new user. */
-async function issueFor(pool: Pool, couponId: number, prefix: string, ms: number, lanes = 8) {
-  const replies: IssueReply[] = []
-  const until = Date.now() + ms
-  let n = 0
-  await Promise.all(
-    Array.from({ length: lanes }, async () => {
-      while (Date.now() < until) replies.push(await issueOnce(pool, couponId, `${prefix}${n++}`))
-    }),
+/** Issues for `ms` with 8 requests in flight, each for a new user. */
+async function issueFor(pool: Pool, couponId: number, prefix: string, ms: number) {
+  const s = continuousStorm(pool, couponId, prefix, 8)
+  await sleep(ms)
+  return s.stop()
+}
+
+/** Retries one user's request until it is a win: the service issues again. */
+function winAgain(pool: Pool, couponId: number, userId: string, what: string) {
+  return waitFor(
+    what,
+    async () => {
+      const r = await issueOnce(pool, couponId, userId)
+      return r.status === 201 ? r : null
+    },
+    10_000,
   )
-  return replies
 }
 
 function assertAllUnavailable(replies: IssueReply[], boundMs: number) {
@@ -65,59 +61,17 @@ function assertAllUnavailable(replies: IssueReply[], boundMs: number) {
   }
 }
 
-describe('Redis unreachable: 503 at once, then the service heals itself', { skip }, () => {
-  const prefix = 'fc:'
-  let server: RedisServer | undefined
-  let admin: Redis | undefined
-  let databaseUrl = ''
-  let check: Database | undefined
-
-  before(async () => {
-    server = await startRedisServer()
-    admin = server.client()
-    databaseUrl = await createDatabaseUrl('postgres')
-    check = openDatabase(databaseUrl, 'postgres', { poolSize: 2 })
-  })
-
-  after(async () => {
-    await server?.stop()
-    await check?.close()
-    if (databaseUrl) await dropDatabaseUrl(databaseUrl)
-  })
-
-  async function service(t: TestContext) {
-    assert.ok(server)
-    const env = {
-      REDIS_URL: server.url,
-      REDIS_KEY_PREFIX: prefix,
-      REDIS_COMMAND_TIMEOUT_MS: String(COMMAND_TIMEOUT_MS),
-    }
-    const app = await startApp({ env, databaseUrl })
-    assert.ok(app.container.startWorker)
-    const worker = await app.container.startWorker()
-    const pool = httpPool(await app.listen(), 64)
-    t.after(async () => {
-      await pool.close()
-      await worker.stop()
-      await app.close()
-    })
-    return { app, pool }
-  }
-
-  /** Every 201 a row with its rank; rows = the gate's winners; nothing twice. */
-  async function assertConsistent(pool: Pool, couponId: number, wins: Map<string, number>) {
-    assert.ok(admin && check)
-    await waitDrained(pool, couponId)
-    const view = await checkRows(check.db, couponId)
-    assertWinsPersisted(wins, view)
-    assert.equal(view.rows, await admin.hlen(new RedisKeys(prefix).coupon(couponId).users))
-    return view
-  }
+describe('Redis unreachable: 503 at once, then the service heals itself', {
+  skip: await skipUnlessRedisSuite(SUITE),
+}, () => {
+  const suite = redisSuite(SUITE)
+  const service = (t: TestContext) =>
+    suite.start({ env: { REDIS_COMMAND_TIMEOUT_MS: String(COMMAND_TIMEOUT_MS) } }, t)
 
   it('killed: 503 with Retry-After at once and /readyz 503; restarted: issues again', async (t) => {
-    assert.ok(server)
+    const server = suite.server
     const { app, pool } = await service(t)
-    const couponId = await createCoupon(app.app, { totalQuantity: 1000 })
+    const couponId = await createCoupon(app, { totalQuantity: 1000 })
     const wins = winsOf(await storm(pool, couponId, users('k', 0, 100)))
     await waitDrained(pool, couponId)
     assert.equal((await readyz(pool)).status, 200)
@@ -131,14 +85,7 @@ describe('Redis unreachable: 503 at once, then the service heals itself', { skip
 
     await server.start() // empty: no persistence
     const restartedAt = Date.now()
-    const back = await waitFor(
-      'a win after the restart',
-      async () => {
-        const r = await issueOnce(pool, couponId, 'back-0')
-        return r.status === 201 ? r : null
-      },
-      10_000,
-    )
+    const back = await winAgain(pool, couponId, 'back-0', 'a win after the restart')
     t.diagnostic(`issuing again ${Date.now() - restartedAt} ms after the restart`)
     wins.set(back.userId, back.rank ?? 0)
     assert.equal((await readyz(pool)).status, 200)
@@ -150,16 +97,15 @@ describe('Redis unreachable: 503 at once, then the service heals itself', { skip
       else assert.equal(r.status, 201)
     }
     for (const [userId, rank] of winsOf(replies)) wins.set(userId, rank)
-    const view = await assertConsistent(pool, couponId, wins)
+    const view = await suite.assertSettled(pool, couponId, wins)
     assert.equal(view.rows, 201)
   })
 
   it('frozen (SIGSTOP): 503 within the command timeout, not a hang; thawed: issues again', async (t) => {
-    assert.ok(server)
-    const pid = server.pid()
+    const pid = suite.server.pid()
     assert.ok(pid)
     const { app, pool } = await service(t)
-    const couponId = await createCoupon(app.app, { totalQuantity: null })
+    const couponId = await createCoupon(app, { totalQuantity: null })
     const wins = winsOf(await storm(pool, couponId, users('f', 0, 100)))
 
     process.kill(pid, 'SIGSTOP')
@@ -176,21 +122,14 @@ describe('Redis unreachable: 503 at once, then the service heals itself', { skip
 
     process.kill(pid, 'SIGCONT')
     await sleep(50)
-    const back = await waitFor(
-      'a win after the thaw',
-      async () => {
-        const r = await issueOnce(pool, couponId, 'thawed-0')
-        return r.status === 201 ? r : null
-      },
-      10_000,
-    )
+    const back = await winAgain(pool, couponId, 'thawed-0', 'a win after the thaw')
     wins.set(back.userId, back.rank ?? 0)
     for (const [userId, rank] of winsOf(await storm(pool, couponId, users('f', 100, 300))))
       wins.set(userId, rank)
     assert.equal((await readyz(pool)).status, 200)
     // Requests answered 503 while frozen may still have been decided once Redis
     // ran again: those wins are real (GET …/issues/{userId} shows them) and persist.
-    const view = await assertConsistent(pool, couponId, wins)
+    const view = await suite.assertSettled(pool, couponId, wins)
     t.diagnostic(`${view.rows - wins.size} requests answered 503 were decided after the thaw`)
   })
 })

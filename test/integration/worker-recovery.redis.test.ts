@@ -10,69 +10,39 @@
  * test cuts Redis (a TCP proxy of its own), then lets the transaction finish.
  */
 import assert from 'node:assert/strict'
-import { after, before, describe, it } from 'node:test'
+import { before, describe, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import pg from 'pg'
-import { type Database, openDatabase } from '../../src/db/database.js'
-import { PERSIST_GROUP, RedisKeys } from '../../src/redis/keys.js'
-import { createCoupon, startApp, type TestApp } from '../helpers/app.js'
-import { createDatabaseUrl, dropDatabaseUrl, skipUnlessDialect } from '../helpers/databases.js'
-import { deleteKeys, redisClient, uniquePrefix } from '../helpers/redis.js'
-import { SERVICES, skipUnless } from '../helpers/services.js'
+import { createCoupon, winInProcess } from '../helpers/app.js'
+import {
+  type RedisSuiteOptions,
+  redisSuite,
+  type Service,
+  skipUnlessRedisSuite,
+} from '../helpers/redis-suite.js'
 import { assertWinsPersisted, checkRows, users, waitFor } from '../helpers/storm.js'
-import { TcpProxy } from '../helpers/tcp-proxy.js'
 
-const skip = (await skipUnless('redis')) || (await skipUnlessDialect('postgres'))
+const SUITE: RedisSuiteOptions = { proxy: 'redis' }
 
-describe('a worker whose ack is lost with the Redis connection', { skip }, () => {
-  const prefix = uniquePrefix()
-  const keys = new RedisKeys(prefix)
-  const proxy = new TcpProxy(SERVICES.redis.host, SERVICES.redis.port)
-  const redis = redisClient()
-  let databaseUrl = ''
-  let t: TestApp | undefined
-  let worker: { stop(): Promise<void> } | undefined
-  let check: Database | undefined
+describe('a worker whose ack is lost with the Redis connection', {
+  skip: await skipUnlessRedisSuite(SUITE),
+}, () => {
+  const suite = redisSuite(SUITE)
+  /** its worker starts in the test */
+  let t: Service
 
   before(async () => {
-    databaseUrl = await createDatabaseUrl('postgres')
-    check = openDatabase(databaseUrl, 'postgres', { poolSize: 2 })
-    const port = await proxy.start()
-    t = await startApp({
-      env: {
-        REDIS_URL: `redis://127.0.0.1:${port}/0`,
-        REDIS_KEY_PREFIX: prefix,
-        WORKER_CLAIM_IDLE_MS: '60000',
-      },
-      databaseUrl,
-    })
-  })
-
-  after(async () => {
-    await proxy.restore()
-    await worker?.stop()
-    await t?.close()
-    await proxy.close()
-    await deleteKeys(redis, prefix)
-    redis.disconnect()
-    await check?.close()
-    if (databaseUrl) await dropDatabaseUrl(databaseUrl)
+    t = await suite.start({ env: { WORKER_CLAIM_IDLE_MS: '60000' }, worker: false })
   })
 
   it('persists that batch again once Redis is back, not after WORKER_CLAIM_IDLE_MS', async () => {
-    assert.ok(t?.container.startWorker && check)
-    const db = check.db
+    const db = suite.db
     const couponId = await createCoupon(t.app, { totalQuantity: null })
-    const stream = keys.coupon(couponId).stream
-    const wins = new Map<string, number>()
-    for (const userId of users('r', 0, 50)) {
-      const o = await t.container.issues.issue(couponId, userId)
-      assert.ok(o.won)
-      wins.set(userId, o.win.rank)
-    }
+    const stream = suite.keys.coupon(couponId).stream
+    const wins = await winInProcess(t, couponId, users('r', 0, 50))
 
     // An uncommitted row for the first winner: the worker's insert waits on it.
-    const blocker = new pg.Client({ connectionString: databaseUrl })
+    const blocker = new pg.Client({ connectionString: suite.databaseUrl })
     await blocker.connect()
     try {
       await blocker.query('begin')
@@ -81,7 +51,7 @@ describe('a worker whose ack is lost with the Redis connection', { skip }, () =>
          values ($1, 'r0', $2, now(), now(), now())`,
         [couponId, wins.get('r0')],
       )
-      worker = await t.container.startWorker()
+      await t.startWorker()
       await waitFor('the worker to wait on the conflicting row', async () => {
         const { rows } = await blocker.query(
           `select count(*)::int as n from pg_stat_activity
@@ -89,7 +59,7 @@ describe('a worker whose ack is lost with the Redis connection', { skip }, () =>
         )
         return rows[0].n > 0
       })
-      await proxy.cut()
+      await suite.proxy.cut()
       await blocker.query('rollback') // the worker commits; its ack cannot reach Redis
     } finally {
       await blocker.end()
@@ -99,16 +69,13 @@ describe('a worker whose ack is lost with the Redis connection', { skip }, () =>
       async () => (await checkRows(db, couponId)).rows === 50,
     )
     await sleep(1000) // long enough for the client to give the ack up
-    const pendingWhileDown = Number(((await redis.xpending(stream, PERSIST_GROUP)) as [number])[0])
-    assert.equal(pendingWhileDown, 50, 'the ack was lost')
+    assert.equal(await suite.pending(couponId), 50, 'the ack was lost')
 
-    await proxy.restore()
+    await suite.proxy.restore()
     const restoredAt = Date.now()
     await waitFor(
       'the stream to be acknowledged',
-      async () =>
-        Number(((await redis.xpending(stream, PERSIST_GROUP)) as [number])[0]) === 0 &&
-        (await redis.xlen(stream)) === 0,
+      async () => (await suite.pending(couponId)) === 0 && (await suite.redis.xlen(stream)) === 0,
       10_000,
     )
     const view = await checkRows(db, couponId) // issued_quantity = rows: counted once
