@@ -5,10 +5,11 @@
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import { after, before, describe, it } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { Pool } from 'undici'
 import { createDatabaseUrl, dropDatabaseUrl } from '../helpers/databases.js'
+import { type ServerProcess, startServer, stopAll } from '../helpers/processes.js'
 import { deleteKeys, REDIS_URL, redisClient, uniquePrefix } from '../helpers/redis.js'
-import { type ServerProcess, sleep, startServer } from '../helpers/server-process.js'
 import { skipUnless } from '../helpers/services.js'
 
 const TOKEN = 'api-processes-admin-token'
@@ -48,8 +49,8 @@ describe('serve with API_PROCESSES=2', { skip: await skipUnless('redis') }, () =
     })
   })
   after(async () => {
-    const pids = children(server?.child.pid)
-    await server?.stop()
+    const pids = children(server?.pid)
+    if (server) await stopAll([server])
     for (const pid of pids) {
       try {
         process.kill(pid, 'SIGKILL')
@@ -62,7 +63,7 @@ describe('serve with API_PROCESSES=2', { skip: await skipUnless('redis') }, () =
   })
 
   it('runs two processes; a storm across them wins exactly the quantity; a killed one is replaced', async () => {
-    await waitFor('two API processes', () => children(server.child.pid).length === 2)
+    await waitFor('two API processes', () => children(server.pid).length === 2)
     const created = await fetch(`${server.url}/v1/coupons`, {
       method: 'POST',
       headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
@@ -103,12 +104,12 @@ describe('serve with API_PROCESSES=2', { skip: await skipUnless('redis') }, () =
         assert.ok(a.code === 'SOLD_OUT' || a.code === 'ALREADY_ISSUED', JSON.stringify(a))
       }
 
-      const [victim] = children(server.child.pid)
+      const [victim] = children(server.pid)
       assert.ok(victim)
       process.kill(victim, 'SIGKILL')
       await waitFor(
         'a replacement process',
-        () => children(server.child.pid).filter((p) => p !== victim).length === 2,
+        () => children(server.pid).filter((p) => p !== victim).length === 2,
       )
       const stats = await fetch(`${server.url}/v1/coupons/${couponId}/stats`)
       assert.equal(stats.status, 200)
@@ -119,9 +120,9 @@ describe('serve with API_PROCESSES=2', { skip: await skipUnless('redis') }, () =
   })
 
   it('stops every process on SIGTERM and exits 0', async () => {
-    const pids = children(server.child.pid)
+    const pids = children(server.pid)
     assert.equal(pids.length, 2)
-    server.child.kill('SIGTERM')
+    server.signal('SIGTERM')
     assert.deepEqual(await server.exited, { code: 0, signal: null })
     await waitFor('the API processes to exit', () =>
       pids.every((pid) => {
