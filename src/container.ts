@@ -161,7 +161,7 @@ async function embeddedAdapters(logger: Logger, database: Database): Promise<Ada
 
 async function connectAll(clients: RedisClient[]) {
   try {
-    await Promise.all(clients.map(connectRedis))
+    await Promise.all(clients.map((c) => connectRedis(c)))
   } catch (err) {
     for (const c of clients) c.disconnect()
     throw new Error('cannot connect to Redis', { cause: err })
@@ -213,6 +213,7 @@ async function redisAdapters(
         db: database.db,
         logger,
         metrics,
+        loadGate: (couponId) => gate.won(couponId),
         ...config.worker,
       }).start()
       const handle = {

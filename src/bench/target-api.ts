@@ -1,13 +1,7 @@
 /** The few calls the bench makes to the service around the load (not on its path). */
+import type { CouponStats } from '../service/issue-service.js'
 
-export interface CouponStats {
-  couponId: number
-  totalQuantity: number | null
-  won: number
-  persisted: number
-  queued: number
-  remaining: number | null
-}
+export type { CouponStats }
 
 async function call(url: string, init: RequestInit = {}): Promise<unknown> {
   const res = await fetch(url, init)

@@ -48,6 +48,16 @@ const ACK_SLICE = 1000
 const MAX_TX_PER_PASS = 5
 const MAX_BACKOFF_MS = 2000
 
+/** The coupon has no gate state in Redis (lost and not yet rebuilt). */
+class GateNotLoaded extends Error {
+  override readonly name = 'GateNotLoaded'
+  readonly code = 'GATE_NOT_LOADED'
+
+  constructor() {
+    super('the coupon has no gate state in Redis yet')
+  }
+}
+
 export interface StreamWorkerOptions {
   client: RedisClient
   keys: RedisKeys
@@ -59,6 +69,11 @@ export interface StreamWorkerOptions {
   txRows: number
   claimIdleMs: number
   maxAttempts: number
+  /**
+   * Has the gate rebuild a coupon whose Redis state is missing (the worker then
+   * persists the wins it holds, or dead-letters those the rebuilt gate lacks).
+   */
+  loadGate?: (couponId: number) => Promise<unknown>
   /** wait until a win is this old before persisting it (see docs: AOF everysec) */
   persistDelayMs?: number
   consumer?: string
@@ -66,7 +81,8 @@ export interface StreamWorkerOptions {
 
 export class RedisStreamWorker {
   readonly consumer: string
-  readonly #o: Required<Omit<StreamWorkerOptions, 'metrics'>> & { metrics?: Metrics }
+  readonly #o: Required<Omit<StreamWorkerOptions, 'metrics' | 'loadGate'>> &
+    Pick<StreamWorkerOptions, 'metrics' | 'loadGate'>
   readonly #directory: StreamDirectory
   /** entries in hand that failed and wait for another attempt, by coupon */
   readonly #retry = new Map<number, StreamWin[]>()
@@ -334,13 +350,20 @@ export class RedisStreamWorker {
     this.#o.metrics?.persisted.inc(verified.inserted)
   }
 
-  /** Splits the wins the gate knows (same user, same rank) from the others. */
+  /**
+   * Splits the wins the gate knows (same user, same rank) from the others. With
+   * no gate state at all (lost, not yet rebuilt) nothing can be told apart:
+   * GateNotLoaded, and the batch waits for the rebuild, which will count the wins
+   * still in the stream.
+   */
   async #verify(k: CouponKeys, entries: StreamWin[]) {
-    const values = await this.#o.client
-      .hmget(k.users, ...entries.map((e) => e.win.userId))
-      .catch((err: unknown) => {
-        throw toRedisFailure(err)
-      })
+    const [loaded, values] = await Promise.all([
+      this.#o.client.exists(k.meta),
+      this.#o.client.hmget(k.users, ...entries.map((e) => e.win.userId)),
+    ]).catch((err: unknown) => {
+      throw toRedisFailure(err)
+    })
+    if (loaded === 0) throw new GateNotLoaded()
     const known: StreamWin[] = []
     const unknown: StreamWin[] = []
     entries.forEach((e, i) => {
@@ -353,6 +376,13 @@ export class RedisStreamWorker {
   }
 
   async #failed(couponId: number, entries: StreamWin[], err: unknown) {
+    if (err instanceof GateNotLoaded) {
+      // Hold the batch, have the gate rebuilt (outside the transaction: the rebuild
+      // takes the coupon's row lock), and retry after the usual back-off.
+      this.#retry.set(couponId, [...(this.#retry.get(couponId) ?? []), ...entries])
+      await this.#o.loadGate?.(couponId).catch(() => {})
+      throw err
+    }
     if (err instanceof UnavailableError || isTransientDbError(err)) {
       // Keep the whole batch in hand (still pending in Redis) and let the loop back off.
       this.#retry.set(couponId, [...(this.#retry.get(couponId) ?? []), ...entries])

@@ -9,6 +9,8 @@ import type { RedisConfig } from '../config.js'
 
 export type RedisClient = Redis | Cluster
 
+const CONNECT_TIMEOUT_MS = 15_000
+
 function baseOptions(config: RedisConfig): RedisOptions {
   return {
     commandTimeout: config.commandTimeoutMs,
@@ -40,10 +42,25 @@ export function createRedis(config: RedisConfig, name: string): RedisClient {
   return client
 }
 
-/** Connects and waits until the client is ready (or throws). */
-export async function connectRedis(client: RedisClient): Promise<void> {
-  if (client.status === 'ready') return
-  await client.connect()
+/** Connects and waits until the client is ready (or throws: refused, or not ready in time). */
+export function connectRedis(client: RedisClient, timeoutMs = CONNECT_TIMEOUT_MS): Promise<void> {
+  if (client.status === 'ready') return Promise.resolve()
+  return new Promise<void>((resolve, reject) => {
+    const done = (err?: unknown) => {
+      clearTimeout(timer)
+      client.off('ready', onReady)
+      if (err) reject(err)
+      else resolve()
+    }
+    const onReady = () => done()
+    const timer = setTimeout(() => done(new Error(`not ready after ${timeoutMs} ms`)), timeoutMs)
+    client.once('ready', onReady)
+    client.connect().then(onReady, (err: unknown) => {
+      // A cluster whose first readiness check fails (still forming, failing over)
+      // retries by itself but never settles connect(): wait for 'ready' instead.
+      if (!(client instanceof Cluster)) done(err)
+    })
+  })
 }
 
 export function isReady(client: RedisClient): boolean {

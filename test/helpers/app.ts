@@ -7,7 +7,7 @@ import type { FastifyInstance, InjectOptions } from 'fastify'
 import pino from 'pino'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
-import { type Container, createContainer } from '../../src/container.js'
+import { appDepsOf, type Container, createContainer } from '../../src/container.js'
 import { createDatabaseUrl, dropDatabaseUrl } from './databases.js'
 
 export const ADMIN_TOKEN = 'test-admin-token-0123456789'
@@ -43,15 +43,7 @@ export async function startApp(options: TestAppOptions = {}): Promise<TestApp> {
     ...options.env,
   })
   const container = await createContainer(config, pino({ level: 'silent' }))
-  const app = await buildApp({
-    coupons: container.coupons,
-    issues: container.issues,
-    metrics: container.metrics,
-    checks: container.checks,
-    adminToken: config.adminToken,
-    verifyUser: container.verifyUser,
-    rateLimitPerIp: config.rateLimitPerIp,
-  })
+  const app = await buildApp(appDepsOf(container))
   let worker: { stop(): Promise<void> } | null = null
   const t: TestApp = {
     app,
