@@ -18,10 +18,14 @@ const TOKEN = 'api-processes-admin-token'
 function children(pid: number | undefined): number[] {
   if (pid === undefined) return []
   try {
-    return execFileSync('ps', ['-o', 'pid=', '--ppid', String(pid)], { encoding: 'utf8' })
+    // Node processes only (tsx may have an esbuild child), and not a dead one yet unreaped.
+    return execFileSync('ps', ['-o', 'pid=,stat=,comm=', '--ppid', String(pid)], {
+      encoding: 'utf8',
+    })
       .split('\n')
-      .map((l) => Number(l.trim()))
-      .filter((n) => n > 0)
+      .map((l) => l.trim().split(/\s+/))
+      .filter(([, stat, comm]) => comm === 'node' && !stat?.startsWith('Z'))
+      .map(([p]) => Number(p))
   } catch {
     return [] // ps exits 1 when there is none
   }
