@@ -39,6 +39,10 @@ export class MemoryStockGate implements StockGate {
     })
   }
 
+  async register(rules: CouponRules): Promise<void> {
+    this.restore(rules, [])
+  }
+
   async configure(rules: CouponRules): Promise<ConfigureResult> {
     const stock = this.#coupons.get(rules.couponId)
     if (!stock) {

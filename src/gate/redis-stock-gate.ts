@@ -75,6 +75,18 @@ export class RedisStockGate implements StockGate {
     return { won: false, refusal }
   }
 
+  async register(rules: CouponRules): Promise<void> {
+    const k = this.#keys.coupon(rules.couponId)
+    try {
+      // Every key shares the coupon's hash tag: one slot, so one DEL. Dead letters
+      // stay: they are a record, not state.
+      await this.#client.del(k.meta, k.users, k.holes, k.stream, k.stagingUsers, k.stagingHoles)
+    } catch (err) {
+      throw toRedisFailure(err)
+    }
+    await this.configure(rules)
+  }
+
   async configure(rules: CouponRules): Promise<ConfigureResult> {
     const args = [rules.issueStart, rules.issueEnd, rules.totalQuantity ?? -1]
     const code = await this.#loaded(rules.couponId, (k) =>

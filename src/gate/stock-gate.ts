@@ -14,7 +14,13 @@ export type ConfigureResult = 'OK' | 'QUANTITY_BELOW_ISSUED'
 export interface StockGate {
   readonly kind: 'memory' | 'redis'
   /**
-   * Sets a coupon's rules (on create and on every PATCH). Refuses, changing
+   * A coupon just created: whatever the gate holds under its id is stale (left by
+   * a database that was reset while Redis kept its keys) and is dropped; the
+   * coupon starts with no winners.
+   */
+  register(rules: CouponRules): Promise<void>
+  /**
+   * Sets a coupon's rules (on every PATCH). Refuses, changing
    * nothing, to lower the quantity below the number already won.
    */
   configure(rules: CouponRules): Promise<ConfigureResult>

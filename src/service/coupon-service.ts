@@ -43,7 +43,7 @@ export class CouponService {
     // The row is the record. A gate that cannot be told now (Redis down) loads the
     // coupon from the database on its first issue, so the create still succeeds and
     // a retrying admin does not create it twice.
-    await this.#gate.configure(rulesOf(coupon)).catch(() => {})
+    await this.#gate.register(rulesOf(coupon)).catch(() => {})
     await this.#events.publish(coupon.id).catch(() => {})
     return coupon
   }

@@ -81,6 +81,17 @@ for (const factory of selectedGates()) {
       assert.equal(await g.gate.lookup(id, 'y'), null)
     })
 
+    it('drops what it holds under an id when that coupon is registered as new', async () => {
+      const id = await g.addCoupon({ ...open, totalQuantity: 2 })
+      await g.gate.tryIssue(id, 'stale-1', T0)
+      await g.gate.tryIssue(id, 'stale-2', T0)
+      await g.gate.register({ couponId: id, ...open, totalQuantity: 1 })
+      assert.equal(await g.gate.won(id), 0)
+      assert.equal(await g.gate.lookup(id, 'stale-1'), null)
+      assert.equal(rank(await g.gate.tryIssue(id, 'stale-2', T0)), 1)
+      assert.equal(refusal(await g.gate.tryIssue(id, 'fresh', T0)), 'SOLD_OUT')
+    })
+
     it('keeps coupons apart', async () => {
       const a = await g.addCoupon({ ...open, totalQuantity: 1 })
       const b = await g.addCoupon({ ...open, totalQuantity: 1 })
