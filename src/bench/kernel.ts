@@ -114,10 +114,19 @@ export function parseRssBytes(text: string): number {
   return Number.isFinite(pages) ? pages * PAGE_BYTES : 0
 }
 
-/** Resident memory of a process and every live descendant, in bytes. */
-export function processRssBytes(pid: number): number | null {
+export interface Rss {
+  /** the process and every live descendant together, bytes */
+  total: number
+  /** the largest single process among them, bytes */
+  largest: number
+}
+
+/** Resident memory of a process and its live descendants. */
+export function processRss(pid: number): Rss | null {
   const tree = processTree(pid)
-  return tree === null ? null : tree.reduce((sum, text) => sum + parseRssBytes(text), 0)
+  if (tree === null) return null
+  const each = tree.map(parseRssBytes)
+  return { total: each.reduce((a, b) => a + b, 0), largest: Math.max(0, ...each) }
 }
 
 function readdirSafe(dir: string): string[] {

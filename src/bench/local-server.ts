@@ -4,7 +4,7 @@
  * URL in its first line of output, and waits until GET /readyz answers 200.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
-import { processCpuMs, processRssBytes } from './kernel.js'
+import { processCpuMs, processRss, type Rss } from './kernel.js'
 import { nodeEntry } from './node-entry.js'
 
 export interface ServerProcess {
@@ -12,8 +12,8 @@ export interface ServerProcess {
   pid: number
   /** CPU the process has used so far, ms (null off Linux) */
   cpuMs(): number | null
-  /** resident memory of the process and its children, bytes (null off Linux) */
-  rssBytes(): number | null
+  /** resident memory of the process and its children (null off Linux) */
+  rss(): Rss | null
   /** The last output of the process, for an error message. */
   output(): string
   /** SIGTERM, then SIGKILL if it has not exited in time. */
@@ -54,7 +54,7 @@ export async function startServer(module: string, o: StartOptions): Promise<Serv
     url: '',
     pid: child.pid ?? 0,
     cpuMs: () => processCpuMs(child.pid ?? 0),
-    rssBytes: () => processRssBytes(child.pid ?? 0),
+    rss: () => processRss(child.pid ?? 0),
     output: () => output,
     stop: () => stopChild(child, exited),
     kill: () => {

@@ -68,6 +68,11 @@ export function renderText(r: BenchReport): string {
       'Server RSS (peak)',
       (x) => (x.serverPeakRssMb === null ? 'n/a' : `${x.serverPeakRssMb.toFixed(1)} MiB`),
     ],
+    [
+      '  largest process',
+      (x) =>
+        x.serverPeakProcessRssMb === null ? 'n/a' : `${x.serverPeakProcessRssMb.toFixed(1)} MiB`,
+    ],
   ]
   const keys = [...new Set(runs.flatMap((x) => Object.keys(x.outcomes)))].sort()
   for (const key of keys) rows.push([`  ${key}`, (x) => fmtInt(x.outcomes[key] ?? 0)])

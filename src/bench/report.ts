@@ -38,12 +38,14 @@
  *   serverCpu          same, or null when the bench did not start the server
  *   serverPeakRssMb    the server's peak resident memory (its child processes
  *                      included), sampled every 0.5 s; null when not started here
+ *   serverPeakProcessRssMb  the peak of its largest single process (one API
+ *                      process when API_PROCESSES > 1)
  *   listenQueue        { listenOverflows, listenDrops } deltas over the run, or null
  *   errorSamples       the first few connection error messages
  */
 import type { ClientRun } from './clients.js'
 import type { InvariantLine } from './invariants.js'
-import type { ListenCounters } from './kernel.js'
+import type { ListenCounters, Rss } from './kernel.js'
 import { expectationFor, tallyOutcomes } from './outcomes.js'
 import type { ScenarioName } from './scenarios.js'
 import {
@@ -89,6 +91,7 @@ export interface RunReport {
   serverCpu: CpuUse | null
   /** the most resident memory the server (with its child processes) used, MiB */
   serverPeakRssMb: number | null
+  serverPeakProcessRssMb: number | null
   listenQueue: ListenCounters | null
   errorSamples: string[]
 }
@@ -119,6 +122,11 @@ export interface BenchReport {
   invariantsPass: boolean
 }
 
+/** bytes → MiB with one decimal */
+function mib(bytes: number): number {
+  return Math.round(bytes / 104_857.6) / 10
+}
+
 function cpu(ms: number, answered: number, wallSeconds: number): CpuUse {
   return {
     seconds: Math.round(ms) / 1000,
@@ -136,7 +144,7 @@ export interface RunFacts {
   clients: ClientRun
   samples: { second: number; responses: number; errors: number; histogram: string }[]
   serverCpuMs: number | null
-  serverPeakRssBytes: number | null
+  serverPeakRss: Rss | null
   listenQueue: ListenCounters | null
 }
 
@@ -184,8 +192,8 @@ export function buildRunReport(f: RunFacts): RunReport {
       wallSeconds,
     ),
     serverCpu: f.serverCpuMs === null ? null : cpu(f.serverCpuMs, answered, wallSeconds),
-    serverPeakRssMb:
-      f.serverPeakRssBytes === null ? null : Math.round(f.serverPeakRssBytes / 104_857.6) / 10,
+    serverPeakRssMb: f.serverPeakRss === null ? null : mib(f.serverPeakRss.total),
+    serverPeakProcessRssMb: f.serverPeakRss === null ? null : mib(f.serverPeakRss.largest),
     listenQueue: f.listenQueue,
     errorSamples: [...new Set(results.flatMap((r) => r.errorSamples))].slice(0, 5),
   }

@@ -95,10 +95,15 @@ async function load(
   const progress = new Progress(process.stderr, label, o.durationS, o.progress)
   const netBefore: ListenCounters | null = listenCounters()
   const cpuBefore = server?.cpuMs() ?? null
-  let peakRss = server?.rssBytes() ?? null
+  let peakRss = server?.rss() ?? null
   const rssTimer = setInterval(() => {
-    const rss = server?.rssBytes() ?? null
-    if (rss !== null) peakRss = Math.max(peakRss ?? 0, rss)
+    const rss = server?.rss() ?? null
+    if (rss !== null) {
+      peakRss = {
+        total: Math.max(peakRss?.total ?? 0, rss.total),
+        largest: Math.max(peakRss?.largest ?? 0, rss.largest),
+      }
+    }
   }, 500)
   const clients = await runClients(
     plan,
@@ -123,7 +128,7 @@ async function load(
     clients,
     samples,
     serverCpuMs: cpuBefore !== null && cpuAfter !== null ? cpuAfter - cpuBefore : null,
-    serverPeakRssBytes: peakRss,
+    serverPeakRss: peakRss,
     listenQueue: listenDelta(netBefore, listenCounters()),
   })
   return { report, endedAt, winners: clients.results.flatMap((r) => r.winners) }

@@ -9,7 +9,7 @@ import {
   parseProcStat,
   parseRssBytes,
   processCpuMs,
-  processRssBytes,
+  processRss,
 } from '../../src/bench/kernel.js'
 
 describe('kernel counters', () => {
@@ -42,7 +42,7 @@ describe('kernel counters', () => {
     const fields = Array.from({ length: 50 }, (_, i) => String(i))
     fields[23] = '2560' // rss in pages
     assert.equal(parseRssBytes(`99 (x) y) ${fields.slice(2).join(' ')}`), 2560 * 4096)
-    const mine = processRssBytes(process.pid) ?? 0
+    const mine = processRss(process.pid)?.largest ?? 0
     assert.ok(mine > 10 * 1024 * 1024 && mine < 4 * 1024 ** 3, `rss ${mine}`)
   })
 
@@ -52,7 +52,7 @@ describe('kernel counters', () => {
     assert.equal(parseParentPid(`1234 (a) b) ${fields.slice(2).join(' ')}`), 777)
   })
 
-  it('counts the CPU of a process and its live children', async () => {
+  it('counts the CPU and memory of a process and its live children', async () => {
     // A child that burns 300 ms of CPU, says so, and waits to be measured.
     const burn = `const t=process.cpuUsage();while(process.cpuUsage(t).user<3e5){}
       process.stdout.write('ready');setInterval(()=>{},1000)`
@@ -62,6 +62,11 @@ describe('kernel counters', () => {
       const tree = processCpuMs(process.pid) ?? 0
       const own = process.cpuUsage()
       assert.ok(tree - (own.user + own.system) / 1000 >= 250, `tree ${tree} ms`)
+      const rss = processRss(process.pid)
+      assert.ok(rss, 'rss of the tree')
+      // the child's memory is in the total, not in the largest single process
+      assert.ok(rss.largest >= process.memoryUsage.rss() * 0.9, JSON.stringify(rss))
+      assert.ok(rss.total >= rss.largest + 10 * 1024 * 1024, JSON.stringify(rss))
     } finally {
       child.kill('SIGKILL')
     }
