@@ -1,10 +1,11 @@
 /**
  * Runs the load in N client processes (or in this one when N = 0) and gathers
  * their per-second samples and results. The processes start at one common
- * instant, agreed after every one of them has loaded, so their seconds line up.
+ * instant, agreed after every one of them has prepared its plan, so their seconds
+ * line up.
  */
 import { fork } from 'node:child_process'
-import { type FromWorker, runPlan, type ToWorker } from './load-worker.js'
+import { type FromWorker, preparePlan, type ToWorker } from './load-worker.js'
 import { nodeEntry } from './node-entry.js'
 import type { Sample, WorkerResult } from './recorder.js'
 import type { LoadPlan } from './scenarios.js'
@@ -34,9 +35,10 @@ export async function runClients(
   onStart: (startEpochMs: number) => void = () => {},
 ): Promise<ClientRun> {
   if (processes === 0) {
+    const run = await preparePlan(planFor(base, 0, 1))
     const startEpochMs = Date.now() + START_DELAY_MS
     onStart(startEpochMs)
-    const result = await runPlan(planFor(base, 0, 1), startEpochMs, onSample)
+    const result = await run(startEpochMs, onSample)
     return { startEpochMs, results: [result] }
   }
   const entry = nodeEntry('./load-worker')
@@ -48,10 +50,17 @@ export async function runClients(
   )
   try {
     await Promise.all(children.map((c) => once(c, (m) => m.type === 'ready')))
+    await Promise.all(
+      children.map((child, part) => {
+        const prepare: ToWorker = { type: 'prepare', plan: planFor(base, part, processes) }
+        child.send(prepare)
+        return once(child, (m) => m.type === 'prepared')
+      }),
+    )
     const startEpochMs = Date.now() + START_DELAY_MS
     onStart(startEpochMs)
     const results = await Promise.all(
-      children.map((child, part) => {
+      children.map((child) => {
         const done = new Promise<WorkerResult>((resolve, reject) => {
           child.on('message', (m: FromWorker) => {
             if (m.type === 'sample') onSample(m.sample)
@@ -60,11 +69,7 @@ export async function runClients(
           })
           child.on('exit', (code) => reject(new Error(`client process exited (${code}) early`)))
         })
-        const start: ToWorker = {
-          type: 'start',
-          plan: planFor(base, part, processes),
-          startEpochMs,
-        }
+        const start: ToWorker = { type: 'start', startEpochMs }
         child.send(start)
         return done
       }),

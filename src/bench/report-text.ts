@@ -46,6 +46,7 @@ export function renderText(r: BenchReport): string {
       'First request on a connection',
       (x) => {
         const f = x.firstRequestOnConnectionMs
+        if (f.count === 0) return 'none (opened before the load)'
         return `${fmtInt(f.count)}: p50 ${fmtMs(f.p50)}, max ${fmtMs(f.max)}`
       },
     ],

@@ -138,7 +138,8 @@ async function load(
  * The same connections and load shape on the win path (new users on an unlimited
  * coupon of its own, ids far from the measured range) for --warmup seconds, so the
  * measured run does not include the JIT compiling the hot path, connection set-up
- * and first-use caches. The figures are shown, not kept.
+ * and first-use caches. The figures are shown, not kept; firstcome's warm-up wins
+ * are persisted before the measured run starts.
  */
 async function warmUp(
   o: BenchOptions,
@@ -243,6 +244,9 @@ export async function runBenchmark(
       const openFor = (o.warmupS + o.timeoutS) * 1000 + 3_600_000
       const id = await createCoupon(target.url, target.adminToken, null, openFor)
       await warmUp(o, log, target.url, target.server, { id, quantity: null })
+      // The warm-up's wins are persisted before the measured load, not during it.
+      const settled = await waitDrained(target.url, id, o.drainTimeoutS * 1000, Date.now())
+      log(`warm-up drained in ${settled.ms} ms${settled.drained ? '' : ' (not fully: gave up)'}`)
     }
     const coupon = await prepareCoupon(o, target)
     log(`loading ${target.url} (coupon #${coupon.id})`)

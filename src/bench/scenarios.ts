@@ -36,8 +36,18 @@ export interface LoadPlan {
   maxWinners: number
 }
 
+function hostOf(plan: LoadPlan): string {
+  const { host, port } = plan.target
+  return `${host.includes(':') ? `[${host}]` : host}:${port}`
+}
+
+/** What an open loop sends once on each connection before the load: GET /healthz. */
+export function primingRequest(plan: LoadPlan): string {
+  return requestPrefix({ method: 'GET', path: '/healthz', host: hostOf(plan) })
+}
+
 export function requestBuilder(plan: LoadPlan): (userId: number) => string {
-  const host = `${plan.target.host.includes(':') ? `[${plan.target.host}]` : plan.target.host}:${plan.target.port}`
+  const host = hostOf(plan)
   if (plan.scenario === 'compat') {
     const prefix = requestPrefix({ method: 'POST', path: '/v2/issue-async', host })
     const tail = `,"couponId":${plan.couponId}}`

@@ -140,6 +140,8 @@ describe('firstcome bench', { timeout: 60_000 }, () => {
     assert.equal(report.load.shape, 'open')
     // 200 req/s for 2 s: exactly 400 requests fall due, whatever the server does.
     assert.equal(report.runs.firstcome.requests.total, 400)
+    // Its connections were opened (and answered once) before the load: none is new in it.
+    assert.equal(report.runs.firstcome.firstRequestOnConnectionMs.count, 0)
     const baseline = report.runs.baseline
     assert.ok(baseline)
     assert.equal(baseline.requests.total, 400)

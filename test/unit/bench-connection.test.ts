@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net'
 import { after, before, describe, it } from 'node:test'
 import { Connection, type ConnectionEvents } from '../../src/bench/connection.js'
 import { requestPrefix, withBody } from '../../src/bench/http1.js'
+import { ConnectionPool } from '../../src/bench/open-loop.js'
 
 let server: Server
 let port = 0
@@ -121,5 +122,34 @@ describe('a bench connection', () => {
     assert.equal(c.busy, false)
     await new Promise((r) => setTimeout(r, 50))
     assert.equal(calls, 0)
+  })
+})
+
+describe('the open loop connection pool', () => {
+  const get = (path: string) => requestPrefix({ method: 'GET', path, host: `127.0.0.1:${port}` })
+
+  it('opens every connection and has each answer once before the load', async () => {
+    const before = served
+    const pool = new ConnectionPool({ host: '127.0.0.1', port })
+    assert.equal(await pool.prime(30, get('/'), 5000), 30)
+    assert.equal(served - before, 30)
+    assert.equal(pool.all.length, 30)
+    assert.ok(pool.all.every((c) => !c.busy))
+    // Primed connections are reused: a request on one is not a fresh connection.
+    const answered = await new Promise<boolean>((resolve) => {
+      pool.handle({ response: (c) => resolve(c.fresh), failed: () => resolve(true) })
+      pool.all[0]?.send(get('/'))
+    })
+    assert.equal(answered, false)
+    for (const c of pool.all) c.close()
+  })
+
+  it('gives up on connections that do not answer in time', async () => {
+    const pool = new ConnectionPool({ host: '127.0.0.1', port })
+    const started = Date.now()
+    const hang = withBody(requestPrefix({ method: 'POST', path: '/hang', host: 'x' }), '{}')
+    assert.equal(await pool.prime(3, hang, 200), 0)
+    assert.ok(Date.now() - started < 2000)
+    assert.ok(pool.all.every((c) => !c.busy))
   })
 })
