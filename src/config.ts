@@ -23,6 +23,11 @@ export interface Config {
   /** API processes sharing the port (Redis mode; embedded mode holds its stock in one) */
   apiProcesses: number
   listenBacklog: number
+  /**
+   * V8 grows the heap to (1 + this/100) × the live data before its next full
+   * collection; 0 leaves V8's own factor (up to 4×)
+   */
+  heapGrowingPercent: number
   trustProxy: boolean
   databaseUrl: string
   dialect: Dialect
@@ -157,6 +162,7 @@ export function loadConfig(env: Env): Readonly<Config> {
     host: str(env, 'HOST') ?? '0.0.0.0',
     apiProcesses,
     listenBacklog: int(env, 'LISTEN_BACKLOG', 8192, 1, 1_000_000),
+    heapGrowingPercent: int(env, 'HEAP_GROWING_PERCENT', 30, 0, 1000),
     trustProxy: bool(env, 'TRUST_PROXY'),
     databaseUrl,
     dialect: dialectOf(databaseUrl),

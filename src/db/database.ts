@@ -4,11 +4,12 @@
  * bound (see schema.ts) and how an idempotent insert is spelled (issues-repo.ts).
  */
 import { mkdirSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { dirname } from 'node:path'
-import SqliteDatabase from 'better-sqlite3'
+import type BetterSqlite3 from 'better-sqlite3'
 import { Kysely, MysqlDialect, PostgresDialect, SqliteDialect, sql } from 'kysely'
-import { createPool as createMysqlPool } from 'mysql2'
-import pg from 'pg'
+import type * as Mysql2 from 'mysql2'
+import type Pg from 'pg'
 import type { Dialect } from '../config.js'
 import type { Tables } from './schema.js'
 import { SqliteDatesPlugin } from './sqlite-dates.js'
@@ -33,17 +34,24 @@ export function sqlitePath(url: string): string {
   return rest.startsWith('//') ? rest.slice(2) : rest
 }
 
+// A driver is loaded when its dialect is first opened: a process on PostgreSQL
+// does not carry mysql2 and better-sqlite3 (about 25 MB of resident memory).
+const require = createRequire(import.meta.url)
+
 // BIGINT (int8) and NUMERIC come back from pg as strings; ids and counts here fit
 // in a double, so read them as numbers.
 const INT8_OID = 20
-const pgTypes = {
-  getTypeParser(oid: number, format?: 'text' | 'binary') {
-    if (oid === INT8_OID) return (v: string) => Number(v)
-    return pg.types.getTypeParser(oid, format)
-  },
-} as pg.CustomTypesConfig
+function pgTypes(pg: typeof Pg): Pg.CustomTypesConfig {
+  return {
+    getTypeParser(oid: number, format?: 'text' | 'binary') {
+      if (oid === INT8_OID) return (v: string) => Number(v)
+      return pg.types.getTypeParser(oid, format)
+    },
+  } as Pg.CustomTypesConfig
+}
 
 function openSqlite(url: string): Kysely<Tables> {
+  const SqliteDatabase = require('better-sqlite3') as typeof BetterSqlite3
   const path = sqlitePath(url)
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true })
   const database = new SqliteDatabase(path)
@@ -59,11 +67,12 @@ function openSqlite(url: string): Kysely<Tables> {
 }
 
 function openPostgres(url: string, poolSize: number): Kysely<Tables> {
+  const pg = require('pg') as typeof Pg
   const pool = new pg.Pool({
     connectionString: url,
     max: poolSize,
     connectionTimeoutMillis: 5000,
-    types: pgTypes,
+    types: pgTypes(pg),
   })
   // An idle client losing its connection (server restart) must not crash the process.
   pool.on('error', () => {})
@@ -77,7 +86,8 @@ function openPostgres(url: string, poolSize: number): Kysely<Tables> {
 }
 
 function openMysql(url: string, poolSize: number): Kysely<Tables> {
-  const pool = createMysqlPool({
+  const { createPool } = require('mysql2') as typeof Mysql2
+  const pool = createPool({
     uri: url,
     connectionLimit: poolSize,
     connectTimeout: 5000,
