@@ -4,7 +4,7 @@
  * and errors per second, latency percentiles per second (log scale), outcomes.
  */
 import type { BenchReport, RunReport } from './report.js'
-import { describeLoad, fmtInt, fmtMs, fmtPct } from './report-text.js'
+import { describeLoad, fmtInt, summaryRows } from './report-text.js'
 
 const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
 
@@ -150,47 +150,7 @@ function summaryTable(r: BenchReport): string {
   const runs: RunReport[] = r.runs.baseline
     ? [r.runs.firstcome, r.runs.baseline]
     : [r.runs.firstcome]
-  const ratio = (v: number | undefined) => (v === undefined ? '' : v.toFixed(3))
-  const rows: [string, (x: RunReport) => string, string?][] = [
-    ['Total requests', (x) => fmtInt(x.requests.total)],
-    ['Failed requests', (x) => fmtInt(x.requests.failed)],
-    ['Failure rate', (x) => fmtPct(x.requests.failureRate)],
-    ['RPS (answers / wall time)', (x) => fmtInt(x.throughput), ratio(r.ratios?.throughput)],
-    ['p50', (x) => fmtMs(x.latencyMs.p50)],
-    ['p70', (x) => fmtMs(x.latencyMs.p70)],
-    ['p90', (x) => fmtMs(x.latencyMs.p90)],
-    ['p95', (x) => fmtMs(x.latencyMs.p95)],
-    ['p99', (x) => fmtMs(x.latencyMs.p99), ratio(r.ratios?.p99)],
-    ['max', (x) => fmtMs(x.latencyMs.max)],
-    [
-      'First request on a new connection (n: p50, p99, max)',
-      (x) => {
-        const f = x.firstRequestOnConnectionMs
-        return `${fmtInt(f.count)}: ${fmtMs(f.p50)}, ${fmtMs(f.p99)}, ${fmtMs(f.max)}`
-      },
-    ],
-    ['Timeouts', (x) => fmtInt(x.requests.timeouts)],
-    ['Connection errors', (x) => fmtInt(x.requests.connectionErrors)],
-    ['Unexpected status', (x) => fmtInt(x.requests.unexpectedStatus)],
-    ['Wall time', (x) => `${x.wallSeconds.toFixed(1)} s`],
-    [
-      'Listen overflows / drops (Δ)',
-      (x) =>
-        x.listenQueue ? `${x.listenQueue.listenOverflows} / ${x.listenQueue.listenDrops}` : 'n/a',
-    ],
-    [
-      'Client CPU',
-      (x) => `${x.clientCpu.meanCores.toFixed(2)} core, ${x.clientCpu.perRequestMicros} µs/req`,
-    ],
-    [
-      'Server CPU',
-      (x) =>
-        x.serverCpu
-          ? `${x.serverCpu.meanCores.toFixed(2)} core, ${x.serverCpu.perRequestMicros} µs/req`
-          : 'n/a',
-      ratio(r.ratios?.serverCpuPerRequest ?? undefined),
-    ],
-  ]
+  const rows = summaryRows(r)
   const head = `<tr><th></th><th>firstcome</th>${r.runs.baseline ? '<th>baseline</th><th>ratio</th>' : ''}</tr>`
   const body = rows
     .map(

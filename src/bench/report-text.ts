@@ -23,15 +23,15 @@ export function describeLoad(r: BenchReport): string {
   return `${l.scenario}: ${shape} for ${l.durationSeconds} s${warm}; users ${l.users}; ${coupon}`
 }
 
-type Row = [label: string, pick: (r: RunReport) => string, ratio?: string]
+export type Row = [label: string, pick: (r: RunReport) => string, ratio?: string]
 
-export function renderText(r: BenchReport): string {
-  const fc = r.runs.firstcome
-  const base = r.runs.baseline
-  const runs = base ? [fc, base] : [fc]
-  const cpu = (c: RunReport['clientCpu'] | null) =>
-    c ? `${c.meanCores.toFixed(2)} core, ${c.perRequestMicros} µs/req` : 'n/a'
-  const rows: Row[] = [
+const mib = (v: number | null) => (v === null ? 'n/a' : `${v.toFixed(1)} MiB`)
+const cpu = (c: RunReport['clientCpu'] | null) =>
+  c ? `${c.meanCores.toFixed(2)} core, ${c.perRequestMicros} µs/req` : 'n/a'
+
+/** The figures of each run, one row each, as both the text and the HTML report show them. */
+export function summaryRows(r: BenchReport): Row[] {
+  return [
     ['Total requests', (x) => fmtInt(x.requests.total)],
     ['Failed requests', (x) => fmtInt(x.requests.failed)],
     ['Failure rate', (x) => fmtPct(x.requests.failureRate)],
@@ -47,7 +47,7 @@ export function renderText(r: BenchReport): string {
       (x) => {
         const f = x.firstRequestOnConnectionMs
         if (f.count === 0) return 'none (opened before the load)'
-        return `${fmtInt(f.count)}: p50 ${fmtMs(f.p50)}, max ${fmtMs(f.max)}`
+        return `${fmtInt(f.count)}: p50 ${fmtMs(f.p50)}, p99 ${fmtMs(f.p99)}, max ${fmtMs(f.max)}`
       },
     ],
     ['  timeouts', (x) => fmtInt(x.requests.timeouts)],
@@ -65,16 +65,16 @@ export function renderText(r: BenchReport): string {
       (x) => cpu(x.serverCpu),
       r.ratios?.serverCpuPerRequest ? r.ratios.serverCpuPerRequest.toFixed(3) : undefined,
     ],
-    [
-      'Server RSS (peak)',
-      (x) => (x.serverPeakRssMb === null ? 'n/a' : `${x.serverPeakRssMb.toFixed(1)} MiB`),
-    ],
-    [
-      '  largest process',
-      (x) =>
-        x.serverPeakProcessRssMb === null ? 'n/a' : `${x.serverPeakProcessRssMb.toFixed(1)} MiB`,
-    ],
+    ['Server RSS (peak)', (x) => mib(x.serverPeakRssMb)],
+    ['  largest process', (x) => mib(x.serverPeakProcessRssMb)],
   ]
+}
+
+export function renderText(r: BenchReport): string {
+  const fc = r.runs.firstcome
+  const base = r.runs.baseline
+  const runs = base ? [fc, base] : [fc]
+  const rows = summaryRows(r)
   const keys = [...new Set(runs.flatMap((x) => Object.keys(x.outcomes)))].sort()
   for (const key of keys) rows.push([`  ${key}`, (x) => fmtInt(x.outcomes[key] ?? 0)])
 
