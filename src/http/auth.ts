@@ -2,13 +2,19 @@
  * Admin auth (a static bearer token) and user auth (a JWT whose `sub` is the user).
  */
 import { createPublicKey, createSecretKey, type KeyObject, timingSafeEqual } from 'node:crypto'
+import type { IncomingHttpHeaders } from 'node:http'
 import type { FastifyRequest } from 'fastify'
 import { jwtVerify } from 'jose'
 import type { Config } from '../config.js'
 import { AppError } from '../domain/errors.js'
 import { normaliseUserId } from '../domain/user-id.js'
 
-function bearer(request: FastifyRequest): string | null {
+/** A Fastify request or a bare node:http one (the issue fast lane): auth reads headers only. */
+export interface HasHeaders {
+  headers: IncomingHttpHeaders
+}
+
+function bearer(request: HasHeaders): string | null {
   const header = request.headers.authorization
   if (!header || header.length < 8 || header.slice(0, 7).toLowerCase() !== 'bearer ') return null
   return header.slice(7).trim()
@@ -29,7 +35,7 @@ export function adminGuard(adminToken: string) {
 }
 
 /** Verifies a user JWT and returns its subject as a userId. */
-export type UserVerifier = (request: FastifyRequest) => Promise<string>
+export type UserVerifier = (request: HasHeaders) => Promise<string>
 
 const algorithmsByKeyType: Record<string, string[]> = {
   rsa: ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512'],
@@ -69,7 +75,7 @@ export function userVerifier(jwt: NonNullable<Config['jwt']>): UserVerifier {
 
 /** The acting user: the token's subject when user auth is on, else the body's userId. */
 export async function actingUser(
-  request: FastifyRequest,
+  request: HasHeaders,
   verify: UserVerifier | null,
   claimed: unknown,
 ): Promise<string> {

@@ -30,8 +30,8 @@ export const compatComments: Record<Refusal | 'FAILED', string> = {
   FAILED: '쿠폰 발급 요청에 실패했습니다',
 }
 
-const SUCCESS = { isSuccess: true } as const
-const failures = Object.fromEntries(
+export const compatSuccess = { isSuccess: true } as const
+export const compatFailures = Object.fromEntries(
   Object.entries(compatComments).map(([cause, comment]) => [cause, { isSuccess: false, comment }]),
 ) as Record<Refusal | 'FAILED', { isSuccess: false; comment: string }>
 
@@ -55,14 +55,14 @@ export const compatRoutes: FastifyPluginAsyncTypebox<CompatRoutesOptions> = asyn
         const userId = await actingUser(request, verifyUser, request.body.userId)
         try {
           const outcome = await issues.issue(request.body.couponId, userId)
-          return outcome.won ? SUCCESS : failures[outcome.refusal]
+          return outcome.won ? compatSuccess : compatFailures[outcome.refusal]
         } catch (err) {
           if (!(err instanceof UnavailableError)) throw err
           request.log.warn({ err: err.cause, service: err.service }, 'backing service unavailable')
           return reply
             .code(503)
             .header('retry-after', String(RETRY_AFTER_SECONDS))
-            .send(failures.FAILED)
+            .send(compatFailures.FAILED)
         }
       },
     )

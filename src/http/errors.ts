@@ -2,7 +2,13 @@
  * The one error handler: every failure leaves as `{code, message}` with the status
  * of `codeToStatus`. Internal details go to the log, never to the client.
  */
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type {
+  FastifyBaseLogger,
+  FastifyError,
+  FastifyInstance,
+  FastifyReply,
+  FastifyRequest,
+} from 'fastify'
 import { isTransientDbError } from '../db/errors.js'
 import { AppError, codeToStatus, type ErrorCode, UnavailableError } from '../domain/errors.js'
 
@@ -65,23 +71,47 @@ export function frameworkError(error: FastifyError, _request: FastifyRequest, re
   return reply.code(500).send({ code: 'INTERNAL', message: 'Internal server error.' })
 }
 
+/** What the client is told about a failure: status, extra headers, `{code, message}`. */
+export interface ErrorAnswer {
+  status: number
+  headers: Record<string, string>
+  body: { code: ErrorCode; message: string }
+}
+
+const NO_HEADERS: Record<string, string> = Object.freeze({}) as Record<string, string>
+const RETRY_HEADERS = Object.freeze({ 'retry-after': String(RETRY_AFTER_SECONDS) })
+
+/**
+ * Maps anything thrown while answering to the client's answer, and logs what the
+ * client is not told. Shared by the error handler and the issue fast lane.
+ */
+export function errorAnswer(thrown: FastifyError | Error, log: FastifyBaseLogger): ErrorAnswer {
+  const error = isTransientDbError(thrown) ? new UnavailableError('database', thrown) : thrown
+  if (error instanceof UnavailableError) {
+    log.warn({ err: error.cause, service: error.service }, 'backing service unavailable')
+    return {
+      status: codeToStatus.UNAVAILABLE,
+      headers: RETRY_HEADERS,
+      body: {
+        code: 'UNAVAILABLE',
+        message: `The service is temporarily unavailable (${error.service}); retry shortly.`,
+      },
+    }
+  }
+  const known = classify(error)
+  if (known) return { status: codeToStatus[known.code], headers: NO_HEADERS, body: known }
+  log.error({ err: error }, 'unhandled error')
+  return {
+    status: 500,
+    headers: NO_HEADERS,
+    body: { code: 'INTERNAL', message: 'Internal server error.' },
+  }
+}
+
 export function registerErrorHandling(app: FastifyInstance) {
   app.setErrorHandler((thrown: FastifyError | Error, request, reply) => {
-    const error = isTransientDbError(thrown) ? new UnavailableError('database', thrown) : thrown
-    if (error instanceof UnavailableError) {
-      request.log.warn({ err: error.cause, service: error.service }, 'backing service unavailable')
-      return reply
-        .code(codeToStatus.UNAVAILABLE)
-        .header('retry-after', String(RETRY_AFTER_SECONDS))
-        .send({
-          code: 'UNAVAILABLE',
-          message: `The service is temporarily unavailable (${error.service}); retry shortly.`,
-        })
-    }
-    const known = classify(error)
-    if (known) return reply.code(codeToStatus[known.code]).send(known)
-    request.log.error({ err: error }, 'unhandled error')
-    return reply.code(500).send({ code: 'INTERNAL', message: 'Internal server error.' })
+    const answer = errorAnswer(thrown, request.log)
+    return reply.code(answer.status).headers(answer.headers).send(answer.body)
   })
 
   app.setNotFoundHandler((request, reply) => {

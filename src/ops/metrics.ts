@@ -45,9 +45,21 @@ export class Metrics {
     registers: [this.registry],
   })
   readonly #outcomeCounters = new Map(OUTCOMES.map((o) => [o, this.issueOutcomes.labels(o)]))
+  /** label children by "method route status": this runs on every request */
+  readonly #durations = new Map<string, { observe(seconds: number): void }>()
 
   constructor() {
     collectDefaultMetrics({ register: this.registry })
+  }
+
+  observeRequest(method: string, route: string, status: number, seconds: number): void {
+    const key = `${method} ${route} ${status}`
+    let child = this.#durations.get(key)
+    if (!child) {
+      child = this.requestDuration.labels(method, route, String(status))
+      this.#durations.set(key, child)
+    }
+    child.observe(seconds)
   }
 
   countOutcome(outcome: IssueOutcome): void {

@@ -1,0 +1,257 @@
+/**
+ * The issue fast lane: `POST /v1/coupons/{id}/issues` and the original's issue
+ * routes, answered on node:http directly when a request is the common case — a
+ * JSON body of exactly the expected shape. It skips Fastify's generic lifecycle
+ * (router, hooks, content-type parser, validator, serializer, reply), which on
+ * these routes cost more CPU than the decision itself (docs/benchmarks.md, "Where
+ * the time goes"). Its answers are Fastify's, byte for byte:
+ * test/integration/issue-fast-lane.test.ts sends every case both ways.
+ *
+ * Everything else goes to Fastify, unchanged:
+ * - decided from the headers, before the body is read (Fastify then reads it):
+ *   other routes and methods, a query string, another content type, a body with
+ *   no length, chunked or over the limit;
+ * - decided from the body: not JSON, or not exactly the route's shape (unknown or
+ *   missing fields, wrong types, `__proto__`) — Fastify gets the body through
+ *   `inject`, so the client hears its usual 400 with the validator's message.
+ * The lane stands aside while the server closes (Fastify answers 503), and is not
+ * installed with RATE_LIMIT_PER_IP on (the limiter is a Fastify hook).
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { performance } from 'node:perf_hooks'
+import type { FastifyInstance } from 'fastify'
+import type { IssueOutcome } from '../domain/coupon.js'
+import { codeToStatus, UnavailableError } from '../domain/errors.js'
+import { normaliseUserId } from '../domain/user-id.js'
+import type { Metrics } from '../ops/metrics.js'
+import type { IssueService } from '../service/issue-service.js'
+import { actingUser, type UserVerifier } from './auth.js'
+import { compatFailures, compatSuccess } from './compat-routes.js'
+import { errorAnswer, RETRY_AFTER_SECONDS } from './errors.js'
+import { refusalBodies } from './issue-routes.js'
+
+export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void
+
+export interface IssueFastLaneOptions {
+  issues: IssueService
+  metrics: Metrics
+  verifyUser: UserVerifier | null
+  /** the app's body limit: a longer body is Fastify's to refuse */
+  bodyLimit: number
+}
+
+const ISSUE_ROUTE = '/v1/coupons/:couponId/issues'
+const ISSUE_PATH = /^\/v1\/coupons\/([1-9][0-9]{0,15})\/issues$/
+const COMPAT_ROUTES = new Set(['/v1/issue', '/v1/issue-async', '/v2/issue-async'])
+const JSON_TYPE = /^application\/json\s*(?:;\s*charset=utf-8\s*)?$/i
+const CONTENT_TYPE = 'application/json; charset=utf-8'
+/** Headers of an injected answer that belong to its own connection, not the client's. */
+const HOP_HEADERS = new Set(['connection', 'keep-alive', 'transfer-encoding', 'date'])
+
+interface Answer {
+  status: number
+  body: Buffer
+  retryAfter?: boolean
+}
+
+const answerOf = (status: number, body: unknown, retryAfter = false): Answer => ({
+  status,
+  body: Buffer.from(JSON.stringify(body)),
+  retryAfter,
+})
+
+/** Every answer but a win is one of a few fixed bodies: built once. */
+const refusals = Object.fromEntries(
+  Object.entries(refusalBodies).map(([code, body]) => [
+    code,
+    answerOf(codeToStatus[body.code], body),
+  ]),
+) as Record<keyof typeof refusalBodies, Answer>
+const compatAnswers = Object.fromEntries(
+  Object.entries(compatFailures).map(([cause, body]) => [cause, answerOf(200, body)]),
+) as Record<keyof typeof compatFailures, Answer>
+const COMPAT_WON = answerOf(200, compatSuccess)
+const COMPAT_UNAVAILABLE = answerOf(503, compatFailures.FAILED, true)
+
+interface Lane {
+  /** the Fastify route it stands for, as the metrics label it */
+  route: string
+  compat: boolean
+  /** from the path (issue route); the compat routes carry it in the body */
+  couponId: number
+  started: number
+}
+
+export class IssueFastLane {
+  readonly #o: IssueFastLaneOptions
+  #app: FastifyInstance | null = null
+  #closing = false
+
+  constructor(options: IssueFastLaneOptions) {
+    this.#o = options
+  }
+
+  /** The server's request handler: the lane's requests here, the rest to Fastify. */
+  handler(fastify: RequestHandler): RequestHandler {
+    return (req, res) => {
+      if (!this.#take(req, res)) fastify(req, res)
+    }
+  }
+
+  /** Once the app is built: bodies to replay go to it, and its close is heard. */
+  attach(app: FastifyInstance): void {
+    this.#app = app
+    app.addHook('preClose', (done) => {
+      this.#closing = true
+      done()
+    })
+  }
+
+  #take(req: IncomingMessage, res: ServerResponse): boolean {
+    if (req.method !== 'POST' || this.#closing || !this.#app) return false
+    const lane = laneOf(req.url ?? '')
+    if (!lane) return false
+    const headers = req.headers
+    const type = headers['content-type']
+    if (type === undefined || (type !== 'application/json' && !JSON_TYPE.test(type))) return false
+    if (headers['transfer-encoding'] !== undefined) return false
+    const length = Number(headers['content-length'])
+    if (!(length >= 1 && length <= this.#o.bodyLimit)) return false
+
+    const chunks: Buffer[] = []
+    req.on('data', (chunk: Buffer) => chunks.push(chunk))
+    req.on('end', () => {
+      const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks)
+      this.#answer(req, res, lane, body)
+    })
+    // A client gone mid-body: nothing to answer.
+    req.on('error', () => {})
+    return true
+  }
+
+  #answer(req: IncomingMessage, res: ServerResponse, lane: Lane, body: Buffer) {
+    let parsed: unknown
+    try {
+      parsed = JSON.parse(body.toString())
+    } catch {
+      return this.#replay(req, res, body)
+    }
+    const request = lane.compat ? compatRequest(parsed) : issueRequest(parsed, !!this.#o.verifyUser)
+    if (!request) return this.#replay(req, res, body)
+    const couponId = lane.compat ? request.couponId : lane.couponId
+    this.#decide(req, couponId, request.userId).then(
+      (outcome) => this.#send(res, lane, answerFor(lane, couponId, outcome)),
+      (err: unknown) => this.#send(res, lane, this.#failure(lane, err)),
+    )
+  }
+
+  async #decide(req: IncomingMessage, couponId: number, claimed: unknown) {
+    // Without user auth the body's userId is the user (the shape check vouched for it).
+    const userId = this.#o.verifyUser
+      ? await actingUser(req, this.#o.verifyUser, claimed)
+      : (normaliseUserId(claimed) as string)
+    return { userId, outcome: await this.#o.issues.issue(couponId, userId) }
+  }
+
+  #failure(lane: Lane, err: unknown): Answer {
+    const log = (this.#app as FastifyInstance).log
+    if (lane.compat && err instanceof UnavailableError) {
+      // The original's shape even for a 503 (as the compat route answers it).
+      log.warn({ err: err.cause, service: err.service }, 'backing service unavailable')
+      return COMPAT_UNAVAILABLE
+    }
+    const answer = errorAnswer(err instanceof Error ? err : new Error(String(err)), log)
+    return answerOf(answer.status, answer.body, 'retry-after' in answer.headers)
+  }
+
+  #send(res: ServerResponse, lane: Lane, answer: Answer) {
+    const headers = ['content-type', CONTENT_TYPE, 'content-length', String(answer.body.length)]
+    if (answer.retryAfter) headers.push('retry-after', String(RETRY_AFTER_SECONDS))
+    // As Fastify does for a request answered once closing has begun.
+    if (this.#closing) headers.push('connection', 'close')
+    res.writeHead(answer.status, headers)
+    res.end(answer.body)
+    const seconds = (performance.now() - lane.started) / 1000
+    this.#o.metrics.observeRequest('POST', lane.route, answer.status, seconds)
+  }
+
+  /** Fastify answers a body the lane does not take, exactly as if it had read it. */
+  #replay(req: IncomingMessage, res: ServerResponse, body: Buffer) {
+    const app = this.#app as FastifyInstance
+    app
+      .inject({
+        method: 'POST',
+        url: req.url ?? '/',
+        headers: req.headers,
+        payload: body,
+        remoteAddress: req.socket.remoteAddress,
+      })
+      .then(
+        (injected) => {
+          for (const [name, value] of Object.entries(injected.headers)) {
+            if (value !== undefined && !HOP_HEADERS.has(name)) res.setHeader(name, value)
+          }
+          if (this.#closing) res.setHeader('connection', 'close')
+          res.writeHead(injected.statusCode)
+          res.end(injected.rawPayload)
+        },
+        (err: unknown) => {
+          app.log.error({ err }, 'replaying a request through Fastify failed')
+          res.writeHead(500, ['content-type', CONTENT_TYPE])
+          res.end(JSON.stringify({ code: 'INTERNAL', message: 'Internal server error.' }))
+        },
+      )
+  }
+}
+
+function laneOf(url: string): Lane | null {
+  if (COMPAT_ROUTES.has(url)) {
+    return { route: url, compat: true, couponId: 0, started: performance.now() }
+  }
+  const m = ISSUE_PATH.exec(url)
+  if (!m) return null
+  return { route: ISSUE_ROUTE, compat: false, couponId: Number(m[1]), started: performance.now() }
+}
+
+function answerFor(
+  lane: Lane,
+  couponId: number,
+  { userId, outcome }: { userId: string; outcome: IssueOutcome },
+): Answer {
+  if (lane.compat) return outcome.won ? COMPAT_WON : compatAnswers[outcome.refusal]
+  if (!outcome.won) return refusals[outcome.refusal]
+  const body = `{"couponId":${couponId},"userId":${JSON.stringify(userId)},"rank":${outcome.win.rank}}`
+  return { status: 201, body: Buffer.from(body) }
+}
+
+const isPlainObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v)
+
+function keyCount(o: Record<string, unknown>): number {
+  let n = 0
+  for (const _ in o) n++
+  return n
+}
+
+/**
+ * `{userId}` exactly, userId valid (IssueBody); with user auth on the field may be
+ * left out (IssueBodyAuthed). null: not this shape, Fastify decides.
+ */
+function issueRequest(body: unknown, authOn: boolean): { userId: unknown; couponId: 0 } | null {
+  if (!isPlainObject(body)) return null
+  const n = keyCount(body)
+  if (n === 0 && authOn) return { userId: undefined, couponId: 0 }
+  if (n !== 1 || !Object.hasOwn(body, 'userId') || normaliseUserId(body.userId) === null)
+    return null
+  return { userId: body.userId, couponId: 0 }
+}
+
+const isId = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 1
+
+/** `{userId, couponId}` exactly, both positive integers (CompatIssueBody). */
+function compatRequest(body: unknown): { userId: number; couponId: number } | null {
+  if (!isPlainObject(body) || keyCount(body) !== 2) return null
+  const { userId, couponId } = body
+  if (!isId(userId) || !isId(couponId)) return null
+  return { userId, couponId }
+}

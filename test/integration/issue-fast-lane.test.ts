@@ -1,0 +1,286 @@
+/**
+ * The issue fast lane answers exactly as Fastify does. Every case runs twice, on
+ * two coupons set up alike: once over a real socket (the lane takes what it can,
+ * hands the rest to Fastify) and once through `app.inject()` (Fastify alone).
+ * Status, body (coupon ids aside) and the headers a client reads must match.
+ */
+import assert from 'node:assert/strict'
+import { Readable } from 'node:stream'
+import { after, before, describe, it } from 'node:test'
+import { SignJWT } from 'jose'
+import { request } from 'undici'
+import { countIssues } from '../../src/db/issues-repo.js'
+import { createCoupon, HOUR, iso, startApp, type TestApp } from '../helpers/app.js'
+
+const JSON_TYPE = { 'content-type': 'application/json' }
+
+interface Req {
+  /** the path, with `{c}` for the coupon under test */
+  path?: string
+  body?: string | (() => Readable)
+  headers?: Record<string, string>
+}
+
+interface Seen {
+  status: number
+  body: string
+  contentType: string | undefined
+  retryAfter: string | undefined
+}
+
+async function viaSocket(t: TestApp, path: string, req: Req): Promise<Seen> {
+  const body = typeof req.body === 'function' ? req.body() : req.body
+  const res = await request(`${t.url}${path}`, {
+    method: 'POST',
+    headers: req.headers ?? JSON_TYPE,
+    body,
+  })
+  return {
+    status: res.statusCode,
+    body: await res.body.text(),
+    contentType: res.headers['content-type'] as string | undefined,
+    retryAfter: res.headers['retry-after'] as string | undefined,
+  }
+}
+
+async function viaInject(t: TestApp, path: string, req: Req): Promise<Seen> {
+  const res = await t.app.inject({
+    method: 'POST',
+    url: path,
+    headers: req.headers ?? JSON_TYPE,
+    payload: typeof req.body === 'function' ? req.body() : req.body,
+  })
+  return {
+    status: res.statusCode,
+    body: res.body,
+    contentType: res.headers['content-type'] as string | undefined,
+    retryAfter: res.headers['retry-after'] as string | undefined,
+  }
+}
+
+const couponIdsAway = (body: string, id: number) =>
+  body.replaceAll(`"couponId":${id}`, '"couponId":"C"').replaceAll(`/coupons/${id}/`, '/coupons/C/')
+
+/**
+ * Runs the requests in order against a socket coupon and an inject coupon made by
+ * `make`, and asserts each pair of answers is the same. `{c}` in a path or a body
+ * is the coupon's id.
+ */
+async function sameAnswers(
+  t: TestApp,
+  make: () => Promise<number>,
+  requests: Req[],
+): Promise<{ answers: Seen[]; coupons: number[] }> {
+  const coupons = [await make(), await make()]
+  const [bySocket, byInject] = coupons as [number, number]
+  const answers: Seen[] = []
+  const forCoupon = (req: Req, id: number): Req => ({
+    ...req,
+    body: typeof req.body === 'string' ? req.body.replaceAll('{c}', String(id)) : req.body,
+  })
+  for (const req of requests) {
+    const path = req.path ?? '/v1/coupons/{c}/issues'
+    const s = await viaSocket(t, path.replace('{c}', String(bySocket)), forCoupon(req, bySocket))
+    const i = await viaInject(t, path.replace('{c}', String(byInject)), forCoupon(req, byInject))
+    const what = `${path} ${typeof req.body === 'string' ? req.body.slice(0, 80) : '(stream)'}`
+    assert.equal(s.status, i.status, `status of ${what}`)
+    assert.equal(
+      couponIdsAway(s.body, bySocket),
+      couponIdsAway(i.body, byInject),
+      `body of ${what}`,
+    )
+    assert.equal(s.contentType, i.contentType, `content-type of ${what}`)
+    assert.equal(s.retryAfter, i.retryAfter, `retry-after of ${what}`)
+    answers.push(s)
+  }
+  return { answers, coupons }
+}
+
+const issueBody = (userId: unknown) => JSON.stringify({ userId })
+const compat = (userId: unknown, couponId: unknown = '{c}') => ({
+  path: '/v2/issue-async',
+  body:
+    couponId === '{c}'
+      ? `{"userId":${JSON.stringify(userId)},"couponId":{c}}`
+      : JSON.stringify({ userId, couponId }),
+})
+
+describe('issue fast lane: the same answers as Fastify', () => {
+  let t: TestApp
+  before(async () => {
+    t = await startApp()
+    await t.listen()
+  })
+  after(async () => t?.close())
+
+  const open =
+    (quantity: number | null = 100) =>
+    () =>
+      createCoupon(t.app, { totalQuantity: quantity })
+
+  it('answers wins, repeats and sold out alike, and records each win once', async () => {
+    const requests: Req[] = [
+      { body: issueBody(7) },
+      { body: issueBody('7') },
+      { body: issueBody('user.b@example:x_y-z') },
+      { body: issueBody('L'.repeat(64)) },
+      { body: issueBody(Number.MAX_SAFE_INTEGER) },
+      { body: issueBody(8) },
+      { body: issueBody(7), headers: { 'content-type': 'application/json; charset=utf-8' } },
+    ]
+    const { answers, coupons } = await sameAnswers(t, open(3), requests)
+    for (const id of coupons) assert.equal(await countIssues(t.container.database.db, id), 3)
+    assert.deepEqual(
+      answers.map((a) => a.status),
+      [201, 409, 201, 201, 409, 409, 409],
+    )
+    assert.deepEqual(JSON.parse(answers[0]?.body ?? '').rank, 1)
+    assert.equal(JSON.parse(answers[4]?.body ?? '').code, 'SOLD_OUT')
+  })
+
+  it('answers the window and unknown coupons alike', async () => {
+    const now = Date.now()
+    const early = () =>
+      createCoupon(t.app, { issueStart: iso(now + HOUR), issueEnd: iso(now + 2 * HOUR) })
+    const late = () =>
+      createCoupon(t.app, { issueStart: iso(now - 2 * HOUR), issueEnd: iso(now - HOUR) })
+    const [notStarted] = (await sameAnswers(t, early, [{ body: issueBody(1) }])).answers
+    const [ended] = (await sameAnswers(t, late, [{ body: issueBody(1) }])).answers
+    assert.equal(JSON.parse(notStarted?.body ?? '').code, 'ISSUE_NOT_STARTED')
+    assert.equal(JSON.parse(ended?.body ?? '').code, 'ISSUE_ENDED')
+    const [unknown] = (
+      await sameAnswers(t, open(), [{ path: '/v1/coupons/987654321/issues', body: issueBody(1) }])
+    ).answers
+    assert.equal(unknown?.status, 404)
+  })
+
+  it('answers every malformed request alike, and none of them changes anything', async () => {
+    const bad: Req[] = [
+      { body: '{"userId": 1' },
+      { body: 'null' },
+      { body: '[]' },
+      { body: '"userId"' },
+      { body: '{}' },
+      { body: issueBody(0) },
+      { body: issueBody(-1) },
+      { body: issueBody(1.5) },
+      { body: issueBody(Number.MAX_SAFE_INTEGER + 1) },
+      { body: issueBody('has space') },
+      { body: issueBody('L'.repeat(65)) },
+      { body: issueBody('') },
+      { body: issueBody(null) },
+      { body: issueBody({ id: 1 }) },
+      { body: '{"userId": 1, "extra": true}' },
+      { body: '{"__proto__": {"admin": true}, "userId": 1}' },
+      { body: '{"constructor": {"prototype": {"admin": true}}, "userId": 1}' },
+      { body: JSON.stringify({ userId: 1, pad: 'x'.repeat(17 * 1024) }) },
+      { body: issueBody(1), headers: { 'content-type': 'text/plain' } },
+      { body: issueBody(1), headers: { 'content-type': 'application/x-www-form-urlencoded' } },
+      { body: issueBody(1), headers: {} },
+      { body: '', headers: JSON_TYPE },
+      { path: '/v1/coupons/0/issues', body: issueBody(1) },
+      { path: '/v1/coupons/01/issues', body: issueBody(1) },
+      { path: '/v1/coupons/12345678901234567/issues', body: issueBody(1) },
+      { path: '/v1/coupons/x/issues', body: issueBody(1) },
+    ]
+    const { answers, coupons } = await sameAnswers(t, open(), bad)
+    for (const a of answers) {
+      assert.ok(a.status >= 400 && a.status < 500, `a 4xx, got ${a.status} ${a.body}`)
+      assert.deepEqual(Object.keys(JSON.parse(a.body)), ['code', 'message'])
+      assert.doesNotMatch(a.body, /at .*\.js|node_modules/)
+    }
+    // Nothing was won by any of them, through either path.
+    for (const id of coupons) {
+      const stats = await t.app.inject({ method: 'GET', url: `/v1/coupons/${id}/stats` })
+      assert.equal(stats.json().won, 0)
+    }
+  })
+
+  it('answers a chunked body, a query string and a trailing slash alike (through Fastify)', async () => {
+    const chunked = () => Readable.from([Buffer.from('{"userId":'), Buffer.from('42}')])
+    const { answers } = await sameAnswers(t, open(), [
+      { body: chunked },
+      { path: '/v1/coupons/{c}/issues?source=app', body: issueBody(43) },
+      { path: '/v1/coupons/{c}/issues/', body: issueBody(44) },
+    ])
+    assert.deepEqual(
+      answers.map((a) => a.status),
+      [201, 201, 404],
+    )
+  })
+
+  it("answers the original's routes alike", async () => {
+    const { answers } = await sameAnswers(t, open(1), [
+      compat(7),
+      compat(7),
+      compat(8),
+      compat(7, 987654321),
+      compat('7'),
+      compat(7, '1'),
+      { path: '/v2/issue-async', body: '{"userId": 9, "couponId": 1, "x": 1}' },
+      { path: '/v2/issue-async', body: '{"userId": 9}' },
+      { path: '/v1/issue', body: '{"userId": 9, "couponId": 987654321}' },
+      { path: '/v1/issue-async', body: '{"userId": 9, "couponId": 987654321}' },
+    ])
+    assert.deepEqual(JSON.parse(answers[0]?.body ?? ''), { isSuccess: true })
+    assert.deepEqual(JSON.parse(answers[1]?.body ?? '').comment, '이미 발급된 쿠폰입니다.')
+    assert.deepEqual(
+      JSON.parse(answers[2]?.body ?? '').comment,
+      '쿠폰 발급 수량이 유효하지 않습니다.',
+    )
+    assert.deepEqual(JSON.parse(answers[3]?.body ?? '').comment, '존재하지 않는 쿠폰입니다.')
+    assert.equal(answers[4]?.status, 400)
+  })
+
+  it('counts the requests it answers in /metrics, by route and status', async () => {
+    const id = await createCoupon(t.app)
+    const metric = async () => {
+      const text = (await t.app.inject({ method: 'GET', url: '/metrics' })).body
+      const line = text
+        .split('\n')
+        .find(
+          (l) =>
+            l.startsWith('http_request_duration_seconds_count{') &&
+            l.includes('route="/v1/coupons/:couponId/issues"') &&
+            l.includes('status_code="201"'),
+        )
+      return Number(line?.split(' ').at(-1) ?? 0)
+    }
+    const before = await metric()
+    for (const u of [1, 2, 3])
+      await viaSocket(t, `/v1/coupons/${id}/issues`, { body: issueBody(u) })
+    assert.equal(await metric(), before + 3)
+    assert.equal(await countIssues(t.container.database.db, id), 3)
+  })
+})
+
+describe('issue fast lane with user auth: the same answers as Fastify', () => {
+  const SECRET = 'fast-lane-secret-0123456789abcdef0123'
+  let t: TestApp
+  before(async () => {
+    t = await startApp({ env: { JWT_SECRET: SECRET } })
+    await t.listen()
+  })
+  after(async () => t?.close())
+
+  const token = (sub: string) =>
+    new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(sub).sign(Buffer.from(SECRET))
+
+  it('takes the user from the token, and refuses a missing, forged or mismatched one alike', async () => {
+    const bearer = (jwt: string) => ({ ...JSON_TYPE, authorization: `Bearer ${jwt}` })
+    const alice = await token('alice')
+    const { answers } = await sameAnswers(t, () => createCoupon(t.app), [
+      { body: '{}', headers: bearer(alice) },
+      { body: issueBody('alice'), headers: bearer(alice) },
+      { body: issueBody('bob'), headers: bearer(await token('carol')) },
+      { body: issueBody('bob') },
+      { body: '{}', headers: bearer(`${alice}x`) },
+      compat(5),
+    ])
+    assert.deepEqual(
+      answers.map((a) => a.status),
+      [201, 409, 403, 401, 401, 401],
+    )
+    assert.equal(JSON.parse(answers[0]?.body ?? '').userId, 'alice')
+  })
+})
