@@ -184,7 +184,7 @@ function refuseWhileClosing(app: FastifyInstance) {
 function observeRequests(app: FastifyInstance, metrics: Metrics) {
   app.addHook('onResponse', (request, reply, done) => {
     const route = request.routeOptions.url ?? 'unmatched'
-    metrics.observeRequest(request.method, route, reply.statusCode, reply.elapsedTime / 1000)
+    metrics.requestTimer(request.method, route).observe(reply.statusCode, reply.elapsedTime / 1000)
     done()
   })
 }

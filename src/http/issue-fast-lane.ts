@@ -23,7 +23,7 @@ import type { FastifyInstance } from 'fastify'
 import type { IssueOutcome } from '../domain/coupon.js'
 import { codeToStatus, UnavailableError } from '../domain/errors.js'
 import { normaliseUserId } from '../domain/user-id.js'
-import type { Metrics } from '../ops/metrics.js'
+import type { Metrics, RequestTimer } from '../ops/metrics.js'
 import type { IssueService } from '../service/issue-service.js'
 import { actingUser, type UserVerifier } from './auth.js'
 import { compatFailures, compatSuccess } from './compat-routes.js'
@@ -40,6 +40,7 @@ export interface IssueFastLaneOptions {
   bodyLimit: number
 }
 
+const now = () => performance.now()
 const ISSUE_ROUTE = '/v1/coupons/:couponId/issues'
 const ISSUE_PATH = /^\/v1\/coupons\/([1-9][0-9]{0,15})\/issues$/
 const COMPAT_ROUTES = new Set(['/v1/issue', '/v1/issue-async', '/v2/issue-async'])
@@ -74,8 +75,8 @@ const COMPAT_WON = answerOf(200, compatSuccess)
 const COMPAT_UNAVAILABLE = answerOf(503, compatFailures.FAILED, true)
 
 interface Lane {
-  /** the Fastify route it stands for, as the metrics label it */
-  route: string
+  /** the Fastify route it stands for: its metrics */
+  timer: RequestTimer
   compat: boolean
   /** from the path (issue route); the compat routes carry it in the body */
   couponId: number
@@ -84,11 +85,17 @@ interface Lane {
 
 export class IssueFastLane {
   readonly #o: IssueFastLaneOptions
+  readonly #issueTimer: RequestTimer
+  readonly #compatTimers: Map<string, RequestTimer>
   #app: FastifyInstance | null = null
   #closing = false
 
   constructor(options: IssueFastLaneOptions) {
     this.#o = options
+    this.#issueTimer = options.metrics.requestTimer('POST', ISSUE_ROUTE)
+    this.#compatTimers = new Map(
+      [...COMPAT_ROUTES].map((url) => [url, options.metrics.requestTimer('POST', url)]),
+    )
   }
 
   /** The server's request handler: the lane's requests here, the rest to Fastify. */
@@ -109,7 +116,7 @@ export class IssueFastLane {
 
   #take(req: IncomingMessage, res: ServerResponse): boolean {
     if (req.method !== 'POST' || this.#closing || !this.#app) return false
-    const lane = laneOf(req.url ?? '')
+    const lane = this.#laneOf(req.url ?? '')
     if (!lane) return false
     const headers = req.headers
     const type = headers['content-type']
@@ -129,6 +136,14 @@ export class IssueFastLane {
     return true
   }
 
+  #laneOf(url: string): Lane | null {
+    const compatTimer = this.#compatTimers.get(url)
+    if (compatTimer) return { timer: compatTimer, compat: true, couponId: 0, started: now() }
+    const m = ISSUE_PATH.exec(url)
+    if (!m) return null
+    return { timer: this.#issueTimer, compat: false, couponId: Number(m[1]), started: now() }
+  }
+
   #answer(req: IncomingMessage, res: ServerResponse, lane: Lane, body: Buffer) {
     let parsed: unknown
     try {
@@ -139,18 +154,22 @@ export class IssueFastLane {
     const request = lane.compat ? compatRequest(parsed) : issueRequest(parsed, !!this.#o.verifyUser)
     if (!request) return this.#replay(req, res, body)
     const couponId = lane.compat ? request.couponId : lane.couponId
-    this.#decide(req, couponId, request.userId).then(
-      (outcome) => this.#send(res, lane, answerFor(lane, couponId, outcome)),
-      (err: unknown) => this.#send(res, lane, this.#failure(lane, err)),
-    )
+    this.#userOf(req, request.userId)
+      .then((userId) =>
+        this.#o.issues
+          .issue(couponId, userId)
+          .then((outcome) => answerFor(lane, couponId, userId, outcome)),
+      )
+      .then(
+        (answer) => this.#send(res, lane, answer),
+        (err: unknown) => this.#send(res, lane, this.#failure(lane, err)),
+      )
   }
 
-  async #decide(req: IncomingMessage, couponId: number, claimed: unknown) {
-    // Without user auth the body's userId is the user (the shape check vouched for it).
-    const userId = this.#o.verifyUser
-      ? await actingUser(req, this.#o.verifyUser, claimed)
-      : (normaliseUserId(claimed) as string)
-    return { userId, outcome: await this.#o.issues.issue(couponId, userId) }
+  /** Without user auth the body's userId is the user (the shape check vouched for it). */
+  #userOf(req: IncomingMessage, claimed: unknown): Promise<string> {
+    if (!this.#o.verifyUser) return Promise.resolve(normaliseUserId(claimed) as string)
+    return actingUser(req, this.#o.verifyUser, claimed)
   }
 
   #failure(lane: Lane, err: unknown): Answer {
@@ -171,8 +190,7 @@ export class IssueFastLane {
     if (this.#closing) headers.push('connection', 'close')
     res.writeHead(answer.status, headers)
     res.end(answer.body)
-    const seconds = (performance.now() - lane.started) / 1000
-    this.#o.metrics.observeRequest('POST', lane.route, answer.status, seconds)
+    lane.timer.observe(answer.status, (now() - lane.started) / 1000)
   }
 
   /** Fastify answers a body the lane does not take, exactly as if it had read it. */
@@ -204,20 +222,7 @@ export class IssueFastLane {
   }
 }
 
-function laneOf(url: string): Lane | null {
-  if (COMPAT_ROUTES.has(url)) {
-    return { route: url, compat: true, couponId: 0, started: performance.now() }
-  }
-  const m = ISSUE_PATH.exec(url)
-  if (!m) return null
-  return { route: ISSUE_ROUTE, compat: false, couponId: Number(m[1]), started: performance.now() }
-}
-
-function answerFor(
-  lane: Lane,
-  couponId: number,
-  { userId, outcome }: { userId: string; outcome: IssueOutcome },
-): Answer {
+function answerFor(lane: Lane, couponId: number, userId: string, outcome: IssueOutcome): Answer {
   if (lane.compat) return outcome.won ? COMPAT_WON : compatAnswers[outcome.refusal]
   if (!outcome.won) return refusals[outcome.refusal]
   const body = `{"couponId":${couponId},"userId":${JSON.stringify(userId)},"rank":${outcome.win.rank}}`

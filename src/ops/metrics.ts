@@ -45,24 +45,49 @@ export class Metrics {
     registers: [this.registry],
   })
   readonly #outcomeCounters = new Map(OUTCOMES.map((o) => [o, this.issueOutcomes.labels(o)]))
-  /** label children by "method route status": this runs on every request */
-  readonly #durations = new Map<string, { observe(seconds: number): void }>()
-
+  /** request timers by "method route": this runs on every request */
+  readonly #timers = new Map<string, RequestTimer>()
   constructor() {
     collectDefaultMetrics({ register: this.registry })
   }
 
-  observeRequest(method: string, route: string, status: number, seconds: number): void {
-    const key = `${method} ${route} ${status}`
-    let child = this.#durations.get(key)
-    if (!child) {
-      child = this.requestDuration.labels(method, route, String(status))
-      this.#durations.set(key, child)
+  /** The latency histogram of one route; keep it, it is looked up once. */
+  requestTimer(method: string, route: string): RequestTimer {
+    const key = `${method} ${route}`
+    let timer = this.#timers.get(key)
+    if (!timer) {
+      timer = new RequestTimer(this.requestDuration, method, route)
+      this.#timers.set(key, timer)
     }
-    child.observe(seconds)
+    return timer
   }
 
   countOutcome(outcome: IssueOutcome): void {
     this.#outcomeCounters.get(outcome.won ? 'WON' : outcome.refusal)?.inc()
+  }
+}
+
+type DurationHistogram = Histogram<'method' | 'route' | 'status_code'>
+
+/** One route's request latencies, with a label child per status, made once. */
+export class RequestTimer {
+  readonly #histogram: DurationHistogram
+  readonly #method: string
+  readonly #route: string
+  readonly #byStatus = new Map<number, { observe(seconds: number): void }>()
+
+  constructor(histogram: DurationHistogram, method: string, route: string) {
+    this.#histogram = histogram
+    this.#method = method
+    this.#route = route
+  }
+
+  observe(status: number, seconds: number): void {
+    let child = this.#byStatus.get(status)
+    if (!child) {
+      child = this.#histogram.labels(this.#method, this.#route, String(status))
+      this.#byStatus.set(status, child)
+    }
+    child.observe(seconds)
   }
 }

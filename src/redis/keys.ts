@@ -14,6 +14,8 @@ export interface CouponKeys {
   stagingHoles: string
 }
 
+const MAX_CACHED_COUPONS = 10_000
+
 export class RedisKeys {
   readonly prefix: string
   /** coupon ids whose streams the workers poll */
@@ -21,13 +23,26 @@ export class RedisKeys {
   /** pub/sub channel: "coupon <id> changed" */
   readonly couponChanged: string
 
+  /** the names of recently used coupons, built once (the issue path asks on every request) */
+  readonly #coupons = new Map<number, Readonly<CouponKeys>>()
+
   constructor(prefix: string) {
     this.prefix = prefix
     this.streams = `${prefix}streams`
     this.couponChanged = `${prefix}coupon-changed`
   }
 
-  coupon(couponId: number): CouponKeys {
+  coupon(couponId: number): Readonly<CouponKeys> {
+    let keys = this.#coupons.get(couponId)
+    if (!keys) {
+      if (this.#coupons.size >= MAX_CACHED_COUPONS) this.#coupons.clear()
+      keys = Object.freeze(this.#build(couponId))
+      this.#coupons.set(couponId, keys)
+    }
+    return keys
+  }
+
+  #build(couponId: number): CouponKeys {
     const base = `${this.prefix}{c${couponId}}:`
     return {
       meta: `${base}meta`,

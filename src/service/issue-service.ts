@@ -63,17 +63,11 @@ export class IssueService {
   }
 
   async issue(couponId: number, userId: string): Promise<IssueOutcome> {
-    const outcome = await this.#decide(couponId, userId)
-    this.#onOutcome(outcome)
-    return outcome
-  }
-
-  async #decide(couponId: number, userId: string): Promise<IssueOutcome> {
     const now = this.#now()
     if (this.#cache) {
       const certain = this.#cache.check(couponId, now)
       const refusal = certain instanceof Promise ? await certain : certain
-      if (refusal) return { won: false, refusal }
+      if (refusal) return this.#outcome({ won: false, refusal })
     }
     const outcome = await this.#gate.tryIssue(couponId, userId, now)
     if (outcome.won) {
@@ -81,6 +75,11 @@ export class IssueService {
     } else if (outcome.refusal === 'SOLD_OUT') {
       this.#cache?.markSoldOut(couponId)
     }
+    return this.#outcome(outcome)
+  }
+
+  #outcome(outcome: IssueOutcome): IssueOutcome {
+    this.#onOutcome(outcome)
     return outcome
   }
 
