@@ -49,6 +49,8 @@ export interface Config {
     maxAttempts: number
     /** persist a win only once it is this old (≥ 2000 with AOF everysec: see docs) */
     persistDelayMs: number
+    /** with no backlog, wait this long after a pass, so a trickle of wins is batched */
+    lingerMs: number
   }
 }
 
@@ -179,6 +181,7 @@ export function loadConfig(env: Env): Readonly<Config> {
       claimIdleMs: int(env, 'WORKER_CLAIM_IDLE_MS', 30_000, 100, 3_600_000),
       maxAttempts: int(env, 'WORKER_MAX_ATTEMPTS', 5, 1, 1000),
       persistDelayMs: int(env, 'WORKER_PERSIST_DELAY_MS', 0, 0, 60_000),
+      lingerMs: int(env, 'WORKER_LINGER_MS', 20, 0, 10_000),
     },
   }
   return Object.freeze(config)

@@ -76,6 +76,12 @@ export interface StreamWorkerOptions {
   loadGate?: (couponId: number) => Promise<unknown>
   /** wait until a win is this old before persisting it (see docs: AOF everysec) */
   persistDelayMs?: number
+  /**
+   * After a pass that found no backlog, wait this long before the next: at a steady
+   * few thousand wins a second, back-to-back passes would each persist a handful,
+   * and every pass costs the same round trips and a transaction whatever it holds.
+   */
+  lingerMs?: number
   consumer?: string
 }
 
@@ -97,7 +103,7 @@ export class RedisStreamWorker {
 
   constructor(options: StreamWorkerOptions) {
     this.consumer = options.consumer ?? `${hostname()}-${process.pid}-${Date.now().toString(36)}`
-    this.#o = { persistDelayMs: 0, ...options, consumer: this.consumer }
+    this.#o = { persistDelayMs: 0, lingerMs: 0, ...options, consumer: this.consumer }
     this.#directory = new StreamDirectory(options.client, options.keys, options.db)
   }
 
@@ -147,7 +153,10 @@ export class RedisStreamWorker {
         idleMs = Math.min(MAX_BACKOFF_MS, Math.max(50, idleMs * 2))
         this.#warn(err, 'stream worker pass failed; backing off')
       }
-      if (handled === 0 && !this.#stopping) await this.#sleep(idleMs)
+      if (this.#stopping) break
+      if (handled === 0) await this.#sleep(idleMs)
+      else if (handled < this.#o.batchSize && this.#o.lingerMs > 0)
+        await this.#sleep(this.#o.lingerMs)
     }
   }
 

@@ -13,6 +13,7 @@ describe('loadConfig', () => {
     assert.equal(c.jwt, null)
     assert.equal(c.rateLimitPerIp, null)
     assert.equal(c.heapGrowingPercent, 30)
+    assert.equal(c.worker.lingerMs, 20)
     assert.equal(c.adminTokenGenerated, true)
     assert.ok(c.adminToken.length >= 20)
     assert.notEqual(loadConfig({}).adminToken, c.adminToken)
@@ -30,8 +31,10 @@ describe('loadConfig', () => {
       RATE_LIMIT_PER_IP: '20',
       LOG_LEVEL: 'warn',
       HEAP_GROWING_PERCENT: '0',
+      WORKER_LINGER_MS: '0',
     })
     assert.equal(c.port, 9000)
+    assert.equal(c.worker.lingerMs, 0)
     assert.equal(c.heapGrowingPercent, 0)
     assert.equal(c.dialect, 'postgres')
     assert.equal(c.redis?.url, 'redis://127.0.0.1:6379/2')
