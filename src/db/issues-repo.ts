@@ -33,6 +33,51 @@ export async function insertWins(db: Db, wins: readonly Win[], now: Date): Promi
   return inserted
 }
 
+/**
+ * Wins of one coupon as comma-joined columns (values that hold no comma, in the
+ * same order): what the stream worker reads from Redis, passed on unsplit.
+ */
+export interface JoinedWins {
+  couponId: number
+  users: string
+  ranks: string
+  issuedAts: string
+}
+
+/**
+ * Inserts wins expected to be new (first deliveries), given as joined columns.
+ * Returns how many rows were inserted. On PostgreSQL a pair already present FAILS
+ * the statement with a unique violation (see isUniqueViolation) and the caller
+ * retries with insertWins: ON CONFLICT's speculative insertion costs about a third
+ * of the insert, and a first delivery is practically never a duplicate. PostgreSQL
+ * splits the columns itself (one statement of three text parameters, no value
+ * handled in JS). The other dialects get rows, inserted idempotently.
+ */
+export async function insertNewWins(db: Db, wins: JoinedWins, now: Date): Promise<number> {
+  if (wins.users === '') return 0
+  if (db.getExecutor().adapter instanceof PostgresAdapter) {
+    const result = await sql`
+      insert into coupon_issues (coupon_id, user_id, rank, date_issued, date_created, date_updated)
+      select ${wins.couponId}, u, r, to_timestamp(t / 1000.0), ${now}, ${now}
+      from unnest(string_to_array(${wins.users}::text, ','),
+                  string_to_array(${wins.ranks}::text, ',')::int[],
+                  string_to_array(${wins.issuedAts}::text, ',')::float8[]) as x(u, r, t)`.execute(
+      db,
+    )
+    return Number(result.numAffectedRows ?? 0)
+  }
+  const users = wins.users.split(',')
+  const ranks = wins.ranks.split(',')
+  const issuedAts = wins.issuedAts.split(',')
+  const rows = users.map((userId, i) => ({
+    couponId: wins.couponId,
+    userId,
+    rank: Number(ranks[i]),
+    issuedAt: Number(issuedAts[i]),
+  }))
+  return insertWins(db, rows, now)
+}
+
 async function insertChunk(db: Db, wins: readonly Win[], now: Date): Promise<number> {
   if (wins.length === 0) return 0
   const adapter = db.getExecutor().adapter
