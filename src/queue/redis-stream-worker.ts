@@ -8,8 +8,9 @@
  *   a win that is not the gate's rolls back) → insert (idempotently, or as new wins
  *   with a fallback) → advance issued_quantity; then acknowledge the entries and
  *   drop them from the stream (ack.lua).
- * New entries arrive packed as columns (read-wins.lua) and go to the database and
- * back to Redis unsplit: per win, the worker does no JS work on that path.
+ * On PostgreSQL new entries arrive packed as columns (read-wins.lua) and go to the
+ * database and back to Redis unsplit: per win, the worker does no JS work on that
+ * path. Elsewhere they are read raw and persisted win by win.
  * - A crash before the ack leaves the entries pending; another worker reclaims them
  *   (XAUTOCLAIM) after WORKER_CLAIM_IDLE_MS and the idempotent insert makes the
  *   redelivery harmless.
@@ -31,7 +32,7 @@ import type { Logger } from 'pino'
 import { addIssuedQuantity, lockCoupons } from '../db/coupons-repo.js'
 import type { Db } from '../db/database.js'
 import { isTransientDbError, isUniqueViolation } from '../db/errors.js'
-import { insertNewWins, insertWins } from '../db/issues-repo.js'
+import { insertNewWins, insertWins, takesJoinedWins } from '../db/issues-repo.js'
 import { UnavailableError } from '../domain/errors.js'
 import type { Metrics } from '../ops/metrics.js'
 import type { RedisClient } from '../redis/connection.js'
@@ -79,16 +80,22 @@ class NotAllKnown extends Error {
   }
 }
 
-/** New entries as read-wins.lua delivers them: packed wins, and the others raw. */
+/**
+ * New entries as read-wins.lua delivers them: the packed wins of each read (kept
+ * apart: each script call on them handles one read's worth, so none holds Redis
+ * much longer than one XREADGROUP did), and the other entries raw.
+ */
 interface Delivery {
-  packed: PackedWins
+  parts: PackedWins[]
   others: RawEntry[]
 }
 
-const NO_WINS: PackedWins = { count: 0, ids: '', users: '', ranks: '', issuedAts: '' }
+const NOTHING: Delivery = { parts: [], others: [] }
 /** an entry id's time part (epoch ms) */
 const msOf = (id: string) => Number(id.slice(0, id.indexOf('-')))
-const size = (d: Delivery) => d.packed.count + d.others.length
+const size = (d: Delivery) => d.parts.reduce((n, p) => n + p.count, d.others.length)
+const joined = (parts: PackedWins[], column: keyof Omit<PackedWins, 'count'>) =>
+  parts.map((p) => p[column]).join(',')
 
 export interface StreamWorkerOptions {
   client: RedisClient
@@ -116,6 +123,7 @@ export class RedisStreamWorker {
   readonly #o: Required<Omit<StreamWorkerOptions, 'metrics' | 'loadGate'>> &
     Pick<StreamWorkerOptions, 'metrics' | 'loadGate'>
   readonly #directory: StreamDirectory
+  readonly #packed: boolean
   /** entries in hand that failed and wait for another attempt, by coupon */
   readonly #retry = new Map<number, StreamWin[]>()
   readonly #attempts = new Map<string, number>()
@@ -131,6 +139,7 @@ export class RedisStreamWorker {
     this.consumer = options.consumer ?? `${hostname()}-${process.pid}-${Date.now().toString(36)}`
     this.#o = { persistDelayMs: 0, ...options, consumer: this.consumer }
     this.#directory = new StreamDirectory(options.client, options.keys, options.db)
+    this.#packed = takesJoinedWins(options.db)
   }
 
   start(): this {
@@ -215,32 +224,46 @@ export class RedisStreamWorker {
       try {
         if (delivery.others.length > 0)
           await this.#persist(couponId, await this.#parse(couponId, k, delivery.others))
-        await this.#persistPacked(couponId, k, delivery.packed)
+        await this.#persistPacked(couponId, k, delivery.parts)
       } catch (err) {
         await next?.catch(() => {})
         throw err
       }
       handled += size(delivery)
-      delivery = next ? await next : { packed: NO_WINS, others: [] }
+      delivery = next ? await next : NOTHING
     }
     return handled
   }
 
   /**
-   * One transaction's worth of new entries: reads of WORKER_BATCH_SIZE, repeated
-   * while they come back full (a backlog) up to WORKER_TX_ROWS, all in one script
-   * call that packs the wins as columns (see read-wins.lua).
+   * One transaction's worth of new entries: a read of WORKER_BATCH_SIZE, and when
+   * that comes back full (a backlog), the reads up to WORKER_TX_ROWS at once (they
+   * share one round trip); each read packs its wins as columns (read-wins.lua).
    */
   async #readNew(k: CouponKeys): Promise<Delivery> {
+    const first = await this.#readPacked(k)
+    if (size(first) < this.#o.batchSize) return first
+    const reads = Math.ceil(this.#o.txRows / this.#o.batchSize) - 1
+    const rest = await Promise.all(Array.from({ length: reads }, () => this.#readPacked(k)))
+    return {
+      parts: [first, ...rest].flatMap((d) => d.parts),
+      others: [first, ...rest].flatMap((d) => d.others),
+    }
+  }
+
+  async #readPacked(k: CouponKeys): Promise<Delivery> {
+    // Packed only for a database that takes the columns as they are; the others
+    // get the entries raw, and the win-by-win path.
+    if (!this.#packed) return { parts: [], others: await this.#read(k) }
     try {
       const [count, ids, users, ranks, issuedAts, others] = (await scripts.readWins.run(
         this.#o.client,
         [k.stream],
-        [PERSIST_GROUP, this.consumer, this.#o.batchSize, this.#o.txRows],
+        [PERSIST_GROUP, this.consumer, this.#o.batchSize],
       )) as [number, string, string, string, string, RawEntry[]]
-      return { packed: { count, ids, users, ranks, issuedAts }, others }
+      return { parts: count > 0 ? [{ count, ids, users, ranks, issuedAts }] : [], others }
     } catch (err) {
-      return this.#readFailed(k, err, { packed: NO_WINS, others: [] })
+      return this.#readFailed(k, err, NOTHING)
     }
   }
 
@@ -366,28 +389,32 @@ export class RedisStreamWorker {
    * answer (or a win already in the database) rolls back and the batch takes the
    * win-by-win path.
    */
-  async #persistPacked(couponId: number, k: CouponKeys, packed: PackedWins): Promise<void> {
-    if (packed.count === 0) return
+  async #persistPacked(couponId: number, k: CouponKeys, parts: PackedWins[]): Promise<void> {
+    const last = parts.at(-1)
+    if (!last) return
     // ids ascend: the last is the youngest
-    await this.#waitPersistDelay(msOf(packed.ids.slice(packed.ids.lastIndexOf(',') + 1)))
+    await this.#waitPersistDelay(msOf(last.ids.slice(last.ids.lastIndexOf(',') + 1)))
+    const wins = {
+      couponId,
+      users: joined(parts, 'users'),
+      ranks: joined(parts, 'ranks'),
+      issuedAts: joined(parts, 'issuedAts'),
+    }
     let inserted: number
     try {
       inserted = await this.#o.db.transaction().execute(async (trx) => {
         await lockCoupons(trx, [couponId])
-        const wins = { couponId, ...packed }
         const [insert, verify] = await Promise.allSettled([
           insertNewWins(trx, wins, new Date()),
-          scripts.verify.run(this.#o.client, [k.meta, k.users], [packed.users, packed.ranks]),
+          this.#verifyPacked(k, parts),
         ])
-        if (verify.status === 'rejected') throw toRedisFailure(verify.reason)
-        if (verify.value === -1) throw new GateNotLoaded()
-        if (verify.value !== 0) throw new NotAllKnown(Number(verify.value))
+        if (verify.status === 'rejected') throw verify.reason
         if (insert.status === 'rejected') throw insert.reason
         await addIssuedQuantity(trx, couponId, insert.value)
         return insert.value
       })
     } catch (err) {
-      const entries = unpackWins(couponId, packed)
+      const entries = parts.flatMap((p) => unpackWins(couponId, p))
       // Not all the gate's, or some already persisted: the win-by-win path (which
       // verifies each win and inserts idempotently) sorts them out.
       if (err instanceof NotAllKnown || isUniqueViolation(err))
@@ -395,8 +422,20 @@ export class RedisStreamWorker {
       else await this.#failed(couponId, entries, err)
       return
     }
-    await this.#ackIds(k, packed.ids)
+    await Promise.all(parts.map((p) => this.#ackIds(k, p.ids)))
     this.#o.metrics?.persisted.inc(inserted)
+  }
+
+  /** Throws unless the gate is loaded and every packed win is the gate's. */
+  async #verifyPacked(k: CouponKeys, parts: PackedWins[]) {
+    const answers = await Promise.all(
+      parts.map((p) => scripts.verify.run(this.#o.client, [k.meta, k.users], [p.users, p.ranks])),
+    ).catch((err: unknown) => {
+      throw toRedisFailure(err)
+    })
+    if (answers.includes(-1)) throw new GateNotLoaded()
+    const mismatches = answers.reduce<number>((n, a) => n + Number(a), 0)
+    if (mismatches > 0) throw new NotAllKnown(mismatches)
   }
 
   async #persist(couponId: number, entries: StreamWin[]): Promise<void> {
