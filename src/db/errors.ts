@@ -36,3 +36,10 @@ export function isTransientDbError(err: unknown): boolean {
   // pg reports "Connection terminated unexpectedly" and pool timeouts without a code.
   return code === '' && TRANSIENT_MESSAGE.test(err.message)
 }
+
+/** A UNIQUE index refused a row (the pair is already there). */
+export function isUniqueViolation(err: unknown): boolean {
+  if (!(err instanceof Error)) return false
+  const code = String((err as { code?: unknown }).code ?? '')
+  return code === '23505' || code === 'ER_DUP_ENTRY' || code === 'SQLITE_CONSTRAINT_UNIQUE'
+}

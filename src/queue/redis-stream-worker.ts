@@ -2,10 +2,15 @@
  * The persistence worker of Redis mode: drains every coupon's stream into
  * coupon_issues. Any number may run at once (members of one consumer group).
  *
- * Per batch (WORKER_BATCH_SIZE entries of one coupon per read and per INSERT, up to
- * WORKER_TX_ROWS per transaction when there is a backlog), in ONE transaction:
- *   lock the coupon row → verify each win against the gate → insert idempotently
- *   → advance issued_quantity; then XACK + XDEL the entries.
+ * Per batch (reads of WORKER_BATCH_SIZE entries of one coupon, up to WORKER_TX_ROWS
+ * per transaction when there is a backlog), in ONE transaction:
+ *   lock the coupon row → verify each win against the gate (while the insert runs;
+ *   a win that is not the gate's rolls back) → insert (idempotently, or as new wins
+ *   with a fallback) → advance issued_quantity; then acknowledge the entries and
+ *   drop them from the stream (ack.lua).
+ * On PostgreSQL new entries arrive packed as columns (read-wins.lua) and go to the
+ * database and back to Redis unsplit: per win, the worker does no JS work on that
+ * path. Elsewhere they are read raw and persisted win by win.
  * - A crash before the ack leaves the entries pending; another worker reclaims them
  *   (XAUTOCLAIM) after WORKER_CLAIM_IDLE_MS and the idempotent insert makes the
  *   redelivery harmless.
@@ -26,24 +31,31 @@ import { hostname } from 'node:os'
 import type { Logger } from 'pino'
 import { addIssuedQuantity, lockCoupons } from '../db/coupons-repo.js'
 import type { Db } from '../db/database.js'
-import { isTransientDbError } from '../db/errors.js'
-import { insertWins } from '../db/issues-repo.js'
+import { isTransientDbError, isUniqueViolation } from '../db/errors.js'
+import { insertNewWins, insertWins, takesJoinedWins } from '../db/issues-repo.js'
 import { UnavailableError } from '../domain/errors.js'
 import type { Metrics } from '../ops/metrics.js'
 import type { RedisClient } from '../redis/connection.js'
 import { toRedisFailure } from '../redis/errors.js'
 import { type CouponKeys, PERSIST_GROUP, type RedisKeys } from '../redis/keys.js'
 import { LuaScript } from '../redis/lua-script.js'
-import { parseEntry, type RawEntry, type StreamWin } from '../redis/stream-entries.js'
+import {
+  type PackedWins,
+  parseEntry,
+  type RawEntry,
+  type StreamWin,
+  unpackWins,
+} from '../redis/stream-entries.js'
 import { StreamDirectory } from './stream-directory.js'
 
 const scripts = {
   ack: new LuaScript(new URL('./lua/ack.lua', import.meta.url)),
   deadLetter: new LuaScript(new URL('./lua/dead-letter.lua', import.meta.url)),
+  readWins: new LuaScript(new URL('./lua/read-wins.lua', import.meta.url)),
+  verify: new LuaScript(new URL('./lua/verify.lua', import.meta.url)),
 }
 
 const MAX_IDLE_MS = 100
-const ACK_SLICE = 1000
 /** transactions of one coupon's backlog per pass, before the other coupons get a turn */
 const MAX_TX_PER_PASS = 5
 const MAX_BACKOFF_MS = 2000
@@ -57,6 +69,33 @@ class GateNotLoaded extends Error {
     super('the coupon has no gate state in Redis yet')
   }
 }
+
+/** Some packed wins are not the gate's: the batch is judged win by win instead. */
+class NotAllKnown extends Error {
+  override readonly name = 'NotAllKnown'
+  readonly code = 'NOT_ALL_KNOWN'
+
+  constructor(n: number) {
+    super(`${n} wins of the batch are not in the gate`)
+  }
+}
+
+/**
+ * New entries as read-wins.lua delivers them: the packed wins of each read (kept
+ * apart: each script call on them handles one read's worth, so none holds Redis
+ * much longer than one XREADGROUP did), and the other entries raw.
+ */
+interface Delivery {
+  parts: PackedWins[]
+  others: RawEntry[]
+}
+
+const NOTHING: Delivery = { parts: [], others: [] }
+/** an entry id's time part (epoch ms) */
+const msOf = (id: string) => Number(id.slice(0, id.indexOf('-')))
+const size = (d: Delivery) => d.parts.reduce((n, p) => n + p.count, d.others.length)
+const joined = (parts: PackedWins[], column: keyof Omit<PackedWins, 'count'>) =>
+  parts.map((p) => p[column]).join(',')
 
 export interface StreamWorkerOptions {
   client: RedisClient
@@ -90,6 +129,7 @@ export class RedisStreamWorker {
   readonly #o: Required<Omit<StreamWorkerOptions, 'metrics' | 'loadGate'>> &
     Pick<StreamWorkerOptions, 'metrics' | 'loadGate'>
   readonly #directory: StreamDirectory
+  readonly #packed: boolean
   /** entries in hand that failed and wait for another attempt, by coupon */
   readonly #retry = new Map<number, StreamWin[]>()
   readonly #attempts = new Map<string, number>()
@@ -105,6 +145,7 @@ export class RedisStreamWorker {
     this.consumer = options.consumer ?? `${hostname()}-${process.pid}-${Date.now().toString(36)}`
     this.#o = { persistDelayMs: 0, lingerMs: 0, ...options, consumer: this.consumer }
     this.#directory = new StreamDirectory(options.client, options.keys, options.db)
+    this.#packed = takesJoinedWins(options.db)
   }
 
   start(): this {
@@ -181,22 +222,24 @@ export class RedisStreamWorker {
       return retry.length
     }
     const k = this.#o.keys.coupon(couponId)
-    let entries = await this.#readBacklog(k)
+    let delivery = await this.#readNew(k)
     let handled = 0
-    for (let tx = 1; entries.length > 0; tx++) {
+    for (let tx = 1; size(delivery) > 0; tx++) {
       // A full transaction means a backlog: read the next one while this one is
       // written. (If the write fails, what was read stays pending on this consumer
       // and the next pass recovers it.)
       const next =
-        entries.length >= this.#o.txRows && tx < MAX_TX_PER_PASS ? this.#readBacklog(k) : null
+        size(delivery) >= this.#o.txRows && tx < MAX_TX_PER_PASS ? this.#readNew(k) : null
       try {
-        await this.#persist(couponId, await this.#parse(couponId, k, entries))
+        if (delivery.others.length > 0)
+          await this.#persist(couponId, await this.#parse(couponId, k, delivery.others))
+        await this.#persistPacked(couponId, k, delivery.parts)
       } catch (err) {
         await next?.catch(() => {})
         throw err
       }
-      handled += entries.length
-      entries = next ? await next : []
+      handled += size(delivery)
+      delivery = next ? await next : NOTHING
     }
     return handled
   }
@@ -204,15 +247,33 @@ export class RedisStreamWorker {
   /**
    * One transaction's worth of new entries: a read of WORKER_BATCH_SIZE, and when
    * that comes back full (a backlog), the reads up to WORKER_TX_ROWS at once (they
-   * share one round trip). Each INSERT still carries WORKER_BATCH_SIZE rows, but
-   * one commit (one fsync) serves them all.
+   * share one round trip); each read packs its wins as columns (read-wins.lua).
    */
-  async #readBacklog(k: CouponKeys): Promise<RawEntry[]> {
-    const first = await this.#read(k)
-    if (first.length < this.#o.batchSize) return first
+  async #readNew(k: CouponKeys): Promise<Delivery> {
+    const first = await this.#readPacked(k)
+    if (size(first) < this.#o.batchSize) return first
     const reads = Math.ceil(this.#o.txRows / this.#o.batchSize) - 1
-    const rest = await Promise.all(Array.from({ length: reads }, () => this.#read(k)))
-    return first.concat(...rest)
+    const rest = await Promise.all(Array.from({ length: reads }, () => this.#readPacked(k)))
+    return {
+      parts: [first, ...rest].flatMap((d) => d.parts),
+      others: [first, ...rest].flatMap((d) => d.others),
+    }
+  }
+
+  async #readPacked(k: CouponKeys): Promise<Delivery> {
+    // Packed only for a database that takes the columns as they are; the others
+    // get the entries raw, and the win-by-win path.
+    if (!this.#packed) return { parts: [], others: await this.#read(k) }
+    try {
+      const [count, ids, users, ranks, issuedAts, others] = (await scripts.readWins.run(
+        this.#o.client,
+        [k.stream],
+        [PERSIST_GROUP, this.consumer, this.#o.batchSize],
+      )) as [number, string, string, string, string, RawEntry[]]
+      return { parts: count > 0 ? [{ count, ids, users, ranks, issuedAts }] : [], others }
+    } catch (err) {
+      return this.#readFailed(k, err, NOTHING)
+    }
   }
 
   /**
@@ -258,16 +319,20 @@ export class RedisStreamWorker {
       )) as [string, RawEntry[]][] | null
       return reply?.[0]?.[1] ?? []
     } catch (err) {
-      if (err instanceof Error && err.message.startsWith('NOGROUP')) {
-        // The stream was recreated without its group (deleted by hand, or written
-        // after a partial loss): make the group and read it from the start.
-        await this.#o.client
-          .xgroup('CREATE', k.stream, PERSIST_GROUP, '0', 'MKSTREAM')
-          .catch(() => {})
-        return []
-      }
-      throw toRedisFailure(err)
+      return this.#readFailed(k, err, [])
     }
+  }
+
+  async #readFailed<T>(k: CouponKeys, err: unknown, empty: T): Promise<T> {
+    if (err instanceof Error && err.message.startsWith('NOGROUP')) {
+      // The stream was recreated without its group (deleted by hand, or written
+      // after a partial loss): make the group and read it from the start.
+      await this.#o.client
+        .xgroup('CREATE', k.stream, PERSIST_GROUP, '0', 'MKSTREAM')
+        .catch(() => {})
+      return empty
+    }
+    throw toRedisFailure(err)
   }
 
   /** Reclaims entries left pending by a dead worker. */
@@ -326,10 +391,66 @@ export class RedisStreamWorker {
     return wins
   }
 
+  /**
+   * #persist for a batch of packed wins, with the same transaction and guarantees,
+   * and the wins never split into JS values. The gate is asked, still under the
+   * row lock, only whether every win is its own, while the INSERT runs; any other
+   * answer (or a win already in the database) rolls back and the batch takes the
+   * win-by-win path.
+   */
+  async #persistPacked(couponId: number, k: CouponKeys, parts: PackedWins[]): Promise<void> {
+    const last = parts.at(-1)
+    if (!last) return
+    // ids ascend: the last is the youngest
+    await this.#waitPersistDelay(msOf(last.ids.slice(last.ids.lastIndexOf(',') + 1)))
+    const wins = {
+      couponId,
+      users: joined(parts, 'users'),
+      ranks: joined(parts, 'ranks'),
+      issuedAts: joined(parts, 'issuedAts'),
+    }
+    let inserted: number
+    try {
+      inserted = await this.#o.db.transaction().execute(async (trx) => {
+        await lockCoupons(trx, [couponId])
+        const [insert, verify] = await Promise.allSettled([
+          insertNewWins(trx, wins, new Date()),
+          this.#verifyPacked(k, parts),
+        ])
+        if (verify.status === 'rejected') throw verify.reason
+        if (insert.status === 'rejected') throw insert.reason
+        await addIssuedQuantity(trx, couponId, insert.value)
+        return insert.value
+      })
+    } catch (err) {
+      const entries = parts.flatMap((p) => unpackWins(couponId, p))
+      // Not all the gate's, or some already persisted: the win-by-win path (which
+      // verifies each win and inserts idempotently) sorts them out.
+      if (err instanceof NotAllKnown || isUniqueViolation(err))
+        await this.#persist(couponId, entries)
+      else await this.#failed(couponId, entries, err)
+      return
+    }
+    await Promise.all(parts.map((p) => this.#ackIds(k, p.ids)))
+    this.#o.metrics?.persisted.inc(inserted)
+  }
+
+  /** Throws unless the gate is loaded and every packed win is the gate's. */
+  async #verifyPacked(k: CouponKeys, parts: PackedWins[]) {
+    const answers = await Promise.all(
+      parts.map((p) => scripts.verify.run(this.#o.client, [k.meta, k.users], [p.users, p.ranks])),
+    ).catch((err: unknown) => {
+      throw toRedisFailure(err)
+    })
+    if (answers.includes(-1)) throw new GateNotLoaded()
+    const mismatches = answers.reduce<number>((n, a) => n + Number(a), 0)
+    if (mismatches > 0) throw new NotAllKnown(mismatches)
+  }
+
   async #persist(couponId: number, entries: StreamWin[]): Promise<void> {
     if (entries.length === 0) return
     const k = this.#o.keys.coupon(couponId)
-    await this.#waitPersistDelay(entries)
+    await this.#waitPersistDelay(entries.reduce((max, e) => Math.max(max, msOf(e.id)), 0))
     let verified: { known: StreamWin[]; unknown: StreamWin[]; inserted: number }
     try {
       verified = await this.#o.db.transaction().execute(async (trx) => {
@@ -420,14 +541,12 @@ export class RedisStreamWorker {
   }
 
   async #ack(k: CouponKeys, entries: StreamWin[]) {
-    // Lua's unpack() takes a few thousand values at most: acknowledge in slices
-    // (sent together: one round trip).
-    const slices = []
-    for (let i = 0; i < entries.length; i += ACK_SLICE) {
-      const ids = entries.slice(i, i + ACK_SLICE).map((e) => e.id)
-      slices.push(scripts.ack.run(this.#o.client, [k.stream], [PERSIST_GROUP, ...ids]))
-    }
-    await Promise.all(slices)
+    if (entries.length > 0) await this.#ackIds(k, entries.map((e) => e.id).join(','))
+  }
+
+  /** ids joined by commas */
+  async #ackIds(k: CouponKeys, ids: string) {
+    await scripts.ack.run(this.#o.client, [k.stream], [PERSIST_GROUP, ids])
   }
 
   #deadLetter(k: CouponKeys, entry: StreamWin, reason: string) {
@@ -452,9 +571,9 @@ export class RedisStreamWorker {
     )
   }
 
-  async #waitPersistDelay(entries: StreamWin[]) {
+  /** youngest: when the batch's newest win was queued (epoch ms) */
+  async #waitPersistDelay(youngest: number) {
     if (this.#o.persistDelayMs <= 0) return
-    const youngest = Math.max(...entries.map((e) => Number(e.id.slice(0, e.id.indexOf('-')))))
     const wait = youngest + this.#o.persistDelayMs - Date.now()
     if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait))
   }

@@ -29,6 +29,38 @@ export function parseEntry(couponId: number, entry: RawEntry): StreamWin | null 
   return { id, win: { couponId, userId, rank, issuedAt } }
 }
 
+/**
+ * Wins of one coupon packed as columns by read-wins.lua: each column one string,
+ * its values joined by commas (the script packs only values that hold no comma),
+ * in the same order. They travel to the database and back to Redis as these few
+ * strings, with no JS string or object per win.
+ */
+export interface PackedWins {
+  count: number
+  ids: string
+  users: string
+  ranks: string
+  issuedAts: string
+}
+
+/** The packed wins one by one (for the paths that must judge each win). */
+export function unpackWins(couponId: number, packed: PackedWins): StreamWin[] {
+  if (packed.count === 0) return []
+  const ids = packed.ids.split(',')
+  const users = packed.users.split(',')
+  const ranks = packed.ranks.split(',')
+  const issuedAts = packed.issuedAts.split(',')
+  return ids.map((id, i) => ({
+    id,
+    win: {
+      couponId,
+      userId: users[i] as string,
+      rank: Number(ranks[i]),
+      issuedAt: Number(issuedAts[i]),
+    },
+  }))
+}
+
 const PAGE = 10_000
 
 /** Every well-formed win still in a coupon's stream (answered, maybe not persisted). */

@@ -1,6 +1,6 @@
 /**
  * The stream worker with a backlog: several reads gathered into one transaction,
- * every entry acknowledged and deleted (in slices small enough for Lua's unpack);
+ * every entry acknowledged and out of the stream (in slices small enough for Lua's unpack);
  * and a worker that finds the gate state lost before any request rebuilt it.
  */
 import assert from 'node:assert/strict'
