@@ -136,16 +136,16 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   return app
 }
 
-/**
- * An HTTP server like the one Fastify makes itself (lib/server.js: the same
- * timeouts), whose requests pass the fast lane first.
- */
 type ServerTimeout =
   | 'keepAliveTimeout'
   | 'requestTimeout'
   | 'connectionTimeout'
   | 'maxRequestsPerSocket'
 
+/**
+ * An HTTP server like the one Fastify makes itself (lib/server.js: the same
+ * timeouts), whose requests pass the fast lane first.
+ */
 function laneServer(lane: IssueFastLane): FastifyServerFactory {
   return (fastify, options) => {
     // Fastify has filled in its defaults by now; its types leave them open.

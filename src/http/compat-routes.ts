@@ -10,7 +10,7 @@ import type { Refusal } from '../domain/coupon.js'
 import { UnavailableError } from '../domain/errors.js'
 import type { IssueService } from '../service/issue-service.js'
 import { actingUser, type UserVerifier } from './auth.js'
-import { RETRY_AFTER_SECONDS } from './errors.js'
+import { logUnavailable, RETRY_AFTER_SECONDS } from './errors.js'
 import type { IssueRateLimit } from './issue-routes.js'
 import { CompatIssueBody, CompatOut, ErrorBody } from './schemas.js'
 
@@ -58,7 +58,7 @@ export const compatRoutes: FastifyPluginAsyncTypebox<CompatRoutesOptions> = asyn
           return outcome.won ? compatSuccess : compatFailures[outcome.refusal]
         } catch (err) {
           if (!(err instanceof UnavailableError)) throw err
-          request.log.warn({ err: err.cause, service: err.service }, 'backing service unavailable')
+          logUnavailable(request.log, err)
           return reply
             .code(503)
             .header('retry-after', String(RETRY_AFTER_SECONDS))

@@ -68,18 +68,26 @@ export function frameworkError(error: FastifyError, _request: FastifyRequest, re
         : null
   if (message)
     return reply.code(codeToStatus.VALIDATION_FAILED).send({ code: 'VALIDATION_FAILED', message })
-  return reply.code(500).send({ code: 'INTERNAL', message: 'Internal server error.' })
+  return reply.code(500).send(INTERNAL_ERROR)
 }
 
 /** What the client is told about a failure: status, extra headers, `{code, message}`. */
 export interface ErrorAnswer {
   status: number
   headers: Record<string, string>
-  body: { code: ErrorCode; message: string }
+  body: { readonly code: ErrorCode; readonly message: string }
 }
 
 const NO_HEADERS: Record<string, string> = Object.freeze({}) as Record<string, string>
 const RETRY_HEADERS = Object.freeze({ 'retry-after': String(RETRY_AFTER_SECONDS) })
+
+/** The body of every 500: nothing about what went wrong. */
+export const INTERNAL_ERROR = Object.freeze({ code: 'INTERNAL', message: 'Internal server error.' })
+
+/** The log line of a request answered 503 because a backing service is down. */
+export function logUnavailable(log: FastifyBaseLogger, error: UnavailableError): void {
+  log.warn({ err: error.cause, service: error.service }, 'backing service unavailable')
+}
 
 /**
  * Maps anything thrown while answering to the client's answer, and logs what the
@@ -88,7 +96,7 @@ const RETRY_HEADERS = Object.freeze({ 'retry-after': String(RETRY_AFTER_SECONDS)
 export function errorAnswer(thrown: FastifyError | Error, log: FastifyBaseLogger): ErrorAnswer {
   const error = isTransientDbError(thrown) ? new UnavailableError('database', thrown) : thrown
   if (error instanceof UnavailableError) {
-    log.warn({ err: error.cause, service: error.service }, 'backing service unavailable')
+    logUnavailable(log, error)
     return {
       status: codeToStatus.UNAVAILABLE,
       headers: RETRY_HEADERS,
@@ -101,11 +109,7 @@ export function errorAnswer(thrown: FastifyError | Error, log: FastifyBaseLogger
   const known = classify(error)
   if (known) return { status: codeToStatus[known.code], headers: NO_HEADERS, body: known }
   log.error({ err: error }, 'unhandled error')
-  return {
-    status: 500,
-    headers: NO_HEADERS,
-    body: { code: 'INTERNAL', message: 'Internal server error.' },
-  }
+  return { status: 500, headers: NO_HEADERS, body: INTERNAL_ERROR }
 }
 
 export function registerErrorHandling(app: FastifyInstance) {

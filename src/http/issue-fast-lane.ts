@@ -27,7 +27,7 @@ import type { Metrics, RequestTimer } from '../ops/metrics.js'
 import type { IssueService } from '../service/issue-service.js'
 import { actingUser, type UserVerifier } from './auth.js'
 import { compatFailures, compatSuccess } from './compat-routes.js'
-import { errorAnswer, RETRY_AFTER_SECONDS } from './errors.js'
+import { errorAnswer, INTERNAL_ERROR, logUnavailable, RETRY_AFTER_SECONDS } from './errors.js'
 import { refusalBodies } from './issue-routes.js'
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void
@@ -52,13 +52,14 @@ const HOP_HEADERS = new Set(['connection', 'keep-alive', 'transfer-encoding', 'd
 interface Answer {
   status: number
   body: Buffer
-  retryAfter?: boolean
+  /** headers beyond content-type and content-length (Retry-After of a 503) */
+  headers?: Readonly<Record<string, string>>
 }
 
-const answerOf = (status: number, body: unknown, retryAfter = false): Answer => ({
+const answerOf = (status: number, body: unknown, headers?: Answer['headers']): Answer => ({
   status,
   body: Buffer.from(JSON.stringify(body)),
-  retryAfter,
+  headers,
 })
 
 /** Every answer but a win is one of a few fixed bodies: built once. */
@@ -72,7 +73,9 @@ const compatAnswers = Object.fromEntries(
   Object.entries(compatFailures).map(([cause, body]) => [cause, answerOf(200, body)]),
 ) as Record<keyof typeof compatFailures, Answer>
 const COMPAT_WON = answerOf(200, compatSuccess)
-const COMPAT_UNAVAILABLE = answerOf(503, compatFailures.FAILED, true)
+const COMPAT_UNAVAILABLE = answerOf(503, compatFailures.FAILED, {
+  'retry-after': String(RETRY_AFTER_SECONDS),
+})
 
 interface Lane {
   /** the Fastify route it stands for: its metrics */
@@ -151,9 +154,11 @@ export class IssueFastLane {
     } catch {
       return this.#replay(req, res, body)
     }
-    const request = lane.compat ? compatRequest(parsed) : issueRequest(parsed, !!this.#o.verifyUser)
+    const request = lane.compat
+      ? compatRequest(parsed)
+      : issueRequest(parsed, lane.couponId, !!this.#o.verifyUser)
     if (!request) return this.#replay(req, res, body)
-    const couponId = lane.compat ? request.couponId : lane.couponId
+    const { couponId } = request
     this.#userOf(req, request.userId)
       .then((userId) =>
         this.#o.issues
@@ -176,16 +181,17 @@ export class IssueFastLane {
     const log = (this.#app as FastifyInstance).log
     if (lane.compat && err instanceof UnavailableError) {
       // The original's shape even for a 503 (as the compat route answers it).
-      log.warn({ err: err.cause, service: err.service }, 'backing service unavailable')
+      logUnavailable(log, err)
       return COMPAT_UNAVAILABLE
     }
     const answer = errorAnswer(err instanceof Error ? err : new Error(String(err)), log)
-    return answerOf(answer.status, answer.body, 'retry-after' in answer.headers)
+    return answerOf(answer.status, answer.body, answer.headers)
   }
 
   #send(res: ServerResponse, lane: Lane, answer: Answer) {
     const headers = ['content-type', CONTENT_TYPE, 'content-length', String(answer.body.length)]
-    if (answer.retryAfter) headers.push('retry-after', String(RETRY_AFTER_SECONDS))
+    if (answer.headers)
+      for (const [name, value] of Object.entries(answer.headers)) headers.push(name, value)
     // As Fastify does for a request answered once closing has begun.
     if (this.#closing) headers.push('connection', 'close')
     res.writeHead(answer.status, headers)
@@ -216,7 +222,7 @@ export class IssueFastLane {
         (err: unknown) => {
           app.log.error({ err }, 'replaying a request through Fastify failed')
           res.writeHead(500, ['content-type', CONTENT_TYPE])
-          res.end(JSON.stringify({ code: 'INTERNAL', message: 'Internal server error.' }))
+          res.end(JSON.stringify(INTERNAL_ERROR))
         },
       )
   }
@@ -238,23 +244,30 @@ function keyCount(o: Record<string, unknown>): number {
   return n
 }
 
+/** What a request asks for: the user it claims to be, for which coupon. */
+interface IssueRequest {
+  userId: unknown
+  couponId: number
+}
+
 /**
  * `{userId}` exactly, userId valid (IssueBody); with user auth on the field may be
- * left out (IssueBodyAuthed). null: not this shape, Fastify decides.
+ * left out (IssueBodyAuthed). The coupon is the path's. null: not this shape,
+ * Fastify decides.
  */
-function issueRequest(body: unknown, authOn: boolean): { userId: unknown; couponId: 0 } | null {
+function issueRequest(body: unknown, couponId: number, authOn: boolean): IssueRequest | null {
   if (!isPlainObject(body)) return null
   const n = keyCount(body)
-  if (n === 0 && authOn) return { userId: undefined, couponId: 0 }
+  if (n === 0 && authOn) return { userId: undefined, couponId }
   if (n !== 1 || !Object.hasOwn(body, 'userId') || normaliseUserId(body.userId) === null)
     return null
-  return { userId: body.userId, couponId: 0 }
+  return { userId: body.userId, couponId }
 }
 
 const isId = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 1
 
 /** `{userId, couponId}` exactly, both positive integers (CompatIssueBody). */
-function compatRequest(body: unknown): { userId: number; couponId: number } | null {
+function compatRequest(body: unknown): IssueRequest | null {
   if (!isPlainObject(body) || keyCount(body) !== 2) return null
   const { userId, couponId } = body
   if (!isId(userId) || !isId(couponId)) return null

@@ -47,6 +47,7 @@ export class Metrics {
   readonly #outcomeCounters = new Map(OUTCOMES.map((o) => [o, this.issueOutcomes.labels(o)]))
   /** request timers by "method route": this runs on every request */
   readonly #timers = new Map<string, RequestTimer>()
+
   constructor() {
     collectDefaultMetrics({ register: this.registry })
   }
