@@ -54,37 +54,24 @@ export function takesJoinedWins(db: Db): boolean {
 }
 
 /**
- * Inserts wins expected to be new (first deliveries), given as joined columns.
- * Returns how many rows were inserted. On PostgreSQL a pair already present FAILS
- * the statement with a unique violation (see isUniqueViolation) and the caller
- * retries with insertWins: ON CONFLICT's speculative insertion costs about a third
- * of the insert, and a first delivery is practically never a duplicate. PostgreSQL
- * splits the columns itself (one statement of three text parameters, no value
- * handled in JS). The other dialects get rows, inserted idempotently.
+ * Inserts wins expected to be new (first deliveries), given as joined columns, on
+ * PostgreSQL (takesJoinedWins): it splits the columns itself, one statement of
+ * three text parameters, no value handled in JS. Returns how many rows were
+ * inserted. A pair already present FAILS the statement with a unique violation
+ * (see isUniqueViolation) and the caller retries with insertWins: ON CONFLICT's
+ * speculative insertion costs about a third of the insert, and a first delivery is
+ * practically never a duplicate.
  */
 export async function insertNewWins(db: Db, wins: JoinedWins, now: Date): Promise<number> {
+  if (!takesJoinedWins(db)) throw new Error('insertNewWins: joined columns are for PostgreSQL')
   if (wins.users === '') return 0
-  if (db.getExecutor().adapter instanceof PostgresAdapter) {
-    const result = await sql`
-      insert into coupon_issues (coupon_id, user_id, rank, date_issued, date_created, date_updated)
-      select ${wins.couponId}, u, r, to_timestamp(t / 1000.0), ${now}, ${now}
-      from unnest(string_to_array(${wins.users}::text, ','),
-                  string_to_array(${wins.ranks}::text, ',')::int[],
-                  string_to_array(${wins.issuedAts}::text, ',')::float8[]) as x(u, r, t)`.execute(
-      db,
-    )
-    return Number(result.numAffectedRows ?? 0)
-  }
-  const users = wins.users.split(',')
-  const ranks = wins.ranks.split(',')
-  const issuedAts = wins.issuedAts.split(',')
-  const rows = users.map((userId, i) => ({
-    couponId: wins.couponId,
-    userId,
-    rank: Number(ranks[i]),
-    issuedAt: Number(issuedAts[i]),
-  }))
-  return insertWins(db, rows, now)
+  const result = await sql`
+    insert into coupon_issues (coupon_id, user_id, rank, date_issued, date_created, date_updated)
+    select ${wins.couponId}, u, r, to_timestamp(t / 1000.0), ${now}, ${now}
+    from unnest(string_to_array(${wins.users}::text, ','),
+                string_to_array(${wins.ranks}::text, ',')::int[],
+                string_to_array(${wins.issuedAts}::text, ',')::float8[]) as x(u, r, t)`.execute(db)
+  return Number(result.numAffectedRows ?? 0)
 }
 
 async function insertChunk(db: Db, wins: readonly Win[], now: Date): Promise<number> {
