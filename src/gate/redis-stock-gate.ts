@@ -1,7 +1,9 @@
 /**
- * The Redis StockGate: one EVALSHA of `lua/issue.lua` per request decides window,
- * duplicate and quantity, records the rank and appends the win to the coupon's
- * stream, atomically. Concurrent requests share round trips (auto-pipelining).
+ * The Redis StockGate: an EVALSHA of `lua/issue.lua` decides window, duplicate and
+ * quantity, records the rank and appends the win to the coupon's stream,
+ * atomically. The requests for a coupon that arrive in one event-loop turn are
+ * decided by one call, in arrival order (see `#enqueue`): a call costs Redis more
+ * than the work of one request in it, and each command costs the client too.
  *
  * When a coupon's state is missing (first use, Redis restarted without
  * persistence, FLUSHALL, failover) the scripts answer NOT_LOADED and the gate
@@ -14,7 +16,7 @@ import { UnavailableError } from '../domain/errors.js'
 import { isReady, type RedisClient } from '../redis/connection.js'
 import { toRedisFailure } from '../redis/errors.js'
 import { type CouponKeys, PERSIST_GROUP, type RedisKeys } from '../redis/keys.js'
-import { LuaScript } from '../redis/lua-script.js'
+import { type LuaReply, LuaScript } from '../redis/lua-script.js'
 import { readQueuedWins } from '../redis/stream-entries.js'
 import type { GateSource } from './gate-source.js'
 import { type ConfigureResult, rankHoles, type StockGate } from './stock-gate.js'
@@ -40,6 +42,24 @@ const LOCK_TTL_MS = 30_000
 /** How long a request waits for another node's rebuild before answering 503. */
 const REBUILD_WAIT_MS = 10_000
 const CHUNK = 1000
+/**
+ * The most requests one script call decides. Bounds how long one call holds
+ * Redis (a few µs per request) and the size of one reply.
+ */
+const MAX_BATCH = 256
+
+interface Waiter {
+  userId: string
+  now: number
+  resolve: (outcome: IssueOutcome) => void
+  reject: (err: unknown) => void
+}
+
+/** Requests for one coupon waiting for their script call: ARGV and who waits. */
+interface Batch {
+  args: (string | number)[]
+  waiters: Waiter[]
+}
 
 export interface RedisStockGateOptions {
   client: RedisClient
@@ -55,6 +75,9 @@ export class RedisStockGate implements StockGate {
   readonly #source: GateSource
   readonly #onRebuild: (couponId: number, winners: number) => void
   readonly #rebuilding = new Map<number, Promise<boolean>>()
+  /** This turn's requests, per coupon; sent when the turn's I/O is done. */
+  #batches = new Map<number, Batch>()
+  #sendScheduled = false
 
   constructor(options: RedisStockGateOptions) {
     this.#client = options.client
@@ -63,16 +86,64 @@ export class RedisStockGate implements StockGate {
     this.#onRebuild = options.onRebuild ?? (() => {})
   }
 
-  async tryIssue(couponId: number, userId: string, now: number): Promise<IssueOutcome> {
-    const code = await this.#loaded(couponId, (k) =>
-      scripts.issue.run(this.#client, [k.meta, k.users, k.holes, k.stream], [userId, now]),
+  tryIssue(couponId: number, userId: string, now: number): Promise<IssueOutcome> {
+    return new Promise((resolve, reject) =>
+      this.#enqueue(couponId, { userId, now, resolve, reject }),
     )
-    if (code === null) return { won: false, refusal: 'COUPON_NOT_FOUND' }
-    const n = Number(code)
-    if (n > 0) return { won: true, win: { couponId, userId, rank: n, issuedAt: now } }
-    const refusal = ISSUE_REFUSALS[n]
-    if (!refusal) throw new Error(`issue.lua returned ${String(code)}`)
-    return { won: false, refusal }
+  }
+
+  /**
+   * Joins the coupon's batch for this turn. The first request of a turn schedules
+   * the send with setImmediate: it runs once the turn's I/O callbacks (every
+   * request read in this turn) are done. A full batch goes at once.
+   */
+  #enqueue(couponId: number, waiter: Waiter) {
+    let batch = this.#batches.get(couponId)
+    if (!batch) {
+      if (!this.#sendScheduled) {
+        this.#sendScheduled = true
+        setImmediate(this.#sendAll)
+      }
+      batch = { args: [], waiters: [] }
+      this.#batches.set(couponId, batch)
+    }
+    batch.args.push(waiter.userId, waiter.now)
+    batch.waiters.push(waiter)
+    if (batch.waiters.length >= MAX_BATCH) {
+      this.#batches.delete(couponId)
+      this.#decide(couponId, batch)
+    }
+  }
+
+  readonly #sendAll = () => {
+    const batches = this.#batches
+    this.#batches = new Map()
+    this.#sendScheduled = false
+    for (const [couponId, batch] of batches) this.#decide(couponId, batch)
+  }
+
+  #decide(couponId: number, { args, waiters }: Batch) {
+    this.#loaded(couponId, (k) =>
+      scripts.issue.runNow(this.#client, [k.meta, k.users, k.holes, k.stream], args),
+    ).then(
+      (codes) => {
+        if (codes === null) {
+          for (const w of waiters) w.resolve({ won: false, refusal: 'COUPON_NOT_FOUND' })
+          return
+        }
+        if (!Array.isArray(codes) || codes.length !== waiters.length) {
+          const err = new Error(
+            `issue.lua answered ${waiters.length} requests with ${String(codes)}`,
+          )
+          for (const w of waiters) w.reject(err)
+          return
+        }
+        for (let i = 0; i < waiters.length; i++) settle(couponId, waiters[i] as Waiter, codes[i])
+      },
+      (err: unknown) => {
+        for (const w of waiters) w.reject(err)
+      },
+    )
   }
 
   async register(rules: CouponRules): Promise<void> {
@@ -220,4 +291,15 @@ export class RedisStockGate implements StockGate {
       await this.#client.zadd(k.stagingHoles, ...members)
     }
   }
+}
+
+function settle(couponId: number, w: Waiter, reply: LuaReply | undefined) {
+  const code = Number(reply)
+  if (code > 0) {
+    w.resolve({ won: true, win: { couponId, userId: w.userId, rank: code, issuedAt: w.now } })
+    return
+  }
+  const refusal = ISSUE_REFUSALS[code]
+  if (refusal) w.resolve({ won: false, refusal })
+  else w.reject(new Error(`issue.lua returned ${String(reply)}`))
 }

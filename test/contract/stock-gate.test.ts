@@ -124,6 +124,54 @@ for (const factory of selectedGates()) {
       assert.equal(rank(await g.gate.tryIssue(id, 'd', T0 + 10)), 4)
     })
 
+    it('decides calls made together one by one, in call order, each at its own instant', async () => {
+      const id = await g.addCoupon({ ...open, totalQuantity: 3 })
+      const other = await g.addCoupon({ ...open, totalQuantity: 1 })
+      const outcomes = await Promise.all([
+        g.gate.tryIssue(id, 'a', T0 - 1),
+        g.gate.tryIssue(id, 'a', T0),
+        g.gate.tryIssue(other, 'a', T0 + 5),
+        g.gate.tryIssue(id, 'a', T0 + 2),
+        g.gate.tryIssue(id, 'b', T0 + HOUR),
+        g.gate.tryIssue(id, 'b', T0 + 1),
+        g.gate.tryIssue(id, 'c', T0 + 3),
+        g.gate.tryIssue(id, 'd', T0 + 4),
+        g.gate.tryIssue(id, 'c', T0 + 5),
+        g.gate.tryIssue(other, 'b', T0 + 5),
+      ])
+      assert.deepEqual(
+        outcomes.map((o) => (o.won ? o.win.rank : o.refusal)),
+        [
+          'ISSUE_NOT_STARTED',
+          1,
+          1,
+          'ALREADY_ISSUED',
+          'ISSUE_ENDED',
+          2,
+          3,
+          'SOLD_OUT',
+          'ALREADY_ISSUED',
+          'SOLD_OUT',
+        ],
+      )
+      assert.equal((await g.gate.lookup(id, 'a'))?.issuedAt, T0)
+      assert.equal((await g.gate.lookup(id, 'b'))?.issuedAt, T0 + 1)
+      assert.equal((await g.gate.lookup(other, 'a'))?.issuedAt, T0 + 5)
+      assert.equal(await g.gate.won(id), 3)
+    })
+
+    it('first come, first served: of 1,000 calls made at once for 600 coupons, the first 600 win, ranked in call order', async () => {
+      const id = await g.addCoupon({ ...open, totalQuantity: 600 })
+      const outcomes = await Promise.all(
+        Array.from({ length: 1000 }, (_, i) => g.gate.tryIssue(id, `u${i}`, T0 + i)),
+      )
+      assert.deepEqual(
+        outcomes.map((o) => (o.won ? o.win.rank : o.refusal)),
+        Array.from({ length: 1000 }, (_, i) => (i < 600 ? i + 1 : 'SOLD_OUT')),
+      )
+      assert.equal((await g.gate.lookup(id, 'u599'))?.issuedAt, T0 + 599)
+    })
+
     it('under 4,000 concurrent calls from 2,000 users (each twice) on 300 coupons: exactly 300 wins, ranks 1..300', async () => {
       const id = await g.addCoupon({ ...open, totalQuantity: 300 })
       const calls = []

@@ -1,19 +1,21 @@
--- issue.lua: decide and record one issue request, atomically.
+-- issue.lua: decide and record a batch of issue requests for one coupon, atomically.
 --
 -- The whole decision (window, then duplicate, then quantity), the record of the
 -- win and its enqueueing for persistence happen in this one script, so no other
 -- request can interleave: no oversell, no duplicate, and no win that is granted
--- without being queued.
+-- without being queued. The requests of a batch are decided one after another in
+-- the order given, exactly as if each were its own call; batching only spares
+-- the per-call cost (EVALSHA itself is most of a single request's Redis CPU).
 --
 -- KEYS[1] meta    hash  start, end (epoch ms), total (-1 = unlimited)
 -- KEYS[2] users   hash  userId -> "<rank>:<issuedAt ms>"
 -- KEYS[3] holes   zset  free ranks below the highest in use (after a rebuild)
 -- KEYS[4] stream  stream of wins waiting to be persisted: u, r, t
--- ARGV[1] userId
--- ARGV[2] now (epoch ms, from the API node)
+-- ARGV    pairs of userId, now (epoch ms, from the API node): one per request
 --
--- Returns the rank (>= 1) on a win, or a negative outcome code:
---   -1 NOT_LOADED   the coupon's state is not in Redis: rebuild it from the database
+-- Returns -1 (NOT_LOADED: the coupon's state is not in Redis, rebuild it from the
+-- database and call again), or one outcome per request, in order: the rank
+-- (>= 1) on a win, or a negative code:
 --   -2 ISSUE_NOT_STARTED
 --   -3 ISSUE_ENDED
 --   -4 ALREADY_ISSUED
@@ -25,26 +27,31 @@ local meta = redis.call('HMGET', KEYS[1], 'start', 'end', 'total')
 if not meta[1] then
   return -1
 end
-local now = tonumber(ARGV[2])
-if now < tonumber(meta[1]) then
-  return -2
-end
-if now >= tonumber(meta[2]) then
-  return -3
-end
-if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then
-  return -4
-end
+local start, stop, total = tonumber(meta[1]), tonumber(meta[2]), tonumber(meta[3])
 local won = redis.call('HLEN', KEYS[2])
-local total = tonumber(meta[3])
-if total >= 0 and won >= total then
-  return -5
+local holes = redis.call('ZCARD', KEYS[3])
+local out = {}
+for i = 1, #ARGV, 2 do
+  local user, now = ARGV[i], tonumber(ARGV[i + 1])
+  local code
+  if now < start then
+    code = -2
+  elseif now >= stop then
+    code = -3
+  elseif redis.call('HEXISTS', KEYS[2], user) == 1 then
+    code = -4
+  elseif total >= 0 and won >= total then
+    code = -5
+  else
+    code = won + 1
+    if holes > 0 then
+      code = tonumber(redis.call('ZPOPMIN', KEYS[3])[1])
+      holes = holes - 1
+    end
+    redis.call('HSET', KEYS[2], user, code .. ':' .. ARGV[i + 1])
+    redis.call('XADD', KEYS[4], '*', 'u', user, 'r', code, 't', ARGV[i + 1])
+    won = won + 1
+  end
+  out[#out + 1] = code
 end
-local rank = won + 1
-local hole = redis.call('ZPOPMIN', KEYS[3])
-if hole[1] then
-  rank = tonumber(hole[1])
-end
-redis.call('HSET', KEYS[2], ARGV[1], rank .. ':' .. ARGV[2])
-redis.call('XADD', KEYS[4], '*', 'u', ARGV[1], 'r', rank, 't', ARGV[2])
-return rank
+return out
