@@ -204,7 +204,7 @@ export function renderDrain(r: DrainReport): string {
   return `firstcome bench drain — ${n(r.wins)} wins into ${r.dialect}, ${r.workers} worker process(es)
   WORKER_BATCH_SIZE ${r.batchSize}, WORKER_TX_ROWS ${r.txRows}
 
-Granted through the gate    ${n(r.grantPerSecond)} wins/s (one process, Lua per win)
+Granted through the gate    ${n(r.grantPerSecond)} wins/s (one process, the API's issue.lua batches)
 Drain time                  ${r.drainSeconds.toFixed(2)} s (from starting the workers)
 Drain rate                  ${n(r.rowsPerSecond)} rows/s
   after start-up            ${n(r.steadyRowsPerSecond)} rows/s (first row to last)

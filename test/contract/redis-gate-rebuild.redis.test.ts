@@ -87,6 +87,16 @@ describe('Redis gate rebuild', { skip: await skipUnless('redis') }, () => {
     assert.equal(rank(await g.gate.tryIssue(id, 'next', T0)), 2)
   })
 
+  it('sends its scripts again when Redis has forgotten them (NOSCRIPT), a batch at a time', async () => {
+    const id = await coupon(3)
+    assert.equal(rank(await g.gate.tryIssue(id, 'first', T0)), 1)
+    await g.client.script('FLUSH')
+    const outcomes = await Promise.all(
+      ['a', 'first', 'b', 'c'].map((u) => g.gate.tryIssue(id, u, T0 + 1)),
+    )
+    assert.deepEqual(outcomes.map(rank), [2, 'ALREADY_ISSUED', 3, 'SOLD_OUT'])
+  })
+
   it('rebuilds once for a burst of concurrent requests, without overselling', async () => {
     const id = await coupon(50)
     await g.gate.tryIssue(id, 'warm', T0)
