@@ -1,0 +1,247 @@
+/**
+ * How the stream worker writes a batch of one coupon's wins to coupon_issues, in
+ * ONE transaction:
+ *   lock the coupon row → verify each win against the gate (while the insert runs;
+ *   a win that is not the gate's rolls back) → insert (idempotently, or as new wins
+ *   with a fallback) → advance issued_quantity; then acknowledge the entries and
+ *   drop them from the stream (ack.lua).
+ * On PostgreSQL new entries arrive packed as columns (read-wins.lua) and go to the
+ * database and back to Redis unsplit: per win, the worker does no JS work on that
+ * path. Elsewhere they are read raw and persisted win by win.
+ * - The database down, or the gate not loaded: the batch stays pending, held here
+ *   for the worker to retry after its back-off.
+ * - A poison entry (malformed, or rejected by the database WORKER_MAX_ATTEMPTS
+ *   times) goes to the coupon's dead-letter stream with the reason; the rest of its
+ *   batch is persisted one by one, so it blocks nothing.
+ * - The row lock + verification keep DB ⊆ Redis: a win whose Redis state was lost
+ *   (and so may have been handed to someone else by the rebuilt gate) is
+ *   dead-lettered, never inserted.
+ */
+import { addIssuedQuantity, lockCoupons } from '../db/coupons-repo.js'
+import type { Db } from '../db/database.js'
+import { isTransientDbError, isUniqueViolation } from '../db/errors.js'
+import { insertNewWins, insertWins } from '../db/issues-repo.js'
+import { UnavailableError } from '../domain/errors.js'
+import type { Metrics } from '../ops/metrics.js'
+import type { RedisClient } from '../redis/connection.js'
+import { toRedisFailure } from '../redis/errors.js'
+import type { CouponKeys } from '../redis/keys.js'
+import { LuaScript } from '../redis/lua-script.js'
+import { type PackedWins, type StreamWin, unpackWins } from '../redis/stream-entries.js'
+import type { CouponStream } from './coupon-stream.js'
+
+const verifyScript = new LuaScript(new URL('./lua/verify.lua', import.meta.url))
+
+/** The coupon has no gate state in Redis (lost and not yet rebuilt). */
+class GateNotLoaded extends Error {
+  override readonly name = 'GateNotLoaded'
+  readonly code = 'GATE_NOT_LOADED'
+
+  constructor() {
+    super('the coupon has no gate state in Redis yet')
+  }
+}
+
+/** Some packed wins are not the gate's: the batch is judged win by win instead. */
+class NotAllKnown extends Error {
+  override readonly name = 'NotAllKnown'
+  readonly code = 'NOT_ALL_KNOWN'
+
+  constructor(n: number) {
+    super(`${n} wins of the batch are not in the gate`)
+  }
+}
+
+/** an entry id's time part (epoch ms) */
+const msOf = (id: string) => Number(id.slice(0, id.indexOf('-')))
+const joined = (parts: PackedWins[], column: keyof Omit<PackedWins, 'count'>) =>
+  parts.map((p) => p[column]).join(',')
+
+export interface StreamPersisterOptions {
+  client: RedisClient
+  db: Db
+  metrics?: Metrics | undefined
+  maxAttempts: number
+  /** see StreamWorkerOptions */
+  loadGate?: ((couponId: number) => Promise<unknown>) | undefined
+  /** wait until a win is this old before persisting it (see docs: AOF everysec) */
+  persistDelayMs: number
+  /** the worker's warning, rate-limited */
+  warn: (err: unknown, msg: string) => void
+}
+
+export class StreamPersister {
+  readonly #o: StreamPersisterOptions
+  /** entries in hand that failed and wait for another attempt, by coupon */
+  readonly #retry = new Map<number, StreamWin[]>()
+  readonly #attempts = new Map<string, number>()
+
+  constructor(options: StreamPersisterOptions) {
+    this.#o = options
+  }
+
+  /** The entries of the coupon held for another attempt. */
+  held(couponId: number): StreamWin[] | undefined {
+    return this.#retry.get(couponId)
+  }
+
+  /** The entries of the coupon held for another attempt, no longer held; none: undefined. */
+  takeHeld(couponId: number): StreamWin[] | undefined {
+    const retry = this.#retry.get(couponId)
+    if (!retry?.length) return undefined
+    this.#retry.delete(couponId)
+    return retry
+  }
+
+  /**
+   * persist for a batch of packed wins, with the same transaction and guarantees,
+   * and the wins never split into JS values. The gate is asked, still under the
+   * row lock, only whether every win is its own, while the INSERT runs; any other
+   * answer (or a win already in the database) rolls back and the batch takes the
+   * win-by-win path.
+   */
+  async persistPacked(stream: CouponStream, parts: PackedWins[]): Promise<void> {
+    const last = parts.at(-1)
+    if (!last) return
+    const { couponId } = stream
+    // ids ascend: the last is the youngest
+    await this.#waitPersistDelay(msOf(last.ids.slice(last.ids.lastIndexOf(',') + 1)))
+    const wins = {
+      couponId,
+      users: joined(parts, 'users'),
+      ranks: joined(parts, 'ranks'),
+      issuedAts: joined(parts, 'issuedAts'),
+    }
+    let inserted: number
+    try {
+      inserted = await this.#o.db.transaction().execute(async (trx) => {
+        await lockCoupons(trx, [couponId])
+        const [insert, verify] = await Promise.allSettled([
+          insertNewWins(trx, wins, new Date()),
+          this.#verifyPacked(stream.keys, parts),
+        ])
+        if (verify.status === 'rejected') throw verify.reason
+        if (insert.status === 'rejected') throw insert.reason
+        await addIssuedQuantity(trx, couponId, insert.value)
+        return insert.value
+      })
+    } catch (err) {
+      const entries = parts.flatMap((p) => unpackWins(couponId, p))
+      // Not all the gate's, or some already persisted: the win-by-win path (which
+      // verifies each win and inserts idempotently) sorts them out.
+      if (err instanceof NotAllKnown || isUniqueViolation(err)) await this.persist(stream, entries)
+      else await this.#failed(stream, entries, err)
+      return
+    }
+    await Promise.all(parts.map((p) => stream.ackIds(p.ids)))
+    this.#o.metrics?.persisted.inc(inserted)
+  }
+
+  /** Throws unless the gate is loaded and every packed win is the gate's. */
+  async #verifyPacked(k: CouponKeys, parts: PackedWins[]) {
+    const answers = await Promise.all(
+      parts.map((p) => verifyScript.run(this.#o.client, [k.meta, k.users], [p.users, p.ranks])),
+    ).catch((err: unknown) => {
+      throw toRedisFailure(err)
+    })
+    if (answers.includes(-1)) throw new GateNotLoaded()
+    const mismatches = answers.reduce<number>((n, a) => n + Number(a), 0)
+    if (mismatches > 0) throw new NotAllKnown(mismatches)
+  }
+
+  async persist(stream: CouponStream, entries: StreamWin[]): Promise<void> {
+    if (entries.length === 0) return
+    const { couponId } = stream
+    await this.#waitPersistDelay(entries.reduce((max, e) => Math.max(max, msOf(e.id)), 0))
+    let verified: { known: StreamWin[]; unknown: StreamWin[]; inserted: number }
+    try {
+      verified = await this.#o.db.transaction().execute(async (trx) => {
+        await lockCoupons(trx, [couponId])
+        const { known, unknown } = await this.#verify(stream.keys, entries)
+        const inserted = await insertWins(
+          trx,
+          known.map((e) => e.win),
+          new Date(),
+        )
+        await addIssuedQuantity(trx, couponId, inserted)
+        return { known, unknown, inserted }
+      })
+    } catch (err) {
+      await this.#failed(stream, entries, err)
+      return
+    }
+    await stream.ack(verified.known)
+    for (const entry of verified.unknown) {
+      await stream.deadLetter(
+        entry,
+        'not in the gate: its Redis state was lost before the win was persisted',
+      )
+    }
+    for (const e of entries) this.#attempts.delete(e.id)
+    this.#o.metrics?.persisted.inc(verified.inserted)
+  }
+
+  /**
+   * Splits the wins the gate knows (same user, same rank) from the others. With
+   * no gate state at all (lost, not yet rebuilt) nothing can be told apart:
+   * GateNotLoaded, and the batch waits for the rebuild, which will count the wins
+   * still in the stream.
+   */
+  async #verify(k: CouponKeys, entries: StreamWin[]) {
+    const [loaded, values] = await Promise.all([
+      this.#o.client.exists(k.meta),
+      this.#o.client.hmget(k.users, ...entries.map((e) => e.win.userId)),
+    ]).catch((err: unknown) => {
+      throw toRedisFailure(err)
+    })
+    if (loaded === 0) throw new GateNotLoaded()
+    const known: StreamWin[] = []
+    const unknown: StreamWin[] = []
+    entries.forEach((e, i) => {
+      const value = values[i]
+      const rank = value ? value.slice(0, value.indexOf(':')) : null
+      if (rank === String(e.win.rank)) known.push(e)
+      else unknown.push(e)
+    })
+    return { known, unknown }
+  }
+
+  async #failed(stream: CouponStream, entries: StreamWin[], err: unknown) {
+    const { couponId } = stream
+    if (err instanceof GateNotLoaded) {
+      // Hold the batch, have the gate rebuilt (outside the transaction: the rebuild
+      // takes the coupon's row lock), and retry after the usual back-off.
+      this.#retry.set(couponId, [...(this.#retry.get(couponId) ?? []), ...entries])
+      await this.#o.loadGate?.(couponId).catch(() => {})
+      throw err
+    }
+    if (err instanceof UnavailableError || isTransientDbError(err)) {
+      // Keep the whole batch in hand (still pending in Redis) and let the loop back off.
+      this.#retry.set(couponId, [...(this.#retry.get(couponId) ?? []), ...entries])
+      throw err
+    }
+    if (entries.length > 1) {
+      // Something in the batch is poison: persist one by one to isolate it.
+      for (const entry of entries) await this.persist(stream, [entry])
+      return
+    }
+    const entry = entries[0] as StreamWin
+    const attempts = (this.#attempts.get(entry.id) ?? 0) + 1
+    this.#attempts.set(entry.id, attempts)
+    const reason = err instanceof Error ? err.message : String(err)
+    if (attempts >= this.#o.maxAttempts) {
+      this.#attempts.delete(entry.id)
+      await stream.deadLetter(entry, `rejected ${attempts} times: ${reason}`)
+    } else {
+      this.#o.warn(err, 'a win was rejected by the database; will retry')
+      this.#retry.set(couponId, [...(this.#retry.get(couponId) ?? []), entry])
+    }
+  }
+
+  /** youngest: when the batch's newest win was queued (epoch ms) */
+  async #waitPersistDelay(youngest: number) {
+    if (this.#o.persistDelayMs <= 0) return
+    const wait = youngest + this.#o.persistDelayMs - Date.now()
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait))
+  }
+}
