@@ -40,8 +40,8 @@ Load:
                            latency counts from each request's scheduled send time,
                            so a stall is charged for the queue it causes. As in
                            wrk2, the -c connections are opened first (each answers
-                           one GET /healthz), and requests go to the connection
-                           idle longest                    (default: closed loop)
+                           one GET /healthz; then 1 s of quiet), and requests go
+                           to the connection idle longest  (default: closed loop)
   --users MIN..MAX         user id range; random for seed/compat, sequential from
                            MIN for win                      (default 1..10000000)
   --timeout SECONDS        a request with no answer by then is a timeout  (default 30)

@@ -18,6 +18,16 @@ export interface ClientRun {
 
 /** Time given to the client processes between "all ready" and the first request. */
 const START_DELAY_MS = 200
+/**
+ * The same after the open loop has primed its connections: the server has just
+ * accepted them all and answered a request on each, a burst whose tail (the last
+ * answers, the garbage collections it caused) must not fall into the measured
+ * rate. Both servers get the same pause.
+ */
+const SETTLE_AFTER_PRIMING_MS = 1000
+
+const startDelay = (base: Omit<LoadPlan, 'part' | 'of'>) =>
+  base.rate === null ? START_DELAY_MS : SETTLE_AFTER_PRIMING_MS
 
 /** Splits `total` into `parts` near-equal integers. */
 export function share(total: number, parts: number, part: number): number {
@@ -36,7 +46,7 @@ export async function runClients(
 ): Promise<ClientRun> {
   if (processes === 0) {
     const run = await preparePlan(planFor(base, 0, 1))
-    const startEpochMs = Date.now() + START_DELAY_MS
+    const startEpochMs = Date.now() + startDelay(base)
     onStart(startEpochMs)
     const result = await run(startEpochMs, onSample)
     return { startEpochMs, results: [result] }
@@ -57,7 +67,7 @@ export async function runClients(
         return once(child, (m) => m.type === 'prepared')
       }),
     )
-    const startEpochMs = Date.now() + START_DELAY_MS
+    const startEpochMs = Date.now() + startDelay(base)
     onStart(startEpochMs)
     const results = await Promise.all(
       children.map((child) => {
