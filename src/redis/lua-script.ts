@@ -23,12 +23,11 @@ export class LuaScript {
     keys: readonly string[],
     args: readonly (string | number)[],
   ): Promise<LuaReply> {
-    try {
-      return (await client.evalsha(this.sha, keys.length, ...keys, ...args)) as LuaReply
-    } catch (err) {
-      if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err
-      return (await client.eval(this.source, keys.length, ...keys, ...args)) as LuaReply
-    }
+    return this.#bySha((command, script) =>
+      command === 'evalsha'
+        ? client.evalsha(script, keys.length, ...keys, ...args)
+        : client.eval(script, keys.length, ...keys, ...args),
+    )
   }
 
   /**
@@ -36,20 +35,23 @@ export class LuaScript {
    * auto-pipeline flush: for a call that is already a batch of requests, an extra
    * event-loop turn would only add latency.
    */
-  async runNow(
+  runNow(
     client: RedisClient,
     keys: readonly string[],
     args: readonly (string | number)[],
   ): Promise<LuaReply> {
-    const send = (name: string, script: string) =>
-      client.sendCommand(
-        new Command(name, [script, keys.length, ...keys, ...args]),
-      ) as Promise<LuaReply>
+    return this.#bySha((command, script) =>
+      client.sendCommand(new Command(command, [script, keys.length, ...keys, ...args])),
+    )
+  }
+
+  /** EVALSHA, and EVAL once more if the server has not (or no longer) got the script. */
+  async #bySha(send: (command: 'evalsha' | 'eval', script: string) => unknown): Promise<LuaReply> {
     try {
-      return await send('evalsha', this.sha)
+      return (await send('evalsha', this.sha)) as LuaReply
     } catch (err) {
       if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err
-      return await send('eval', this.source)
+      return (await send('eval', this.source)) as LuaReply
     }
   }
 }
