@@ -55,12 +55,6 @@ interface Waiter {
   reject: (err: unknown) => void
 }
 
-/** Requests for one coupon waiting for their script call: ARGV and who waits. */
-interface Batch {
-  args: (string | number)[]
-  waiters: Waiter[]
-}
-
 export interface RedisStockGateOptions {
   client: RedisClient
   keys: RedisKeys
@@ -76,7 +70,7 @@ export class RedisStockGate implements StockGate {
   readonly #onRebuild: (couponId: number, winners: number) => void
   readonly #rebuilding = new Map<number, Promise<boolean>>()
   /** This turn's requests, per coupon; sent when the turn's I/O is done. */
-  #batches = new Map<number, Batch>()
+  #batches = new Map<number, Waiter[]>()
   #sendScheduled = false
 
   constructor(options: RedisStockGateOptions) {
@@ -104,12 +98,11 @@ export class RedisStockGate implements StockGate {
         this.#sendScheduled = true
         setImmediate(this.#sendAll)
       }
-      batch = { args: [], waiters: [] }
+      batch = []
       this.#batches.set(couponId, batch)
     }
-    batch.args.push(waiter.userId, waiter.now)
-    batch.waiters.push(waiter)
-    if (batch.waiters.length >= MAX_BATCH) {
+    batch.push(waiter)
+    if (batch.length >= MAX_BATCH) {
       this.#batches.delete(couponId)
       this.#decide(couponId, batch)
     }
@@ -122,7 +115,9 @@ export class RedisStockGate implements StockGate {
     for (const [couponId, batch] of batches) this.#decide(couponId, batch)
   }
 
-  #decide(couponId: number, { args, waiters }: Batch) {
+  #decide(couponId: number, waiters: Waiter[]) {
+    const args: (string | number)[] = []
+    for (const w of waiters) args.push(w.userId, w.now)
     this.#loaded(couponId, (k) =>
       scripts.issue.runNow(this.#client, [k.meta, k.users, k.holes, k.stream], args),
     ).then(
