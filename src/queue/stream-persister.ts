@@ -211,13 +211,13 @@ export class StreamPersister {
     if (err instanceof GateNotLoaded) {
       // Hold the batch, have the gate rebuilt (outside the transaction: the rebuild
       // takes the coupon's row lock), and retry after the usual back-off.
-      this.#retry.set(couponId, [...(this.#retry.get(couponId) ?? []), ...entries])
+      this.#hold(couponId, entries)
       await this.#o.loadGate?.(couponId).catch(() => {})
       throw err
     }
     if (err instanceof UnavailableError || isTransientDbError(err)) {
       // Keep the whole batch in hand (still pending in Redis) and let the loop back off.
-      this.#retry.set(couponId, [...(this.#retry.get(couponId) ?? []), ...entries])
+      this.#hold(couponId, entries)
       throw err
     }
     if (entries.length > 1) {
@@ -234,8 +234,13 @@ export class StreamPersister {
       await stream.deadLetter(entry, `rejected ${attempts} times: ${reason}`)
     } else {
       this.#o.warn(err, 'a win was rejected by the database; will retry')
-      this.#retry.set(couponId, [...(this.#retry.get(couponId) ?? []), entry])
+      this.#hold(couponId, [entry])
     }
+  }
+
+  /** Keeps entries in hand for the worker's next attempt, after those already held. */
+  #hold(couponId: number, entries: StreamWin[]) {
+    this.#retry.set(couponId, [...(this.#retry.get(couponId) ?? []), ...entries])
   }
 
   /** youngest: when the batch's newest win was queued (epoch ms) */
