@@ -2,7 +2,7 @@
  * Every StockGate adapter, built for the contract suite. Selected by
  * FIRSTCOME_TEST_GATES (default "memory,redis,redis-cluster").
  */
-import { loadConfig } from '../../src/config.js'
+import { type Dialect, loadConfig } from '../../src/config.js'
 import type { Db } from '../../src/db/database.js'
 import { databaseGateSource } from '../../src/db/gate-source.js'
 import type { CouponRules } from '../../src/domain/coupon.js'
@@ -77,7 +77,7 @@ export interface RedisGateUnderTest extends GateUnderTest {
   gate: RedisStockGate
   client: RedisClient
   keys: RedisKeys
-  /** the SQLite database the gate rebuilds from */
+  /** the database the gate rebuilds from (SQLite unless `dialect` says otherwise) */
   db: Db
 }
 
@@ -87,16 +87,20 @@ export interface RedisGateOptions {
   /** stops what the gate runs on (a test cluster), after the gate */
   stop?: () => Promise<void>
   onRebuild?: RedisStockGateOptions['onRebuild']
+  /** the database's dialect (default sqlite) */
+  dialect?: Dialect
+  /** the Redis connection's name */
+  name?: string
 }
 
-/** The Redis gate over a key prefix of its own, rebuilding from a SQLite database. */
+/** The Redis gate over a key prefix of its own, rebuilding from a database of its own. */
 export async function createRedisGate(options: RedisGateOptions): Promise<RedisGateUnderTest> {
   const prefix = uniquePrefix()
   const config = loadConfig({ ...options.env, REDIS_KEY_PREFIX: prefix })
   if (!config.redis) throw new Error('no redis config')
-  const client = createRedis(config.redis, 'firstcome-test')
+  const client = createRedis(config.redis, options.name ?? 'firstcome-test')
   await connectRedis(client)
-  const t = await createTestDatabase('sqlite')
+  const t = await createTestDatabase(options.dialect ?? 'sqlite')
   const keys = new RedisKeys(prefix)
   const gate = new RedisStockGate({
     client,

@@ -5,15 +5,10 @@
  */
 import assert from 'node:assert/strict'
 import pino from 'pino'
-import { type Dialect, loadConfig } from '../../src/config.js'
-import { insertCoupon } from '../../src/db/coupons-repo.js'
-import { databaseGateSource } from '../../src/db/gate-source.js'
-import { RedisStockGate } from '../../src/gate/redis-stock-gate.js'
+import type { Dialect } from '../../src/config.js'
 import { RedisStreamWorker } from '../../src/queue/redis-stream-worker.js'
-import { connectRedis, createRedis, type RedisClient } from '../../src/redis/connection.js'
-import { RedisKeys } from '../../src/redis/keys.js'
-import { createTestDatabase, type TestDatabase } from './databases.js'
-import { deleteKeys, REDIS_URL, uniquePrefix } from './redis.js'
+import { createRedisGate, type RedisGateUnderTest } from './gates.js'
+import { REDIS_URL } from './redis.js'
 
 export interface QueuedCoupon {
   couponId: number
@@ -29,61 +24,37 @@ export interface WorkerOptions {
   loadGate?: (couponId: number) => Promise<unknown>
 }
 
-export interface WorkerFixture {
-  client: RedisClient
-  keys: RedisKeys
-  gate: RedisStockGate
-  t: TestDatabase
+export interface WorkerFixture extends RedisGateUnderTest {
   /** A coupon with `wins` wins granted through the gate, all queued in its stream. */
   queuedCoupon(wins: number, totalQuantity?: number | null): Promise<QueuedCoupon>
   worker(options?: WorkerOptions): RedisStreamWorker
-  close(): Promise<void>
 }
 
 export async function workerFixture(dialect: Dialect, name: string): Promise<WorkerFixture> {
-  const prefix = uniquePrefix()
-  const keys = new RedisKeys(prefix)
-  const config = loadConfig({ REDIS_URL, REDIS_KEY_PREFIX: prefix })
-  if (!config.redis) throw new Error('no redis')
-  const client = createRedis(config.redis, name)
-  await connectRedis(client)
-  const t = await createTestDatabase(dialect)
-  const gate = new RedisStockGate({ client, keys, source: databaseGateSource(t.database.db) })
+  const g = await createRedisGate({ env: { REDIS_URL }, dialect, name })
   return {
-    client,
-    keys,
-    gate,
-    t,
+    ...g,
     async queuedCoupon(wins, totalQuantity = null) {
       const now = Date.now()
-      const window = { issueStart: now - 1000, issueEnd: now + 3_600_000 }
-      const coupon = await insertCoupon(
-        t.database.db,
-        {
-          title: 'worker',
-          totalQuantity,
-          discountAmount: 0,
-          minAvailableAmount: 0,
-          issueStart: new Date(window.issueStart),
-          issueEnd: new Date(window.issueEnd),
-        },
-        new Date(),
-      )
-      await gate.configure({ couponId: coupon.id, totalQuantity, ...window })
+      const couponId = await g.addCoupon({
+        totalQuantity,
+        issueStart: now - 1000,
+        issueEnd: now + 3_600_000,
+      })
       const outcomes = await Promise.all(
-        Array.from({ length: wins }, (_, i) => gate.tryIssue(coupon.id, `u${i}`, now)),
+        Array.from({ length: wins }, (_, i) => g.gate.tryIssue(couponId, `u${i}`, now)),
       )
       const ranks = new Map<string, number>()
       for (const o of outcomes) if (o.won) ranks.set(o.win.userId, o.win.rank)
       assert.equal(ranks.size, wins)
-      assert.equal(await client.xlen(keys.coupon(coupon.id).stream), wins)
-      return { couponId: coupon.id, ranks, now }
+      assert.equal(await g.client.xlen(g.keys.coupon(couponId).stream), wins)
+      return { couponId, ranks, now }
     },
     worker({ batchSize = 1000, txRows = 10_000, loadGate } = {}) {
       return new RedisStreamWorker({
-        client,
-        keys,
-        db: t.database.db,
+        client: g.client,
+        keys: g.keys,
+        db: g.db,
         logger: pino({ level: 'silent' }),
         batchSize,
         txRows,
@@ -91,11 +62,6 @@ export async function workerFixture(dialect: Dialect, name: string): Promise<Wor
         maxAttempts: 3,
         loadGate,
       })
-    },
-    async close() {
-      await deleteKeys(client, prefix)
-      await gate.close()
-      await t.drop()
     },
   }
 }

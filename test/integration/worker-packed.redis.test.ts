@@ -20,15 +20,15 @@ for (const dialect of DIALECTS) {
     before(async () => {
       f = await workerFixture(dialect, 'worker-packed-test')
     })
-    after(async () => f?.close())
+    after(async () => f?.dispose())
 
     const worker = (batchSize: number, txRows: number) => f.worker({ batchSize, txRows })
 
     async function assertDrained(couponId: number, wins: number) {
-      const { client, keys, t } = f
+      const { client, keys, db } = f
       const k = keys.coupon(couponId)
-      assert.equal(await countIssues(t.database.db, couponId), wins)
-      assert.equal(await duplicatePairs(t.database.db, couponId), 0)
+      assert.equal(await countIssues(db, couponId), wins)
+      assert.equal(await duplicatePairs(db, couponId), 0)
       assert.equal(await client.xlen(k.stream), 0, 'stream empty')
       const pending = (await client.xpending(k.stream, 'persist')) as [number]
       assert.equal(Number(pending[0]), 0, 'nothing pending')
@@ -45,9 +45,9 @@ for (const dialect of DIALECTS) {
         rank: ranks.get(userId) as number,
         issuedAt: now,
       }))
-      await insertWins(f.t.database.db, already, new Date())
+      await insertWins(f.db, already, new Date())
       assert.equal(await worker(1000, 10_000).drainOnce(), 1500)
-      assert.equal(await countIssues(f.t.database.db, couponId), 1500)
+      assert.equal(await countIssues(f.db, couponId), 1500)
       await assertDrained(couponId, 1500)
     })
 
