@@ -77,7 +77,11 @@ export class CouponCache {
     const inFlight = this.#loading.get(couponId)
     if (inFlight) return inFlight
     const loading: Promise<Entry> = this.#load(couponId).then((rules) => {
-      const entry = { rules, soldOut: false, expiresAt: now + this.#ttlMs }
+      const entry = {
+        rules,
+        soldOut: stillSoldOut(this.#entries.get(couponId), rules),
+        expiresAt: now + this.#ttlMs,
+      }
       if (this.#loading.get(couponId) === loading) {
         this.#loading.delete(couponId)
         if (this.#entries.size >= this.#maxEntries) this.#entries.clear()
@@ -91,6 +95,21 @@ export class CouponCache {
     this.#loading.set(couponId, loading)
     return loading
   }
+}
+
+/**
+ * A refresh keeps what the gate said about the quantity it refreshes: SOLD_OUT
+ * stays certain while the quantity is the same (raising it invalidates the entry
+ * on every node, and a refresh that finds it raised forgets SOLD_OUT), so a sold-out
+ * coupon does not send a burst of requests to the gate once per TTL.
+ */
+function stillSoldOut(prior: Entry | undefined, rules: CouponRules | null): boolean {
+  return (
+    prior?.soldOut === true &&
+    rules !== null &&
+    prior.rules !== null &&
+    prior.rules.totalQuantity === rules.totalQuantity
+  )
 }
 
 function refusalOf(entry: Entry, now: number): Refusal | null {

@@ -40,6 +40,31 @@ describe('CouponCache', () => {
     assert.equal(src.loads(), 2)
   })
 
+  it('keeps SOLD_OUT through a refresh while the quantity is the same', async () => {
+    let found: CouponRules = rules
+    let loads = 0
+    const cache = new CouponCache(
+      async () => {
+        loads++
+        return found
+      },
+      { ttlMs: 100 },
+    )
+    await cache.check(1, 1500)
+    cache.markSoldOut(1)
+    // Expired: answered from the copy while the refresh runs, then by the refresh.
+    assert.equal(cache.check(1, 1600), 'SOLD_OUT')
+    await new Promise((resolve) => setImmediate(resolve))
+    assert.equal(loads, 2)
+    assert.equal(cache.check(1, 1650), 'SOLD_OUT', 'same quantity: still sold out')
+    // A raise whose notice was lost: the next refresh finds it and asks the gate again.
+    found = { ...rules, totalQuantity: 20 }
+    assert.equal(cache.check(1, 1750), 'SOLD_OUT')
+    await new Promise((resolve) => setImmediate(resolve))
+    assert.equal(loads, 3)
+    assert.equal(cache.check(1, 1760), null)
+  })
+
   it('reloads after the TTL', async () => {
     const src = counting()
     const cache = new CouponCache(src.load, { ttlMs: 100 })
