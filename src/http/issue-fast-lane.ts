@@ -20,7 +20,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { performance } from 'node:perf_hooks'
 import type { FastifyInstance } from 'fastify'
-import type { IssueOutcome } from '../domain/coupon.js'
+import type { IssueOutcome, Refusal } from '../domain/coupon.js'
 import { codeToStatus, UnavailableError } from '../domain/errors.js'
 import { normaliseUserId } from '../domain/user-id.js'
 import type { Metrics, RequestTimer } from '../ops/metrics.js'
@@ -134,8 +134,8 @@ export class IssueFastLane {
       const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks)
       this.#answer(req, res, lane, body)
     })
-    // A client gone mid-body: nothing to answer.
-    req.on('error', () => {})
+    // A client gone mid-body: no 'end', nothing to answer. (node:http emits no
+    // 'error' on a request that has no listener for it, so none is added.)
     return true
   }
 
@@ -159,6 +159,10 @@ export class IssueFastLane {
       : issueRequest(parsed, lane.couponId, !!this.#o.verifyUser)
     if (!request) return this.#replay(req, res, body)
     const { couponId } = request
+    // Without user auth, a refusal the cache is certain of is answered in this
+    // turn: most requests of a storm for a sold-out coupon end here.
+    const refusal = this.#o.verifyUser ? null : this.#o.issues.refusalNow(couponId)
+    if (refusal) return this.#send(res, lane, refusalAnswer(lane, refusal))
     this.#userOf(req, request.userId)
       .then((userId) =>
         this.#o.issues
@@ -228,9 +232,13 @@ export class IssueFastLane {
   }
 }
 
+function refusalAnswer(lane: Lane, refusal: Refusal): Answer {
+  return lane.compat ? compatAnswers[refusal] : refusals[refusal]
+}
+
 function answerFor(lane: Lane, couponId: number, userId: string, outcome: IssueOutcome): Answer {
-  if (lane.compat) return outcome.won ? COMPAT_WON : compatAnswers[outcome.refusal]
-  if (!outcome.won) return refusals[outcome.refusal]
+  if (!outcome.won) return refusalAnswer(lane, outcome.refusal)
+  if (lane.compat) return COMPAT_WON
   const body = `{"couponId":${couponId},"userId":${JSON.stringify(userId)},"rank":${outcome.win.rank}}`
   return { status: 201, body: Buffer.from(body) }
 }

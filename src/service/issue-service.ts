@@ -67,7 +67,7 @@ export class IssueService {
     if (this.#cache) {
       const certain = this.#cache.check(couponId, now)
       const refusal = certain instanceof Promise ? await certain : certain
-      if (refusal) return this.#outcome({ won: false, refusal })
+      if (refusal) return this.#outcome(refused[refusal])
     }
     const outcome = await this.#gate.tryIssue(couponId, userId, now)
     if (outcome.won) {
@@ -76,6 +76,21 @@ export class IssueService {
       this.#cache?.markSoldOut(couponId)
     }
     return this.#outcome(outcome)
+  }
+
+  /**
+   * The refusal the local cache is certain of now, counted like any outcome, for a
+   * caller that can answer without waiting; null when only issue() can decide (the
+   * gate must, or the coupon is not cached yet: issue() then shares that load).
+   * It never touches the gate, so it is as fair as issue(): every request the
+   * cache cannot refuse still goes to the gate in arrival order.
+   */
+  refusalNow(couponId: number): Refusal | null {
+    if (!this.#cache) return null
+    const certain = this.#cache.check(couponId, this.#now())
+    if (certain === null || certain instanceof Promise) return null
+    this.#onOutcome(refused[certain])
+    return certain
   }
 
   #outcome(outcome: IssueOutcome): IssueOutcome {
@@ -132,3 +147,8 @@ export const refusalMessages: Record<Refusal, string> = {
   ALREADY_ISSUED: 'This user has already been issued this coupon.',
   SOLD_OUT: 'All coupons have been issued.',
 }
+
+/** The refusals as outcomes, made once: most answers of a storm are one of them. */
+const refused = Object.fromEntries(
+  Object.keys(refusalMessages).map((refusal) => [refusal, Object.freeze({ won: false, refusal })]),
+) as Record<Refusal, IssueOutcome>

@@ -8,102 +8,16 @@ import assert from 'node:assert/strict'
 import { Readable } from 'node:stream'
 import { after, before, describe, it } from 'node:test'
 import { SignJWT } from 'jose'
-import { request } from 'undici'
 import { countIssues } from '../../src/db/issues-repo.js'
 import { createCoupon, HOUR, iso, startApp, type TestApp } from '../helpers/app.js'
-
-const JSON_TYPE = { 'content-type': 'application/json' }
-
-interface Req {
-  /** the path, with `{c}` for the coupon under test */
-  path?: string
-  body?: string | (() => Readable)
-  headers?: Record<string, string>
-}
-
-interface Seen {
-  status: number
-  body: string
-  contentType: string | undefined
-  retryAfter: string | undefined
-}
-
-async function viaSocket(t: TestApp, path: string, req: Req): Promise<Seen> {
-  const body = typeof req.body === 'function' ? req.body() : req.body
-  const res = await request(`${t.url}${path}`, {
-    method: 'POST',
-    headers: req.headers ?? JSON_TYPE,
-    body,
-  })
-  return {
-    status: res.statusCode,
-    body: await res.body.text(),
-    contentType: res.headers['content-type'] as string | undefined,
-    retryAfter: res.headers['retry-after'] as string | undefined,
-  }
-}
-
-async function viaInject(t: TestApp, path: string, req: Req): Promise<Seen> {
-  const res = await t.app.inject({
-    method: 'POST',
-    url: path,
-    headers: req.headers ?? JSON_TYPE,
-    payload: typeof req.body === 'function' ? req.body() : req.body,
-  })
-  return {
-    status: res.statusCode,
-    body: res.body,
-    contentType: res.headers['content-type'] as string | undefined,
-    retryAfter: res.headers['retry-after'] as string | undefined,
-  }
-}
-
-const couponIdsAway = (body: string, id: number) =>
-  body.replaceAll(`"couponId":${id}`, '"couponId":"C"').replaceAll(`/coupons/${id}/`, '/coupons/C/')
-
-/**
- * Runs the requests in order against a socket coupon and an inject coupon made by
- * `make`, and asserts each pair of answers is the same. `{c}` in a path or a body
- * is the coupon's id.
- */
-async function sameAnswers(
-  t: TestApp,
-  make: () => Promise<number>,
-  requests: Req[],
-): Promise<{ answers: Seen[]; coupons: number[] }> {
-  const coupons = [await make(), await make()]
-  const [bySocket, byInject] = coupons as [number, number]
-  const answers: Seen[] = []
-  const forCoupon = (req: Req, id: number): Req => ({
-    ...req,
-    body: typeof req.body === 'string' ? req.body.replaceAll('{c}', String(id)) : req.body,
-  })
-  for (const req of requests) {
-    const path = req.path ?? '/v1/coupons/{c}/issues'
-    const s = await viaSocket(t, path.replace('{c}', String(bySocket)), forCoupon(req, bySocket))
-    const i = await viaInject(t, path.replace('{c}', String(byInject)), forCoupon(req, byInject))
-    const what = `${path} ${typeof req.body === 'string' ? req.body.slice(0, 80) : '(stream)'}`
-    assert.equal(s.status, i.status, `status of ${what}`)
-    assert.equal(
-      couponIdsAway(s.body, bySocket),
-      couponIdsAway(i.body, byInject),
-      `body of ${what}`,
-    )
-    assert.equal(s.contentType, i.contentType, `content-type of ${what}`)
-    assert.equal(s.retryAfter, i.retryAfter, `retry-after of ${what}`)
-    answers.push(s)
-  }
-  return { answers, coupons }
-}
-
-const issueBody = (userId: unknown) => JSON.stringify({ userId })
-const compat = (userId: unknown, couponId: unknown = '{c}') => ({
-  path: '/v2/issue-async',
-  body:
-    couponId === '{c}'
-      ? `{"userId":${JSON.stringify(userId)},"couponId":{c}}`
-      : JSON.stringify({ userId, couponId }),
-})
+import {
+  compat,
+  issueBody,
+  JSON_TYPE,
+  type Req,
+  sameAnswers,
+  viaSocket,
+} from '../helpers/fast-lane.js'
 
 describe('issue fast lane: the same answers as Fastify', () => {
   let t: TestApp
