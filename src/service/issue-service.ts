@@ -88,7 +88,13 @@ export class IssueService {
   refusalNow(couponId: number): Refusal | null {
     if (!this.#cache) return null
     const certain = this.#cache.check(couponId, this.#now())
-    if (certain === null || certain instanceof Promise) return null
+    if (certain instanceof Promise) {
+      // issue() waits for the same load and hears its failure; this copy is not
+      // awaited, so it must not become an unhandled rejection.
+      certain.catch(() => {})
+      return null
+    }
+    if (certain === null) return null
     this.#onOutcome(refused[certain])
     return certain
   }
