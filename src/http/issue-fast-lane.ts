@@ -20,7 +20,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { performance } from 'node:perf_hooks'
 import type { FastifyInstance } from 'fastify'
-import type { IssueOutcome, Refusal } from '../domain/coupon.js'
+import type { IssueOutcome } from '../domain/coupon.js'
 import { codeToStatus, UnavailableError } from '../domain/errors.js'
 import { normaliseUserId } from '../domain/user-id.js'
 import type { Metrics, RequestTimer } from '../ops/metrics.js'
@@ -159,26 +159,24 @@ export class IssueFastLane {
       : issueRequest(parsed, lane.couponId, !!this.#o.verifyUser)
     if (!request) return this.#replay(req, res, body)
     const { couponId } = request
-    // Without user auth, a refusal the cache is certain of is answered in this
-    // turn: most requests of a storm for a sold-out coupon end here.
-    const refusal = this.#o.verifyUser ? null : this.#o.issues.refusalNow(couponId)
-    if (refusal) return this.#send(res, lane, refusalAnswer(lane, refusal))
-    this.#userOf(req, request.userId)
-      .then((userId) =>
-        this.#o.issues
-          .issue(couponId, userId)
-          .then((outcome) => answerFor(lane, couponId, userId, outcome)),
-      )
-      .then(
-        (answer) => this.#send(res, lane, answer),
-        (err: unknown) => this.#send(res, lane, this.#failure(lane, err)),
-      )
+    // Without user auth the body's userId is the user (the shape check vouched for it).
+    if (!this.#o.verifyUser)
+      return this.#issue(res, lane, couponId, normaliseUserId(request.userId) as string)
+    actingUser(req, this.#o.verifyUser, request.userId).then(
+      (userId) => this.#issue(res, lane, couponId, userId),
+      (err: unknown) => this.#send(res, lane, this.#failure(lane, err)),
+    )
   }
 
-  /** Without user auth the body's userId is the user (the shape check vouched for it). */
-  #userOf(req: IncomingMessage, claimed: unknown): Promise<string> {
-    if (!this.#o.verifyUser) return Promise.resolve(normaliseUserId(claimed) as string)
-    return actingUser(req, this.#o.verifyUser, claimed)
+  /** Answered in this turn when the service is certain at once (a cached refusal). */
+  #issue(res: ServerResponse, lane: Lane, couponId: number, userId: string) {
+    const outcome = this.#o.issues.issue(couponId, userId)
+    if (!(outcome instanceof Promise))
+      return this.#send(res, lane, answerFor(lane, couponId, userId, outcome))
+    outcome.then(
+      (decided) => this.#send(res, lane, answerFor(lane, couponId, userId, decided)),
+      (err: unknown) => this.#send(res, lane, this.#failure(lane, err)),
+    )
   }
 
   #failure(lane: Lane, err: unknown): Answer {
@@ -232,13 +230,9 @@ export class IssueFastLane {
   }
 }
 
-function refusalAnswer(lane: Lane, refusal: Refusal): Answer {
-  return lane.compat ? compatAnswers[refusal] : refusals[refusal]
-}
-
 function answerFor(lane: Lane, couponId: number, userId: string, outcome: IssueOutcome): Answer {
-  if (!outcome.won) return refusalAnswer(lane, outcome.refusal)
-  if (lane.compat) return COMPAT_WON
+  if (lane.compat) return outcome.won ? COMPAT_WON : compatAnswers[outcome.refusal]
+  if (!outcome.won) return refusals[outcome.refusal]
   const body = `{"couponId":${couponId},"userId":${JSON.stringify(userId)},"rank":${outcome.win.rank}}`
   return { status: 201, body: Buffer.from(body) }
 }

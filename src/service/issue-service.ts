@@ -62,13 +62,25 @@ export class IssueService {
     this.#now = deps.now ?? Date.now
   }
 
-  async issue(couponId: number, userId: string): Promise<IssueOutcome> {
+  /**
+   * The outcome, given at once (not a promise) when the local cache is certain of
+   * a refusal: a caller that can answer in the same turn does, which is most of a
+   * storm for a sold-out coupon. Everything else goes to the gate, in call order.
+   */
+  issue(couponId: number, userId: string): IssueOutcome | Promise<IssueOutcome> {
     const now = this.#now()
     if (this.#cache) {
       const certain = this.#cache.check(couponId, now)
-      const refusal = certain instanceof Promise ? await certain : certain
-      if (refusal) return this.#outcome(refused[refusal])
+      if (certain instanceof Promise)
+        return certain.then((refusal) =>
+          refusal ? this.#outcome(refused[refusal]) : this.#decide(couponId, userId, now),
+        )
+      if (certain) return this.#outcome(refused[certain])
     }
+    return this.#decide(couponId, userId, now)
+  }
+
+  async #decide(couponId: number, userId: string, now: number): Promise<IssueOutcome> {
     const outcome = await this.#gate.tryIssue(couponId, userId, now)
     if (outcome.won) {
       if (this.#recorder) await this.#recorder.record(outcome.win)
@@ -76,27 +88,6 @@ export class IssueService {
       this.#cache?.markSoldOut(couponId)
     }
     return this.#outcome(outcome)
-  }
-
-  /**
-   * The refusal the local cache is certain of now, counted like any outcome, for a
-   * caller that can answer without waiting; null when only issue() can decide (the
-   * gate must, or the coupon is not cached yet: issue() then shares that load).
-   * It never touches the gate, so it is as fair as issue(): every request the
-   * cache cannot refuse still goes to the gate in arrival order.
-   */
-  refusalNow(couponId: number): Refusal | null {
-    if (!this.#cache) return null
-    const certain = this.#cache.check(couponId, this.#now())
-    if (certain instanceof Promise) {
-      // issue() waits for the same load and hears its failure; this copy is not
-      // awaited, so it must not become an unhandled rejection.
-      certain.catch(() => {})
-      return null
-    }
-    if (certain === null) return null
-    this.#onOutcome(refused[certain])
-    return certain
   }
 
   #outcome(outcome: IssueOutcome): IssueOutcome {

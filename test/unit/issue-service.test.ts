@@ -12,7 +12,7 @@ const rules: CouponRules = { couponId: 1, totalQuantity: 10, issueStart: 1_000, 
 function service(load: () => Promise<CouponRules | null>) {
   const outcomes: IssueOutcome[] = []
   const issues = new IssueService({
-    // issue() and refusalNow() never read the database: the cache's loader does.
+    // issue() never reads the database: the cache's loader does.
     db: {} as Db,
     gate: new MemoryStockGate(),
     recorder: null,
@@ -23,20 +23,31 @@ function service(load: () => Promise<CouponRules | null>) {
   return { issues, outcomes }
 }
 
-describe('IssueService.refusalNow', () => {
-  it('answers what the cache is certain of, counted once; null for what only issue() decides', async () => {
+describe('IssueService.issue with the local cache', () => {
+  it('answers at once, not as a promise, what the cache is certain of, each counted once', async () => {
     const ended = { ...rules, issueEnd: 1_200 }
     const { issues, outcomes } = service(async () => ended)
-    assert.equal(issues.refusalNow(1), null, 'not cached yet')
-    assert.deepEqual(await issues.issue(1, 'u1'), { won: false, refusal: 'ISSUE_ENDED' })
-    assert.equal(issues.refusalNow(1), 'ISSUE_ENDED')
+    const first = issues.issue(1, 'u1')
+    assert.ok(first instanceof Promise, 'not cached yet: the load is awaited')
+    assert.deepEqual(await first, { won: false, refusal: 'ISSUE_ENDED' })
+    assert.deepEqual(issues.issue(1, 'u2'), { won: false, refusal: 'ISSUE_ENDED' })
     assert.deepEqual(
       outcomes.map((o) => (o.won ? 'WON' : o.refusal)),
       ['ISSUE_ENDED', 'ISSUE_ENDED'],
     )
   })
 
-  it('a coupon whose load fails: null, issue() hears the failure, and nothing is left unhandled', async () => {
+  it('what the cache cannot refuse goes to the gate, as a promise', async () => {
+    const { issues, outcomes } = service(async () => rules)
+    await issues.issue(1, 'u0') // loads the coupon into the cache
+    const decided = issues.issue(1, 'u1')
+    assert.ok(decided instanceof Promise)
+    // The memory gate was never told of the coupon: it answers COUPON_NOT_FOUND.
+    assert.deepEqual(await decided, { won: false, refusal: 'COUPON_NOT_FOUND' })
+    assert.equal(outcomes.length, 2)
+  })
+
+  it('a coupon whose load fails: issue() rejects with the failure, and nothing is left unhandled', async () => {
     const unhandled: unknown[] = []
     const onUnhandled = (reason: unknown) => unhandled.push(reason)
     process.on('unhandledRejection', onUnhandled)
@@ -44,8 +55,7 @@ describe('IssueService.refusalNow', () => {
       const { issues } = service(async () => {
         throw new Error('database down')
       })
-      assert.equal(issues.refusalNow(1), null)
-      await assert.rejects(issues.issue(1, 'u1'), /database down/)
+      await assert.rejects(async () => issues.issue(1, 'u1'), /database down/)
       await new Promise((resolve) => setTimeout(resolve, 20))
       assert.deepEqual(unhandled, [])
     } finally {
