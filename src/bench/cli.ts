@@ -78,7 +78,9 @@ Figures: throughput is answers / wall time; failed = timeouts + connection error
 + answers the scenario does not expect (seed: 201 and 409 SOLD_OUT/ALREADY_ISSUED
 are expected); latency percentiles cover answered requests. The client shares the
 machine with the server: its CPU is printed beside the server's, and so is the
-kernel's accept-queue overflow count (TcpExt ListenOverflows) over the run.
+kernel's accept-queue overflow count (TcpExt ListenOverflows) over the run. A
+server the bench started has its warnings and errors counted, start to stop, and
+its most frequent messages printed after the table.
 Client: ${CLIENT_NAME}.
 Exit status: 0, or 1 when an invariant failed, 2 for bad flags.`
 

@@ -6,6 +6,7 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { processCpuMs, processRss, type Rss } from './kernel.js'
 import { nodeEntry } from './node-entry.js'
+import { ServerLog, type ServerLogSummary } from './server-log.js'
 
 export interface ServerProcess {
   url: string
@@ -16,6 +17,8 @@ export interface ServerProcess {
   rss(): Rss | null
   /** The last output of the process, for an error message. */
   output(): string
+  /** what it has logged at warn or above so far */
+  log(): ServerLogSummary
   /** SIGTERM, then SIGKILL if it has not exited in time. */
   stop(): Promise<void>
   /** SIGTERM now, without waiting (the bench itself is being stopped). */
@@ -47,6 +50,9 @@ export async function startServer(module: string, o: StartOptions): Promise<Serv
   }
   child.stdout?.on('data', keep)
   child.stderr?.on('data', keep)
+  const log = new ServerLog()
+  child.stdout?.on('data', log.stream())
+  child.stderr?.on('data', log.stream())
   const exited = new Promise<number | null>((resolve) =>
     child.once('exit', (code) => resolve(code)),
   )
@@ -56,6 +62,7 @@ export async function startServer(module: string, o: StartOptions): Promise<Serv
     cpuMs: () => processCpuMs(child.pid ?? 0),
     rss: () => processRss(child.pid ?? 0),
     output: () => output,
+    log: () => log.summary(),
     stop: () => stopChild(child, exited),
     kill: () => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM')

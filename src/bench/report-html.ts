@@ -4,7 +4,7 @@
  * and errors per second, latency percentiles per second (log scale), outcomes.
  */
 import type { BenchReport, RunReport } from './report.js'
-import { describeLoad, fmtInt, summaryRows } from './report-text.js'
+import { describeLoad, fmtInt, serverLogLines, summaryRows } from './report-text.js'
 
 const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
 
@@ -173,6 +173,12 @@ function invariantList(r: BenchReport): string {
   return `<h2>Invariants: ${r.invariantsPass ? 'all pass' : 'FAILED'}</h2><ul class="inv">${items}</ul>`
 }
 
+function serverLogBlock(r: BenchReport): string {
+  const [, head, ...messages] = serverLogLines(r)
+  if (!head) return ''
+  return `<h2>${esc(head)}</h2>${messages.length ? `<pre>${esc(messages.join('\n'))}</pre>` : ''}`
+}
+
 export function renderHtml(r: BenchReport): string {
   const runs: [string, RunReport][] = [['firstcome', r.runs.firstcome]]
   if (r.runs.baseline) runs.push(['baseline', r.runs.baseline])
@@ -206,6 +212,7 @@ ${throughputChart(runs, r.load.durationSeconds)}
 ${runs.map(([name, run]) => latencyChart(name, run)).join('\n')}
 ${outcomeBars(runs)}
 ${invariantList(r)}
+${serverLogBlock(r)}
 </body></html>
 `
 }

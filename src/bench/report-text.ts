@@ -111,6 +111,7 @@ export function renderText(r: BenchReport): string {
     if (x.errorSamples.length > 0)
       out.push('', `connection errors (${x.server}): ${x.errorSamples.join('; ')}`)
   }
+  out.push(...serverLogLines(r))
   if (r.invariants) {
     out.push('', `Invariants (${r.invariantsPass ? 'all pass' : 'FAILED'})`)
     for (const line of r.invariants) {
@@ -126,4 +127,16 @@ export function renderText(r: BenchReport): string {
   }
   out.push('', `command: ${r.command}`, '')
   return out.join('\n')
+}
+
+/** The started server's warnings and errors: none is a line too, so a clean log is seen. */
+export function serverLogLines(r: BenchReport): string[] {
+  const log = r.serverLog
+  if (!log) return []
+  const plural = (n: number, word: string) => `${fmtInt(n)} ${word}${n === 1 ? '' : 's'}`
+  return [
+    '',
+    `Server log (firstcome, start to stop): ${plural(log.warnings, 'warning')}, ${plural(log.errors, 'error')}`,
+    ...log.messages.map((m) => `  ${m.level} ×${fmtInt(m.count)}  ${m.message}`),
+  ]
 }

@@ -17,6 +17,10 @@
  *                      left to each server, so it varies less between runs
  *   invariants         [{ name, ok (true|false|null = not checked), detail }], or null
  *   invariantsPass     false when any invariant failed
+ *   serverLog          { warnings, errors, messages: [{ level, message, count }] }:
+ *                      what the firstcome server the bench started logged at warn
+ *                      or above from start to stop (the five most frequent
+ *                      messages); null with --url
  *
  * RunReport:
  *   target, server (how it was run), couponId, quantity
@@ -48,6 +52,7 @@ import type { InvariantLine } from './invariants.js'
 import type { ListenCounters, Rss } from './kernel.js'
 import { expectationFor, tallyOutcomes } from './outcomes.js'
 import type { ScenarioName } from './scenarios.js'
+import type { ServerLogSummary } from './server-log.js'
 import {
   addCounts,
   mergeHistograms,
@@ -120,6 +125,8 @@ export interface BenchReport {
   ratios: { throughput: number; p99: number; serverCpuPerRequest: number | null } | null
   invariants: InvariantLine[] | null
   invariantsPass: boolean
+  /** what the firstcome server the bench started logged at warn or above, start to stop (null: --url) */
+  serverLog: ServerLogSummary | null
 }
 
 /** bytes → MiB with one decimal */

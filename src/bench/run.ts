@@ -259,6 +259,7 @@ export async function runBenchmark(
     await target.server?.stop()
     target.cleanup()
   }
+  const serverLog = target.server?.log() ?? null
 
   let baseline: RunReport | null = null
   if (o.baseline) {
@@ -307,5 +308,6 @@ export async function runBenchmark(
     ratios: ratios(firstcome, baseline),
     invariants,
     invariantsPass: allPass(invariants),
+    serverLog,
   }
 }

@@ -91,8 +91,10 @@ describe('firstcome bench', { timeout: 60_000 }, () => {
     assert.equal(code, 0, stderr)
     assert.match(stdout, /Total requests/)
     assert.match(stdout, /Invariants \(all pass\)/)
+    assert.match(stdout, /Server log \(firstcome, start to stop\): 0 warnings, 0 errors/)
     const report = readReport(json)
     assertCleanRun(report)
+    assert.deepEqual(report.serverLog, { warnings: 0, errors: 0, messages: [] })
     assert.equal(report.version, 1)
     assert.equal(report.load.shape, 'closed')
     assert.equal(report.load.connections, 20)
@@ -148,5 +150,33 @@ describe('firstcome bench', { timeout: 60_000 }, () => {
     assert.equal(baseline.requests.failed, 0)
     assert.ok(report.ratios && report.ratios.throughput > 0 && report.ratios.p99 > 0)
     assert.ok(report.ratios.serverCpuPerRequest === null || report.ratios.serverCpuPerRequest > 0)
+  })
+
+  it('reports what the started server logged at warn or above', async () => {
+    const json = join(dir, 'log.json')
+    // Loaded into the started server: one Node warning (stderr), one pino-shaped warning (stdout).
+    const preload =
+      'data:text/javascript,process.emitWarning("disk nearly full");' +
+      'console.log(JSON.stringify({level:40,msg:"worker backing off",err:{message:"ECONNRESET"}}))'
+    const { code, stdout, stderr } = await bench([
+      '-c',
+      '5',
+      '-d',
+      '1',
+      '--quantity',
+      '50',
+      `--server-node-option=--import=${preload}`,
+      '--json',
+      json,
+    ])
+    assert.equal(code, 0, stderr)
+    assert.match(stdout, /Server log \(firstcome, start to stop\): 2 warnings, 0 errors/)
+    assert.match(stdout, /warn ×1 {2}worker backing off: ECONNRESET/)
+    const report = readReport(json)
+    assert.equal(report.serverLog?.warnings, 2)
+    assert.deepEqual(report.serverLog?.messages.map((m) => m.message).sort(), [
+      'Warning: disk nearly full',
+      'worker backing off: ECONNRESET',
+    ])
   })
 })
