@@ -37,7 +37,10 @@ const DRAIN_TIMEOUT_MS = 10_000
 export interface Container {
   config: Readonly<Config>
   logger: Logger
+  /** the event-day paths: gate loads, the worker, admin, readiness */
   database: Database
+  /** public reads (status, stats, a coupon): a pool apart, so a slow one starves only its kind */
+  reads: Database
   gate: StockGate
   events: CouponEvents
   recorder: WinRecorder | null
@@ -65,7 +68,25 @@ export async function createContainer(
   config: Readonly<Config>,
   logger: Logger,
 ): Promise<Container> {
-  const database = openDatabase(config.databaseUrl, config.dialect, { poolSize: config.dbPoolSize })
+  const { databaseUrl, dialect, dbTimeouts: timeouts } = config
+  const database = openDatabase(databaseUrl, dialect, {
+    poolSize: config.dbPoolSize,
+    timeouts,
+    role: 'core',
+  })
+  // SQLite has one connection, and nothing waits for a lock inside one process.
+  const reads =
+    dialect === 'sqlite'
+      ? database
+      : openDatabase(databaseUrl, dialect, {
+          poolSize: config.dbReadPoolSize,
+          timeouts,
+          role: 'reads',
+        })
+  const closeDatabases = async () => {
+    if (reads !== database) await reads.close()
+    await database.close()
+  }
   const metrics = new Metrics()
   let adapters: Adapters
   try {
@@ -74,7 +95,7 @@ export async function createContainer(
       ? await redisAdapters(config, config.redis, logger, database, metrics)
       : await embeddedAdapters(logger, database)
   } catch (err) {
-    await database.close().catch(() => {})
+    await closeDatabases().catch(() => {})
     throw err
   }
   const { gate, recorder, cache, events } = adapters
@@ -82,24 +103,27 @@ export async function createContainer(
     config,
     logger,
     database,
+    reads,
     gate,
     events,
     recorder,
     metrics,
     issues: new IssueService({
-      db: database.db,
+      // Only status and stats read through it; the issue path loads through the cache.
+      db: reads.db,
       gate,
       recorder,
       cache,
       onOutcome: (o) => metrics.countOutcome(o),
     }),
-    coupons: new CouponService(database.db, gate, events),
+    coupons: new CouponService(database.db, gate, events, reads.db),
+    // Through the core pool: busy public reads do not make the database look down.
     checks: { ...adapters.checks, database: () => database.ping() },
     verifyUser: config.jwt ? userVerifier(config.jwt) : null,
     startWorker: adapters.startWorker,
     async close() {
       await adapters.close()
-      await database.close()
+      await closeDatabases()
     },
   }
 }

@@ -27,13 +27,16 @@ export class CouponService {
   readonly #db: Db
   readonly #gate: StockGate
   readonly #events: CouponEvents
+  /** the public read of a coupon goes through it (a pool apart from the admin's) */
+  readonly #reads: Db
   /** PATCHes of one coupon run one after another, so gate and row end up alike. */
   readonly #patching = new Map<number, Promise<unknown>>()
 
-  constructor(db: Db, gate: StockGate, events: CouponEvents) {
+  constructor(db: Db, gate: StockGate, events: CouponEvents, reads: Db = db) {
     this.#db = db
     this.#gate = gate
     this.#events = events
+    this.#reads = reads
   }
 
   async create(draft: CouponDraft): Promise<Coupon> {
@@ -98,7 +101,8 @@ export class CouponService {
   }
 
   async get(id: number): Promise<CouponView> {
-    const coupon = await this.#require(id)
+    const coupon = await findCoupon(this.#reads, id)
+    if (!coupon) throw new AppError('COUPON_NOT_FOUND', `coupon ${id} does not exist`)
     const won = await this.#gate.won(id)
     return { ...coupon, remainingQuantity: remainingQuantity(rulesOf(coupon), won) }
   }
