@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from 'pino'
 import type { AppDeps } from './app.js'
 import type { Config, RedisConfig } from './config.js'
-import { findCoupon, listCoupons } from './db/coupons-repo.js'
+import { findCoupon, listCouponIds, listCoupons } from './db/coupons-repo.js'
 import { type Database, openDatabase } from './db/database.js'
 import { databaseGateSource } from './db/gate-source.js'
 import { listWins } from './db/issues-repo.js'
@@ -30,6 +30,7 @@ import { RedisKeys } from './redis/keys.js'
 import { CouponCache } from './service/coupon-cache.js'
 import { CouponService } from './service/coupon-service.js'
 import { IssueService } from './service/issue-service.js'
+import { KnownCoupons } from './service/known-coupons.js'
 
 /** How long a stop waits for the group commit to write what it holds. */
 const DRAIN_TIMEOUT_MS = 10_000
@@ -88,17 +89,25 @@ export async function createContainer(
     await database.close()
   }
   const metrics = new Metrics()
+  // Requests for ids that do not exist are answered from it, not by a query each.
+  const known = new KnownCoupons(() => listCouponIds(database.db))
   let adapters: Adapters
   try {
     await migrateToLatest(database.db, config.dialect)
     adapters = config.redis
-      ? await redisAdapters(config, config.redis, logger, database, metrics)
+      ? await redisAdapters(config, config.redis, logger, database, metrics, known)
       : await embeddedAdapters(logger, database)
   } catch (err) {
     await closeDatabases().catch(() => {})
     throw err
   }
   const { gate, recorder, cache, events } = adapters
+  // Every node hears of a coupon created anywhere (and of every change, which is
+  // of a coupon that exists).
+  events.subscribe((id) => {
+    if (id !== null) known.add(id)
+  })
+  const readCoupon = (id: number) => known.find(id, (i) => findCoupon(reads.db, i))
   return {
     config,
     logger,
@@ -111,12 +120,13 @@ export async function createContainer(
     issues: new IssueService({
       // Only status and stats read through it; the issue path loads through the cache.
       db: reads.db,
+      findCoupon: readCoupon,
       gate,
       recorder,
       cache,
       onOutcome: (o) => metrics.countOutcome(o),
     }),
-    coupons: new CouponService(database.db, gate, events, reads.db),
+    coupons: new CouponService(database.db, gate, events, readCoupon),
     // Through the core pool: busy public reads do not make the database look down.
     checks: { ...adapters.checks, database: () => database.ping() },
     verifyUser: config.jwt ? userVerifier(config.jwt) : null,
@@ -198,6 +208,7 @@ async function redisAdapters(
   logger: Logger,
   database: Database,
   metrics: Metrics,
+  known: KnownCoupons,
 ): Promise<Adapters> {
   const keys = new RedisKeys(redis.keyPrefix)
   const client = createRedis(redis, 'firstcome-api')
@@ -217,7 +228,7 @@ async function redisAdapters(
   const events = new RedisCouponEvents(client, subscriber, keys.couponChanged)
   await events.start()
   const cache = new CouponCache(async (id) => {
-    const coupon = await findCoupon(database.db, id)
+    const coupon = await known.find(id, (i) => findCoupon(database.db, i))
     return coupon && rulesOf(coupon)
   })
   events.subscribe((id) => (id === null ? cache.clear() : cache.invalidate(id)))
