@@ -27,9 +27,11 @@ import { RedisStreamWorker } from './queue/redis-stream-worker.js'
 import type { WinRecorder } from './queue/win-recorder.js'
 import { connectRedis, createRedis, type RedisClient } from './redis/connection.js'
 import { RedisKeys } from './redis/keys.js'
+import { CouponBox } from './service/coupon-box.js'
 import { CouponCache } from './service/coupon-cache.js'
 import { CouponService } from './service/coupon-service.js'
 import { IssueService } from './service/issue-service.js'
+import { SpendService } from './service/spend-service.js'
 
 /** How long a stop waits for the group commit to write what it holds. */
 const DRAIN_TIMEOUT_MS = 10_000
@@ -43,6 +45,8 @@ export interface Container {
   recorder: WinRecorder | null
   coupons: CouponService
   issues: IssueService
+  spends: SpendService
+  box: CouponBox
   metrics: Metrics
   checks: ReadinessChecks
   verifyUser: UserVerifier | null
@@ -94,6 +98,16 @@ export async function createContainer(
       onOutcome: (o) => metrics.countOutcome(o),
     }),
     coupons: new CouponService(database.db, gate, events),
+    spends: new SpendService({
+      db: database.db,
+      gate,
+      persistDelayMs: config.redis ? config.worker.persistDelayMs : 0,
+      onSpent: (couponId, inserted) => {
+        metrics.spent.inc({ coupon: String(couponId) })
+        metrics.persisted.inc(inserted)
+      },
+    }),
+    box: new CouponBox({ db: database.db, gate }),
     checks: { ...adapters.checks, database: () => database.ping() },
     verifyUser: config.jwt ? userVerifier(config.jwt) : null,
     startWorker: adapters.startWorker,
@@ -109,6 +123,8 @@ export function appDepsOf(c: Container): AppDeps {
   return {
     coupons: c.coupons,
     issues: c.issues,
+    spends: c.spends,
+    box: c.box,
     metrics: c.metrics,
     checks: c.checks,
     adminToken: c.config.adminToken,

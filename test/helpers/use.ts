@@ -1,0 +1,74 @@
+/**
+ * Requests of the routes after the win — spend (use), give back (cancel), the
+ * coupon box — through `inject()`, and the rows they change.
+ */
+import type { FastifyInstance } from 'fastify'
+import type { Db } from '../../src/db/database.js'
+
+export function useCoupon(
+  app: FastifyInstance,
+  couponId: number,
+  userId: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+) {
+  return app.inject({
+    method: 'POST',
+    url: `/v1/coupons/${couponId}/issues/${encodeURIComponent(userId)}/use`,
+    headers,
+    payload: body as object,
+  })
+}
+
+export function cancelUse(
+  app: FastifyInstance,
+  couponId: number,
+  userId: string,
+  orderId: string,
+  headers: Record<string, string> = {},
+) {
+  return app.inject({
+    method: 'DELETE',
+    url: `/v1/coupons/${couponId}/issues/${encodeURIComponent(userId)}/use?orderId=${encodeURIComponent(orderId)}`,
+    headers,
+  })
+}
+
+export function couponBox(
+  app: FastifyInstance,
+  userId: string,
+  headers: Record<string, string> = {},
+) {
+  return app.inject({
+    method: 'GET',
+    url: `/v1/users/${encodeURIComponent(userId)}/coupons`,
+    headers,
+  })
+}
+
+export function issueStatus(app: FastifyInstance, couponId: number, userId: string) {
+  return app.inject({
+    method: 'GET',
+    url: `/v1/coupons/${couponId}/issues/${encodeURIComponent(userId)}`,
+  })
+}
+
+/** A user's row as stored (null: none), for before/after comparisons. */
+export async function issueRow(db: Db, couponId: number, userId: string) {
+  const row = await db
+    .selectFrom('coupon_issues')
+    .selectAll()
+    .where('coupon_id', '=', couponId)
+    .where('user_id', '=', userId)
+    .executeTakeFirst()
+  return row ?? null
+}
+
+export async function issuedQuantity(db: Db, couponId: number): Promise<number> {
+  const row = await db
+    .selectFrom('coupons')
+    .select('issued_quantity')
+    .where('id', '=', couponId)
+    .executeTakeFirstOrThrow()
+  return Number(row.issued_quantity)
+}
