@@ -3,6 +3,7 @@
  * coupon box — through `inject()`, and the rows they change.
  */
 import type { FastifyInstance } from 'fastify'
+import type { Pool } from 'undici'
 import type { Db } from '../../src/db/database.js'
 
 export function useCoupon(
@@ -71,4 +72,26 @@ export async function issuedQuantity(db: Db, couponId: number): Promise<number> 
     .where('id', '=', couponId)
     .executeTakeFirstOrThrow()
   return Number(row.issued_quantity)
+}
+
+export interface SpendReply {
+  status: number
+  body: unknown
+}
+
+/** `POST …/use` over a real socket (a Pool), for storms of concurrent spends. */
+export async function spendOver(
+  pool: Pool,
+  couponId: number,
+  userId: string,
+  orderId: string,
+  orderAmount = 200_000,
+): Promise<SpendReply> {
+  const res = await pool.request({
+    method: 'POST',
+    path: `/v1/coupons/${couponId}/issues/${encodeURIComponent(userId)}/use`,
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ orderId, orderAmount }),
+  })
+  return { status: res.statusCode, body: await res.body.json() }
 }
