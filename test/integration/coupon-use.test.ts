@@ -91,6 +91,12 @@ function contract(service: () => TestApp) {
     assert.equal(row?.order_id, 'order-1')
     assert.equal(new Date(row?.date_used ?? 0).toISOString(), body.usedAt)
     assert.equal(await issuedQuantity(db(), id), 1)
+    // Counted once per coupon spent, not per retry.
+    const metrics = await app().inject({ method: 'GET', url: '/metrics' })
+    assert.match(
+      metrics.body,
+      new RegExp(`^firstcome_coupons_spent_total\\{coupon="${id}"\\} 1$`, 'm'),
+    )
   })
 
   it('refuses another order 409 ALREADY_USED and changes nothing', async () => {
