@@ -6,53 +6,13 @@
  */
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import type { Pool } from 'undici'
-import { dialectOf } from '../../src/config.js'
-import { openDatabase } from '../../src/db/database.js'
 import { ADMIN_TOKEN, createCoupon } from '../helpers/app.js'
 import { serversOnOneDatabase } from '../helpers/processes.js'
 import { httpPool, storm, users, winsOf } from '../helpers/storm.js'
-import { spendOver } from '../helpers/use.js'
+import { spendStorm, usedRows } from '../helpers/use.js'
 
 const WINNERS = 1500
 const KILL_AFTER_SPENDS = 300
-
-interface Spent {
-  userId: string
-  /** null: no answer (the server was killed) */
-  status: number | null
-}
-
-function spendStorm(pool: Pool, couponId: number, userIds: string[], onOk: () => void) {
-  return Promise.all(
-    userIds.map(async (userId): Promise<Spent> => {
-      try {
-        const r = await spendOver(pool, couponId, userId, `ord-${userId}`)
-        if (r.status === 200) onOk()
-        return { userId, status: r.status }
-      } catch {
-        return { userId, status: null }
-      }
-    }),
-  )
-}
-
-/** userId → order id of every used row of the coupon */
-async function usedRows(databaseUrl: string, couponId: number): Promise<Map<string, string>> {
-  const database = openDatabase(databaseUrl, dialectOf(databaseUrl), { poolSize: 1 })
-  try {
-    const rows = await database.db
-      .selectFrom('coupon_issues')
-      .select(['user_id', 'order_id', 'date_used'])
-      .where('coupon_id', '=', couponId)
-      .where('order_id', 'is not', null)
-      .execute()
-    for (const r of rows) assert.ok(r.date_used, `${r.user_id} used with a date`)
-    return new Map(rows.map((r) => [r.user_id, r.order_id ?? '']))
-  } finally {
-    await database.close()
-  }
-}
 
 describe('kill -9 during a storm of spends (embedded, SQLite)', () => {
   const servers = serversOnOneDatabase()

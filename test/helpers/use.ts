@@ -2,9 +2,12 @@
  * Requests of the routes after the win — spend (use), give back (cancel), the
  * coupon box — through `inject()`, and the rows they change.
  */
+
+import assert from 'node:assert/strict'
 import type { FastifyInstance } from 'fastify'
 import type { Pool } from 'undici'
-import type { Db } from '../../src/db/database.js'
+import { dialectOf } from '../../src/config.js'
+import { type Db, openDatabase } from '../../src/db/database.js'
 
 export function useCoupon(
   app: FastifyInstance,
@@ -94,4 +97,45 @@ export async function spendOver(
     body: JSON.stringify({ orderId, orderAmount }),
   })
   return { status: res.statusCode, body: await res.body.json() }
+}
+
+export interface Spent {
+  userId: string
+  /** null: no answer (the server was killed) */
+  status: number | null
+}
+
+/** Every user spends on `ord-<userId>` at once; onOk is called per 200 as it comes. */
+export function spendStorm(pool: Pool, couponId: number, userIds: string[], onOk: () => void) {
+  return Promise.all(
+    userIds.map(async (userId): Promise<Spent> => {
+      try {
+        const r = await spendOver(pool, couponId, userId, `ord-${userId}`)
+        if (r.status === 200) onOk()
+        return { userId, status: r.status }
+      } catch {
+        return { userId, status: null }
+      }
+    }),
+  )
+}
+
+/** userId → order id of every used row of the coupon */
+export async function usedRows(
+  databaseUrl: string,
+  couponId: number,
+): Promise<Map<string, string>> {
+  const database = openDatabase(databaseUrl, dialectOf(databaseUrl), { poolSize: 1 })
+  try {
+    const rows = await database.db
+      .selectFrom('coupon_issues')
+      .select(['user_id', 'order_id', 'date_used'])
+      .where('coupon_id', '=', couponId)
+      .where('order_id', 'is not', null)
+      .execute()
+    for (const r of rows) assert.ok(r.date_used, `${r.user_id} used with a date`)
+    return new Map(rows.map((r) => [r.user_id, r.order_id ?? '']))
+  } finally {
+    await database.close()
+  }
 }
