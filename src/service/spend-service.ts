@@ -150,6 +150,7 @@ export class SpendService {
   }
 }
 
+/** The answer to a spend, from the row an order holds (markUsed sets both columns). */
 function receipt(coupon: Coupon, row: IssueRow): SpendReceipt {
   return {
     couponId: coupon.id,
