@@ -70,7 +70,7 @@ export class MemoryStockGate implements StockGate {
   }
 
   /** Every coupon is loaded here (restored at start, added on create). */
-  lookupLoaded(couponId: number, userId: string): Promise<Win | null> {
+  lookupLoaded(couponId: number, userId: string): Promise<Win | null | 'NOT_LOADED'> {
     return this.lookup(couponId, userId)
   }
 

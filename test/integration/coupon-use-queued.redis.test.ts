@@ -29,7 +29,7 @@ for (const dialect of ['postgres', 'mysql'] as const) {
   }, () => {
     const suite = redisSuite({ dialect })
 
-    it('persists the win with the spend; the worker later adds only the others', {
+    it('persists the win with the spend; the worker later adds only the others, also after Redis lost the coupon', {
       timeout: 120_000,
     }, async (t) => {
       const s = await suite.start({ worker: false }, t)
@@ -75,7 +75,16 @@ for (const dialect of ['postgres', 'mysql'] as const) {
       assert.equal((await issueStatus(s.app, id, 'q2')).json().state, 'USED')
       assert.equal((await couponBox(s.app, 'q2')).json().items[0].state, 'USED')
 
-      // The worker let go: it persists the other four; the spent win's entry is a no-op.
+      // Redis loses the coupon's gate state (the stream survives): the spend has the
+      // gate rebuilt (rows + stream) before it takes the row lock, and goes on.
+      const k = suite.keys.coupon(id)
+      await suite.redis.del(k.meta, k.users, k.holes)
+      const lost = await useCoupon(s.app, id, 'q4', { orderId: 'o-q4', orderAmount: 200_000 })
+      assert.equal(lost.statusCode, 200, lost.body)
+      assert.equal(Number((await issueRow(suite.db, id, 'q4'))?.rank), ranks.get('q4'))
+      assert.equal(await issuedQuantity(suite.db, id), 2)
+
+      // The worker let go: it persists the other three; the spent wins' entries are no-ops.
       await s.startWorker()
       const stats = await waitDrained(s.pool, id)
       assert.deepEqual(stats, {
@@ -90,7 +99,7 @@ for (const dialect of ['postgres', 'mysql'] as const) {
       assert.equal(view.rows, 5)
       assert.deepEqual(view.ranks, ranks)
       assert.equal((await issueRow(suite.db, id, 'q2'))?.order_id, 'o-q2', 'still used')
-      const k = suite.keys.coupon(id)
+      assert.equal((await issueRow(suite.db, id, 'q4'))?.order_id, 'o-q4', 'still used')
       await waitFor('the stream emptied', async () => (await suite.redis.xlen(k.stream)) === 0)
       assert.equal(await suite.pending(id), 0)
       assert.equal(await suite.redis.xlen(k.dead), 0, 'nothing dead-lettered')
