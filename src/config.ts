@@ -17,12 +17,27 @@ export interface RedisConfig {
   commandTimeoutMs: number
 }
 
+/** Bounds on each HTTP connection and request, and on shutdown. */
+export interface HttpLimits {
+  /** the whole request, headers and body, must arrive within this; 408 after */
+  requestTimeoutMs: number
+  /** the headers must arrive within this (at most requestTimeoutMs) */
+  headersTimeoutMs: number
+  /** a kept-alive connection idle this long is closed */
+  keepAliveTimeoutMs: number
+  /** open connections per process; the excess is closed on accept. null: from the descriptor limit */
+  maxConnections: number | null
+  /** on SIGTERM, connections still open this long after are closed */
+  shutdownGraceMs: number
+}
+
 export interface Config {
   port: number
   host: string
   /** API processes sharing the port (Redis mode; embedded mode holds its stock in one) */
   apiProcesses: number
   listenBacklog: number
+  http: HttpLimits
   /**
    * V8 grows the heap to (1 + this/100) × the live data before its next full
    * collection; 0 leaves V8's own factor (up to 4×)
@@ -132,6 +147,23 @@ function redisConfig(env: Env): RedisConfig | null {
   }
 }
 
+function httpLimits(env: Env): HttpLimits {
+  const requestTimeoutMs = int(env, 'REQUEST_TIMEOUT_MS', 10_000, 100, 3_600_000)
+  const headersTimeoutMs = int(env, 'HEADERS_TIMEOUT_MS', 5_000, 100, 3_600_000)
+  // node:http refuses a headers timeout beyond the request's.
+  if (headersTimeoutMs > requestTimeoutMs) {
+    throw new ConfigError('HEADERS_TIMEOUT_MS must not exceed REQUEST_TIMEOUT_MS')
+  }
+  const maxConnections = int(env, 'MAX_CONNECTIONS', 0, 0, 10_000_000)
+  return {
+    requestTimeoutMs,
+    headersTimeoutMs,
+    keepAliveTimeoutMs: int(env, 'KEEP_ALIVE_TIMEOUT_MS', 72_000, 100, 3_600_000),
+    maxConnections: maxConnections === 0 ? null : maxConnections,
+    shutdownGraceMs: int(env, 'SHUTDOWN_GRACE_MS', 10_000, 0, 3_600_000),
+  }
+}
+
 function jwtConfig(env: Env): Config['jwt'] {
   const secret = str(env, 'JWT_SECRET')
   const publicKey = str(env, 'JWT_PUBLIC_KEY')
@@ -164,6 +196,7 @@ export function loadConfig(env: Env): Readonly<Config> {
     host: str(env, 'HOST') ?? '0.0.0.0',
     apiProcesses,
     listenBacklog: int(env, 'LISTEN_BACKLOG', 8192, 1, 1_000_000),
+    http: httpLimits(env),
     heapGrowingPercent: int(env, 'HEAP_GROWING_PERCENT', 30, 0, 1000),
     trustProxy: bool(env, 'TRUST_PROXY'),
     databaseUrl,

@@ -104,7 +104,7 @@ export async function createContainer(
   }
 }
 
-/** What buildApp needs from a container (the caller adds logger and shutdown state). */
+/** What buildApp needs from a container (the caller adds the logger). */
 export function appDepsOf(c: Container): AppDeps {
   return {
     coupons: c.coupons,
@@ -114,6 +114,7 @@ export function appDepsOf(c: Container): AppDeps {
     adminToken: c.config.adminToken,
     verifyUser: c.verifyUser,
     rateLimitPerIp: c.config.rateLimitPerIp,
+    http: c.config.http,
     trustProxy: c.config.trustProxy,
   }
 }

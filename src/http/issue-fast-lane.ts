@@ -38,6 +38,8 @@ export interface IssueFastLaneOptions {
   verifyUser: UserVerifier | null
   /** the app's body limit: a longer body is Fastify's to refuse */
   bodyLimit: number
+  /** true once the app has begun to close */
+  closing: () => boolean
 }
 
 const now = () => performance.now()
@@ -91,7 +93,6 @@ export class IssueFastLane {
   readonly #issueTimer: RequestTimer
   readonly #compatTimers: Map<string, RequestTimer>
   #app: FastifyInstance | null = null
-  #closing = false
 
   constructor(options: IssueFastLaneOptions) {
     this.#o = options
@@ -108,17 +109,13 @@ export class IssueFastLane {
     }
   }
 
-  /** Once the app is built: bodies to replay go to it, and its close is heard. */
+  /** Once the app is built: bodies to replay go to it. */
   attach(app: FastifyInstance): void {
     this.#app = app
-    app.addHook('preClose', (done) => {
-      this.#closing = true
-      done()
-    })
   }
 
   #take(req: IncomingMessage, res: ServerResponse): boolean {
-    if (req.method !== 'POST' || this.#closing || !this.#app) return false
+    if (req.method !== 'POST' || this.#o.closing() || !this.#app) return false
     const lane = this.#laneOf(req.url ?? '')
     if (!lane) return false
     const headers = req.headers
@@ -195,7 +192,7 @@ export class IssueFastLane {
     if (answer.headers)
       for (const [name, value] of Object.entries(answer.headers)) headers.push(name, value)
     // As Fastify does for a request answered once closing has begun.
-    if (this.#closing) headers.push('connection', 'close')
+    if (this.#o.closing()) headers.push('connection', 'close')
     res.writeHead(answer.status, headers)
     res.end(answer.body)
     lane.timer.observe(answer.status, (now() - lane.started) / 1000)
@@ -217,7 +214,7 @@ export class IssueFastLane {
           for (const [name, value] of Object.entries(injected.headers)) {
             if (value !== undefined && !HOP_HEADERS.has(name)) res.setHeader(name, value)
           }
-          if (this.#closing) res.setHeader('connection', 'close')
+          if (this.#o.closing()) res.setHeader('connection', 'close')
           res.writeHead(injected.statusCode)
           res.end(injected.rawPayload)
         },

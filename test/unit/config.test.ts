@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { ConfigError, loadConfig } from '../../src/config.js'
+import { connectionCap } from '../../src/http/server.js'
 
 describe('loadConfig', () => {
   it('defaults to the embedded mode on SQLite with a generated admin token', () => {
@@ -46,6 +47,37 @@ describe('loadConfig', () => {
     assert.equal(c.logLevel, 'warn')
   })
 
+  it('bounds every phase of a connection, with defaults', () => {
+    assert.deepEqual(loadConfig({}).http, {
+      requestTimeoutMs: 10_000,
+      headersTimeoutMs: 5_000,
+      keepAliveTimeoutMs: 72_000,
+      maxConnections: null,
+      shutdownGraceMs: 10_000,
+    })
+    const c = loadConfig({
+      REQUEST_TIMEOUT_MS: '3000',
+      HEADERS_TIMEOUT_MS: '2000',
+      KEEP_ALIVE_TIMEOUT_MS: '4000',
+      MAX_CONNECTIONS: '500',
+      SHUTDOWN_GRACE_MS: '0',
+    })
+    assert.deepEqual(c.http, {
+      requestTimeoutMs: 3000,
+      headersTimeoutMs: 2000,
+      keepAliveTimeoutMs: 4000,
+      maxConnections: 500,
+      shutdownGraceMs: 0,
+    })
+  })
+
+  it('caps connections below the descriptor limit unless MAX_CONNECTIONS says otherwise', () => {
+    assert.equal(connectionCap({ maxConnections: 42 }, 1024), 42)
+    assert.equal(connectionCap({ maxConnections: null }, 1024), 896)
+    assert.equal(connectionCap({ maxConnections: null }, 256), 128)
+    assert.equal(connectionCap({ maxConnections: null }, null), null)
+  })
+
   it('knows every database scheme', () => {
     assert.equal(loadConfig({ DATABASE_URL: 'postgresql://h/db' }).dialect, 'postgres')
     assert.equal(loadConfig({ DATABASE_URL: 'mysql://root@h/db' }).dialect, 'mysql')
@@ -78,6 +110,9 @@ describe('loadConfig', () => {
       { JWT_SECRET: 'x'.repeat(32), JWT_PUBLIC_KEY: 'k' },
       { REDIS_URL: 'redis://x', REDIS_KEY_PREFIX: 'a{b}' },
       { TRUST_PROXY: 'maybe' },
+      { REQUEST_TIMEOUT_MS: '5' },
+      { REQUEST_TIMEOUT_MS: '1000', HEADERS_TIMEOUT_MS: '2000' },
+      { MAX_CONNECTIONS: 'many' },
     ]
     for (const env of bad) {
       const name = Object.keys(env).at(-1) as string
