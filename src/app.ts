@@ -13,8 +13,9 @@ import type { UserVerifier } from './http/auth.js'
 import { compatRoutes } from './http/compat-routes.js'
 import { couponRoutes } from './http/coupon-routes.js'
 import { frameworkError, RETRY_AFTER_SECONDS, registerErrorHandling } from './http/errors.js'
-import { IssueFastLane } from './http/issue-fast-lane.js'
+import { COMPAT_ROUTES, ISSUE_ROUTE, IssueFastLane } from './http/issue-fast-lane.js'
 import { type IssueRateLimit, issueRoutes } from './http/issue-routes.js'
+import { Overload } from './http/overload.js'
 import { clientError, serverFactory } from './http/server.js'
 import { dashboardRoutes } from './ops/dashboard-routes.js'
 import { healthRoutes, type ReadinessChecks } from './ops/health-routes.js'
@@ -42,6 +43,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // Once close() has begun: readiness says so, and every request is refused.
   let closing = false
   const isClosing = () => closing
+  const overload = new Overload(deps.http.queueTimeoutMs)
   // The issue routes' common case skips Fastify's lifecycle (see issue-fast-lane.ts).
   // Not with the rate limit on: the limiter is a Fastify hook every issue must pass.
   const lane = deps.rateLimitPerIp
@@ -52,6 +54,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         verifyUser: deps.verifyUser,
         bodyLimit: BODY_LIMIT_BYTES,
         closing: isClosing,
+        overload,
       })
   const app = Fastify({
     serverFactory: serverFactory(lane, deps.http),
@@ -119,16 +122,19 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     issueLimit = app.rateLimit({ max: deps.rateLimitPerIp, timeWindow: 1000 })
   }
 
+  overload.register(app, new Set([ISSUE_ROUTE, ...COMPAT_ROUTES]), COMPAT_ROUTES)
   await app.register(couponRoutes, { coupons: deps.coupons, adminToken: deps.adminToken })
   await app.register(issueRoutes, {
     issues: deps.issues,
     verifyUser: deps.verifyUser,
     rateLimit: issueLimit,
+    overload,
   })
   await app.register(compatRoutes, {
     issues: deps.issues,
     verifyUser: deps.verifyUser,
     rateLimit: issueLimit,
+    overload,
   })
   await app.register(healthRoutes, {
     checks: deps.checks,

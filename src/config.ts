@@ -29,6 +29,8 @@ export interface HttpLimits {
   maxConnections: number | null
   /** on SIGTERM, connections still open this long after are closed */
   shutdownGraceMs: number
+  /** an issue request that waited this long before its gate call gets a quick 503; 0: never */
+  queueTimeoutMs: number
 }
 
 export interface Config {
@@ -161,6 +163,7 @@ function httpLimits(env: Env): HttpLimits {
     keepAliveTimeoutMs: int(env, 'KEEP_ALIVE_TIMEOUT_MS', 72_000, 100, 3_600_000),
     maxConnections: maxConnections === 0 ? null : maxConnections,
     shutdownGraceMs: int(env, 'SHUTDOWN_GRACE_MS', 10_000, 0, 3_600_000),
+    queueTimeoutMs: int(env, 'QUEUE_TIMEOUT_MS', 500, 0, 3_600_000),
   }
 }
 

@@ -6,18 +6,21 @@
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
+import type { FastifyReply } from 'fastify'
 import type { Refusal } from '../domain/coupon.js'
 import { UnavailableError } from '../domain/errors.js'
 import type { IssueService } from '../service/issue-service.js'
 import { actingUser, type UserVerifier } from './auth.js'
 import { logUnavailable, RETRY_AFTER_SECONDS } from './errors.js'
 import type { IssueRateLimit } from './issue-routes.js'
+import type { Overload } from './overload.js'
 import { CompatIssueBody, CompatOut, ErrorBody } from './schemas.js'
 
 export interface CompatRoutesOptions {
   issues: IssueService
   verifyUser: UserVerifier | null
   rateLimit: IssueRateLimit | null
+  overload: Overload
 }
 
 /** The original's messages, by cause. */
@@ -35,8 +38,11 @@ export const compatFailures = Object.fromEntries(
   Object.entries(compatComments).map(([cause, comment]) => [cause, { isSuccess: false, comment }]),
 ) as Record<Refusal | 'FAILED', { isSuccess: false; comment: string }>
 
+const unavailable = (reply: FastifyReply) =>
+  reply.code(503).header('retry-after', String(RETRY_AFTER_SECONDS)).send(compatFailures.FAILED)
+
 export const compatRoutes: FastifyPluginAsyncTypebox<CompatRoutesOptions> = async (app, opts) => {
-  const { issues, verifyUser } = opts
+  const { issues, verifyUser, overload } = opts
   const rateLimit = opts.rateLimit ?? undefined
 
   for (const url of ['/v1/issue', '/v1/issue-async', '/v2/issue-async']) {
@@ -53,16 +59,14 @@ export const compatRoutes: FastifyPluginAsyncTypebox<CompatRoutesOptions> = asyn
       },
       async (request, reply) => {
         const userId = await actingUser(request, verifyUser, request.body.userId)
+        if (overload.overdue(reply.elapsedTime)) return unavailable(reply)
         try {
           const outcome = await issues.issue(request.body.couponId, userId)
           return outcome.won ? compatSuccess : compatFailures[outcome.refusal]
         } catch (err) {
           if (!(err instanceof UnavailableError)) throw err
           logUnavailable(request.log, err)
-          return reply
-            .code(503)
-            .header('retry-after', String(RETRY_AFTER_SECONDS))
-            .send(compatFailures.FAILED)
+          return unavailable(reply)
         }
       },
     )

@@ -14,6 +14,7 @@
  * - decided from the body: not JSON, or not exactly the route's shape (unknown or
  *   missing fields, wrong types, `__proto__`) — Fastify gets the body through
  *   `inject`, so the client hears its usual 400 with the validator's message.
+ * Past capacity it refuses a request 503 as Fastify's routes do (overload.ts).
  * The lane stands aside while the server closes (Fastify answers 503), and is not
  * installed with RATE_LIMIT_PER_IP on (the limiter is a Fastify hook).
  */
@@ -29,6 +30,7 @@ import { actingUser, type UserVerifier } from './auth.js'
 import { compatFailures, compatSuccess } from './compat-routes.js'
 import { errorAnswer, INTERNAL_ERROR, logUnavailable, RETRY_AFTER_SECONDS } from './errors.js'
 import { refusalBodies } from './issue-routes.js'
+import { OVERLOADED, type Overload } from './overload.js'
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void
 
@@ -40,12 +42,17 @@ export interface IssueFastLaneOptions {
   bodyLimit: number
   /** true once the app has begun to close */
   closing: () => boolean
+  overload: Overload
 }
 
 const now = () => performance.now()
-const ISSUE_ROUTE = '/v1/coupons/:couponId/issues'
+export const ISSUE_ROUTE = '/v1/coupons/:couponId/issues'
 const ISSUE_PATH = /^\/v1\/coupons\/([1-9][0-9]{0,15})\/issues$/
-const COMPAT_ROUTES = new Set(['/v1/issue', '/v1/issue-async', '/v2/issue-async'])
+export const COMPAT_ROUTES: ReadonlySet<string> = new Set([
+  '/v1/issue',
+  '/v1/issue-async',
+  '/v2/issue-async',
+])
 const JSON_TYPE = /^application\/json\s*(?:;\s*charset=utf-8\s*)?$/i
 const CONTENT_TYPE = 'application/json; charset=utf-8'
 /** Headers of an injected answer that belong to its own connection, not the client's. */
@@ -75,9 +82,10 @@ const compatAnswers = Object.fromEntries(
   Object.entries(compatFailures).map(([cause, body]) => [cause, answerOf(200, body)]),
 ) as Record<keyof typeof compatFailures, Answer>
 const COMPAT_WON = answerOf(200, compatSuccess)
-const COMPAT_UNAVAILABLE = answerOf(503, compatFailures.FAILED, {
-  'retry-after': String(RETRY_AFTER_SECONDS),
-})
+const RETRY_AFTER = { 'retry-after': String(RETRY_AFTER_SECONDS) }
+const COMPAT_UNAVAILABLE = answerOf(503, compatFailures.FAILED, RETRY_AFTER)
+const ISSUE_OVERLOADED = answerOf(503, OVERLOADED, RETRY_AFTER)
+const overloaded = (lane: Lane) => (lane.compat ? COMPAT_UNAVAILABLE : ISSUE_OVERLOADED)
 
 interface Lane {
   /** the Fastify route it stands for: its metrics */
@@ -118,6 +126,11 @@ export class IssueFastLane {
     if (req.method !== 'POST' || this.#o.closing() || !this.#app) return false
     const lane = this.#laneOf(req.url ?? '')
     if (!lane) return false
+    // Refused before its body is read (node:http reads and drops it after the answer).
+    if (this.#o.overload.behind()) {
+      this.#send(res, lane, overloaded(lane))
+      return true
+    }
     const headers = req.headers
     const type = headers['content-type']
     if (type === undefined || (type !== 'application/json' && !JSON_TYPE.test(type))) return false
@@ -167,6 +180,8 @@ export class IssueFastLane {
 
   /** Answered in this turn when the service is certain at once (a cached refusal). */
   #issue(res: ServerResponse, lane: Lane, couponId: number, userId: string) {
+    if (this.#o.overload.overdue(now() - lane.started))
+      return this.#send(res, lane, overloaded(lane))
     const outcome = this.#o.issues.issue(couponId, userId)
     if (!(outcome instanceof Promise))
       return this.#send(res, lane, answerFor(lane, couponId, userId, outcome))

@@ -9,6 +9,8 @@ import type { Refusal } from '../domain/coupon.js'
 import { AppError, codeToStatus } from '../domain/errors.js'
 import { type IssueService, refusalMessages } from '../service/issue-service.js'
 import { actingUser, type UserVerifier } from './auth.js'
+import { RETRY_AFTER_SECONDS } from './errors.js'
+import { OVERLOADED, type Overload } from './overload.js'
 import {
   CouponIdParams,
   ErrorBody,
@@ -25,6 +27,7 @@ export interface IssueRoutesOptions {
   verifyUser: UserVerifier | null
   /** the per-client limiter shared by every issue route (an onRequest hook), or null */
   rateLimit: IssueRateLimit | null
+  overload: Overload
 }
 
 export type IssueRateLimit = (request: FastifyRequest, reply: FastifyReply) => Promise<unknown>
@@ -38,7 +41,7 @@ async function emptyBodyIfNone(request: FastifyRequest) {
 }
 
 export const issueRoutes: FastifyPluginAsyncTypebox<IssueRoutesOptions> = async (app, opts) => {
-  const { issues, verifyUser } = opts
+  const { issues, verifyUser, overload } = opts
   const userSecurity = verifyUser ? [{ userToken: [] }] : undefined
   const rateLimit = opts.rateLimit ?? undefined
 
@@ -62,6 +65,8 @@ export const issueRoutes: FastifyPluginAsyncTypebox<IssueRoutesOptions> = async 
     async (request, reply) => {
       const couponId = Number(request.params.couponId)
       const userId = await actingUser(request, verifyUser, request.body?.userId)
+      if (overload.overdue(reply.elapsedTime))
+        return reply.code(503).header('retry-after', String(RETRY_AFTER_SECONDS)).send(OVERLOADED)
       const outcome = await issues.issue(couponId, userId)
       if (outcome.won) return reply.code(201).send({ couponId, userId, rank: outcome.win.rank })
       return reply.code(codeToStatus[outcome.refusal]).send(refusalBodies[outcome.refusal])

@@ -156,6 +156,8 @@ export async function startServer(options: ServerOptions): Promise<ServerProcess
     HOST: '127.0.0.1',
     DATABASE_URL: options.databaseUrl,
     LOG_LEVEL: 'warn',
+    // As in startApp: no shedding unless a test asks for it.
+    QUEUE_TIMEOUT_MS: '0',
     ...(options.adminToken === undefined ? {} : { ADMIN_TOKEN: options.adminToken }),
     ...options.env,
   }
