@@ -3,7 +3,6 @@
  * composition root (container.ts) builds the deps; tests build their own and use
  * `app.inject()` or `listen({ port: 0 })`.
  */
-import rateLimit from '@fastify/rate-limit'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
@@ -14,9 +13,10 @@ import { compatRoutes } from './http/compat-routes.js'
 import { couponRoutes } from './http/coupon-routes.js'
 import { frameworkError, RETRY_AFTER_SECONDS, registerErrorHandling } from './http/errors.js'
 import { COMPAT_ROUTES, ISSUE_ROUTE, IssueFastLane } from './http/issue-fast-lane.js'
-import { type IssueRateLimit, issueRoutes } from './http/issue-routes.js'
+import { issueRoutes } from './http/issue-routes.js'
 import { Overload } from './http/overload.js'
 import { clientError, serverFactory } from './http/server.js'
+import type { IssueLimits } from './limits/issue-limits.js'
 import { dashboardRoutes } from './ops/dashboard-routes.js'
 import { healthRoutes, type ReadinessChecks } from './ops/health-routes.js'
 import type { Metrics } from './ops/metrics.js'
@@ -30,7 +30,8 @@ export interface AppDeps {
   checks: ReadinessChecks
   adminToken: string
   verifyUser: UserVerifier | null
-  rateLimitPerIp: number | null
+  /** RATE_LIMIT_PER_IP and RATE_LIMIT_PER_USER */
+  limits: IssueLimits
   http: HttpLimits
   trustProxy?: boolean
   logger?: FastifyBaseLogger
@@ -45,17 +46,16 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const isClosing = () => closing
   const overload = new Overload(deps.http.queueTimeoutMs)
   // The issue routes' common case skips Fastify's lifecycle (see issue-fast-lane.ts).
-  // Not with the rate limit on: the limiter is a Fastify hook every issue must pass.
-  const lane = deps.rateLimitPerIp
-    ? null
-    : new IssueFastLane({
-        issues: deps.issues,
-        metrics: deps.metrics,
-        verifyUser: deps.verifyUser,
-        bodyLimit: BODY_LIMIT_BYTES,
-        closing: isClosing,
-        overload,
-      })
+  const lane = new IssueFastLane({
+    issues: deps.issues,
+    metrics: deps.metrics,
+    verifyUser: deps.verifyUser,
+    bodyLimit: BODY_LIMIT_BYTES,
+    closing: isClosing,
+    overload,
+    limits: deps.limits,
+    trustProxy: deps.trustProxy ?? false,
+  })
   const app = Fastify({
     serverFactory: serverFactory(lane, deps.http),
     clientErrorHandler: clientError,
@@ -106,34 +106,18 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   })
   await app.register(swaggerUi, { routePrefix: '/docs' })
 
-  // One limiter, one counter per client IP, shared by every issue route: the limit
-  // is per client, not per route (a route's own `config.rateLimit` gets a store of
-  // its own, so the four issue routes would each allow the whole limit).
-  let issueLimit: IssueRateLimit | null = null
-  if (deps.rateLimitPerIp) {
-    await app.register(rateLimit, {
-      global: false,
-      errorResponseBuilder: (_request, context) => ({
-        statusCode: 429,
-        code: 'RATE_LIMITED',
-        message: `Too many requests: at most ${context.max} per second per client; retry after ${context.after}.`,
-      }),
-    })
-    issueLimit = app.rateLimit({ max: deps.rateLimitPerIp, timeWindow: 1000 })
-  }
-
   overload.register(app, new Set([ISSUE_ROUTE, ...COMPAT_ROUTES]), COMPAT_ROUTES)
   await app.register(couponRoutes, { coupons: deps.coupons, adminToken: deps.adminToken })
   await app.register(issueRoutes, {
     issues: deps.issues,
     verifyUser: deps.verifyUser,
-    rateLimit: issueLimit,
+    limits: deps.limits,
     overload,
   })
   await app.register(compatRoutes, {
     issues: deps.issues,
     verifyUser: deps.verifyUser,
-    rateLimit: issueLimit,
+    limits: deps.limits,
     overload,
   })
   await app.register(healthRoutes, {
@@ -142,7 +126,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     accepting: () => !closing,
   })
   await app.register(dashboardRoutes)
-  lane?.attach(app)
+  lane.attach(app)
   return app
 }
 

@@ -55,6 +55,7 @@ export interface Config {
   adminTokenGenerated: boolean
   jwt: { secret: string } | { publicKey: string } | null
   rateLimitPerIp: number | null
+  rateLimitPerUser: number | null
   logLevel: LogLevel
   worker: {
     batchSize: number
@@ -186,6 +187,7 @@ export function loadConfig(env: Env): Readonly<Config> {
     throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`)
   }
   const rate = int(env, 'RATE_LIMIT_PER_IP', 0, 0, 1_000_000)
+  const ratePerUser = int(env, 'RATE_LIMIT_PER_USER', 0, 0, 1_000_000)
   const adminToken = str(env, 'ADMIN_TOKEN')
   const redis = redisConfig(env)
   const apiProcesses = int(env, 'API_PROCESSES', 1, 1, 256)
@@ -210,6 +212,7 @@ export function loadConfig(env: Env): Readonly<Config> {
     adminTokenGenerated: adminToken === null,
     jwt: jwtConfig(env),
     rateLimitPerIp: rate === 0 ? null : rate,
+    rateLimitPerUser: ratePerUser === 0 ? null : ratePerUser,
     logLevel,
     worker: {
       batchSize: int(env, 'WORKER_BATCH_SIZE', 1000, 1, 10_000),

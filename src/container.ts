@@ -20,6 +20,12 @@ import { MemoryStockGate } from './gate/memory-stock-gate.js'
 import { RedisStockGate } from './gate/redis-stock-gate.js'
 import type { StockGate } from './gate/stock-gate.js'
 import { type UserVerifier, userVerifier } from './http/auth.js'
+import {
+  type IssueLimits,
+  type LimitsConfig,
+  memoryIssueLimits,
+  redisIssueLimits,
+} from './limits/issue-limits.js'
 import type { ReadinessChecks } from './ops/health-routes.js'
 import { Metrics } from './ops/metrics.js'
 import { GroupCommitRecorder } from './queue/group-commit-recorder.js'
@@ -46,6 +52,8 @@ export interface Container {
   metrics: Metrics
   checks: ReadinessChecks
   verifyUser: UserVerifier | null
+  /** issue requests per client and per user: in Redis in Redis mode, shared by every process */
+  limits: IssueLimits
   /** Redis mode only: starts a stream worker (with its own connection) in this process. */
   startWorker?: () => Promise<{ stop(): Promise<void> }>
   /** Drains what is in hand and closes every connection, in dependency order. */
@@ -72,12 +80,12 @@ export async function createContainer(
     await migrateToLatest(database.db, config.dialect)
     adapters = config.redis
       ? await redisAdapters(config, config.redis, logger, database, metrics)
-      : await embeddedAdapters(logger, database)
+      : await embeddedAdapters(config, logger, database)
   } catch (err) {
     await database.close().catch(() => {})
     throw err
   }
-  const { gate, recorder, cache, events } = adapters
+  const { gate, recorder, cache, events, limits } = adapters
   return {
     config,
     logger,
@@ -96,6 +104,7 @@ export async function createContainer(
     coupons: new CouponService(database.db, gate, events),
     checks: { ...adapters.checks, database: () => database.ping() },
     verifyUser: config.jwt ? userVerifier(config.jwt) : null,
+    limits,
     startWorker: adapters.startWorker,
     async close() {
       await adapters.close()
@@ -113,7 +122,7 @@ export function appDepsOf(c: Container): AppDeps {
     checks: c.checks,
     adminToken: c.config.adminToken,
     verifyUser: c.verifyUser,
-    rateLimitPerIp: c.config.rateLimitPerIp,
+    limits: c.limits,
     http: c.config.http,
     trustProxy: c.config.trustProxy,
   }
@@ -126,12 +135,22 @@ interface Adapters {
   cache: CouponCache | null
   events: CouponEvents
   checks: ReadinessChecks
+  limits: IssueLimits
   startWorker?: Container['startWorker']
   /** everything but the database, which closes last */
   close(): Promise<void>
 }
 
-async function embeddedAdapters(logger: Logger, database: Database): Promise<Adapters> {
+const limitsConfig = (config: Readonly<Config>): LimitsConfig => ({
+  perIp: config.rateLimitPerIp,
+  perUser: config.rateLimitPerUser,
+})
+
+async function embeddedAdapters(
+  config: Readonly<Config>,
+  logger: Logger,
+  database: Database,
+): Promise<Adapters> {
   const gate = await restoreMemoryGate(database)
   const recorder = new GroupCommitRecorder(database, {
     onError: (err, wins) => logger.error({ err, wins }, 'group commit failed; retrying'),
@@ -144,6 +163,7 @@ async function embeddedAdapters(logger: Logger, database: Database): Promise<Ada
     cache: null,
     events,
     checks: {},
+    limits: memoryIssueLimits(limitsConfig(config)),
     async close() {
       // Wins still waiting for an unreachable database were answered 503, never
       // 201; give them a bounded chance, then stop.
@@ -205,6 +225,9 @@ async function redisAdapters(
     cache,
     events,
     checks: { redis: () => gate.ping() },
+    limits: redisIssueLimits(limitsConfig(config), client, redis.keyPrefix, (err) =>
+      logger.warn({ err }, 'rate limit store unavailable; request let through'),
+    ),
     async startWorker() {
       const workerClient = createRedis(redis, 'firstcome-worker')
       await connectAll([workerClient])

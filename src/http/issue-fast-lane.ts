@@ -15,8 +15,8 @@
  *   missing fields, wrong types, `__proto__`) — Fastify gets the body through
  *   `inject`, so the client hears its usual 400 with the validator's message.
  * Past capacity it refuses a request 503 as Fastify's routes do (overload.ts).
- * The lane stands aside while the server closes (Fastify answers 503), and is not
- * installed with RATE_LIMIT_PER_IP on (the limiter is a Fastify hook).
+ * It counts RATE_LIMIT_PER_IP and RATE_LIMIT_PER_USER with the same limiter as the
+ * Fastify routes. The lane stands aside while the server closes (Fastify answers 503).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { performance } from 'node:perf_hooks'
@@ -24,6 +24,7 @@ import type { FastifyInstance } from 'fastify'
 import type { IssueOutcome } from '../domain/coupon.js'
 import { codeToStatus, UnavailableError } from '../domain/errors.js'
 import { normaliseUserId } from '../domain/user-id.js'
+import type { IssueLimits, Limited } from '../limits/issue-limits.js'
 import type { Metrics, RequestTimer } from '../ops/metrics.js'
 import type { IssueService } from '../service/issue-service.js'
 import { actingUser, type UserVerifier } from './auth.js'
@@ -43,6 +44,10 @@ export interface IssueFastLaneOptions {
   /** true once the app has begun to close */
   closing: () => boolean
   overload: Overload
+  /** RATE_LIMIT_PER_IP and RATE_LIMIT_PER_USER, counted as on the Fastify routes */
+  limits: IssueLimits
+  /** TRUST_PROXY: the client is the leftmost X-Forwarded-For address, as Fastify's request.ip */
+  trustProxy: boolean
 }
 
 const now = () => performance.now()
@@ -85,6 +90,8 @@ const COMPAT_WON = answerOf(200, compatSuccess)
 const RETRY_AFTER = { 'retry-after': String(RETRY_AFTER_SECONDS) }
 const COMPAT_UNAVAILABLE = answerOf(503, compatFailures.FAILED, RETRY_AFTER)
 const ISSUE_OVERLOADED = answerOf(503, OVERLOADED, RETRY_AFTER)
+const limitedAnswer = (limited: Limited) =>
+  answerOf(429, limited.body, { 'retry-after': String(limited.retryAfterSeconds) })
 const overloaded = (lane: Lane) => (lane.compat ? COMPAT_UNAVAILABLE : ISSUE_OVERLOADED)
 
 interface Lane {
@@ -168,6 +175,16 @@ export class IssueFastLane {
       ? compatRequest(parsed)
       : issueRequest(parsed, lane.couponId, !!this.#o.verifyUser)
     if (!request) return this.#replay(req, res, body)
+    // The client's limit, as Fastify's onRequest hook counts it: once, and only
+    // for a request the lane answers (a replayed one is counted by Fastify).
+    const limited = this.#o.limits.client(this.#clientIp(req))
+    if (!limited) return this.#act(req, res, lane, request)
+    limited.then((over) =>
+      over ? this.#send(res, lane, limitedAnswer(over)) : this.#act(req, res, lane, request),
+    )
+  }
+
+  #act(req: IncomingMessage, res: ServerResponse, lane: Lane, request: IssueRequest) {
     const { couponId } = request
     // Without user auth the body's userId is the user (the shape check vouched for it).
     if (!this.#o.verifyUser)
@@ -178,8 +195,22 @@ export class IssueFastLane {
     )
   }
 
-  /** Answered in this turn when the service is certain at once (a cached refusal). */
   #issue(res: ServerResponse, lane: Lane, couponId: number, userId: string) {
+    const limited = this.#o.limits.user(userId)
+    if (!limited) return this.#decide(res, lane, couponId, userId)
+    limited.then((over) =>
+      over ? this.#send(res, lane, limitedAnswer(over)) : this.#decide(res, lane, couponId, userId),
+    )
+  }
+
+  #clientIp(req: IncomingMessage): string {
+    const forwarded = this.#o.trustProxy ? req.headers['x-forwarded-for'] : undefined
+    const first = typeof forwarded === 'string' ? forwarded.split(',')[0]?.trim() : ''
+    return first || (req.socket.remoteAddress ?? '')
+  }
+
+  /** Answered in this turn when the service is certain at once (a cached refusal). */
+  #decide(res: ServerResponse, lane: Lane, couponId: number, userId: string) {
     if (this.#o.overload.overdue(now() - lane.started))
       return this.#send(res, lane, overloaded(lane))
     const outcome = this.#o.issues.issue(couponId, userId)
@@ -211,6 +242,7 @@ export class IssueFastLane {
     res.writeHead(answer.status, headers)
     res.end(answer.body)
     lane.timer.observe(answer.status, (now() - lane.started) / 1000)
+    this.#o.metrics.countFastLaneAnswer()
   }
 
   /** Fastify answers a body the lane does not take, exactly as if it had read it. */

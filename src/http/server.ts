@@ -48,11 +48,8 @@ export function connectionCap(
   return Math.max(descriptors - RESERVED_DESCRIPTORS, Math.floor(descriptors / 2))
 }
 
-/** A node:http server with the limits, whose requests pass the fast lane first (if any). */
-export function serverFactory(
-  lane: IssueFastLane | null,
-  limits: HttpLimits,
-): FastifyServerFactory {
+/** A node:http server with the limits, whose requests pass the fast lane first. */
+export function serverFactory(lane: IssueFastLane, limits: HttpLimits): FastifyServerFactory {
   return (fastify) => {
     const server = createServer(
       {
@@ -60,7 +57,7 @@ export function serverFactory(
         headersTimeout: limits.headersTimeoutMs,
         connectionsCheckingInterval: TIMEOUT_CHECK_INTERVAL_MS,
       },
-      lane ? lane.handler(fastify) : fastify,
+      lane.handler(fastify),
     )
     server.keepAliveTimeout = limits.keepAliveTimeoutMs
     const cap = connectionCap(limits)

@@ -13,6 +13,7 @@ describe('loadConfig', () => {
     assert.equal(c.redis, null)
     assert.equal(c.jwt, null)
     assert.equal(c.rateLimitPerIp, null)
+    assert.equal(c.rateLimitPerUser, null)
     assert.equal(c.heapGrowingPercent, 30)
     assert.equal(c.worker.lingerMs, 20)
     assert.equal(c.adminTokenGenerated, true)
@@ -30,6 +31,7 @@ describe('loadConfig', () => {
       ADMIN_TOKEN: 'secret-admin',
       JWT_SECRET: 'x'.repeat(32),
       RATE_LIMIT_PER_IP: '20',
+      RATE_LIMIT_PER_USER: '3',
       LOG_LEVEL: 'warn',
       HEAP_GROWING_PERCENT: '0',
       WORKER_LINGER_MS: '0',
@@ -44,6 +46,7 @@ describe('loadConfig', () => {
     assert.equal(c.adminTokenGenerated, false)
     assert.deepEqual(c.jwt, { secret: 'x'.repeat(32) })
     assert.equal(c.rateLimitPerIp, 20)
+    assert.equal(c.rateLimitPerUser, 3)
     assert.equal(c.logLevel, 'warn')
   })
 
@@ -108,6 +111,7 @@ describe('loadConfig', () => {
       { REDIS_URL: 'http://x' },
       { REDIS_CLUSTER_NODES: 'nohost' },
       { RATE_LIMIT_PER_IP: '-3' },
+      { RATE_LIMIT_PER_USER: 'x' },
       { LOG_LEVEL: 'loud' },
       { JWT_SECRET: 'short' },
       { JWT_SECRET: 'x'.repeat(32), JWT_PUBLIC_KEY: 'k' },
