@@ -101,6 +101,9 @@ export function memoryIssueLimits(config: LimitsConfig): IssueLimits {
   )
 }
 
+/** A store failing for every request is reported once per this long, not per request. */
+const ERROR_REPORT_INTERVAL_MS = 10_000
+
 /**
  * Counted in Redis under `${keyPrefix}limit:`, shared by every API process. A
  * key over its limit is also refused in this process's memory until its window
@@ -112,6 +115,7 @@ export function redisIssueLimits(
   keyPrefix: string,
   onError: (err: unknown) => void,
 ): IssueLimits {
+  let quietUntil = 0
   return new FlexibleIssueLimits(
     config,
     (points, name) =>
@@ -122,6 +126,11 @@ export function redisIssueLimits(
         duration: WINDOW_SECONDS,
         inMemoryBlockOnConsumed: points,
       }),
-    onError,
+    (err) => {
+      const now = Date.now()
+      if (now < quietUntil) return
+      quietUntil = now + ERROR_REPORT_INTERVAL_MS
+      onError(err)
+    },
   )
 }
