@@ -34,9 +34,23 @@ export interface ServiceProcess {
   signal(signal: NodeJS.Signals): void
 }
 
+export interface SpawnOptions {
+  /** `ulimit -n`: the most descriptors the process may hold open */
+  descriptorLimit?: number
+}
+
 /** Spawns `firstcome <args>` with the given environment added to a minimal one. */
-export function spawnFirstcome(args: string[], env: Record<string, string>): ServiceProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', ...args], {
+export function spawnFirstcome(
+  args: string[],
+  env: Record<string, string>,
+  options: SpawnOptions = {},
+): ServiceProcess {
+  const node = [process.execPath, '--import', 'tsx', 'src/main.ts', ...args]
+  const [command, ...argv] =
+    options.descriptorLimit === undefined
+      ? node
+      : ['sh', '-c', `ulimit -n ${options.descriptorLimit} && exec "$@"`, 'sh', ...node]
+  const child = spawn(command as string, argv, {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -108,8 +122,9 @@ async function startFirstcome(
   env: Record<string, string>,
   ready: RegExp,
   timeoutMs?: number,
+  options?: SpawnOptions,
 ): Promise<{ proc: ServiceProcess; match: RegExpMatchArray }> {
-  const proc = spawnFirstcome(args, env)
+  const proc = spawnFirstcome(args, env, options)
   try {
     return { proc, match: await proc.waitForOutput(ready, timeoutMs) }
   } catch (err) {
@@ -127,7 +142,7 @@ export interface ServerProcess extends ServiceProcess {
   url: string
 }
 
-export interface ServerOptions {
+export interface ServerOptions extends SpawnOptions {
   databaseUrl: string
   /** ADMIN_TOKEN; omitted → the server generates one */
   adminToken?: string
@@ -143,12 +158,16 @@ export async function startServer(options: ServerOptions): Promise<ServerProcess
     HOST: '127.0.0.1',
     DATABASE_URL: options.databaseUrl,
     LOG_LEVEL: 'warn',
+    // As in startApp: no shedding unless a test asks for it.
+    QUEUE_TIMEOUT_MS: '0',
     ...(options.adminToken === undefined ? {} : { ADMIN_TOKEN: options.adminToken }),
     ...options.env,
   }
   const banner = /listening on (http:\/\/[^\s]+)/
   const args = ['serve', ...(options.args ?? [])]
-  const { proc, match } = await startFirstcome(args, env, banner, SERVER_START_TIMEOUT_MS)
+  const { proc, match } = await startFirstcome(args, env, banner, SERVER_START_TIMEOUT_MS, {
+    descriptorLimit: options.descriptorLimit,
+  })
   const url = match[1] ?? ''
   try {
     await waitForReady(url)
