@@ -67,7 +67,10 @@ export interface Config {
   dbPoolSize: number
   /** connections for public reads (status, stats, a coupon), apart so they cannot starve the rest */
   dbReadPoolSize: number
+  /** the core pool's bounds */
   dbTimeouts: DbTimeouts
+  /** the public reads' bounds: the core's, with a shorter statement timeout */
+  dbReadTimeouts: DbTimeouts
   /** null = embedded mode: in-process gate, wins written to the database before the 201 */
   redis: RedisConfig | null
   adminToken: string
@@ -215,6 +218,12 @@ export function loadConfig(env: Env): Readonly<Config> {
       'API_PROCESSES > 1 needs Redis (REDIS_URL): the embedded gate holds its stock in one process',
     )
   }
+  const dbTimeouts: DbTimeouts = {
+    statementMs: int(env, 'DB_STATEMENT_TIMEOUT_MS', 30_000, 100, 3_600_000),
+    lockMs: int(env, 'DB_LOCK_TIMEOUT_MS', 3000, 100, 3_600_000),
+    idleTransactionMs: int(env, 'DB_IDLE_TRANSACTION_TIMEOUT_MS', 10_000, 1000, 3_600_000),
+    connectMs: int(env, 'DB_CONNECT_TIMEOUT_MS', 3000, 100, 600_000),
+  }
   const config: Config = {
     port: int(env, 'PORT', 8080, 0, 65535),
     host: str(env, 'HOST') ?? '0.0.0.0',
@@ -227,11 +236,10 @@ export function loadConfig(env: Env): Readonly<Config> {
     dialect: dialectOf(databaseUrl),
     dbPoolSize: int(env, 'DB_POOL_SIZE', 10, 1, 1000),
     dbReadPoolSize: int(env, 'DB_READ_POOL_SIZE', 4, 1, 1000),
-    dbTimeouts: {
-      statementMs: int(env, 'DB_STATEMENT_TIMEOUT_MS', 5000, 100, 3_600_000),
-      lockMs: int(env, 'DB_LOCK_TIMEOUT_MS', 3000, 100, 3_600_000),
-      idleTransactionMs: int(env, 'DB_IDLE_TRANSACTION_TIMEOUT_MS', 10_000, 1000, 3_600_000),
-      connectMs: int(env, 'DB_CONNECT_TIMEOUT_MS', 3000, 100, 600_000),
+    dbTimeouts,
+    dbReadTimeouts: {
+      ...dbTimeouts,
+      statementMs: int(env, 'DB_READ_STATEMENT_TIMEOUT_MS', 5000, 100, 3_600_000),
     },
     redis,
     adminToken: adminToken ?? randomBytes(18).toString('base64url'),

@@ -81,10 +81,10 @@ export async function createContainer(
   config: Readonly<Config>,
   logger: Logger,
 ): Promise<Container> {
-  const { databaseUrl, dialect, dbTimeouts: timeouts } = config
+  const { databaseUrl, dialect } = config
   const database = openDatabase(databaseUrl, dialect, {
     poolSize: config.dbPoolSize,
-    timeouts,
+    timeouts: config.dbTimeouts,
     role: 'core',
   })
   // SQLite has one connection, and nothing waits for a lock inside one process.
@@ -93,7 +93,7 @@ export async function createContainer(
       ? database
       : openDatabase(databaseUrl, dialect, {
           poolSize: config.dbReadPoolSize,
-          timeouts,
+          timeouts: config.dbReadTimeouts,
           role: 'reads',
         })
   const closeDatabases = async () => {

@@ -19,11 +19,12 @@ describe('loadConfig', () => {
     assert.equal(c.dbPoolSize, 10)
     assert.equal(c.dbReadPoolSize, 4)
     assert.deepEqual(c.dbTimeouts, {
-      statementMs: 5000,
+      statementMs: 30_000,
       lockMs: 3000,
       idleTransactionMs: 10_000,
       connectMs: 3000,
     })
+    assert.deepEqual(c.dbReadTimeouts, { ...c.dbTimeouts, statementMs: 5000 })
     assert.equal(c.adminTokenGenerated, true)
     assert.ok(c.adminToken.length >= 20)
     assert.notEqual(loadConfig({}).adminToken, c.adminToken)
@@ -46,6 +47,7 @@ describe('loadConfig', () => {
       DB_POOL_SIZE: '20',
       DB_READ_POOL_SIZE: '2',
       DB_STATEMENT_TIMEOUT_MS: '8000',
+      DB_READ_STATEMENT_TIMEOUT_MS: '2000',
       DB_LOCK_TIMEOUT_MS: '1000',
       DB_IDLE_TRANSACTION_TIMEOUT_MS: '30000',
       DB_CONNECT_TIMEOUT_MS: '500',
@@ -59,6 +61,7 @@ describe('loadConfig', () => {
       idleTransactionMs: 30_000,
       connectMs: 500,
     })
+    assert.deepEqual(c.dbReadTimeouts, { ...c.dbTimeouts, statementMs: 2000 })
     assert.equal(c.worker.lingerMs, 0)
     assert.equal(c.heapGrowingPercent, 0)
     assert.equal(c.dialect, 'postgres')
