@@ -1,0 +1,232 @@
+/**
+ * A TCP proxy that adds a one-way delay in each direction, to put a network
+ * between the parts on one machine (where the kernel offers no `netem`). Each
+ * chunk read from one side is written to the other at its arrival time plus the
+ * delay, in the order it arrived: a queue per direction, drained by one timer
+ * set for its head. A timer alone may fire early (the event loop's clock is
+ * cached per turn), so a chunk is written only once the monotonic clock says its
+ * time has come; less than a millisecond away, the queue is retried on the next
+ * turn instead.
+ *
+ * Run as a process of its own, so its CPU is measured apart from what it sits in
+ * front of and a busy server does not delay its timers:
+ *   node delay-proxy.js --delay-ms 1 --target 127.0.0.1:6379 [--target …]
+ * prints `delay proxy 127.0.0.1:<port> -> <host>:<port>` per target, once listening.
+ */
+import { spawn } from 'node:child_process'
+import { createConnection, createServer, type Server, type Socket } from 'node:net'
+import { resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import { processCpuMs } from './kernel.js'
+import { nodeEntry } from './node-entry.js'
+
+export interface Delay {
+  /** client → target, ms */
+  up: number
+  /** target → client, ms */
+  down: number
+}
+
+/** Pauses a side once this many bytes wait in its direction's queue. */
+const HIGH_WATER = 4 * 1024 * 1024
+
+/** One direction of one connection: bytes from `from` reach `to` after `delayMs`. */
+class DelayedStream {
+  readonly #queue: { at: number; chunk: Buffer | null }[] = []
+  #head = 0
+  #queued = 0
+  #timer: NodeJS.Timeout | NodeJS.Immediate | null = null
+
+  constructor(
+    readonly from: Socket,
+    readonly to: Socket,
+    readonly delayMs: number,
+  ) {
+    from.on('data', (chunk: Buffer) => this.#push(chunk))
+    from.once('end', () => this.#push(null))
+  }
+
+  #push(chunk: Buffer | null) {
+    if (this.delayMs <= 0 && this.#head === this.#queue.length) {
+      this.#write(chunk)
+      return
+    }
+    this.#queue.push({ at: performance.now() + this.delayMs, chunk })
+    if (chunk) {
+      this.#queued += chunk.length
+      if (this.#queued > HIGH_WATER) this.from.pause()
+    }
+    if (!this.#timer) this.#schedule()
+  }
+
+  #schedule() {
+    const next = this.#queue[this.#head]
+    if (!next) return
+    const wait = next.at - performance.now()
+    this.#timer = wait >= 1 ? setTimeout(this.#drain, Math.floor(wait)) : setImmediate(this.#drain)
+  }
+
+  readonly #drain = () => {
+    this.#timer = null
+    const now = performance.now()
+    for (;;) {
+      const next = this.#queue[this.#head]
+      if (!next || next.at > now) break
+      this.#head++
+      if (next.chunk) this.#queued -= next.chunk.length
+      this.#write(next.chunk)
+    }
+    if (this.#head === this.#queue.length) {
+      this.#queue.length = 0
+      this.#head = 0
+    } else if (this.#head > 1024) {
+      this.#queue.splice(0, this.#head)
+      this.#head = 0
+    }
+    if (this.#queued <= HIGH_WATER && this.from.isPaused()) this.from.resume()
+    this.#schedule()
+  }
+
+  #write(chunk: Buffer | null) {
+    if (this.to.destroyed) return
+    if (chunk) this.to.write(chunk)
+    else this.to.end()
+  }
+
+  cancel() {
+    if (this.#timer) {
+      clearTimeout(this.#timer as NodeJS.Timeout)
+      clearImmediate(this.#timer as NodeJS.Immediate)
+    }
+    this.#timer = null
+    this.#queue.length = 0
+    this.#head = 0
+  }
+}
+
+/**
+ * Joins `client` to a new connection to the target with the delay each way;
+ * `track` sees both sockets (to destroy them on a cut). Either side closing
+ * closes the other.
+ */
+export function delayedPipe(
+  client: Socket,
+  target: { host: string; port: number },
+  delay: Delay,
+  track?: (socket: Socket, closed: boolean) => void,
+): void {
+  const upstream = createConnection(target)
+  client.setNoDelay(true)
+  upstream.setNoDelay(true)
+  const streams = [
+    new DelayedStream(client, upstream, delay.up),
+    new DelayedStream(upstream, client, delay.down),
+  ]
+  for (const s of [client, upstream]) {
+    track?.(s, false)
+    s.on('error', () => {})
+    s.once('close', () => {
+      track?.(s, true)
+      for (const d of streams) d.cancel()
+      client.destroy()
+      upstream.destroy()
+    })
+  }
+}
+
+/** Listens on a free loopback port; every connection is piped to the target with the delay. */
+export async function startDelayProxy(
+  target: { host: string; port: number },
+  delay: Delay,
+  port = 0,
+): Promise<{ server: Server; port: number }> {
+  const server = createServer((client) => delayedPipe(client, target, delay))
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, '127.0.0.1', () => resolve())
+  })
+  const address = server.address()
+  return { server, port: typeof address === 'object' && address ? address.port : port }
+}
+
+/** `host:port` → its parts */
+export function parseHostPort(text: string): { host: string; port: number } {
+  const m = /^(.+):(\d+)$/.exec(text)
+  if (!m?.[1] || !m[2]) throw new Error(`expected host:port, got "${text}"`)
+  return { host: m[1], port: Number(m[2]) }
+}
+
+export interface DelayProxyProcess {
+  pid: number
+  /** the local port in front of each target, in the order given */
+  ports: number[]
+  /** CPU the proxy process has used so far, ms (null off Linux) */
+  cpuMs(): number | null
+  stop(): Promise<void>
+}
+
+/** Starts a proxy process with the delay each way in front of each target. */
+export async function spawnDelayProxy(
+  delayMs: number,
+  targets: readonly { host: string; port: number }[],
+): Promise<DelayProxyProcess> {
+  const entry = nodeEntry('./delay-proxy')
+  const args = [...entry.execArgv, entry.path, '--delay-ms', String(delayMs)]
+  for (const t of targets) args.push('--target', `${t.host}:${t.port}`)
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+  const exited = new Promise<void>((done) => child.once('exit', () => done()))
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+    await exited
+  }
+  let output = ''
+  const ports = await new Promise<number[]>((done, fail) => {
+    const timer = setTimeout(() => fail(new Error(`delay proxy did not start: ${output}`)), 30_000)
+    const check = () => {
+      const found = [...output.matchAll(/delay proxy 127\.0\.0\.1:(\d+) ->/g)]
+      if (found.length < targets.length) return
+      clearTimeout(timer)
+      done(found.map((m) => Number(m[1])))
+    }
+    child.stdout?.on('data', (chunk: Buffer) => {
+      output += chunk.toString('utf8')
+      check()
+    })
+    child.stderr?.on('data', (chunk: Buffer) => {
+      output += chunk.toString('utf8')
+    })
+    exited.then(() => {
+      clearTimeout(timer)
+      fail(new Error(`delay proxy exited: ${output}`))
+    })
+  }).catch(async (err: unknown) => {
+    await stop()
+    throw err
+  })
+  return { pid: child.pid ?? 0, ports, cpuMs: () => processCpuMs(child.pid ?? 0), stop }
+}
+
+async function main() {
+  const { values } = parseArgs({
+    options: {
+      'delay-ms': { type: 'string', default: '1' },
+      target: { type: 'string', multiple: true, default: [] },
+    },
+  })
+  const ms = Number(values['delay-ms'])
+  if (!Number.isFinite(ms) || ms < 0) throw new Error('--delay-ms must be a number ≥ 0')
+  for (const t of values.target ?? []) {
+    const target = parseHostPort(t)
+    const { port } = await startDelayProxy(target, { up: ms, down: ms })
+    process.stdout.write(`delay proxy 127.0.0.1:${port} -> ${target.host}:${target.port}\n`)
+  }
+  process.on('SIGTERM', () => process.exit(0))
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  main().catch((err: unknown) => {
+    process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`)
+    process.exit(1)
+  })
+}
