@@ -18,6 +18,7 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 import { resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { ConfigError } from '../config.js'
 import { processCpuMs } from './kernel.js'
 import { nodeEntry } from './node-entry.js'
 
@@ -150,6 +151,15 @@ export async function startDelayProxy(
   return { server, port: typeof address === 'object' && address ? address.port : port }
 }
 
+/** `--delay-ms`: a number of ms from 0 to 1000, fractions allowed. */
+export function parseDelayMs(raw: string): number {
+  const n = Number(raw)
+  if (!/^\d+(\.\d+)?$/.test(raw) || n > 1000) {
+    throw new ConfigError(`--delay-ms must be a number of ms from 0 to 1000, got "${raw}"`)
+  }
+  return n
+}
+
 /** `host:port` → its parts */
 export function parseHostPort(text: string): { host: string; port: number } {
   const m = /^(.+):(\d+)$/.exec(text)
@@ -207,6 +217,55 @@ export async function spawnDelayProxy(
   return { pid: child.pid ?? 0, ports, cpuMs: () => processCpuMs(child.pid ?? 0), stop }
 }
 
+/** What a service's environment looks like through the proxy, and the proxy itself. */
+export interface DelayedEnv {
+  env: NodeJS.ProcessEnv
+  proxy: DelayProxyProcess
+  /** what is behind the delay, e.g. "Redis and postgres" */
+  covers: string
+}
+
+/**
+ * Starts one proxy process with `delayMs` each way in front of the environment's
+ * Redis (REDIS_URL) and server database (DATABASE_URL, PostgreSQL or MySQL), and
+ * returns the environment rewritten to go through it. A cluster cannot be put
+ * behind it: its clients learn every node's own address from the cluster.
+ */
+export async function delayEnv(env: NodeJS.ProcessEnv, delayMs: number): Promise<DelayedEnv> {
+  if (env.REDIS_CLUSTER_NODES?.trim()) {
+    throw new Error(
+      'a delay cannot be put in front of a Redis Cluster: its clients connect to the addresses the nodes announce',
+    )
+  }
+  const rewrites: { key: 'REDIS_URL' | 'DATABASE_URL'; url: URL; what: string }[] = []
+  const redisUrl = env.REDIS_URL?.trim()
+  if (redisUrl) {
+    const url = new URL(redisUrl)
+    url.port ||= '6379'
+    rewrites.push({ key: 'REDIS_URL', url, what: 'Redis' })
+  }
+  const dbUrl = env.DATABASE_URL?.trim()
+  if (dbUrl && /^(postgres|postgresql|mysql):/.test(dbUrl)) {
+    const url = new URL(dbUrl)
+    url.port ||= url.protocol === 'mysql:' ? '3306' : '5432'
+    rewrites.push({ key: 'DATABASE_URL', url, what: url.protocol.replace(':', '') })
+  }
+  if (rewrites.length === 0)
+    throw new Error('nothing to delay: no REDIS_URL and no server database')
+  const proxy = await spawnDelayProxy(
+    delayMs,
+    rewrites.map(({ url }) => ({ host: url.hostname, port: Number(url.port) })),
+  )
+  const delayed = { ...env }
+  for (const [i, { key, url }] of rewrites.entries()) {
+    const through = new URL(url)
+    through.hostname = '127.0.0.1'
+    through.port = String(proxy.ports[i])
+    delayed[key] = through.toString()
+  }
+  return { env: delayed, proxy, covers: rewrites.map((r) => r.what).join(' and ') }
+}
+
 async function main() {
   const { values } = parseArgs({
     options: {
@@ -214,8 +273,7 @@ async function main() {
       target: { type: 'string', multiple: true, default: [] },
     },
   })
-  const ms = Number(values['delay-ms'])
-  if (!Number.isFinite(ms) || ms < 0) throw new Error('--delay-ms must be a number ≥ 0')
+  const ms = parseDelayMs(values['delay-ms'] ?? '1')
   for (const t of values.target ?? []) {
     const target = parseHostPort(t)
     const { port } = await startDelayProxy(target, { up: ms, down: ms })
