@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util'
 import { ConfigError } from '../config.js'
 import { parseDelayMs } from './delay-proxy.js'
 import { runDrainCommand } from './drain.js'
+import { runGateCommand } from './gate-batch.js'
 import { renderHtml } from './report-html.js'
 import { renderText } from './report-text.js'
 import { type BenchOptions, CLIENT_NAME, runBenchmark, stopNow } from './run.js'
@@ -22,6 +23,8 @@ DATABASE_URL, a fresh temporary SQLite database) and stops it afterwards.
 
   firstcome bench drain [options]   the stream workers' drain rate; see
                                     \`firstcome bench drain --help\`
+  firstcome bench gate [options]    issue.lua's decisions per Redis CPU-second
+                                    by batch size; see \`firstcome bench gate --help\`
 
 Scenarios:
   seed     random users in --users, one coupon of --quantity (the original run)
@@ -205,6 +208,7 @@ export function parseBenchArgs(args: string[]): BenchOptions | 'help' {
 
 export async function runBench(args: string[]): Promise<void> {
   if (args[0] === 'drain') return runDrainCommand(args.slice(1))
+  if (args[0] === 'gate') return runGateCommand(args.slice(1))
   const options = parseBenchArgs(args)
   if (options === 'help') {
     process.stdout.write(`${BENCH_USAGE}\n`)

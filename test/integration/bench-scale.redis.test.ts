@@ -12,6 +12,7 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { parseBenchArgs } from '../../src/bench/cli.js'
 import type { DrainReport } from '../../src/bench/drain.js'
+import type { GateReport } from '../../src/bench/gate-batch.js'
 import type { BenchReport } from '../../src/bench/report.js'
 import { createDatabaseUrl, dropDatabaseUrl } from '../helpers/databases.js'
 import { deleteKeys, REDIS_URL, redisClient, uniquePrefix } from '../helpers/redis.js'
@@ -53,6 +54,31 @@ describe('firstcome bench --delay-ms / --redis-cluster-nodes flags', () => {
     assert.throws(() => parseBenchArgs(['--redis-cluster-nodes', 'nohost']))
     const o = parseBenchArgs(['--delay-ms', '0.5'])
     assert.ok(o !== 'help' && o.delayMs === 0.5)
+  })
+})
+
+describe('firstcome bench gate', { skip: skipUnlessRedisServer('for the gate bench') }, () => {
+  it('drives issue.lua by batch size on a redis-server of its own, through a delay too', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'firstcome-bench-gate-'))
+    try {
+      const json = join(dir, 'gate.json')
+      const args = ['gate', '--seconds', '0.3', '--batches', '1,10', '--in-flight', '4']
+      const { code, stdout, stderr } = await bench([...args, '--delay-ms', '1', '--json', json], {})
+      assert.equal(code, 0, `${stdout}\n${stderr}`)
+      const report = JSON.parse(readFileSync(json, 'utf8')) as GateReport
+      assert.equal(report.delayMs, 1)
+      assert.deepEqual(
+        report.runs.map((r) => `${r.path} ${r.batch}`),
+        ['win 1', 'win 10', 'refusal 1', 'refusal 10'],
+      )
+      for (const r of report.runs) {
+        assert.ok(r.decisions > 0 && r.decisions % r.batch === 0, JSON.stringify(r))
+        assert.ok(r.redisCpuMs >= 0)
+      }
+      assert.match(stdout, /decisions per Redis CPU-second/)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })
 
