@@ -10,7 +10,7 @@
  *
  * Run as a process of its own, so its CPU is measured apart from what it sits in
  * front of and a busy server does not delay its timers:
- *   node delay-proxy.js --delay-ms 1 --target 127.0.0.1:6379 [--target …]
+ *   node delay-proxy.js --delay-ms 1 [--precise] --target 127.0.0.1:6379 [--target …]
  * prints `delay proxy 127.0.0.1:<port> -> <host>:<port>` per target, once listening.
  */
 import { spawn } from 'node:child_process'
@@ -32,32 +32,20 @@ export interface Delay {
 /** Pauses a side once this many bytes wait in its direction's queue. */
 const HIGH_WATER = 4 * 1024 * 1024
 
-/** One direction of one connection: bytes from `from` reach `to` after `delayMs`. */
-class DelayedStream {
-  readonly #queue: { at: number; chunk: Buffer | null }[] = []
+/**
+ * Every chunk in flight with one delay, in arrival order: with the delay the same
+ * for all, arrival order is due order, so one queue and one timer serve every
+ * connection (a timer per connection costs far more CPU under a storm).
+ */
+class Timeline {
+  readonly #queue: { at: number; stream: DelayedStream; chunk: Buffer | null }[] = []
   #head = 0
-  #queued = 0
   #timer: NodeJS.Timeout | NodeJS.Immediate | null = null
 
-  constructor(
-    readonly from: Socket,
-    readonly to: Socket,
-    readonly delayMs: number,
-  ) {
-    from.on('data', (chunk: Buffer) => this.#push(chunk))
-    from.once('end', () => this.#push(null))
-  }
+  constructor(readonly delayMs: number) {}
 
-  #push(chunk: Buffer | null) {
-    if (this.delayMs <= 0 && this.#head === this.#queue.length) {
-      this.#write(chunk)
-      return
-    }
-    this.#queue.push({ at: performance.now() + this.delayMs, chunk })
-    if (chunk) {
-      this.#queued += chunk.length
-      if (this.#queued > HIGH_WATER) this.from.pause()
-    }
+  push(stream: DelayedStream, chunk: Buffer | null) {
+    this.#queue.push({ at: performance.now() + this.delayMs, stream, chunk })
     if (!this.#timer) this.#schedule()
   }
 
@@ -65,28 +53,90 @@ class DelayedStream {
     const next = this.#queue[this.#head]
     if (!next) return
     const wait = next.at - performance.now()
-    this.#timer = wait >= 1 ? setTimeout(this.#drain, Math.floor(wait)) : setImmediate(this.#drain)
+    this.#timer =
+      precise && wait < 1 ? setImmediate(this.#drain) : setTimeout(this.#drain, Math.floor(wait))
   }
 
   readonly #drain = () => {
     this.#timer = null
     const now = performance.now()
+    // The chunks of one connection due together leave in one write.
+    const corked = new Set<DelayedStream>()
     for (;;) {
       const next = this.#queue[this.#head]
       if (!next || next.at > now) break
       this.#head++
-      if (next.chunk) this.#queued -= next.chunk.length
-      this.#write(next.chunk)
+      if (!corked.has(next.stream)) {
+        corked.add(next.stream)
+        next.stream.to.cork()
+      }
+      next.stream.deliver(next.chunk)
     }
+    for (const s of corked) s.to.uncork()
     if (this.#head === this.#queue.length) {
       this.#queue.length = 0
       this.#head = 0
-    } else if (this.#head > 1024) {
+    } else if (this.#head > 4096) {
       this.#queue.splice(0, this.#head)
       this.#head = 0
     }
-    if (this.#queued <= HIGH_WATER && this.from.isPaused()) this.from.resume()
     this.#schedule()
+  }
+}
+
+/**
+ * Spin (setImmediate) through the last millisecond before a chunk is due instead
+ * of waiting on a timer: sub-millisecond precision for a core's worth of CPU
+ * while anything is in flight. Off, a chunk waits for the millisecond timer
+ * after its due time: at least the delay, at most about a millisecond more.
+ */
+let precise = false
+const timelines = new Map<number, Timeline>()
+
+function timeline(delayMs: number): Timeline {
+  let t = timelines.get(delayMs)
+  if (!t) {
+    t = new Timeline(delayMs)
+    timelines.set(delayMs, t)
+  }
+  return t
+}
+
+/** One direction of one connection: bytes from `from` reach `to` after `delayMs`. */
+class DelayedStream {
+  #queued = 0
+  #cancelled = false
+  readonly #timeline: Timeline | null
+
+  constructor(
+    readonly from: Socket,
+    readonly to: Socket,
+    delayMs: number,
+  ) {
+    this.#timeline = delayMs > 0 ? timeline(delayMs) : null
+    from.on('data', (chunk: Buffer) => this.#push(chunk))
+    from.once('end', () => this.#push(null))
+  }
+
+  #push(chunk: Buffer | null) {
+    if (!this.#timeline) {
+      this.#write(chunk)
+      return
+    }
+    if (chunk) {
+      this.#queued += chunk.length
+      if (this.#queued > HIGH_WATER) this.from.pause()
+    }
+    this.#timeline.push(this, chunk)
+  }
+
+  deliver(chunk: Buffer | null) {
+    if (this.#cancelled) return
+    if (chunk) {
+      this.#queued -= chunk.length
+      if (this.#queued <= HIGH_WATER && this.from.isPaused()) this.from.resume()
+    }
+    this.#write(chunk)
   }
 
   #write(chunk: Buffer | null) {
@@ -96,13 +146,7 @@ class DelayedStream {
   }
 
   cancel() {
-    if (this.#timer) {
-      clearTimeout(this.#timer as NodeJS.Timeout)
-      clearImmediate(this.#timer as NodeJS.Immediate)
-    }
-    this.#timer = null
-    this.#queue.length = 0
-    this.#head = 0
+    this.#cancelled = true
   }
 }
 
@@ -180,9 +224,11 @@ export interface DelayProxyProcess {
 export async function spawnDelayProxy(
   delayMs: number,
   targets: readonly { host: string; port: number }[],
+  options: { precise?: boolean } = {},
 ): Promise<DelayProxyProcess> {
   const entry = nodeEntry('./delay-proxy')
   const args = [...entry.execArgv, entry.path, '--delay-ms', String(delayMs)]
+  if (options.precise) args.push('--precise')
   for (const t of targets) args.push('--target', `${t.host}:${t.port}`)
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
   const exited = new Promise<void>((done) => child.once('exit', () => done()))
@@ -271,8 +317,10 @@ async function main() {
     options: {
       'delay-ms': { type: 'string', default: '1' },
       target: { type: 'string', multiple: true, default: [] },
+      precise: { type: 'boolean', default: false },
     },
   })
+  precise = values.precise ?? false
   const ms = parseDelayMs(values['delay-ms'] ?? '1')
   for (const t of values.target ?? []) {
     const target = parseHostPort(t)
