@@ -47,6 +47,8 @@ import {
 } from '../helpers/storm.js'
 
 const PREFIX = 'fc:'
+/** starting a process on a loaded machine: generous, as the other waits */
+const START_MS = 90_000
 /** cluster-node-timeout: a master silent this long is failed over */
 const NODE_TIMEOUT_MS = 1000
 
@@ -81,16 +83,18 @@ describe('Redis Cluster (3 masters + 3 replicas, AOF) under a storm', { skip }, 
       LOG_LEVEL: 'warn',
     }
     // One server first: it migrates the database the others then find ready.
-    servers.push(
-      await startServer({ databaseUrl, adminToken: ADMIN_TOKEN, env, args: ['--no-worker'] }),
-    )
-    const started = await Promise.all([
-      startServer({ databaseUrl, adminToken: ADMIN_TOKEN, env, args: ['--no-worker'] }),
-      startWorkerProcess({ ...env, DATABASE_URL: databaseUrl, ADMIN_TOKEN }),
-      startWorkerProcess({ ...env, DATABASE_URL: databaseUrl, ADMIN_TOKEN }),
+    const serve = { databaseUrl, adminToken: ADMIN_TOKEN, env, args: ['--no-worker'] }
+    servers.push(await startServer({ ...serve, timeoutMs: START_MS }))
+    const workerEnv = { ...env, DATABASE_URL: databaseUrl, ADMIN_TOKEN }
+    const [server, ...rest] = await Promise.allSettled([
+      startServer({ ...serve, timeoutMs: START_MS }),
+      startWorkerProcess(workerEnv, START_MS),
+      startWorkerProcess(workerEnv, START_MS),
     ])
-    servers.push(started[0])
-    workers.push(started[1], started[2])
+    // Whatever started is stopped after the suite, even if another part failed.
+    if (server?.status === 'fulfilled') servers.push(server.value)
+    for (const w of rest) if (w.status === 'fulfilled') workers.push(w.value)
+    for (const r of [server, ...rest]) if (r?.status === 'rejected') throw r.reason
     for (const s of servers) pools.push(httpPool(s.url, 48))
     redis = new Cluster(
       cluster.nodes.map(({ host, port }) => ({ host, port })),

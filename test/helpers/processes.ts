@@ -119,8 +119,11 @@ async function startFirstcome(
 }
 
 /** `firstcome worker`, resolved once it reports that it runs. */
-export async function startWorkerProcess(env: Record<string, string>): Promise<ServiceProcess> {
-  return (await startFirstcome(['worker'], env, /firstcome worker running/)).proc
+export async function startWorkerProcess(
+  env: Record<string, string>,
+  timeoutMs?: number,
+): Promise<ServiceProcess> {
+  return (await startFirstcome(['worker'], env, /firstcome worker running/, timeoutMs)).proc
 }
 
 export interface ServerProcess extends ServiceProcess {
@@ -134,6 +137,8 @@ export interface ServerOptions {
   env?: Record<string, string>
   /** more arguments after `serve` (e.g. --no-worker) */
   args?: string[]
+  /** how long it may take to listen and be ready (default 30 s) */
+  timeoutMs?: number
 }
 
 /** `firstcome serve`, resolved once it listens and /readyz answers 200. */
@@ -151,11 +156,11 @@ export async function startServer(options: ServerOptions): Promise<ServerProcess
     ['serve', ...(options.args ?? [])],
     env,
     banner,
-    SERVER_START_TIMEOUT_MS,
+    options.timeoutMs ?? SERVER_START_TIMEOUT_MS,
   )
   const url = match[1] ?? ''
   try {
-    await waitForReady(url)
+    await waitForReady(url, options.timeoutMs)
   } catch (err) {
     await stopAll([proc])
     throw new Error(`${String(err)}; output:\n${proc.output().slice(-4000)}`)
@@ -163,8 +168,8 @@ export async function startServer(options: ServerOptions): Promise<ServerProcess
   return Object.assign(proc, { url })
 }
 
-async function waitForReady(url: string): Promise<void> {
-  const deadline = Date.now() + SERVER_START_TIMEOUT_MS
+async function waitForReady(url: string, timeoutMs = SERVER_START_TIMEOUT_MS): Promise<void> {
+  const deadline = Date.now() + timeoutMs
   while (Date.now() < deadline) {
     const res = await fetch(`${url}/readyz`).catch(() => null)
     await res?.text()
