@@ -135,7 +135,7 @@ export interface ServerOptions {
   /** ADMIN_TOKEN; omitted → the server generates one */
   adminToken?: string
   env?: Record<string, string>
-  /** more arguments after `serve` (e.g. --no-worker) */
+  /** after `serve`, e.g. `--no-worker` */
   args?: string[]
   /** how long it may take to listen and be ready (default 30 s) */
   timeoutMs?: number
@@ -152,15 +152,12 @@ export async function startServer(options: ServerOptions): Promise<ServerProcess
     ...options.env,
   }
   const banner = /listening on (http:\/\/[^\s]+)/
-  const { proc, match } = await startFirstcome(
-    ['serve', ...(options.args ?? [])],
-    env,
-    banner,
-    options.timeoutMs ?? SERVER_START_TIMEOUT_MS,
-  )
+  const args = ['serve', ...(options.args ?? [])]
+  const timeoutMs = options.timeoutMs ?? SERVER_START_TIMEOUT_MS
+  const { proc, match } = await startFirstcome(args, env, banner, timeoutMs)
   const url = match[1] ?? ''
   try {
-    await waitForReady(url, options.timeoutMs)
+    await waitForReady(url, timeoutMs)
   } catch (err) {
     await stopAll([proc])
     throw new Error(`${String(err)}; output:\n${proc.output().slice(-4000)}`)
