@@ -134,8 +134,11 @@ async function startFirstcome(
 }
 
 /** `firstcome worker`, resolved once it reports that it runs. */
-export async function startWorkerProcess(env: Record<string, string>): Promise<ServiceProcess> {
-  return (await startFirstcome(['worker'], env, /firstcome worker running/)).proc
+export async function startWorkerProcess(
+  env: Record<string, string>,
+  timeoutMs?: number,
+): Promise<ServiceProcess> {
+  return (await startFirstcome(['worker'], env, /firstcome worker running/, timeoutMs)).proc
 }
 
 export interface ServerProcess extends ServiceProcess {
@@ -149,6 +152,8 @@ export interface ServerOptions extends SpawnOptions {
   env?: Record<string, string>
   /** after `serve`, e.g. `--no-worker` */
   args?: string[]
+  /** how long it may take to listen and be ready (default 30 s) */
+  timeoutMs?: number
 }
 
 /** `firstcome serve`, resolved once it listens and /readyz answers 200. */
@@ -165,12 +170,13 @@ export async function startServer(options: ServerOptions): Promise<ServerProcess
   }
   const banner = /listening on (http:\/\/[^\s]+)/
   const args = ['serve', ...(options.args ?? [])]
-  const { proc, match } = await startFirstcome(args, env, banner, SERVER_START_TIMEOUT_MS, {
+  const timeoutMs = options.timeoutMs ?? SERVER_START_TIMEOUT_MS
+  const { proc, match } = await startFirstcome(args, env, banner, timeoutMs, {
     descriptorLimit: options.descriptorLimit,
   })
   const url = match[1] ?? ''
   try {
-    await waitForReady(url)
+    await waitForReady(url, timeoutMs)
   } catch (err) {
     await stopAll([proc])
     throw new Error(`${String(err)}; output:\n${proc.output().slice(-4000)}`)
@@ -178,8 +184,8 @@ export async function startServer(options: ServerOptions): Promise<ServerProcess
   return Object.assign(proc, { url })
 }
 
-async function waitForReady(url: string): Promise<void> {
-  const deadline = Date.now() + SERVER_START_TIMEOUT_MS
+async function waitForReady(url: string, timeoutMs = SERVER_START_TIMEOUT_MS): Promise<void> {
+  const deadline = Date.now() + timeoutMs
   while (Date.now() < deadline) {
     const res = await fetch(`${url}/readyz`).catch(() => null)
     await res?.text()
