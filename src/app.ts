@@ -21,8 +21,9 @@ import { frameworkError, RETRY_AFTER_SECONDS, registerErrorHandling } from './ht
 import { IssueFastLane } from './http/issue-fast-lane.js'
 import { type IssueRateLimit, issueRoutes } from './http/issue-routes.js'
 import { dashboardRoutes } from './ops/dashboard-routes.js'
-import { healthRoutes, type ReadinessChecks } from './ops/health-routes.js'
+import { healthRoutes } from './ops/health-routes.js'
 import type { Metrics } from './ops/metrics.js'
+import type { Readiness } from './ops/readiness.js'
 import type { CouponService } from './service/coupon-service.js'
 import type { IssueService } from './service/issue-service.js'
 
@@ -30,7 +31,7 @@ export interface AppDeps {
   coupons: CouponService
   issues: IssueService
   metrics: Metrics
-  checks: ReadinessChecks
+  readiness: Readiness
   adminToken: string
   verifyUser: UserVerifier | null
   rateLimitPerIp: number | null
@@ -127,12 +128,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     rateLimit: issueLimit,
   })
   await app.register(healthRoutes, {
-    checks: deps.checks,
+    readiness: deps.readiness,
     metrics: deps.metrics,
     accepting: deps.accepting ?? (() => true),
   })
   await app.register(dashboardRoutes)
   lane?.attach(app)
+  deps.metrics.watchConnections(app.server)
+  deps.metrics.watchReadiness(deps.readiness)
   return app
 }
 

@@ -15,6 +15,7 @@ import type { Logger } from 'pino'
 import type { Config } from './config.js'
 import { openDatabase } from './db/database.js'
 import { migrateToLatest } from './db/migrate.js'
+import { relayClusterScrapes } from './ops/cluster-metrics.js'
 
 const RESPAWN_DELAY_MS = 1000
 const STOP_TIMEOUT_MS = 30_000
@@ -28,6 +29,7 @@ export async function runPrimary(config: Readonly<Config>, logger: Logger): Prom
   }
 
   cluster.schedulingPolicy = cluster.SCHED_NONE
+  relayClusterScrapes()
   let stopping = false
   for (let i = 0; i < config.apiProcesses; i++) cluster.fork()
   cluster.on('exit', (worker, code, signal) => {

@@ -20,8 +20,11 @@ import { MemoryStockGate } from './gate/memory-stock-gate.js'
 import { RedisStockGate } from './gate/redis-stock-gate.js'
 import type { StockGate } from './gate/stock-gate.js'
 import { type UserVerifier, userVerifier } from './http/auth.js'
-import type { ReadinessChecks } from './ops/health-routes.js'
+import { CouponFigures } from './ops/coupon-figures.js'
+import { Heartbeats } from './ops/heartbeats.js'
 import { Metrics } from './ops/metrics.js'
+import { Readiness, type ReadinessChecks } from './ops/readiness.js'
+import { couponGauges, workerGauge } from './ops/scrape-gauges.js'
 import { GroupCommitRecorder } from './queue/group-commit-recorder.js'
 import { RedisStreamWorker } from './queue/redis-stream-worker.js'
 import type { WinRecorder } from './queue/win-recorder.js'
@@ -34,6 +37,12 @@ import { IssueService } from './service/issue-service.js'
 /** How long a stop waits for the group commit to write what it holds. */
 const DRAIN_TIMEOUT_MS = 10_000
 
+export interface WorkerHandle {
+  /** resolves when the worker's own Redis connection answers */
+  ping(): Promise<void>
+  stop(): Promise<void>
+}
+
 export interface Container {
   config: Readonly<Config>
   logger: Logger
@@ -44,10 +53,14 @@ export interface Container {
   coupons: CouponService
   issues: IssueService
   metrics: Metrics
-  checks: ReadinessChecks
+  readiness: Readiness
+  /** where each current coupon stands, read at most once a second */
+  figures: CouponFigures
+  /** Redis mode: stream workers alive on every host */
+  workersAlive?: () => Promise<number>
   verifyUser: UserVerifier | null
   /** Redis mode only: starts a stream worker (with its own connection) in this process. */
-  startWorker?: () => Promise<{ stop(): Promise<void> }>
+  startWorker?: () => Promise<WorkerHandle>
   /** Drains what is in hand and closes every connection, in dependency order. */
   close(): Promise<void>
 }
@@ -72,12 +85,20 @@ export async function createContainer(
     await migrateToLatest(database.db, config.dialect)
     adapters = config.redis
       ? await redisAdapters(config, config.redis, logger, database, metrics)
-      : await embeddedAdapters(logger, database)
+      : await embeddedAdapters(logger, database, metrics)
   } catch (err) {
     await database.close().catch(() => {})
     throw err
   }
   const { gate, recorder, cache, events } = adapters
+  const readiness = new Readiness({ ...adapters.checks, database: () => database.ping() })
+  const figures = new CouponFigures({
+    coupons: () => listCoupons(database.db),
+    won: (id) => gate.won(id),
+    oldestQueuedAt: adapters.oldestQueuedAt,
+  })
+  couponGauges(metrics.registry, figures)
+  if (adapters.workersAlive) workerGauge(metrics.registry, adapters.workersAlive)
   return {
     config,
     logger,
@@ -91,10 +112,12 @@ export async function createContainer(
       gate,
       recorder,
       cache,
-      onOutcome: (o) => metrics.countOutcome(o),
+      onOutcome: (id, o) => metrics.countOutcome(id, o),
     }),
     coupons: new CouponService(database.db, gate, events),
-    checks: { ...adapters.checks, database: () => database.ping() },
+    readiness,
+    figures,
+    workersAlive: adapters.workersAlive,
     verifyUser: config.jwt ? userVerifier(config.jwt) : null,
     startWorker: adapters.startWorker,
     async close() {
@@ -110,7 +133,7 @@ export function appDepsOf(c: Container): AppDeps {
     coupons: c.coupons,
     issues: c.issues,
     metrics: c.metrics,
-    checks: c.checks,
+    readiness: c.readiness,
     adminToken: c.config.adminToken,
     verifyUser: c.verifyUser,
     rateLimitPerIp: c.config.rateLimitPerIp,
@@ -125,15 +148,22 @@ interface Adapters {
   cache: CouponCache | null
   events: CouponEvents
   checks: ReadinessChecks
+  oldestQueuedAt?: (couponId: number) => Promise<number | null>
+  workersAlive?: () => Promise<number>
   startWorker?: Container['startWorker']
   /** everything but the database, which closes last */
   close(): Promise<void>
 }
 
-async function embeddedAdapters(logger: Logger, database: Database): Promise<Adapters> {
+async function embeddedAdapters(
+  logger: Logger,
+  database: Database,
+  metrics: Metrics,
+): Promise<Adapters> {
   const gate = await restoreMemoryGate(database)
   const recorder = new GroupCommitRecorder(database, {
     onError: (err, wins) => logger.error({ err, wins }, 'group commit failed; retrying'),
+    metrics,
   })
   const events = new MemoryCouponEvents()
   return {
@@ -184,11 +214,14 @@ async function redisAdapters(
     keys,
     source: databaseGateSource(database.db),
     // A coupon with winners loaded from the database means Redis had lost it.
-    onRebuild: (couponId, winners) =>
+    onRebuild: (couponId, winners) => {
+      metrics.gateRebuilds.inc()
       logger[winners > 0 ? 'warn' : 'info'](
-        { couponId, winners },
+        { event: 'gate.rebuilt', couponId, winners },
         'coupon state loaded into Redis from the database',
-      ),
+      )
+    },
+    metrics,
   })
   const events = new RedisCouponEvents(client, subscriber, keys.couponChanged)
   await events.start()
@@ -197,26 +230,37 @@ async function redisAdapters(
     return coupon && rulesOf(coupon)
   })
   events.subscribe((id) => (id === null ? cache.clear() : cache.invalidate(id)))
-  const workers: { stop(): Promise<void> }[] = []
+  const workers: WorkerHandle[] = []
+  const heartbeats = new Heartbeats(client, `${redis.keyPrefix}workers`)
   return {
     gate,
     recorder: null,
     cache,
     events,
-    checks: { redis: () => gate.ping() },
+    checks: { gate: () => gate.ping() },
+    oldestQueuedAt: async (couponId) => {
+      const [first] = await client.xrange(keys.coupon(couponId).stream, '-', '+', 'COUNT', 1)
+      return first ? Number(first[0].slice(0, first[0].indexOf('-'))) : null
+    },
+    workersAlive: () => heartbeats.alive(),
     async startWorker() {
       const workerClient = createRedis(redis, 'firstcome-worker')
       await connectAll([workerClient])
-      const worker = new RedisStreamWorker({
+      const beats = new Heartbeats(workerClient, `${redis.keyPrefix}workers`)
+      const worker: RedisStreamWorker = new RedisStreamWorker({
         client: workerClient,
         keys,
         db: database.db,
         logger,
         metrics,
         loadGate: (couponId) => gate.won(couponId),
+        onPass: () => beats.beat(worker.consumer),
         ...config.worker,
       }).start()
       const handle = {
+        ping: async () => {
+          await workerClient.ping()
+        },
         async stop() {
           await worker.stop()
           await workerClient.quit().catch(() => workerClient.disconnect())

@@ -11,6 +11,9 @@ import { type Config, ConfigError, loadConfig } from './config.js'
 import { appDepsOf, type Container, createContainer } from './container.js'
 import { listCoupons } from './db/coupons-repo.js'
 import type { Coupon } from './domain/coupon.js'
+import { Readiness } from './ops/readiness.js'
+import { processGauge } from './ops/scrape-gauges.js'
+import { startWorkerServer } from './ops/worker-server.js'
 
 const USAGE = `Usage: firstcome <command> [options]
 
@@ -78,6 +81,7 @@ function printBanner(
 
 async function serve(config: Readonly<Config>, logger: Logger, withWorker: boolean) {
   const container = await createContainer(config, logger)
+  processGauge(container.metrics.registry, 'api')
   let accepting = true
   const demo = config.redis ? null : await createDemoCoupon(container)
   const app = await buildApp({ ...appDepsOf(container), logger, accepting: () => accepting })
@@ -106,8 +110,27 @@ async function runWorker(config: Readonly<Config>, logger: Logger) {
     throw new ConfigError('`firstcome worker` needs Redis: set REDIS_URL or REDIS_CLUSTER_NODES')
   }
   const worker = await container.startWorker()
-  process.stdout.write(`firstcome worker running (${describeMode(config)})\n`)
+  processGauge(container.metrics.registry, 'worker')
+  let accepting = true
+  const server = await startWorkerServer(
+    {
+      metrics: container.metrics,
+      readiness: new Readiness({
+        queue: () => worker.ping(),
+        database: () => container.database.ping(),
+      }),
+      accepting: () => accepting,
+      logger,
+    },
+    config.metricsPort,
+    config.host,
+  )
+  process.stdout.write(
+    `firstcome worker running (${describeMode(config)}); metrics on ${server.url}/metrics\n`,
+  )
   onShutdown(logger, async () => {
+    accepting = false
+    await server.app.close()
     await worker.stop()
     await container.close()
   })

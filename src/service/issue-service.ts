@@ -41,7 +41,7 @@ export interface IssueServiceDeps {
   recorder: WinRecorder | null
   /** null in embedded mode, where the gate is in-process and as fast as a cache */
   cache: CouponCache | null
-  onOutcome?: (outcome: IssueOutcome) => void
+  onOutcome?: (couponId: number, outcome: IssueOutcome) => void
   now?: () => number
 }
 
@@ -50,7 +50,7 @@ export class IssueService {
   readonly #gate: StockGate
   readonly #recorder: WinRecorder | null
   readonly #cache: CouponCache | null
-  readonly #onOutcome: (outcome: IssueOutcome) => void
+  readonly #onOutcome: (couponId: number, outcome: IssueOutcome) => void
   readonly #now: () => number
 
   constructor(deps: IssueServiceDeps) {
@@ -73,9 +73,9 @@ export class IssueService {
       const certain = this.#cache.check(couponId, now)
       if (certain instanceof Promise)
         return certain.then((refusal) =>
-          refusal ? this.#outcome(refused[refusal]) : this.#decide(couponId, userId, now),
+          refusal ? this.#outcome(couponId, refused[refusal]) : this.#decide(couponId, userId, now),
         )
-      if (certain) return this.#outcome(refused[certain])
+      if (certain) return this.#outcome(couponId, refused[certain])
     }
     return this.#decide(couponId, userId, now)
   }
@@ -87,11 +87,11 @@ export class IssueService {
     } else if (outcome.refusal === 'SOLD_OUT') {
       this.#cache?.markSoldOut(couponId)
     }
-    return this.#outcome(outcome)
+    return this.#outcome(couponId, outcome)
   }
 
-  #outcome(outcome: IssueOutcome): IssueOutcome {
-    this.#onOutcome(outcome)
+  #outcome(couponId: number, outcome: IssueOutcome): IssueOutcome {
+    this.#onOutcome(couponId, outcome)
     return outcome
   }
 

@@ -118,9 +118,19 @@ async function startFirstcome(
   }
 }
 
+export interface WorkerProcess extends ServiceProcess {
+  /** its /metrics, /healthz and /readyz server (METRICS_PORT, a free one by default) */
+  metricsUrl: string
+}
+
 /** `firstcome worker`, resolved once it reports that it runs. */
-export async function startWorkerProcess(env: Record<string, string>): Promise<ServiceProcess> {
-  return (await startFirstcome(['worker'], env, /firstcome worker running/)).proc
+export async function startWorkerProcess(env: Record<string, string>): Promise<WorkerProcess> {
+  const { proc, match } = await startFirstcome(
+    ['worker'],
+    { METRICS_PORT: '0', HOST: '127.0.0.1', ...env },
+    /firstcome worker running.*metrics on (http:\/\/[^\s]+)\/metrics/,
+  )
+  return Object.assign(proc, { metricsUrl: match[1] ?? '' })
 }
 
 export interface ServerProcess extends ServiceProcess {
@@ -131,6 +141,8 @@ export interface ServerOptions {
   databaseUrl: string
   /** ADMIN_TOKEN; omitted → the server generates one */
   adminToken?: string
+  /** `serve --no-worker`: the stream worker runs in processes of its own */
+  noWorker?: boolean
   env?: Record<string, string>
 }
 
@@ -145,7 +157,8 @@ export async function startServer(options: ServerOptions): Promise<ServerProcess
     ...options.env,
   }
   const banner = /listening on (http:\/\/[^\s]+)/
-  const { proc, match } = await startFirstcome(['serve'], env, banner, SERVER_START_TIMEOUT_MS)
+  const args = options.noWorker ? ['serve', '--no-worker'] : ['serve']
+  const { proc, match } = await startFirstcome(args, env, banner, SERVER_START_TIMEOUT_MS)
   const url = match[1] ?? ''
   try {
     await waitForReady(url)
