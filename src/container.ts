@@ -21,6 +21,7 @@ import { RedisStockGate } from './gate/redis-stock-gate.js'
 import type { StockGate } from './gate/stock-gate.js'
 import { type UserVerifier, userVerifier } from './http/auth.js'
 import { CouponFigures } from './ops/coupon-figures.js'
+import { CouponWatch } from './ops/coupon-watch.js'
 import { Heartbeats } from './ops/heartbeats.js'
 import { Metrics } from './ops/metrics.js'
 import { Readiness, type ReadinessChecks } from './ops/readiness.js'
@@ -36,6 +37,8 @@ import { IssueService } from './service/issue-service.js'
 
 /** How long a stop waits for the group commit to write what it holds. */
 const DRAIN_TIMEOUT_MS = 10_000
+/** how long a logged event's claim is kept (see CouponWatch) */
+const CLAIM_TTL_MS = 7 * 86_400_000
 
 export interface WorkerHandle {
   /** resolves when the worker's own Redis connection answers */
@@ -56,6 +59,8 @@ export interface Container {
   readiness: Readiness
   /** where each current coupon stands, read at most once a second */
   figures: CouponFigures
+  /** logs the windows' events; started by the API (`serve`) */
+  watch: CouponWatch
   /** Redis mode: stream workers alive on every host */
   workersAlive?: () => Promise<number>
   verifyUser: UserVerifier | null
@@ -63,6 +68,17 @@ export interface Container {
   startWorker?: () => Promise<WorkerHandle>
   /** Drains what is in hand and closes every connection, in dependency order. */
   close(): Promise<void>
+}
+
+/** One process: each event is logged once by remembering it here. */
+function claimedOnce(): (key: string) => Promise<boolean> {
+  const seen = new Set<string>()
+  return async (key) => {
+    if (seen.has(key)) return false
+    if (seen.size >= 100_000) seen.clear()
+    seen.add(key)
+    return true
+  }
 }
 
 /** Rebuilds the in-process gate from the system of record. */
@@ -98,6 +114,14 @@ export async function createContainer(
     oldestQueuedAt: adapters.oldestQueuedAt,
   })
   couponGauges(metrics.registry, figures)
+  const watch = new CouponWatch({
+    coupons: () => listCoupons(database.db),
+    coupon: (id) => findCoupon(database.db, id),
+    won: (id) => gate.won(id),
+    subscribe: (listener) => events.subscribe(listener),
+    claim: adapters.claim ?? claimedOnce(),
+    logger,
+  })
   if (adapters.workersAlive) workerGauge(metrics.registry, adapters.workersAlive)
   return {
     config,
@@ -114,13 +138,15 @@ export async function createContainer(
       cache,
       onOutcome: (id, o) => metrics.countOutcome(id, o),
     }),
-    coupons: new CouponService(database.db, gate, events),
+    coupons: new CouponService(database.db, gate, events, logger),
+    watch,
     readiness,
     figures,
     workersAlive: adapters.workersAlive,
     verifyUser: config.jwt ? userVerifier(config.jwt) : null,
     startWorker: adapters.startWorker,
     async close() {
+      watch.stop()
       await adapters.close()
       await database.close()
     },
@@ -149,6 +175,8 @@ interface Adapters {
   events: CouponEvents
   checks: ReadinessChecks
   oldestQueuedAt?: (couponId: number) => Promise<number | null>
+  /** several processes: true for the one that logs an event (see CouponWatch) */
+  claim?: (key: string) => Promise<boolean>
   workersAlive?: () => Promise<number>
   startWorker?: Container['startWorker']
   /** everything but the database, which closes last */
@@ -215,10 +243,14 @@ async function redisAdapters(
     source: databaseGateSource(database.db),
     // A coupon with winners loaded from the database means Redis had lost it.
     onRebuild: (couponId, winners) => {
+      if (winners === 0) {
+        logger.info({ couponId }, 'coupon state loaded into Redis from the database')
+        return
+      }
       metrics.gateRebuilds.inc()
-      logger[winners > 0 ? 'warn' : 'info'](
+      logger.warn(
         { event: 'gate.rebuilt', couponId, winners },
-        'coupon state loaded into Redis from the database',
+        'coupon state rebuilt in Redis from the database and its stream',
       )
     },
     metrics,
@@ -243,6 +275,8 @@ async function redisAdapters(
       return first ? Number(first[0].slice(0, first[0].indexOf('-'))) : null
     },
     workersAlive: () => heartbeats.alive(),
+    claim: async (key) =>
+      (await client.set(`${redis.keyPrefix}logged:${key}`, '1', 'PX', CLAIM_TTL_MS, 'NX')) === 'OK',
     async startWorker() {
       const workerClient = createRedis(redis, 'firstcome-worker')
       await connectAll([workerClient])

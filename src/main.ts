@@ -86,6 +86,7 @@ async function serve(config: Readonly<Config>, logger: Logger, withWorker: boole
   const demo = config.redis ? null : await createDemoCoupon(container)
   const app = await buildApp({ ...appDepsOf(container), logger, accepting: () => accepting })
   const worker = withWorker ? await container.startWorker?.() : undefined
+  await container.watch.start()
   await app.listen({ port: config.port, host: config.host, backlog: config.listenBacklog })
   const address = app.server.address()
   const port = typeof address === 'object' && address ? address.port : config.port
