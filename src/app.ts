@@ -20,9 +20,11 @@ import { couponRoutes } from './http/coupon-routes.js'
 import { frameworkError, RETRY_AFTER_SECONDS, registerErrorHandling } from './http/errors.js'
 import { IssueFastLane } from './http/issue-fast-lane.js'
 import { type IssueRateLimit, issueRoutes } from './http/issue-routes.js'
+import type { CouponFigures } from './ops/coupon-figures.js'
 import { dashboardRoutes } from './ops/dashboard-routes.js'
 import { healthRoutes } from './ops/health-routes.js'
 import type { Metrics } from './ops/metrics.js'
+import { Overview } from './ops/overview.js'
 import type { Readiness } from './ops/readiness.js'
 import type { CouponService } from './service/coupon-service.js'
 import type { IssueService } from './service/issue-service.js'
@@ -32,6 +34,10 @@ export interface AppDeps {
   issues: IssueService
   metrics: Metrics
   readiness: Readiness
+  /** the dashboard's coupon figures (cached a second) */
+  figures: CouponFigures
+  workersAlive?: (() => Promise<number>) | undefined
+  mode: 'embedded' | 'redis'
   adminToken: string
   verifyUser: UserVerifier | null
   rateLimitPerIp: number | null
@@ -132,7 +138,16 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     metrics: deps.metrics,
     accepting: deps.accepting ?? (() => true),
   })
-  await app.register(dashboardRoutes)
+  await app.register(dashboardRoutes, {
+    overview: new Overview({
+      figures: deps.figures,
+      readiness: deps.readiness,
+      metrics: deps.metrics,
+      workersAlive: deps.workersAlive,
+      mode: deps.mode,
+    }),
+    adminToken: deps.adminToken,
+  })
   lane?.attach(app)
   deps.metrics.watchConnections(app.server)
   deps.metrics.watchReadiness(deps.readiness)
