@@ -4,7 +4,7 @@
  * however many scrapes and dashboards ask (one coupon list from the database and
  * one gate count per coupon, plus in Redis mode the head of its stream).
  */
-import type { Coupon } from '../domain/coupon.js'
+import { type Coupon, remainingQuantity, rulesOf } from '../domain/coupon.js'
 
 /** Coupons whose window ended longer ago than this are no longer shown or measured. */
 const CURRENT_FOR_MS = 24 * 3_600_000
@@ -78,7 +78,7 @@ export class CouponFigures {
       won,
       persisted: c.issuedQuantity,
       queued,
-      remaining: c.totalQuantity === null ? null : Math.max(0, c.totalQuantity - won),
+      remaining: remainingQuantity(rulesOf(c), won),
       oldestQueuedAt: queued > 0 ? oldest : null,
     }
   }
