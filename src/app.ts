@@ -18,9 +18,12 @@ import { Overload } from './http/overload.js'
 import { clientError, serverFactory } from './http/server.js'
 import { useRoutes } from './http/use-routes.js'
 import type { IssueLimits } from './limits/issue-limits.js'
+import type { CouponFigures } from './ops/coupon-figures.js'
 import { dashboardRoutes } from './ops/dashboard-routes.js'
-import { healthRoutes, type ReadinessChecks } from './ops/health-routes.js'
+import { healthRoutes } from './ops/health-routes.js'
 import type { Metrics } from './ops/metrics.js'
+import { Overview } from './ops/overview.js'
+import type { Readiness } from './ops/readiness.js'
 import type { CouponBox } from './service/coupon-box.js'
 import type { CouponService } from './service/coupon-service.js'
 import type { IssueService } from './service/issue-service.js'
@@ -32,7 +35,11 @@ export interface AppDeps {
   spends: SpendService
   box: CouponBox
   metrics: Metrics
-  checks: ReadinessChecks
+  readiness: Readiness
+  /** the dashboard's coupon figures (cached a second) */
+  figures: CouponFigures
+  workersAlive?: (() => Promise<number>) | undefined
+  mode: 'embedded' | 'redis'
   adminToken: string
   verifyUser: UserVerifier | null
   /** RATE_LIMIT_PER_IP and RATE_LIMIT_PER_USER */
@@ -49,7 +56,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // Once close() has begun: readiness says so, and every request is refused.
   let closing = false
   const isClosing = () => closing
-  const overload = new Overload(deps.http.queueTimeoutMs)
+  const overload = new Overload(deps.http.queueTimeoutMs, (reason) =>
+    deps.metrics.countShed(reason),
+  )
   // The issue routes' common case skips Fastify's lifecycle (see issue-fast-lane.ts).
   const lane = new IssueFastLane({
     issues: deps.issues,
@@ -132,12 +141,23 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     overload,
   })
   await app.register(healthRoutes, {
-    checks: deps.checks,
+    readiness: deps.readiness,
     metrics: deps.metrics,
     accepting: () => !closing,
   })
-  await app.register(dashboardRoutes)
+  await app.register(dashboardRoutes, {
+    overview: new Overview({
+      figures: deps.figures,
+      readiness: deps.readiness,
+      metrics: deps.metrics,
+      workersAlive: deps.workersAlive,
+      mode: deps.mode,
+    }),
+    adminToken: deps.adminToken,
+  })
   lane.attach(app)
+  deps.metrics.watchConnections(app.server)
+  deps.metrics.watchReadiness(deps.readiness)
   return app
 }
 

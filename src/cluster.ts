@@ -15,6 +15,7 @@ import type { Logger } from 'pino'
 import type { Config } from './config.js'
 import { openDatabase } from './db/database.js'
 import { migrateToLatest } from './db/migrate.js'
+import { relayClusterScrapes } from './ops/cluster-metrics.js'
 
 const RESPAWN_DELAY_MS = 1000
 /**
@@ -32,6 +33,7 @@ export async function runPrimary(config: Readonly<Config>, logger: Logger): Prom
   }
 
   cluster.schedulingPolicy = cluster.SCHED_NONE
+  relayClusterScrapes()
   let stopping = false
   // Once stopping: whether every API process has exited 0 so far.
   let clean = true

@@ -51,6 +51,8 @@ export interface HttpLimits {
 export interface Config {
   port: number
   host: string
+  /** `firstcome worker`'s own port for /metrics, /healthz and /readyz (0: any free port) */
+  metricsPort: number
   /** API processes sharing the port (Redis mode; embedded mode holds its stock in one) */
   apiProcesses: number
   listenBacklog: number
@@ -226,6 +228,7 @@ export function loadConfig(env: Env): Readonly<Config> {
   }
   const config: Config = {
     port: int(env, 'PORT', 8080, 0, 65535),
+    metricsPort: int(env, 'METRICS_PORT', 9464, 0, 65535),
     host: str(env, 'HOST') ?? '0.0.0.0',
     apiProcesses,
     listenBacklog: int(env, 'LISTEN_BACKLOG', 8192, 1, 1_000_000),

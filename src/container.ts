@@ -26,8 +26,12 @@ import {
   memoryIssueLimits,
   redisIssueLimits,
 } from './limits/issue-limits.js'
-import type { ReadinessChecks } from './ops/health-routes.js'
+import { CouponFigures } from './ops/coupon-figures.js'
+import { CouponWatch } from './ops/coupon-watch.js'
+import { Heartbeats } from './ops/heartbeats.js'
 import { Metrics } from './ops/metrics.js'
+import { Readiness, type ReadinessChecks } from './ops/readiness.js'
+import { couponGauges, workerGauge } from './ops/scrape-gauges.js'
 import { GroupCommitRecorder } from './queue/group-commit-recorder.js'
 import { RedisStreamWorker } from './queue/redis-stream-worker.js'
 import type { WinRecorder } from './queue/win-recorder.js'
@@ -42,6 +46,14 @@ import { SpendService } from './service/spend-service.js'
 
 /** How long a stop waits for the group commit to write what it holds. */
 const DRAIN_TIMEOUT_MS = 10_000
+/** how long a logged event's claim is kept (see CouponWatch) */
+const CLAIM_TTL_MS = 7 * 86_400_000
+
+export interface WorkerHandle {
+  /** resolves when the worker's own Redis connection answers */
+  ping(): Promise<void>
+  stop(): Promise<void>
+}
 
 export interface Container {
   config: Readonly<Config>
@@ -58,14 +70,31 @@ export interface Container {
   spends: SpendService
   box: CouponBox
   metrics: Metrics
-  checks: ReadinessChecks
+  readiness: Readiness
+  /** where each current coupon stands, read at most once a second */
+  figures: CouponFigures
+  /** logs the windows' events; started by the API (`serve`) */
+  watch: CouponWatch
+  /** Redis mode: stream workers alive on every host */
+  workersAlive?: () => Promise<number>
   verifyUser: UserVerifier | null
   /** issue requests per client and per user: in Redis in Redis mode, shared by every process */
   limits: IssueLimits
   /** Redis mode only: starts a stream worker (with its own connection) in this process. */
-  startWorker?: () => Promise<{ stop(): Promise<void> }>
+  startWorker?: () => Promise<WorkerHandle>
   /** Drains what is in hand and closes every connection, in dependency order. */
   close(): Promise<void>
+}
+
+/** One process: each event is logged once by remembering it here. */
+function claimedOnce(): (key: string) => Promise<boolean> {
+  const seen = new Set<string>()
+  return async (key) => {
+    if (seen.has(key)) return false
+    if (seen.size >= 100_000) seen.clear()
+    seen.add(key)
+    return true
+  }
 }
 
 /** Rebuilds the in-process gate from the system of record. */
@@ -108,7 +137,7 @@ export async function createContainer(
     await migrateToLatest(database.db, config.dialect)
     adapters = config.redis
       ? await redisAdapters(config, config.redis, logger, database, metrics, known)
-      : await embeddedAdapters(config, logger, database)
+      : await embeddedAdapters(config, logger, database, metrics)
   } catch (err) {
     await closeDatabases().catch(() => {})
     throw err
@@ -120,6 +149,22 @@ export async function createContainer(
     if (id !== null) known.add(id)
   })
   const readCoupon = (id: number) => known.find(id, (i) => findCoupon(reads.db, i))
+  const readiness = new Readiness({ ...adapters.checks, database: () => database.ping() })
+  const figures = new CouponFigures({
+    coupons: () => listCoupons(database.db),
+    won: (id) => gate.won(id),
+    oldestQueuedAt: adapters.oldestQueuedAt,
+  })
+  couponGauges(metrics.registry, figures)
+  const watch = new CouponWatch({
+    coupons: () => listCoupons(database.db),
+    coupon: (id) => findCoupon(database.db, id),
+    won: (id) => gate.won(id),
+    subscribe: (listener) => events.subscribe(listener),
+    claim: adapters.claim ?? claimedOnce(),
+    logger,
+  })
+  if (adapters.workersAlive) workerGauge(metrics.registry, adapters.workersAlive)
   return {
     config,
     logger,
@@ -136,9 +181,9 @@ export async function createContainer(
       gate,
       recorder,
       cache,
-      onOutcome: (o) => metrics.countOutcome(o),
+      onOutcome: (id, o) => metrics.countOutcome(id, o),
     }),
-    coupons: new CouponService(database.db, gate, events, readCoupon),
+    coupons: new CouponService(database.db, gate, events, logger, readCoupon),
     spends: new SpendService({
       db: database.db,
       gate,
@@ -150,12 +195,15 @@ export async function createContainer(
     }),
     // A public read: the pool apart, like status and stats.
     box: new CouponBox({ db: reads.db, gate }),
-    // Through the core pool: busy public reads do not make the database look down.
-    checks: { ...adapters.checks, database: () => database.ping() },
+    watch,
+    readiness,
+    figures,
+    workersAlive: adapters.workersAlive,
     verifyUser: config.jwt ? userVerifier(config.jwt) : null,
     limits,
     startWorker: adapters.startWorker,
     async close() {
+      watch.stop()
       await adapters.close()
       await closeDatabases()
     },
@@ -170,7 +218,10 @@ export function appDepsOf(c: Container): AppDeps {
     spends: c.spends,
     box: c.box,
     metrics: c.metrics,
-    checks: c.checks,
+    readiness: c.readiness,
+    figures: c.figures,
+    workersAlive: c.workersAlive,
+    mode: c.config.redis ? 'redis' : 'embedded',
     adminToken: c.config.adminToken,
     verifyUser: c.verifyUser,
     limits: c.limits,
@@ -187,6 +238,10 @@ interface Adapters {
   events: CouponEvents
   checks: ReadinessChecks
   limits: IssueLimits
+  oldestQueuedAt?: (couponId: number) => Promise<number | null>
+  /** several processes: true for the one that logs an event (see CouponWatch) */
+  claim?: (key: string) => Promise<boolean>
+  workersAlive?: () => Promise<number>
   startWorker?: Container['startWorker']
   /** everything but the database, which closes last */
   close(): Promise<void>
@@ -201,10 +256,12 @@ async function embeddedAdapters(
   config: Readonly<Config>,
   logger: Logger,
   database: Database,
+  metrics: Metrics,
 ): Promise<Adapters> {
   const gate = await restoreMemoryGate(database)
   const recorder = new GroupCommitRecorder(database, {
     onError: (err, wins) => logger.error({ err, wins }, 'group commit failed; retrying'),
+    metrics,
   })
   const events = new MemoryCouponEvents()
   return {
@@ -257,11 +314,18 @@ async function redisAdapters(
     keys,
     source: databaseGateSource(database.db),
     // A coupon with winners loaded from the database means Redis had lost it.
-    onRebuild: (couponId, winners) =>
-      logger[winners > 0 ? 'warn' : 'info'](
-        { couponId, winners },
-        'coupon state loaded into Redis from the database',
-      ),
+    onRebuild: (couponId, winners) => {
+      if (winners === 0) {
+        logger.info({ couponId }, 'coupon state loaded into Redis from the database')
+        return
+      }
+      metrics.gateRebuilds.inc()
+      logger.warn(
+        { event: 'gate.rebuilt', couponId, winners },
+        'coupon state rebuilt in Redis from the database and its stream',
+      )
+    },
+    metrics,
   })
   const events = new RedisCouponEvents(client, subscriber, keys.couponChanged)
   await events.start()
@@ -270,29 +334,42 @@ async function redisAdapters(
     return coupon && rulesOf(coupon)
   })
   events.subscribe((id) => (id === null ? cache.clear() : cache.invalidate(id)))
-  const workers: { stop(): Promise<void> }[] = []
+  const workers: WorkerHandle[] = []
+  const heartbeats = new Heartbeats(client, `${redis.keyPrefix}workers`)
   return {
     gate,
     recorder: null,
     cache,
     events,
-    checks: { redis: () => gate.ping() },
     limits: redisIssueLimits(limitsConfig(config), client, redis.keyPrefix, (err) =>
       logger.warn({ err }, 'rate limit store unavailable; request let through'),
     ),
+    checks: { gate: () => gate.ping() },
+    oldestQueuedAt: async (couponId) => {
+      const [first] = await client.xrange(keys.coupon(couponId).stream, '-', '+', 'COUNT', 1)
+      return first ? Number(first[0].slice(0, first[0].indexOf('-'))) : null
+    },
+    workersAlive: () => heartbeats.alive(),
+    claim: async (key) =>
+      (await client.set(`${redis.keyPrefix}logged:${key}`, '1', 'PX', CLAIM_TTL_MS, 'NX')) === 'OK',
     async startWorker() {
       const workerClient = createRedis(redis, 'firstcome-worker')
       await connectAll([workerClient])
-      const worker = new RedisStreamWorker({
+      const beats = new Heartbeats(workerClient, `${redis.keyPrefix}workers`)
+      const worker: RedisStreamWorker = new RedisStreamWorker({
         client: workerClient,
         keys,
         db: database.db,
         logger,
         metrics,
         loadGate: (couponId) => gate.won(couponId),
+        onPass: () => beats.beat(worker.consumer),
         ...config.worker,
       }).start()
       const handle = {
+        ping: async () => {
+          await workerClient.ping()
+        },
         async stop() {
           await worker.stop()
           await workerClient.quit().catch(() => workerClient.disconnect())

@@ -12,6 +12,9 @@ import { appDepsOf, type Container, createContainer } from './container.js'
 import { listCoupons } from './db/coupons-repo.js'
 import type { Coupon } from './domain/coupon.js'
 import { closeGracefully } from './http/server.js'
+import { Readiness } from './ops/readiness.js'
+import { processGauge } from './ops/scrape-gauges.js'
+import { startWorkerServer } from './ops/worker-server.js'
 
 const USAGE = `Usage: firstcome <command> [options]
 
@@ -79,6 +82,7 @@ function printBanner(
 
 async function serve(config: Readonly<Config>, logger: Logger, withWorker: boolean) {
   const container = await createContainer(config, logger)
+  processGauge(container.metrics.registry, 'api')
   const demo = config.redis ? null : await createDemoCoupon(container)
   const app = await buildApp({ ...appDepsOf(container), logger })
   const worker = withWorker ? await container.startWorker?.() : undefined
@@ -90,6 +94,7 @@ async function serve(config: Readonly<Config>, logger: Logger, withWorker: boole
     await worker?.stop() // finishes the batch in hand
     await container.close()
   })
+  await container.watch.start()
   await app.listen({ port: config.port, host: config.host, backlog: config.listenBacklog })
   const address = app.server.address()
   const port = typeof address === 'object' && address ? address.port : config.port
@@ -107,8 +112,27 @@ async function runWorker(config: Readonly<Config>, logger: Logger) {
     throw new ConfigError('`firstcome worker` needs Redis: set REDIS_URL or REDIS_CLUSTER_NODES')
   }
   const worker = await container.startWorker()
-  process.stdout.write(`firstcome worker running (${describeMode(config)})\n`)
+  processGauge(container.metrics.registry, 'worker')
+  let accepting = true
+  const server = await startWorkerServer(
+    {
+      metrics: container.metrics,
+      readiness: new Readiness({
+        queue: () => worker.ping(),
+        database: () => container.database.ping(),
+      }),
+      accepting: () => accepting,
+      logger,
+    },
+    config.metricsPort,
+    config.host,
+  )
+  process.stdout.write(
+    `firstcome worker running (${describeMode(config)}); metrics on ${server.url}/metrics\n`,
+  )
   onShutdown(logger, async () => {
+    accepting = false
+    await server.app.close()
     await worker.stop()
     await container.close()
   })

@@ -10,9 +10,11 @@
  * rebuilds it from the database (DB ⊆ Redis) before deciding — see `#rebuild`.
  */
 import { randomUUID } from 'node:crypto'
+import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { CouponRules, IssueOutcome, Refusal, Win } from '../domain/coupon.js'
 import { UnavailableError } from '../domain/errors.js'
+import type { Metrics } from '../ops/metrics.js'
 import { isReady, type RedisClient } from '../redis/connection.js'
 import { toRedisFailure } from '../redis/errors.js'
 import { type CouponKeys, PERSIST_GROUP, type RedisKeys } from '../redis/keys.js'
@@ -60,6 +62,7 @@ export interface RedisStockGateOptions {
   keys: RedisKeys
   source: GateSource
   onRebuild?: (couponId: number, winners: number) => void
+  metrics?: Metrics
 }
 
 export class RedisStockGate implements StockGate {
@@ -68,6 +71,7 @@ export class RedisStockGate implements StockGate {
   readonly #keys: RedisKeys
   readonly #source: GateSource
   readonly #onRebuild: (couponId: number, winners: number) => void
+  readonly #metrics: Metrics | undefined
   readonly #rebuilding = new Map<number, Promise<boolean>>()
   /** This turn's requests, per coupon; sent when the turn's I/O is done. */
   #batches = new Map<number, Waiter[]>()
@@ -78,6 +82,7 @@ export class RedisStockGate implements StockGate {
     this.#keys = options.keys
     this.#source = options.source
     this.#onRebuild = options.onRebuild ?? (() => {})
+    this.#metrics = options.metrics
   }
 
   tryIssue(couponId: number, userId: string, now: number): Promise<IssueOutcome> {
@@ -118,10 +123,12 @@ export class RedisStockGate implements StockGate {
   #decide(couponId: number, waiters: Waiter[]) {
     const args: (string | number)[] = []
     for (const w of waiters) args.push(w.userId, w.now)
+    const started = performance.now()
     this.#loaded(couponId, (k) =>
       scripts.issue.runNow(this.#client, [k.meta, k.users, k.holes, k.stream], args),
     ).then(
       (codes) => {
+        this.#metrics?.gateDecided(started, waiters.length)
         if (codes === null) {
           for (const w of waiters) w.resolve({ won: false, refusal: 'COUPON_NOT_FOUND' })
           return
@@ -136,6 +143,7 @@ export class RedisStockGate implements StockGate {
         for (let i = 0; i < waiters.length; i++) settle(couponId, waiters[i] as Waiter, codes[i])
       },
       (err: unknown) => {
+        this.#metrics?.gateFailed(err)
         for (const w of waiters) w.reject(err)
       },
     )

@@ -31,23 +31,37 @@ export const OVERLOADED = Object.freeze({
 /** How often the event-loop delay is measured. */
 const TICK_MS = 20
 
+/** Why a request was refused: the event loop behind, or the request itself late. */
+export type ShedReason = 'event_loop_lag' | 'queue_timeout'
+
 export class Overload {
   readonly #boundMs: number
+  readonly #onShed: (reason: ShedReason) => void
   #delayMs = 0
 
-  /** boundMs: QUEUE_TIMEOUT_MS; 0 sheds nothing */
-  constructor(boundMs: number) {
+  /**
+   * boundMs: QUEUE_TIMEOUT_MS; 0 sheds nothing. onShed hears every request a
+   * check refuses (the callers answer each one 503).
+   */
+  constructor(boundMs: number, onShed: (reason: ShedReason) => void = () => {}) {
     this.#boundMs = boundMs
+    this.#onShed = onShed
   }
 
   /** The event loop runs behind the bound: a request read now has waited too long. */
   behind(): boolean {
-    return this.#boundMs > 0 && this.#delayMs > this.#boundMs
+    if (this.#boundMs === 0 || this.#delayMs <= this.#boundMs) return false
+    this.#onShed('event_loop_lag')
+    return true
   }
 
   /** A request read `waitedMs` ago is too late to be decided now. */
   overdue(waitedMs: number): boolean {
-    return this.#boundMs > 0 && (waitedMs > this.#boundMs || this.#delayMs > this.#boundMs)
+    if (this.#boundMs === 0) return false
+    if (this.#delayMs > this.#boundMs) return this.behind()
+    if (waitedMs <= this.#boundMs) return false
+    this.#onShed('queue_timeout')
+    return true
   }
 
   /**
@@ -73,7 +87,7 @@ export class Overload {
     })
     app.addHook('onRequest', (request, reply, done) => {
       const url = request.routeOptions.url ?? ''
-      if (!this.behind() || !routes.has(url)) return done()
+      if (!routes.has(url) || !this.behind()) return done()
       reply
         .code(503)
         .header('retry-after', String(RETRY_AFTER_SECONDS))

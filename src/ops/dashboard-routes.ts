@@ -1,11 +1,37 @@
-/** The live dashboard page at `/`: a static page that polls the public API. */
+/**
+ * The dashboard: the page at `/` (static, no build step, nothing from a CDN) and
+ * the one admin-only snapshot it polls, GET /v1/admin/overview.
+ */
 import { readFileSync } from 'node:fs'
 import type { FastifyPluginAsync } from 'fastify'
+import { adminGuard } from '../http/auth.js'
+import type { Overview } from './overview.js'
 
 const page = readFileSync(new URL('./dashboard.html', import.meta.url))
 
-export const dashboardRoutes: FastifyPluginAsync = async (app) => {
+export interface DashboardRoutesOptions {
+  overview: Overview
+  adminToken: string
+}
+
+export const dashboardRoutes: FastifyPluginAsync<DashboardRoutesOptions> = async (app, opts) => {
   app.get('/', { schema: { hide: true } }, async (_request, reply) =>
     reply.type('text/html; charset=utf-8').header('cache-control', 'no-cache').send(page),
+  )
+  app.get(
+    '/v1/admin/overview',
+    {
+      onRequest: adminGuard(opts.adminToken),
+      schema: {
+        tags: ['admin'],
+        summary: "The dashboard's snapshot: coupons, outcomes, latency and health",
+        security: [{ adminToken: [] }],
+      },
+    },
+    async (_request, reply) => {
+      // JSON.stringify: the +Inf bucket bound becomes null, which the page reads as such.
+      const snapshot = await opts.overview.get()
+      return reply.header('cache-control', 'no-store').send(snapshot)
+    },
   )
 }

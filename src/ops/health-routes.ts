@@ -1,29 +1,13 @@
 /** Liveness, readiness and Prometheus metrics. */
 import type { FastifyPluginAsync } from 'fastify'
 import type { Metrics } from './metrics.js'
-
-/** Named readiness checks; each resolves when its backing service answers. */
-export type ReadinessChecks = Record<string, () => Promise<void>>
+import type { Readiness } from './readiness.js'
 
 export interface HealthRoutesOptions {
-  checks: ReadinessChecks
+  readiness: Readiness
   metrics: Metrics
   /** false while shutting down: readiness turns 503 so load balancers stop routing here */
   accepting: () => boolean
-}
-
-const CHECK_TIMEOUT_MS = 2000
-
-function withTimeout(check: () => Promise<void>): Promise<boolean> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(false), CHECK_TIMEOUT_MS)
-    check()
-      .then(
-        () => resolve(true),
-        () => resolve(false),
-      )
-      .finally(() => clearTimeout(timer))
-  })
 }
 
 export const healthRoutes: FastifyPluginAsync<HealthRoutesOptions> = async (app, opts) => {
@@ -32,14 +16,14 @@ export const healthRoutes: FastifyPluginAsync<HealthRoutesOptions> = async (app,
   app.get('/healthz', { schema: { ...hidden } }, async () => ({ status: 'ok' }))
 
   app.get('/readyz', { schema: { ...hidden } }, async (_request, reply) => {
-    const names = Object.keys(opts.checks)
-    const results = await Promise.all(
-      names.map((n) => withTimeout(opts.checks[n] as () => Promise<void>)),
-    )
-    const down = names.filter((_, i) => !results[i])
+    const state = await opts.readiness.state(0)
+    const down = Object.keys(state).filter((name) => !state[name])
     if (!opts.accepting()) down.unshift('shutting down')
     if (down.length === 0)
-      return { status: 'ready', checks: Object.fromEntries(names.map((n) => [n, 'up'])) }
+      return {
+        status: 'ready',
+        checks: Object.fromEntries(Object.keys(state).map((n) => [n, 'up'])),
+      }
     return reply
       .code(503)
       .header('retry-after', '1')
@@ -47,7 +31,8 @@ export const healthRoutes: FastifyPluginAsync<HealthRoutesOptions> = async (app,
   })
 
   app.get('/metrics', { schema: { ...hidden } }, async (_request, reply) => {
-    const body = await opts.metrics.registry.metrics()
-    return reply.type(opts.metrics.registry.contentType).send(body)
+    const registry = await opts.metrics.scrape()
+    const body = await registry.metrics()
+    return reply.type(registry.contentType).send(body)
   })
 }

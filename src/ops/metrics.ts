@@ -1,9 +1,18 @@
 /**
  * Prometheus metrics (prom-client) on a registry of the app's own, so several apps
- * in one process (tests) do not collide.
+ * in one process (tests) do not collide. Every metric says how it is aggregated
+ * across API processes (cluster-metrics.ts): counters and histograms add up;
+ * each gauge names its own rule.
+ *
+ * Labels are bounded: a coupon id (a coupon the service knows, or "none"), an
+ * outcome, a route, a status, a dependency. Never a user id or an address.
  */
+import { performance } from 'node:perf_hooks'
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
 import type { IssueOutcome, Refusal } from '../domain/coupon.js'
+import { clusterScraper } from './cluster-metrics.js'
+import type { Readiness } from './readiness.js'
+import { dependencyGauge } from './scrape-gauges.js'
 
 const OUTCOMES: readonly (Refusal | 'WON')[] = [
   'WON',
@@ -13,6 +22,15 @@ const OUTCOMES: readonly (Refusal | 'WON')[] = [
   'ALREADY_ISSUED',
   'SOLD_OUT',
 ]
+const OUTCOME_INDEX = Object.fromEntries(OUTCOMES.map((o, i) => [o, i])) as Record<
+  Refusal | 'WON',
+  number
+>
+/** the coupon label of requests for a coupon that does not exist (any id: unbounded) */
+export const NO_COUPON = 'none'
+
+const SIZE_BUCKETS = [1, 2, 5, 10, 25, 50, 100, 256, 500, 1000, 2500, 5000, 10_000]
+const FAST_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
 
 export class Metrics {
   readonly registry = new Registry()
@@ -20,7 +38,7 @@ export class Metrics {
     name: 'http_request_duration_seconds',
     help: 'HTTP request latency by route, method and status',
     labelNames: ['method', 'route', 'status_code'] as const,
-    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    buckets: FAST_BUCKETS,
     registers: [this.registry],
   })
   /**
@@ -28,15 +46,17 @@ export class Metrics {
    * is read (prom-client's inc() hashes the label set on every call, which on a
    * storm's path cost more than the refusal it counts).
    */
-  readonly issueOutcomes: Counter<'outcome'>
+  readonly issueOutcomes: Counter<'coupon' | 'outcome'>
   readonly persisted = new Counter({
     name: 'firstcome_wins_persisted_total',
-    help: 'Wins written to the database by the worker or the group commit',
+    help: 'Wins written to the database by the stream worker or the group commit',
+    labelNames: ['coupon'] as const,
     registers: [this.registry],
   })
   readonly deadLettered = new Counter({
     name: 'firstcome_wins_dead_lettered_total',
     help: 'Stream entries moved to a dead-letter stream',
+    labelNames: ['coupon'] as const,
     registers: [this.registry],
   })
   readonly spent = new Counter({
@@ -45,30 +65,92 @@ export class Metrics {
     labelNames: ['coupon'] as const,
     registers: [this.registry],
   })
-  readonly backlog = new Gauge({
-    name: 'firstcome_persist_backlog',
-    help: 'Wins accepted but not yet written to the database, as last seen by this process',
+  readonly reclaimed = new Counter({
+    name: 'firstcome_wins_reclaimed_total',
+    help: 'Stream entries taken over from a worker that stopped answering',
+    labelNames: ['coupon'] as const,
     registers: [this.registry],
   })
+  readonly gateDecision = new Histogram({
+    name: 'firstcome_gate_decision_seconds',
+    help: 'Time from sending a batch of issue requests to the gate to its answer',
+    buckets: FAST_BUCKETS,
+    registers: [this.registry],
+  })
+  readonly gateBatch = new Histogram({
+    name: 'firstcome_gate_batch_size',
+    help: 'Issue requests decided by one gate call',
+    buckets: SIZE_BUCKETS,
+    registers: [this.registry],
+  })
+  readonly gateErrors = new Counter({
+    name: 'firstcome_gate_errors_total',
+    help: 'Gate calls that failed, by kind (timeout, unavailable, error)',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  })
+  readonly gateRebuilds = new Counter({
+    name: 'firstcome_gate_rebuilds_total',
+    help: 'Coupons whose gate state was loaded into Redis from the database',
+    registers: [this.registry],
+  })
+  readonly persistBatch = new Histogram({
+    name: 'firstcome_persist_batch_size',
+    help: 'Wins per database transaction (stream worker, or group commit in embedded mode)',
+    labelNames: ['writer'] as const,
+    buckets: SIZE_BUCKETS,
+    registers: [this.registry],
+  })
+  readonly persistDuration = new Histogram({
+    name: 'firstcome_persist_duration_seconds',
+    help: 'Time of one database transaction writing wins, by writer and result',
+    labelNames: ['writer', 'result'] as const,
+    buckets: FAST_BUCKETS,
+    registers: [this.registry],
+  })
+  readonly persistErrors = new Counter({
+    name: 'firstcome_persist_errors_total',
+    help: 'Database transactions writing wins that failed',
+    labelNames: ['writer'] as const,
+    registers: [this.registry],
+  })
+  readonly workerPasses = new Counter({
+    name: 'firstcome_worker_passes_total',
+    help: 'Passes of the stream worker over every coupon stream, by result',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  })
+  readonly shed = new Counter({
+    name: 'firstcome_requests_shed_total',
+    help: 'Requests refused before any work because the process was overloaded',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  })
+  readonly #outcomeCounts = new Map<number, number[]>()
   /** Counted here on the lane's path and added to the counter when it is read. */
   #fastLaneAnswers = 0
   readonly fastLane: Counter
-  readonly #outcomeCounts = new Map<Refusal | 'WON', number>(OUTCOMES.map((o) => [o, 0]))
   /** request timers by "method route": this runs on every request */
   readonly #timers = new Map<string, RequestTimer>()
+  /** Every API process's metrics merged (this process's alone outside a cluster). */
+  readonly scrape: () => Promise<Registry>
 
   constructor() {
     const counts = this.#outcomeCounts
     this.issueOutcomes = new Counter({
       name: 'firstcome_issue_outcomes_total',
-      help: 'Issue requests by outcome (WON or the refusal code)',
-      labelNames: ['outcome'] as const,
+      help: 'Issue requests by coupon and outcome (WON or the refusal code)',
+      labelNames: ['coupon', 'outcome'] as const,
       registers: [this.registry],
       collect() {
-        for (const [outcome, n] of counts) {
-          if (n === 0) continue
-          this.inc({ outcome }, n)
-          counts.set(outcome, 0)
+        for (const [couponId, byOutcome] of counts) {
+          const coupon = couponId === 0 ? NO_COUPON : String(couponId)
+          for (let i = 0; i < byOutcome.length; i++) {
+            const n = byOutcome[i] as number
+            if (n === 0) continue
+            this.inc({ coupon, outcome: OUTCOMES[i] as string }, n)
+            byOutcome[i] = 0
+          }
         }
       },
     })
@@ -83,6 +165,38 @@ export class Metrics {
       },
     })
     collectDefaultMetrics({ register: this.registry })
+    eventLoopUtilization(this.registry)
+    this.scrape = clusterScraper(this.registry)
+  }
+
+  /** Each readiness check as a gauge, read when scraped. */
+  watchReadiness(readiness: Readiness) {
+    if (this.registry.getSingleMetric('firstcome_dependency_up')) return
+    dependencyGauge(this.registry, readiness)
+  }
+
+  /** Open connections of the HTTP server, read when scraped. */
+  watchConnections(server: { getConnections(cb: (err: Error | null, n: number) => void): void }) {
+    if (this.registry.getSingleMetric('firstcome_http_open_connections')) return
+    new Gauge({
+      name: 'firstcome_http_open_connections',
+      help: 'Client connections open on the HTTP server',
+      registers: [this.registry],
+      aggregator: 'sum',
+      collect() {
+        return new Promise<void>((resolve) =>
+          server.getConnections((err, n) => {
+            if (!err) this.set(n)
+            resolve()
+          }),
+        )
+      },
+    })
+  }
+
+  /** A request refused 503 before any work, the process being overloaded. */
+  countShed(reason: string): void {
+    this.shed.inc({ reason })
   }
 
   countFastLaneAnswer(): void {
@@ -100,10 +214,70 @@ export class Metrics {
     return timer
   }
 
-  countOutcome(outcome: IssueOutcome): void {
+  /** On the issue path: an array slot bumped, nothing hashed. */
+  countOutcome(couponId: number, outcome: IssueOutcome): void {
     const key = outcome.won ? 'WON' : outcome.refusal
-    this.#outcomeCounts.set(key, (this.#outcomeCounts.get(key) ?? 0) + 1)
+    const id = key === 'COUPON_NOT_FOUND' ? 0 : couponId
+    let counts = this.#outcomeCounts.get(id)
+    if (!counts) {
+      counts = OUTCOMES.map(() => 0)
+      this.#outcomeCounts.set(id, counts)
+    }
+    counts[OUTCOME_INDEX[key]] = (counts[OUTCOME_INDEX[key]] as number) + 1
   }
+
+  /** A gate call answered; `started` from performance.now(). Once per batch. */
+  gateDecided(started: number, size: number): void {
+    this.gateDecision.observe((performance.now() - started) / 1000)
+    this.gateBatch.observe(size)
+  }
+
+  /** Wins of any coupons written in one transaction. */
+  countPersisted(wins: readonly { couponId: number }[]): void {
+    const byCoupon = new Map<number, number>()
+    for (const w of wins) byCoupon.set(w.couponId, (byCoupon.get(w.couponId) ?? 0) + 1)
+    for (const [id, n] of byCoupon) this.persisted.inc({ coupon: String(id) }, n)
+  }
+
+  gateFailed(err: unknown): void {
+    this.gateErrors.inc({ kind: failureKind(err) })
+  }
+
+  /** One transaction writing wins ended; `started` from performance.now(). */
+  persistTimed(writer: Writer, started: number, wins: number, ok: boolean): void {
+    this.persistDuration.observe(
+      { writer, result: ok ? 'ok' : 'error' },
+      (performance.now() - started) / 1000,
+    )
+    if (ok) this.persistBatch.observe({ writer }, wins)
+    else this.persistErrors.inc({ writer })
+  }
+}
+
+/** stream: the Redis-mode stream worker; group_commit: embedded mode's recorder */
+export type Writer = 'stream' | 'group_commit'
+
+function failureKind(err: unknown): 'timeout' | 'unavailable' | 'error' {
+  const messages: string[] = []
+  for (let e: unknown = err; e instanceof Error; e = e.cause) messages.push(e.message)
+  if (messages.some((m) => /timed? ?out/i.test(m))) return 'timeout'
+  return err instanceof Error && err.name === 'UnavailableError' ? 'unavailable' : 'error'
+}
+
+/** The share of the time since the last scrape this process's event loop was busy. */
+function eventLoopUtilization(registry: Registry) {
+  let last = performance.eventLoopUtilization()
+  new Gauge({
+    name: 'firstcome_event_loop_utilization_ratio',
+    help: 'Share of time the event loop was busy since the previous scrape (0-1)',
+    registers: [registry],
+    aggregator: 'max',
+    collect() {
+      const now = performance.eventLoopUtilization()
+      this.set(performance.eventLoopUtilization(now, last).utilization)
+      last = now
+    },
+  })
 }
 
 type DurationHistogram = Histogram<'method' | 'route' | 'status_code'>

@@ -166,8 +166,9 @@ export class CouponStream {
       })) as [string, RawEntry[], string[]?] | null
     const claimed = (reply?.[1] ?? []).filter((e) => Array.isArray(e[1]))
     if (claimed.length === 0) return { entries: [], deliveries: new Map() }
+    this.#o.metrics?.reclaimed.inc({ coupon: String(this.couponId) }, claimed.length)
     this.#o.logger.warn(
-      { couponId: this.couponId, entries: claimed.length },
+      { event: 'wins.reclaimed', couponId: this.couponId, entries: claimed.length },
       'reclaimed wins left pending by another worker',
     )
     const pending = (await this.#o.client.xpending(
@@ -215,9 +216,9 @@ export class CouponStream {
       [this.keys.stream, this.keys.dead],
       [PERSIST_GROUP, id, reason, ...(fields ?? [])],
     )
-    this.#o.metrics?.deadLettered.inc()
+    this.#o.metrics?.deadLettered.inc({ coupon: String(this.couponId) })
     this.#o.logger.error(
-      { stream: this.keys.stream, entry: id, reason },
+      { event: 'win.dead_lettered', couponId: this.couponId, entry: id, reason },
       'win moved to the dead-letter stream',
     )
   }

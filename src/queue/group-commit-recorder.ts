@@ -15,11 +15,13 @@
  * is written one win at a time so the others still succeed, and the refused win is
  * answered 503 and dropped; its coupon stays counted in the gate (never oversold).
  */
+import { performance } from 'node:perf_hooks'
 import type { Database } from '../db/database.js'
 import { isTransientDbError } from '../db/errors.js'
 import { persistWins } from '../db/issues-repo.js'
 import type { Win } from '../domain/coupon.js'
 import { UnavailableError } from '../domain/errors.js'
+import type { Metrics } from '../ops/metrics.js'
 import type { WinRecorder } from './win-recorder.js'
 
 interface Pending {
@@ -35,11 +37,13 @@ const settled = () => {}
 
 export interface GroupCommitOptions {
   onError?: (err: unknown, wins: number) => void
+  metrics?: Metrics
 }
 
 export class GroupCommitRecorder implements WinRecorder {
   readonly #database: Database
   readonly #onError: (err: unknown, wins: number) => void
+  readonly #metrics: Metrics | undefined
   #pending: Pending[] = []
   #timer: NodeJS.Immediate | NodeJS.Timeout | null = null
   #flushing: Promise<void> | null = null
@@ -49,6 +53,7 @@ export class GroupCommitRecorder implements WinRecorder {
   constructor(database: Database, options: GroupCommitOptions = {}) {
     this.#database = database
     this.#onError = options.onError ?? (() => {})
+    this.#metrics = options.metrics
   }
 
   record(win: Win): Promise<void> {
@@ -99,12 +104,16 @@ export class GroupCommitRecorder implements WinRecorder {
   }
 
   async #write(batch: Pending[]): Promise<unknown> {
+    const started = performance.now()
     try {
       const now = new Date()
       const wins = batch.map((p) => p.win)
       await this.#database.db.transaction().execute((trx) => persistWins(trx, wins, now))
+      this.#metrics?.persistTimed('group_commit', started, batch.length, true)
+      this.#metrics?.countPersisted(wins)
       return null
     } catch (err) {
+      this.#metrics?.persistTimed('group_commit', started, batch.length, false)
       return err ?? new Error('write failed')
     }
   }

@@ -60,12 +60,14 @@ export interface StreamWorkerOptions {
    */
   lingerMs?: number
   consumer?: string
+  /** after every pass, failed or not: the worker is alive (its heartbeat) */
+  onPass?: () => void
 }
 
 export class RedisStreamWorker {
   readonly consumer: string
-  readonly #o: Required<Omit<StreamWorkerOptions, 'metrics' | 'loadGate'>> &
-    Pick<StreamWorkerOptions, 'metrics' | 'loadGate'>
+  readonly #o: Required<Omit<StreamWorkerOptions, 'metrics' | 'loadGate' | 'onPass'>> &
+    Pick<StreamWorkerOptions, 'metrics' | 'loadGate' | 'onPass'>
   readonly #directory: StreamDirectory
   readonly #streamOptions: CouponStreamOptions
   readonly #persister: StreamPersister
@@ -128,11 +130,14 @@ export class RedisStreamWorker {
       try {
         handled = await this.drainOnce()
         idleMs = handled > 0 ? 0 : Math.min(MAX_IDLE_MS, Math.max(5, idleMs * 2))
+        this.#o.metrics?.workerPasses.inc({ result: 'ok' })
       } catch (err) {
         this.#recoverOwn = true
         idleMs = Math.min(MAX_BACKOFF_MS, Math.max(50, idleMs * 2))
+        this.#o.metrics?.workerPasses.inc({ result: 'error' })
         this.#warn(err, 'stream worker pass failed; backing off')
       }
+      this.#o.onPass?.()
       if (this.#stopping) break
       if (handled === 0) await this.#sleep(idleMs)
       else if (handled < this.#o.batchSize && this.#o.lingerMs > 0)
@@ -226,6 +231,6 @@ export class RedisStreamWorker {
     const now = Date.now()
     if (now - this.#lastWarnAt < 5000) return
     this.#lastWarnAt = now
-    this.#o.logger.warn({ err }, msg)
+    this.#o.logger.warn({ event: 'worker.error', err }, msg)
   }
 }

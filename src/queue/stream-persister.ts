@@ -17,6 +17,7 @@
  *   (and so may have been handed to someone else by the rebuilt gate) is
  *   dead-lettered, never inserted.
  */
+import { performance } from 'node:perf_hooks'
 import { addIssuedQuantity, lockCoupons } from '../db/coupons-repo.js'
 import type { Db } from '../db/database.js'
 import { isTransientDbError, isUniqueViolation } from '../db/errors.js'
@@ -113,6 +114,7 @@ export class StreamPersister {
       issuedAts: joined(parts, 'issuedAts'),
     }
     let inserted: number
+    const started = performance.now()
     try {
       inserted = await this.#o.db.transaction().execute(async (trx) => {
         await lockCoupons(trx, [couponId])
@@ -130,11 +132,15 @@ export class StreamPersister {
       // Not all the gate's, or some already persisted: the win-by-win path (which
       // verifies each win and inserts idempotently) sorts them out.
       if (err instanceof NotAllKnown || isUniqueViolation(err)) await this.persist(stream, entries)
-      else await this.#failed(stream, entries, err)
+      else {
+        this.#o.metrics?.persistTimed('stream', started, entries.length, false)
+        await this.#failed(stream, entries, err)
+      }
       return
     }
+    this.#o.metrics?.persistTimed('stream', started, inserted, true)
     await Promise.all(parts.map((p) => stream.ackIds(p.ids)))
-    this.#o.metrics?.persisted.inc(inserted)
+    this.#o.metrics?.persisted.inc({ coupon: String(couponId) }, inserted)
   }
 
   /** Throws unless the gate is loaded and every packed win is the gate's. */
@@ -154,6 +160,7 @@ export class StreamPersister {
     const { couponId } = stream
     await this.#waitPersistDelay(entries.reduce((max, e) => Math.max(max, msOf(e.id)), 0))
     let verified: { known: StreamWin[]; unknown: StreamWin[]; inserted: number }
+    const started = performance.now()
     try {
       verified = await this.#o.db.transaction().execute(async (trx) => {
         await lockCoupons(trx, [couponId])
@@ -167,9 +174,11 @@ export class StreamPersister {
         return { known, unknown, inserted }
       })
     } catch (err) {
+      this.#o.metrics?.persistTimed('stream', started, entries.length, false)
       await this.#failed(stream, entries, err)
       return
     }
+    this.#o.metrics?.persistTimed('stream', started, entries.length, true)
     await stream.ack(verified.known)
     for (const entry of verified.unknown) {
       await stream.deadLetter(
@@ -178,7 +187,7 @@ export class StreamPersister {
       )
     }
     for (const e of entries) this.#attempts.delete(e.id)
-    this.#o.metrics?.persisted.inc(verified.inserted)
+    this.#o.metrics?.persisted.inc({ coupon: String(couponId) }, verified.inserted)
   }
 
   /**

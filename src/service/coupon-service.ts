@@ -4,6 +4,7 @@
  * CouponEvents, every node's cache) before the call returns.
  */
 
+import type { Logger } from 'pino'
 import { findCoupon, insertCoupon, listCoupons, updateCoupon } from '../db/coupons-repo.js'
 import type { Db } from '../db/database.js'
 import {
@@ -27,6 +28,7 @@ export class CouponService {
   readonly #db: Db
   readonly #gate: StockGate
   readonly #events: CouponEvents
+  readonly #logger: Logger | undefined
   /** the public read of a coupon (a pool apart from the admin's, unknown ids answered from memory) */
   readonly #readCoupon: (id: number) => Promise<Coupon | null>
   /** PATCHes of one coupon run one after another, so gate and row end up alike. */
@@ -36,11 +38,13 @@ export class CouponService {
     db: Db,
     gate: StockGate,
     events: CouponEvents,
+    logger?: Logger,
     readCoupon: (id: number) => Promise<Coupon | null> = (id) => findCoupon(db, id),
   ) {
     this.#db = db
     this.#gate = gate
     this.#events = events
+    this.#logger = logger
     this.#readCoupon = readCoupon
   }
 
@@ -53,6 +57,10 @@ export class CouponService {
     // a retrying admin does not create it twice.
     await this.#gate.register(rulesOf(coupon)).catch(() => {})
     await this.#events.publish(coupon.id).catch(() => {})
+    this.#logger?.info(
+      { event: 'coupon.created', ...described(coupon) },
+      `coupon ${coupon.id} created`,
+    )
     return coupon
   }
 
@@ -98,6 +106,14 @@ export class CouponService {
       throw new UnavailableError('database', err)
     }
     await this.#events.publish(id)
+    this.#logger?.info(
+      {
+        event: 'coupon.changed',
+        ...described(next),
+        changed: Object.keys(patch).filter((k) => patch[k as keyof CouponPatch] !== undefined),
+      },
+      `coupon ${id} changed`,
+    )
     return next
   }
 
@@ -116,5 +132,16 @@ export class CouponService {
     const coupon = await findCoupon(this.#db, id)
     if (!coupon) throw new AppError('COUPON_NOT_FOUND', `coupon ${id} does not exist`)
     return coupon
+  }
+}
+
+/** A coupon as its log lines show it. */
+function described(c: Coupon) {
+  return {
+    couponId: c.id,
+    title: c.title,
+    totalQuantity: c.totalQuantity,
+    issueStart: c.issueStart.toISOString(),
+    issueEnd: c.issueEnd.toISOString(),
   }
 }

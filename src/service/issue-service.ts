@@ -70,7 +70,7 @@ export interface IssueServiceDeps {
   cache: CouponCache | null
   /** the coupon, for status and stats (default: a query of `db`) */
   findCoupon?: (couponId: number) => Promise<Coupon | null>
-  onOutcome?: (outcome: IssueOutcome) => void
+  onOutcome?: (couponId: number, outcome: IssueOutcome) => void
   now?: () => number
 }
 
@@ -80,7 +80,7 @@ export class IssueService {
   readonly #recorder: WinRecorder | null
   readonly #cache: CouponCache | null
   readonly #findCoupon: (couponId: number) => Promise<Coupon | null>
-  readonly #onOutcome: (outcome: IssueOutcome) => void
+  readonly #onOutcome: (couponId: number, outcome: IssueOutcome) => void
   readonly #now: () => number
 
   constructor(deps: IssueServiceDeps) {
@@ -104,9 +104,9 @@ export class IssueService {
       const certain = this.#cache.check(couponId, now)
       if (certain instanceof Promise)
         return certain.then((refusal) =>
-          refusal ? this.#outcome(refused[refusal]) : this.#decide(couponId, userId, now),
+          refusal ? this.#outcome(couponId, refused[refusal]) : this.#decide(couponId, userId, now),
         )
-      if (certain) return this.#outcome(refused[certain])
+      if (certain) return this.#outcome(couponId, refused[certain])
     }
     return this.#decide(couponId, userId, now)
   }
@@ -118,11 +118,11 @@ export class IssueService {
     } else if (outcome.refusal === 'SOLD_OUT') {
       this.#cache?.markSoldOut(couponId)
     }
-    return this.#outcome(outcome)
+    return this.#outcome(couponId, outcome)
   }
 
-  #outcome(outcome: IssueOutcome): IssueOutcome {
-    this.#onOutcome(outcome)
+  #outcome(couponId: number, outcome: IssueOutcome): IssueOutcome {
+    this.#onOutcome(couponId, outcome)
     return outcome
   }
 

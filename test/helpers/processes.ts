@@ -133,12 +133,23 @@ async function startFirstcome(
   }
 }
 
+export interface WorkerProcess extends ServiceProcess {
+  /** its /metrics, /healthz and /readyz server (METRICS_PORT, a free one by default) */
+  metricsUrl: string
+}
+
 /** `firstcome worker`, resolved once it reports that it runs. */
 export async function startWorkerProcess(
   env: Record<string, string>,
   timeoutMs?: number,
-): Promise<ServiceProcess> {
-  return (await startFirstcome(['worker'], env, /firstcome worker running/, timeoutMs)).proc
+): Promise<WorkerProcess> {
+  const { proc, match } = await startFirstcome(
+    ['worker'],
+    { METRICS_PORT: '0', HOST: '127.0.0.1', ...env },
+    /firstcome worker running.*metrics on (http:\/\/[^\s]+)\/metrics/,
+    timeoutMs,
+  )
+  return Object.assign(proc, { metricsUrl: match[1] ?? '' })
 }
 
 export interface ServerProcess extends ServiceProcess {
@@ -149,6 +160,8 @@ export interface ServerOptions extends SpawnOptions {
   databaseUrl: string
   /** ADMIN_TOKEN; omitted → the server generates one */
   adminToken?: string
+  /** `serve --no-worker`: the stream worker runs in processes of its own */
+  noWorker?: boolean
   env?: Record<string, string>
   /** after `serve`, e.g. `--no-worker` */
   args?: string[]
@@ -169,7 +182,7 @@ export async function startServer(options: ServerOptions): Promise<ServerProcess
     ...options.env,
   }
   const banner = /listening on (http:\/\/[^\s]+)/
-  const args = ['serve', ...(options.args ?? [])]
+  const args = ['serve', ...(options.noWorker ? ['--no-worker'] : []), ...(options.args ?? [])]
   const timeoutMs = options.timeoutMs ?? SERVER_START_TIMEOUT_MS
   const { proc, match } = await startFirstcome(args, env, banner, timeoutMs, {
     descriptorLimit: options.descriptorLimit,

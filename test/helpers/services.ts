@@ -2,6 +2,7 @@
  * Which real services the tests may use. In CI (CI=true) a missing service is a
  * failure; locally the tests that need it are skipped, saying why.
  */
+import { existsSync } from 'node:fs'
 import { createConnection } from 'node:net'
 
 export const IN_CI = process.env.CI === 'true'
@@ -43,4 +44,13 @@ export async function skipUnless(name: ServiceName): Promise<string | false> {
   if (IN_CI) return false
   const { host, port } = SERVICES[name]
   return `${name} is not reachable at ${host}:${port} (start it to run these tests; in CI this fails)`
+}
+
+/**
+ * `false` when the program is installed; otherwise the reason to skip. In CI it
+ * never skips (.ci/run installs it): the tests run and fail.
+ */
+export function skipUnlessInstalled(path: string, apt: string): string | false {
+  if (existsSync(path) || IN_CI) return false
+  return `${path} is not installed (apt-get install -y ${apt}; in CI this fails)`
 }

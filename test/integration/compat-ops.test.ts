@@ -97,9 +97,21 @@ describe('operations routes', () => {
     assert.equal(res.statusCode, 200)
     assert.match(String(res.headers['content-type']), /^text\/plain; version=0\.0\.4/)
     assert.match(res.body, /^# TYPE firstcome_issue_outcomes_total counter$/m)
-    assert.match(res.body, /^firstcome_issue_outcomes_total\{outcome="WON"\} 1$/m)
-    assert.match(res.body, /^firstcome_issue_outcomes_total\{outcome="SOLD_OUT"\} 1$/m)
-    assert.match(res.body, /^firstcome_issue_outcomes_total\{outcome="ALREADY_ISSUED"\} 1$/m)
+    assert.match(
+      res.body,
+      new RegExp(`^firstcome_issue_outcomes_total\\{coupon="${id}",outcome="WON"\\} 1$`, 'm'),
+    )
+    assert.match(
+      res.body,
+      new RegExp(`^firstcome_issue_outcomes_total\\{coupon="${id}",outcome="SOLD_OUT"\\} 1$`, 'm'),
+    )
+    assert.match(
+      res.body,
+      new RegExp(
+        `^firstcome_issue_outcomes_total\\{coupon="${id}",outcome="ALREADY_ISSUED"\\} 1$`,
+        'm',
+      ),
+    )
     assert.match(res.body, /^# TYPE http_request_duration_seconds histogram$/m)
     assert.match(
       res.body,

@@ -14,8 +14,10 @@ import { waitDrained } from '../helpers/storm.js'
 async function outcomes(s: Service): Promise<Record<string, number>> {
   const text = (await s.app.inject({ method: 'GET', url: '/metrics' })).body
   const counts: Record<string, number> = {}
-  for (const m of text.matchAll(/^firstcome_issue_outcomes_total\{outcome="(\w+)"\} (\d+)$/gm))
-    counts[m[1] as string] = Number(m[2])
+  for (const m of text.matchAll(
+    /^firstcome_issue_outcomes_total\{coupon="\w+",outcome="(\w+)"\} (\d+)$/gm,
+  ))
+    counts[m[1] as string] = (counts[m[1] as string] ?? 0) + Number(m[2])
   return counts
 }
 

@@ -17,7 +17,7 @@ function service(load: () => Promise<CouponRules | null>) {
     gate: new MemoryStockGate(),
     recorder: null,
     cache: new CouponCache(load),
-    onOutcome: (o) => outcomes.push(o),
+    onOutcome: (_id, o) => outcomes.push(o),
     now: () => NOW,
   })
   return { issues, outcomes }

@@ -1,0 +1,85 @@
+/**
+ * Where each current coupon stands — won, persisted, queued, remaining, and when
+ * its oldest queued win was accepted — read at most once a second in a process
+ * however many scrapes and dashboards ask (one coupon list from the database and
+ * one gate count per coupon, plus in Redis mode the head of its stream).
+ */
+import { type Coupon, remainingQuantity, rulesOf } from '../domain/coupon.js'
+
+/** Coupons whose window ended longer ago than this are no longer shown or measured. */
+const CURRENT_FOR_MS = 24 * 3_600_000
+/** the newest coupons only: a bound on the gauges' series */
+const MAX_COUPONS = 50
+const FRESH_MS = 1000
+
+export interface CouponFigure {
+  id: number
+  title: string
+  totalQuantity: number | null
+  /** epoch ms */
+  issueStart: number
+  issueEnd: number
+  won: number
+  persisted: number
+  queued: number
+  remaining: number | null
+  /** epoch ms at which the oldest win not yet persisted was accepted; null: none queued */
+  oldestQueuedAt: number | null
+}
+
+export interface FigureSources {
+  coupons: () => Promise<Coupon[]>
+  won: (couponId: number) => Promise<number>
+  /** Redis mode: the time of the first entry left in the coupon's stream */
+  oldestQueuedAt?: (couponId: number) => Promise<number | null>
+}
+
+export class CouponFigures {
+  readonly #sources: FigureSources
+  #last: { at: number; figures: Promise<CouponFigure[]> } | null = null
+
+  constructor(sources: FigureSources) {
+    this.#sources = sources
+  }
+
+  /** The figures, at most a second old; one read in flight at a time. */
+  get(): Promise<CouponFigure[]> {
+    const now = Date.now()
+    if (this.#last && now - this.#last.at < FRESH_MS) return this.#last.figures
+    const figures = this.#read(now)
+    this.#last = { at: now, figures }
+    // A failed read is not remembered: the next caller tries again.
+    figures.catch(() => {
+      if (this.#last?.figures === figures) this.#last = null
+    })
+    return figures
+  }
+
+  async #read(now: number): Promise<CouponFigure[]> {
+    const coupons = (await this.#sources.coupons())
+      .filter((c) => c.issueEnd.getTime() > now - CURRENT_FOR_MS)
+      .sort((a, b) => b.id - a.id)
+      .slice(0, MAX_COUPONS)
+    return Promise.all(coupons.map((c) => this.#figure(c)))
+  }
+
+  async #figure(c: Coupon): Promise<CouponFigure> {
+    const [won, oldest] = await Promise.all([
+      this.#sources.won(c.id),
+      this.#sources.oldestQueuedAt?.(c.id) ?? null,
+    ])
+    const queued = Math.max(0, won - c.issuedQuantity)
+    return {
+      id: c.id,
+      title: c.title,
+      totalQuantity: c.totalQuantity,
+      issueStart: c.issueStart.getTime(),
+      issueEnd: c.issueEnd.getTime(),
+      won,
+      persisted: c.issuedQuantity,
+      queued,
+      remaining: remainingQuantity(rulesOf(c), won),
+      oldestQueuedAt: queued > 0 ? oldest : null,
+    }
+  }
+}
