@@ -11,12 +11,21 @@ cd "$(dirname "$0")/.."
 . scripts/podman-env.sh
 scripts/container-base.sh
 
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
+pids=()
+# Independent builds, side by side: most of their time is waiting on mirrors.
+build() { # name, then the podman build arguments
+  local name=$1
+  shift
+  podman build --quiet "$@" >"$logs/$name" 2>&1 &
+  pids+=("$!:$name")
+}
 standin() { # tag, Containerfile
   if [ "${FORCE:-0}" != 1 ] && podman image exists "$1"; then
     echo "images: $1 exists"
   else
-    podman build --quiet -f "deploy/podman/standins/$2" -t "$1" deploy/podman/standins >/dev/null
-    echo "images: built $1"
+    build "${2%.Containerfile}" -f "deploy/podman/standins/$2" -t "$1" deploy/podman/standins
   fi
 }
 standin docker.io/library/redis:7.0-bookworm redis.Containerfile
@@ -26,5 +35,17 @@ standin docker.io/library/haproxy:2.6-bookworm haproxy.Containerfile
 tag=${1:-firstcome:latest}
 # A CA bundle for a network that re-signs TLS reaches npm as a build secret.
 ca=${BUILD_CA_FILE:-${NODE_EXTRA_CA_CERTS:-}}
-podman build --quiet ${ca:+--secret "id=ca,src=$ca"} -t "$tag" . >/dev/null
-echo "images: built $tag ($(podman image inspect --format '{{.Size}}' "$tag" | awk '{printf "%.0f MB", $1/1e6}'))"
+build firstcome ${ca:+--secret "id=ca,src=$ca"} -t "$tag" .
+
+failed=0
+for entry in "${pids[@]}"; do
+  if wait "${entry%%:*}"; then
+    echo "images: built ${entry#*:}"
+  else
+    echo "images: building ${entry#*:} failed:" >&2
+    tail -40 "$logs/${entry#*:}" >&2
+    failed=1
+  fi
+done
+[ "$failed" = 0 ] || exit 1
+echo "images: $tag is $(podman image inspect --format '{{.Size}}' "$tag" | awk '{printf "%.0f MB", $1/1e6}')"
