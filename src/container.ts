@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from 'pino'
 import type { AppDeps } from './app.js'
 import type { Config, RedisConfig } from './config.js'
-import { findCoupon, listCoupons } from './db/coupons-repo.js'
+import { findCoupon, listCouponIds, listCoupons } from './db/coupons-repo.js'
 import { type Database, openDatabase } from './db/database.js'
 import { databaseGateSource } from './db/gate-source.js'
 import { listWins } from './db/issues-repo.js'
@@ -20,6 +20,12 @@ import { MemoryStockGate } from './gate/memory-stock-gate.js'
 import { RedisStockGate } from './gate/redis-stock-gate.js'
 import type { StockGate } from './gate/stock-gate.js'
 import { type UserVerifier, userVerifier } from './http/auth.js'
+import {
+  type IssueLimits,
+  type LimitsConfig,
+  memoryIssueLimits,
+  redisIssueLimits,
+} from './limits/issue-limits.js'
 import type { ReadinessChecks } from './ops/health-routes.js'
 import { Metrics } from './ops/metrics.js'
 import { GroupCommitRecorder } from './queue/group-commit-recorder.js'
@@ -27,9 +33,12 @@ import { RedisStreamWorker } from './queue/redis-stream-worker.js'
 import type { WinRecorder } from './queue/win-recorder.js'
 import { connectRedis, createRedis, type RedisClient } from './redis/connection.js'
 import { RedisKeys } from './redis/keys.js'
+import { CouponBox } from './service/coupon-box.js'
 import { CouponCache } from './service/coupon-cache.js'
 import { CouponService } from './service/coupon-service.js'
 import { IssueService } from './service/issue-service.js'
+import { KnownCoupons } from './service/known-coupons.js'
+import { SpendService } from './service/spend-service.js'
 
 /** How long a stop waits for the group commit to write what it holds. */
 const DRAIN_TIMEOUT_MS = 10_000
@@ -37,15 +46,22 @@ const DRAIN_TIMEOUT_MS = 10_000
 export interface Container {
   config: Readonly<Config>
   logger: Logger
+  /** the event-day paths: gate loads, the worker, admin, readiness */
   database: Database
+  /** public reads (status, stats, a coupon): a pool apart, so a slow one starves only its kind */
+  reads: Database
   gate: StockGate
   events: CouponEvents
   recorder: WinRecorder | null
   coupons: CouponService
   issues: IssueService
+  spends: SpendService
+  box: CouponBox
   metrics: Metrics
   checks: ReadinessChecks
   verifyUser: UserVerifier | null
+  /** issue requests per client and per user: in Redis in Redis mode, shared by every process */
+  limits: IssueLimits
   /** Redis mode only: starts a stream worker (with its own connection) in this process. */
   startWorker?: () => Promise<{ stop(): Promise<void> }>
   /** Drains what is in hand and closes every connection, in dependency order. */
@@ -65,55 +81,100 @@ export async function createContainer(
   config: Readonly<Config>,
   logger: Logger,
 ): Promise<Container> {
-  const database = openDatabase(config.databaseUrl, config.dialect, { poolSize: config.dbPoolSize })
+  const { databaseUrl, dialect } = config
+  const database = openDatabase(databaseUrl, dialect, {
+    poolSize: config.dbPoolSize,
+    timeouts: config.dbTimeouts,
+    role: 'core',
+  })
+  // SQLite has one connection, and nothing waits for a lock inside one process.
+  const reads =
+    dialect === 'sqlite'
+      ? database
+      : openDatabase(databaseUrl, dialect, {
+          poolSize: config.dbReadPoolSize,
+          timeouts: config.dbReadTimeouts,
+          role: 'reads',
+        })
+  const closeDatabases = async () => {
+    if (reads !== database) await reads.close()
+    await database.close()
+  }
   const metrics = new Metrics()
+  // Requests for ids that do not exist are answered from it, not by a query each.
+  const known = new KnownCoupons(() => listCouponIds(database.db))
   let adapters: Adapters
   try {
     await migrateToLatest(database.db, config.dialect)
     adapters = config.redis
-      ? await redisAdapters(config, config.redis, logger, database, metrics)
-      : await embeddedAdapters(logger, database)
+      ? await redisAdapters(config, config.redis, logger, database, metrics, known)
+      : await embeddedAdapters(config, logger, database)
   } catch (err) {
-    await database.close().catch(() => {})
+    await closeDatabases().catch(() => {})
     throw err
   }
-  const { gate, recorder, cache, events } = adapters
+  const { gate, recorder, cache, events, limits } = adapters
+  // Every node hears of a coupon created anywhere (and of every change, which is
+  // of a coupon that exists).
+  events.subscribe((id) => {
+    if (id !== null) known.add(id)
+  })
+  const readCoupon = (id: number) => known.find(id, (i) => findCoupon(reads.db, i))
   return {
     config,
     logger,
     database,
+    reads,
     gate,
     events,
     recorder,
     metrics,
     issues: new IssueService({
-      db: database.db,
+      // Only status and stats read through it; the issue path loads through the cache.
+      db: reads.db,
+      findCoupon: readCoupon,
       gate,
       recorder,
       cache,
       onOutcome: (o) => metrics.countOutcome(o),
     }),
-    coupons: new CouponService(database.db, gate, events),
+    coupons: new CouponService(database.db, gate, events, readCoupon),
+    spends: new SpendService({
+      db: database.db,
+      gate,
+      persistDelayMs: config.redis ? config.worker.persistDelayMs : 0,
+      onSpent: (couponId, inserted) => {
+        metrics.spent.inc({ coupon: String(couponId) })
+        metrics.persisted.inc(inserted)
+      },
+    }),
+    // A public read: the pool apart, like status and stats.
+    box: new CouponBox({ db: reads.db, gate }),
+    // Through the core pool: busy public reads do not make the database look down.
     checks: { ...adapters.checks, database: () => database.ping() },
     verifyUser: config.jwt ? userVerifier(config.jwt) : null,
+    limits,
     startWorker: adapters.startWorker,
     async close() {
       await adapters.close()
-      await database.close()
+      await closeDatabases()
     },
   }
 }
 
-/** What buildApp needs from a container (the caller adds logger and shutdown state). */
+/** What buildApp needs from a container (the caller adds the logger). */
 export function appDepsOf(c: Container): AppDeps {
   return {
     coupons: c.coupons,
     issues: c.issues,
+    spends: c.spends,
+    box: c.box,
     metrics: c.metrics,
     checks: c.checks,
     adminToken: c.config.adminToken,
     verifyUser: c.verifyUser,
-    rateLimitPerIp: c.config.rateLimitPerIp,
+    limits: c.limits,
+    http: c.config.http,
     trustProxy: c.config.trustProxy,
   }
 }
@@ -125,12 +186,22 @@ interface Adapters {
   cache: CouponCache | null
   events: CouponEvents
   checks: ReadinessChecks
+  limits: IssueLimits
   startWorker?: Container['startWorker']
   /** everything but the database, which closes last */
   close(): Promise<void>
 }
 
-async function embeddedAdapters(logger: Logger, database: Database): Promise<Adapters> {
+const limitsConfig = (config: Readonly<Config>): LimitsConfig => ({
+  perIp: config.rateLimitPerIp,
+  perUser: config.rateLimitPerUser,
+})
+
+async function embeddedAdapters(
+  config: Readonly<Config>,
+  logger: Logger,
+  database: Database,
+): Promise<Adapters> {
   const gate = await restoreMemoryGate(database)
   const recorder = new GroupCommitRecorder(database, {
     onError: (err, wins) => logger.error({ err, wins }, 'group commit failed; retrying'),
@@ -143,6 +214,7 @@ async function embeddedAdapters(logger: Logger, database: Database): Promise<Ada
     cache: null,
     events,
     checks: {},
+    limits: memoryIssueLimits(limitsConfig(config)),
     async close() {
       // Wins still waiting for an unreachable database were answered 503, never
       // 201; give them a bounded chance, then stop.
@@ -174,6 +246,7 @@ async function redisAdapters(
   logger: Logger,
   database: Database,
   metrics: Metrics,
+  known: KnownCoupons,
 ): Promise<Adapters> {
   const keys = new RedisKeys(redis.keyPrefix)
   const client = createRedis(redis, 'firstcome-api')
@@ -193,7 +266,7 @@ async function redisAdapters(
   const events = new RedisCouponEvents(client, subscriber, keys.couponChanged)
   await events.start()
   const cache = new CouponCache(async (id) => {
-    const coupon = await findCoupon(database.db, id)
+    const coupon = await known.find(id, (i) => findCoupon(database.db, i))
     return coupon && rulesOf(coupon)
   })
   events.subscribe((id) => (id === null ? cache.clear() : cache.invalidate(id)))
@@ -204,6 +277,9 @@ async function redisAdapters(
     cache,
     events,
     checks: { redis: () => gate.ping() },
+    limits: redisIssueLimits(limitsConfig(config), client, redis.keyPrefix, (err) =>
+      logger.warn({ err }, 'rate limit store unavailable; request let through'),
+    ),
     async startWorker() {
       const workerClient = createRedis(redis, 'firstcome-worker')
       await connectAll([workerClient])

@@ -23,8 +23,14 @@ export const UserIdIn = Type.Union(
   { description: 'a positive integer, or 1..64 characters of [A-Za-z0-9_.:@-]' },
 )
 
+/**
+ * A coupon id in a path: up to 15 digits, so every id it admits is a safe integer
+ * (16 digits would let 9007199254740993 through, read as a different number).
+ */
+export const COUPON_ID_DIGITS = '[1-9][0-9]{0,14}'
+
 export const CouponIdParams = Type.Object({
-  couponId: Type.String({ pattern: '^[1-9][0-9]{0,15}$', description: 'coupon id' }),
+  couponId: Type.String({ pattern: `^${COUPON_ID_DIGITS}$`, description: 'coupon id' }),
 })
 
 export const IssueParams = Type.Object({
@@ -111,6 +117,9 @@ export const IssueStatusOut = Type.Object({
   state: Type.Union([Type.Literal('QUEUED'), Type.Literal('ISSUED'), Type.Literal('USED')]),
   issuedAt: InstantOut,
   usedAt: Type.Union([InstantOut, Type.Null()]),
+  orderId: Type.Union([Type.String(), Type.Null()], {
+    description: 'the order the coupon was spent on; null while unused',
+  }),
 })
 
 export const StatsOut = Type.Object({
@@ -125,4 +134,50 @@ export const StatsOut = Type.Object({
 export const CompatOut = Type.Object({
   isSuccess: Type.Boolean(),
   comment: Type.Optional(Type.String()),
+})
+
+/** An order id: what the order service calls the order. */
+const OrderId = Type.String({
+  pattern: '^[A-Za-z0-9_.:@-]{1,64}$',
+  description: '1..64 characters of [A-Za-z0-9_.:@-]',
+})
+
+export const UseBody = Type.Object(
+  {
+    orderId: OrderId,
+    orderAmount: Type.Integer({
+      minimum: 0,
+      maximum: INT32_MAX,
+      description: 'the order total; at least the coupon minAvailableAmount',
+    }),
+  },
+  { additionalProperties: false },
+)
+
+export const CancelQuery = Type.Object({ orderId: OrderId }, { additionalProperties: false })
+
+export const UserParams = Type.Object({ userId: IssueParams.properties.userId })
+
+export const UseOut = Type.Object({
+  couponId: Type.Integer(),
+  userId: Type.String(),
+  orderId: Type.String(),
+  discountAmount: Type.Integer(),
+  usedAt: InstantOut,
+})
+
+export const CouponBoxOut = Type.Object({
+  items: Type.Array(
+    Type.Object({
+      couponId: Type.Integer(),
+      title: Type.String(),
+      discountAmount: Type.Integer(),
+      minAvailableAmount: Type.Integer(),
+      rank: Type.Integer(),
+      state: IssueStatusOut.properties.state,
+      issuedAt: InstantOut,
+      usedAt: Type.Union([InstantOut, Type.Null()]),
+      orderId: Type.Union([Type.String(), Type.Null()]),
+    }),
+  ),
 })

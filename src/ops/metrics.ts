@@ -39,11 +39,20 @@ export class Metrics {
     help: 'Stream entries moved to a dead-letter stream',
     registers: [this.registry],
   })
+  readonly spent = new Counter({
+    name: 'firstcome_coupons_spent_total',
+    help: 'Coupons spent on an order (retries of the same order not counted), by coupon',
+    labelNames: ['coupon'] as const,
+    registers: [this.registry],
+  })
   readonly backlog = new Gauge({
     name: 'firstcome_persist_backlog',
     help: 'Wins accepted but not yet written to the database, as last seen by this process',
     registers: [this.registry],
   })
+  /** Counted here on the lane's path and added to the counter when it is read. */
+  #fastLaneAnswers = 0
+  readonly fastLane: Counter
   readonly #outcomeCounts = new Map<Refusal | 'WON', number>(OUTCOMES.map((o) => [o, 0]))
   /** request timers by "method route": this runs on every request */
   readonly #timers = new Map<string, RequestTimer>()
@@ -63,7 +72,21 @@ export class Metrics {
         }
       },
     })
+    const metrics = this
+    this.fastLane = new Counter({
+      name: 'firstcome_issue_fast_lane_answers_total',
+      help: 'Issue requests answered by the fast lane (the others went through Fastify)',
+      registers: [this.registry],
+      collect() {
+        this.inc(metrics.#fastLaneAnswers)
+        metrics.#fastLaneAnswers = 0
+      },
+    })
     collectDefaultMetrics({ register: this.registry })
+  }
+
+  countFastLaneAnswer(): void {
+    this.#fastLaneAnswers++
   }
 
   /** The latency histogram of one route; keep it, it is looked up once. */

@@ -7,8 +7,15 @@
 
 import { findCoupon } from '../db/coupons-repo.js'
 import type { Db } from '../db/database.js'
-import { findIssue } from '../db/issues-repo.js'
-import { type IssueOutcome, type Refusal, remainingQuantity, rulesOf } from '../domain/coupon.js'
+import { findIssue, type IssueRow } from '../db/issues-repo.js'
+import {
+  type Coupon,
+  type IssueOutcome,
+  type Refusal,
+  remainingQuantity,
+  rulesOf,
+  type Win,
+} from '../domain/coupon.js'
 import { AppError } from '../domain/errors.js'
 import type { StockGate } from '../gate/stock-gate.js'
 import type { WinRecorder } from '../queue/win-recorder.js'
@@ -23,6 +30,26 @@ export interface IssueStatus {
   state: IssueState
   issuedAt: Date
   usedAt: Date | null
+  /** the order it was spent on; null while unused */
+  orderId: string | null
+}
+
+/** A persisted coupon as the user sees it: ISSUED, or USED once spent. */
+export function issuedStatus(row: IssueRow): IssueStatus {
+  return { ...row, state: row.usedAt || row.orderId ? 'USED' : 'ISSUED' }
+}
+
+/** A win the gate accepted that is not yet a row. */
+export function queuedStatus(win: Win): IssueStatus {
+  return {
+    couponId: win.couponId,
+    userId: win.userId,
+    rank: win.rank,
+    state: 'QUEUED',
+    issuedAt: new Date(win.issuedAt),
+    usedAt: null,
+    orderId: null,
+  }
 }
 
 export interface CouponStats {
@@ -41,6 +68,8 @@ export interface IssueServiceDeps {
   recorder: WinRecorder | null
   /** null in embedded mode, where the gate is in-process and as fast as a cache */
   cache: CouponCache | null
+  /** the coupon, for status and stats (default: a query of `db`) */
+  findCoupon?: (couponId: number) => Promise<Coupon | null>
   onOutcome?: (outcome: IssueOutcome) => void
   now?: () => number
 }
@@ -50,6 +79,7 @@ export class IssueService {
   readonly #gate: StockGate
   readonly #recorder: WinRecorder | null
   readonly #cache: CouponCache | null
+  readonly #findCoupon: (couponId: number) => Promise<Coupon | null>
   readonly #onOutcome: (outcome: IssueOutcome) => void
   readonly #now: () => number
 
@@ -58,6 +88,7 @@ export class IssueService {
     this.#gate = deps.gate
     this.#recorder = deps.recorder
     this.#cache = deps.cache
+    this.#findCoupon = deps.findCoupon ?? ((id) => findCoupon(deps.db, id))
     this.#onOutcome = deps.onOutcome ?? (() => {})
     this.#now = deps.now ?? Date.now
   }
@@ -103,17 +134,7 @@ export class IssueService {
     const win = await this.#gate.lookup(couponId, userId)
     if (!win) return null
     const row = await findIssue(this.#db, couponId, userId)
-    if (!row) {
-      return {
-        couponId,
-        userId,
-        rank: win.rank,
-        state: 'QUEUED',
-        issuedAt: new Date(win.issuedAt),
-        usedAt: null,
-      }
-    }
-    return { ...row, state: row.usedAt ? 'USED' : 'ISSUED' }
+    return row ? issuedStatus(row) : queuedStatus(win)
   }
 
   async stats(couponId: number): Promise<CouponStats> {
@@ -131,7 +152,7 @@ export class IssueService {
   }
 
   async #requireCoupon(couponId: number) {
-    const coupon = await findCoupon(this.#db, couponId)
+    const coupon = await this.#findCoupon(couponId)
     if (!coupon) throw new AppError('COUPON_NOT_FOUND', `coupon ${couponId} does not exist`)
     return coupon
   }
