@@ -136,8 +136,11 @@ describe('deploy/kubernetes', { skip }, () => {
     const pod = byKind('Deployment', 'firstcome-api').spec.template.spec
     const preStop = Number(pod.containers[0].lifecycle.preStop.exec.command[1])
     assert.ok(preStop >= 1, 'a preStop pause while endpoints are removed')
-    // The API primary allows its processes 30 s (src/cluster.ts) after the pause.
-    assert.ok(pod.terminationGracePeriodSeconds > preStop + 30)
+    // After the pause: connections still open SHUTDOWN_GRACE_MS after SIGTERM are
+    // closed; an API primary allows its processes that plus 20 s (src/cluster.ts).
+    const config = byKind('ConfigMap', 'firstcome-config').data as Record<string, string>
+    const graceS = loadConfig(config).http.shutdownGraceMs / 1000
+    assert.ok(pod.terminationGracePeriodSeconds > preStop + graceS + 20)
     const worker = byKind('Deployment', 'firstcome-worker').spec.template.spec
     assert.deepEqual(worker.containers[0].args, ['worker'])
     assert.ok(worker.terminationGracePeriodSeconds >= 10)
