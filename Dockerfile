@@ -1,0 +1,56 @@
+# syntax=docker/dockerfile:1
+# firstcome: `docker run -p 8080:8080 IMAGE` serves the embedded default (SQLite in
+# the /app/data volume, the in-process gate, a demo coupon on an empty database).
+# The same image runs `serve [--no-worker]`, `worker` and `bench`: the entrypoint
+# is `firstcome`. See docs/deploy.md.
+
+# Build: compile the TypeScript and the native SQLite driver, then drop the dev
+# dependencies so the runtime stage copies production modules only.
+FROM node:20-bookworm-slim AS build
+RUN apt-get update \
+  && apt-get install -y --no-install-recommends python3 make g++ \
+  && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+# better-sqlite3 is compiled against the headers this base image carries, so the
+# build needs no download besides the npm registry.
+ENV npm_config_build_from_source=true npm_config_nodedir=/usr/local
+COPY package.json package-lock.json ./
+# The lockfile alone decides this layer, so a source change reuses it. Behind a
+# proxy that re-signs TLS, pass its CA bundle as the build secret `ca` (added to
+# Node's roots for this step only; nothing of it stays in the image).
+RUN --mount=type=secret,id=ca,target=/run/secrets/ca \
+  if [ -s /run/secrets/ca ]; then export NODE_EXTRA_CA_CERTS=/run/secrets/ca; fi \
+  && npm ci --ignore-scripts --no-audit --no-fund && npm rebuild better-sqlite3
+COPY tsconfig.json tsconfig.build.json ./
+COPY scripts/copy-assets.mjs scripts/
+COPY src src
+# Of the native driver only its compiled module is needed at run time.
+RUN npm run build \
+  && npm prune --omit=dev --ignore-scripts --no-audit --no-fund \
+  && cd node_modules/better-sqlite3 \
+  && mv build/Release/better_sqlite3.node . && rm -rf build deps src \
+  && mkdir -p build/Release && mv better_sqlite3.node build/Release/ \
+  && cd /app && find node_modules -depth -type d -empty -delete
+
+FROM node:20-bookworm-slim
+# tini is PID 1: it passes SIGTERM on to the server (whose graceful stop then
+# runs) and reaps what the server forks.
+RUN apt-get update \
+  && apt-get install -y --no-install-recommends tini \
+  && rm -rf /var/lib/apt/lists/*
+ENV NODE_ENV=production
+WORKDIR /app
+COPY --from=build /app/node_modules node_modules
+COPY --from=build /app/dist dist
+COPY package.json ./
+COPY bin bin
+RUN ln -s /app/bin/firstcome.js /usr/local/bin/firstcome \
+  && mkdir data && chown node:node data
+USER node
+# The embedded SQLite database (DATABASE_URL's default, relative to /app).
+VOLUME ["/app/data"]
+EXPOSE 8080
+HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+ENTRYPOINT ["tini", "--", "firstcome"]
+CMD ["serve"]
