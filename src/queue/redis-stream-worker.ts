@@ -109,7 +109,7 @@ export class RedisStreamWorker {
       const stream = new CouponStream(this.#streamOptions, couponId)
       if (recoverOwn) {
         // Not while a batch is held for a retry: re-reading it would only raise its
-        // delivery count (and a count past WORKER_MAX_ATTEMPTS dead-letters it).
+        // delivery count (which sets it apart when reclaimed; see #reclaim).
         if (this.#persister.held(couponId)?.length) recovered = false
         else handled += await this.#recoverOwnPending(stream)
       }
@@ -204,18 +204,28 @@ export class RedisStreamWorker {
     }
   }
 
-  /** Reclaims entries left pending by a dead worker. */
+  /**
+   * Reclaims entries left pending by a dead worker.
+   *
+   * A delivery count alone never dead-letters a win. Counts rise for reasons that
+   * say nothing about the entry: every XAUTOCLAIM raises them, and an outage
+   * longer than WORKER_CLAIM_IDLE_MS has live workers reclaim each other's held
+   * batches (and re-read their own pending entries after each failed pass), so an
+   * outage of any length would push answered wins past any bound. An entry
+   * delivered more than WORKER_MAX_ATTEMPTS times (it may be what keeps killing its
+   * worker) is only set apart: persisted in a transaction of its own, where it
+   * takes no other win down with it and where it is dead-lettered only if the
+   * database refuses that row itself (StreamPersister: a row error, repeatedly).
+   */
   async #reclaim(stream: CouponStream): Promise<number> {
     const { entries, deliveries } = await stream.claim()
     if (entries.length === 0) return 0
-    const live: StreamWin[] = []
-    for (const entry of await stream.parse(entries)) {
-      const n = deliveries.get(entry.id) ?? 1
-      if (n > this.#o.maxAttempts)
-        await stream.deadLetter(entry, `delivered ${n} times without being persisted`)
-      else live.push(entry)
-    }
-    await this.#persister.persist(stream, live)
+    const batch: StreamWin[] = []
+    const apart: StreamWin[] = []
+    for (const entry of await stream.parse(entries))
+      ((deliveries.get(entry.id) ?? 1) > this.#o.maxAttempts ? apart : batch).push(entry)
+    await this.#persister.persist(stream, batch)
+    await this.#persister.persistAlone(stream, apart)
     return entries.length
   }
 
