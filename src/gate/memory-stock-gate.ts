@@ -45,10 +45,7 @@ export class MemoryStockGate implements StockGate {
 
   async configure(rules: CouponRules): Promise<ConfigureResult> {
     const stock = this.#coupons.get(rules.couponId)
-    if (!stock) {
-      this.restore(rules, [])
-      return 'OK'
-    }
+    if (!stock) return 'NOT_LOADED'
     if (quantityBelowWon(rules.totalQuantity, stock.winners.size)) return 'QUANTITY_BELOW_ISSUED'
     stock.rules = rules
     return 'OK'

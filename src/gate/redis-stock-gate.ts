@@ -143,23 +143,33 @@ export class RedisStockGate implements StockGate {
 
   async register(rules: CouponRules): Promise<void> {
     const k = this.#keys.coupon(rules.couponId)
+    const meta = { start: rules.issueStart, end: rules.issueEnd, total: rules.totalQuantity ?? -1 }
     try {
       // Every key shares the coupon's hash tag: one slot, so one DEL. Dead letters
-      // stay: they are a record, not state.
+      // stay: they are a record, not state. The coupon is not yet committed when
+      // this runs (see CouponService.create), so no request decides on it between
+      // these commands.
       await this.#client.del(k.meta, k.users, k.holes, k.stream, k.stagingUsers, k.stagingHoles)
+      await this.#client.xgroup('CREATE', k.stream, PERSIST_GROUP, '0', 'MKSTREAM')
+      await this.#client.hset(k.meta, meta)
+      await this.#client.sadd(this.#keys.streams, String(rules.couponId))
     } catch (err) {
       throw toRedisFailure(err)
     }
-    await this.configure(rules)
   }
 
   async configure(rules: CouponRules): Promise<ConfigureResult> {
+    if (!isReady(this.#client))
+      throw new UnavailableError('redis', new Error(`client ${this.#client.status}`))
+    const k = this.#keys.coupon(rules.couponId)
     const args = [rules.issueStart, rules.issueEnd, rules.totalQuantity ?? -1]
-    const code = await this.#loaded(rules.couponId, (k) =>
-      scripts.configure.run(this.#client, [k.meta, k.users], args),
-    )
-    // null: the coupon is not in the database (yet); nothing to configure.
-    if (code === null || Number(code) === 0) return 'OK'
+    const code = await scripts.configure
+      .run(this.#client, [k.meta, k.users], args)
+      .catch((err: unknown) => {
+        throw toRedisFailure(err)
+      })
+    if (Number(code) === 0) return 'OK'
+    if (Number(code) === NOT_LOADED) return 'NOT_LOADED'
     if (Number(code) === -2) return 'QUANTITY_BELOW_ISSUED'
     throw new Error(`configure.lua returned ${String(code)}`)
   }
