@@ -20,6 +20,8 @@ import { type ConfigureResult, rankHoles, type StockGate } from './stock-gate.js
 interface CouponStock {
   rules: CouponRules
   winners: Map<string, Win>
+  /** userId → the id of the request that won (not known after a restore) */
+  requests: Map<string, string>
   /** free ranks below the highest in use, ascending */
   holes: number[]
 }
@@ -35,6 +37,7 @@ export class MemoryStockGate implements StockGate {
     this.#coupons.set(rules.couponId, {
       rules,
       winners,
+      requests: new Map(),
       holes: rankHoles(wins.map((w) => w.rank)),
     })
   }
@@ -51,14 +54,22 @@ export class MemoryStockGate implements StockGate {
     return 'OK'
   }
 
-  async tryIssue(couponId: number, userId: string, now: number): Promise<IssueOutcome> {
+  async tryIssue(
+    couponId: number,
+    userId: string,
+    now: number,
+    requestId?: string,
+  ): Promise<IssueOutcome> {
     const stock = this.#coupons.get(couponId)
     if (!stock) return { won: false, refusal: 'COUPON_NOT_FOUND' }
     const refusal = decideIssue(stock.rules, stock.winners.has(userId), stock.winners.size, now)
+    if (refusal === 'ALREADY_ISSUED' && requestId && stock.requests.get(userId) === requestId)
+      return { won: true, win: stock.winners.get(userId) as Win }
     if (refusal) return { won: false, refusal }
     const rank = stock.holes.length > 0 ? (stock.holes.shift() as number) : stock.winners.size + 1
     const win: Win = { couponId, userId, rank, issuedAt: now }
     stock.winners.set(userId, win)
+    if (requestId) stock.requests.set(userId, requestId)
     return { won: true, win }
   }
 

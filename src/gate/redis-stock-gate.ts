@@ -13,6 +13,7 @@ import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { CouponRules, IssueOutcome, Refusal, Win } from '../domain/coupon.js'
 import { UnavailableError } from '../domain/errors.js'
+import { newRequestId } from '../domain/request-id.js'
 import { isReady, type RedisClient } from '../redis/connection.js'
 import { toRedisFailure } from '../redis/errors.js'
 import { type CouponKeys, PERSIST_GROUP, type RedisKeys } from '../redis/keys.js'
@@ -51,6 +52,7 @@ const MAX_BATCH = 256
 interface Waiter {
   userId: string
   now: number
+  requestId: string
   resolve: (outcome: IssueOutcome) => void
   reject: (err: unknown) => void
 }
@@ -80,9 +82,14 @@ export class RedisStockGate implements StockGate {
     this.#onRebuild = options.onRebuild ?? (() => {})
   }
 
-  tryIssue(couponId: number, userId: string, now: number): Promise<IssueOutcome> {
+  tryIssue(
+    couponId: number,
+    userId: string,
+    now: number,
+    requestId: string = newRequestId(),
+  ): Promise<IssueOutcome> {
     return new Promise((resolve, reject) =>
-      this.#enqueue(couponId, { userId, now, resolve, reject }),
+      this.#enqueue(couponId, { userId, now, requestId, resolve, reject }),
     )
   }
 
@@ -117,7 +124,7 @@ export class RedisStockGate implements StockGate {
 
   #decide(couponId: number, waiters: Waiter[]) {
     const args: (string | number)[] = []
-    for (const w of waiters) args.push(w.userId, w.now)
+    for (const w of waiters) args.push(w.userId, w.now, w.requestId)
     this.#loaded(couponId, (k) =>
       scripts.issue.runNow(this.#client, [k.meta, k.users, k.holes, k.stream], args),
     ).then(

@@ -27,8 +27,12 @@ export interface StockGate {
    * caller may hold.
    */
   configure(rules: CouponRules): Promise<ConfigureResult>
-  /** Decides and, on a win, records it. Throws only when the gate itself is unreachable. */
-  tryIssue(couponId: number, userId: string, now: number): Promise<IssueOutcome>
+  /**
+   * Decides and, on a win, records it with `requestId`. The same request decided
+   * again (same user and requestId) gets its win again instead of ALREADY_ISSUED.
+   * Throws only when the gate itself is unreachable.
+   */
+  tryIssue(couponId: number, userId: string, now: number, requestId?: string): Promise<IssueOutcome>
   /** The user's win, if the gate accepted one. */
   lookup(couponId: number, userId: string): Promise<Win | null>
   /** How many wins the gate has accepted for the coupon. */

@@ -10,6 +10,7 @@ import type { Db } from '../db/database.js'
 import { findIssue } from '../db/issues-repo.js'
 import { type IssueOutcome, type Refusal, remainingQuantity, rulesOf } from '../domain/coupon.js'
 import { AppError } from '../domain/errors.js'
+import { newRequestId } from '../domain/request-id.js'
 import type { StockGate } from '../gate/stock-gate.js'
 import type { WinRecorder } from '../queue/win-recorder.js'
 import type { CouponCache } from './coupon-cache.js'
@@ -80,8 +81,13 @@ export class IssueService {
     return this.#decide(couponId, userId, now)
   }
 
+  /**
+   * Every request reaches the gate with an id of its own, stored with its win: if
+   * the gate decides the same request twice (a call sent again after a
+   * reconnect), the second decision is the same win.
+   */
   async #decide(couponId: number, userId: string, now: number): Promise<IssueOutcome> {
-    const outcome = await this.#gate.tryIssue(couponId, userId, now)
+    const outcome = await this.#gate.tryIssue(couponId, userId, now, newRequestId())
     if (outcome.won) {
       if (this.#recorder) await this.#recorder.record(outcome.win)
     } else if (outcome.refusal === 'SOLD_OUT') {
