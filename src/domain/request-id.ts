@@ -14,3 +14,14 @@ export function newRequestId(): string {
   next = (next + 1) % Number.MAX_SAFE_INTEGER
   return PREFIX + next.toString(36)
 }
+
+/**
+ * A client's `Idempotency-Key`: 1..64 of `[A-Za-z0-9_.:-]`. Used as the request's
+ * id, so the client's retry with the same key is the same request.
+ */
+export const IDEMPOTENCY_KEY_PATTERN = '^[A-Za-z0-9_.:-]{1,64}$'
+const keyRe = new RegExp(IDEMPOTENCY_KEY_PATTERN)
+
+export function isIdempotencyKey(value: unknown): value is string {
+  return typeof value === 'string' && keyRe.test(value)
+}

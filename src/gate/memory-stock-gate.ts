@@ -62,9 +62,10 @@ export class MemoryStockGate implements StockGate {
   ): Promise<IssueOutcome> {
     const stock = this.#coupons.get(couponId)
     if (!stock) return { won: false, refusal: 'COUPON_NOT_FOUND' }
-    const refusal = decideIssue(stock.rules, stock.winners.has(userId), stock.winners.size, now)
-    if (refusal === 'ALREADY_ISSUED' && requestId && stock.requests.get(userId) === requestId)
+    // This very request's win (granted inside the window, whenever it is asked again).
+    if (requestId !== undefined && stock.requests.get(userId) === requestId)
       return { won: true, win: stock.winners.get(userId) as Win }
+    const refusal = decideIssue(stock.rules, stock.winners.has(userId), stock.winners.size, now)
     if (refusal) return { won: false, refusal }
     const rank = stock.holes.length > 0 ? (stock.holes.shift() as number) : stock.winners.size + 1
     const win: Win = { couponId, userId, rank, issuedAt: now }

@@ -306,6 +306,16 @@ export class RedisStockGate implements StockGate {
 }
 
 function settle(couponId: number, w: Waiter, reply: LuaReply | undefined) {
+  if (typeof reply === 'string' || reply instanceof Uint8Array) {
+    // "<rank>:<issuedAt>": this request's win, decided by an earlier run (a bulk
+    // string: a Buffer from runNow's raw command)
+    const text = String(reply)
+    const colon = text.indexOf(':')
+    const rank = Number(text.slice(0, colon))
+    const issuedAt = Number(text.slice(colon + 1))
+    w.resolve({ won: true, win: { couponId, userId: w.userId, rank, issuedAt } })
+    return
+  }
   const code = Number(reply)
   if (code > 0) {
     w.resolve({ won: true, win: { couponId, userId: w.userId, rank: code, issuedAt: w.now } })

@@ -67,27 +67,43 @@ export class IssueService {
    * The outcome, given at once (not a promise) when the local cache is certain of
    * a refusal: a caller that can answer in the same turn does, which is most of a
    * storm for a sold-out coupon. Everything else goes to the gate, in call order.
+   *
+   * Every request reaches the gate with an id, stored with its win: the client's
+   * `idempotencyKey`, or one of its own. The same request decided twice (a call
+   * sent again after a reconnect, a client's retry with the same key) gets the
+   * same win, not ALREADY_ISSUED. A request with a key is refused from the cache
+   * only for an unknown coupon: sold out or closed, the gate may still hold its
+   * win. In embedded mode a win asked for again is recorded again (idempotently),
+   * so its 201 still waits for a commit that holds it.
    */
-  issue(couponId: number, userId: string): IssueOutcome | Promise<IssueOutcome> {
+  issue(
+    couponId: number,
+    userId: string,
+    idempotencyKey?: string,
+  ): IssueOutcome | Promise<IssueOutcome> {
     const now = this.#now()
     if (this.#cache) {
       const certain = this.#cache.check(couponId, now)
       if (certain instanceof Promise)
         return certain.then((refusal) =>
-          refusal ? this.#outcome(refused[refusal]) : this.#decide(couponId, userId, now),
+          refusal && (idempotencyKey === undefined || refusal === 'COUPON_NOT_FOUND')
+            ? this.#outcome(refused[refusal])
+            : this.#decide(couponId, userId, now, idempotencyKey),
         )
-      if (certain) return this.#outcome(refused[certain])
+      if (certain && (idempotencyKey === undefined || certain === 'COUPON_NOT_FOUND'))
+        return this.#outcome(refused[certain])
     }
-    return this.#decide(couponId, userId, now)
+    return this.#decide(couponId, userId, now, idempotencyKey)
   }
 
-  /**
-   * Every request reaches the gate with an id of its own, stored with its win: if
-   * the gate decides the same request twice (a call sent again after a
-   * reconnect), the second decision is the same win.
-   */
-  async #decide(couponId: number, userId: string, now: number): Promise<IssueOutcome> {
-    const outcome = await this.#gate.tryIssue(couponId, userId, now, newRequestId())
+  async #decide(
+    couponId: number,
+    userId: string,
+    now: number,
+    idempotencyKey: string | undefined,
+  ): Promise<IssueOutcome> {
+    const requestId = idempotencyKey ?? newRequestId()
+    const outcome = await this.#gate.tryIssue(couponId, userId, now, requestId)
     if (outcome.won) {
       if (this.#recorder) await this.#recorder.record(outcome.win)
     } else if (outcome.refusal === 'SOLD_OUT') {

@@ -102,8 +102,10 @@ for (const factory of selectedGates()) {
       assert.equal(await g.gate.won(id), 1, 'recorded once')
       assert.equal(rank(await g.gate.tryIssue(id, 'other', T0, 'req-1')), 2)
       assert.equal(refusal(await g.gate.tryIssue(id, 'third', T0, 'req-3')), 'SOLD_OUT')
-      // Sold out now: the same request again is still its win.
+      // Sold out now, or the window closed: the same request again is still its win.
       assert.deepEqual(await g.gate.tryIssue(id, 'twice', T0, 'req-1'), first)
+      assert.deepEqual(await g.gate.tryIssue(id, 'twice', T0 + HOUR, 'req-1'), first)
+      assert.equal(refusal(await g.gate.tryIssue(id, 'twice', T0 + HOUR, 'req-2')), 'ISSUE_ENDED')
       assert.deepEqual(await g.gate.lookup(id, 'twice'), {
         couponId: id,
         userId: 'twice',

@@ -10,7 +10,8 @@
 -- A win is stored with the id of the request that won it. A request decided a
 -- second time — the same call sent again by the client library after a
 -- reconnect, or a client's retry with the same Idempotency-Key — finds its own
--- id and gets its rank again (nothing is recorded twice), instead of being told
+-- id and gets its rank again (nothing is recorded twice; checked before the
+-- window, since the win was granted inside it), instead of being told
 -- ALREADY_ISSUED for its own win.
 --
 -- KEYS[1] meta    hash  start, end (epoch ms), total (-1 = unlimited)
@@ -23,7 +24,8 @@
 --
 -- Returns -1 (NOT_LOADED: the coupon's state is not in Redis, rebuild it from the
 -- database and call again), or one outcome per request, in order: the rank
--- (>= 1) on a win, also when the win is this same request's, or a negative code:
+-- (>= 1) on a win; "<rank>:<issuedAt ms>" (a string) when the user's win is this
+-- same request's, decided earlier; or a negative code:
 --   -2 ISSUE_NOT_STARTED
 --   -3 ISSUE_ENDED
 --   -4 ALREADY_ISSUED   another request of this user won
@@ -41,32 +43,32 @@ local holes = redis.call('ZCARD', KEYS[3])
 local out = {}
 for i = 1, #ARGV, 3 do
   local user, now, request = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
+  local held = redis.call('HGET', KEYS[2], user)
   local code
-  if now < start then
+  local won_at, by
+  if held then
+    won_at, by = string.match(held, '^(%d+:%d+):(.*)$')
+  end
+  if by == request then
+    -- this very request's win (decided inside the window, whenever it is asked again)
+    code = won_at
+  elseif now < start then
     code = -2
   elseif now >= stop then
     code = -3
+  elseif held then
+    code = -4
+  elseif total >= 0 and won >= total then
+    code = -5
   else
-    local held = redis.call('HGET', KEYS[2], user)
-    if held then
-      local rank, by = string.match(held, '^(%d+):%d+:(.*)$')
-      if by == request then
-        code = tonumber(rank)
-      else
-        code = -4
-      end
-    elseif total >= 0 and won >= total then
-      code = -5
-    else
-      code = won + 1
-      if holes > 0 then
-        code = tonumber(redis.call('ZPOPMIN', KEYS[3])[1])
-        holes = holes - 1
-      end
-      redis.call('HSET', KEYS[2], user, code .. ':' .. ARGV[i + 1] .. ':' .. request)
-      redis.call('XADD', KEYS[4], '*', 'u', user, 'r', code, 't', ARGV[i + 1])
-      won = won + 1
+    code = won + 1
+    if holes > 0 then
+      code = tonumber(redis.call('ZPOPMIN', KEYS[3])[1])
+      holes = holes - 1
     end
+    redis.call('HSET', KEYS[2], user, code .. ':' .. ARGV[i + 1] .. ':' .. request)
+    redis.call('XADD', KEYS[4], '*', 'u', user, 'r', code, 't', ARGV[i + 1])
+    won = won + 1
   end
   out[#out + 1] = code
 end
