@@ -12,7 +12,7 @@ import assert from 'node:assert/strict'
 import { before, describe, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import pg from 'pg'
-import { createCoupon, HOUR, iso, patchCoupon } from '../helpers/app.js'
+import { admin, couponBody, createCoupon, HOUR, iso, patchCoupon } from '../helpers/app.js'
 import {
   type RedisSuiteOptions,
   redisSuite,
@@ -166,6 +166,32 @@ describe('an admin change that fails midway (Redis mode, PostgreSQL)', {
     tc.diagnostic(JSON.stringify(tally(replies)))
     assert.equal(winsOf(replies).size, 0, 'a win before the window the database holds')
     assert.equal(Date.parse((await assertAgree(couponId)).issueStart), start)
+  })
+
+  it('a coupon created while Redis is unreachable: 503, and nothing is created', async () => {
+    const list = async () =>
+      (await s.app.inject({ method: 'GET', url: '/v1/coupons', headers: admin })).json().items
+        .length as number
+    const before = await list()
+    await suite.proxy.cut()
+    try {
+      const res = await s.app.inject({
+        method: 'POST',
+        url: '/v1/coupons',
+        headers: admin,
+        payload: couponBody(),
+      })
+      assert.equal(res.statusCode, 503, res.body)
+      assert.equal(res.json().code, 'UNAVAILABLE')
+    } finally {
+      await suite.proxy.restore()
+    }
+    assert.equal(await list(), before, 'no coupon without a clean gate')
+    // Redis back: created, with a gate of its own.
+    await waitFor('a create to succeed', async () => {
+      const couponId = await createCoupon(s.app, { totalQuantity: 5 }).catch(() => null)
+      return couponId && (await gateRules(couponId)).total === 5
+    })
   })
 
   it('the gate unreachable after the commit: 503, and the change is carried through', async () => {
