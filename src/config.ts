@@ -17,6 +17,21 @@ export interface RedisConfig {
   commandTimeoutMs: number
 }
 
+/** Bounds on every database call; past one the call fails and the request gets 503. */
+export interface DbTimeouts {
+  /** one statement (PostgreSQL statement_timeout, MariaDB max_statement_time, MySQL max_execution_time) */
+  statementMs: number
+  /** waiting for a row or table lock (SQLite: busy_timeout) */
+  lockMs: number
+  /**
+   * a transaction left idle this long is ended by the server and its locks freed
+   * (PostgreSQL, MariaDB; MySQL has no such setting)
+   */
+  idleTransactionMs: number
+  /** opening a connection, or waiting for a free one in the pool */
+  connectMs: number
+}
+
 export interface Config {
   port: number
   host: string
@@ -31,7 +46,11 @@ export interface Config {
   trustProxy: boolean
   databaseUrl: string
   dialect: Dialect
+  /** connections for the event-day paths: gate loads, the worker, admin, readiness */
   dbPoolSize: number
+  /** connections for public reads (status, stats, a coupon), apart so they cannot starve the rest */
+  dbReadPoolSize: number
+  dbTimeouts: DbTimeouts
   /** null = embedded mode: in-process gate, wins written to the database before the 201 */
   redis: RedisConfig | null
   adminToken: string
@@ -169,6 +188,13 @@ export function loadConfig(env: Env): Readonly<Config> {
     databaseUrl,
     dialect: dialectOf(databaseUrl),
     dbPoolSize: int(env, 'DB_POOL_SIZE', 10, 1, 1000),
+    dbReadPoolSize: int(env, 'DB_READ_POOL_SIZE', 4, 1, 1000),
+    dbTimeouts: {
+      statementMs: int(env, 'DB_STATEMENT_TIMEOUT_MS', 5000, 100, 3_600_000),
+      lockMs: int(env, 'DB_LOCK_TIMEOUT_MS', 3000, 100, 3_600_000),
+      idleTransactionMs: int(env, 'DB_IDLE_TRANSACTION_TIMEOUT_MS', 10_000, 1000, 3_600_000),
+      connectMs: int(env, 'DB_CONNECT_TIMEOUT_MS', 3000, 100, 600_000),
+    },
     redis,
     adminToken: adminToken ?? randomBytes(18).toString('base64url'),
     adminTokenGenerated: adminToken === null,

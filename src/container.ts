@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from 'pino'
 import type { AppDeps } from './app.js'
 import type { Config, RedisConfig } from './config.js'
-import { findCoupon, listCoupons } from './db/coupons-repo.js'
+import { findCoupon, listCouponIds, listCoupons } from './db/coupons-repo.js'
 import { type Database, openDatabase } from './db/database.js'
 import { databaseGateSource } from './db/gate-source.js'
 import { listWins } from './db/issues-repo.js'
@@ -30,6 +30,7 @@ import { RedisKeys } from './redis/keys.js'
 import { CouponCache } from './service/coupon-cache.js'
 import { CouponService } from './service/coupon-service.js'
 import { IssueService } from './service/issue-service.js'
+import { KnownCoupons } from './service/known-coupons.js'
 
 /** How long a stop waits for the group commit to write what it holds. */
 const DRAIN_TIMEOUT_MS = 10_000
@@ -37,7 +38,10 @@ const DRAIN_TIMEOUT_MS = 10_000
 export interface Container {
   config: Readonly<Config>
   logger: Logger
+  /** the event-day paths: gate loads, the worker, admin, readiness */
   database: Database
+  /** public reads (status, stats, a coupon): a pool apart, so a slow one starves only its kind */
+  reads: Database
   gate: StockGate
   events: CouponEvents
   recorder: WinRecorder | null
@@ -65,41 +69,71 @@ export async function createContainer(
   config: Readonly<Config>,
   logger: Logger,
 ): Promise<Container> {
-  const database = openDatabase(config.databaseUrl, config.dialect, { poolSize: config.dbPoolSize })
+  const { databaseUrl, dialect, dbTimeouts: timeouts } = config
+  const database = openDatabase(databaseUrl, dialect, {
+    poolSize: config.dbPoolSize,
+    timeouts,
+    role: 'core',
+  })
+  // SQLite has one connection, and nothing waits for a lock inside one process.
+  const reads =
+    dialect === 'sqlite'
+      ? database
+      : openDatabase(databaseUrl, dialect, {
+          poolSize: config.dbReadPoolSize,
+          timeouts,
+          role: 'reads',
+        })
+  const closeDatabases = async () => {
+    if (reads !== database) await reads.close()
+    await database.close()
+  }
   const metrics = new Metrics()
+  // Requests for ids that do not exist are answered from it, not by a query each.
+  const known = new KnownCoupons(() => listCouponIds(database.db))
   let adapters: Adapters
   try {
     await migrateToLatest(database.db, config.dialect)
     adapters = config.redis
-      ? await redisAdapters(config, config.redis, logger, database, metrics)
+      ? await redisAdapters(config, config.redis, logger, database, metrics, known)
       : await embeddedAdapters(logger, database)
   } catch (err) {
-    await database.close().catch(() => {})
+    await closeDatabases().catch(() => {})
     throw err
   }
   const { gate, recorder, cache, events } = adapters
+  // Every node hears of a coupon created anywhere (and of every change, which is
+  // of a coupon that exists).
+  events.subscribe((id) => {
+    if (id !== null) known.add(id)
+  })
+  const readCoupon = (id: number) => known.find(id, (i) => findCoupon(reads.db, i))
   return {
     config,
     logger,
     database,
+    reads,
     gate,
     events,
     recorder,
     metrics,
     issues: new IssueService({
-      db: database.db,
+      // Only status and stats read through it; the issue path loads through the cache.
+      db: reads.db,
+      findCoupon: readCoupon,
       gate,
       recorder,
       cache,
       onOutcome: (o) => metrics.countOutcome(o),
     }),
-    coupons: new CouponService(database.db, gate, events),
+    coupons: new CouponService(database.db, gate, events, readCoupon),
+    // Through the core pool: busy public reads do not make the database look down.
     checks: { ...adapters.checks, database: () => database.ping() },
     verifyUser: config.jwt ? userVerifier(config.jwt) : null,
     startWorker: adapters.startWorker,
     async close() {
       await adapters.close()
-      await database.close()
+      await closeDatabases()
     },
   }
 }
@@ -174,6 +208,7 @@ async function redisAdapters(
   logger: Logger,
   database: Database,
   metrics: Metrics,
+  known: KnownCoupons,
 ): Promise<Adapters> {
   const keys = new RedisKeys(redis.keyPrefix)
   const client = createRedis(redis, 'firstcome-api')
@@ -193,7 +228,7 @@ async function redisAdapters(
   const events = new RedisCouponEvents(client, subscriber, keys.couponChanged)
   await events.start()
   const cache = new CouponCache(async (id) => {
-    const coupon = await findCoupon(database.db, id)
+    const coupon = await known.find(id, (i) => findCoupon(database.db, i))
     return coupon && rulesOf(coupon)
   })
   events.subscribe((id) => (id === null ? cache.clear() : cache.invalidate(id)))

@@ -59,6 +59,12 @@ export async function findCoupon(db: Db, id: number): Promise<Coupon | null> {
   return row ? toCoupon(row) : null
 }
 
+/** Every coupon's id (coupons are never deleted). */
+export async function listCouponIds(db: Db): Promise<number[]> {
+  const rows = await db.selectFrom('coupons').select('id').execute()
+  return rows.map((r) => Number(r.id))
+}
+
 export async function listCoupons(db: Db): Promise<Coupon[]> {
   const rows = await db.selectFrom('coupons').selectAll().orderBy('id').execute()
   return rows.map(toCoupon)

@@ -7,10 +7,20 @@ import { mkdirSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname } from 'node:path'
 import type BetterSqlite3 from 'better-sqlite3'
-import { Kysely, MysqlDialect, PostgresDialect, SqliteDialect, sql } from 'kysely'
+import {
+  CompiledQuery,
+  type DatabaseConnection,
+  Kysely,
+  MysqlDialect,
+  type MysqlPool,
+  type MysqlPoolConnection,
+  PostgresDialect,
+  SqliteDialect,
+  sql,
+} from 'kysely'
 import type * as Mysql2 from 'mysql2'
 import type Pg from 'pg'
-import type { Dialect } from '../config.js'
+import type { DbTimeouts, Dialect } from '../config.js'
 import type { Tables } from './schema.js'
 import { SqliteDatesPlugin } from './sqlite-dates.js'
 
@@ -25,7 +35,18 @@ export interface Database {
 
 export interface DatabaseOptions {
   poolSize?: number
+  /** none: calls wait as long as the server lets them (tools, tests' own connections) */
+  timeouts?: DbTimeouts
+  /** what the pool is for, in the server's view of its sessions (application_name) */
+  role?: string
 }
+
+/**
+ * The client-side bound on a query is the server's statement timeout plus this:
+ * the server cancels first and says why; the client's bound is for a server or a
+ * network that no longer answers at all.
+ */
+const CLIENT_MARGIN_MS = 1000
 
 /** `sqlite:./data/x.sqlite`, `sqlite:///abs/x.sqlite`, `sqlite::memory:` → a file path */
 export function sqlitePath(url: string): string {
@@ -50,7 +71,7 @@ function pgTypes(pg: typeof Pg): Pg.CustomTypesConfig {
   } as Pg.CustomTypesConfig
 }
 
-function openSqlite(url: string): Kysely<Tables> {
+function openSqlite(url: string, timeouts: DbTimeouts | undefined): Kysely<Tables> {
   const SqliteDatabase = require('better-sqlite3') as typeof BetterSqlite3
   const path = sqlitePath(url)
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true })
@@ -58,7 +79,7 @@ function openSqlite(url: string): Kysely<Tables> {
   database.pragma('journal_mode = WAL')
   // FULL: a committed win survives power loss, not only a killed process.
   database.pragma('synchronous = FULL')
-  database.pragma('busy_timeout = 5000')
+  database.pragma(`busy_timeout = ${timeouts?.lockMs ?? 5000}`)
   database.pragma('foreign_keys = ON')
   return new Kysely<Tables>({
     dialect: new SqliteDialect({ database }),
@@ -66,13 +87,25 @@ function openSqlite(url: string): Kysely<Tables> {
   })
 }
 
-function openPostgres(url: string, poolSize: number): Kysely<Tables> {
+function openPostgres(url: string, poolSize: number, options: DatabaseOptions): Kysely<Tables> {
   const pg = require('pg') as typeof Pg
+  const t = options.timeouts
   const pool = new pg.Pool({
     connectionString: url,
     max: poolSize,
-    connectionTimeoutMillis: 5000,
+    // Also the bound on waiting for a free client of a full pool.
+    connectionTimeoutMillis: t?.connectMs ?? 5000,
     types: pgTypes(pg),
+    application_name: `firstcome ${options.role ?? 'tool'} ${process.pid}`,
+    ...(t && {
+      // Sent at connect, so they hold for every statement of the session.
+      statement_timeout: t.statementMs,
+      lock_timeout: t.lockMs,
+      // A client frozen inside a transaction (a stopped process, a lost network)
+      // would hold its row locks for ever; the server ends its session instead.
+      idle_in_transaction_session_timeout: t.idleTransactionMs,
+      query_timeout: t.statementMs + CLIENT_MARGIN_MS,
+    }),
   })
   // An idle client losing its connection (server restart) must not crash the process.
   pool.on('error', () => {})
@@ -85,12 +118,12 @@ function openPostgres(url: string, poolSize: number): Kysely<Tables> {
   return new Kysely<Tables>({ dialect: new PostgresDialect({ pool }) })
 }
 
-function openMysql(url: string, poolSize: number): Kysely<Tables> {
+function openMysql(url: string, poolSize: number, timeouts?: DbTimeouts): Kysely<Tables> {
   const { createPool } = require('mysql2') as typeof Mysql2
   const pool = createPool({
     uri: url,
     connectionLimit: poolSize,
-    connectTimeout: 5000,
+    connectTimeout: timeouts?.connectMs ?? 5000,
     // DATETIME(6) columns hold UTC; mysql2 converts Dates to and from UTC.
     timezone: 'Z',
     charset: 'utf8mb4',
@@ -99,7 +132,82 @@ function openMysql(url: string, poolSize: number): Kysely<Tables> {
     // idempotent insert to report how many wins were new.
     flags: ['-FOUND_ROWS'],
   })
-  return new Kysely<Tables>({ dialect: new MysqlDialect({ pool }) })
+  if (!timeouts) return new Kysely<Tables>({ dialect: new MysqlDialect({ pool }) })
+  return new Kysely<Tables>({
+    dialect: new MysqlDialect({
+      pool: boundedMysqlPool(pool, timeouts),
+      onCreateConnection: (connection) => setMysqlTimeouts(connection, timeouts),
+    }),
+  })
+}
+
+/** The session's timeouts, named as the server (MariaDB or MySQL) names them. */
+async function setMysqlTimeouts(connection: DatabaseConnection, t: DbTimeouts): Promise<void> {
+  const version = await connection.executeQuery<{ v: string }>(
+    CompiledQuery.raw('select version() as v'),
+  )
+  const mariadb = /mariadb/i.test(version.rows[0]?.v ?? '')
+  const seconds = (ms: number) => Math.max(1, Math.ceil(ms / 1000))
+  // lock_wait_timeout bounds table (metadata) locks, innodb_lock_wait_timeout row locks.
+  const settings = [
+    `lock_wait_timeout = ${seconds(t.lockMs)}`,
+    `innodb_lock_wait_timeout = ${seconds(t.lockMs)}`,
+    ...(mariadb
+      ? [
+          `max_statement_time = ${t.statementMs / 1000}`,
+          `idle_transaction_timeout = ${seconds(t.idleTransactionMs)}`,
+        ]
+      : // MySQL bounds only SELECTs; the client-side bound covers the rest.
+        [`max_execution_time = ${t.statementMs}`]),
+  ]
+  await connection.executeQuery(CompiledQuery.raw(`set session ${settings.join(', ')}`))
+}
+
+/**
+ * mysql2's pool waits for a free connection without end and its queries have no
+ * default timeout: both are bounded here, as pg does by itself.
+ */
+function boundedMysqlPool(pool: Mysql2.Pool, t: DbTimeouts): MysqlPool {
+  const queryTimeout = t.statementMs + CLIENT_MARGIN_MS
+  // Kysely keeps per-connection state keyed by the object it is given: one wrapper
+  // per connection, for the connection's life.
+  const wrappers = new WeakMap<Mysql2.PoolConnection, MysqlPoolConnection>()
+  const wrap = (raw: Mysql2.PoolConnection): MysqlPoolConnection => {
+    let wrapper = wrappers.get(raw)
+    if (!wrapper) {
+      const query = (
+        sqlText: string,
+        values: Mysql2.QueryOptions['values'],
+        callback?: (err: Mysql2.QueryError | null, result: Mysql2.QueryResult) => void,
+      ) => raw.query({ sql: sqlText, values, timeout: queryTimeout }, callback)
+      wrapper = { query: query as MysqlPoolConnection['query'], release: () => raw.release() }
+      wrappers.set(raw, wrapper)
+    }
+    return wrapper
+  }
+  return {
+    getConnection(callback) {
+      let waiting = true
+      const timer = setTimeout(() => {
+        waiting = false
+        callback(
+          new Error('timeout exceeded when waiting for a database connection'),
+          undefined as never,
+        )
+      }, t.connectMs)
+      pool.getConnection((err, raw) => {
+        if (!waiting) {
+          // Came too late: the caller has been answered already.
+          if (!err) raw.release()
+          return
+        }
+        waiting = false
+        clearTimeout(timer)
+        callback(err, err ? (raw as never) : wrap(raw))
+      })
+    },
+    end: (callback) => pool.end(callback),
+  }
 }
 
 export function openDatabase(
@@ -110,10 +218,10 @@ export function openDatabase(
   const poolSize = options.poolSize ?? 10
   const db =
     dialect === 'sqlite'
-      ? openSqlite(url)
+      ? openSqlite(url, options.timeouts)
       : dialect === 'postgres'
-        ? openPostgres(url, poolSize)
-        : openMysql(url, poolSize)
+        ? openPostgres(url, poolSize, options)
+        : openMysql(url, poolSize, options.timeouts)
   return {
     db,
     dialect,

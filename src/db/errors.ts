@@ -25,7 +25,15 @@ const TRANSIENT_CODES = new Set([
   '57P01', // admin shutdown
   '57P02', // crash shutdown
   '57P03', // cannot connect now
+  // The bounds this service sets on every session (statement, idle transaction):
+  // the call took too long, which says nothing about its data.
+  '57014', // statement timeout (query canceled)
+  '25P03', // idle-in-transaction session timeout
+  'ER_QUERY_TIMEOUT', // MySQL max_execution_time
 ])
+
+/** MariaDB's max_statement_time, an errno mysql2 has no name for. */
+const MARIADB_STATEMENT_TIMEOUT = 1969
 
 const TRANSIENT_MESSAGE = /connection|timeout|timed out|terminat|closed|ECONNREFUSED|not queryable/i
 
@@ -33,6 +41,7 @@ export function isTransientDbError(err: unknown): boolean {
   if (!(err instanceof Error)) return false
   const code = String((err as { code?: unknown }).code ?? '')
   if (TRANSIENT_CODES.has(code) || code.startsWith('08')) return true
+  if ((err as { errno?: unknown }).errno === MARIADB_STATEMENT_TIMEOUT) return true
   // pg reports "Connection terminated unexpectedly" and pool timeouts without a code.
   return code === '' && TRANSIENT_MESSAGE.test(err.message)
 }

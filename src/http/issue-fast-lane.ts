@@ -30,6 +30,7 @@ import { actingUser, type UserVerifier } from './auth.js'
 import { compatFailures, compatSuccess } from './compat-routes.js'
 import { errorAnswer, INTERNAL_ERROR, logUnavailable, RETRY_AFTER_SECONDS } from './errors.js'
 import { refusalBodies } from './issue-routes.js'
+import { COUPON_ID_DIGITS } from './schemas.js'
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void
 
@@ -43,7 +44,7 @@ export interface IssueFastLaneOptions {
 
 const now = () => performance.now()
 const ISSUE_ROUTE = '/v1/coupons/:couponId/issues'
-const ISSUE_PATH = /^\/v1\/coupons\/([1-9][0-9]{0,15})\/issues$/
+const ISSUE_PATH = new RegExp(`^/v1/coupons/(${COUPON_ID_DIGITS})/issues$`)
 const COMPAT_ROUTES = new Set(['/v1/issue', '/v1/issue-async', '/v2/issue-async'])
 const JSON_TYPE = /^application\/json\s*(?:;\s*charset=utf-8\s*)?$/i
 const CONTENT_TYPE = 'application/json; charset=utf-8'

@@ -24,8 +24,14 @@ export const UserIdIn = Type.Union(
   { description: 'a positive integer, or 1..64 characters of [A-Za-z0-9_.:@-]' },
 )
 
+/**
+ * A coupon id in a path: up to 15 digits, so every id it admits is a safe integer
+ * (16 digits would let 9007199254740993 through, read as a different number).
+ */
+export const COUPON_ID_DIGITS = '[1-9][0-9]{0,14}'
+
 export const CouponIdParams = Type.Object({
-  couponId: Type.String({ pattern: '^[1-9][0-9]{0,15}$', description: 'coupon id' }),
+  couponId: Type.String({ pattern: `^${COUPON_ID_DIGITS}$`, description: 'coupon id' }),
 })
 
 export const IssueHeaders = Type.Object({

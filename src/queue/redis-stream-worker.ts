@@ -167,6 +167,9 @@ export class RedisStreamWorker {
       // and the next pass recovers it.)
       const next =
         size(delivery) >= this.#o.txRows && tx < MAX_TX_PER_PASS ? stream.readNew() : null
+      // The read may fail (a Redis command timing out) while the write is still in
+      // progress, before anything awaits it: unheard, that ends the process.
+      next?.catch(() => {})
       try {
         if (delivery.others.length > 0)
           await this.#persister.persist(stream, await stream.parse(delivery.others))

@@ -54,15 +54,23 @@ export class CouponService {
   readonly #db: Db
   readonly #gate: StockGate
   readonly #events: CouponEvents
+  /** the public read of a coupon (a pool apart from the admin's, unknown ids answered from memory) */
+  readonly #readCoupon: (id: number) => Promise<Coupon | null>
   /** PATCHes of one coupon run one after another, so gate and row end up alike. */
   readonly #patching = new Map<number, Promise<unknown>>()
   /** coupons whose gate must still take the recorded rules, with the retry timer */
   readonly #unapplied = new Map<number, NodeJS.Timeout>()
 
-  constructor(db: Db, gate: StockGate, events: CouponEvents) {
+  constructor(
+    db: Db,
+    gate: StockGate,
+    events: CouponEvents,
+    readCoupon: (id: number) => Promise<Coupon | null> = (id) => findCoupon(db, id),
+  ) {
     this.#db = db
     this.#gate = gate
     this.#events = events
+    this.#readCoupon = readCoupon
   }
 
   async create(draft: CouponDraft): Promise<Coupon> {
@@ -212,7 +220,8 @@ export class CouponService {
   }
 
   async get(id: number): Promise<CouponView> {
-    const coupon = await this.#require(this.#db, id)
+    const coupon = await this.#readCoupon(id)
+    if (!coupon) throw new AppError('COUPON_NOT_FOUND', `coupon ${id} does not exist`)
     const won = await this.#gate.won(id)
     return { ...coupon, remainingQuantity: remainingQuantity(rulesOf(coupon), won) }
   }

@@ -8,7 +8,13 @@
 import { findCoupon } from '../db/coupons-repo.js'
 import type { Db } from '../db/database.js'
 import { findIssue } from '../db/issues-repo.js'
-import { type IssueOutcome, type Refusal, remainingQuantity, rulesOf } from '../domain/coupon.js'
+import {
+  type Coupon,
+  type IssueOutcome,
+  type Refusal,
+  remainingQuantity,
+  rulesOf,
+} from '../domain/coupon.js'
 import { AppError } from '../domain/errors.js'
 import { newRequestId } from '../domain/request-id.js'
 import type { StockGate } from '../gate/stock-gate.js'
@@ -42,6 +48,8 @@ export interface IssueServiceDeps {
   recorder: WinRecorder | null
   /** null in embedded mode, where the gate is in-process and as fast as a cache */
   cache: CouponCache | null
+  /** the coupon, for status and stats (default: a query of `db`) */
+  findCoupon?: (couponId: number) => Promise<Coupon | null>
   onOutcome?: (outcome: IssueOutcome) => void
   now?: () => number
 }
@@ -51,6 +59,7 @@ export class IssueService {
   readonly #gate: StockGate
   readonly #recorder: WinRecorder | null
   readonly #cache: CouponCache | null
+  readonly #findCoupon: (couponId: number) => Promise<Coupon | null>
   readonly #onOutcome: (outcome: IssueOutcome) => void
   readonly #now: () => number
 
@@ -59,6 +68,7 @@ export class IssueService {
     this.#gate = deps.gate
     this.#recorder = deps.recorder
     this.#cache = deps.cache
+    this.#findCoupon = deps.findCoupon ?? ((id) => findCoupon(deps.db, id))
     this.#onOutcome = deps.onOutcome ?? (() => {})
     this.#now = deps.now ?? Date.now
   }
@@ -153,7 +163,7 @@ export class IssueService {
   }
 
   async #requireCoupon(couponId: number) {
-    const coupon = await findCoupon(this.#db, couponId)
+    const coupon = await this.#findCoupon(couponId)
     if (!coupon) throw new AppError('COUPON_NOT_FOUND', `coupon ${couponId} does not exist`)
     return coupon
   }

@@ -78,7 +78,7 @@ export function bodyShapeCases(
   ]
 }
 
-/** Path segments that are not a coupon id (a positive integer of up to 16 digits). */
+/** Path segments that are not a coupon id (a positive integer of up to 15 digits). */
 export const BAD_COUPON_IDS = [
   'abc',
   '0',
@@ -87,6 +87,8 @@ export const BAD_COUPON_IDS = [
   '01',
   '1e3',
   '%20',
+  '9007199254740993',
+  '9'.repeat(16),
   '9'.repeat(17),
   '9'.repeat(300),
   '%E0%A4%A',

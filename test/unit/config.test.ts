@@ -14,6 +14,14 @@ describe('loadConfig', () => {
     assert.equal(c.rateLimitPerIp, null)
     assert.equal(c.heapGrowingPercent, 30)
     assert.equal(c.worker.lingerMs, 20)
+    assert.equal(c.dbPoolSize, 10)
+    assert.equal(c.dbReadPoolSize, 4)
+    assert.deepEqual(c.dbTimeouts, {
+      statementMs: 5000,
+      lockMs: 3000,
+      idleTransactionMs: 10_000,
+      connectMs: 3000,
+    })
     assert.equal(c.adminTokenGenerated, true)
     assert.ok(c.adminToken.length >= 20)
     assert.notEqual(loadConfig({}).adminToken, c.adminToken)
@@ -32,8 +40,22 @@ describe('loadConfig', () => {
       LOG_LEVEL: 'warn',
       HEAP_GROWING_PERCENT: '0',
       WORKER_LINGER_MS: '0',
+      DB_POOL_SIZE: '20',
+      DB_READ_POOL_SIZE: '2',
+      DB_STATEMENT_TIMEOUT_MS: '8000',
+      DB_LOCK_TIMEOUT_MS: '1000',
+      DB_IDLE_TRANSACTION_TIMEOUT_MS: '30000',
+      DB_CONNECT_TIMEOUT_MS: '500',
     })
     assert.equal(c.port, 9000)
+    assert.equal(c.dbPoolSize, 20)
+    assert.equal(c.dbReadPoolSize, 2)
+    assert.deepEqual(c.dbTimeouts, {
+      statementMs: 8000,
+      lockMs: 1000,
+      idleTransactionMs: 30_000,
+      connectMs: 500,
+    })
     assert.equal(c.worker.lingerMs, 0)
     assert.equal(c.heapGrowingPercent, 0)
     assert.equal(c.dialect, 'postgres')
@@ -78,6 +100,9 @@ describe('loadConfig', () => {
       { JWT_SECRET: 'x'.repeat(32), JWT_PUBLIC_KEY: 'k' },
       { REDIS_URL: 'redis://x', REDIS_KEY_PREFIX: 'a{b}' },
       { TRUST_PROXY: 'maybe' },
+      { DB_READ_POOL_SIZE: '0' },
+      { DB_STATEMENT_TIMEOUT_MS: '5s' },
+      { DB_IDLE_TRANSACTION_TIMEOUT_MS: '10' },
     ]
     for (const env of bad) {
       const name = Object.keys(env).at(-1) as string

@@ -1,0 +1,123 @@
+/**
+ * A `firstcome worker` process frozen (SIGSTOP) inside its transaction holds the
+ * coupon's row lock. The server must end that transaction after the idle bound,
+ * so another worker reclaims the frozen one's entries and persists every win;
+ * when the frozen one wakes, it must not count a win twice. PostgreSQL and
+ * MariaDB (MySQL has no idle-transaction timeout).
+ */
+import assert from 'node:assert/strict'
+import { before, describe, it } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { sql } from 'kysely'
+import type { Dialect } from '../../src/config.js'
+import { countIssues } from '../../src/db/issues-repo.js'
+import { createCoupon, winInProcess } from '../helpers/app.js'
+import type { ServiceProcess } from '../helpers/processes.js'
+import { redisSuite, type Service, skipUnlessRedisSuite } from '../helpers/redis-suite.js'
+import {
+  assertWinsPersisted,
+  checkRows,
+  oneTo,
+  sortedRanks,
+  users,
+  waitFor,
+} from '../helpers/storm.js'
+
+const WINS = 20_000
+const IDLE_TRANSACTION_TIMEOUT_MS = 1500
+/** MySQL has no idle-transaction timeout; MariaDB has. */
+const DIALECTS: Dialect[] = ['postgres', 'mysql']
+
+for (const dialect of DIALECTS)
+  describe(`a worker frozen inside its transaction (${dialect})`, {
+    skip: await skipUnlessRedisSuite({ dialect }),
+  }, () => {
+    const suite = redisSuite({ dialect })
+    let t: Service
+
+    before(async () => {
+      t = await suite.start({ worker: false })
+    })
+
+    /** The worker's sessions that have written in a transaction still open. */
+    async function openWrites(worker: ServiceProcess): Promise<number> {
+      if (dialect === 'postgres') {
+        const r = await sql<{ n: number }>`
+        select count(*)::int as n from pg_stat_activity
+        where application_name = ${`firstcome core ${worker.pid}`}
+          and backend_xid is not null`.execute(suite.db)
+        return r.rows[0]?.n ?? 0
+      }
+      // MariaDB names no client process: the only sessions on this database with
+      // locked rows are the worker's (the service above persists nothing).
+      const database = new URL(suite.databaseUrl).pathname.slice(1)
+      const r = await sql<{ n: number }>`
+      select count(*) as n from information_schema.innodb_trx t
+      join information_schema.processlist p on p.id = t.trx_mysql_thread_id
+      where p.db = ${database} and t.trx_rows_locked > 0`.execute(suite.db)
+      return Number(r.rows[0]?.n ?? 0)
+    }
+
+    /** Stops the worker at a moment it holds a written, uncommitted batch. */
+    async function freezeInTransaction(worker: ServiceProcess): Promise<void> {
+      for (let attempt = 0; attempt < 500; attempt++) {
+        worker.signal('SIGSTOP')
+        if ((await openWrites(worker)) > 0) return
+        worker.signal('SIGCONT')
+        await sleep(3)
+      }
+      throw new Error('the worker was never caught inside a transaction')
+    }
+
+    it('the other worker persists everything; the frozen one, woken, counts nothing twice', async (tc) => {
+      const couponId = await createCoupon(t.app, { totalQuantity: null })
+      const wins = await winInProcess(t, couponId, users('f', 0, WINS))
+      const rows = () => countIssues(suite.db, couponId)
+      const env = { DB_IDLE_TRANSACTION_TIMEOUT_MS: String(IDLE_TRANSACTION_TIMEOUT_MS) }
+
+      const a = await suite.startWorkerProcess({
+        ...env,
+        WORKER_BATCH_SIZE: '50',
+        WORKER_TX_ROWS: '500',
+      })
+      await waitFor('worker A to persist 1,000 rows', async () => (await rows()) >= 1000)
+      await freezeInTransaction(a)
+      const frozenAt = await rows()
+      tc.diagnostic(`A frozen inside its transaction at ${frozenAt} rows`)
+      assert.ok(frozenAt < WINS, 'A finished before it could be frozen')
+
+      const b = await suite.startWorkerProcess({
+        ...env,
+        WORKER_BATCH_SIZE: '500',
+        WORKER_CLAIM_IDLE_MS: '300',
+      })
+      const stream = suite.keys.coupon(couponId).stream
+      await waitFor(
+        `worker B to persist all ${WINS} wins while A is frozen`,
+        async () =>
+          (await rows()) === WINS &&
+          (await suite.redis.xlen(stream)) === 0 &&
+          (await suite.pending(couponId)) === 0,
+        60_000,
+      )
+      assert.equal(await openWrites(a), 0, "the server ended A's transaction")
+      assertSettled(await checkRows(suite.db, couponId))
+
+      a.signal('SIGCONT')
+      // Let A find its transaction gone and go round its loop a few times.
+      await sleep(3000)
+      assertSettled(await checkRows(suite.db, couponId))
+      for (const w of [a, b]) w.signal('SIGTERM')
+      for (const w of [a, b]) {
+        assert.deepEqual(await w.exited, { code: 0, signal: null }, w.output().slice(-4000))
+      }
+      assertSettled(await checkRows(suite.db, couponId))
+
+      function assertSettled(view: Awaited<ReturnType<typeof checkRows>>) {
+        assert.equal(view.rows, WINS)
+        assert.equal(view.issuedQuantity, WINS)
+        assertWinsPersisted(wins, view)
+        assert.deepEqual(sortedRanks(view.ranks.values()), oneTo(WINS))
+      }
+    })
+  })
