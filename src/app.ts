@@ -20,15 +20,20 @@ import { couponRoutes } from './http/coupon-routes.js'
 import { frameworkError, RETRY_AFTER_SECONDS, registerErrorHandling } from './http/errors.js'
 import { IssueFastLane } from './http/issue-fast-lane.js'
 import { type IssueRateLimit, issueRoutes } from './http/issue-routes.js'
+import { useRoutes } from './http/use-routes.js'
 import { dashboardRoutes } from './ops/dashboard-routes.js'
 import { healthRoutes, type ReadinessChecks } from './ops/health-routes.js'
 import type { Metrics } from './ops/metrics.js'
+import type { CouponBox } from './service/coupon-box.js'
 import type { CouponService } from './service/coupon-service.js'
 import type { IssueService } from './service/issue-service.js'
+import type { SpendService } from './service/spend-service.js'
 
 export interface AppDeps {
   coupons: CouponService
   issues: IssueService
+  spends: SpendService
+  box: CouponBox
   metrics: Metrics
   checks: ReadinessChecks
   adminToken: string
@@ -120,6 +125,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     issues: deps.issues,
     verifyUser: deps.verifyUser,
     rateLimit: issueLimit,
+  })
+  await app.register(useRoutes, {
+    spends: deps.spends,
+    box: deps.box,
+    adminToken: deps.adminToken,
+    verifyUser: deps.verifyUser,
   })
   await app.register(compatRoutes, {
     issues: deps.issues,

@@ -27,10 +27,12 @@ import { RedisStreamWorker } from './queue/redis-stream-worker.js'
 import type { WinRecorder } from './queue/win-recorder.js'
 import { connectRedis, createRedis, type RedisClient } from './redis/connection.js'
 import { RedisKeys } from './redis/keys.js'
+import { CouponBox } from './service/coupon-box.js'
 import { CouponCache } from './service/coupon-cache.js'
 import { CouponService } from './service/coupon-service.js'
 import { IssueService } from './service/issue-service.js'
 import { KnownCoupons } from './service/known-coupons.js'
+import { SpendService } from './service/spend-service.js'
 
 /** How long a stop waits for the group commit to write what it holds. */
 const DRAIN_TIMEOUT_MS = 10_000
@@ -47,6 +49,8 @@ export interface Container {
   recorder: WinRecorder | null
   coupons: CouponService
   issues: IssueService
+  spends: SpendService
+  box: CouponBox
   metrics: Metrics
   checks: ReadinessChecks
   verifyUser: UserVerifier | null
@@ -127,6 +131,17 @@ export async function createContainer(
       onOutcome: (o) => metrics.countOutcome(o),
     }),
     coupons: new CouponService(database.db, gate, events, readCoupon),
+    spends: new SpendService({
+      db: database.db,
+      gate,
+      persistDelayMs: config.redis ? config.worker.persistDelayMs : 0,
+      onSpent: (couponId, inserted) => {
+        metrics.spent.inc({ coupon: String(couponId) })
+        metrics.persisted.inc(inserted)
+      },
+    }),
+    // A public read: the pool apart, like status and stats.
+    box: new CouponBox({ db: reads.db, gate }),
     // Through the core pool: busy public reads do not make the database look down.
     checks: { ...adapters.checks, database: () => database.ping() },
     verifyUser: config.jwt ? userVerifier(config.jwt) : null,
@@ -143,6 +158,8 @@ export function appDepsOf(c: Container): AppDeps {
   return {
     coupons: c.coupons,
     issues: c.issues,
+    spends: c.spends,
+    box: c.box,
     metrics: c.metrics,
     checks: c.checks,
     adminToken: c.config.adminToken,

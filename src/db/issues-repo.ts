@@ -11,6 +11,8 @@ export interface IssueRow {
   rank: number
   issuedAt: Date
   usedAt: Date | null
+  /** the order it was spent on; null while unused */
+  orderId: string | null
 }
 
 /** Rows per INSERT statement: one database round trip each. */
@@ -146,7 +148,7 @@ export async function findIssue(
 ): Promise<IssueRow | null> {
   const row = await db
     .selectFrom('coupon_issues')
-    .select(['coupon_id', 'user_id', 'rank', 'date_issued', 'date_used'])
+    .select(['coupon_id', 'user_id', 'rank', 'date_issued', 'date_used', 'order_id'])
     .where('coupon_id', '=', couponId)
     .where('user_id', '=', userId)
     .executeTakeFirst()
@@ -157,6 +159,7 @@ export async function findIssue(
     rank: Number(row.rank),
     issuedAt: toDate(row.date_issued),
     usedAt: row.date_used === null ? null : toDate(row.date_used),
+    orderId: row.order_id,
   }
 }
 

@@ -6,10 +6,12 @@
 import { type Kysely, type Migration, Migrator } from 'kysely'
 import type { Dialect } from '../config.js'
 import { initial } from './migrations/001-initial.js'
+import { orderId } from './migrations/002-order-id.js'
 
 export function migrations(dialect: Dialect): Record<string, Migration> {
   return {
     '001-initial': initial(dialect),
+    '002-order-id': orderId(dialect),
   }
 }
 

@@ -31,6 +31,8 @@ export interface CouponIssuesTable {
   rank: number
   date_issued: Instant
   date_used: ColumnType<Date | string | null, Date | null | undefined, Date | null>
+  /** the order the coupon was spent on; null while unused (migration 002) */
+  order_id: ColumnType<string | null, string | null | undefined, string | null>
   date_created: Instant
   date_updated: Instant
 }

@@ -78,6 +78,11 @@ export class MemoryStockGate implements StockGate {
     return this.#coupons.get(couponId)?.winners.get(userId) ?? null
   }
 
+  /** Every coupon is loaded here (restored at start, added on create). */
+  lookupLoaded(couponId: number, userId: string): Promise<Win | null | 'NOT_LOADED'> {
+    return this.lookup(couponId, userId)
+  }
+
   async won(couponId: number): Promise<number> {
     return this.#coupons.get(couponId)?.winners.size ?? 0
   }

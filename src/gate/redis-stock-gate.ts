@@ -185,10 +185,19 @@ export class RedisStockGate implements StockGate {
     const reply = await this.#loaded(couponId, (k) =>
       scripts.peek.run(this.#client, [k.meta, k.users], [userId]),
     )
-    const value = Array.isArray(reply) ? reply[1] : null
-    if (typeof value !== 'string') return null
-    const [rank, issuedAt] = value.split(':')
-    return { couponId, userId, rank: Number(rank), issuedAt: Number(issuedAt) }
+    return winOf(couponId, userId, reply)
+  }
+
+  async lookupLoaded(couponId: number, userId: string): Promise<Win | null | 'NOT_LOADED'> {
+    if (!isReady(this.#client))
+      throw new UnavailableError('redis', new Error(`client ${this.#client.status}`))
+    const k = this.#keys.coupon(couponId)
+    const reply = await scripts.peek
+      .run(this.#client, [k.meta, k.users], [userId])
+      .catch((err: unknown) => {
+        throw toRedisFailure(err)
+      })
+    return reply === NOT_LOADED ? 'NOT_LOADED' : winOf(couponId, userId, reply)
   }
 
   async won(couponId: number): Promise<number> {
@@ -303,6 +312,14 @@ export class RedisStockGate implements StockGate {
       await this.#client.zadd(k.stagingHoles, ...members)
     }
   }
+}
+
+/** peek.lua's answer for one user: `[wins, "<rank>:<issuedAt>" or false]`. */
+function winOf(couponId: number, userId: string, reply: LuaReply | null): Win | null {
+  const value = Array.isArray(reply) ? reply[1] : null
+  if (typeof value !== 'string') return null
+  const [rank, issuedAt] = value.split(':')
+  return { couponId, userId, rank: Number(rank), issuedAt: Number(issuedAt) }
 }
 
 function settle(couponId: number, w: Waiter, reply: LuaReply | undefined) {

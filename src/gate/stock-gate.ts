@@ -35,6 +35,12 @@ export interface StockGate {
   tryIssue(couponId: number, userId: string, now: number, requestId?: string): Promise<IssueOutcome>
   /** The user's win, if the gate accepted one. */
   lookup(couponId: number, userId: string): Promise<Win | null>
+  /**
+   * lookup, but a coupon the gate holds no state for is answered NOT_LOADED
+   * instead of loaded: for a caller holding the coupon's row lock, which loading
+   * takes too (it would wait for that caller forever).
+   */
+  lookupLoaded(couponId: number, userId: string): Promise<Win | null | 'NOT_LOADED'>
   /** How many wins the gate has accepted for the coupon. */
   won(couponId: number): Promise<number>
   ping(): Promise<void>

@@ -20,12 +20,20 @@ function bearer(request: HasHeaders): string | null {
   return header.slice(7).trim()
 }
 
-export function adminGuard(adminToken: string) {
+/** Does the request carry the admin token? (compared in constant time) */
+function adminCheck(adminToken: string) {
   const expected = Buffer.from(adminToken)
-  return async (request: FastifyRequest) => {
+  return (request: HasHeaders) => {
     const token = bearer(request)
     const given = token === null ? null : Buffer.from(token)
-    if (!given || given.length !== expected.length || !timingSafeEqual(given, expected)) {
+    return !!given && given.length === expected.length && timingSafeEqual(given, expected)
+  }
+}
+
+export function adminGuard(adminToken: string) {
+  const isAdmin = adminCheck(adminToken)
+  return async (request: FastifyRequest) => {
+    if (!isAdmin(request)) {
       throw new AppError(
         'UNAUTHORIZED',
         'A valid admin token is required (Authorization: Bearer <ADMIN_TOKEN>).',
@@ -89,4 +97,19 @@ export async function actingUser(
     throw new AppError('FORBIDDEN', 'The userId does not match the token.')
   }
   return userId
+}
+
+/**
+ * Who may act on a user's own coupons (spend, give back, list): the admin token
+ * (the order service), or with user auth on the user's own token (`sub` = the
+ * path's user, else 403); with user auth off, anyone, as on the issue route.
+ */
+export function ownerOrAdmin(adminToken: string, verify: UserVerifier | null) {
+  const isAdmin = adminCheck(adminToken)
+  return async (request: HasHeaders, userId: string): Promise<void> => {
+    if (!verify || isAdmin(request)) return
+    if ((await verify(request)) !== userId) {
+      throw new AppError('FORBIDDEN', "Only the user's own token (or the admin's) may do this.")
+    }
+  }
 }

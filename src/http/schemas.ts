@@ -128,6 +128,9 @@ export const IssueStatusOut = Type.Object({
   state: Type.Union([Type.Literal('QUEUED'), Type.Literal('ISSUED'), Type.Literal('USED')]),
   issuedAt: InstantOut,
   usedAt: Type.Union([InstantOut, Type.Null()]),
+  orderId: Type.Union([Type.String(), Type.Null()], {
+    description: 'the order the coupon was spent on; null while unused',
+  }),
 })
 
 export const StatsOut = Type.Object({
@@ -142,4 +145,50 @@ export const StatsOut = Type.Object({
 export const CompatOut = Type.Object({
   isSuccess: Type.Boolean(),
   comment: Type.Optional(Type.String()),
+})
+
+/** An order id: what the order service calls the order. */
+const OrderId = Type.String({
+  pattern: '^[A-Za-z0-9_.:@-]{1,64}$',
+  description: '1..64 characters of [A-Za-z0-9_.:@-]',
+})
+
+export const UseBody = Type.Object(
+  {
+    orderId: OrderId,
+    orderAmount: Type.Integer({
+      minimum: 0,
+      maximum: INT32_MAX,
+      description: 'the order total; at least the coupon minAvailableAmount',
+    }),
+  },
+  { additionalProperties: false },
+)
+
+export const CancelQuery = Type.Object({ orderId: OrderId }, { additionalProperties: false })
+
+export const UserParams = Type.Object({ userId: IssueParams.properties.userId })
+
+export const UseOut = Type.Object({
+  couponId: Type.Integer(),
+  userId: Type.String(),
+  orderId: Type.String(),
+  discountAmount: Type.Integer(),
+  usedAt: InstantOut,
+})
+
+export const CouponBoxOut = Type.Object({
+  items: Type.Array(
+    Type.Object({
+      couponId: Type.Integer(),
+      title: Type.String(),
+      discountAmount: Type.Integer(),
+      minAvailableAmount: Type.Integer(),
+      rank: Type.Integer(),
+      state: IssueStatusOut.properties.state,
+      issuedAt: InstantOut,
+      usedAt: Type.Union([InstantOut, Type.Null()]),
+      orderId: Type.Union([Type.String(), Type.Null()]),
+    }),
+  ),
 })

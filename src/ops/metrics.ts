@@ -39,6 +39,12 @@ export class Metrics {
     help: 'Stream entries moved to a dead-letter stream',
     registers: [this.registry],
   })
+  readonly spent = new Counter({
+    name: 'firstcome_coupons_spent_total',
+    help: 'Coupons spent on an order (retries of the same order not counted), by coupon',
+    labelNames: ['coupon'] as const,
+    registers: [this.registry],
+  })
   readonly backlog = new Gauge({
     name: 'firstcome_persist_backlog',
     help: 'Wins accepted but not yet written to the database, as last seen by this process',

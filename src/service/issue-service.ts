@@ -7,13 +7,14 @@
 
 import { findCoupon } from '../db/coupons-repo.js'
 import type { Db } from '../db/database.js'
-import { findIssue } from '../db/issues-repo.js'
+import { findIssue, type IssueRow } from '../db/issues-repo.js'
 import {
   type Coupon,
   type IssueOutcome,
   type Refusal,
   remainingQuantity,
   rulesOf,
+  type Win,
 } from '../domain/coupon.js'
 import { AppError } from '../domain/errors.js'
 import { newRequestId } from '../domain/request-id.js'
@@ -30,6 +31,26 @@ export interface IssueStatus {
   state: IssueState
   issuedAt: Date
   usedAt: Date | null
+  /** the order it was spent on; null while unused */
+  orderId: string | null
+}
+
+/** A persisted coupon as the user sees it: ISSUED, or USED once spent. */
+export function issuedStatus(row: IssueRow): IssueStatus {
+  return { ...row, state: row.usedAt || row.orderId ? 'USED' : 'ISSUED' }
+}
+
+/** A win the gate accepted that is not yet a row. */
+export function queuedStatus(win: Win): IssueStatus {
+  return {
+    couponId: win.couponId,
+    userId: win.userId,
+    rank: win.rank,
+    state: 'QUEUED',
+    issuedAt: new Date(win.issuedAt),
+    usedAt: null,
+    orderId: null,
+  }
 }
 
 export interface CouponStats {
@@ -135,17 +156,7 @@ export class IssueService {
     const win = await this.#gate.lookup(couponId, userId)
     if (!win) return null
     const row = await findIssue(this.#db, couponId, userId)
-    if (!row) {
-      return {
-        couponId,
-        userId,
-        rank: win.rank,
-        state: 'QUEUED',
-        issuedAt: new Date(win.issuedAt),
-        usedAt: null,
-      }
-    }
-    return { ...row, state: row.usedAt ? 'USED' : 'ISSUED' }
+    return row ? issuedStatus(row) : queuedStatus(win)
   }
 
   async stats(couponId: number): Promise<CouponStats> {

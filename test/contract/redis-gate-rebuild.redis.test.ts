@@ -43,6 +43,16 @@ describe('Redis gate rebuild', { skip: await skipUnless('redis') }, () => {
     assert.equal(rank(await g.gate.tryIssue(id, 'late', T0 + 1)), 'SOLD_OUT')
   })
 
+  it('answers lookupLoaded NOT_LOADED for a lost coupon, without loading it', async () => {
+    const id = await coupon(5)
+    assert.equal((await g.gate.tryIssue(id, 'a', T0)).won, true)
+    await wipe(id)
+    rebuilds.length = 0
+    assert.equal(await g.gate.lookupLoaded(id, 'a'), 'NOT_LOADED')
+    assert.equal(await g.client.exists(g.keys.coupon(id).meta), 0)
+    assert.deepEqual(rebuilds, [])
+  })
+
   it('answers COUPON_NOT_FOUND for a coupon the database does not have, creating no keys', async () => {
     assert.equal(rank(await g.gate.tryIssue(424_242, 'u', T0)), 'COUPON_NOT_FOUND')
     assert.equal(await g.client.exists(g.keys.coupon(424_242).meta), 0)

@@ -156,6 +156,7 @@ for (const dialect of DIALECTS) {
         rank: 2,
         issuedAt: new Date(1_795_500_000_999),
         usedAt: null,
+        orderId: null,
       })
       assert.equal(await findIssue(db, c.id, 'nobody'), null)
       const wins = await listWins(db, c.id)

@@ -79,6 +79,9 @@ for (const factory of selectedGates()) {
         issuedAt: T0 + 7,
       })
       assert.equal(await g.gate.lookup(id, 'y'), null)
+      // lookupLoaded answers alike for a coupon the gate holds.
+      assert.deepEqual(await g.gate.lookupLoaded(id, 'x'), await g.gate.lookup(id, 'x'))
+      assert.equal(await g.gate.lookupLoaded(id, 'y'), null)
     })
 
     it('drops what it holds under an id when that coupon is registered as new', async () => {

@@ -8,7 +8,7 @@ import type { TestApp } from './app.js'
 
 export interface BadCase {
   name: string
-  method: 'GET' | 'POST' | 'PATCH'
+  method: 'GET' | 'POST' | 'PATCH' | 'DELETE'
   url: string
   /** an object is sent as JSON; a string is sent as it is */
   body?: string | object

@@ -132,6 +132,8 @@ export interface ServerOptions {
   /** ADMIN_TOKEN; omitted → the server generates one */
   adminToken?: string
   env?: Record<string, string>
+  /** after `serve`, e.g. `--no-worker` */
+  args?: string[]
 }
 
 /** `firstcome serve`, resolved once it listens and /readyz answers 200. */
@@ -145,7 +147,8 @@ export async function startServer(options: ServerOptions): Promise<ServerProcess
     ...options.env,
   }
   const banner = /listening on (http:\/\/[^\s]+)/
-  const { proc, match } = await startFirstcome(['serve'], env, banner, SERVER_START_TIMEOUT_MS)
+  const args = ['serve', ...(options.args ?? [])]
+  const { proc, match } = await startFirstcome(args, env, banner, SERVER_START_TIMEOUT_MS)
   const url = match[1] ?? ''
   try {
     await waitForReady(url)

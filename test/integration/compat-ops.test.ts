@@ -127,12 +127,25 @@ describe('operations routes', () => {
       '/v1/coupons/{couponId}/issues',
       '/v1/coupons/{couponId}/issues/{userId}',
       '/v1/coupons/{couponId}/stats',
+      '/v1/coupons/{couponId}/issues/{userId}/use',
+      '/v1/users/{userId}/coupons',
       ...COMPAT_ROUTES,
     ]) {
       assert.ok(paths.includes(path), `${path} is documented`)
     }
     assert.ok(spec.paths['/v1/coupons'].post)
     assert.ok(spec.paths['/v1/coupons/{couponId}'].patch)
+    const use = spec.paths['/v1/coupons/{couponId}/issues/{userId}/use']
+    assert.deepEqual(
+      Object.keys(use.post.requestBody.content['application/json'].schema.properties),
+      ['orderId', 'orderAmount'],
+    )
+    assert.ok(use.post.responses['200'])
+    assert.ok(
+      use.delete.parameters.some(
+        (p: { name: string; in: string }) => p.name === 'orderId' && p.in === 'query',
+      ),
+    )
   })
 
   it('GET / serves the HTML dashboard', async () => {

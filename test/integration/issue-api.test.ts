@@ -131,6 +131,7 @@ describe('issue API', () => {
     assert.deepEqual(Object.keys(s).sort(), [
       'couponId',
       'issuedAt',
+      'orderId',
       'rank',
       'state',
       'usedAt',
@@ -145,6 +146,7 @@ describe('issue API', () => {
         state: 'ISSUED',
         issuedAt: '',
         usedAt: null,
+        orderId: null,
       },
     )
     assert.match(s.issuedAt, ISO_UTC)
