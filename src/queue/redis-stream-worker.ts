@@ -13,8 +13,9 @@
  *   redelivery harmless.
  * - A worker that lives through a Redis failure may have entries pending on itself
  *   that it does not hold (the XREADGROUP reply or the ack was lost with the
- *   connection); after a failed pass it reads its own pending entries again rather
- *   than leave them queued for WORKER_CLAIM_IDLE_MS.
+ *   connection, or a read in flight was sent again after the reconnect and
+ *   delivered twice); after a failed pass or a reconnect it reads its own pending
+ *   entries again rather than leave them queued for WORKER_CLAIM_IDLE_MS.
  * - The database down: the batch stays pending in hand and is retried with backoff;
  *   the gate keeps accepting wins into the stream meanwhile.
  */
@@ -87,12 +88,24 @@ export class RedisStreamWorker {
   }
 
   start(): this {
+    if (!this.#running) this.#o.client.on('ready', this.#reconnected)
     this.#running ??= this.#loop()
     return this
   }
 
+  /**
+   * After a reconnect, this consumer's own entries are read again even if no pass
+   * failed: ioredis sends a read that was in flight again, so the first run's
+   * delivery can stay pending here with nothing holding it (and would otherwise
+   * wait WORKER_CLAIM_IDLE_MS for a reclaim).
+   */
+  readonly #reconnected = () => {
+    this.#recoverOwn = true
+  }
+
   /** Finishes the batch in hand, then resolves. */
   async stop(): Promise<void> {
+    this.#o.client.off('ready', this.#reconnected)
     this.#stopping = true
     this.#wake?.()
     await this.#running

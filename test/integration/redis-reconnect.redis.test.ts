@@ -52,7 +52,10 @@ describe('Redis drops every connection mid-storm (the in-flight calls are sent a
       'users whose only request was answered ALREADY_ISSUED',
     )
     const won = winsOf(replies)
-    const view = await suite.assertSettled(s.pool, couponId, won)
+    const k = suite.keys.coupon(couponId)
+    const dead = await suite.redis.xrange(k.dead, '-', '+')
+    assert.deepEqual(dead.slice(0, 3), [], 'nothing dead-lettered')
+    const view = await suite.assertSettled(s.pool, couponId, won, 60_000)
     assert.equal(view.rows, won.size + 0, 'every 201 is a row, and the rows are the 201s')
   })
 })
