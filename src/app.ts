@@ -3,24 +3,21 @@
  * composition root (container.ts) builds the deps; tests build their own and use
  * `app.inject()` or `listen({ port: 0 })`.
  */
-import { createServer } from 'node:http'
-import rateLimit from '@fastify/rate-limit'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import Fastify, {
-  type FastifyBaseLogger,
-  type FastifyInstance,
-  type FastifyServerFactory,
-  LogController,
-} from 'fastify'
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify'
+import type { HttpLimits } from './config.js'
 import type { UserVerifier } from './http/auth.js'
 import { compatRoutes } from './http/compat-routes.js'
 import { couponRoutes } from './http/coupon-routes.js'
 import { frameworkError, RETRY_AFTER_SECONDS, registerErrorHandling } from './http/errors.js'
-import { IssueFastLane } from './http/issue-fast-lane.js'
-import { type IssueRateLimit, issueRoutes } from './http/issue-routes.js'
+import { COMPAT_ROUTES, ISSUE_ROUTE, IssueFastLane } from './http/issue-fast-lane.js'
+import { issueRoutes } from './http/issue-routes.js'
+import { Overload } from './http/overload.js'
+import { clientError, serverFactory } from './http/server.js'
 import { useRoutes } from './http/use-routes.js'
+import type { IssueLimits } from './limits/issue-limits.js'
 import { dashboardRoutes } from './ops/dashboard-routes.js'
 import { healthRoutes, type ReadinessChecks } from './ops/health-routes.js'
 import type { Metrics } from './ops/metrics.js'
@@ -38,29 +35,35 @@ export interface AppDeps {
   checks: ReadinessChecks
   adminToken: string
   verifyUser: UserVerifier | null
-  rateLimitPerIp: number | null
+  /** RATE_LIMIT_PER_IP and RATE_LIMIT_PER_USER */
+  limits: IssueLimits
+  http: HttpLimits
   trustProxy?: boolean
   logger?: FastifyBaseLogger
-  /** false once shutdown has begun */
-  accepting?: () => boolean
 }
 
 /** Request bodies are small JSON objects; anything bigger is refused unread. */
 export const BODY_LIMIT_BYTES = 16 * 1024
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  // Once close() has begun: readiness says so, and every request is refused.
+  let closing = false
+  const isClosing = () => closing
+  const overload = new Overload(deps.http.queueTimeoutMs)
   // The issue routes' common case skips Fastify's lifecycle (see issue-fast-lane.ts).
-  // Not with the rate limit on: the limiter is a Fastify hook every issue must pass.
-  const lane = deps.rateLimitPerIp
-    ? null
-    : new IssueFastLane({
-        issues: deps.issues,
-        metrics: deps.metrics,
-        verifyUser: deps.verifyUser,
-        bodyLimit: BODY_LIMIT_BYTES,
-      })
+  const lane = new IssueFastLane({
+    issues: deps.issues,
+    metrics: deps.metrics,
+    verifyUser: deps.verifyUser,
+    bodyLimit: BODY_LIMIT_BYTES,
+    closing: isClosing,
+    overload,
+    limits: deps.limits,
+    trustProxy: deps.trustProxy ?? false,
+  })
   const app = Fastify({
-    ...(lane && { serverFactory: laneServer(lane) }),
+    serverFactory: serverFactory(lane, deps.http),
+    clientErrorHandler: clientError,
     loggerInstance: deps.logger,
     // No per-request log lines: the issue path is hot; /metrics has the counts.
     logController: new LogController({ disableRequestLogging: true }),
@@ -78,7 +81,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // JSON only: text/plain bodies get 415 like any other non-JSON type.
   app.removeContentTypeParser('text/plain')
   registerErrorHandling(app)
-  refuseWhileClosing(app)
+  app.addHook('preClose', (done) => {
+    closing = true
+    done()
+  })
+  refuseWhileClosing(app, isClosing)
   observeRequests(app, deps.metrics)
 
   await app.register(swagger, {
@@ -104,27 +111,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   })
   await app.register(swaggerUi, { routePrefix: '/docs' })
 
-  // One limiter, one counter per client IP, shared by every issue route: the limit
-  // is per client, not per route (a route's own `config.rateLimit` gets a store of
-  // its own, so the four issue routes would each allow the whole limit).
-  let issueLimit: IssueRateLimit | null = null
-  if (deps.rateLimitPerIp) {
-    await app.register(rateLimit, {
-      global: false,
-      errorResponseBuilder: (_request, context) => ({
-        statusCode: 429,
-        code: 'RATE_LIMITED',
-        message: `Too many requests: at most ${context.max} per second per client; retry after ${context.after}.`,
-      }),
-    })
-    issueLimit = app.rateLimit({ max: deps.rateLimitPerIp, timeWindow: 1000 })
-  }
-
+  overload.register(app, new Set([ISSUE_ROUTE, ...COMPAT_ROUTES]), COMPAT_ROUTES)
   await app.register(couponRoutes, { coupons: deps.coupons, adminToken: deps.adminToken })
   await app.register(issueRoutes, {
     issues: deps.issues,
     verifyUser: deps.verifyUser,
-    rateLimit: issueLimit,
+    limits: deps.limits,
+    overload,
   })
   await app.register(useRoutes, {
     spends: deps.spends,
@@ -135,39 +128,17 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(compatRoutes, {
     issues: deps.issues,
     verifyUser: deps.verifyUser,
-    rateLimit: issueLimit,
+    limits: deps.limits,
+    overload,
   })
   await app.register(healthRoutes, {
     checks: deps.checks,
     metrics: deps.metrics,
-    accepting: deps.accepting ?? (() => true),
+    accepting: () => !closing,
   })
   await app.register(dashboardRoutes)
-  lane?.attach(app)
+  lane.attach(app)
   return app
-}
-
-type ServerTimeout =
-  | 'keepAliveTimeout'
-  | 'requestTimeout'
-  | 'connectionTimeout'
-  | 'maxRequestsPerSocket'
-
-/**
- * An HTTP server like the one Fastify makes itself (lib/server.js: the same
- * timeouts), whose requests pass the fast lane first.
- */
-function laneServer(lane: IssueFastLane): FastifyServerFactory {
-  return (fastify, options) => {
-    // Fastify has filled in its defaults by now; its types leave them open.
-    const o = options as Partial<Record<ServerTimeout, number>>
-    const server = createServer(lane.handler(fastify))
-    server.keepAliveTimeout = o.keepAliveTimeout ?? server.keepAliveTimeout
-    server.requestTimeout = o.requestTimeout ?? server.requestTimeout
-    server.setTimeout(o.connectionTimeout ?? 0)
-    if (o.maxRequestsPerSocket) server.maxRequestsPerSocket = o.maxRequestsPerSocket
-    return server
-  }
 }
 
 /**
@@ -176,14 +147,9 @@ function laneServer(lane: IssueFastLane): FastifyServerFactory {
  * elsewhere; requests already in flight finish normally. Fastify's built-in 503
  * for this has a body of another shape.
  */
-function refuseWhileClosing(app: FastifyInstance) {
-  let closing = false
-  app.addHook('preClose', (done) => {
-    closing = true
-    done()
-  })
+function refuseWhileClosing(app: FastifyInstance, closing: () => boolean) {
   app.addHook('onRequest', (_request, reply, done) => {
-    if (!closing) return done()
+    if (!closing()) return done()
     reply
       .code(503)
       .header('retry-after', String(RETRY_AFTER_SECONDS))

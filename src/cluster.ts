@@ -17,7 +17,11 @@ import { openDatabase } from './db/database.js'
 import { migrateToLatest } from './db/migrate.js'
 
 const RESPAWN_DELAY_MS = 1000
-const STOP_TIMEOUT_MS = 30_000
+/**
+ * What an API process may take to stop beyond its connections' grace: finishing
+ * the worker's batch in hand and closing its clients.
+ */
+const STOP_MARGIN_MS = 20_000
 
 export async function runPrimary(config: Readonly<Config>, logger: Logger): Promise<void> {
   const database = openDatabase(config.databaseUrl, config.dialect, { poolSize: 1 })
@@ -29,10 +33,17 @@ export async function runPrimary(config: Readonly<Config>, logger: Logger): Prom
 
   cluster.schedulingPolicy = cluster.SCHED_NONE
   let stopping = false
+  // Once stopping: whether every API process has exited 0 so far.
+  let clean = true
   for (let i = 0; i < config.apiProcesses; i++) cluster.fork()
   cluster.on('exit', (worker, code, signal) => {
     if (stopping) {
-      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(0)
+      // Ended by the SIGTERM itself: it was still starting and served nothing yet.
+      if (code !== 0 && signal !== 'SIGTERM') {
+        clean = false
+        logger.error({ pid: worker.process.pid, code, signal }, 'an API process failed to stop')
+      }
+      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(clean ? 0 : 1)
       return
     }
     logger.error({ pid: worker.process.pid, code, signal }, 'an API process died; starting another')
@@ -52,7 +63,7 @@ export async function runPrimary(config: Readonly<Config>, logger: Logger): Prom
       logger.error('API processes did not stop in time; killing them')
       for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGKILL')
       process.exit(1)
-    }, STOP_TIMEOUT_MS).unref()
+    }, config.http.shutdownGraceMs + STOP_MARGIN_MS).unref()
   }
   process.on('SIGTERM', stop)
   process.on('SIGINT', stop)

@@ -32,12 +32,29 @@ export interface DbTimeouts {
   connectMs: number
 }
 
+/** Bounds on each HTTP connection and request, and on shutdown. */
+export interface HttpLimits {
+  /** the whole request, headers and body, must arrive within this; 408 after */
+  requestTimeoutMs: number
+  /** the headers must arrive within this (at most requestTimeoutMs) */
+  headersTimeoutMs: number
+  /** a kept-alive connection idle this long is closed */
+  keepAliveTimeoutMs: number
+  /** open connections per process; the excess is closed on accept. null: from the descriptor limit */
+  maxConnections: number | null
+  /** on SIGTERM, connections still open this long after are closed */
+  shutdownGraceMs: number
+  /** an issue request that waited this long before its gate call gets a quick 503; 0: never */
+  queueTimeoutMs: number
+}
+
 export interface Config {
   port: number
   host: string
   /** API processes sharing the port (Redis mode; embedded mode holds its stock in one) */
   apiProcesses: number
   listenBacklog: number
+  http: HttpLimits
   /**
    * V8 grows the heap to (1 + this/100) × the live data before its next full
    * collection; 0 leaves V8's own factor (up to 4×)
@@ -50,13 +67,17 @@ export interface Config {
   dbPoolSize: number
   /** connections for public reads (status, stats, a coupon), apart so they cannot starve the rest */
   dbReadPoolSize: number
+  /** the core pool's bounds */
   dbTimeouts: DbTimeouts
+  /** the public reads' bounds: the core's, with a shorter statement timeout */
+  dbReadTimeouts: DbTimeouts
   /** null = embedded mode: in-process gate, wins written to the database before the 201 */
   redis: RedisConfig | null
   adminToken: string
   adminTokenGenerated: boolean
   jwt: { secret: string } | { publicKey: string } | null
   rateLimitPerIp: number | null
+  rateLimitPerUser: number | null
   logLevel: LogLevel
   worker: {
     batchSize: number
@@ -151,6 +172,24 @@ function redisConfig(env: Env): RedisConfig | null {
   }
 }
 
+function httpLimits(env: Env): HttpLimits {
+  const requestTimeoutMs = int(env, 'REQUEST_TIMEOUT_MS', 10_000, 100, 3_600_000)
+  const headersTimeoutMs = int(env, 'HEADERS_TIMEOUT_MS', 5_000, 100, 3_600_000)
+  // node:http refuses a headers timeout beyond the request's.
+  if (headersTimeoutMs > requestTimeoutMs) {
+    throw new ConfigError('HEADERS_TIMEOUT_MS must not exceed REQUEST_TIMEOUT_MS')
+  }
+  const maxConnections = int(env, 'MAX_CONNECTIONS', 0, 0, 10_000_000)
+  return {
+    requestTimeoutMs,
+    headersTimeoutMs,
+    keepAliveTimeoutMs: int(env, 'KEEP_ALIVE_TIMEOUT_MS', 72_000, 100, 3_600_000),
+    maxConnections: maxConnections === 0 ? null : maxConnections,
+    shutdownGraceMs: int(env, 'SHUTDOWN_GRACE_MS', 10_000, 0, 3_600_000),
+    queueTimeoutMs: int(env, 'QUEUE_TIMEOUT_MS', 500, 0, 3_600_000),
+  }
+}
+
 function jwtConfig(env: Env): Config['jwt'] {
   const secret = str(env, 'JWT_SECRET')
   const publicKey = str(env, 'JWT_PUBLIC_KEY')
@@ -170,6 +209,7 @@ export function loadConfig(env: Env): Readonly<Config> {
     throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`)
   }
   const rate = int(env, 'RATE_LIMIT_PER_IP', 0, 0, 1_000_000)
+  const ratePerUser = int(env, 'RATE_LIMIT_PER_USER', 0, 0, 1_000_000)
   const adminToken = str(env, 'ADMIN_TOKEN')
   const redis = redisConfig(env)
   const apiProcesses = int(env, 'API_PROCESSES', 1, 1, 256)
@@ -178,28 +218,35 @@ export function loadConfig(env: Env): Readonly<Config> {
       'API_PROCESSES > 1 needs Redis (REDIS_URL): the embedded gate holds its stock in one process',
     )
   }
+  const dbTimeouts: DbTimeouts = {
+    statementMs: int(env, 'DB_STATEMENT_TIMEOUT_MS', 30_000, 100, 3_600_000),
+    lockMs: int(env, 'DB_LOCK_TIMEOUT_MS', 3000, 100, 3_600_000),
+    idleTransactionMs: int(env, 'DB_IDLE_TRANSACTION_TIMEOUT_MS', 10_000, 1000, 3_600_000),
+    connectMs: int(env, 'DB_CONNECT_TIMEOUT_MS', 3000, 100, 600_000),
+  }
   const config: Config = {
     port: int(env, 'PORT', 8080, 0, 65535),
     host: str(env, 'HOST') ?? '0.0.0.0',
     apiProcesses,
     listenBacklog: int(env, 'LISTEN_BACKLOG', 8192, 1, 1_000_000),
+    http: httpLimits(env),
     heapGrowingPercent: int(env, 'HEAP_GROWING_PERCENT', 30, 0, 1000),
     trustProxy: bool(env, 'TRUST_PROXY'),
     databaseUrl,
     dialect: dialectOf(databaseUrl),
     dbPoolSize: int(env, 'DB_POOL_SIZE', 10, 1, 1000),
     dbReadPoolSize: int(env, 'DB_READ_POOL_SIZE', 4, 1, 1000),
-    dbTimeouts: {
-      statementMs: int(env, 'DB_STATEMENT_TIMEOUT_MS', 5000, 100, 3_600_000),
-      lockMs: int(env, 'DB_LOCK_TIMEOUT_MS', 3000, 100, 3_600_000),
-      idleTransactionMs: int(env, 'DB_IDLE_TRANSACTION_TIMEOUT_MS', 10_000, 1000, 3_600_000),
-      connectMs: int(env, 'DB_CONNECT_TIMEOUT_MS', 3000, 100, 600_000),
+    dbTimeouts,
+    dbReadTimeouts: {
+      ...dbTimeouts,
+      statementMs: int(env, 'DB_READ_STATEMENT_TIMEOUT_MS', 5000, 100, 3_600_000),
     },
     redis,
     adminToken: adminToken ?? randomBytes(18).toString('base64url'),
     adminTokenGenerated: adminToken === null,
     jwt: jwtConfig(env),
     rateLimitPerIp: rate === 0 ? null : rate,
+    rateLimitPerUser: ratePerUser === 0 ? null : ratePerUser,
     logLevel,
     worker: {
       batchSize: int(env, 'WORKER_BATCH_SIZE', 1000, 1, 10_000),

@@ -20,6 +20,12 @@ import { MemoryStockGate } from './gate/memory-stock-gate.js'
 import { RedisStockGate } from './gate/redis-stock-gate.js'
 import type { StockGate } from './gate/stock-gate.js'
 import { type UserVerifier, userVerifier } from './http/auth.js'
+import {
+  type IssueLimits,
+  type LimitsConfig,
+  memoryIssueLimits,
+  redisIssueLimits,
+} from './limits/issue-limits.js'
 import type { ReadinessChecks } from './ops/health-routes.js'
 import { Metrics } from './ops/metrics.js'
 import { GroupCommitRecorder } from './queue/group-commit-recorder.js'
@@ -54,6 +60,8 @@ export interface Container {
   metrics: Metrics
   checks: ReadinessChecks
   verifyUser: UserVerifier | null
+  /** issue requests per client and per user: in Redis in Redis mode, shared by every process */
+  limits: IssueLimits
   /** Redis mode only: starts a stream worker (with its own connection) in this process. */
   startWorker?: () => Promise<{ stop(): Promise<void> }>
   /** Drains what is in hand and closes every connection, in dependency order. */
@@ -73,10 +81,10 @@ export async function createContainer(
   config: Readonly<Config>,
   logger: Logger,
 ): Promise<Container> {
-  const { databaseUrl, dialect, dbTimeouts: timeouts } = config
+  const { databaseUrl, dialect } = config
   const database = openDatabase(databaseUrl, dialect, {
     poolSize: config.dbPoolSize,
-    timeouts,
+    timeouts: config.dbTimeouts,
     role: 'core',
   })
   // SQLite has one connection, and nothing waits for a lock inside one process.
@@ -85,7 +93,7 @@ export async function createContainer(
       ? database
       : openDatabase(databaseUrl, dialect, {
           poolSize: config.dbReadPoolSize,
-          timeouts,
+          timeouts: config.dbReadTimeouts,
           role: 'reads',
         })
   const closeDatabases = async () => {
@@ -100,12 +108,12 @@ export async function createContainer(
     await migrateToLatest(database.db, config.dialect)
     adapters = config.redis
       ? await redisAdapters(config, config.redis, logger, database, metrics, known)
-      : await embeddedAdapters(logger, database)
+      : await embeddedAdapters(config, logger, database)
   } catch (err) {
     await closeDatabases().catch(() => {})
     throw err
   }
-  const { gate, recorder, cache, events } = adapters
+  const { gate, recorder, cache, events, limits } = adapters
   // Every node hears of a coupon created anywhere (and of every change, which is
   // of a coupon that exists).
   events.subscribe((id) => {
@@ -145,6 +153,7 @@ export async function createContainer(
     // Through the core pool: busy public reads do not make the database look down.
     checks: { ...adapters.checks, database: () => database.ping() },
     verifyUser: config.jwt ? userVerifier(config.jwt) : null,
+    limits,
     startWorker: adapters.startWorker,
     async close() {
       await adapters.close()
@@ -153,7 +162,7 @@ export async function createContainer(
   }
 }
 
-/** What buildApp needs from a container (the caller adds logger and shutdown state). */
+/** What buildApp needs from a container (the caller adds the logger). */
 export function appDepsOf(c: Container): AppDeps {
   return {
     coupons: c.coupons,
@@ -164,7 +173,8 @@ export function appDepsOf(c: Container): AppDeps {
     checks: c.checks,
     adminToken: c.config.adminToken,
     verifyUser: c.verifyUser,
-    rateLimitPerIp: c.config.rateLimitPerIp,
+    limits: c.limits,
+    http: c.config.http,
     trustProxy: c.config.trustProxy,
   }
 }
@@ -176,12 +186,22 @@ interface Adapters {
   cache: CouponCache | null
   events: CouponEvents
   checks: ReadinessChecks
+  limits: IssueLimits
   startWorker?: Container['startWorker']
   /** everything but the database, which closes last */
   close(): Promise<void>
 }
 
-async function embeddedAdapters(logger: Logger, database: Database): Promise<Adapters> {
+const limitsConfig = (config: Readonly<Config>): LimitsConfig => ({
+  perIp: config.rateLimitPerIp,
+  perUser: config.rateLimitPerUser,
+})
+
+async function embeddedAdapters(
+  config: Readonly<Config>,
+  logger: Logger,
+  database: Database,
+): Promise<Adapters> {
   const gate = await restoreMemoryGate(database)
   const recorder = new GroupCommitRecorder(database, {
     onError: (err, wins) => logger.error({ err, wins }, 'group commit failed; retrying'),
@@ -194,6 +214,7 @@ async function embeddedAdapters(logger: Logger, database: Database): Promise<Ada
     cache: null,
     events,
     checks: {},
+    limits: memoryIssueLimits(limitsConfig(config)),
     async close() {
       // Wins still waiting for an unreachable database were answered 503, never
       // 201; give them a bounded chance, then stop.
@@ -256,6 +277,9 @@ async function redisAdapters(
     cache,
     events,
     checks: { redis: () => gate.ping() },
+    limits: redisIssueLimits(limitsConfig(config), client, redis.keyPrefix, (err) =>
+      logger.warn({ err }, 'rate limit store unavailable; request let through'),
+    ),
     async startWorker() {
       const workerClient = createRedis(redis, 'firstcome-worker')
       await connectAll([workerClient])

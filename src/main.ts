@@ -11,6 +11,7 @@ import { type Config, ConfigError, loadConfig } from './config.js'
 import { appDepsOf, type Container, createContainer } from './container.js'
 import { listCoupons } from './db/coupons-repo.js'
 import type { Coupon } from './domain/coupon.js'
+import { closeGracefully } from './http/server.js'
 
 const USAGE = `Usage: firstcome <command> [options]
 
@@ -78,10 +79,17 @@ function printBanner(
 
 async function serve(config: Readonly<Config>, logger: Logger, withWorker: boolean) {
   const container = await createContainer(config, logger)
-  let accepting = true
   const demo = config.redis ? null : await createDemoCoupon(container)
-  const app = await buildApp({ ...appDepsOf(container), logger, accepting: () => accepting })
+  const app = await buildApp({ ...appDepsOf(container), logger })
   const worker = withWorker ? await container.startWorker?.() : undefined
+  // Before listening: from its first request on, a signal stops it gracefully.
+  onShutdown(logger, async () => {
+    // Stops accepting, lets in-flight requests finish, and closes what is still
+    // open after the grace (a stalled or slow client must not hold the exit).
+    await closeGracefully(app, config.http.shutdownGraceMs)
+    await worker?.stop() // finishes the batch in hand
+    await container.close()
+  })
   await app.listen({ port: config.port, host: config.host, backlog: config.listenBacklog })
   const address = app.server.address()
   const port = typeof address === 'object' && address ? address.port : config.port
@@ -90,13 +98,6 @@ async function serve(config: Readonly<Config>, logger: Logger, withWorker: boole
     const first = demo?.id ?? (await listCoupons(container.database.db))[0]?.id ?? null
     printBanner(config, port, demo, first)
   }
-
-  onShutdown(logger, async () => {
-    accepting = false
-    await app.close() // stops accepting, lets in-flight requests finish
-    await worker?.stop() // finishes the batch in hand
-    await container.close()
-  })
 }
 
 async function runWorker(config: Readonly<Config>, logger: Logger) {
@@ -116,6 +117,9 @@ async function runWorker(config: Readonly<Config>, logger: Logger) {
 function onShutdown(logger: Logger, stop: () => Promise<void>) {
   let stopping = false
   const handler = (signal: NodeJS.Signals) => {
+    // An API process under the primary hears Ctrl-C from the terminal too; the
+    // primary relays it as SIGTERM, which alone stops it.
+    if (signal === 'SIGINT' && cluster.isWorker) return
     if (stopping) {
       logger.warn({ signal }, 'second signal: exiting now')
       process.exit(1)

@@ -2,7 +2,9 @@
 import { writeFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { ConfigError } from '../config.js'
+import { parseDelayMs } from './delay-proxy.js'
 import { runDrainCommand } from './drain.js'
+import { runGateCommand } from './gate-batch.js'
 import { renderHtml } from './report-html.js'
 import { renderText } from './report-text.js'
 import { type BenchOptions, CLIENT_NAME, runBenchmark, stopNow } from './run.js'
@@ -21,6 +23,8 @@ DATABASE_URL, a fresh temporary SQLite database) and stops it afterwards.
 
   firstcome bench drain [options]   the stream workers' drain rate; see
                                     \`firstcome bench drain --help\`
+  firstcome bench gate [options]    issue.lua's decisions per Redis CPU-second
+                                    by batch size; see \`firstcome bench gate --help\`
 
 Scenarios:
   seed     random users in --users, one coupon of --quantity (the original run)
@@ -63,6 +67,15 @@ Target:
   --drain-timeout SECONDS  how long to wait for queued = 0 after the load (default 60)
   --server-node-option=OPT a node option for the started server (repeatable), e.g.
                            --server-node-option=--cpu-prof
+  --redis-cluster-nodes H:P,H:P…
+                           the started server uses this Redis Cluster (sets
+                           REDIS_CLUSTER_NODES, instead of REDIS_URL)
+  --delay-ms MS            a network between the parts: the started server reaches
+                           its Redis (REDIS_URL) and its PostgreSQL/MySQL database
+                           through a proxy process that delays every byte MS ms each
+                           way, in order (not with a cluster, whose clients connect
+                           to the addresses the nodes announce); the proxy's CPU over
+                           the load is printed beside the server's
 
 Report:
   --baseline               the same load, in the same run, against a bare node:http
@@ -132,6 +145,8 @@ export function parseBenchArgs(args: string[]): BenchOptions | 'help' {
       'database-url': { type: 'string' },
       'drain-timeout': { type: 'string' },
       'server-node-option': { type: 'string', multiple: true },
+      'redis-cluster-nodes': { type: 'string' },
+      'delay-ms': { type: 'string' },
       warmup: { type: 'string' },
       baseline: { type: 'boolean', default: false },
       json: { type: 'string' },
@@ -149,6 +164,21 @@ export function parseBenchArgs(args: string[]): BenchOptions | 'help' {
     throw new ConfigError('--url must be an http:// URL (the client speaks plain HTTP/1.1)')
   }
   const coupon = values.coupon === undefined ? null : positiveInt('coupon', values.coupon, 0)
+  const delayMs = values['delay-ms'] === undefined ? null : parseDelayMs(values['delay-ms'])
+  const clusterNodes = values['redis-cluster-nodes'] ?? null
+  if (clusterNodes !== null && !/^[^,:\s]+:\d+(,[^,:\s]+:\d+)*$/.test(clusterNodes)) {
+    throw new ConfigError(
+      `--redis-cluster-nodes must be host:port,host:port…, got "${clusterNodes}"`,
+    )
+  }
+  if (values.url !== undefined && (delayMs !== null || clusterNodes !== null)) {
+    throw new ConfigError(
+      '--delay-ms and --redis-cluster-nodes apply to a server the bench starts, not --url',
+    )
+  }
+  if (delayMs !== null && clusterNodes !== null) {
+    throw new ConfigError('--delay-ms cannot be put in front of a cluster (--redis-cluster-nodes)')
+  }
   return {
     scenario: scenario as ScenarioName,
     url: values.url ?? null,
@@ -166,6 +196,8 @@ export function parseBenchArgs(args: string[]): BenchOptions | 'help' {
     databaseUrl: values['database-url'] ?? null,
     drainTimeoutS: positiveInt('drain-timeout', values['drain-timeout'], 60),
     serverNodeOptions: values['server-node-option'] ?? [],
+    delayMs,
+    redisClusterNodes: clusterNodes,
     warmupS: positiveInt('warmup', values.warmup, 0, 0),
     progress: !values['no-progress'],
     command: ['firstcome', 'bench', ...args].join(' '),
@@ -176,6 +208,7 @@ export function parseBenchArgs(args: string[]): BenchOptions | 'help' {
 
 export async function runBench(args: string[]): Promise<void> {
   if (args[0] === 'drain') return runDrainCommand(args.slice(1))
+  if (args[0] === 'gate') return runGateCommand(args.slice(1))
   const options = parseBenchArgs(args)
   if (options === 'help') {
     process.stdout.write(`${BENCH_USAGE}\n`)

@@ -20,6 +20,7 @@ import { findCoupon } from '../db/coupons-repo.js'
 import { connectRedis, createRedis } from '../redis/connection.js'
 import { RedisKeys } from '../redis/keys.js'
 import { readDbFacts } from './db-check.js'
+import { type DelayedEnv, delayEnv, parseDelayMs } from './delay-proxy.js'
 import { nodeEntry } from './node-entry.js'
 
 export const DRAIN_USAGE = `Usage: firstcome bench drain [options]
@@ -34,6 +35,9 @@ throw-away database). Grants --wins wins through the Redis gate first, then star
   --json FILE     write the figures as JSON
   --worker-node-option=OPT  a node option for the workers (repeatable), e.g.
                   --worker-node-option=--cpu-prof
+  --delay-ms MS   the workers reach Redis and the database through a proxy
+                  process that delays every byte MS ms each way (the grant
+                  before them does not)
   -h, --help      this text
 
 The workers take WORKER_BATCH_SIZE, WORKER_TX_ROWS, … from the environment.`
@@ -44,6 +48,10 @@ export interface DrainReport {
   workers: number
   batchSize: number
   txRows: number
+  /** the workers' one-way delay to Redis and the database, ms (null: none) */
+  delayMs: number | null
+  /** CPU of the delaying proxy process over the drain, ms */
+  proxyCpuMs: number | null
   /** wins granted per second by the gate, filling the stream (this process) */
   grantPerSecond: number
   /** from starting the worker processes to the last row */
@@ -121,18 +129,21 @@ export async function runDrain(
       workers: { type: 'string' },
       json: { type: 'string' },
       'worker-node-option': { type: 'string', multiple: true },
+      'delay-ms': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   })
   if (values.help) return 'help'
   const wins = count('wins', values.wins, 1_000_000)
   const workerCount = count('workers', values.workers, 1)
+  const delayMs = values['delay-ms'] === undefined ? null : parseDelayMs(values['delay-ms'])
   const config = loadConfig(env)
   if (!config.redis) throw new ConfigError('bench drain needs REDIS_URL (or REDIS_CLUSTER_NODES)')
 
   const container = await createContainer(config, pino({ level: 'warn' }))
   const redis = createRedis(config.redis, 'firstcome-bench')
   const workers: ChildProcess[] = []
+  let delayed: DelayedEnv | null = null
   try {
     await connectRedis(redis)
     const coupon = await container.coupons.create({
@@ -146,9 +157,14 @@ export async function runDrain(
     log(`granting ${wins.toLocaleString()} wins of coupon #${coupon.id} through the gate`)
     const grantPerSecond = await grantAll(container, coupon.id, wins)
 
-    log(`starting ${workerCount} worker process(es); draining into ${config.dialect}`)
+    if (delayMs !== null) delayed = await delayEnv(env, delayMs)
+    const through = delayed ? ` through a ${delayMs} ms one-way delay` : ''
+    log(`starting ${workerCount} worker process(es); draining into ${config.dialect}${through}`)
     const started = performance.now()
-    workers.push(...startWorkers(workerCount, env, values['worker-node-option'] ?? []))
+    const proxyCpuBefore = delayed?.proxy.cpuMs() ?? null
+    workers.push(
+      ...startWorkers(workerCount, delayed?.env ?? env, values['worker-node-option'] ?? []),
+    )
     const perSecond: number[] = []
     let persisted = 0
     let secondMark = started + 1000
@@ -167,6 +183,7 @@ export async function runDrain(
       }
     }
     const ended = performance.now()
+    const proxyCpuAfter = delayed?.proxy.cpuMs() ?? null
     const drainSeconds = (ended - started) / 1000
     const steadyRows = wins - (firstSeen?.rows ?? 0)
     const steadySeconds = (ended - (firstSeen?.at ?? started)) / 1000
@@ -180,6 +197,9 @@ export async function runDrain(
       workers: workerCount,
       batchSize: config.worker.batchSize,
       txRows: config.worker.txRows,
+      delayMs,
+      proxyCpuMs:
+        proxyCpuBefore !== null && proxyCpuAfter !== null ? proxyCpuAfter - proxyCpuBefore : null,
       grantPerSecond,
       drainSeconds,
       rowsPerSecond: wins / drainSeconds,
@@ -193,6 +213,7 @@ export async function runDrain(
     }
   } finally {
     await stopWorkers(workers)
+    await delayed?.proxy.stop()
     redis.disconnect()
     await container.close()
   }
@@ -202,7 +223,7 @@ export function renderDrain(r: DrainReport): string {
   const n = (x: number) => Math.round(x).toLocaleString('en-US')
   const mark = (ok: boolean) => (ok ? '✓' : '✗')
   return `firstcome bench drain — ${n(r.wins)} wins into ${r.dialect}, ${r.workers} worker process(es)
-  WORKER_BATCH_SIZE ${r.batchSize}, WORKER_TX_ROWS ${r.txRows}
+  WORKER_BATCH_SIZE ${r.batchSize}, WORKER_TX_ROWS ${r.txRows}${r.delayMs === null ? '' : `, through a ${r.delayMs} ms one-way delay (proxy CPU ${r.proxyCpuMs ?? '?'} ms)`}
 
 Granted through the gate    ${n(r.grantPerSecond)} wins/s (one process, the API's issue.lua batches)
 Drain time                  ${r.drainSeconds.toFixed(2)} s (from starting the workers)

@@ -40,6 +40,10 @@ export interface BenchOptions {
   databaseUrl: string | null
   drainTimeoutS: number
   serverNodeOptions: string[]
+  /** one-way delay, ms, in front of the started server's Redis and database */
+  delayMs: number | null
+  /** REDIS_CLUSTER_NODES for the started server */
+  redisClusterNodes: string | null
   /** seconds of load on a coupon of its own before the measured run (both servers) */
   warmupS: number
   progress: boolean
@@ -225,6 +229,24 @@ function track(stop: () => void): () => void {
   return () => running.delete(stop)
 }
 
+/** The delaying proxy's own CPU over the load, beside the server's: what it costs. */
+function logProxyCpu(
+  log: (line: string) => void,
+  target: Target,
+  proxyBefore: number | null,
+  serverBefore: number | null,
+) {
+  const proxyAfter = target.delayProxy?.cpuMs() ?? null
+  const serverAfter = target.server?.cpuMs() ?? null
+  if (proxyBefore === null || proxyAfter === null) return
+  const proxy = proxyAfter - proxyBefore
+  const server = serverBefore !== null && serverAfter !== null ? serverAfter - serverBefore : null
+  const share = server
+    ? ` (${((100 * proxy) / server).toFixed(1)} % of the server's ${server} ms)`
+    : ''
+  log(`delay proxy CPU over the load: ${proxy} ms${share}`)
+}
+
 export async function runBenchmark(
   o: BenchOptions,
   env: NodeJS.ProcessEnv,
@@ -250,8 +272,11 @@ export async function runBenchmark(
     }
     const coupon = await prepareCoupon(o, target)
     log(`loading ${target.url} (coupon #${coupon.id})`)
+    const proxyCpu = target.delayProxy?.cpuMs() ?? null
+    const serverCpu = target.server?.cpuMs() ?? null
     const run = await load(o, 'firstcome', target.url, target.server, target.description, coupon)
     firstcome = run.report
+    logProxyCpu(log, target, proxyCpu, serverCpu)
     log('checking invariants')
     invariants = await verify(o, target, coupon, run)
   } finally {

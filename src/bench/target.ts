@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { type Config, type Dialect, dialectOf, loadConfig } from '../config.js'
+import { type DelayProxyProcess, delayEnv } from './delay-proxy.js'
 import { type ServerProcess, startFirstcome } from './local-server.js'
 
 export interface Target {
@@ -17,6 +18,8 @@ export interface Target {
   description: string
   adminToken: string | null
   db: { url: string; dialect: Dialect } | null
+  /** the delaying proxy in front of the started server's Redis and database */
+  delayProxy: DelayProxyProcess | null
   cleanup: () => void
 }
 
@@ -42,6 +45,7 @@ export async function openTarget(
       description: 'a running server',
       adminToken: o.adminToken,
       db: given,
+      delayProxy: null,
       cleanup: () => {},
     }
     return target
@@ -58,21 +62,35 @@ export async function openTarget(
   else if (!childEnv.ADMIN_TOKEN?.trim())
     childEnv.ADMIN_TOKEN = randomBytes(18).toString('base64url')
   if (!childEnv.LOG_LEVEL?.trim()) childEnv.LOG_LEVEL = 'warn'
+  if (o.redisClusterNodes) {
+    childEnv.REDIS_CLUSTER_NODES = o.redisClusterNodes
+    delete childEnv.REDIS_URL
+  }
   // The server parses the same environment the same way; a bad variable fails here first.
   const config = loadConfig(childEnv)
+  let delayProxy: DelayProxyProcess | null = null
   const cleanup = () => {
     if (tempDir) rmSync(tempDir, { recursive: true, force: true })
+    void delayProxy?.stop()
   }
-  const mode = describeMode(config)
-  log(`starting firstcome (${mode})`)
+  let mode = describeMode(config)
   try {
-    const server = await startFirstcome(childEnv, o.serverNodeOptions)
+    let serverEnv = childEnv
+    if (o.delayMs !== null) {
+      const delayed = await delayEnv(childEnv, o.delayMs)
+      delayProxy = delayed.proxy
+      serverEnv = delayed.env
+      mode += `; ${delayed.covers} behind a ${o.delayMs} ms one-way delay`
+    }
+    log(`starting firstcome (${mode})`)
+    const server = await startFirstcome(serverEnv, o.serverNodeOptions)
     const target: Target = {
       url: server.url,
       server,
       description: `firstcome started by the bench (${mode})`,
       adminToken: config.adminToken,
       db: given ?? { url: config.databaseUrl, dialect: config.dialect },
+      delayProxy,
       cleanup,
     }
     return target
@@ -87,4 +105,8 @@ export interface TargetOptions {
   adminToken: string | null
   databaseUrl: string | null
   serverNodeOptions: string[]
+  /** one-way delay, ms, in front of the started server's Redis and database; null: none */
+  delayMs: number | null
+  /** REDIS_CLUSTER_NODES for the started server (instead of REDIS_URL) */
+  redisClusterNodes: string | null
 }

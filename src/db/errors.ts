@@ -10,6 +10,8 @@ const TRANSIENT_CODES = new Set([
   'ENOTFOUND',
   'EHOSTUNREACH',
   'EAI_AGAIN',
+  'EMFILE', // out of descriptors: a connection could not be opened
+  'ENFILE',
   'PROTOCOL_CONNECTION_LOST',
   'PROTOCOL_SEQUENCE_TIMEOUT',
   'ER_CON_COUNT_ERROR',

@@ -6,18 +6,22 @@
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
+import type { FastifyReply } from 'fastify'
 import type { Refusal } from '../domain/coupon.js'
 import { UnavailableError } from '../domain/errors.js'
+import type { IssueLimits } from '../limits/issue-limits.js'
 import type { IssueService } from '../service/issue-service.js'
 import { actingUser, type UserVerifier } from './auth.js'
 import { logUnavailable, RETRY_AFTER_SECONDS } from './errors.js'
-import type { IssueRateLimit } from './issue-routes.js'
+import { clientLimitHook, userLimited } from './issue-limit-hooks.js'
+import type { Overload } from './overload.js'
 import { CompatIssueBody, CompatOut, ErrorBody } from './schemas.js'
 
 export interface CompatRoutesOptions {
   issues: IssueService
   verifyUser: UserVerifier | null
-  rateLimit: IssueRateLimit | null
+  limits: IssueLimits
+  overload: Overload
 }
 
 /** The original's messages, by cause. */
@@ -35,15 +39,17 @@ export const compatFailures = Object.fromEntries(
   Object.entries(compatComments).map(([cause, comment]) => [cause, { isSuccess: false, comment }]),
 ) as Record<Refusal | 'FAILED', { isSuccess: false; comment: string }>
 
+const unavailable = (reply: FastifyReply) =>
+  reply.code(503).header('retry-after', String(RETRY_AFTER_SECONDS)).send(compatFailures.FAILED)
+
 export const compatRoutes: FastifyPluginAsyncTypebox<CompatRoutesOptions> = async (app, opts) => {
-  const { issues, verifyUser } = opts
-  const rateLimit = opts.rateLimit ?? undefined
+  const { issues, verifyUser, overload, limits } = opts
 
   for (const url of ['/v1/issue', '/v1/issue-async', '/v2/issue-async']) {
     app.post(
       url,
       {
-        onRequest: rateLimit,
+        onRequest: clientLimitHook(limits),
         schema: {
           tags: ['compatibility'],
           summary: 'The original system’s issue route (same body, same answers)',
@@ -53,16 +59,16 @@ export const compatRoutes: FastifyPluginAsyncTypebox<CompatRoutesOptions> = asyn
       },
       async (request, reply) => {
         const userId = await actingUser(request, verifyUser, request.body.userId)
+        const limited = await userLimited(limits, userId, reply)
+        if (limited) return limited
+        if (overload.overdue(reply.elapsedTime)) return unavailable(reply)
         try {
           const outcome = await issues.issue(request.body.couponId, userId)
           return outcome.won ? compatSuccess : compatFailures[outcome.refusal]
         } catch (err) {
           if (!(err instanceof UnavailableError)) throw err
           logUnavailable(request.log, err)
-          return reply
-            .code(503)
-            .header('retry-after', String(RETRY_AFTER_SECONDS))
-            .send(compatFailures.FAILED)
+          return unavailable(reply)
         }
       },
     )

@@ -89,12 +89,21 @@ export function logUnavailable(log: FastifyBaseLogger, error: UnavailableError):
   log.warn({ err: error.cause, service: error.service }, 'backing service unavailable')
 }
 
+/** The process is out of descriptors: it will pass once connections close, so 503. */
+const EXHAUSTED = new Set(['EMFILE', 'ENFILE'])
+
+function unavailableOf(error: Error): Error {
+  if (EXHAUSTED.has(String((error as { code?: unknown }).code)))
+    return new UnavailableError('server resources', error)
+  return isTransientDbError(error) ? new UnavailableError('database', error) : error
+}
+
 /**
  * Maps anything thrown while answering to the client's answer, and logs what the
  * client is not told. Shared by the error handler and the issue fast lane.
  */
 export function errorAnswer(thrown: FastifyError | Error, log: FastifyBaseLogger): ErrorAnswer {
-  const error = isTransientDbError(thrown) ? new UnavailableError('database', thrown) : thrown
+  const error = unavailableOf(thrown)
   if (error instanceof UnavailableError) {
     logUnavailable(log, error)
     return {

@@ -14,8 +14,9 @@
  * - decided from the body: not JSON, or not exactly the route's shape (unknown or
  *   missing fields, wrong types, `__proto__`) — Fastify gets the body through
  *   `inject`, so the client hears its usual 400 with the validator's message.
- * The lane stands aside while the server closes (Fastify answers 503), and is not
- * installed with RATE_LIMIT_PER_IP on (the limiter is a Fastify hook).
+ * Past capacity it refuses a request 503 as Fastify's routes do (overload.ts).
+ * It counts RATE_LIMIT_PER_IP and RATE_LIMIT_PER_USER with the same limiter as the
+ * Fastify routes. The lane stands aside while the server closes (Fastify answers 503).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { performance } from 'node:perf_hooks'
@@ -24,12 +25,14 @@ import type { IssueOutcome } from '../domain/coupon.js'
 import { codeToStatus, UnavailableError } from '../domain/errors.js'
 import { isIdempotencyKey } from '../domain/request-id.js'
 import { normaliseUserId } from '../domain/user-id.js'
+import type { IssueLimits, Limited } from '../limits/issue-limits.js'
 import type { Metrics, RequestTimer } from '../ops/metrics.js'
 import type { IssueService } from '../service/issue-service.js'
 import { actingUser, type UserVerifier } from './auth.js'
 import { compatFailures, compatSuccess } from './compat-routes.js'
 import { errorAnswer, INTERNAL_ERROR, logUnavailable, RETRY_AFTER_SECONDS } from './errors.js'
 import { refusalBodies } from './issue-routes.js'
+import { OVERLOADED, type Overload } from './overload.js'
 import { COUPON_ID_DIGITS } from './schemas.js'
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void
@@ -40,12 +43,23 @@ export interface IssueFastLaneOptions {
   verifyUser: UserVerifier | null
   /** the app's body limit: a longer body is Fastify's to refuse */
   bodyLimit: number
+  /** true once the app has begun to close */
+  closing: () => boolean
+  overload: Overload
+  /** RATE_LIMIT_PER_IP and RATE_LIMIT_PER_USER, counted as on the Fastify routes */
+  limits: IssueLimits
+  /** TRUST_PROXY: the client is the leftmost X-Forwarded-For address, as Fastify's request.ip */
+  trustProxy: boolean
 }
 
 const now = () => performance.now()
-const ISSUE_ROUTE = '/v1/coupons/:couponId/issues'
+export const ISSUE_ROUTE = '/v1/coupons/:couponId/issues'
 const ISSUE_PATH = new RegExp(`^/v1/coupons/(${COUPON_ID_DIGITS})/issues$`)
-const COMPAT_ROUTES = new Set(['/v1/issue', '/v1/issue-async', '/v2/issue-async'])
+export const COMPAT_ROUTES: ReadonlySet<string> = new Set([
+  '/v1/issue',
+  '/v1/issue-async',
+  '/v2/issue-async',
+])
 const JSON_TYPE = /^application\/json\s*(?:;\s*charset=utf-8\s*)?$/i
 const CONTENT_TYPE = 'application/json; charset=utf-8'
 /** Headers of an injected answer that belong to its own connection, not the client's. */
@@ -75,9 +89,12 @@ const compatAnswers = Object.fromEntries(
   Object.entries(compatFailures).map(([cause, body]) => [cause, answerOf(200, body)]),
 ) as Record<keyof typeof compatFailures, Answer>
 const COMPAT_WON = answerOf(200, compatSuccess)
-const COMPAT_UNAVAILABLE = answerOf(503, compatFailures.FAILED, {
-  'retry-after': String(RETRY_AFTER_SECONDS),
-})
+const RETRY_AFTER = { 'retry-after': String(RETRY_AFTER_SECONDS) }
+const COMPAT_UNAVAILABLE = answerOf(503, compatFailures.FAILED, RETRY_AFTER)
+const ISSUE_OVERLOADED = answerOf(503, OVERLOADED, RETRY_AFTER)
+const limitedAnswer = (limited: Limited) =>
+  answerOf(429, limited.body, { 'retry-after': String(limited.retryAfterSeconds) })
+const overloaded = (lane: Lane) => (lane.compat ? COMPAT_UNAVAILABLE : ISSUE_OVERLOADED)
 
 interface Lane {
   /** the Fastify route it stands for: its metrics */
@@ -95,7 +112,6 @@ export class IssueFastLane {
   readonly #issueTimer: RequestTimer
   readonly #compatTimers: Map<string, RequestTimer>
   #app: FastifyInstance | null = null
-  #closing = false
 
   constructor(options: IssueFastLaneOptions) {
     this.#o = options
@@ -112,19 +128,20 @@ export class IssueFastLane {
     }
   }
 
-  /** Once the app is built: bodies to replay go to it, and its close is heard. */
+  /** Once the app is built: bodies to replay go to it. */
   attach(app: FastifyInstance): void {
     this.#app = app
-    app.addHook('preClose', (done) => {
-      this.#closing = true
-      done()
-    })
   }
 
   #take(req: IncomingMessage, res: ServerResponse): boolean {
-    if (req.method !== 'POST' || this.#closing || !this.#app) return false
+    if (req.method !== 'POST' || this.#o.closing() || !this.#app) return false
     const lane = this.#laneOf(req.url ?? '')
     if (!lane) return false
+    // Refused before its body is read (node:http reads and drops it after the answer).
+    if (this.#o.overload.behind()) {
+      this.#send(res, lane, overloaded(lane))
+      return true
+    }
     const headers = req.headers
     const type = headers['content-type']
     if (type === undefined || (type !== 'application/json' && !JSON_TYPE.test(type))) return false
@@ -169,6 +186,16 @@ export class IssueFastLane {
       ? compatRequest(parsed)
       : issueRequest(parsed, lane.couponId, !!this.#o.verifyUser)
     if (!request) return this.#replay(req, res, body)
+    // The client's limit, as Fastify's onRequest hook counts it: once, and only
+    // for a request the lane answers (a replayed one is counted by Fastify).
+    const limited = this.#o.limits.client(this.#clientIp(req))
+    if (!limited) return this.#act(req, res, lane, request)
+    limited.then((over) =>
+      over ? this.#send(res, lane, limitedAnswer(over)) : this.#act(req, res, lane, request),
+    )
+  }
+
+  #act(req: IncomingMessage, res: ServerResponse, lane: Lane, request: IssueRequest) {
     const { couponId } = request
     // Without user auth the body's userId is the user (the shape check vouched for it).
     if (!this.#o.verifyUser)
@@ -179,8 +206,24 @@ export class IssueFastLane {
     )
   }
 
-  /** Answered in this turn when the service is certain at once (a cached refusal). */
   #issue(res: ServerResponse, lane: Lane, couponId: number, userId: string) {
+    const limited = this.#o.limits.user(userId)
+    if (!limited) return this.#decide(res, lane, couponId, userId)
+    limited.then((over) =>
+      over ? this.#send(res, lane, limitedAnswer(over)) : this.#decide(res, lane, couponId, userId),
+    )
+  }
+
+  #clientIp(req: IncomingMessage): string {
+    const forwarded = this.#o.trustProxy ? req.headers['x-forwarded-for'] : undefined
+    const first = typeof forwarded === 'string' ? forwarded.split(',')[0]?.trim() : ''
+    return first || (req.socket.remoteAddress ?? '')
+  }
+
+  /** Answered in this turn when the service is certain at once (a cached refusal). */
+  #decide(res: ServerResponse, lane: Lane, couponId: number, userId: string) {
+    if (this.#o.overload.overdue(now() - lane.started))
+      return this.#send(res, lane, overloaded(lane))
     const outcome = this.#o.issues.issue(couponId, userId, lane.key)
     if (!(outcome instanceof Promise))
       return this.#send(res, lane, answerFor(lane, couponId, userId, outcome))
@@ -206,10 +249,11 @@ export class IssueFastLane {
     if (answer.headers)
       for (const [name, value] of Object.entries(answer.headers)) headers.push(name, value)
     // As Fastify does for a request answered once closing has begun.
-    if (this.#closing) headers.push('connection', 'close')
+    if (this.#o.closing()) headers.push('connection', 'close')
     res.writeHead(answer.status, headers)
     res.end(answer.body)
     lane.timer.observe(answer.status, (now() - lane.started) / 1000)
+    this.#o.metrics.countFastLaneAnswer()
   }
 
   /** Fastify answers a body the lane does not take, exactly as if it had read it. */
@@ -228,7 +272,7 @@ export class IssueFastLane {
           for (const [name, value] of Object.entries(injected.headers)) {
             if (value !== undefined && !HOP_HEADERS.has(name)) res.setHeader(name, value)
           }
-          if (this.#closing) res.setHeader('connection', 'close')
+          if (this.#o.closing()) res.setHeader('connection', 'close')
           res.writeHead(injected.statusCode)
           res.end(injected.rawPayload)
         },

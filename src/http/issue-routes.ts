@@ -4,11 +4,15 @@
  * per request, and the body is serialized from its schema.
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyRequest } from 'fastify'
 import type { Refusal } from '../domain/coupon.js'
 import { AppError, codeToStatus } from '../domain/errors.js'
+import type { IssueLimits } from '../limits/issue-limits.js'
 import { type IssueService, refusalMessages } from '../service/issue-service.js'
 import { actingUser, type UserVerifier } from './auth.js'
+import { RETRY_AFTER_SECONDS } from './errors.js'
+import { clientLimitHook, userLimited } from './issue-limit-hooks.js'
+import { OVERLOADED, type Overload } from './overload.js'
 import {
   CouponIdParams,
   ErrorBody,
@@ -24,11 +28,9 @@ import {
 export interface IssueRoutesOptions {
   issues: IssueService
   verifyUser: UserVerifier | null
-  /** the per-client limiter shared by every issue route (an onRequest hook), or null */
-  rateLimit: IssueRateLimit | null
+  limits: IssueLimits
+  overload: Overload
 }
-
-export type IssueRateLimit = (request: FastifyRequest, reply: FastifyReply) => Promise<unknown>
 
 export const refusalBodies = Object.fromEntries(
   Object.entries(refusalMessages).map(([code, message]) => [code, { code, message }]),
@@ -39,14 +41,13 @@ async function emptyBodyIfNone(request: FastifyRequest) {
 }
 
 export const issueRoutes: FastifyPluginAsyncTypebox<IssueRoutesOptions> = async (app, opts) => {
-  const { issues, verifyUser } = opts
+  const { issues, verifyUser, overload, limits } = opts
   const userSecurity = verifyUser ? [{ userToken: [] }] : undefined
-  const rateLimit = opts.rateLimit ?? undefined
 
   app.post(
     '/v1/coupons/:couponId/issues',
     {
-      onRequest: rateLimit,
+      onRequest: clientLimitHook(limits),
       // With user auth on, the token names the user, so a request may carry no body.
       preValidation: verifyUser ? emptyBodyIfNone : undefined,
       schema: {
@@ -64,6 +65,10 @@ export const issueRoutes: FastifyPluginAsyncTypebox<IssueRoutesOptions> = async 
     async (request, reply) => {
       const couponId = Number(request.params.couponId)
       const userId = await actingUser(request, verifyUser, request.body?.userId)
+      const limited = await userLimited(limits, userId, reply)
+      if (limited) return limited
+      if (overload.overdue(reply.elapsedTime))
+        return reply.code(503).header('retry-after', String(RETRY_AFTER_SECONDS)).send(OVERLOADED)
       const outcome = await issues.issue(couponId, userId, request.headers['idempotency-key'])
       if (outcome.won) return reply.code(201).send({ couponId, userId, rank: outcome.win.rank })
       return reply.code(codeToStatus[outcome.refusal]).send(refusalBodies[outcome.refusal])

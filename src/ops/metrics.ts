@@ -50,6 +50,9 @@ export class Metrics {
     help: 'Wins accepted but not yet written to the database, as last seen by this process',
     registers: [this.registry],
   })
+  /** Counted here on the lane's path and added to the counter when it is read. */
+  #fastLaneAnswers = 0
+  readonly fastLane: Counter
   readonly #outcomeCounts = new Map<Refusal | 'WON', number>(OUTCOMES.map((o) => [o, 0]))
   /** request timers by "method route": this runs on every request */
   readonly #timers = new Map<string, RequestTimer>()
@@ -69,7 +72,21 @@ export class Metrics {
         }
       },
     })
+    const metrics = this
+    this.fastLane = new Counter({
+      name: 'firstcome_issue_fast_lane_answers_total',
+      help: 'Issue requests answered by the fast lane (the others went through Fastify)',
+      registers: [this.registry],
+      collect() {
+        this.inc(metrics.#fastLaneAnswers)
+        metrics.#fastLaneAnswers = 0
+      },
+    })
     collectDefaultMetrics({ register: this.registry })
+  }
+
+  countFastLaneAnswer(): void {
+    this.#fastLaneAnswers++
   }
 
   /** The latency histogram of one route; keep it, it is looked up once. */

@@ -17,7 +17,7 @@ export interface Req {
   headers?: Record<string, string>
 }
 
-interface Seen {
+export interface Seen {
   status: number
   body: string
   contentType: string | undefined

@@ -34,9 +34,23 @@ export interface ServiceProcess {
   signal(signal: NodeJS.Signals): void
 }
 
+export interface SpawnOptions {
+  /** `ulimit -n`: the most descriptors the process may hold open */
+  descriptorLimit?: number
+}
+
 /** Spawns `firstcome <args>` with the given environment added to a minimal one. */
-export function spawnFirstcome(args: string[], env: Record<string, string>): ServiceProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', ...args], {
+export function spawnFirstcome(
+  args: string[],
+  env: Record<string, string>,
+  options: SpawnOptions = {},
+): ServiceProcess {
+  const node = [process.execPath, '--import', 'tsx', 'src/main.ts', ...args]
+  const [command, ...argv] =
+    options.descriptorLimit === undefined
+      ? node
+      : ['sh', '-c', `ulimit -n ${options.descriptorLimit} && exec "$@"`, 'sh', ...node]
+  const child = spawn(command as string, argv, {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -108,8 +122,9 @@ async function startFirstcome(
   env: Record<string, string>,
   ready: RegExp,
   timeoutMs?: number,
+  options?: SpawnOptions,
 ): Promise<{ proc: ServiceProcess; match: RegExpMatchArray }> {
-  const proc = spawnFirstcome(args, env)
+  const proc = spawnFirstcome(args, env, options)
   try {
     return { proc, match: await proc.waitForOutput(ready, timeoutMs) }
   } catch (err) {
@@ -119,21 +134,26 @@ async function startFirstcome(
 }
 
 /** `firstcome worker`, resolved once it reports that it runs. */
-export async function startWorkerProcess(env: Record<string, string>): Promise<ServiceProcess> {
-  return (await startFirstcome(['worker'], env, /firstcome worker running/)).proc
+export async function startWorkerProcess(
+  env: Record<string, string>,
+  timeoutMs?: number,
+): Promise<ServiceProcess> {
+  return (await startFirstcome(['worker'], env, /firstcome worker running/, timeoutMs)).proc
 }
 
 export interface ServerProcess extends ServiceProcess {
   url: string
 }
 
-export interface ServerOptions {
+export interface ServerOptions extends SpawnOptions {
   databaseUrl: string
   /** ADMIN_TOKEN; omitted → the server generates one */
   adminToken?: string
   env?: Record<string, string>
   /** after `serve`, e.g. `--no-worker` */
   args?: string[]
+  /** how long it may take to listen and be ready (default 30 s) */
+  timeoutMs?: number
 }
 
 /** `firstcome serve`, resolved once it listens and /readyz answers 200. */
@@ -143,15 +163,20 @@ export async function startServer(options: ServerOptions): Promise<ServerProcess
     HOST: '127.0.0.1',
     DATABASE_URL: options.databaseUrl,
     LOG_LEVEL: 'warn',
+    // As in startApp: no shedding unless a test asks for it.
+    QUEUE_TIMEOUT_MS: '0',
     ...(options.adminToken === undefined ? {} : { ADMIN_TOKEN: options.adminToken }),
     ...options.env,
   }
   const banner = /listening on (http:\/\/[^\s]+)/
   const args = ['serve', ...(options.args ?? [])]
-  const { proc, match } = await startFirstcome(args, env, banner, SERVER_START_TIMEOUT_MS)
+  const timeoutMs = options.timeoutMs ?? SERVER_START_TIMEOUT_MS
+  const { proc, match } = await startFirstcome(args, env, banner, timeoutMs, {
+    descriptorLimit: options.descriptorLimit,
+  })
   const url = match[1] ?? ''
   try {
-    await waitForReady(url)
+    await waitForReady(url, timeoutMs)
   } catch (err) {
     await stopAll([proc])
     throw new Error(`${String(err)}; output:\n${proc.output().slice(-4000)}`)
@@ -159,8 +184,8 @@ export async function startServer(options: ServerOptions): Promise<ServerProcess
   return Object.assign(proc, { url })
 }
 
-async function waitForReady(url: string): Promise<void> {
-  const deadline = Date.now() + SERVER_START_TIMEOUT_MS
+async function waitForReady(url: string, timeoutMs = SERVER_START_TIMEOUT_MS): Promise<void> {
+  const deadline = Date.now() + timeoutMs
   while (Date.now() < deadline) {
     const res = await fetch(`${url}/readyz`).catch(() => null)
     await res?.text()

@@ -9,6 +9,7 @@ import assert from 'node:assert/strict'
 import { after, before, type TestContext } from 'node:test'
 import type { Redis } from 'ioredis'
 import type { Pool } from 'undici'
+import { type DelayProxyProcess, spawnDelayProxy } from '../../src/bench/delay-proxy.js'
 import type { Dialect } from '../../src/config.js'
 import type { Db } from '../../src/db/database.js'
 import { PERSIST_GROUP, RedisKeys } from '../../src/redis/keys.js'
@@ -39,6 +40,11 @@ export interface RedisSuiteOptions {
   ownRedis?: RedisServerOptions
   /** a TCP proxy between the services and the database or Redis, to `cut()` it */
   proxy?: 'database' | 'redis'
+  /**
+   * A one-way delay, ms, between the services and both Redis and the database: a
+   * delaying proxy process of its own in front of each (not with `proxy`)
+   */
+  delayMs?: number
 }
 
 /** `false` when the suite can run here; otherwise why it skips. */
@@ -68,6 +74,7 @@ export function redisSuite(options: RedisSuiteOptions = {}) {
   let server: RedisServer | undefined
   let redis: Redis | undefined
   let proxy: TcpProxy | undefined
+  let delayProxy: DelayProxyProcess | undefined
   /** what the services connect to (through the proxy, if any) */
   const urls = { database: '', redis: '' }
   const services: Service[] = []
@@ -89,6 +96,19 @@ export function redisSuite(options: RedisSuiteOptions = {}) {
       proxy = new TcpProxy('127.0.0.1', server?.port ?? SERVICES.redis.port)
       urls.redis = `redis://127.0.0.1:${await proxy.start()}/0`
     }
+    if (options.delayMs !== undefined) {
+      const database = dialect === 'mysql' ? SERVICES.mysql : SERVICES.postgres
+      const redisPort = server?.port ?? SERVICES.redis.port
+      delayProxy = await spawnDelayProxy(options.delayMs, [
+        { host: '127.0.0.1', port: redisPort },
+        database,
+      ])
+      const [toRedis, toDatabase] = delayProxy.ports
+      urls.redis = `redis://127.0.0.1:${toRedis}/0`
+      const url = new URL(db.url)
+      url.port = String(toDatabase)
+      urls.database = url.toString()
+    }
   })
 
   after(async () => {
@@ -96,6 +116,7 @@ export function redisSuite(options: RedisSuiteOptions = {}) {
     await stopAll(workerProcesses)
     for (const s of services.splice(0)) await close(s)
     await proxy?.close()
+    await delayProxy?.stop()
     if (redis && !server) await deleteKeys(redis, prefix)
     redis?.disconnect()
     await server?.stop()
@@ -133,6 +154,10 @@ export function redisSuite(options: RedisSuiteOptions = {}) {
     },
     get proxy(): TcpProxy {
       return started(proxy, 'proxy (with the proxy option)')
+    },
+    /** With `delayMs`: the delaying proxy process (its CPU). */
+    get delayProxy(): DelayProxyProcess {
+      return started(delayProxy, 'delayProxy (with delayMs)')
     },
 
     /** How many entries of a coupon's stream workers have read and not acknowledged. */

@@ -116,13 +116,23 @@ export function storm(
  * Keeps `lanes` requests in flight, each for a new user (`${prefix}0`,
  * `${prefix}1`, …), until `stop()`. Used where the storm must straddle a fault.
  */
-export function continuousStorm(pool: Pool, couponId: number, prefix: string, lanes: number) {
+export function continuousStorm(
+  pool: Pool,
+  couponId: number,
+  prefix: string,
+  lanes: number,
+  onReply?: (reply: IssueReply) => void,
+) {
   const replies: IssueReply[] = []
   let stopped = false
   let next = 0
   const done = Promise.all(
     Array.from({ length: lanes }, async () => {
-      while (!stopped) replies.push(await issueOnce(pool, couponId, `${prefix}${next++}`))
+      while (!stopped) {
+        const reply = await issueOnce(pool, couponId, `${prefix}${next++}`)
+        replies.push(reply)
+        onReply?.(reply)
+      }
     }),
   ).then(() => replies)
   return {

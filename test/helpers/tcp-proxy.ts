@@ -3,18 +3,30 @@
  * take that service away and bring it back: `cut()` closes the listener and
  * destroys every connection through it (the service sees resets and refused
  * connections, as when the database host goes away); `restore()` listens again on
- * the same port.
+ * the same port. With a delay, each direction's bytes arrive that much later, in
+ * order (`src/bench/delay-proxy.ts`): a network between the parts. In the test's
+ * own process its timers share the event loop with the test; for a service in
+ * the same process, `spawnDelayProxy` runs the proxy as a process of its own.
  */
 import { createConnection, createServer, type Server, type Socket } from 'node:net'
+import { type Delay, delayedPipe } from '../../src/bench/delay-proxy.js'
 
 export class TcpProxy {
   readonly #target: { host: string; port: number }
   readonly #sockets = new Set<Socket>()
+  readonly #delay: Delay | null
   #server: Server | null = null
   #port = 0
 
-  constructor(targetHost: string, targetPort: number) {
+  /** `delayMs`: one-way delay, the same both ways or per direction (default none) */
+  constructor(targetHost: string, targetPort: number, delayMs?: number | Delay) {
     this.#target = { host: targetHost, port: targetPort }
+    this.#delay =
+      delayMs === undefined
+        ? null
+        : typeof delayMs === 'number'
+          ? { up: delayMs, down: delayMs }
+          : delayMs
   }
 
   get port(): number {
@@ -58,6 +70,13 @@ export class TcpProxy {
   }
 
   #pipe(client: Socket) {
+    if (this.#delay) {
+      delayedPipe(client, this.#target, this.#delay, (s, closed) => {
+        if (closed) this.#sockets.delete(s)
+        else this.#sockets.add(s)
+      })
+      return
+    }
     const upstream = createConnection(this.#target)
     for (const s of [client, upstream]) {
       this.#sockets.add(s)

@@ -25,6 +25,8 @@ function embeddedEnv(): NodeJS.ProcessEnv {
     'JWT_SECRET',
     'JWT_PUBLIC_KEY',
     'RATE_LIMIT_PER_IP',
+    'RATE_LIMIT_PER_USER',
+    'QUEUE_TIMEOUT_MS',
     'PORT',
     'HOST',
   ]) {

@@ -15,7 +15,9 @@ import {
   issueBody,
   JSON_TYPE,
   type Req,
+  type Seen,
   sameAnswers,
+  viaInject,
   viaSocket,
 } from '../helpers/fast-lane.js'
 
@@ -226,5 +228,109 @@ describe('issue fast lane with user auth: the same answers as Fastify', () => {
       [201, 409, 403, 401, 401, 401],
     )
     assert.equal(JSON.parse(answers[0]?.body ?? '').userId, 'alice')
+  })
+})
+
+describe('issue fast lane with rate limits: the same answers as Fastify', () => {
+  let t: TestApp
+  before(async () => {
+    t = await startApp({
+      env: { RATE_LIMIT_PER_IP: '3', RATE_LIMIT_PER_USER: '2', TRUST_PROXY: 'true' },
+    })
+    await t.listen()
+  })
+  after(async () => t?.close())
+
+  // Each case a client of its own (the limit's window is a second).
+  const from = (ip: string) => ({ ...JSON_TYPE, 'x-forwarded-for': `${ip}, 10.255.0.1` })
+  const limitedAlike = (a: Seen[], b: Seen[]) => {
+    assert.deepEqual(
+      a.map((x) => x.status),
+      b.map((x) => x.status),
+    )
+    a.forEach((x, i) => {
+      if (x.status !== 429) return
+      assert.equal(x.body, b[i]?.body)
+      assert.equal(x.retryAfter, '1')
+      assert.equal(b[i]?.retryAfter, '1')
+      assert.equal(x.contentType, b[i]?.contentType)
+      assert.equal(JSON.parse(x.body).code, 'RATE_LIMITED')
+    })
+  }
+  const laneAnswers = async () => {
+    const text = (await t.app.inject({ method: 'GET', url: '/metrics' })).body
+    const line = text
+      .split('\n')
+      .find((l) => l.startsWith('firstcome_issue_fast_lane_answers_total'))
+    return Number(line?.split(' ').at(-1) ?? 0)
+  }
+
+  it('refuses a client over its limit 429 alike, every issue route counting once', async () => {
+    const id = await createCoupon(t.app)
+    const run = async (via: typeof viaSocket, ip: string) => {
+      const seen: Seen[] = []
+      const issue = (u: string) =>
+        via(t, `/v1/coupons/${id}/issues`, { body: issueBody(u), headers: from(ip) })
+      seen.push(await issue(`${ip}-1`))
+      seen.push(
+        await via(t, '/v1/issue', {
+          body: JSON.stringify({ userId: Number(ip.split('.').at(-1)), couponId: id }),
+          headers: from(ip),
+        }),
+      )
+      seen.push(await issue(`${ip}-2`))
+      seen.push(await issue(`${ip}-3`))
+      return seen
+    }
+    const bySocket = await run(viaSocket, '10.1.0.1')
+    const byInject = await run(viaInject, '10.1.0.2')
+    assert.deepEqual(
+      bySocket.map((s) => s.status),
+      [201, 200, 201, 429],
+    )
+    limitedAlike(bySocket, byInject)
+  })
+
+  it('refuses a user over their limit 429 alike', async () => {
+    const id = await createCoupon(t.app)
+    const run = async (via: typeof viaSocket, ip: string, user: string) => {
+      const seen: Seen[] = []
+      for (let i = 0; i < 3; i++)
+        seen.push(
+          await via(t, `/v1/coupons/${id}/issues`, { body: issueBody(user), headers: from(ip) }),
+        )
+      return seen
+    }
+    // Each user from two clients: the user's limit is theirs wherever they come from.
+    const bySocket = [
+      ...(await run(viaSocket, '10.2.0.1', 'limited-a')),
+      ...(await run(viaSocket, '10.2.0.2', 'limited-a')),
+    ]
+    const byInject = [
+      ...(await run(viaInject, '10.2.0.3', 'limited-b')),
+      ...(await run(viaInject, '10.2.0.4', 'limited-b')),
+    ]
+    assert.deepEqual(
+      bySocket.map((s) => s.status),
+      [201, 409, 429, 429, 429, 429],
+    )
+    limitedAlike(bySocket, byInject)
+  })
+
+  it('keeps the fast lane on with the limits on', async () => {
+    const id = await createCoupon(t.app)
+    const before = await laneAnswers()
+    for (const u of ['l1', 'l2', 'l3'])
+      await viaSocket(t, `/v1/coupons/${id}/issues`, {
+        body: issueBody(u),
+        headers: from('10.3.0.1'),
+      })
+    assert.equal(await laneAnswers(), before + 3)
+    // Fastify's own answers are not the lane's.
+    await viaInject(t, `/v1/coupons/${id}/issues`, {
+      body: issueBody('l4'),
+      headers: from('10.3.0.2'),
+    })
+    assert.equal(await laneAnswers(), before + 3)
   })
 })

@@ -84,7 +84,7 @@ for (const dialect of SERVER_DIALECTS) {
         env: {
           DB_CONNECT_TIMEOUT_MS: String(CONNECT_TIMEOUT_MS),
           DB_LOCK_TIMEOUT_MS: String(LOCK_TIMEOUT_MS),
-          DB_STATEMENT_TIMEOUT_MS: String(STATEMENT_TIMEOUT_MS),
+          DB_READ_STATEMENT_TIMEOUT_MS: String(STATEMENT_TIMEOUT_MS),
         },
       })
     })

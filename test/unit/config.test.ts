@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { ConfigError, loadConfig } from '../../src/config.js'
+import { connectionCap } from '../../src/http/server.js'
 
 describe('loadConfig', () => {
   it('defaults to the embedded mode on SQLite with a generated admin token', () => {
@@ -12,16 +13,18 @@ describe('loadConfig', () => {
     assert.equal(c.redis, null)
     assert.equal(c.jwt, null)
     assert.equal(c.rateLimitPerIp, null)
+    assert.equal(c.rateLimitPerUser, null)
     assert.equal(c.heapGrowingPercent, 30)
     assert.equal(c.worker.lingerMs, 20)
     assert.equal(c.dbPoolSize, 10)
     assert.equal(c.dbReadPoolSize, 4)
     assert.deepEqual(c.dbTimeouts, {
-      statementMs: 5000,
+      statementMs: 30_000,
       lockMs: 3000,
       idleTransactionMs: 10_000,
       connectMs: 3000,
     })
+    assert.deepEqual(c.dbReadTimeouts, { ...c.dbTimeouts, statementMs: 5000 })
     assert.equal(c.adminTokenGenerated, true)
     assert.ok(c.adminToken.length >= 20)
     assert.notEqual(loadConfig({}).adminToken, c.adminToken)
@@ -37,12 +40,14 @@ describe('loadConfig', () => {
       ADMIN_TOKEN: 'secret-admin',
       JWT_SECRET: 'x'.repeat(32),
       RATE_LIMIT_PER_IP: '20',
+      RATE_LIMIT_PER_USER: '3',
       LOG_LEVEL: 'warn',
       HEAP_GROWING_PERCENT: '0',
       WORKER_LINGER_MS: '0',
       DB_POOL_SIZE: '20',
       DB_READ_POOL_SIZE: '2',
       DB_STATEMENT_TIMEOUT_MS: '8000',
+      DB_READ_STATEMENT_TIMEOUT_MS: '2000',
       DB_LOCK_TIMEOUT_MS: '1000',
       DB_IDLE_TRANSACTION_TIMEOUT_MS: '30000',
       DB_CONNECT_TIMEOUT_MS: '500',
@@ -56,6 +61,7 @@ describe('loadConfig', () => {
       idleTransactionMs: 30_000,
       connectMs: 500,
     })
+    assert.deepEqual(c.dbReadTimeouts, { ...c.dbTimeouts, statementMs: 2000 })
     assert.equal(c.worker.lingerMs, 0)
     assert.equal(c.heapGrowingPercent, 0)
     assert.equal(c.dialect, 'postgres')
@@ -65,7 +71,42 @@ describe('loadConfig', () => {
     assert.equal(c.adminTokenGenerated, false)
     assert.deepEqual(c.jwt, { secret: 'x'.repeat(32) })
     assert.equal(c.rateLimitPerIp, 20)
+    assert.equal(c.rateLimitPerUser, 3)
     assert.equal(c.logLevel, 'warn')
+  })
+
+  it('bounds every phase of a connection, with defaults', () => {
+    assert.deepEqual(loadConfig({}).http, {
+      requestTimeoutMs: 10_000,
+      headersTimeoutMs: 5_000,
+      keepAliveTimeoutMs: 72_000,
+      maxConnections: null,
+      shutdownGraceMs: 10_000,
+      queueTimeoutMs: 500,
+    })
+    const c = loadConfig({
+      REQUEST_TIMEOUT_MS: '3000',
+      HEADERS_TIMEOUT_MS: '2000',
+      KEEP_ALIVE_TIMEOUT_MS: '4000',
+      MAX_CONNECTIONS: '500',
+      SHUTDOWN_GRACE_MS: '0',
+      QUEUE_TIMEOUT_MS: '0',
+    })
+    assert.deepEqual(c.http, {
+      requestTimeoutMs: 3000,
+      headersTimeoutMs: 2000,
+      keepAliveTimeoutMs: 4000,
+      maxConnections: 500,
+      shutdownGraceMs: 0,
+      queueTimeoutMs: 0,
+    })
+  })
+
+  it('caps connections below the descriptor limit unless MAX_CONNECTIONS says otherwise', () => {
+    assert.equal(connectionCap({ maxConnections: 42 }, 1024), 42)
+    assert.equal(connectionCap({ maxConnections: null }, 1024), 896)
+    assert.equal(connectionCap({ maxConnections: null }, 256), 128)
+    assert.equal(connectionCap({ maxConnections: null }, null), null)
   })
 
   it('knows every database scheme', () => {
@@ -95,6 +136,7 @@ describe('loadConfig', () => {
       { REDIS_URL: 'http://x' },
       { REDIS_CLUSTER_NODES: 'nohost' },
       { RATE_LIMIT_PER_IP: '-3' },
+      { RATE_LIMIT_PER_USER: 'x' },
       { LOG_LEVEL: 'loud' },
       { JWT_SECRET: 'short' },
       { JWT_SECRET: 'x'.repeat(32), JWT_PUBLIC_KEY: 'k' },
@@ -103,6 +145,9 @@ describe('loadConfig', () => {
       { DB_READ_POOL_SIZE: '0' },
       { DB_STATEMENT_TIMEOUT_MS: '5s' },
       { DB_IDLE_TRANSACTION_TIMEOUT_MS: '10' },
+      { REQUEST_TIMEOUT_MS: '5' },
+      { REQUEST_TIMEOUT_MS: '1000', HEADERS_TIMEOUT_MS: '2000' },
+      { MAX_CONNECTIONS: 'many' },
     ]
     for (const env of bad) {
       const name = Object.keys(env).at(-1) as string

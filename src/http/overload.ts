@@ -1,0 +1,83 @@
+/**
+ * Overload: answer fast instead of late. Past capacity, requests wait in the
+ * kernel's socket buffers and in Node before they reach the gate, and a decision
+ * made seconds late is worth less to the client than a quick 503 it can retry.
+ * An issue request is refused 503 UNAVAILABLE (with Retry-After), before the gate
+ * decides it, when
+ * - the event loop runs more than QUEUE_TIMEOUT_MS behind: its last turn took
+ *   that long, so requests read now have waited in the kernel about as long —
+ *   checked as soon as the headers are read, so the refusal costs no body parsing;
+ * - or the request itself has waited more than QUEUE_TIMEOUT_MS since it was
+ *   read, when its gate call would be made.
+ * Once the gate is asked, the request is answered with its outcome however late:
+ * a decided win is always a 201. Only the issue routes are shed; reads, admin and
+ * health answer as usual.
+ *
+ * The delay is how late a short timer fires, its latest value. Not
+ * @fastify/under-pressure's: that is a mean over its sample interval, so a stall
+ * inside an otherwise idle interval is averaged away, and an interval with no
+ * sample at all counts as an infinite delay (every request of the first interval
+ * after start was refused).
+ */
+import type { FastifyInstance } from 'fastify'
+import { compatFailures } from './compat-routes.js'
+import { RETRY_AFTER_SECONDS } from './errors.js'
+
+export const OVERLOADED = Object.freeze({
+  code: 'UNAVAILABLE',
+  message: 'The server is overloaded; retry shortly.',
+} as const)
+
+/** How often the event-loop delay is measured. */
+const TICK_MS = 20
+
+export class Overload {
+  readonly #boundMs: number
+  #delayMs = 0
+
+  /** boundMs: QUEUE_TIMEOUT_MS; 0 sheds nothing */
+  constructor(boundMs: number) {
+    this.#boundMs = boundMs
+  }
+
+  /** The event loop runs behind the bound: a request read now has waited too long. */
+  behind(): boolean {
+    return this.#boundMs > 0 && this.#delayMs > this.#boundMs
+  }
+
+  /** A request read `waitedMs` ago is too late to be decided now. */
+  overdue(waitedMs: number): boolean {
+    return this.#boundMs > 0 && (waitedMs > this.#boundMs || this.#delayMs > this.#boundMs)
+  }
+
+  /**
+   * Measures the event-loop delay while the app runs, and refuses the given
+   * routes (their Fastify path) in onRequest while it is over the bound;
+   * `compat` routes in their own shape.
+   */
+  register(app: FastifyInstance, routes: ReadonlySet<string>, compat: ReadonlySet<string>): void {
+    if (this.#boundMs === 0) return
+    let timer: NodeJS.Timeout | null = null
+    app.addHook('onReady', (done) => {
+      let expected = performance.now() + TICK_MS
+      timer = setInterval(() => {
+        const now = performance.now()
+        this.#delayMs = Math.max(0, now - expected)
+        expected = now + TICK_MS
+      }, TICK_MS).unref()
+      done()
+    })
+    app.addHook('onClose', (_app, done) => {
+      if (timer) clearInterval(timer)
+      done()
+    })
+    app.addHook('onRequest', (request, reply, done) => {
+      const url = request.routeOptions.url ?? ''
+      if (!this.behind() || !routes.has(url)) return done()
+      reply
+        .code(503)
+        .header('retry-after', String(RETRY_AFTER_SECONDS))
+        .send(compat.has(url) ? compatFailures.FAILED : OVERLOADED)
+    })
+  }
+}

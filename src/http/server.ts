@@ -1,0 +1,129 @@
+/**
+ * The HTTP server under Fastify, and how it ends. Every phase of a connection is
+ * bounded (HttpLimits): a client that sends headers and then part of a body, or
+ * nothing, is answered 408 and closed instead of holding a descriptor forever;
+ * connections beyond the cap are closed as soon as they are accepted, so the
+ * descriptors the database and Redis need are never all taken by clients.
+ */
+import { readFileSync } from 'node:fs'
+import { createServer, type Server } from 'node:http'
+import type { Socket } from 'node:net'
+import type { FastifyInstance, FastifyServerFactory } from 'fastify'
+import type { HttpLimits } from '../config.js'
+import type { ErrorCode } from '../domain/errors.js'
+import type { IssueFastLane } from './issue-fast-lane.js'
+
+/**
+ * node:http checks the request and headers timeouts this often (its default is
+ * 30 s), so a stalled request is closed at most this long after its bound.
+ */
+export const TIMEOUT_CHECK_INTERVAL_MS = 1000
+
+/**
+ * Descriptors kept out of the automatic connection cap: the database pool, the
+ * Redis clients, the worker, log and module files.
+ */
+const RESERVED_DESCRIPTORS = 128
+
+/** While closing, connections that finish their last answer are closed this often. */
+const REAP_INTERVAL_MS = 100
+
+/** The soft limit on open descriptors (Linux), or null where it cannot be read. */
+export function descriptorLimit(): number | null {
+  try {
+    const m = /^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'))
+    return m ? Number(m[1]) : null
+  } catch {
+    return null
+  }
+}
+
+/** MAX_CONNECTIONS, or else what the descriptor limit leaves after the reserve. */
+export function connectionCap(
+  limits: Pick<HttpLimits, 'maxConnections'>,
+  descriptors = descriptorLimit(),
+): number | null {
+  if (limits.maxConnections !== null) return limits.maxConnections
+  if (descriptors === null) return null
+  return Math.max(descriptors - RESERVED_DESCRIPTORS, Math.floor(descriptors / 2))
+}
+
+/** A node:http server with the limits, whose requests pass the fast lane first. */
+export function serverFactory(lane: IssueFastLane, limits: HttpLimits): FastifyServerFactory {
+  return (fastify) => {
+    const server = createServer(
+      {
+        requestTimeout: limits.requestTimeoutMs,
+        headersTimeout: limits.headersTimeoutMs,
+        connectionsCheckingInterval: TIMEOUT_CHECK_INTERVAL_MS,
+      },
+      lane.handler(fastify),
+    )
+    server.keepAliveTimeout = limits.keepAliveTimeoutMs
+    const cap = connectionCap(limits)
+    if (cap !== null) server.maxConnections = cap
+    return server
+  }
+}
+
+function rawAnswer(status: number, reason: string, code: ErrorCode, message: string): string {
+  const body = JSON.stringify({ code, message })
+  return (
+    `HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\n` +
+    `Content-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`
+  )
+}
+
+const TIMED_OUT = rawAnswer(
+  408,
+  'Request Timeout',
+  'REQUEST_TIMEOUT',
+  'The request did not arrive in time.',
+)
+const clientErrorAnswers: Record<string, string> = {
+  ERR_HTTP_REQUEST_TIMEOUT: TIMED_OUT,
+  HPE_HEADER_OVERFLOW: rawAnswer(
+    431,
+    'Request Header Fields Too Large',
+    'HEADERS_TOO_LARGE',
+    'The request headers are too large.',
+  ),
+}
+const UNREADABLE = rawAnswer(
+  400,
+  'Bad Request',
+  'VALIDATION_FAILED',
+  'The request is not valid HTTP.',
+)
+
+/**
+ * Fastify's `clientErrorHandler`: a request node:http could not read, or that did
+ * not arrive in time, is answered in the service's error shape — unless an answer
+ * has begun on that connection — and its connection closed.
+ */
+export function clientError(err: NodeJS.ErrnoException, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return
+  // The answer in progress on this connection, if any (node:http's own check).
+  const inFlight = (socket as { _httpMessage?: { headersSent: boolean } })._httpMessage
+  if (socket.writable && !inFlight?.headersSent) {
+    socket.write(clientErrorAnswers[err.code ?? ''] ?? UNREADABLE)
+  }
+  socket.destroy(err)
+}
+
+/**
+ * Stops accepting, lets requests in flight finish (their connections are closed
+ * once answered), and after `graceMs` closes every connection still open: idle,
+ * stalled or slow. Resolves once the server is closed.
+ */
+export async function closeGracefully(app: FastifyInstance, graceMs: number): Promise<void> {
+  const server: Server = app.server
+  const reap = setInterval(() => server.closeIdleConnections(), REAP_INTERVAL_MS)
+  const force = setTimeout(() => server.closeAllConnections(), graceMs)
+  try {
+    await app.close()
+  } finally {
+    clearInterval(reap)
+    clearTimeout(force)
+  }
+}

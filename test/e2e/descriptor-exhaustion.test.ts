@@ -1,0 +1,141 @@
+/**
+ * A server process with few descriptors (`ulimit -n`), flooded with stalled
+ * connections. With the connection cap lifted, the database pool cannot open a
+ * connection (EMFILE): the client hears 503 with Retry-After, never 500, and the
+ * service recovers once the stalled connections have timed out. With the default
+ * cap (from the descriptor limit), the excess connections are refused and the
+ * database still gets its descriptors: requests keep succeeding.
+ */
+import assert from 'node:assert/strict'
+import { after, describe, it } from 'node:test'
+import { Pool } from 'undici'
+import { ADMIN_TOKEN, createCoupon } from '../helpers/app.js'
+import { createDatabaseUrl, dropDatabaseUrl } from '../helpers/databases.js'
+import { type ServerProcess, startServer, stopAll } from '../helpers/processes.js'
+import { skipUnless } from '../helpers/services.js'
+import { openStalled } from '../helpers/stalled.js'
+import { waitFor } from '../helpers/storm.js'
+
+const DESCRIPTORS = 256
+const STALLED = 400
+/** connections opened before the flood, kept alive: new ones may be refused during it */
+const CLIENT_CONNECTIONS = 30
+
+interface Answer {
+  status: number
+  code: string | null
+  retryAfter: string | null
+}
+
+/** Every client connection asks for the coupon's stats (a database read) at once. */
+async function statsOnEveryConnection(pool: Pool, couponId: number): Promise<Answer[]> {
+  return Promise.all(
+    Array.from({ length: CLIENT_CONNECTIONS }, async () => {
+      const res = await pool.request({ method: 'GET', path: `/v1/coupons/${couponId}/stats` })
+      const body = (await res.body.json()) as { code?: string }
+      const retryAfter = res.headers['retry-after']
+      return {
+        status: res.statusCode,
+        code: body.code ?? null,
+        retryAfter: typeof retryAfter === 'string' ? retryAfter : null,
+      }
+    }),
+  )
+}
+
+/**
+ * CLIENT_CONNECTIONS connections opened and kept alive (on /healthz, which needs
+ * no database: the database pool keeps only what startup opened).
+ */
+async function keptAlivePool(url: string): Promise<Pool> {
+  const pool = new Pool(url, {
+    connections: CLIENT_CONNECTIONS,
+    pipelining: 1,
+    keepAliveTimeout: 120_000,
+    keepAliveMaxTimeout: 120_000,
+    headersTimeout: 30_000,
+    bodyTimeout: 30_000,
+  })
+  await Promise.all(
+    Array.from({ length: CLIENT_CONNECTIONS }, async () => {
+      const res = await pool.request({ method: 'GET', path: '/healthz' })
+      await res.body.text()
+    }),
+  )
+  assert.equal(pool.stats.connected, CLIENT_CONNECTIONS)
+  return pool
+}
+
+describe('descriptor exhaustion', { skip: await skipUnless('postgres') }, () => {
+  const servers: ServerProcess[] = []
+  const databases: string[] = []
+  after(async () => {
+    await stopAll(servers)
+    for (const url of databases) await dropDatabaseUrl(url)
+  })
+  const start = async (env: Record<string, string>) => {
+    const databaseUrl = await createDatabaseUrl('postgres')
+    databases.push(databaseUrl)
+    const server = await startServer({
+      databaseUrl,
+      adminToken: ADMIN_TOKEN,
+      descriptorLimit: DESCRIPTORS,
+      env: { REQUEST_TIMEOUT_MS: '3000', HEADERS_TIMEOUT_MS: '3000', ...env },
+    })
+    servers.push(server)
+    return server
+  }
+
+  it('answers 503, not 500, when out of descriptors, and recovers', {
+    timeout: 90_000,
+  }, async () => {
+    const s = await start({ MAX_CONNECTIONS: '100000' })
+    const couponId = await createCoupon(s, { totalQuantity: 10 })
+    const pool = await keptAlivePool(s.url)
+    const stalled = await openStalled(s.url, STALLED, { couponId, adminToken: ADMIN_TOKEN })
+    try {
+      const during = await statsOnEveryConnection(pool, couponId)
+      assert.ok(
+        during.every((a) => a.status === 200 || a.status === 503),
+        JSON.stringify(during),
+      )
+      const refused = during.filter((a) => a.status === 503)
+      assert.ok(refused.length > 0, 'the pool could not open a connection')
+      for (const a of refused) {
+        assert.equal(a.code, 'UNAVAILABLE')
+        assert.equal(a.retryAfter, '1')
+      }
+
+      await waitFor('the stalled connections to time out', async () => stalled.closed() === STALLED)
+      const recovered = await waitFor('every request to succeed again', async () => {
+        const answers = await statsOnEveryConnection(pool, couponId)
+        return answers.every((a) => a.status === 200) && answers
+      })
+      assert.equal(recovered.length, CLIENT_CONNECTIONS)
+    } finally {
+      stalled.destroy()
+      await pool.close()
+    }
+  })
+
+  it('keeps descriptors for the database under the default connection cap', {
+    timeout: 90_000,
+  }, async () => {
+    const s = await start({})
+    const couponId = await createCoupon(s, { totalQuantity: 10 })
+    const pool = await keptAlivePool(s.url)
+    const stalled = await openStalled(s.url, STALLED, { couponId, adminToken: ADMIN_TOKEN })
+    try {
+      const during = await statsOnEveryConnection(pool, couponId)
+      assert.deepEqual(
+        during.filter((a) => a.status !== 200),
+        [],
+      )
+      // The excess was refused at once, not held until its timeout.
+      assert.ok(stalled.closed() > 0, 'connections beyond the cap were refused')
+    } finally {
+      stalled.destroy()
+      await pool.close()
+    }
+  })
+})
