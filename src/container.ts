@@ -190,7 +190,7 @@ export async function createContainer(
       persistDelayMs: config.redis ? config.worker.persistDelayMs : 0,
       onSpent: (couponId, inserted) => {
         metrics.spent.inc({ coupon: String(couponId) })
-        metrics.persisted.inc(inserted)
+        metrics.persisted.inc({ coupon: String(couponId) }, inserted)
       },
     }),
     // A public read: the pool apart, like status and stats.

@@ -115,3 +115,23 @@ export function draftProblem(draft: CouponDraft): string | null {
 export function quantityBelowWon(totalQuantity: number | null, won: number): boolean {
   return totalQuantity !== null && totalQuantity < won
 }
+
+/**
+ * Rules no looser than either: the later start, the earlier end, the smaller
+ * quantity. A win granted under them is valid under both, whichever of the two
+ * ends up recorded (an admin change in flight). The window may be empty.
+ */
+export function strictestRules(a: CouponRules, b: CouponRules): CouponRules {
+  const totalQuantity =
+    a.totalQuantity === null
+      ? b.totalQuantity
+      : b.totalQuantity === null
+        ? a.totalQuantity
+        : Math.min(a.totalQuantity, b.totalQuantity)
+  return {
+    couponId: a.couponId,
+    totalQuantity,
+    issueStart: Math.max(a.issueStart, b.issueStart),
+    issueEnd: Math.min(a.issueEnd, b.issueEnd),
+  }
+}

@@ -20,6 +20,8 @@ import { type ConfigureResult, rankHoles, type StockGate } from './stock-gate.js
 interface CouponStock {
   rules: CouponRules
   winners: Map<string, Win>
+  /** userId → the id of the request that won (not known after a restore) */
+  requests: Map<string, string>
   /** free ranks below the highest in use, ascending */
   holes: number[]
 }
@@ -35,6 +37,7 @@ export class MemoryStockGate implements StockGate {
     this.#coupons.set(rules.couponId, {
       rules,
       winners,
+      requests: new Map(),
       holes: rankHoles(wins.map((w) => w.rank)),
     })
   }
@@ -45,23 +48,29 @@ export class MemoryStockGate implements StockGate {
 
   async configure(rules: CouponRules): Promise<ConfigureResult> {
     const stock = this.#coupons.get(rules.couponId)
-    if (!stock) {
-      this.restore(rules, [])
-      return 'OK'
-    }
+    if (!stock) return 'NOT_LOADED'
     if (quantityBelowWon(rules.totalQuantity, stock.winners.size)) return 'QUANTITY_BELOW_ISSUED'
     stock.rules = rules
     return 'OK'
   }
 
-  async tryIssue(couponId: number, userId: string, now: number): Promise<IssueOutcome> {
+  async tryIssue(
+    couponId: number,
+    userId: string,
+    now: number,
+    requestId?: string,
+  ): Promise<IssueOutcome> {
     const stock = this.#coupons.get(couponId)
     if (!stock) return { won: false, refusal: 'COUPON_NOT_FOUND' }
+    // This very request's win (granted inside the window, whenever it is asked again).
+    if (requestId !== undefined && stock.requests.get(userId) === requestId)
+      return { won: true, win: stock.winners.get(userId) as Win }
     const refusal = decideIssue(stock.rules, stock.winners.has(userId), stock.winners.size, now)
     if (refusal) return { won: false, refusal }
     const rank = stock.holes.length > 0 ? (stock.holes.shift() as number) : stock.winners.size + 1
     const win: Win = { couponId, userId, rank, issuedAt: now }
     stock.winners.set(userId, win)
+    if (requestId) stock.requests.set(userId, requestId)
     return { won: true, win }
   }
 

@@ -14,6 +14,7 @@ import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { CouponRules, IssueOutcome, Refusal, Win } from '../domain/coupon.js'
 import { UnavailableError } from '../domain/errors.js'
+import { newRequestId } from '../domain/request-id.js'
 import type { Metrics } from '../ops/metrics.js'
 import { isReady, type RedisClient } from '../redis/connection.js'
 import { toRedisFailure } from '../redis/errors.js'
@@ -53,6 +54,7 @@ const MAX_BATCH = 256
 interface Waiter {
   userId: string
   now: number
+  requestId: string
   resolve: (outcome: IssueOutcome) => void
   reject: (err: unknown) => void
 }
@@ -85,9 +87,14 @@ export class RedisStockGate implements StockGate {
     this.#metrics = options.metrics
   }
 
-  tryIssue(couponId: number, userId: string, now: number): Promise<IssueOutcome> {
+  tryIssue(
+    couponId: number,
+    userId: string,
+    now: number,
+    requestId: string = newRequestId(),
+  ): Promise<IssueOutcome> {
     return new Promise((resolve, reject) =>
-      this.#enqueue(couponId, { userId, now, resolve, reject }),
+      this.#enqueue(couponId, { userId, now, requestId, resolve, reject }),
     )
   }
 
@@ -122,7 +129,7 @@ export class RedisStockGate implements StockGate {
 
   #decide(couponId: number, waiters: Waiter[]) {
     const args: (string | number)[] = []
-    for (const w of waiters) args.push(w.userId, w.now)
+    for (const w of waiters) args.push(w.userId, w.now, w.requestId)
     const started = performance.now()
     this.#loaded(couponId, (k) =>
       scripts.issue.runNow(this.#client, [k.meta, k.users, k.holes, k.stream], args),
@@ -151,23 +158,33 @@ export class RedisStockGate implements StockGate {
 
   async register(rules: CouponRules): Promise<void> {
     const k = this.#keys.coupon(rules.couponId)
+    const meta = { start: rules.issueStart, end: rules.issueEnd, total: rules.totalQuantity ?? -1 }
     try {
       // Every key shares the coupon's hash tag: one slot, so one DEL. Dead letters
-      // stay: they are a record, not state.
+      // stay: they are a record, not state. The coupon is not yet committed when
+      // this runs (see CouponService.create), so no request decides on it between
+      // these commands.
       await this.#client.del(k.meta, k.users, k.holes, k.stream, k.stagingUsers, k.stagingHoles)
+      await this.#client.xgroup('CREATE', k.stream, PERSIST_GROUP, '0', 'MKSTREAM')
+      await this.#client.hset(k.meta, meta)
+      await this.#client.sadd(this.#keys.streams, String(rules.couponId))
     } catch (err) {
       throw toRedisFailure(err)
     }
-    await this.configure(rules)
   }
 
   async configure(rules: CouponRules): Promise<ConfigureResult> {
+    if (!isReady(this.#client))
+      throw new UnavailableError('redis', new Error(`client ${this.#client.status}`))
+    const k = this.#keys.coupon(rules.couponId)
     const args = [rules.issueStart, rules.issueEnd, rules.totalQuantity ?? -1]
-    const code = await this.#loaded(rules.couponId, (k) =>
-      scripts.configure.run(this.#client, [k.meta, k.users], args),
-    )
-    // null: the coupon is not in the database (yet); nothing to configure.
-    if (code === null || Number(code) === 0) return 'OK'
+    const code = await scripts.configure
+      .run(this.#client, [k.meta, k.users], args)
+      .catch((err: unknown) => {
+        throw toRedisFailure(err)
+      })
+    if (Number(code) === 0) return 'OK'
+    if (Number(code) === NOT_LOADED) return 'NOT_LOADED'
     if (Number(code) === -2) return 'QUANTITY_BELOW_ISSUED'
     throw new Error(`configure.lua returned ${String(code)}`)
   }
@@ -314,6 +331,16 @@ function winOf(couponId: number, userId: string, reply: LuaReply | null): Win | 
 }
 
 function settle(couponId: number, w: Waiter, reply: LuaReply | undefined) {
+  if (typeof reply === 'string' || reply instanceof Uint8Array) {
+    // "<rank>:<issuedAt>": this request's win, decided by an earlier run (a bulk
+    // string: a Buffer from runNow's raw command)
+    const text = String(reply)
+    const colon = text.indexOf(':')
+    const rank = Number(text.slice(0, colon))
+    const issuedAt = Number(text.slice(colon + 1))
+    w.resolve({ won: true, win: { couponId, userId: w.userId, rank, issuedAt } })
+    return
+  }
   const code = Number(reply)
   if (code > 0) {
     w.resolve({ won: true, win: { couponId, userId: w.userId, rank: code, issuedAt: w.now } })

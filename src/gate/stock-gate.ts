@@ -9,23 +9,30 @@
  */
 import type { CouponRules, IssueOutcome, Win } from '../domain/coupon.js'
 
-export type ConfigureResult = 'OK' | 'QUANTITY_BELOW_ISSUED'
+export type ConfigureResult = 'OK' | 'QUANTITY_BELOW_ISSUED' | 'NOT_LOADED'
 
 export interface StockGate {
   readonly kind: 'memory' | 'redis'
   /**
    * A coupon just created: whatever the gate holds under its id is stale (left by
    * a database that was reset while Redis kept its keys) and is dropped; the
-   * coupon starts with no winners.
+   * coupon starts with these rules and no winners.
    */
   register(rules: CouponRules): Promise<void>
   /**
-   * Sets a coupon's rules (on every PATCH). Refuses, changing
-   * nothing, to lower the quantity below the number already won.
+   * Sets a coupon's rules (on every PATCH). Refuses, changing nothing, to lower
+   * the quantity below the number already won. Never loads the coupon:
+   * NOT_LOADED when the gate holds nothing for it (it reads the rules from the
+   * database when next used) — loading takes the coupon's row lock, which the
+   * caller may hold.
    */
   configure(rules: CouponRules): Promise<ConfigureResult>
-  /** Decides and, on a win, records it. Throws only when the gate itself is unreachable. */
-  tryIssue(couponId: number, userId: string, now: number): Promise<IssueOutcome>
+  /**
+   * Decides and, on a win, records it with `requestId`. The same request decided
+   * again (same user and requestId) gets its win again instead of ALREADY_ISSUED.
+   * Throws only when the gate itself is unreachable.
+   */
+  tryIssue(couponId: number, userId: string, now: number, requestId?: string): Promise<IssueOutcome>
   /** The user's win, if the gate accepted one. */
   lookup(couponId: number, userId: string): Promise<Win | null>
   /**

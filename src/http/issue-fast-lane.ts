@@ -10,7 +10,7 @@
  * Everything else goes to Fastify, unchanged:
  * - decided from the headers, before the body is read (Fastify then reads it):
  *   other routes and methods, a query string, another content type, a body with
- *   no length, chunked or over the limit;
+ *   no length, chunked or over the limit, an invalid Idempotency-Key;
  * - decided from the body: not JSON, or not exactly the route's shape (unknown or
  *   missing fields, wrong types, `__proto__`) — Fastify gets the body through
  *   `inject`, so the client hears its usual 400 with the validator's message.
@@ -23,6 +23,7 @@ import { performance } from 'node:perf_hooks'
 import type { FastifyInstance } from 'fastify'
 import type { IssueOutcome } from '../domain/coupon.js'
 import { codeToStatus, UnavailableError } from '../domain/errors.js'
+import { isIdempotencyKey } from '../domain/request-id.js'
 import { normaliseUserId } from '../domain/user-id.js'
 import type { IssueLimits, Limited } from '../limits/issue-limits.js'
 import type { Metrics, RequestTimer } from '../ops/metrics.js'
@@ -101,6 +102,8 @@ interface Lane {
   compat: boolean
   /** from the path (issue route); the compat routes carry it in the body */
   couponId: number
+  /** the issue route's Idempotency-Key, valid (an invalid one is Fastify's 400) */
+  key: string | undefined
   started: number
 }
 
@@ -145,6 +148,11 @@ export class IssueFastLane {
     if (headers['transfer-encoding'] !== undefined) return false
     const length = Number(headers['content-length'])
     if (!(length >= 1 && length <= this.#o.bodyLimit)) return false
+    if (!lane.compat) {
+      const key = headers['idempotency-key']
+      if (key !== undefined && !isIdempotencyKey(key)) return false
+      lane.key = key
+    }
 
     const chunks: Buffer[] = []
     req.on('data', (chunk: Buffer) => chunks.push(chunk))
@@ -159,10 +167,12 @@ export class IssueFastLane {
 
   #laneOf(url: string): Lane | null {
     const compatTimer = this.#compatTimers.get(url)
-    if (compatTimer) return { timer: compatTimer, compat: true, couponId: 0, started: now() }
+    if (compatTimer)
+      return { timer: compatTimer, compat: true, couponId: 0, key: undefined, started: now() }
     const m = ISSUE_PATH.exec(url)
     if (!m) return null
-    return { timer: this.#issueTimer, compat: false, couponId: Number(m[1]), started: now() }
+    const couponId = Number(m[1])
+    return { timer: this.#issueTimer, compat: false, couponId, key: undefined, started: now() }
   }
 
   #answer(req: IncomingMessage, res: ServerResponse, lane: Lane, body: Buffer) {
@@ -214,7 +224,7 @@ export class IssueFastLane {
   #decide(res: ServerResponse, lane: Lane, couponId: number, userId: string) {
     if (this.#o.overload.overdue(now() - lane.started))
       return this.#send(res, lane, overloaded(lane))
-    const outcome = this.#o.issues.issue(couponId, userId)
+    const outcome = this.#o.issues.issue(couponId, userId, lane.key)
     if (!(outcome instanceof Promise))
       return this.#send(res, lane, answerFor(lane, couponId, userId, outcome))
     outcome.then(

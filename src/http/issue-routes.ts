@@ -18,6 +18,7 @@ import {
   ErrorBody,
   IssueBody,
   IssueBodyAuthed,
+  IssueHeaders,
   IssueOut,
   IssueParams,
   IssueStatusOut,
@@ -53,8 +54,9 @@ export const issueRoutes: FastifyPluginAsyncTypebox<IssueRoutesOptions> = async 
         tags: ['public'],
         summary: 'Try to win a coupon',
         description:
-          '201 with the rank on a win; 409 ISSUE_NOT_STARTED / ISSUE_ENDED (window checked first), ALREADY_ISSUED or SOLD_OUT otherwise.',
+          '201 with the rank on a win; 409 ISSUE_NOT_STARTED / ISSUE_ENDED (window checked first), ALREADY_ISSUED or SOLD_OUT otherwise. With an Idempotency-Key, the same key and user again get the same answer as the win (201, same rank).',
         security: userSecurity,
+        headers: IssueHeaders,
         params: CouponIdParams,
         body: verifyUser ? IssueBodyAuthed : IssueBody,
         response: { 201: IssueOut, '4xx': ErrorBody, '5xx': ErrorBody },
@@ -67,7 +69,7 @@ export const issueRoutes: FastifyPluginAsyncTypebox<IssueRoutesOptions> = async 
       if (limited) return limited
       if (overload.overdue(reply.elapsedTime))
         return reply.code(503).header('retry-after', String(RETRY_AFTER_SECONDS)).send(OVERLOADED)
-      const outcome = await issues.issue(couponId, userId)
+      const outcome = await issues.issue(couponId, userId, request.headers['idempotency-key'])
       if (outcome.won) return reply.code(201).send({ couponId, userId, rank: outcome.win.rank })
       return reply.code(codeToStatus[outcome.refusal]).send(refusalBodies[outcome.refusal])
     },

@@ -1,6 +1,7 @@
 /** Request and response schemas (TypeBox → JSON Schema: validation, serialization, OpenAPI). */
 import { type Static, Type } from '@sinclair/typebox'
 import { COUPON_TYPE, INT32_MAX } from '../domain/coupon.js'
+import { IDEMPOTENCY_KEY_PATTERN } from '../domain/request-id.js'
 import { USER_ID_PATTERN } from '../domain/user-id.js'
 
 const Amount = Type.Integer({ minimum: 0, maximum: INT32_MAX })
@@ -31,6 +32,16 @@ export const COUPON_ID_DIGITS = '[1-9][0-9]{0,14}'
 
 export const CouponIdParams = Type.Object({
   couponId: Type.String({ pattern: `^${COUPON_ID_DIGITS}$`, description: 'coupon id' }),
+})
+
+export const IssueHeaders = Type.Object({
+  'idempotency-key': Type.Optional(
+    Type.String({
+      pattern: IDEMPOTENCY_KEY_PATTERN,
+      description:
+        '1..64 of [A-Za-z0-9_.:-], chosen by the client per attempt to win: a retry with the same key and user (after a 503 or a timeout) gets the original answer, 201 with the same rank, not ALREADY_ISSUED',
+    }),
+  ),
 })
 
 export const IssueParams = Type.Object({

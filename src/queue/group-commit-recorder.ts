@@ -3,7 +3,8 @@
  * transaction, and each caller's promise resolves only after that commit. A
  * `kill -9` can therefore lose only wins that were never answered.
  *
- * If a commit fails for a passing reason (database unreachable, busy), its callers
+ * If a commit fails for any reason but a refused row (database unreachable, busy,
+ * read-only, full, timing out: see isRowError), its callers
  * get UnavailableError (503) at once, but the wins stay granted in the gate and are
  * retried with backoff until the database takes them. Taking them back instead
  * would be wrong when the failure is ambiguous (a connection lost after COMMIT):
@@ -11,14 +12,14 @@
  * win that the process never gets to write was never answered 201, and the gate
  * rebuilt at the next start does not know it.
  *
- * If the database refuses a win itself (a constraint, not a connection), the batch
+ * If the database refuses a win itself (a constraint or a bad value), the batch
  * is written one win at a time so the others still succeed, and the refused win is
  * answered 503 and dropped; its coupon stays counted in the gate (never oversold).
  */
 import { performance } from 'node:perf_hooks'
 import type { Database } from '../db/database.js'
-import { isTransientDbError } from '../db/errors.js'
 import { persistWins } from '../db/issues-repo.js'
+import { isRowError } from '../db/row-errors.js'
 import type { Win } from '../domain/coupon.js'
 import { UnavailableError } from '../domain/errors.js'
 import type { Metrics } from '../ops/metrics.js'
@@ -90,7 +91,7 @@ export class GroupCommitRecorder implements WinRecorder {
     const batch = this.#pending.splice(0, MAX_BATCH)
     const err = await this.#write(batch)
     if (!err) return this.#succeeded(batch)
-    if (!isTransientDbError(err) && batch.length > 1) {
+    if (isRowError(err) && batch.length > 1) {
       // The database refused something in the batch itself: write one by one, so
       // one bad win does not fail the others.
       for (const p of batch) {
@@ -132,7 +133,7 @@ export class GroupCommitRecorder implements WinRecorder {
       p.resolve = settled
       p.reject = settled
     }
-    if (!isTransientDbError(err)) return // refused for good: never answered 201, dropped
+    if (isRowError(err)) return // refused for good: never answered 201, dropped
     this.#pending.unshift(...batch)
     this.#backoffMs = Math.min(MAX_BACKOFF_MS, Math.max(MIN_BACKOFF_MS, this.#backoffMs * 2))
   }

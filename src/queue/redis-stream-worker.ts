@@ -13,8 +13,9 @@
  *   redelivery harmless.
  * - A worker that lives through a Redis failure may have entries pending on itself
  *   that it does not hold (the XREADGROUP reply or the ack was lost with the
- *   connection); after a failed pass it reads its own pending entries again rather
- *   than leave them queued for WORKER_CLAIM_IDLE_MS.
+ *   connection, or a read in flight was sent again after the reconnect and
+ *   delivered twice); after a failed pass or a reconnect it reads its own pending
+ *   entries again rather than leave them queued for WORKER_CLAIM_IDLE_MS.
  * - The database down: the batch stays pending in hand and is retried with backoff;
  *   the gate keeps accepting wins into the stream meanwhile.
  */
@@ -89,12 +90,24 @@ export class RedisStreamWorker {
   }
 
   start(): this {
+    if (!this.#running) this.#o.client.on('ready', this.#reconnected)
     this.#running ??= this.#loop()
     return this
   }
 
+  /**
+   * After a reconnect, this consumer's own entries are read again even if no pass
+   * failed: ioredis sends a read that was in flight again, so the first run's
+   * delivery can stay pending here with nothing holding it (and would otherwise
+   * wait WORKER_CLAIM_IDLE_MS for a reclaim).
+   */
+  readonly #reconnected = () => {
+    this.#recoverOwn = true
+  }
+
   /** Finishes the batch in hand, then resolves. */
   async stop(): Promise<void> {
+    this.#o.client.off('ready', this.#reconnected)
     this.#stopping = true
     this.#wake?.()
     await this.#running
@@ -111,7 +124,7 @@ export class RedisStreamWorker {
       const stream = new CouponStream(this.#streamOptions, couponId)
       if (recoverOwn) {
         // Not while a batch is held for a retry: re-reading it would only raise its
-        // delivery count (and a count past WORKER_MAX_ATTEMPTS dead-letters it).
+        // delivery count (which sets it apart when reclaimed; see #reclaim).
         if (this.#persister.held(couponId)?.length) recovered = false
         else handled += await this.#recoverOwnPending(stream)
       }
@@ -212,18 +225,28 @@ export class RedisStreamWorker {
     }
   }
 
-  /** Reclaims entries left pending by a dead worker. */
+  /**
+   * Reclaims entries left pending by a dead worker.
+   *
+   * A delivery count alone never dead-letters a win. Counts rise for reasons that
+   * say nothing about the entry: every XAUTOCLAIM raises them, and an outage
+   * longer than WORKER_CLAIM_IDLE_MS has live workers reclaim each other's held
+   * batches (and re-read their own pending entries after each failed pass), so an
+   * outage of any length would push answered wins past any bound. An entry
+   * delivered more than WORKER_MAX_ATTEMPTS times (it may be what keeps killing its
+   * worker) is only set apart: persisted in a transaction of its own, where it
+   * takes no other win down with it and where it is dead-lettered only if the
+   * database refuses that row itself (StreamPersister: a row error, repeatedly).
+   */
   async #reclaim(stream: CouponStream): Promise<number> {
     const { entries, deliveries } = await stream.claim()
     if (entries.length === 0) return 0
-    const live: StreamWin[] = []
-    for (const entry of await stream.parse(entries)) {
-      const n = deliveries.get(entry.id) ?? 1
-      if (n > this.#o.maxAttempts)
-        await stream.deadLetter(entry, `delivered ${n} times without being persisted`)
-      else live.push(entry)
-    }
-    await this.#persister.persist(stream, live)
+    const batch: StreamWin[] = []
+    const apart: StreamWin[] = []
+    for (const entry of await stream.parse(entries))
+      ((deliveries.get(entry.id) ?? 1) > this.#o.maxAttempts ? apart : batch).push(entry)
+    await this.#persister.persist(stream, batch)
+    await this.#persister.persistAlone(stream, apart)
     return entries.length
   }
 

@@ -8,11 +8,15 @@
  * On PostgreSQL new entries arrive packed as columns (read-wins.lua) and go to the
  * database and back to Redis unsplit: per win, the worker does no JS work on that
  * path. Elsewhere they are read raw and persisted win by win.
- * - The database down, or the gate not loaded: the batch stays pending, held here
- *   for the worker to retry after its back-off.
- * - A poison entry (malformed, or rejected by the database WORKER_MAX_ATTEMPTS
+ * - Any failure that is not the database refusing a row (see isRowError: down,
+ *   read-only, disk full, timeouts, unknown errors), or the gate not loaded: the
+ *   batch stays pending, held here for the worker to retry after its back-off, for
+ *   as long as it takes. An answered win is never given up for the database's
+ *   own trouble.
+ * - A poison entry (malformed, or a row the database refused WORKER_MAX_ATTEMPTS
  *   times) goes to the coupon's dead-letter stream with the reason; the rest of its
- *   batch is persisted one by one, so it blocks nothing.
+ *   batch is persisted one by one, so it blocks nothing. A win that is already a
+ *   row is acknowledged instead: the dead letters hold only wins still missing.
  * - The row lock + verification keep DB ⊆ Redis: a win whose Redis state was lost
  *   (and so may have been handed to someone else by the rebuilt gate) is
  *   dead-lettered, never inserted.
@@ -20,9 +24,9 @@
 import { performance } from 'node:perf_hooks'
 import { addIssuedQuantity, lockCoupons } from '../db/coupons-repo.js'
 import type { Db } from '../db/database.js'
-import { isTransientDbError, isUniqueViolation } from '../db/errors.js'
-import { insertNewWins, insertWins } from '../db/issues-repo.js'
-import { UnavailableError } from '../domain/errors.js'
+import { isUniqueViolation } from '../db/errors.js'
+import { findIssue, insertNewWins, insertWins } from '../db/issues-repo.js'
+import { isRowError } from '../db/row-errors.js'
 import type { Metrics } from '../ops/metrics.js'
 import type { RedisClient } from '../redis/connection.js'
 import { toRedisFailure } from '../redis/errors.js'
@@ -180,14 +184,36 @@ export class StreamPersister {
     }
     this.#o.metrics?.persistTimed('stream', started, entries.length, true)
     await stream.ack(verified.known)
-    for (const entry of verified.unknown) {
-      await stream.deadLetter(
-        entry,
-        'not in the gate: its Redis state was lost before the win was persisted',
-      )
-    }
     for (const e of entries) this.#attempts.delete(e.id)
     this.#o.metrics?.persisted.inc({ coupon: String(couponId) }, verified.inserted)
+    for (const [i, entry] of verified.unknown.entries()) {
+      try {
+        await this.#deadLetter(
+          stream,
+          entry,
+          'not in the gate: its Redis state was lost before the win was persisted',
+        )
+      } catch (err) {
+        this.#hold(couponId, verified.unknown.slice(i))
+        throw err
+      }
+    }
+  }
+
+  /**
+   * Each entry in a transaction of its own, so a row the database refuses fails
+   * only itself. On a failure that is not the row's, the entry and those after it
+   * are held and the pass backs off.
+   */
+  async persistAlone(stream: CouponStream, entries: StreamWin[]): Promise<void> {
+    for (const [i, entry] of entries.entries()) {
+      try {
+        await this.persist(stream, [entry])
+      } catch (err) {
+        this.#hold(stream.couponId, entries.slice(i + 1))
+        throw err
+      }
+    }
   }
 
   /**
@@ -224,27 +250,45 @@ export class StreamPersister {
       await this.#o.loadGate?.(couponId).catch(() => {})
       throw err
     }
-    if (err instanceof UnavailableError || isTransientDbError(err)) {
-      // Keep the whole batch in hand (still pending in Redis) and let the loop back off.
+    if (!isRowError(err)) {
+      // Not about any row (Redis or the database down, read-only, full, timing
+      // out, or an error never seen before): nothing counts against these wins.
+      // Keep the whole batch in hand (still pending in Redis) and let the loop
+      // back off; it is retried for as long as the fault lasts.
       this.#hold(couponId, entries)
       throw err
     }
     if (entries.length > 1) {
-      // Something in the batch is poison: persist one by one to isolate it.
-      for (const entry of entries) await this.persist(stream, [entry])
+      // The database refused a row of the batch: persist one by one to find it.
+      await this.persistAlone(stream, entries)
       return
     }
     const entry = entries[0] as StreamWin
     const attempts = (this.#attempts.get(entry.id) ?? 0) + 1
     this.#attempts.set(entry.id, attempts)
     const reason = err instanceof Error ? err.message : String(err)
-    if (attempts >= this.#o.maxAttempts) {
-      this.#attempts.delete(entry.id)
-      await stream.deadLetter(entry, `rejected ${attempts} times: ${reason}`)
-    } else {
+    if (attempts < this.#o.maxAttempts) {
       this.#o.warn(err, 'a win was rejected by the database; will retry')
       this.#hold(couponId, [entry])
+      return
     }
+    try {
+      await this.#deadLetter(stream, entry, `rejected ${attempts} times: ${reason}`)
+    } catch (failure) {
+      this.#hold(couponId, [entry])
+      throw failure
+    }
+    this.#attempts.delete(entry.id)
+  }
+
+  /**
+   * Moves a win that cannot be persisted to the dead letters, unless it is already
+   * a row (another worker, or an earlier attempt whose answer was lost, persisted
+   * it): then it is only acknowledged. Throws if the database cannot tell.
+   */
+  async #deadLetter(stream: CouponStream, entry: StreamWin, reason: string) {
+    if (await findIssue(this.#o.db, stream.couponId, entry.win.userId)) await stream.ack([entry])
+    else await stream.deadLetter(entry, reason)
   }
 
   /** Keeps entries in hand for the worker's next attempt, after those already held. */

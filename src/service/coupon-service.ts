@@ -2,10 +2,31 @@
  * Coupon administration and reads. The database is the system of record; the gate
  * holds a copy of each coupon's rules, and every change reaches it (and, through
  * CouponEvents, every node's cache) before the call returns.
+ *
+ * An admin change is safe whatever fails, and in whatever order:
+ *   1. under the coupon's row lock, the gate takes the STRICTEST of the old and
+ *      the new rules (later start, earlier end, smaller quantity; refused, with
+ *      nothing changed, when the new quantity is below what is won), then the row
+ *      is written and committed;
+ *   2. then, under the row lock again, the gate takes the rules the database
+ *      holds (#applyRecorded).
+ * Any win granted in between is valid under both rules, so whichever the database
+ * ends up with — the commit failed, succeeded, or is unknown — the gate never let
+ * more through than the database's rules allow. A failure anywhere answers 503;
+ * step 2 then runs in the background until it succeeds, and until then the gate
+ * holds rules at least as strict as the database's (never looser). The row lock
+ * is the one a worker batch and a gate rebuild take, so changes from several
+ * nodes apply one at a time and step 2 always reads the last committed rules.
  */
 
 import type { Logger } from 'pino'
-import { findCoupon, insertCoupon, listCoupons, updateCoupon } from '../db/coupons-repo.js'
+import {
+  findCoupon,
+  insertCoupon,
+  listCoupons,
+  lockCoupons,
+  updateCoupon,
+} from '../db/coupons-repo.js'
 import type { Db } from '../db/database.js'
 import {
   type Coupon,
@@ -13,6 +34,7 @@ import {
   draftProblem,
   remainingQuantity,
   rulesOf,
+  strictestRules,
 } from '../domain/coupon.js'
 import { AppError, UnavailableError } from '../domain/errors.js'
 import type { CouponEvents } from '../events/coupon-events.js'
@@ -24,6 +46,11 @@ export interface CouponView extends Coupon {
   remainingQuantity: number | null
 }
 
+/** The gate lost the coupon's state during a change; loaded again, the change is retried. */
+const NOT_LOADED = Symbol('NOT_LOADED')
+const CHANGE_ATTEMPTS = 3
+const APPLY_RETRY_MS = { min: 200, max: 5000 }
+
 export class CouponService {
   readonly #db: Db
   readonly #gate: StockGate
@@ -33,6 +60,8 @@ export class CouponService {
   readonly #readCoupon: (id: number) => Promise<Coupon | null>
   /** PATCHes of one coupon run one after another, so gate and row end up alike. */
   readonly #patching = new Map<number, Promise<unknown>>()
+  /** coupons whose gate must still take the recorded rules, with the retry timer */
+  readonly #unapplied = new Map<number, NodeJS.Timeout>()
 
   constructor(
     db: Db,
@@ -51,11 +80,21 @@ export class CouponService {
   async create(draft: CouponDraft): Promise<Coupon> {
     const problem = draftProblem(draft)
     if (problem) throw new AppError('VALIDATION_FAILED', problem)
-    const coupon = await insertCoupon(this.#db, draft, new Date())
-    // The row is the record. A gate that cannot be told now (Redis down) loads the
-    // coupon from the database on its first issue, so the create still succeeds and
-    // a retrying admin does not create it twice.
-    await this.#gate.register(rulesOf(coupon)).catch(() => {})
+    // The gate drops whatever it holds under the new id (left by a database reset
+    // while Redis kept its keys) before the row is committed: if it cannot (Redis
+    // down), nothing is created and the admin hears 503, rather than a coupon that
+    // could inherit a stale gate. A commit that fails after it leaves only fresh
+    // state for an id the database does not hold, which no request reaches.
+    const coupon = await this.#db
+      .transaction()
+      .execute(async (trx) => {
+        const created = await insertCoupon(trx, draft, new Date())
+        await this.#gate.register(rulesOf(created))
+        return created
+      })
+      .catch((err: unknown) => {
+        throw err instanceof UnavailableError ? err : new UnavailableError('database', err)
+      })
     await this.#events.publish(coupon.id).catch(() => {})
     this.#logger?.info(
       { event: 'coupon.created', ...described(coupon) },
@@ -77,35 +116,63 @@ export class CouponService {
   }
 
   async #patch(id: number, patch: CouponPatch): Promise<Coupon> {
-    const current = await this.#require(id)
-    const draft: CouponDraft = {
-      title: patch.title ?? current.title,
-      totalQuantity:
-        patch.totalQuantity === undefined ? current.totalQuantity : patch.totalQuantity,
-      discountAmount: patch.discountAmount ?? current.discountAmount,
-      minAvailableAmount: patch.minAvailableAmount ?? current.minAvailableAmount,
-      issueStart: patch.issueStart ?? current.issueStart,
-      issueEnd: patch.issueEnd ?? current.issueEnd,
+    for (let attempt = 1; ; attempt++) {
+      // Loaded before the row lock is taken: a load takes that lock itself.
+      await this.#gate.won(id)
+      const changed = await this.#change(id, patch)
+      if (changed !== NOT_LOADED) return changed
+      if (attempt >= CHANGE_ATTEMPTS)
+        throw new UnavailableError('redis', new Error(`coupon ${id}: gate state keeps vanishing`))
     }
-    const problem = draftProblem(draft)
-    if (problem) throw new AppError('VALIDATION_FAILED', problem)
-    const now = new Date()
-    const next: Coupon = { ...current, ...draft, updatedAt: now }
-    // The gate checks "not below what is won" and applies the rules atomically.
-    const result = await this.#gate.configure(rulesOf(next))
-    if (result === 'QUANTITY_BELOW_ISSUED') {
-      throw new AppError(
-        'QUANTITY_BELOW_ISSUED',
-        `totalQuantity ${draft.totalQuantity} is below the number of coupons already won`,
-      )
-    }
+  }
+
+  /** Step 1 (see the file's header), then step 2; NOT_LOADED: nothing changed. */
+  async #change(id: number, patch: CouponPatch): Promise<Coupon | typeof NOT_LOADED> {
+    let gateTouched = false
+    let next: Coupon | typeof NOT_LOADED
     try {
-      await updateCoupon(this.#db, id, draft, now)
+      next = await this.#db.transaction().execute(async (trx) => {
+        await lockCoupons(trx, [id])
+        const current = await this.#require(trx, id)
+        const draft: CouponDraft = {
+          title: patch.title ?? current.title,
+          totalQuantity:
+            patch.totalQuantity === undefined ? current.totalQuantity : patch.totalQuantity,
+          discountAmount: patch.discountAmount ?? current.discountAmount,
+          minAvailableAmount: patch.minAvailableAmount ?? current.minAvailableAmount,
+          issueStart: patch.issueStart ?? current.issueStart,
+          issueEnd: patch.issueEnd ?? current.issueEnd,
+        }
+        const problem = draftProblem(draft)
+        if (problem) throw new AppError('VALIDATION_FAILED', problem)
+        const now = new Date()
+        const changed: Coupon = { ...current, ...draft, updatedAt: now }
+        gateTouched = true
+        const result = await this.#gate.configure(
+          strictestRules(rulesOf(current), rulesOf(changed)),
+        )
+        if (result === 'NOT_LOADED') return NOT_LOADED
+        if (result === 'QUANTITY_BELOW_ISSUED') {
+          gateTouched = false // refused: nothing changed
+          throw new AppError(
+            'QUANTITY_BELOW_ISSUED',
+            `totalQuantity ${draft.totalQuantity} is below the number of coupons already won`,
+          )
+        }
+        await updateCoupon(trx, id, draft, now)
+        return changed
+      })
     } catch (err) {
-      await this.#gate.configure(rulesOf(current)).catch(() => {})
+      if (gateTouched) await this.#settle(id)
+      if (err instanceof AppError || err instanceof UnavailableError) throw err
       throw new UnavailableError('database', err)
     }
-    await this.#events.publish(id)
+    if (next === NOT_LOADED) return NOT_LOADED
+    if (!(await this.#settle(id)))
+      throw new UnavailableError(
+        'redis',
+        new Error(`coupon ${id}: the change is still being applied`),
+      )
     this.#logger?.info(
       {
         event: 'coupon.changed',
@@ -115,6 +182,53 @@ export class CouponService {
       `coupon ${id} changed`,
     )
     return next
+  }
+
+  /**
+   * Step 2 now; if it fails, again in the background until it succeeds. True when
+   * the gate holds the recorded rules.
+   */
+  async #settle(id: number): Promise<boolean> {
+    try {
+      await this.#applyRecorded(id)
+    } catch {
+      this.#retryApply(id, APPLY_RETRY_MS.min)
+      return false
+    }
+    return true
+  }
+
+  /** The gate takes the rules the database holds, under the coupon's row lock. */
+  async #applyRecorded(id: number): Promise<void> {
+    await this.#db.transaction().execute(async (trx) => {
+      await lockCoupons(trx, [id])
+      const coupon = await findCoupon(trx, id)
+      if (!coupon) return
+      const result = await this.#gate.configure(rulesOf(coupon))
+      // Cannot happen while every change goes through step 1 (the gate then holds
+      // at most as many wins as either rule allows); said loudly if it does.
+      if (result === 'QUANTITY_BELOW_ISSUED')
+        throw new Error(`coupon ${id}: the gate holds more wins than the database allows`)
+    })
+    this.#stopRetry(id)
+    await this.#events.publish(id).catch(() => {})
+  }
+
+  #retryApply(id: number, delayMs: number) {
+    if (this.#unapplied.has(id) && delayMs === APPLY_RETRY_MS.min) return
+    const timer = setTimeout(() => {
+      this.#applyRecorded(id).catch(() =>
+        this.#retryApply(id, Math.min(APPLY_RETRY_MS.max, delayMs * 2)),
+      )
+    }, delayMs)
+    timer.unref()
+    this.#unapplied.set(id, timer)
+  }
+
+  #stopRetry(id: number) {
+    const timer = this.#unapplied.get(id)
+    if (timer) clearTimeout(timer)
+    this.#unapplied.delete(id)
   }
 
   async list(): Promise<Coupon[]> {
@@ -128,8 +242,8 @@ export class CouponService {
     return { ...coupon, remainingQuantity: remainingQuantity(rulesOf(coupon), won) }
   }
 
-  async #require(id: number): Promise<Coupon> {
-    const coupon = await findCoupon(this.#db, id)
+  async #require(db: Db, id: number): Promise<Coupon> {
+    const coupon = await findCoupon(db, id)
     if (!coupon) throw new AppError('COUPON_NOT_FOUND', `coupon ${id} does not exist`)
     return coupon
   }

@@ -17,6 +17,7 @@ import {
   type Win,
 } from '../domain/coupon.js'
 import { AppError } from '../domain/errors.js'
+import { newRequestId } from '../domain/request-id.js'
 import type { StockGate } from '../gate/stock-gate.js'
 import type { WinRecorder } from '../queue/win-recorder.js'
 import type { CouponCache } from './coupon-cache.js'
@@ -97,22 +98,43 @@ export class IssueService {
    * The outcome, given at once (not a promise) when the local cache is certain of
    * a refusal: a caller that can answer in the same turn does, which is most of a
    * storm for a sold-out coupon. Everything else goes to the gate, in call order.
+   *
+   * Every request reaches the gate with an id, stored with its win: the client's
+   * `idempotencyKey`, or one of its own. The same request decided twice (a call
+   * sent again after a reconnect, a client's retry with the same key) gets the
+   * same win, not ALREADY_ISSUED. A request with a key is refused from the cache
+   * only for an unknown coupon: sold out or closed, the gate may still hold its
+   * win. In embedded mode a win asked for again is recorded again (idempotently),
+   * so its 201 still waits for a commit that holds it.
    */
-  issue(couponId: number, userId: string): IssueOutcome | Promise<IssueOutcome> {
+  issue(
+    couponId: number,
+    userId: string,
+    idempotencyKey?: string,
+  ): IssueOutcome | Promise<IssueOutcome> {
     const now = this.#now()
     if (this.#cache) {
       const certain = this.#cache.check(couponId, now)
       if (certain instanceof Promise)
         return certain.then((refusal) =>
-          refusal ? this.#outcome(couponId, refused[refusal]) : this.#decide(couponId, userId, now),
+          refusal && (idempotencyKey === undefined || refusal === 'COUPON_NOT_FOUND')
+            ? this.#outcome(couponId, refused[refusal])
+            : this.#decide(couponId, userId, now, idempotencyKey),
         )
-      if (certain) return this.#outcome(couponId, refused[certain])
+      if (certain && (idempotencyKey === undefined || certain === 'COUPON_NOT_FOUND'))
+        return this.#outcome(couponId, refused[certain])
     }
-    return this.#decide(couponId, userId, now)
+    return this.#decide(couponId, userId, now, idempotencyKey)
   }
 
-  async #decide(couponId: number, userId: string, now: number): Promise<IssueOutcome> {
-    const outcome = await this.#gate.tryIssue(couponId, userId, now)
+  async #decide(
+    couponId: number,
+    userId: string,
+    now: number,
+    idempotencyKey: string | undefined,
+  ): Promise<IssueOutcome> {
+    const requestId = idempotencyKey ?? newRequestId()
+    const outcome = await this.#gate.tryIssue(couponId, userId, now, requestId)
     if (outcome.won) {
       if (this.#recorder) await this.#recorder.record(outcome.win)
     } else if (outcome.refusal === 'SOLD_OUT') {

@@ -122,7 +122,7 @@ describe('Redis gate rebuild', { skip: await skipUnless('redis') }, () => {
     )
   })
 
-  it('applies a PATCH to a coupon whose state was lost, checking the quantity against the database', async () => {
+  it('configures a coupon whose state was lost only once it is loaded, checking the quantity against the database', async () => {
     const id = await coupon(5)
     await insertWins(
       g.db,
@@ -130,6 +130,10 @@ describe('Redis gate rebuild', { skip: await skipUnless('redis') }, () => {
       new Date(),
     )
     const rules = { couponId: id, issueStart: T0, issueEnd: T0 + 3_600_000 }
+    // Never a load from configure (its caller may hold the row lock a load takes).
+    assert.equal(await g.gate.configure({ ...rules, totalQuantity: 4 }), 'NOT_LOADED')
+    assert.equal(await g.client.exists(g.keys.coupon(id).meta), 0)
+    assert.equal(await g.gate.won(id), 3, 'loaded from the database')
     assert.equal(await g.gate.configure({ ...rules, totalQuantity: 2 }), 'QUANTITY_BELOW_ISSUED')
     assert.equal(await g.gate.configure({ ...rules, totalQuantity: 4 }), 'OK')
     assert.equal(rank(await g.gate.tryIssue(id, 's', T0)), 4)

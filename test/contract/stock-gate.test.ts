@@ -95,6 +95,28 @@ for (const factory of selectedGates()) {
       assert.equal(refusal(await g.gate.tryIssue(id, 'fresh', T0)), 'SOLD_OUT')
     })
 
+    it('decides the same request twice as the same win; another request of the user is ALREADY_ISSUED', async () => {
+      const id = await g.addCoupon({ ...open, totalQuantity: 2 })
+      const first = await g.gate.tryIssue(id, 'twice', T0, 'req-1')
+      assert.equal(rank(first), 1)
+      assert.deepEqual(await g.gate.tryIssue(id, 'twice', T0, 'req-1'), first)
+      assert.equal(refusal(await g.gate.tryIssue(id, 'twice', T0, 'req-2')), 'ALREADY_ISSUED')
+      assert.equal(refusal(await g.gate.tryIssue(id, 'twice', T0)), 'ALREADY_ISSUED')
+      assert.equal(await g.gate.won(id), 1, 'recorded once')
+      assert.equal(rank(await g.gate.tryIssue(id, 'other', T0, 'req-1')), 2)
+      assert.equal(refusal(await g.gate.tryIssue(id, 'third', T0, 'req-3')), 'SOLD_OUT')
+      // Sold out now, or the window closed: the same request again is still its win.
+      assert.deepEqual(await g.gate.tryIssue(id, 'twice', T0, 'req-1'), first)
+      assert.deepEqual(await g.gate.tryIssue(id, 'twice', T0 + HOUR, 'req-1'), first)
+      assert.equal(refusal(await g.gate.tryIssue(id, 'twice', T0 + HOUR, 'req-2')), 'ISSUE_ENDED')
+      assert.deepEqual(await g.gate.lookup(id, 'twice'), {
+        couponId: id,
+        userId: 'twice',
+        rank: 1,
+        issuedAt: T0,
+      })
+    })
+
     it('keeps coupons apart', async () => {
       const a = await g.addCoupon({ ...open, totalQuantity: 1 })
       const b = await g.addCoupon({ ...open, totalQuantity: 1 })

@@ -40,7 +40,7 @@ export const memoryGate: GateFactory = {
       gate,
       async addCoupon(rules) {
         const couponId = nextId++
-        await gate.configure({ couponId, ...rules })
+        await gate.register({ couponId, ...rules })
         return couponId
       },
       dispose: () => gate.close(),
@@ -115,7 +115,7 @@ export async function createRedisGate(options: RedisGateOptions): Promise<RedisG
     db: t.database.db,
     async addCoupon(rules) {
       const couponId = await insertRulesCoupon(t.database.db, rules, 'contract')
-      await gate.configure({ couponId, ...rules })
+      await gate.register({ couponId, ...rules })
       return couponId
     },
     async dispose() {

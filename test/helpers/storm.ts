@@ -45,6 +45,8 @@ export function httpPool(url: string, connections: number): Pool {
  */
 export interface IssueOptions {
   compatRoute?: string
+  /** more request headers (Idempotency-Key, …) */
+  headers?: Record<string, string>
 }
 
 const fields = (v: unknown): Record<string, unknown> =>
@@ -64,7 +66,7 @@ export async function issueOnce(
     const res = await pool.request({
       method: 'POST',
       path: compatRoute ?? `/v1/coupons/${couponId}/issues`,
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...options.headers },
       body: JSON.stringify(compatRoute ? { userId, couponId } : { userId }),
     })
     const text = await res.body.text()

@@ -148,6 +148,36 @@ describe('issue fast lane: the same answers as Fastify', () => {
     assert.equal(answers[4]?.status, 400)
   })
 
+  it('answers an Idempotency-Key alike: a retry with it is the same win, a bad one is a 400', async () => {
+    const key = (k: string) => ({ ...JSON_TYPE, 'idempotency-key': k })
+    const { answers, coupons } = await sameAnswers(t, open(2), [
+      { body: issueBody(1), headers: key('try-1') },
+      { body: issueBody(1), headers: key('try-1') },
+      { body: issueBody(1), headers: key('try-2') },
+      { body: issueBody(1) },
+      { body: issueBody(2), headers: key('try-1') },
+      { body: issueBody(3), headers: key('a.B:c_d-9') },
+      { body: issueBody(1), headers: key('try-1') },
+      { body: issueBody(4), headers: key('') },
+      { body: issueBody(4), headers: key('K'.repeat(65)) },
+      { body: issueBody(4), headers: key('has space') },
+      { body: issueBody(4), headers: key('é') },
+      { body: issueBody(4), headers: key('~abc') },
+      compat(5),
+      { ...compat(6), headers: key('bad key, ignored here') },
+    ])
+    assert.deepEqual(
+      answers.map((a) => a.status),
+      [201, 201, 409, 409, 201, 409, 201, 400, 400, 400, 400, 400, 200, 200],
+    )
+    assert.equal(answers[1]?.body, answers[0]?.body, 'the retry hears the original answer')
+    assert.equal(answers[6]?.body, answers[0]?.body, 'also once sold out')
+    assert.equal(JSON.parse(answers[2]?.body ?? '').code, 'ALREADY_ISSUED')
+    assert.equal(JSON.parse(answers[5]?.body ?? '').code, 'SOLD_OUT')
+    for (const a of answers.slice(7, 12)) assert.equal(JSON.parse(a.body).code, 'VALIDATION_FAILED')
+    for (const id of coupons) assert.equal(await countIssues(t.container.database.db, id), 2)
+  })
+
   it('counts the requests it answers in /metrics, by route and status', async () => {
     const id = await createCoupon(t.app)
     const metric = async () => {

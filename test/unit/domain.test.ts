@@ -6,6 +6,7 @@ import {
   draftProblem,
   quantityBelowWon,
   remainingQuantity,
+  strictestRules,
   windowRefusal,
 } from '../../src/domain/coupon.js'
 import { normaliseUserId } from '../../src/domain/user-id.js'
@@ -104,5 +105,28 @@ describe('rankHoles', () => {
     assert.deepEqual(rankHoles([]), [])
     assert.deepEqual(rankHoles([1, 2, 3]), [])
     assert.deepEqual(rankHoles([2, 5, 3]), [1, 4])
+  })
+})
+
+describe('strictestRules', () => {
+  it('takes the later start, the earlier end and the smaller quantity (null = unlimited)', () => {
+    const other: CouponRules = { couponId: 1, totalQuantity: 5, issueStart: 1500, issueEnd: 3000 }
+    assert.deepEqual(strictestRules(rules, other), {
+      couponId: 1,
+      totalQuantity: 2,
+      issueStart: 1500,
+      issueEnd: 2000,
+    })
+    assert.deepEqual(strictestRules(other, rules), strictestRules(rules, other))
+    const unlimited = { ...rules, totalQuantity: null }
+    assert.equal(strictestRules(unlimited, other).totalQuantity, 5)
+    assert.equal(strictestRules(other, unlimited).totalQuantity, 5)
+    assert.equal(strictestRules(unlimited, unlimited).totalQuantity, null)
+  })
+
+  it('may leave no window at all: nothing can be won under it', () => {
+    const later: CouponRules = { couponId: 1, totalQuantity: 2, issueStart: 5000, issueEnd: 6000 }
+    const none = strictestRules(rules, later)
+    for (const now of [999, 1500, 2500, 5500, 6500]) assert.notEqual(windowRefusal(none, now), null)
   })
 })

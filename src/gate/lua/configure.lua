@@ -1,7 +1,7 @@
 -- configure.lua: replace a loaded coupon's rules (admin create / PATCH).
 --
 -- KEYS[1] meta   hash  start, end, total
--- KEYS[2] users  hash  userId -> "<rank>:<issuedAt ms>"
+-- KEYS[2] users  hash  userId -> "<rank>:<issuedAt ms>[:<requestId>]"
 -- ARGV[1] start (epoch ms)
 -- ARGV[2] end (epoch ms)
 -- ARGV[3] total (-1 = unlimited)

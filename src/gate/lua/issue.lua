@@ -7,18 +7,28 @@
 -- the order given, exactly as if each were its own call; batching only spares
 -- the per-call cost (EVALSHA itself is most of a single request's Redis CPU).
 --
+-- A win is stored with the id of the request that won it. A request decided a
+-- second time — the same call sent again by the client library after a
+-- reconnect, or a client's retry with the same Idempotency-Key — finds its own
+-- id and gets its rank again (nothing is recorded twice; checked before the
+-- window, since the win was granted inside it), instead of being told
+-- ALREADY_ISSUED for its own win.
+--
 -- KEYS[1] meta    hash  start, end (epoch ms), total (-1 = unlimited)
--- KEYS[2] users   hash  userId -> "<rank>:<issuedAt ms>"
+-- KEYS[2] users   hash  userId -> "<rank>:<issuedAt ms>:<requestId>" (a rebuild
+--                       from the database writes "<rank>:<issuedAt ms>", no id)
 -- KEYS[3] holes   zset  free ranks below the highest in use (after a rebuild)
 -- KEYS[4] stream  stream of wins waiting to be persisted: u, r, t
--- ARGV    pairs of userId, now (epoch ms, from the API node): one per request
+-- ARGV    triples of userId, now (epoch ms, from the API node), requestId: one
+--         per request
 --
 -- Returns -1 (NOT_LOADED: the coupon's state is not in Redis, rebuild it from the
 -- database and call again), or one outcome per request, in order: the rank
--- (>= 1) on a win, or a negative code:
+-- (>= 1) on a win; "<rank>:<issuedAt ms>" (a string) when the user's win is this
+-- same request's, decided earlier; or a negative code:
 --   -2 ISSUE_NOT_STARTED
 --   -3 ISSUE_ENDED
---   -4 ALREADY_ISSUED
+--   -4 ALREADY_ISSUED   another request of this user won
 --   -5 SOLD_OUT
 -- Codes are never counts: 0 is not an outcome, so "last coupon" and "sold out"
 -- cannot be confused.
@@ -31,14 +41,22 @@ local start, stop, total = tonumber(meta[1]), tonumber(meta[2]), tonumber(meta[3
 local won = redis.call('HLEN', KEYS[2])
 local holes = redis.call('ZCARD', KEYS[3])
 local out = {}
-for i = 1, #ARGV, 2 do
-  local user, now = ARGV[i], tonumber(ARGV[i + 1])
+for i = 1, #ARGV, 3 do
+  local user, now, request = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
+  local held = redis.call('HGET', KEYS[2], user)
   local code
-  if now < start then
+  local won_at, by
+  if held then
+    won_at, by = string.match(held, '^(%d+:%d+):(.*)$')
+  end
+  if by == request then
+    -- this very request's win (decided inside the window, whenever it is asked again)
+    code = won_at
+  elseif now < start then
     code = -2
   elseif now >= stop then
     code = -3
-  elseif redis.call('HEXISTS', KEYS[2], user) == 1 then
+  elseif held then
     code = -4
   elseif total >= 0 and won >= total then
     code = -5
@@ -48,7 +66,7 @@ for i = 1, #ARGV, 2 do
       code = tonumber(redis.call('ZPOPMIN', KEYS[3])[1])
       holes = holes - 1
     end
-    redis.call('HSET', KEYS[2], user, code .. ':' .. ARGV[i + 1])
+    redis.call('HSET', KEYS[2], user, code .. ':' .. ARGV[i + 1] .. ':' .. request)
     redis.call('XADD', KEYS[4], '*', 'u', user, 'r', code, 't', ARGV[i + 1])
     won = won + 1
   end

@@ -5,7 +5,7 @@
 -- issue request sees either no state (NOT_LOADED) or the whole rebuilt state.
 --
 -- KEYS[1] meta            hash    start, end, total
--- KEYS[2] users           hash    userId -> "<rank>:<issuedAt ms>"
+-- KEYS[2] users           hash    userId -> "<rank>:<issuedAt ms>[:<requestId>]"
 -- KEYS[3] holes           zset    free ranks
 -- KEYS[4] stream          stream  wins waiting to be persisted
 -- KEYS[5] lock            string  the rebuild lock, holding ARGV[1]

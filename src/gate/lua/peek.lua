@@ -1,11 +1,11 @@
 -- peek.lua: read a coupon's win count and, optionally, one user's win.
 --
 -- KEYS[1] meta   hash
--- KEYS[2] users  hash  userId -> "<rank>:<issuedAt ms>"
+-- KEYS[2] users  hash  userId -> "<rank>:<issuedAt ms>[:<requestId>]"
 -- ARGV[1] userId, or '' for none
 --
 -- Returns -1 when the coupon's state is not loaded (NOT_LOADED), otherwise
--- { wins accepted, the user's "<rank>:<issuedAt>" or false }.
+-- { wins accepted, the user's "<rank>:<issuedAt>[:<requestId>]" or false }.
 
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return -1

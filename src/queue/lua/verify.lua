@@ -6,7 +6,7 @@
 -- number, so the worker parses no reply per win.
 --
 -- KEYS[1] meta   hash  (absent: the gate state is not loaded)
--- KEYS[2] users  hash  userId -> "<rank>:<issuedAt ms>"
+-- KEYS[2] users  hash  userId -> "<rank>:<issuedAt ms>[:<requestId>]"
 -- ARGV[1] user ids joined by commas
 -- ARGV[2] their ranks, joined by commas, in the same order
 -- Returns -1 when the gate state is not loaded, else how many wins do not match.
@@ -33,7 +33,7 @@ for from = 1, #users, SLICE do
   for i = 1, #values do
     local v = values[i]
     local rank = ranks[from + i - 1]
-    -- v is "<rank>:<issuedAt>": the rank matches when v starts with rank, then ':'
+    -- v is "<rank>:<issuedAt>[:<requestId>]": the rank matches when v starts with rank, then ':'
     -- (compared in place: no string made per win)
     if not v or string.byte(v, #rank + 1) ~= COLON or string.find(v, rank, 1, true) ~= 1 then
       mismatches = mismatches + 1

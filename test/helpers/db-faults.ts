@@ -1,0 +1,46 @@
+/**
+ * Faults on a test's own PostgreSQL database, made from outside the service: the
+ * database turned read-only (as a failover to a standby, a full disk or an
+ * operator would), and its sessions terminated so the change reaches every
+ * connection at once. Only the database named in the URL is touched.
+ */
+import pg from 'pg'
+import { SERVICES } from './services.js'
+
+const PG_ADMIN = `postgres://postgres@${SERVICES.postgres.host}:${SERVICES.postgres.port}/postgres`
+
+function nameOf(databaseUrl: string): string {
+  const name = new URL(databaseUrl).pathname.slice(1)
+  if (!/^fc_test_[0-9a-f]+$/.test(name)) throw new Error(`not a test database: ${name}`)
+  return name
+}
+
+async function asAdmin(statements: (name: string) => string[], databaseUrl: string) {
+  const client = new pg.Client({ connectionString: PG_ADMIN })
+  await client.connect()
+  try {
+    for (const s of statements(nameOf(databaseUrl))) await client.query(s)
+  } finally {
+    await client.end()
+  }
+}
+
+const terminate = (name: string) =>
+  `select pg_terminate_backend(pid) from pg_stat_activity
+   where datname = '${name}' and pid <> pg_backend_pid()`
+
+/** Every new transaction of the database is read-only; open sessions are ended. */
+export function setReadOnly(databaseUrl: string): Promise<void> {
+  return asAdmin(
+    (name) => [`alter database ${name} set default_transaction_read_only = on`, terminate(name)],
+    databaseUrl,
+  )
+}
+
+/** Writable again; the read-only sessions are ended so none lingers. */
+export function resetReadOnly(databaseUrl: string): Promise<void> {
+  return asAdmin(
+    (name) => [`alter database ${name} reset default_transaction_read_only`, terminate(name)],
+    databaseUrl,
+  )
+}
