@@ -12,6 +12,7 @@ import { type Database, openDatabase } from './db/database.js'
 import { databaseGateSource } from './db/gate-source.js'
 import { listWins } from './db/issues-repo.js'
 import { migrateToLatest } from './db/migrate.js'
+import { countSpent } from './db/spends-repo.js'
 import { rulesOf } from './domain/coupon.js'
 import type { CouponEvents } from './events/coupon-events.js'
 import { MemoryCouponEvents } from './events/memory-coupon-events.js'
@@ -153,6 +154,7 @@ export async function createContainer(
   const figures = new CouponFigures({
     coupons: () => listCoupons(database.db),
     won: (id) => gate.won(id),
+    spent: (ids) => countSpent(database.db, ids),
     oldestQueuedAt: adapters.oldestQueuedAt,
   })
   couponGauges(metrics.registry, figures)

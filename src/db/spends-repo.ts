@@ -116,3 +116,22 @@ export async function couponsWithRoomForQueued(db: Db, now: Date, limit: number)
     minAvailableAmount: Number(r.min_available_amount),
   }))
 }
+
+/**
+ * How many of each coupon's rows are spent, for the coupons given (the
+ * dashboard's figures): one grouped query over their rows.
+ */
+export async function countSpent(
+  db: Db,
+  couponIds: readonly number[],
+): Promise<Map<number, number>> {
+  if (couponIds.length === 0) return new Map()
+  const rows = await db
+    .selectFrom('coupon_issues')
+    .select(['coupon_id', (eb) => eb.fn.countAll<number>().as('n')])
+    .where('coupon_id', 'in', couponIds)
+    .where('date_used', 'is not', null)
+    .groupBy('coupon_id')
+    .execute()
+  return new Map(rows.map((r) => [Number(r.coupon_id), Number(r.n)]))
+}

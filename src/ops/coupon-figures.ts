@@ -22,6 +22,8 @@ export interface CouponFigure {
   won: number
   persisted: number
   queued: number
+  /** rows spent on an order (USED) */
+  spent: number
   remaining: number | null
   /** epoch ms at which the oldest win not yet persisted was accepted; null: none queued */
   oldestQueuedAt: number | null
@@ -30,6 +32,8 @@ export interface CouponFigure {
 export interface FigureSources {
   coupons: () => Promise<Coupon[]>
   won: (couponId: number) => Promise<number>
+  /** how many rows of each of these coupons are spent */
+  spent?: (couponIds: readonly number[]) => Promise<Map<number, number>>
   /** Redis mode: the time of the first entry left in the coupon's stream */
   oldestQueuedAt?: (couponId: number) => Promise<number | null>
 }
@@ -60,10 +64,11 @@ export class CouponFigures {
       .filter((c) => c.issueEnd.getTime() > now - CURRENT_FOR_MS)
       .sort((a, b) => b.id - a.id)
       .slice(0, MAX_COUPONS)
-    return Promise.all(coupons.map((c) => this.#figure(c)))
+    const spent = (await this.#sources.spent?.(coupons.map((c) => c.id))) ?? new Map()
+    return Promise.all(coupons.map((c) => this.#figure(c, spent.get(c.id) ?? 0)))
   }
 
-  async #figure(c: Coupon): Promise<CouponFigure> {
+  async #figure(c: Coupon, spent: number): Promise<CouponFigure> {
     const [won, oldest] = await Promise.all([
       this.#sources.won(c.id),
       this.#sources.oldestQueuedAt?.(c.id) ?? null,
@@ -78,6 +83,7 @@ export class CouponFigures {
       won,
       persisted: c.issuedQuantity,
       queued,
+      spent,
       remaining: remainingQuantity(rulesOf(c), won),
       oldestQueuedAt: queued > 0 ? oldest : null,
     }

@@ -8,6 +8,7 @@ import { after, before, describe, it } from 'node:test'
 import type { Dialect } from '../../src/config.js'
 import { countIssues } from '../../src/db/issues-repo.js'
 import {
+  admin,
   createCoupon,
   ISO_UTC,
   patchCoupon,
@@ -97,6 +98,16 @@ function contract(service: () => TestApp) {
       metrics.body,
       new RegExp(`^firstcome_coupons_spent_total\\{coupon="${id}"\\} 1$`, 'm'),
     )
+    // And on the dashboard's snapshot (read at most once a second).
+    await waitFor('the dashboard to show the coupon spent', async () => {
+      const overview = await app().inject({
+        method: 'GET',
+        url: '/v1/admin/overview',
+        headers: admin,
+      })
+      const coupons = (overview.json() as { coupons: { id: number; spent: number }[] }).coupons
+      return coupons.find((c) => c.id === id)?.spent === 1
+    })
   })
 
   it('refuses another order 409 ALREADY_USED and changes nothing', async () => {
