@@ -89,7 +89,9 @@ describe('descriptor exhaustion', { skip: await skipUnless('postgres') }, () => 
   it('answers 503, not 500, when out of descriptors, and recovers', {
     timeout: 90_000,
   }, async () => {
-    const s = await start({ MAX_CONNECTIONS: '100000' })
+    // A read pool larger than the burst of reads: each read beyond the idle
+    // connections must open one of its own.
+    const s = await start({ MAX_CONNECTIONS: '100000', DB_READ_POOL_SIZE: '64' })
     const couponId = await createCoupon(s, { totalQuantity: 10 })
     const pool = await keptAlivePool(s.url)
     const stalled = await openStalled(s.url, STALLED, { couponId, adminToken: ADMIN_TOKEN })
