@@ -124,7 +124,11 @@ async function runOne(
       while (performance.now() < until) {
         const args: (string | number)[] = []
         const now = Date.now()
-        for (let i = 0; i < batch; i++) args.push(`u${next++}`, now)
+        // As the gate sends them: user, instant, the request's id.
+        for (let i = 0; i < batch; i++) {
+          const user = `u${next++}`
+          args.push(user, now, `r${user}`)
+        }
         const codes = await issue.run(redis, keyList, args)
         if (!Array.isArray(codes) || codes.length !== batch) {
           throw new Error(`issue.lua answered ${String(codes)}`)
