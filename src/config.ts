@@ -188,7 +188,7 @@ function httpLimits(env: Env): HttpLimits {
     keepAliveTimeoutMs: int(env, 'KEEP_ALIVE_TIMEOUT_MS', 72_000, 100, 3_600_000),
     maxConnections: maxConnections === 0 ? null : maxConnections,
     shutdownGraceMs: int(env, 'SHUTDOWN_GRACE_MS', 10_000, 0, 3_600_000),
-    queueTimeoutMs: int(env, 'QUEUE_TIMEOUT_MS', 500, 0, 3_600_000),
+    queueTimeoutMs: int(env, 'QUEUE_TIMEOUT_MS', 0, 0, 3_600_000),
   }
 }
 

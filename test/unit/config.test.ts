@@ -82,7 +82,7 @@ describe('loadConfig', () => {
       keepAliveTimeoutMs: 72_000,
       maxConnections: null,
       shutdownGraceMs: 10_000,
-      queueTimeoutMs: 500,
+      queueTimeoutMs: 0,
     })
     const c = loadConfig({
       REQUEST_TIMEOUT_MS: '3000',
@@ -90,7 +90,7 @@ describe('loadConfig', () => {
       KEEP_ALIVE_TIMEOUT_MS: '4000',
       MAX_CONNECTIONS: '500',
       SHUTDOWN_GRACE_MS: '0',
-      QUEUE_TIMEOUT_MS: '0',
+      QUEUE_TIMEOUT_MS: '250',
     })
     assert.deepEqual(c.http, {
       requestTimeoutMs: 3000,
@@ -98,7 +98,7 @@ describe('loadConfig', () => {
       keepAliveTimeoutMs: 4000,
       maxConnections: 500,
       shutdownGraceMs: 0,
-      queueTimeoutMs: 0,
+      queueTimeoutMs: 250,
     })
   })
 
