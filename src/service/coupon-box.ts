@@ -15,7 +15,7 @@
 import type { Db } from '../db/database.js'
 import { couponsWithRoomForQueued, listUserIssues } from '../db/spends-repo.js'
 import type { StockGate } from '../gate/stock-gate.js'
-import type { IssueState } from './issue-service.js'
+import { type IssueState, isUsed } from './issue-service.js'
 
 /** Coupons looked up in the gate per request, at most. */
 export const MAX_QUEUED_LOOKUPS = 100
@@ -57,7 +57,7 @@ export class CouponBox {
     const items = new Map<number, BoxItem>()
     for (const q of queued) items.set(q.couponId, q)
     for (const r of rows) {
-      items.set(r.couponId, { ...r, state: r.usedAt || r.orderId ? 'USED' : 'ISSUED' })
+      items.set(r.couponId, { ...r, state: isUsed(r) ? 'USED' : 'ISSUED' })
     }
     return [...items.values()].sort(
       (a, b) => b.issuedAt.getTime() - a.issuedAt.getTime() || b.couponId - a.couponId,

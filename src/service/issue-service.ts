@@ -35,9 +35,17 @@ export interface IssueStatus {
   orderId: string | null
 }
 
+/**
+ * Is a persisted coupon spent? An order id, or a date of use alone (a row used
+ * before order ids existed, imported from the original's schema).
+ */
+export function isUsed(row: Pick<IssueRow, 'usedAt' | 'orderId'>): boolean {
+  return row.orderId !== null || row.usedAt !== null
+}
+
 /** A persisted coupon as the user sees it: ISSUED, or USED once spent. */
 export function issuedStatus(row: IssueRow): IssueStatus {
-  return { ...row, state: row.usedAt || row.orderId ? 'USED' : 'ISSUED' }
+  return { ...row, state: isUsed(row) ? 'USED' : 'ISSUED' }
 }
 
 /** A win the gate accepted that is not yet a row. */

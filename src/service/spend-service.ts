@@ -22,7 +22,7 @@ import { markUsed, unmarkUsed } from '../db/spends-repo.js'
 import type { Coupon, Win } from '../domain/coupon.js'
 import { AppError, UnavailableError } from '../domain/errors.js'
 import type { StockGate } from '../gate/stock-gate.js'
-import { type IssueStatus, issuedStatus, queuedStatus } from './issue-service.js'
+import { type IssueStatus, issuedStatus, isUsed, queuedStatus } from './issue-service.js'
 
 export interface SpendReceipt {
   couponId: number
@@ -45,8 +45,6 @@ export interface SpendServiceDeps {
   onSpent?: (couponId: number, inserted: number) => void
   now?: () => number
 }
-
-const isUsed = (row: IssueRow) => row.orderId !== null || row.usedAt !== null
 
 export class SpendService {
   readonly #db: Db
