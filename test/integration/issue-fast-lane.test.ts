@@ -254,6 +254,7 @@ describe('issue fast lane with rate limits: the same answers as Fastify', () => 
       assert.equal(x.retryAfter, '1')
       assert.equal(b[i]?.retryAfter, '1')
       assert.equal(x.contentType, b[i]?.contentType)
+      assert.deepEqual(x.headers, b[i]?.headers)
       assert.equal(JSON.parse(x.body).code, 'RATE_LIMITED')
     })
   }
