@@ -12,7 +12,8 @@ import type { UserVerifier } from './http/auth.js'
 import { compatRoutes } from './http/compat-routes.js'
 import { couponRoutes } from './http/coupon-routes.js'
 import { frameworkError, RETRY_AFTER_SECONDS, registerErrorHandling } from './http/errors.js'
-import { COMPAT_ROUTES, ISSUE_ROUTE, IssueFastLane } from './http/issue-fast-lane.js'
+import { COMPAT_ROUTES, ISSUE_ROUTE } from './http/issue-endpoint.js'
+import { IssueFastLane } from './http/issue-fast-lane.js'
 import { issueRoutes } from './http/issue-routes.js'
 import { Overload } from './http/overload.js'
 import { clientError, serverFactory } from './http/server.js'
@@ -53,7 +54,8 @@ export interface AppDeps {
 export const BODY_LIMIT_BYTES = 16 * 1024
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
-  // Once close() has begun: readiness says so, and every request is refused.
+  // The one shutdown flag: set once close() has begun; readiness says so, every
+  // request is refused, and the fast lane stands aside.
   let closing = false
   const isClosing = () => closing
   const overload = new Overload(deps.http.queueTimeoutMs, (reason) =>
@@ -94,8 +96,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     closing = true
     done()
   })
-  refuseWhileClosing(app, isClosing)
-  observeRequests(app, deps.metrics)
+  // The app's own per-request hooks: the fast lane does what they do on its routes.
+  lane.watch(app, () => {
+    refuseWhileClosing(app, isClosing)
+    observeRequests(app, deps.metrics)
+    overload.register(app, new Set([ISSUE_ROUTE, ...COMPAT_ROUTES]), COMPAT_ROUTES)
+  })
 
   await app.register(swagger, {
     openapi: {
@@ -120,7 +126,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   })
   await app.register(swaggerUi, { routePrefix: '/docs' })
 
-  overload.register(app, new Set([ISSUE_ROUTE, ...COMPAT_ROUTES]), COMPAT_ROUTES)
   await app.register(couponRoutes, { coupons: deps.coupons, adminToken: deps.adminToken })
   await app.register(issueRoutes, {
     issues: deps.issues,

@@ -1,38 +1,39 @@
 /**
- * The issue fast lane: `POST /v1/coupons/{id}/issues` and the original's issue
- * routes, answered on node:http directly when a request is the common case — a
- * JSON body of exactly the expected shape. It skips Fastify's generic lifecycle
- * (router, hooks, content-type parser, validator, serializer, reply), which on
- * these routes cost more CPU than the decision itself (docs/benchmarks.md, "Where
- * the time goes"). Its answers are Fastify's, byte for byte:
- * test/integration/issue-fast-lane.test.ts sends every case both ways.
+ * The issue fast lane: the issue routes' common case answered on node:http
+ * directly, skipping Fastify's generic lifecycle; everything else goes to Fastify.
+ * Only the transport is here (which requests it takes, reading the body, writing
+ * the answer); what a body asks for and how an outcome is answered is the
+ * endpoint's core, issue-endpoint.ts, which the Fastify routes use too.
  *
- * Everything else goes to Fastify, unchanged:
- * - decided from the headers, before the body is read (Fastify then reads it):
- *   other routes and methods, a query string, another content type, a body with
- *   no length, chunked or over the limit, an invalid Idempotency-Key;
- * - decided from the body: not JSON, or not exactly the route's shape (unknown or
- *   missing fields, wrong types, `__proto__`) — Fastify gets the body through
- *   `inject`, so the client hears its usual 400 with the validator's message.
- * Past capacity it refuses a request 503 as Fastify's routes do (overload.ts).
- * It counts RATE_LIMIT_PER_IP and RATE_LIMIT_PER_USER with the same limiter as the
- * Fastify routes. The lane stands aside while the server closes (Fastify answers 503).
+ * It applies the app's own hooks on these routes itself (closing, overload,
+ * metrics, rate limits) and refuses to start when they carry any other hook.
+ * docs/architecture.md, "The HTTP layer".
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { performance } from 'node:perf_hooks'
-import type { FastifyInstance } from 'fastify'
-import type { IssueOutcome } from '../domain/coupon.js'
-import { codeToStatus, UnavailableError } from '../domain/errors.js'
+import type { FastifyInstance, RouteOptions } from 'fastify'
 import { isIdempotencyKey } from '../domain/request-id.js'
 import { normaliseUserId } from '../domain/user-id.js'
-import type { IssueLimits, Limited } from '../limits/issue-limits.js'
+import type { IssueLimits } from '../limits/issue-limits.js'
 import type { Metrics, RequestTimer } from '../ops/metrics.js'
 import type { IssueService } from '../service/issue-service.js'
 import { actingUser, type UserVerifier } from './auth.js'
-import { compatFailures, compatSuccess } from './compat-routes.js'
-import { errorAnswer, INTERNAL_ERROR, logUnavailable, RETRY_AFTER_SECONDS } from './errors.js'
-import { refusalBodies } from './issue-routes.js'
-import { OVERLOADED, type Overload } from './overload.js'
+import { INTERNAL_ERROR } from './errors.js'
+import {
+  type Answer,
+  COMPAT_ROUTES,
+  CONTENT_TYPE,
+  decodeCompat,
+  decodeIssue,
+  EndpointMetrics,
+  failureAnswer,
+  ISSUE_ROUTE,
+  type IssueRequest,
+  limitedAnswer,
+  outcomeAnswer,
+  overloadedAnswer,
+} from './issue-endpoint.js'
+import type { Overload } from './overload.js'
 import { COUPON_ID_DIGITS } from './schemas.js'
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void
@@ -43,7 +44,7 @@ export interface IssueFastLaneOptions {
   verifyUser: UserVerifier | null
   /** the app's body limit: a longer body is Fastify's to refuse */
   bodyLimit: number
-  /** true once the app has begun to close */
+  /** true once the app has begun to close: the lane stands aside, Fastify answers */
   closing: () => boolean
   overload: Overload
   /** RATE_LIMIT_PER_IP and RATE_LIMIT_PER_USER, counted as on the Fastify routes */
@@ -53,48 +54,24 @@ export interface IssueFastLaneOptions {
 }
 
 const now = () => performance.now()
-export const ISSUE_ROUTE = '/v1/coupons/:couponId/issues'
 const ISSUE_PATH = new RegExp(`^/v1/coupons/(${COUPON_ID_DIGITS})/issues$`)
-export const COMPAT_ROUTES: ReadonlySet<string> = new Set([
-  '/v1/issue',
-  '/v1/issue-async',
-  '/v2/issue-async',
-])
 const JSON_TYPE = /^application\/json\s*(?:;\s*charset=utf-8\s*)?$/i
-const CONTENT_TYPE = 'application/json; charset=utf-8'
 /** Headers of an injected answer that belong to its own connection, not the client's. */
 const HOP_HEADERS = new Set(['connection', 'keep-alive', 'transfer-encoding', 'date'])
 
-interface Answer {
-  status: number
-  body: Buffer
-  /** headers beyond content-type and content-length (Retry-After of a 503) */
-  headers?: Readonly<Record<string, string>>
-}
-
-const answerOf = (status: number, body: unknown, headers?: Answer['headers']): Answer => ({
-  status,
-  body: Buffer.from(JSON.stringify(body)),
-  headers,
-})
-
-/** Every answer but a win is one of a few fixed bodies: built once. */
-const refusals = Object.fromEntries(
-  Object.entries(refusalBodies).map(([code, body]) => [
-    code,
-    answerOf(codeToStatus[body.code], body),
-  ]),
-) as Record<keyof typeof refusalBodies, Answer>
-const compatAnswers = Object.fromEntries(
-  Object.entries(compatFailures).map(([cause, body]) => [cause, answerOf(200, body)]),
-) as Record<keyof typeof compatFailures, Answer>
-const COMPAT_WON = answerOf(200, compatSuccess)
-const RETRY_AFTER = { 'retry-after': String(RETRY_AFTER_SECONDS) }
-const COMPAT_UNAVAILABLE = answerOf(503, compatFailures.FAILED, RETRY_AFTER)
-const ISSUE_OVERLOADED = answerOf(503, OVERLOADED, RETRY_AFTER)
-const limitedAnswer = (limited: Limited) =>
-  answerOf(429, limited.body, { 'retry-after': String(limited.retryAfterSeconds) })
-const overloaded = (lane: Lane) => (lane.compat ? COMPAT_UNAVAILABLE : ISSUE_OVERLOADED)
+/** Fastify's per-request hooks: the lane skips them all, so it must know each one. */
+const LIFECYCLE_HOOKS = [
+  'onRequest',
+  'preParsing',
+  'preValidation',
+  'preHandler',
+  'preSerialization',
+  'onSend',
+  'onResponse',
+  'onError',
+  'onTimeout',
+  'onRequestAbort',
+] as const
 
 interface Lane {
   /** the Fastify route it stands for: its metrics */
@@ -109,16 +86,16 @@ interface Lane {
 
 export class IssueFastLane {
   readonly #o: IssueFastLaneOptions
-  readonly #issueTimer: RequestTimer
-  readonly #compatTimers: Map<string, RequestTimer>
+  readonly #metrics: EndpointMetrics
   #app: FastifyInstance | null = null
+  /** the hooks the app adds knowing the lane applies them itself */
+  readonly #handled = new Set<unknown>()
+  /** each lane route, and the instance it was declared on: whose hooks it runs */
+  readonly #routes: { route: RouteOptions; instance: FastifyInstance }[] = []
 
   constructor(options: IssueFastLaneOptions) {
     this.#o = options
-    this.#issueTimer = options.metrics.requestTimer('POST', ISSUE_ROUTE)
-    this.#compatTimers = new Map(
-      [...COMPAT_ROUTES].map((url) => [url, options.metrics.requestTimer('POST', url)]),
-    )
+    this.#metrics = new EndpointMetrics(options.metrics)
   }
 
   /** The server's request handler: the lane's requests here, the rest to Fastify. */
@@ -128,9 +105,63 @@ export class IssueFastLane {
     }
   }
 
+  /**
+   * Before any route is declared: the hooks `add` adds to the app, and the issue
+   * routes' own, are the lane's to apply itself; any other hook on its routes (a
+   * global one, a plugin's) makes the app refuse to start, naming it.
+   */
+  watch(app: FastifyInstance, add: () => void): void {
+    // Fastify adds a hook only once the plugins before it have loaded: the
+    // functions are noted as they are handed over.
+    const addHook = app.addHook
+    const handled = this.#handled
+    app.addHook = function (this: FastifyInstance, ...args: unknown[]) {
+      handled.add(args[1])
+      return (addHook as (...a: unknown[]) => FastifyInstance).apply(this, args)
+    } as typeof addHook
+    try {
+      add()
+    } finally {
+      app.addHook = addHook
+    }
+    const routes = this.#routes
+    app.addHook('onRoute', function (this: FastifyInstance, route: RouteOptions) {
+      if (route.method !== 'POST' || (route.url !== ISSUE_ROUTE && !COMPAT_ROUTES.has(route.url)))
+        return
+      // As declared (issue-routes.ts, compat-routes.ts); a later plugin's onRoute
+      // hook may add more.
+      for (const hook of routeHooks(route)) handled.add(hook.fn)
+      routes.push({ route, instance: this })
+    })
+    app.addHook('onReady', (done) => done(this.#unknownHooks()))
+  }
+
   /** Once the app is built: bodies to replay go to it. */
   attach(app: FastifyInstance): void {
     this.#app = app
+  }
+
+  #unknownHooks(): Error | undefined {
+    // hook → the routes it would be skipped on
+    const unknown = new Map<unknown, { label: string; routes: string[] }>()
+    for (const { route, instance } of this.#routes) {
+      const hooks = hooksOf(instance)
+      const all = LIFECYCLE_HOOKS.flatMap((name) => hooks[name].map((fn) => ({ name, fn })))
+      for (const { name, fn } of [...all, ...routeHooks(route)]) {
+        if (this.#handled.has(fn)) continue
+        const seen = unknown.get(fn) ?? {
+          label: `${name} hook ${fn.name || '(anonymous)'}`,
+          routes: [],
+        }
+        seen.routes.push(`POST ${route.url}`)
+        unknown.set(fn, seen)
+      }
+    }
+    if (unknown.size === 0) return undefined
+    const list = [...unknown.values()].map((u) => `${u.label} on ${u.routes.join(', ')}`)
+    return new Error(
+      `the issue fast lane would skip ${list.join('; ')}: apply it in src/http/issue-fast-lane.ts too, or keep it off these routes`,
+    )
   }
 
   #take(req: IncomingMessage, res: ServerResponse): boolean {
@@ -139,7 +170,7 @@ export class IssueFastLane {
     if (!lane) return false
     // Refused before its body is read (node:http reads and drops it after the answer).
     if (this.#o.overload.behind()) {
-      this.#send(res, lane, overloaded(lane))
+      this.#send(res, lane, overloadedAnswer(lane.compat))
       return true
     }
     const headers = req.headers
@@ -166,13 +197,13 @@ export class IssueFastLane {
   }
 
   #laneOf(url: string): Lane | null {
-    const compatTimer = this.#compatTimers.get(url)
+    const compatTimer = this.#metrics.compat(url)
     if (compatTimer)
       return { timer: compatTimer, compat: true, couponId: 0, key: undefined, started: now() }
     const m = ISSUE_PATH.exec(url)
     if (!m) return null
     const couponId = Number(m[1])
-    return { timer: this.#issueTimer, compat: false, couponId, key: undefined, started: now() }
+    return { timer: this.#metrics.issue, compat: false, couponId, key: undefined, started: now() }
   }
 
   #answer(req: IncomingMessage, res: ServerResponse, lane: Lane, body: Buffer) {
@@ -183,8 +214,8 @@ export class IssueFastLane {
       return this.#replay(req, res, body)
     }
     const request = lane.compat
-      ? compatRequest(parsed)
-      : issueRequest(parsed, lane.couponId, !!this.#o.verifyUser)
+      ? decodeCompat(parsed)
+      : decodeIssue(parsed, lane.couponId, !!this.#o.verifyUser)
     if (!request) return this.#replay(req, res, body)
     // The client's limit, as Fastify's onRequest hook counts it: once, and only
     // for a request the lane answers (a replayed one is counted by Fastify).
@@ -202,7 +233,7 @@ export class IssueFastLane {
       return this.#issue(res, lane, couponId, normaliseUserId(request.userId) as string)
     actingUser(req, this.#o.verifyUser, request.userId).then(
       (userId) => this.#issue(res, lane, couponId, userId),
-      (err: unknown) => this.#send(res, lane, this.#failure(lane, err)),
+      (err: unknown) => this.#fail(res, lane, err),
     )
   }
 
@@ -223,25 +254,18 @@ export class IssueFastLane {
   /** Answered in this turn when the service is certain at once (a cached refusal). */
   #decide(res: ServerResponse, lane: Lane, couponId: number, userId: string) {
     if (this.#o.overload.overdue(now() - lane.started))
-      return this.#send(res, lane, overloaded(lane))
+      return this.#send(res, lane, overloadedAnswer(lane.compat))
     const outcome = this.#o.issues.issue(couponId, userId, lane.key)
     if (!(outcome instanceof Promise))
-      return this.#send(res, lane, answerFor(lane, couponId, userId, outcome))
+      return this.#send(res, lane, outcomeAnswer(lane.compat, couponId, userId, outcome))
     outcome.then(
-      (decided) => this.#send(res, lane, answerFor(lane, couponId, userId, decided)),
-      (err: unknown) => this.#send(res, lane, this.#failure(lane, err)),
+      (decided) => this.#send(res, lane, outcomeAnswer(lane.compat, couponId, userId, decided)),
+      (err: unknown) => this.#fail(res, lane, err),
     )
   }
 
-  #failure(lane: Lane, err: unknown): Answer {
-    const log = (this.#app as FastifyInstance).log
-    if (lane.compat && err instanceof UnavailableError) {
-      // The original's shape even for a 503 (as the compat route answers it).
-      logUnavailable(log, err)
-      return COMPAT_UNAVAILABLE
-    }
-    const answer = errorAnswer(err instanceof Error ? err : new Error(String(err)), log)
-    return answerOf(answer.status, answer.body, answer.headers)
+  #fail(res: ServerResponse, lane: Lane, err: unknown) {
+    this.#send(res, lane, failureAnswer(lane.compat, err, (this.#app as FastifyInstance).log))
   }
 
   #send(res: ServerResponse, lane: Lane, answer: Answer) {
@@ -252,8 +276,7 @@ export class IssueFastLane {
     if (this.#o.closing()) headers.push('connection', 'close')
     res.writeHead(answer.status, headers)
     res.end(answer.body)
-    lane.timer.observe(answer.status, (now() - lane.started) / 1000)
-    this.#o.metrics.countFastLaneAnswer()
+    this.#metrics.answered(lane.timer, answer.status, (now() - lane.started) / 1000)
   }
 
   /** Fastify answers a body the lane does not take, exactly as if it had read it. */
@@ -285,48 +308,32 @@ export class IssueFastLane {
   }
 }
 
-function answerFor(lane: Lane, couponId: number, userId: string, outcome: IssueOutcome): Answer {
-  if (lane.compat) return outcome.won ? COMPAT_WON : compatAnswers[outcome.refusal]
-  if (!outcome.won) return refusals[outcome.refusal]
-  const body = `{"couponId":${couponId},"userId":${JSON.stringify(userId)},"rank":${outcome.win.rank}}`
-  return { status: 201, body: Buffer.from(body) }
-}
+type HookName = (typeof LIFECYCLE_HOOKS)[number]
+type Hooks = Record<HookName, readonly { name: string }[]>
 
-const isPlainObject = (v: unknown): v is Record<string, unknown> =>
-  typeof v === 'object' && v !== null && !Array.isArray(v)
-
-function keyCount(o: Record<string, unknown>): number {
-  let n = 0
-  for (const _ in o) n++
-  return n
-}
-
-/** What a request asks for: the user it claims to be, for which coupon. */
-interface IssueRequest {
-  userId: unknown
-  couponId: number
+/** A route's own hooks (its options'), by name. */
+function routeHooks(route: RouteOptions): { name: HookName; fn: { name: string } }[] {
+  const own: { name: HookName; fn: { name: string } }[] = []
+  for (const name of LIFECYCLE_HOOKS) {
+    const value = (route as unknown as Record<string, unknown>)[name]
+    const fns = Array.isArray(value) ? value : value ? [value] : []
+    for (const fn of fns) own.push({ name, fn })
+  }
+  return own
 }
 
 /**
- * `{userId}` exactly, userId valid (IssueBody); with user auth on the field may be
- * left out (IssueBodyAuthed). The coupon is the path's. null: not this shape,
- * Fastify decides.
+ * An instance's per-request hooks, as Fastify will run them on its routes. Fastify
+ * has no public way to list them: they are read from its own field, and an app
+ * where that field is gone refuses to start rather than guess.
  */
-function issueRequest(body: unknown, couponId: number, authOn: boolean): IssueRequest | null {
-  if (!isPlainObject(body)) return null
-  const n = keyCount(body)
-  if (n === 0 && authOn) return { userId: undefined, couponId }
-  if (n !== 1 || !Object.hasOwn(body, 'userId') || normaliseUserId(body.userId) === null)
-    return null
-  return { userId: body.userId, couponId }
-}
-
-const isId = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 1
-
-/** `{userId, couponId}` exactly, both positive integers (CompatIssueBody). */
-function compatRequest(body: unknown): IssueRequest | null {
-  if (!isPlainObject(body) || keyCount(body) !== 2) return null
-  const { userId, couponId } = body
-  if (!isId(userId) || !isId(couponId)) return null
-  return { userId, couponId }
+function hooksOf(instance: FastifyInstance): Hooks {
+  let hooks: Hooks | undefined
+  for (let o: object | null = instance; o && !hooks; o = Object.getPrototypeOf(o)) {
+    const key = Object.getOwnPropertySymbols(o).find((s) => s.description === 'fastify.hooks')
+    if (key) hooks = (o as Record<symbol, Hooks>)[key]
+  }
+  if (!hooks || !LIFECYCLE_HOOKS.every((name) => Array.isArray(hooks[name])))
+    throw new Error("the issue fast lane cannot see Fastify's hooks on its routes")
+  return hooks
 }

@@ -5,9 +5,10 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { IssueLimits, Limited } from '../limits/issue-limits.js'
+import { limitedAnswer, sendAnswer } from './issue-endpoint.js'
 
 export function sendLimited(reply: FastifyReply, limited: Limited): FastifyReply {
-  return reply.code(429).header('retry-after', String(limited.retryAfterSeconds)).send(limited.body)
+  return sendAnswer(reply, limitedAnswer(limited))
 }
 
 /** The onRequest hook of every issue route, or undefined without a client limit. */

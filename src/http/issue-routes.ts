@@ -1,18 +1,17 @@
 /**
  * The public issue API: issue, the user's status, the coupon's stats.
- * The issue route is the hot path: refusals are prebuilt values, nothing is logged
- * per request, and the body is serialized from its schema.
+ * The issue route is the hot path: nothing is logged per request, and its answers
+ * are issue-endpoint.ts's bytes, as the fast lane's are.
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
-import type { Refusal } from '../domain/coupon.js'
-import { AppError, codeToStatus } from '../domain/errors.js'
+import { AppError } from '../domain/errors.js'
 import type { IssueLimits } from '../limits/issue-limits.js'
-import { type IssueService, refusalMessages } from '../service/issue-service.js'
+import type { IssueService } from '../service/issue-service.js'
 import { actingUser, type UserVerifier } from './auth.js'
-import { RETRY_AFTER_SECONDS } from './errors.js'
+import { ISSUE_ROUTE, outcomeAnswer, overloadedAnswer, sendAnswer } from './issue-endpoint.js'
 import { clientLimitHook, userLimited } from './issue-limit-hooks.js'
-import { OVERLOADED, type Overload } from './overload.js'
+import type { Overload } from './overload.js'
 import {
   CouponIdParams,
   ErrorBody,
@@ -32,10 +31,6 @@ export interface IssueRoutesOptions {
   overload: Overload
 }
 
-export const refusalBodies = Object.fromEntries(
-  Object.entries(refusalMessages).map(([code, message]) => [code, { code, message }]),
-) as Record<Refusal, { code: Refusal; message: string }>
-
 async function emptyBodyIfNone(request: FastifyRequest) {
   if (request.body === undefined) request.body = {}
 }
@@ -45,7 +40,7 @@ export const issueRoutes: FastifyPluginAsyncTypebox<IssueRoutesOptions> = async 
   const userSecurity = verifyUser ? [{ userToken: [] }] : undefined
 
   app.post(
-    '/v1/coupons/:couponId/issues',
+    ISSUE_ROUTE,
     {
       onRequest: clientLimitHook(limits),
       // With user auth on, the token names the user, so a request may carry no body.
@@ -67,11 +62,9 @@ export const issueRoutes: FastifyPluginAsyncTypebox<IssueRoutesOptions> = async 
       const userId = await actingUser(request, verifyUser, request.body?.userId)
       const limited = await userLimited(limits, userId, reply)
       if (limited) return limited
-      if (overload.overdue(reply.elapsedTime))
-        return reply.code(503).header('retry-after', String(RETRY_AFTER_SECONDS)).send(OVERLOADED)
+      if (overload.overdue(reply.elapsedTime)) return sendAnswer(reply, overloadedAnswer(false))
       const outcome = await issues.issue(couponId, userId, request.headers['idempotency-key'])
-      if (outcome.won) return reply.code(201).send({ couponId, userId, rank: outcome.win.rank })
-      return reply.code(codeToStatus[outcome.refusal]).send(refusalBodies[outcome.refusal])
+      return sendAnswer(reply, outcomeAnswer(false, couponId, userId, outcome))
     },
   )
 

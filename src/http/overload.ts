@@ -20,13 +20,8 @@
  * after start was refused).
  */
 import type { FastifyInstance } from 'fastify'
-import { compatFailures } from './compat-routes.js'
 import { RETRY_AFTER_SECONDS } from './errors.js'
-
-export const OVERLOADED = Object.freeze({
-  code: 'UNAVAILABLE',
-  message: 'The server is overloaded; retry shortly.',
-} as const)
+import { compatFailures, OVERLOADED } from './issue-endpoint.js'
 
 /** How often the event-loop delay is measured. */
 const TICK_MS = 20

@@ -188,15 +188,15 @@ export class IssueService {
   }
 }
 
-export const refusalMessages: Record<Refusal, string> = {
-  COUPON_NOT_FOUND: 'The coupon does not exist.',
-  ISSUE_NOT_STARTED: 'The issue window has not started yet.',
-  ISSUE_ENDED: 'The issue window has ended.',
-  ALREADY_ISSUED: 'This user has already been issued this coupon.',
-  SOLD_OUT: 'All coupons have been issued.',
+const REFUSALS: Record<Refusal, true> = {
+  COUPON_NOT_FOUND: true,
+  ISSUE_NOT_STARTED: true,
+  ISSUE_ENDED: true,
+  ALREADY_ISSUED: true,
+  SOLD_OUT: true,
 }
 
 /** The refusals as outcomes, made once: most answers of a storm are one of them. */
 const refused = Object.fromEntries(
-  Object.keys(refusalMessages).map((refusal) => [refusal, Object.freeze({ won: false, refusal })]),
+  Object.keys(REFUSALS).map((refusal) => [refusal, Object.freeze({ won: false, refusal })]),
 ) as Record<Refusal, IssueOutcome>

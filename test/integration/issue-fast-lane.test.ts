@@ -7,10 +7,15 @@
 import assert from 'node:assert/strict'
 import { Readable } from 'node:stream'
 import { after, before, describe, it } from 'node:test'
+import Fastify from 'fastify'
 import { SignJWT } from 'jose'
 import { countIssues } from '../../src/db/issues-repo.js'
+import { ISSUE_ROUTE } from '../../src/http/issue-endpoint.js'
+import { IssueFastLane, type IssueFastLaneOptions } from '../../src/http/issue-fast-lane.js'
+import { Metrics } from '../../src/ops/metrics.js'
 import { createCoupon, HOUR, iso, startApp, type TestApp } from '../helpers/app.js'
 import {
+  assertSameHeaders,
   compat,
   issueBody,
   JSON_TYPE,
@@ -333,5 +338,59 @@ describe('issue fast lane with rate limits: the same answers as Fastify', () => 
       headers: from('10.3.0.2'),
     })
     assert.equal(await laneAnswers(), before + 3)
+  })
+})
+
+describe('issue fast lane: a hook it does not apply', () => {
+  it('refuses to start, naming it, when a global hook would reach the issue routes', async () => {
+    const t = await startApp()
+    try {
+      t.app.addHook('onSend', async function stampAnswer(_request, reply, payload) {
+        reply.header('x-stamp', '1')
+        return payload
+      })
+      await assert.rejects(
+        t.listen(),
+        /fast lane would skip onSend hook stampAnswer on POST \/v1\/coupons\/:couponId\/issues, .*POST \/v2\/issue-async/,
+      )
+    } finally {
+      await t.close()
+    }
+  })
+
+  it('refuses to start when a plugin adds a hook to the issue routes themselves', async () => {
+    const app = Fastify()
+    const lane = new IssueFastLane({ metrics: new Metrics() } as IssueFastLaneOptions)
+    lane.watch(app, () => {})
+    // As a plugin's onRoute hook does (a rate limiter's per-route hook, say).
+    app.addHook('onRoute', (route) => {
+      route.preHandler = async function perRoute() {}
+    })
+    app.post(ISSUE_ROUTE, { onRequest: async function declared() {} }, async () => ({}))
+    try {
+      await assert.rejects(
+        async () => app.ready(),
+        (err: Error) => {
+          assert.match(err.message, /fast lane would skip preHandler hook perRoute on POST/)
+          assert.doesNotMatch(err.message, /declared/)
+          return true
+        },
+      )
+    } finally {
+      await app.close()
+    }
+  })
+
+  it('tells answers apart by any header but the hop-by-hop ones', () => {
+    const seen = (headers: Record<string, string>): Seen => ({
+      status: 201,
+      body: '{}',
+      contentType: 'application/json; charset=utf-8',
+      retryAfter: undefined,
+      headers: { 'content-type': 'application/json; charset=utf-8', ...headers },
+    })
+    assert.throws(() => assertSameHeaders(seen({}), seen({ 'x-stamp': '1' }), 'a stamped answer'))
+    assert.throws(() => assertSameHeaders(seen({ vary: 'a' }), seen({ vary: 'b' }), 'a vary'))
+    assertSameHeaders(seen({}), seen({}), 'the same answer')
   })
 })

@@ -1,0 +1,188 @@
+/**
+ * The issue endpoint's one core, shared by its two transports (the Fastify routes
+ * and the fast lane): what a request body asks for, how an outcome is answered
+ * (status, body bytes, headers) and the messages it is answered with.
+ * docs/architecture.md, "The HTTP layer".
+ */
+import type { FastifyBaseLogger, FastifyReply } from 'fastify'
+import type { IssueOutcome, Refusal } from '../domain/coupon.js'
+import { codeToStatus, UnavailableError } from '../domain/errors.js'
+import { normaliseUserId } from '../domain/user-id.js'
+import type { Limited } from '../limits/issue-limits.js'
+import type { Metrics, RequestTimer } from '../ops/metrics.js'
+import { errorAnswer, logUnavailable, RETRY_AFTER_SECONDS } from './errors.js'
+
+/** The native issue route, as Fastify names it (metrics, overload). */
+export const ISSUE_ROUTE = '/v1/coupons/:couponId/issues'
+/** The original system's issue routes: same bodies, answered in its shape. */
+export const COMPAT_ROUTES: ReadonlySet<string> = new Set([
+  '/v1/issue',
+  '/v1/issue-async',
+  '/v2/issue-async',
+])
+
+export const CONTENT_TYPE = 'application/json; charset=utf-8'
+
+export const refusalMessages: Record<Refusal, string> = {
+  COUPON_NOT_FOUND: 'The coupon does not exist.',
+  ISSUE_NOT_STARTED: 'The issue window has not started yet.',
+  ISSUE_ENDED: 'The issue window has ended.',
+  ALREADY_ISSUED: 'This user has already been issued this coupon.',
+  SOLD_OUT: 'All coupons have been issued.',
+}
+
+/** The original's messages, by cause. */
+export const compatComments: Record<Refusal | 'FAILED', string> = {
+  SOLD_OUT: '쿠폰 발급 수량이 유효하지 않습니다.',
+  ISSUE_NOT_STARTED: '쿠폰 발급 기간이 유효하지 않습니다.',
+  ISSUE_ENDED: '쿠폰 발급 기간이 유효하지 않습니다.',
+  COUPON_NOT_FOUND: '존재하지 않는 쿠폰입니다.',
+  ALREADY_ISSUED: '이미 발급된 쿠폰입니다.',
+  FAILED: '쿠폰 발급 요청에 실패했습니다',
+}
+
+export const compatSuccess = { isSuccess: true } as const
+export const compatFailures = Object.fromEntries(
+  Object.entries(compatComments).map(([cause, comment]) => [cause, { isSuccess: false, comment }]),
+) as Record<Refusal | 'FAILED', { isSuccess: false; comment: string }>
+
+export const OVERLOADED = Object.freeze({
+  code: 'UNAVAILABLE',
+  message: 'The server is overloaded; retry shortly.',
+} as const)
+
+/** What the client is told: status, body bytes, headers beyond content-type and -length. */
+export interface Answer {
+  readonly status: number
+  readonly body: Buffer
+  readonly headers?: Readonly<Record<string, string>>
+}
+
+const answerOf = (status: number, body: unknown, headers?: Answer['headers']): Answer => ({
+  status,
+  body: Buffer.from(JSON.stringify(body)),
+  headers,
+})
+
+// Every answer but a win is one of a few fixed bodies: built once.
+const refusals = Object.fromEntries(
+  Object.entries(refusalMessages).map(([code, message]) => [
+    code,
+    answerOf(codeToStatus[code as Refusal], { code, message }),
+  ]),
+) as Record<Refusal, Answer>
+const compatRefusals = Object.fromEntries(
+  Object.entries(compatFailures).map(([cause, body]) => [cause, answerOf(200, body)]),
+) as Record<Refusal, Answer>
+const COMPAT_WON = answerOf(200, compatSuccess)
+const RETRY_AFTER = { 'retry-after': String(RETRY_AFTER_SECONDS) }
+const COMPAT_UNAVAILABLE = answerOf(503, compatFailures.FAILED, RETRY_AFTER)
+const ISSUE_OVERLOADED = answerOf(503, OVERLOADED, RETRY_AFTER)
+
+/** What a request asks for: the user it claims to be (unchecked with user auth), the coupon. */
+export interface IssueRequest {
+  userId: unknown
+  couponId: number
+}
+
+const isPlainObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v)
+
+function keyCount(o: Record<string, unknown>): number {
+  let n = 0
+  for (const _ in o) n++
+  return n
+}
+
+/**
+ * A parsed body that is exactly IssueBody — `{userId}`, userId valid — or with
+ * user auth on, IssueBodyAuthed (the field may be left out). The coupon is the
+ * path's. null: not exactly that shape, the route's validator decides.
+ */
+export function decodeIssue(body: unknown, couponId: number, authOn: boolean): IssueRequest | null {
+  if (!isPlainObject(body)) return null
+  const n = keyCount(body)
+  if (n === 0 && authOn) return { userId: undefined, couponId }
+  if (n !== 1 || !Object.hasOwn(body, 'userId') || normaliseUserId(body.userId) === null)
+    return null
+  return { userId: body.userId, couponId }
+}
+
+const isId = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 1
+
+/** A parsed body that is exactly CompatIssueBody: `{userId, couponId}`, positive integers. */
+export function decodeCompat(body: unknown): IssueRequest | null {
+  if (!isPlainObject(body) || keyCount(body) !== 2) return null
+  const { userId, couponId } = body
+  if (!isId(userId) || !isId(couponId)) return null
+  return { userId, couponId }
+}
+
+/** The answer to a decided request: 201 (compat: 200) on a win, the refusal's otherwise. */
+export function outcomeAnswer(
+  compat: boolean,
+  couponId: number,
+  userId: string,
+  outcome: IssueOutcome,
+): Answer {
+  if (compat) return outcome.won ? COMPAT_WON : compatRefusals[outcome.refusal]
+  if (!outcome.won) return refusals[outcome.refusal]
+  const body = `{"couponId":${couponId},"userId":${JSON.stringify(userId)},"rank":${outcome.win.rank}}`
+  return { status: 201, body: Buffer.from(body) }
+}
+
+/** 503 before the gate is asked: the request waited too long. */
+export const overloadedAnswer = (compat: boolean): Answer =>
+  compat ? COMPAT_UNAVAILABLE : ISSUE_OVERLOADED
+
+/** 429: the client or the user is over its limit. */
+export const limitedAnswer = (limited: Limited): Answer =>
+  answerOf(429, limited.body, { 'retry-after': String(limited.retryAfterSeconds) })
+
+/**
+ * A failure while answering: a compat route answers a backing service down in
+ * the original's shape; everything else as the error handler does (errors.ts).
+ */
+export function failureAnswer(compat: boolean, err: unknown, log: FastifyBaseLogger): Answer {
+  if (compat && err instanceof UnavailableError) {
+    logUnavailable(log, err)
+    return COMPAT_UNAVAILABLE
+  }
+  const answer = errorAnswer(err instanceof Error ? err : new Error(String(err)), log)
+  return answerOf(answer.status, answer.body, answer.headers)
+}
+
+/** The Fastify transport: the answer's bytes as they are (no serializer). */
+export function sendAnswer(reply: FastifyReply, answer: Answer): FastifyReply {
+  reply.code(answer.status).header('content-type', CONTENT_TYPE)
+  if (answer.headers) reply.headers(answer.headers)
+  return reply.send(answer.body)
+}
+
+/**
+ * The metrics of answers given outside Fastify (whose onResponse hook counts its
+ * own): the route's latency by status, and the fast lane's count.
+ */
+export class EndpointMetrics {
+  readonly #metrics: Metrics
+  readonly issue: RequestTimer
+  readonly #compat: Map<string, RequestTimer>
+
+  constructor(metrics: Metrics) {
+    this.#metrics = metrics
+    this.issue = metrics.requestTimer('POST', ISSUE_ROUTE)
+    this.#compat = new Map(
+      [...COMPAT_ROUTES].map((url) => [url, metrics.requestTimer('POST', url)]),
+    )
+  }
+
+  /** The timer of a compat route by its path, or undefined for any other path. */
+  compat(url: string): RequestTimer | undefined {
+    return this.#compat.get(url)
+  }
+
+  answered(timer: RequestTimer, status: number, seconds: number): void {
+    timer.observe(status, seconds)
+    this.#metrics.countFastLaneAnswer()
+  }
+}
