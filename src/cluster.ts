@@ -6,9 +6,8 @@
  * The processes accept from the shared socket themselves (SCHED_NONE) rather than
  * through the primary's round robin: since libuv 1.45 a busy Node process accepts
  * one new connection per event-loop turn, and handing each over to a busy worker
- * through the primary was measured slower still; two processes each accepting
- * served a 2,000-connection flash crowd in 1.6 s where one process left a third of
- * the connections waiting over 9 s.
+ * through the primary was slower still; processes each accepting take a flash
+ * crowd's connections in a fraction of the time (docs/benchmarks.md).
  */
 import cluster from 'node:cluster'
 import type { Logger } from 'pino'

@@ -164,10 +164,10 @@ function onShutdown(logger: Logger, stop: () => Promise<void>) {
 
 /**
  * Under thousands of connections every request's objects live long enough to be
- * promoted, and V8's default heap growth lets that garbage pile up to four times
- * the live data before a full collection: an API process at 2,500 connections
- * peaked at 312 MiB resident, and at 164 MiB with growth held to 1.3× — at the
- * same throughput (docs/benchmarks.md). V8 reads this flag at each collection.
+ * promoted, and V8's default heap growth lets that garbage pile up to several
+ * times the live data before a full collection; held growth keeps the resident
+ * size near the live data at the same throughput (docs/benchmarks.md). V8 reads
+ * this flag at each collection.
  */
 function limitHeapGrowth(config: Readonly<Config>) {
   if (config.heapGrowingPercent > 0) {
