@@ -8,12 +8,12 @@
  * the page turns successive snapshots into rates and recent percentiles.
  */
 import type { MetricObjectWithValues, MetricValue } from 'prom-client'
+import { ISSUE_ROUTE } from '../http/issue-endpoint.js'
 import type { CouponFigure, CouponFigures } from './coupon-figures.js'
 import type { Metrics } from './metrics.js'
 import type { Readiness } from './readiness.js'
 
 const FRESH_MS = 1000
-const ISSUE_ROUTE = '/v1/coupons/:couponId/issues'
 
 export interface OverviewSources {
   figures: CouponFigures
