@@ -7,23 +7,18 @@
  * dead-letter stream. What to persist, and when, is the worker's.
  */
 import type { Logger } from 'pino'
-import type { Metrics } from '../ops/metrics.js'
-import type { RedisClient } from '../redis/connection.js'
-import { toRedisFailure } from '../redis/errors.js'
-import { type CouponKeys, PERSIST_GROUP, type RedisKeys } from '../redis/keys.js'
-import { LuaScript } from '../redis/lua-script.js'
 import {
+  entryFields,
   type PackedWins,
   parseEntry,
   type RawEntry,
   type StreamWin,
-} from '../redis/stream-entries.js'
-
-const scripts = {
-  ack: new LuaScript(new URL('./lua/ack.lua', import.meta.url)),
-  deadLetter: new LuaScript(new URL('./lua/dead-letter.lua', import.meta.url)),
-  readWins: new LuaScript(new URL('./lua/read-wins.lua', import.meta.url)),
-}
+} from '../coupon-state/entries.js'
+import { type CouponKeys, PERSIST_GROUP, type RedisKeys } from '../coupon-state/keys.js'
+import { scripts } from '../coupon-state/scripts.js'
+import type { Metrics } from '../ops/metrics.js'
+import type { RedisClient } from '../redis/connection.js'
+import { toRedisFailure } from '../redis/errors.js'
 
 /**
  * New entries as read-wins.lua delivers them: the packed wins of each read (kept
@@ -203,11 +198,7 @@ export class CouponStream {
   }
 
   deadLetter(entry: StreamWin, reason: string) {
-    const w = entry.win
-    return this.#deadLetterRaw(
-      [entry.id, ['u', w.userId, 'r', String(w.rank), 't', String(w.issuedAt)]],
-      reason,
-    )
+    return this.#deadLetterRaw([entry.id, entryFields(entry.win)], reason)
   }
 
   async #deadLetterRaw([id, fields]: RawEntry, reason: string) {

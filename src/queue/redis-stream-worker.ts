@@ -21,12 +21,12 @@
  */
 import { hostname } from 'node:os'
 import type { Logger } from 'pino'
+import type { StreamWin } from '../coupon-state/entries.js'
+import type { RedisKeys } from '../coupon-state/keys.js'
 import type { Db } from '../db/database.js'
 import { takesJoinedWins } from '../db/issues-repo.js'
 import type { Metrics } from '../ops/metrics.js'
 import type { RedisClient } from '../redis/connection.js'
-import type { RedisKeys } from '../redis/keys.js'
-import type { StreamWin } from '../redis/stream-entries.js'
 import { CouponStream, type CouponStreamOptions, NOTHING, size } from './coupon-stream.js'
 import { StreamDirectory } from './stream-directory.js'
 import { StreamPersister } from './stream-persister.js'
@@ -48,10 +48,11 @@ export interface StreamWorkerOptions {
   claimIdleMs: number
   maxAttempts: number
   /**
-   * Has the gate rebuild a coupon whose Redis state is missing (the worker then
-   * persists the wins it holds, or dead-letters those the rebuilt gate lacks).
+   * Rebuilds a coupon whose Redis state is missing (CouponState.ensureLoaded; the
+   * worker then persists the wins it holds, or dead-letters those the rebuilt
+   * state lacks). Without it the worker holds them until a request rebuilds it.
    */
-  loadGate?: (couponId: number) => Promise<unknown>
+  ensureLoaded?: (couponId: number) => Promise<boolean>
   /** wait until a win is this old before persisting it (see docs: AOF everysec) */
   persistDelayMs?: number
   /**
@@ -67,8 +68,8 @@ export interface StreamWorkerOptions {
 
 export class RedisStreamWorker {
   readonly consumer: string
-  readonly #o: Required<Omit<StreamWorkerOptions, 'metrics' | 'loadGate' | 'onPass'>> &
-    Pick<StreamWorkerOptions, 'metrics' | 'loadGate' | 'onPass'>
+  readonly #o: Required<Omit<StreamWorkerOptions, 'metrics' | 'ensureLoaded' | 'onPass'>> &
+    Pick<StreamWorkerOptions, 'metrics' | 'ensureLoaded' | 'onPass'>
   readonly #directory: StreamDirectory
   readonly #streamOptions: CouponStreamOptions
   readonly #persister: StreamPersister

@@ -5,9 +5,10 @@
  * coupons whose window closed over an hour ago and that are fully drained (so
  * idle polling does not grow with every coupon ever run).
  */
+
+import { PERSIST_GROUP, type RedisKeys } from '../coupon-state/keys.js'
 import type { Db } from '../db/database.js'
 import type { RedisClient } from '../redis/connection.js'
-import { PERSIST_GROUP, type RedisKeys } from '../redis/keys.js'
 
 const REFRESH_MS = 1000
 const SCAN_MS = 10_000

@@ -22,6 +22,9 @@
  *   dead-lettered, never inserted.
  */
 import { performance } from 'node:perf_hooks'
+import { type PackedWins, type StreamWin, unpackWins } from '../coupon-state/entries.js'
+import type { CouponKeys } from '../coupon-state/keys.js'
+import { countStrangers, sortByGate } from '../coupon-state/verify.js'
 import { addIssuedQuantity, lockCoupons } from '../db/coupons-repo.js'
 import type { Db } from '../db/database.js'
 import { isUniqueViolation } from '../db/errors.js'
@@ -29,13 +32,7 @@ import { findIssue, insertNewWins, insertWins } from '../db/issues-repo.js'
 import { isRowError } from '../db/row-errors.js'
 import type { Metrics } from '../ops/metrics.js'
 import type { RedisClient } from '../redis/connection.js'
-import { toRedisFailure } from '../redis/errors.js'
-import type { CouponKeys } from '../redis/keys.js'
-import { LuaScript } from '../redis/lua-script.js'
-import { type PackedWins, type StreamWin, unpackWins } from '../redis/stream-entries.js'
 import type { CouponStream } from './coupon-stream.js'
-
-const verifyScript = new LuaScript(new URL('./lua/verify.lua', import.meta.url))
 
 /** The coupon has no gate state in Redis (lost and not yet rebuilt). */
 class GateNotLoaded extends Error {
@@ -68,7 +65,7 @@ export interface StreamPersisterOptions {
   metrics?: Metrics | undefined
   maxAttempts: number
   /** see StreamWorkerOptions */
-  loadGate?: ((couponId: number) => Promise<unknown>) | undefined
+  ensureLoaded?: ((couponId: number) => Promise<boolean>) | undefined
   /** wait until a win is this old before persisting it (see docs: AOF everysec) */
   persistDelayMs: number
   /** the worker's warning, rate-limited */
@@ -149,14 +146,9 @@ export class StreamPersister {
 
   /** Throws unless the gate is loaded and every packed win is the gate's. */
   async #verifyPacked(k: CouponKeys, parts: PackedWins[]) {
-    const answers = await Promise.all(
-      parts.map((p) => verifyScript.run(this.#o.client, [k.meta, k.users], [p.users, p.ranks])),
-    ).catch((err: unknown) => {
-      throw toRedisFailure(err)
-    })
-    if (answers.includes(-1)) throw new GateNotLoaded()
-    const mismatches = answers.reduce<number>((n, a) => n + Number(a), 0)
-    if (mismatches > 0) throw new NotAllKnown(mismatches)
+    const strangers = await countStrangers(this.#o.client, k, parts)
+    if (strangers === 'NOT_LOADED') throw new GateNotLoaded()
+    if (strangers > 0) throw new NotAllKnown(strangers)
   }
 
   async persist(stream: CouponStream, entries: StreamWin[]): Promise<void> {
@@ -223,22 +215,9 @@ export class StreamPersister {
    * still in the stream.
    */
   async #verify(k: CouponKeys, entries: StreamWin[]) {
-    const [loaded, values] = await Promise.all([
-      this.#o.client.exists(k.meta),
-      this.#o.client.hmget(k.users, ...entries.map((e) => e.win.userId)),
-    ]).catch((err: unknown) => {
-      throw toRedisFailure(err)
-    })
-    if (loaded === 0) throw new GateNotLoaded()
-    const known: StreamWin[] = []
-    const unknown: StreamWin[] = []
-    entries.forEach((e, i) => {
-      const value = values[i]
-      const rank = value ? value.slice(0, value.indexOf(':')) : null
-      if (rank === String(e.win.rank)) known.push(e)
-      else unknown.push(e)
-    })
-    return { known, unknown }
+    const sorted = await sortByGate(this.#o.client, k, entries)
+    if (sorted === 'NOT_LOADED') throw new GateNotLoaded()
+    return sorted
   }
 
   async #failed(stream: CouponStream, entries: StreamWin[], err: unknown) {
@@ -247,7 +226,7 @@ export class StreamPersister {
       // Hold the batch, have the gate rebuilt (outside the transaction: the rebuild
       // takes the coupon's row lock), and retry after the usual back-off.
       this.#hold(couponId, entries)
-      await this.#o.loadGate?.(couponId).catch(() => {})
+      await this.#o.ensureLoaded?.(couponId).catch(() => {})
       throw err
     }
     if (!isRowError(err)) {

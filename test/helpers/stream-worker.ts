@@ -21,7 +21,7 @@ export interface QueuedCoupon {
 export interface WorkerOptions {
   batchSize?: number
   txRows?: number
-  loadGate?: (couponId: number) => Promise<unknown>
+  ensureLoaded?: (couponId: number) => Promise<boolean>
 }
 
 export interface WorkerFixture extends RedisGateUnderTest {
@@ -50,7 +50,7 @@ export async function workerFixture(dialect: Dialect, name: string): Promise<Wor
       assert.equal(await g.client.xlen(g.keys.coupon(couponId).stream), wins)
       return { couponId, ranks, now }
     },
-    worker({ batchSize = 1000, txRows = 10_000, loadGate } = {}) {
+    worker({ batchSize = 1000, txRows = 10_000, ensureLoaded } = {}) {
       return new RedisStreamWorker({
         client: g.client,
         keys: g.keys,
@@ -60,7 +60,7 @@ export async function workerFixture(dialect: Dialect, name: string): Promise<Wor
         txRows,
         claimIdleMs: 60_000,
         maxAttempts: 3,
-        loadGate,
+        ensureLoaded,
       })
     },
   }
