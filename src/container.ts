@@ -36,6 +36,7 @@ import { Metrics } from './ops/metrics.js'
 import { Readiness, type ReadinessChecks } from './ops/readiness.js'
 import { couponGauges, workerGauge } from './ops/scrape-gauges.js'
 import { GroupCommitRecorder } from './queue/group-commit-recorder.js'
+import { persistKindFor } from './queue/persist/strategy.js'
 import { RedisStreamWorker } from './queue/redis-stream-worker.js'
 import type { WinRecorder } from './queue/win-recorder.js'
 import { connectRedis, createRedis, type RedisClient } from './redis/connection.js'
@@ -366,6 +367,7 @@ async function redisAdapters(
         logger,
         metrics,
         ensureLoaded: (couponId) => state.ensureLoaded(couponId),
+        persist: persistKindFor(config.dialect),
         onPass: () => beats.beat(worker.consumer),
         ...config.worker,
       }).start()

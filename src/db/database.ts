@@ -1,7 +1,9 @@
 /**
  * Opens the database named by DATABASE_URL as a Kysely instance. The dialect
- * differences the repositories must know are few and live here: how instants are
- * bound (see schema.ts) and how an idempotent insert is spelled (issues-repo.ts).
+ * differences the repositories must know are few: how instants are bound (see
+ * schema.ts), and statements spelled per dialect (issues-repo.ts), which ask
+ * `dialectOf`. Where Kysely has a capability flag (`supportsReturning`), the
+ * repositories ask that instead.
  */
 import { mkdirSync } from 'node:fs'
 import { createRequire } from 'node:module'
@@ -11,9 +13,11 @@ import {
   CompiledQuery,
   type DatabaseConnection,
   Kysely,
+  MysqlAdapter,
   MysqlDialect,
   type MysqlPool,
   type MysqlPoolConnection,
+  PostgresAdapter,
   PostgresDialect,
   SqliteDialect,
   sql,
@@ -47,6 +51,14 @@ export interface DatabaseOptions {
  * network that no longer answers at all.
  */
 const CLIENT_MARGIN_MS = 1000
+
+/** The dialect of a Kysely instance or transaction, for a statement spelled per dialect. */
+export function dialectOf(db: Db): Dialect {
+  const adapter = db.getExecutor().adapter
+  if (adapter instanceof PostgresAdapter) return 'postgres'
+  if (adapter instanceof MysqlAdapter) return 'mysql'
+  return 'sqlite'
+}
 
 /** `sqlite:./data/x.sqlite`, `sqlite:///abs/x.sqlite`, `sqlite::memory:` → a file path */
 export function sqlitePath(url: string): string {

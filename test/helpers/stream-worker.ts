@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict'
 import pino from 'pino'
 import type { Dialect } from '../../src/config.js'
+import { persistKindFor } from '../../src/queue/persist/strategy.js'
 import { RedisStreamWorker } from '../../src/queue/redis-stream-worker.js'
 import { createRedisGate, type RedisGateUnderTest } from './gates.js'
 import { REDIS_URL } from './redis.js'
@@ -61,6 +62,7 @@ export async function workerFixture(dialect: Dialect, name: string): Promise<Wor
         claimIdleMs: 60_000,
         maxAttempts: 3,
         ensureLoaded,
+        persist: persistKindFor(dialect),
       })
     },
   }

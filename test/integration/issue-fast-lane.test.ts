@@ -8,7 +8,6 @@ import assert from 'node:assert/strict'
 import { Readable } from 'node:stream'
 import { after, before, describe, it } from 'node:test'
 import { SignJWT } from 'jose'
-import { countIssues } from '../../src/db/issues-repo.js'
 import { createCoupon, HOUR, iso, startApp, type TestApp } from '../helpers/app.js'
 import {
   compat,
@@ -20,6 +19,7 @@ import {
   viaInject,
   viaSocket,
 } from '../helpers/fast-lane.js'
+import { countIssues } from '../helpers/issue-counts.js'
 
 describe('issue fast lane: the same answers as Fastify', () => {
   let t: TestApp

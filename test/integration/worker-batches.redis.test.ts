@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import { countIssues, duplicatePairs } from '../../src/db/issues-repo.js'
+import { countIssues, duplicatePairs } from '../helpers/issue-counts.js'
 import { skipUnless } from '../helpers/services.js'
 import { type WorkerFixture, workerFixture } from '../helpers/stream-worker.js'
 
