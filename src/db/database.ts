@@ -68,7 +68,7 @@ export function sqlitePath(url: string): string {
 }
 
 // A driver is loaded when its dialect is first opened: a process on PostgreSQL
-// does not carry mysql2 and better-sqlite3 (about 25 MB of resident memory).
+// does not carry mysql2 and better-sqlite3 in its resident memory.
 const require = createRequire(import.meta.url)
 
 // BIGINT (int8) and NUMERIC come back from pg as strings; ids and counts here fit

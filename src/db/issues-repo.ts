@@ -48,12 +48,12 @@ export interface JoinedWins {
 
 /**
  * Inserts wins expected to be new (first deliveries), given as joined columns, on
- * PostgreSQL (the worker's packed strategy): it splits the columns itself, one statement of
- * three text parameters, no value handled in JS. Returns how many rows were
- * inserted. A pair already present FAILS the statement with a unique violation
- * (see isUniqueViolation) and the caller retries with insertWins: ON CONFLICT's
- * speculative insertion costs about a third of the insert, and a first delivery is
- * practically never a duplicate.
+ * PostgreSQL (the worker's packed strategy): it splits the columns itself, one
+ * statement of three text parameters, no value handled in JS. Returns how many
+ * rows were inserted. A pair already present FAILS the statement with a unique
+ * violation (see isUniqueViolation) and the caller retries with insertWins: ON
+ * CONFLICT's speculative insertion is a large share of an insert's cost, and a
+ * first delivery is practically never a duplicate.
  */
 export async function insertNewWins(db: Db, wins: JoinedWins, now: Date): Promise<number> {
   if (dialectOf(db) !== 'postgres')
@@ -73,7 +73,7 @@ async function insertChunk(db: Db, wins: readonly Win[], now: Date): Promise<num
   const dialect = dialectOf(db)
   if (dialect === 'postgres') {
     // Three array parameters instead of thousands of scalars: PostgreSQL parses
-    // and binds one small statement (about twice the rows per second). Instants
+    // and binds one small statement, not one as long as the batch. Instants
     // travel as epoch milliseconds (no Date objects to format per row).
     const result = await sql`
       insert into coupon_issues (coupon_id, user_id, rank, date_issued, date_created, date_updated)

@@ -1,6 +1,8 @@
 /**
  * The persistence worker of Redis mode: drains every coupon's stream into
  * coupon_issues. Any number may run at once (members of one consumer group).
+ * What happens on each fault is the table in docs/architecture.md ("Redis mode:
+ * the stream worker").
  *
  * This is its loop. Each pass, for every coupon: the batch held for another
  * attempt, else the new entries, a transaction's worth at a time (the next read
@@ -8,16 +10,6 @@
  * dead workers. CouponStream is the Redis side of a coupon's stream; the persist
  * strategy (persist/) reads and writes new entries; RowPersister writes every
  * other batch and holds what failed (persist/held.ts says why in memory).
- * - A crash before the ack leaves the entries pending; another worker reclaims them
- *   (XAUTOCLAIM) after WORKER_CLAIM_IDLE_MS and the idempotent insert makes the
- *   redelivery harmless.
- * - A worker that lives through a Redis failure may have entries pending on itself
- *   that it does not hold (the XREADGROUP reply or the ack was lost with the
- *   connection, or a read in flight was sent again after the reconnect and
- *   delivered twice); after a failed pass or a reconnect it reads its own pending
- *   entries again rather than leave them queued for WORKER_CLAIM_IDLE_MS.
- * - The database down: the batch stays pending in hand and is retried with backoff;
- *   the gate keeps accepting wins into the stream meanwhile.
  */
 import { hostname } from 'node:os'
 import type { Logger } from 'pino'
@@ -79,7 +71,11 @@ export class RedisStreamWorker {
   readonly #rows: RowPersister
   readonly #newWins: PersistStrategy
   #nextClaimAt = 0
-  /** a pass failed: entries may be pending on this consumer that nothing holds */
+  /**
+   * A pass failed, or the connection came back: entries may be pending on this
+   * consumer that nothing holds (an XREADGROUP reply or an ack lost with the
+   * connection), to be read again now rather than wait WORKER_CLAIM_IDLE_MS.
+   */
   #recoverOwn = false
   #running: Promise<void> | null = null
   #stopping = false
