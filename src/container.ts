@@ -7,6 +7,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from 'pino'
 import type { AppDeps } from './app.js'
 import type { Config, RedisConfig } from './config.js'
+import { CouponState } from './coupon-state/coupon-state.js'
+import { RedisKeys } from './coupon-state/keys.js'
 import { findCoupon, listCouponIds, listCoupons } from './db/coupons-repo.js'
 import { type Database, openDatabase } from './db/database.js'
 import { databaseGateSource } from './db/gate-source.js'
@@ -34,10 +36,10 @@ import { Metrics } from './ops/metrics.js'
 import { Readiness, type ReadinessChecks } from './ops/readiness.js'
 import { couponGauges, workerGauge } from './ops/scrape-gauges.js'
 import { GroupCommitRecorder } from './queue/group-commit-recorder.js'
+import { persistKindFor } from './queue/persist/strategy.js'
 import { RedisStreamWorker } from './queue/redis-stream-worker.js'
 import type { WinRecorder } from './queue/win-recorder.js'
 import { connectRedis, createRedis, type RedisClient } from './redis/connection.js'
-import { RedisKeys } from './redis/keys.js'
 import { CouponBox } from './service/coupon-box.js'
 import { CouponCache } from './service/coupon-cache.js'
 import { CouponService } from './service/coupon-service.js'
@@ -311,7 +313,7 @@ async function redisAdapters(
   const client = createRedis(redis, 'firstcome-api')
   const subscriber = createRedis(redis, 'firstcome-events')
   await connectAll([client, subscriber])
-  const gate = new RedisStockGate({
+  const state = new CouponState({
     client,
     keys,
     source: databaseGateSource(database.db),
@@ -327,8 +329,8 @@ async function redisAdapters(
         'coupon state rebuilt in Redis from the database and its stream',
       )
     },
-    metrics,
   })
+  const gate = new RedisStockGate({ state, metrics })
   const events = new RedisCouponEvents(client, subscriber, keys.couponChanged)
   await events.start()
   const cache = new CouponCache(async (id) => {
@@ -364,7 +366,8 @@ async function redisAdapters(
         db: database.db,
         logger,
         metrics,
-        loadGate: (couponId) => gate.won(couponId),
+        ensureLoaded: (couponId) => state.ensureLoaded(couponId),
+        persist: persistKindFor(config.dialect),
         onPass: () => beats.beat(worker.consumer),
         ...config.worker,
       }).start()

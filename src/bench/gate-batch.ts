@@ -17,7 +17,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import { Redis } from 'ioredis'
 import { ConfigError } from '../config.js'
-import { RedisKeys } from '../redis/keys.js'
+import { RedisKeys } from '../coupon-state/keys.js'
 import { LuaScript } from '../redis/lua-script.js'
 import { type DelayProxyProcess, parseDelayMs, spawnDelayProxy } from './delay-proxy.js'
 
@@ -58,7 +58,7 @@ export interface GateReport {
   command: string
 }
 
-const issue = new LuaScript(new URL('../gate/lua/issue.lua', import.meta.url))
+const issue = new LuaScript(new URL('../coupon-state/lua/issue.lua', import.meta.url))
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

@@ -65,6 +65,16 @@ export async function listCouponIds(db: Db): Promise<number[]> {
   return rows.map((r) => Number(r.id))
 }
 
+/** The ids of the coupons whose window ends after `instant`. */
+export async function listCouponIdsEndingAfter(db: Db, instant: Date): Promise<number[]> {
+  const rows = await db
+    .selectFrom('coupons')
+    .select('id')
+    .where('date_issue_end', '>', instant)
+    .execute()
+  return rows.map((r) => Number(r.id))
+}
+
 export async function listCoupons(db: Db): Promise<Coupon[]> {
   const rows = await db.selectFrom('coupons').selectAll().orderBy('id').execute()
   return rows.map(toCoupon)
@@ -100,16 +110,4 @@ export async function addIssuedQuantity(db: Db, id: number, added: number) {
     .set({ issued_quantity: sql`issued_quantity + ${added}` })
     .where('id', '=', id)
     .execute()
-}
-
-/** Sets issued_quantity to the exact row count (after a rebuild, or to repair drift). */
-export async function recountIssued(db: Db, id: number): Promise<number> {
-  const row = await db
-    .selectFrom('coupon_issues')
-    .select((eb) => eb.fn.countAll<number>().as('n'))
-    .where('coupon_id', '=', id)
-    .executeTakeFirstOrThrow()
-  const n = Number(row.n)
-  await db.updateTable('coupons').set({ issued_quantity: n }).where('id', '=', id).execute()
-  return n
 }

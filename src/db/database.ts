@@ -1,7 +1,9 @@
 /**
  * Opens the database named by DATABASE_URL as a Kysely instance. The dialect
- * differences the repositories must know are few and live here: how instants are
- * bound (see schema.ts) and how an idempotent insert is spelled (issues-repo.ts).
+ * differences the repositories must know are few: how instants are bound (see
+ * schema.ts), and statements spelled per dialect (issues-repo.ts), which ask
+ * `dialectOf`. Where Kysely has a capability flag (`supportsReturning`), the
+ * repositories ask that instead.
  */
 import { mkdirSync } from 'node:fs'
 import { createRequire } from 'node:module'
@@ -11,9 +13,11 @@ import {
   CompiledQuery,
   type DatabaseConnection,
   Kysely,
+  MysqlAdapter,
   MysqlDialect,
   type MysqlPool,
   type MysqlPoolConnection,
+  PostgresAdapter,
   PostgresDialect,
   SqliteDialect,
   sql,
@@ -48,6 +52,14 @@ export interface DatabaseOptions {
  */
 const CLIENT_MARGIN_MS = 1000
 
+/** The dialect of a Kysely instance or transaction, for a statement spelled per dialect. */
+export function dialectOf(db: Db): Dialect {
+  const adapter = db.getExecutor().adapter
+  if (adapter instanceof PostgresAdapter) return 'postgres'
+  if (adapter instanceof MysqlAdapter) return 'mysql'
+  return 'sqlite'
+}
+
 /** `sqlite:./data/x.sqlite`, `sqlite:///abs/x.sqlite`, `sqlite::memory:` → a file path */
 export function sqlitePath(url: string): string {
   const rest = url.replace(/^(sqlite|file):/i, '')
@@ -56,7 +68,7 @@ export function sqlitePath(url: string): string {
 }
 
 // A driver is loaded when its dialect is first opened: a process on PostgreSQL
-// does not carry mysql2 and better-sqlite3 (about 25 MB of resident memory).
+// does not carry mysql2 and better-sqlite3 in its resident memory.
 const require = createRequire(import.meta.url)
 
 // BIGINT (int8) and NUMERIC come back from pg as strings; ids and counts here fit

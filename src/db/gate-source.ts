@@ -1,6 +1,7 @@
 /** The database as the GateSource that rebuilds a gate's state. */
+
+import type { GateSource } from '../coupon-state/gate-source.js'
 import { rulesOf } from '../domain/coupon.js'
-import type { GateSource } from '../gate/gate-source.js'
 import { findCoupon, lockCoupons } from './coupons-repo.js'
 import type { Db } from './database.js'
 import { listWins } from './issues-repo.js'

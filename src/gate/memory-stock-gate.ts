@@ -27,7 +27,6 @@ interface CouponStock {
 }
 
 export class MemoryStockGate implements StockGate {
-  readonly kind = 'memory'
   readonly #coupons = new Map<number, CouponStock>()
 
   /** Loads a coupon with the wins already persisted for it. */

@@ -1,53 +1,31 @@
 /**
- * The Redis StockGate: an EVALSHA of `lua/issue.lua` decides window, duplicate and
- * quantity, records the rank and appends the win to the coupon's stream,
- * atomically. The requests for a coupon that arrive in one event-loop turn are
- * decided by one call, in arrival order (see `#enqueue`): a call costs Redis more
- * than the work of one request in it, and each command costs the client too.
- *
- * When a coupon's state is missing (first use, Redis restarted without
- * persistence, FLUSHALL, failover) the scripts answer NOT_LOADED and the gate
- * rebuilds it from the database (DB ⊆ Redis) before deciding — see `#rebuild`.
+ * The Redis StockGate: issue.lua decides window, duplicate and quantity, records
+ * the rank and queues the win, atomically; the requests for a coupon that arrive
+ * in one event-loop turn are decided by one call, in arrival order (see
+ * `#enqueue`). The coupon's Redis state, and its rebuild when missing, are
+ * CouponState's (src/coupon-state/).
  */
-import { randomUUID } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
-import { setTimeout as sleep } from 'node:timers/promises'
+import { CODES } from '../coupon-state/codes.js'
+import type { CouponState } from '../coupon-state/coupon-state.js'
+import { scripts } from '../coupon-state/scripts.js'
 import type { CouponRules, IssueOutcome, Refusal, Win } from '../domain/coupon.js'
-import { UnavailableError } from '../domain/errors.js'
 import { newRequestId } from '../domain/request-id.js'
 import type { Metrics } from '../ops/metrics.js'
-import { isReady, type RedisClient } from '../redis/connection.js'
 import { toRedisFailure } from '../redis/errors.js'
-import { type CouponKeys, PERSIST_GROUP, type RedisKeys } from '../redis/keys.js'
-import { type LuaReply, LuaScript } from '../redis/lua-script.js'
-import { readQueuedWins } from '../redis/stream-entries.js'
-import type { GateSource } from './gate-source.js'
-import { type ConfigureResult, rankHoles, type StockGate } from './stock-gate.js'
+import type { LuaReply } from '../redis/lua-script.js'
+import type { ConfigureResult, StockGate } from './stock-gate.js'
 
-const scripts = {
-  issue: new LuaScript(new URL('./lua/issue.lua', import.meta.url)),
-  configure: new LuaScript(new URL('./lua/configure.lua', import.meta.url)),
-  peek: new LuaScript(new URL('./lua/peek.lua', import.meta.url)),
-  load: new LuaScript(new URL('./lua/load.lua', import.meta.url)),
-  unlock: new LuaScript(new URL('./lua/unlock.lua', import.meta.url)),
-}
-
-const NOT_LOADED = -1
 const ISSUE_REFUSALS: Record<number, Refusal> = {
-  [-2]: 'ISSUE_NOT_STARTED',
-  [-3]: 'ISSUE_ENDED',
-  [-4]: 'ALREADY_ISSUED',
-  [-5]: 'SOLD_OUT',
+  [CODES.ISSUE_NOT_STARTED]: 'ISSUE_NOT_STARTED',
+  [CODES.ISSUE_ENDED]: 'ISSUE_ENDED',
+  [CODES.ALREADY_ISSUED]: 'ALREADY_ISSUED',
+  [CODES.SOLD_OUT]: 'SOLD_OUT',
 }
 
-/** The rebuild lock outlives any rebuild; a crashed rebuilder's lock expires. */
-const LOCK_TTL_MS = 30_000
-/** How long a request waits for another node's rebuild before answering 503. */
-const REBUILD_WAIT_MS = 10_000
-const CHUNK = 1000
 /**
- * The most requests one script call decides. Bounds how long one call holds
- * Redis (a few µs per request) and the size of one reply.
+ * The most requests one script call decides: bounds how long one call holds Redis
+ * and the size of one reply.
  */
 const MAX_BATCH = 256
 
@@ -60,30 +38,19 @@ interface Waiter {
 }
 
 export interface RedisStockGateOptions {
-  client: RedisClient
-  keys: RedisKeys
-  source: GateSource
-  onRebuild?: (couponId: number, winners: number) => void
+  state: CouponState
   metrics?: Metrics
 }
 
 export class RedisStockGate implements StockGate {
-  readonly kind = 'redis'
-  readonly #client: RedisClient
-  readonly #keys: RedisKeys
-  readonly #source: GateSource
-  readonly #onRebuild: (couponId: number, winners: number) => void
+  readonly #state: CouponState
   readonly #metrics: Metrics | undefined
-  readonly #rebuilding = new Map<number, Promise<boolean>>()
   /** This turn's requests, per coupon; sent when the turn's I/O is done. */
   #batches = new Map<number, Waiter[]>()
   #sendScheduled = false
 
   constructor(options: RedisStockGateOptions) {
-    this.#client = options.client
-    this.#keys = options.keys
-    this.#source = options.source
-    this.#onRebuild = options.onRebuild ?? (() => {})
+    this.#state = options.state
     this.#metrics = options.metrics
   }
 
@@ -131,194 +98,73 @@ export class RedisStockGate implements StockGate {
     const args: (string | number)[] = []
     for (const w of waiters) args.push(w.userId, w.now, w.requestId)
     const started = performance.now()
-    this.#loaded(couponId, (k) =>
-      scripts.issue.runNow(this.#client, [k.meta, k.users, k.holes, k.stream], args),
-    ).then(
-      (codes) => {
-        this.#metrics?.gateDecided(started, waiters.length)
-        if (codes === null) {
-          for (const w of waiters) w.resolve({ won: false, refusal: 'COUPON_NOT_FOUND' })
-          return
-        }
-        if (!Array.isArray(codes) || codes.length !== waiters.length) {
-          const err = new Error(
-            `issue.lua answered ${waiters.length} requests with ${String(codes)}`,
-          )
+    this.#state
+      .whenLoaded(couponId, (k) =>
+        scripts.issue.runNow(this.#state.client, [k.meta, k.users, k.holes, k.stream], args),
+      )
+      .then(
+        (codes) => {
+          this.#metrics?.gateDecided(started, waiters.length)
+          if (codes === null) {
+            for (const w of waiters) w.resolve({ won: false, refusal: 'COUPON_NOT_FOUND' })
+            return
+          }
+          if (!Array.isArray(codes) || codes.length !== waiters.length) {
+            const err = new Error(
+              `issue.lua answered ${waiters.length} requests with ${String(codes)}`,
+            )
+            for (const w of waiters) w.reject(err)
+            return
+          }
+          for (let i = 0; i < waiters.length; i++) settle(couponId, waiters[i] as Waiter, codes[i])
+        },
+        (err: unknown) => {
+          this.#metrics?.gateFailed(err)
           for (const w of waiters) w.reject(err)
-          return
-        }
-        for (let i = 0; i < waiters.length; i++) settle(couponId, waiters[i] as Waiter, codes[i])
-      },
-      (err: unknown) => {
-        this.#metrics?.gateFailed(err)
-        for (const w of waiters) w.reject(err)
-      },
-    )
+        },
+      )
   }
 
-  async register(rules: CouponRules): Promise<void> {
-    const k = this.#keys.coupon(rules.couponId)
-    const meta = { start: rules.issueStart, end: rules.issueEnd, total: rules.totalQuantity ?? -1 }
-    try {
-      // Every key shares the coupon's hash tag: one slot, so one DEL. Dead letters
-      // stay: they are a record, not state. The coupon is not yet committed when
-      // this runs (see CouponService.create), so no request decides on it between
-      // these commands.
-      await this.#client.del(k.meta, k.users, k.holes, k.stream, k.stagingUsers, k.stagingHoles)
-      await this.#client.xgroup('CREATE', k.stream, PERSIST_GROUP, '0', 'MKSTREAM')
-      await this.#client.hset(k.meta, meta)
-      await this.#client.sadd(this.#keys.streams, String(rules.couponId))
-    } catch (err) {
-      throw toRedisFailure(err)
-    }
+  register(rules: CouponRules): Promise<void> {
+    return this.#state.register(rules)
   }
 
-  async configure(rules: CouponRules): Promise<ConfigureResult> {
-    if (!isReady(this.#client))
-      throw new UnavailableError('redis', new Error(`client ${this.#client.status}`))
-    const k = this.#keys.coupon(rules.couponId)
-    const args = [rules.issueStart, rules.issueEnd, rules.totalQuantity ?? -1]
-    const code = await scripts.configure
-      .run(this.#client, [k.meta, k.users], args)
-      .catch((err: unknown) => {
-        throw toRedisFailure(err)
-      })
-    if (Number(code) === 0) return 'OK'
-    if (Number(code) === NOT_LOADED) return 'NOT_LOADED'
-    if (Number(code) === -2) return 'QUANTITY_BELOW_ISSUED'
-    throw new Error(`configure.lua returned ${String(code)}`)
+  configure(rules: CouponRules): Promise<ConfigureResult> {
+    return this.#state.configure(rules)
   }
 
   async lookup(couponId: number, userId: string): Promise<Win | null> {
-    const reply = await this.#loaded(couponId, (k) =>
-      scripts.peek.run(this.#client, [k.meta, k.users], [userId]),
+    const reply = await this.#state.whenLoaded(couponId, (k) =>
+      scripts.peek.run(this.#state.client, [k.meta, k.users], [userId]),
     )
     return winOf(couponId, userId, reply)
   }
 
   async lookupLoaded(couponId: number, userId: string): Promise<Win | null | 'NOT_LOADED'> {
-    if (!isReady(this.#client))
-      throw new UnavailableError('redis', new Error(`client ${this.#client.status}`))
-    const k = this.#keys.coupon(couponId)
+    this.#state.assertReady()
+    const k = this.#state.keys.coupon(couponId)
     const reply = await scripts.peek
-      .run(this.#client, [k.meta, k.users], [userId])
+      .run(this.#state.client, [k.meta, k.users], [userId])
       .catch((err: unknown) => {
         throw toRedisFailure(err)
       })
-    return reply === NOT_LOADED ? 'NOT_LOADED' : winOf(couponId, userId, reply)
+    return reply === CODES.NOT_LOADED ? 'NOT_LOADED' : winOf(couponId, userId, reply)
   }
 
   async won(couponId: number): Promise<number> {
-    const reply = await this.#loaded(couponId, (k) =>
-      scripts.peek.run(this.#client, [k.meta, k.users], ['']),
+    const reply = await this.#state.whenLoaded(couponId, (k) =>
+      scripts.peek.run(this.#state.client, [k.meta, k.users], ['']),
     )
     return Array.isArray(reply) ? Number(reply[0]) : 0
   }
 
   async ping(): Promise<void> {
-    await this.#client.ping()
+    await this.#state.client.ping()
   }
 
   async close(): Promise<void> {
-    await this.#client.quit().catch(() => this.#client.disconnect())
-  }
-
-  /**
-   * Runs a script that answers NOT_LOADED (-1) when the coupon has no state;
-   * rebuilds it then and runs the script again. null: no such coupon.
-   */
-  async #loaded<T>(couponId: number, run: (k: CouponKeys) => Promise<T>): Promise<T | null> {
-    if (!isReady(this.#client))
-      throw new UnavailableError('redis', new Error(`client ${this.#client.status}`))
-    const k = this.#keys.coupon(couponId)
-    try {
-      const first = await run(k)
-      if (first !== NOT_LOADED) return first
-      if (!(await this.#rebuild(couponId))) return null
-      const second = await run(k)
-      if (second === NOT_LOADED)
-        throw new UnavailableError('redis', new Error('state vanished after rebuild'))
-      return second
-    } catch (err) {
-      throw toRedisFailure(err)
-    }
-  }
-
-  /** One rebuild per coupon at a time in this process; true if the coupon exists. */
-  #rebuild(couponId: number): Promise<boolean> {
-    let running = this.#rebuilding.get(couponId)
-    if (!running) {
-      running = this.#rebuildLocked(couponId).finally(() => this.#rebuilding.delete(couponId))
-      this.#rebuilding.set(couponId, running)
-    }
-    return running
-  }
-
-  /**
-   * Rebuilds a coupon's state from the database, plus the wins still queued in its
-   * stream (answered, not yet persisted). Across nodes a Redis lock admits one
-   * rebuilder; the others wait for the state to appear. The database side holds
-   * the coupon's row lock, so the stream worker cannot persist a win between the
-   * read and the swap (it verifies every win against the gate under that lock).
-   */
-  async #rebuildLocked(couponId: number): Promise<boolean> {
-    const k = this.#keys.coupon(couponId)
-    const token = randomUUID()
-    const deadline = Date.now() + REBUILD_WAIT_MS
-    while ((await this.#client.set(k.lock, token, 'PX', LOCK_TTL_MS, 'NX')) !== 'OK') {
-      if ((await this.#client.exists(k.meta)) === 1) return true
-      if (Date.now() > deadline)
-        throw new UnavailableError(
-          'redis',
-          new Error(`rebuild of coupon ${couponId} is taking too long`),
-        )
-      await sleep(25)
-    }
-    try {
-      return await this.#source.withCouponLocked(couponId, async ({ rules, wins }) => {
-        if (!rules) return false
-        if ((await this.#client.exists(k.meta)) === 1) return true
-        const winners = new Map<string, Win>()
-        for (const w of await readQueuedWins(this.#client, k.stream, couponId))
-          winners.set(w.userId, w)
-        for (const w of wins) winners.set(w.userId, w) // the database wins a disagreement
-        await this.#stage(k, [...winners.values()])
-        const args = [
-          token,
-          rules.issueStart,
-          rules.issueEnd,
-          rules.totalQuantity ?? -1,
-          PERSIST_GROUP,
-        ]
-        const keys = [k.meta, k.users, k.holes, k.stream, k.lock, k.stagingUsers, k.stagingHoles]
-        if (Number(await scripts.load.run(this.#client, keys, args)) !== 0) {
-          throw new UnavailableError(
-            'redis',
-            new Error(`lost the rebuild lock of coupon ${couponId}`),
-          )
-        }
-        await this.#client.sadd(this.#keys.streams, String(couponId))
-        this.#onRebuild(couponId, winners.size)
-        return true
-      })
-    } finally {
-      await scripts.unlock.run(this.#client, [k.lock], [token]).catch(() => {})
-    }
-  }
-
-  async #stage(k: CouponKeys, winners: Win[]) {
-    await this.#client.del(k.stagingUsers, k.stagingHoles)
-    for (let i = 0; i < winners.length; i += CHUNK) {
-      const fields = winners
-        .slice(i, i + CHUNK)
-        .flatMap((w) => [w.userId, `${w.rank}:${w.issuedAt}`])
-      await this.#client.hset(k.stagingUsers, ...fields)
-    }
-    const holes = rankHoles(winners.map((w) => w.rank))
-    for (let i = 0; i < holes.length; i += CHUNK) {
-      const members = holes.slice(i, i + CHUNK).flatMap((r) => [r, String(r)])
-      await this.#client.zadd(k.stagingHoles, ...members)
-    }
+    const { client } = this.#state
+    await client.quit().catch(() => client.disconnect())
   }
 }
 

@@ -12,7 +12,6 @@ import type { CouponRules, IssueOutcome, Win } from '../domain/coupon.js'
 export type ConfigureResult = 'OK' | 'QUANTITY_BELOW_ISSUED' | 'NOT_LOADED'
 
 export interface StockGate {
-  readonly kind: 'memory' | 'redis'
   /**
    * A coupon just created: whatever the gate holds under its id is stale (left by
    * a database that was reset while Redis kept its keys) and is dropped; the

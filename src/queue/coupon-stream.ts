@@ -1,43 +1,17 @@
 /**
- * One coupon's stream as a stream worker sees it, through the persist group: the
- * Redis side of the worker. It reads new entries (packed as columns by
- * read-wins.lua where the database takes them so), this consumer's own pending
- * entries, and those a dead consumer left pending (XAUTOCLAIM); it acknowledges
- * persisted entries (ack.lua) and moves those that cannot be persisted to the
- * dead-letter stream. What to persist, and when, is the worker's.
+ * One coupon's stream as a stream worker sees it, through the persist group: it
+ * reads new entries, this consumer's own pending entries, and those a dead
+ * consumer left pending (XAUTOCLAIM); it acknowledges persisted entries (ack.lua)
+ * and moves those that cannot be persisted to the dead-letter stream. What to
+ * persist, how and when is the worker's and its persist strategy's (persist/).
  */
 import type { Logger } from 'pino'
+import { entryFields, parseEntry, type RawEntry, type StreamWin } from '../coupon-state/entries.js'
+import { type CouponKeys, PERSIST_GROUP, type RedisKeys } from '../coupon-state/keys.js'
+import { scripts } from '../coupon-state/scripts.js'
 import type { Metrics } from '../ops/metrics.js'
 import type { RedisClient } from '../redis/connection.js'
 import { toRedisFailure } from '../redis/errors.js'
-import { type CouponKeys, PERSIST_GROUP, type RedisKeys } from '../redis/keys.js'
-import { LuaScript } from '../redis/lua-script.js'
-import {
-  type PackedWins,
-  parseEntry,
-  type RawEntry,
-  type StreamWin,
-} from '../redis/stream-entries.js'
-
-const scripts = {
-  ack: new LuaScript(new URL('./lua/ack.lua', import.meta.url)),
-  deadLetter: new LuaScript(new URL('./lua/dead-letter.lua', import.meta.url)),
-  readWins: new LuaScript(new URL('./lua/read-wins.lua', import.meta.url)),
-}
-
-/**
- * New entries as read-wins.lua delivers them: the packed wins of each read (kept
- * apart: each script call on them handles one read's worth, so none holds Redis
- * much longer than one XREADGROUP did), and the other entries raw.
- */
-export interface Delivery {
-  parts: PackedWins[]
-  others: RawEntry[]
-}
-
-export const NOTHING: Delivery = { parts: [], others: [] }
-/** the entries of a delivery */
-export const size = (d: Delivery) => d.parts.reduce((n, p) => n + p.count, d.others.length)
 
 /** What every coupon's stream of one worker shares. */
 export interface CouponStreamOptions {
@@ -49,12 +23,8 @@ export interface CouponStreamOptions {
   metrics?: Metrics | undefined
   /** entries per read (WORKER_BATCH_SIZE) */
   batchSize: number
-  /** entries per read of new ones when the stream has a backlog (WORKER_TX_ROWS) */
-  txRows: number
   /** how long an entry stays pending on a dead consumer before it is reclaimed */
   claimIdleMs: number
-  /** new wins are read packed (read-wins.lua): the database takes the columns as they are */
-  packed: boolean
 }
 
 export class CouponStream {
@@ -68,36 +38,14 @@ export class CouponStream {
     this.keys = options.keys.coupon(couponId)
   }
 
-  /**
-   * One transaction's worth of new entries: a read of WORKER_BATCH_SIZE, and when
-   * that comes back full (a backlog), the reads up to WORKER_TX_ROWS at once (they
-   * share one round trip); each read packs its wins as columns (read-wins.lua).
-   */
-  async readNew(): Promise<Delivery> {
-    const first = await this.#readPacked()
-    if (size(first) < this.#o.batchSize) return first
-    const reads = Math.ceil(this.#o.txRows / this.#o.batchSize) - 1
-    const rest = await Promise.all(Array.from({ length: reads }, () => this.#readPacked()))
-    return {
-      parts: [first, ...rest].flatMap((d) => d.parts),
-      others: [first, ...rest].flatMap((d) => d.others),
-    }
+  /** this worker's name in the persist group */
+  get consumer(): string {
+    return this.#o.consumer
   }
 
-  async #readPacked(): Promise<Delivery> {
-    // Packed only for a database that takes the columns as they are; the others
-    // get the entries raw, and the win-by-win path.
-    if (!this.#o.packed) return { parts: [], others: await this.#read() }
-    try {
-      const [count, ids, users, ranks, issuedAts, others] = (await scripts.readWins.run(
-        this.#o.client,
-        [this.keys.stream],
-        [PERSIST_GROUP, this.#o.consumer, this.#o.batchSize],
-      )) as [number, string, string, string, string, RawEntry[]]
-      return { parts: count > 0 ? [{ count, ids, users, ranks, issuedAts }] : [], others }
-    } catch (err) {
-      return this.#readFailed(err, NOTHING)
-    }
+  /** Entries never delivered, a read's worth (XREADGROUP `>`). */
+  readNew(): Promise<RawEntry[]> {
+    return this.#read('>')
   }
 
   /**
@@ -114,8 +62,8 @@ export class CouponStream {
   }
 
   /** `>`: entries never delivered; an id: this consumer's pending entries after it. */
-  async #read(after = '>'): Promise<RawEntry[]> {
-    try {
+  #read(after: string): Promise<RawEntry[]> {
+    return this.reading(async () => {
       const reply = (await this.#o.client.xreadgroup(
         'GROUP',
         PERSIST_GROUP,
@@ -127,21 +75,24 @@ export class CouponStream {
         after,
       )) as [string, RawEntry[]][] | null
       return reply?.[0]?.[1] ?? []
-    } catch (err) {
-      return this.#readFailed(err, [])
-    }
+    }, [])
   }
 
-  async #readFailed<T>(err: unknown, empty: T): Promise<T> {
-    if (err instanceof Error && err.message.startsWith('NOGROUP')) {
-      // The stream was recreated without its group (deleted by hand, or written
-      // after a partial loss): make the group and read it from the start.
+  /**
+   * Runs a read of this consumer's through the persist group. A stream recreated
+   * without its group (deleted by hand, or written after a partial loss) gets the
+   * group back, to be read from the start, and this read answers `empty`.
+   */
+  async reading<T>(read: () => Promise<T>, empty: T): Promise<T> {
+    try {
+      return await read()
+    } catch (err) {
+      if (!(err instanceof Error && err.message.startsWith('NOGROUP'))) throw toRedisFailure(err)
       await this.#o.client
         .xgroup('CREATE', this.keys.stream, PERSIST_GROUP, '0', 'MKSTREAM')
         .catch(() => {})
       return empty
     }
-    throw toRedisFailure(err)
   }
 
   /**
@@ -203,11 +154,7 @@ export class CouponStream {
   }
 
   deadLetter(entry: StreamWin, reason: string) {
-    const w = entry.win
-    return this.#deadLetterRaw(
-      [entry.id, ['u', w.userId, 'r', String(w.rank), 't', String(w.issuedAt)]],
-      reason,
-    )
+    return this.#deadLetterRaw([entry.id, entryFields(entry.win)], reason)
   }
 
   async #deadLetterRaw([id, fields]: RawEntry, reason: string) {

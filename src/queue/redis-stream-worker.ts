@@ -1,35 +1,29 @@
 /**
  * The persistence worker of Redis mode: drains every coupon's stream into
  * coupon_issues. Any number may run at once (members of one consumer group).
+ * What happens on each fault is the table in docs/architecture.md ("Redis mode:
+ * the stream worker").
  *
  * This is its loop. Each pass, for every coupon: the batch held for another
- * attempt, else the new entries, in reads of WORKER_BATCH_SIZE gathered up to
- * WORKER_TX_ROWS per transaction when there is a backlog (the next read while the
- * last is written); then, every WORKER_CLAIM_IDLE_MS / 2, the entries of dead
- * workers. CouponStream is the Redis side of a coupon's stream, StreamPersister
- * writes a batch (one transaction) and holds what failed.
- * - A crash before the ack leaves the entries pending; another worker reclaims them
- *   (XAUTOCLAIM) after WORKER_CLAIM_IDLE_MS and the idempotent insert makes the
- *   redelivery harmless.
- * - A worker that lives through a Redis failure may have entries pending on itself
- *   that it does not hold (the XREADGROUP reply or the ack was lost with the
- *   connection, or a read in flight was sent again after the reconnect and
- *   delivered twice); after a failed pass or a reconnect it reads its own pending
- *   entries again rather than leave them queued for WORKER_CLAIM_IDLE_MS.
- * - The database down: the batch stays pending in hand and is retried with backoff;
- *   the gate keeps accepting wins into the stream meanwhile.
+ * attempt, else the new entries, a transaction's worth at a time (the next read
+ * while the last is written); then, every WORKER_CLAIM_IDLE_MS / 2, the entries of
+ * dead workers. CouponStream is the Redis side of a coupon's stream; the persist
+ * strategy (persist/) reads and writes new entries; RowPersister writes every
+ * other batch and holds what failed (persist/held.ts says why in memory).
  */
 import { hostname } from 'node:os'
 import type { Logger } from 'pino'
+import type { StreamWin } from '../coupon-state/entries.js'
+import type { RedisKeys } from '../coupon-state/keys.js'
 import type { Db } from '../db/database.js'
-import { takesJoinedWins } from '../db/issues-repo.js'
 import type { Metrics } from '../ops/metrics.js'
 import type { RedisClient } from '../redis/connection.js'
-import type { RedisKeys } from '../redis/keys.js'
-import type { StreamWin } from '../redis/stream-entries.js'
-import { CouponStream, type CouponStreamOptions, NOTHING, size } from './coupon-stream.js'
+import { CouponStream, type CouponStreamOptions } from './coupon-stream.js'
+import { PackedStrategy } from './persist/packed.js'
+import { RowPersister } from './persist/rows.js'
+import { RowsStrategy } from './persist/rows-strategy.js'
+import { NOTHING, type PersistKind, type PersistStrategy } from './persist/strategy.js'
 import { StreamDirectory } from './stream-directory.js'
-import { StreamPersister } from './stream-persister.js'
 
 const MAX_IDLE_MS = 100
 /** transactions of one coupon's backlog per pass, before the other coupons get a turn */
@@ -48,10 +42,11 @@ export interface StreamWorkerOptions {
   claimIdleMs: number
   maxAttempts: number
   /**
-   * Has the gate rebuild a coupon whose Redis state is missing (the worker then
-   * persists the wins it holds, or dead-letters those the rebuilt gate lacks).
+   * Rebuilds a coupon whose Redis state is missing (CouponState.ensureLoaded; the
+   * worker then persists the wins it holds, or dead-letters those the rebuilt
+   * state lacks). Without it the worker holds them until a request rebuilds it.
    */
-  loadGate?: (couponId: number) => Promise<unknown>
+  ensureLoaded?: (couponId: number) => Promise<boolean>
   /** wait until a win is this old before persisting it (see docs: AOF everysec) */
   persistDelayMs?: number
   /**
@@ -63,17 +58,24 @@ export interface StreamWorkerOptions {
   consumer?: string
   /** after every pass, failed or not: the worker is alive (its heartbeat) */
   onPass?: () => void
+  /** how new entries are read and written (persistKindFor(dialect)); default rows */
+  persist?: PersistKind
 }
 
 export class RedisStreamWorker {
   readonly consumer: string
-  readonly #o: Required<Omit<StreamWorkerOptions, 'metrics' | 'loadGate' | 'onPass'>> &
-    Pick<StreamWorkerOptions, 'metrics' | 'loadGate' | 'onPass'>
+  readonly #o: Required<Omit<StreamWorkerOptions, 'metrics' | 'ensureLoaded' | 'onPass'>> &
+    Pick<StreamWorkerOptions, 'metrics' | 'ensureLoaded' | 'onPass'>
   readonly #directory: StreamDirectory
   readonly #streamOptions: CouponStreamOptions
-  readonly #persister: StreamPersister
+  readonly #rows: RowPersister
+  readonly #newWins: PersistStrategy
   #nextClaimAt = 0
-  /** a pass failed: entries may be pending on this consumer that nothing holds */
+  /**
+   * A pass failed, or the connection came back: entries may be pending on this
+   * consumer that nothing holds (an XREADGROUP reply or an ack lost with the
+   * connection), to be read again now rather than wait WORKER_CLAIM_IDLE_MS.
+   */
   #recoverOwn = false
   #running: Promise<void> | null = null
   #stopping = false
@@ -82,11 +84,19 @@ export class RedisStreamWorker {
 
   constructor(options: StreamWorkerOptions) {
     this.consumer = options.consumer ?? `${hostname()}-${process.pid}-${Date.now().toString(36)}`
-    const o = { persistDelayMs: 0, lingerMs: 0, ...options, consumer: this.consumer }
+    const o = {
+      persistDelayMs: 0,
+      lingerMs: 0,
+      persist: 'rows' as const,
+      ...options,
+      consumer: this.consumer,
+    }
     this.#o = o
     this.#directory = new StreamDirectory(o.client, o.keys, o.db)
-    this.#streamOptions = { ...o, packed: takesJoinedWins(o.db) }
-    this.#persister = new StreamPersister({ ...o, warn: (err, msg) => this.#warn(err, msg) })
+    this.#streamOptions = o
+    this.#rows = new RowPersister({ ...o, warn: (err, msg) => this.#warn(err, msg) })
+    this.#newWins =
+      o.persist === 'packed' ? new PackedStrategy(this.#rows, o) : new RowsStrategy(this.#rows, o)
   }
 
   start(): this {
@@ -124,8 +134,8 @@ export class RedisStreamWorker {
       const stream = new CouponStream(this.#streamOptions, couponId)
       if (recoverOwn) {
         // Not while a batch is held for a retry: re-reading it would only raise its
-        // delivery count (which sets it apart when reclaimed; see #reclaim).
-        if (this.#persister.held(couponId)?.length) recovered = false
+        // delivery count (see persist/held.ts).
+        if (this.#rows.held.of(couponId)?.length) recovered = false
         else handled += await this.#recoverOwnPending(stream)
       }
       handled += await this.#drainCoupon(stream)
@@ -172,32 +182,30 @@ export class RedisStreamWorker {
   }
 
   async #drainCoupon(stream: CouponStream): Promise<number> {
-    const retry = this.#persister.takeHeld(stream.couponId)
+    const retry = this.#rows.held.take(stream.couponId)
     if (retry) {
-      await this.#persister.persist(stream, retry)
+      await this.#rows.persist(stream, retry)
       return retry.length
     }
-    let delivery = await stream.readNew()
+    let batch = await this.#newWins.readNew(stream)
     let handled = 0
-    for (let tx = 1; size(delivery) > 0; tx++) {
+    for (let tx = 1; batch.size > 0; tx++) {
       // A full transaction means a backlog: read the next one while this one is
       // written. (If the write fails, what was read stays pending on this consumer
       // and the next pass recovers it.)
       const next =
-        size(delivery) >= this.#o.txRows && tx < MAX_TX_PER_PASS ? stream.readNew() : null
+        batch.size >= this.#o.txRows && tx < MAX_TX_PER_PASS ? this.#newWins.readNew(stream) : null
       // The read may fail (a Redis command timing out) while the write is still in
       // progress, before anything awaits it: unheard, that ends the process.
       next?.catch(() => {})
       try {
-        if (delivery.others.length > 0)
-          await this.#persister.persist(stream, await stream.parse(delivery.others))
-        await this.#persister.persistPacked(stream, delivery.parts)
+        await batch.persist()
       } catch (err) {
         await next?.catch(() => {})
         throw err
       }
-      handled += size(delivery)
-      delivery = next ? await next : NOTHING
+      handled += batch.size
+      batch = next ? await next : NOTHING
     }
     return handled
   }
@@ -213,14 +221,14 @@ export class RedisStreamWorker {
       const { entries, last } = await stream.readPending(after)
       if (last === undefined) return handled
       after = last
-      const held = new Set(this.#persister.held(stream.couponId)?.map((e) => e.id))
+      const held = new Set(this.#rows.held.of(stream.couponId)?.map((e) => e.id))
       const orphans = entries.filter(([id]) => !held.has(id))
       if (orphans.length === 0) continue
       this.#o.logger.warn(
         { couponId: stream.couponId, entries: orphans.length },
         'persisting wins left pending on this worker by a failed pass',
       )
-      await this.#persister.persist(stream, await stream.parse(orphans))
+      await this.#rows.persist(stream, await stream.parse(orphans))
       handled += orphans.length
     }
   }
@@ -231,12 +239,13 @@ export class RedisStreamWorker {
    * A delivery count alone never dead-letters a win. Counts rise for reasons that
    * say nothing about the entry: every XAUTOCLAIM raises them, and an outage
    * longer than WORKER_CLAIM_IDLE_MS has live workers reclaim each other's held
-   * batches (and re-read their own pending entries after each failed pass), so an
-   * outage of any length would push answered wins past any bound. An entry
+   * batches (and re-read their own pending entries after each failed pass; see
+   * persist/held.ts), so an outage of any length would push answered wins past
+   * any bound. An entry
    * delivered more than WORKER_MAX_ATTEMPTS times (it may be what keeps killing its
    * worker) is only set apart: persisted in a transaction of its own, where it
    * takes no other win down with it and where it is dead-lettered only if the
-   * database refuses that row itself (StreamPersister: a row error, repeatedly).
+   * database refuses that row itself (RowPersister: a row error, repeatedly).
    */
   async #reclaim(stream: CouponStream): Promise<number> {
     const { entries, deliveries } = await stream.claim()
@@ -245,8 +254,8 @@ export class RedisStreamWorker {
     const apart: StreamWin[] = []
     for (const entry of await stream.parse(entries))
       ((deliveries.get(entry.id) ?? 1) > this.#o.maxAttempts ? apart : batch).push(entry)
-    await this.#persister.persist(stream, batch)
-    await this.#persister.persistAlone(stream, apart)
+    await this.#rows.persist(stream, batch)
+    await this.#rows.persistAlone(stream, apart)
     return entries.length
   }
 

@@ -5,9 +5,11 @@
  * coupons whose window closed over an hour ago and that are fully drained (so
  * idle polling does not grow with every coupon ever run).
  */
+
+import { PERSIST_GROUP, type RedisKeys } from '../coupon-state/keys.js'
+import { listCouponIdsEndingAfter } from '../db/coupons-repo.js'
 import type { Db } from '../db/database.js'
 import type { RedisClient } from '../redis/connection.js'
-import { PERSIST_GROUP, type RedisKeys } from '../redis/keys.js'
 
 const REFRESH_MS = 1000
 const SCAN_MS = 10_000
@@ -43,12 +45,9 @@ export class StreamDirectory {
   }
 
   async #scan(now: number) {
-    const rows = await this.#db
-      .selectFrom('coupons')
-      .select('id')
-      .where('date_issue_end', '>', new Date(now - RETIRE_AFTER_MS))
-      .execute()
-    const current = new Set(rows.map((r) => Number(r.id)))
+    const current = new Set(
+      await listCouponIdsEndingAfter(this.#db, new Date(now - RETIRE_AFTER_MS)),
+    )
     const known = new Set((await this.#client.smembers(this.#keys.streams)).map(Number))
     for (const id of current) {
       if (!known.has(id) && (await this.#client.exists(this.#keys.coupon(id).stream)) === 1) {

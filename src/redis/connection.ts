@@ -3,7 +3,6 @@
  * depends on: auto-pipelining (concurrent requests share round trips) and a bound
  * on every command, so an unreachable Redis turns into a 503 instead of a hang.
  */
-import { readFileSync } from 'node:fs'
 import { Cluster, Redis, type RedisOptions } from 'ioredis'
 import type { RedisConfig } from '../config.js'
 
@@ -65,9 +64,4 @@ export function connectRedis(client: RedisClient, timeoutMs = CONNECT_TIMEOUT_MS
 
 export function isReady(client: RedisClient): boolean {
   return client.status === 'ready'
-}
-
-/** Reads a script shipped beside the module that uses it. */
-export function readLua(url: URL): string {
-  return readFileSync(url, 'utf8')
 }

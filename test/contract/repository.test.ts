@@ -9,18 +9,10 @@ import {
   insertCoupon,
   listCoupons,
   lockCoupons,
-  recountIssued,
   updateCoupon,
 } from '../../src/db/coupons-repo.js'
 import type { Db } from '../../src/db/database.js'
-import {
-  countIssues,
-  duplicatePairs,
-  findIssue,
-  insertWins,
-  listWins,
-  persistWins,
-} from '../../src/db/issues-repo.js'
+import { findIssue, insertWins, listWins, persistWins } from '../../src/db/issues-repo.js'
 import { migrateToLatest } from '../../src/db/migrate.js'
 import type { CouponDraft, Win } from '../../src/domain/coupon.js'
 import {
@@ -29,6 +21,7 @@ import {
   skipUnlessDialect,
   type TestDatabase,
 } from '../helpers/databases.js'
+import { countIssues, duplicatePairs, recountIssued } from '../helpers/issue-counts.js'
 
 const draft = (over: Partial<CouponDraft> = {}): CouponDraft => ({
   title: '네고왕',

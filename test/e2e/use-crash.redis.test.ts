@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import { RedisKeys } from '../../src/redis/keys.js'
+import { RedisKeys } from '../../src/coupon-state/keys.js'
 import { ADMIN_TOKEN, createCoupon } from '../helpers/app.js'
 import { createTestDatabase, type TestDatabase } from '../helpers/databases.js'
 import { type ServerProcess, startServer, stopAll } from '../helpers/processes.js'

@@ -7,8 +7,8 @@
  */
 import assert from 'node:assert/strict'
 import { before, describe, it } from 'node:test'
-import { countIssues } from '../../src/db/issues-repo.js'
 import { createCoupon, winInProcess } from '../helpers/app.js'
+import { countIssues } from '../helpers/issue-counts.js'
 import type { ServiceProcess } from '../helpers/processes.js'
 import { redisSuite, type Service, skipUnlessRedisSuite } from '../helpers/redis-suite.js'
 import {

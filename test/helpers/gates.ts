@@ -3,14 +3,15 @@
  * FIRSTCOME_TEST_GATES (default "memory,redis,redis-cluster").
  */
 import { type Dialect, loadConfig } from '../../src/config.js'
+import { CouponState, type CouponStateOptions } from '../../src/coupon-state/coupon-state.js'
+import { RedisKeys } from '../../src/coupon-state/keys.js'
 import type { Db } from '../../src/db/database.js'
 import { databaseGateSource } from '../../src/db/gate-source.js'
 import type { CouponRules } from '../../src/domain/coupon.js'
 import { MemoryStockGate } from '../../src/gate/memory-stock-gate.js'
-import { RedisStockGate, type RedisStockGateOptions } from '../../src/gate/redis-stock-gate.js'
+import { RedisStockGate } from '../../src/gate/redis-stock-gate.js'
 import type { StockGate } from '../../src/gate/stock-gate.js'
 import { connectRedis, createRedis, type RedisClient } from '../../src/redis/connection.js'
-import { RedisKeys } from '../../src/redis/keys.js'
 import { createTestDatabase, insertRulesCoupon } from './databases.js'
 import { deleteKeys, REDIS_URL, uniquePrefix } from './redis.js'
 import { startCluster } from './redis-cluster.js'
@@ -75,6 +76,8 @@ export const redisClusterGate: GateFactory = {
 
 export interface RedisGateUnderTest extends GateUnderTest {
   gate: RedisStockGate
+  /** the coupon state the gate runs on (to rebuild a coupon explicitly) */
+  state: CouponState
   client: RedisClient
   keys: RedisKeys
   /** the database the gate rebuilds from (SQLite unless `dialect` says otherwise) */
@@ -86,7 +89,7 @@ export interface RedisGateOptions {
   env: Record<string, string>
   /** stops what the gate runs on (a test cluster), after the gate */
   stop?: () => Promise<void>
-  onRebuild?: RedisStockGateOptions['onRebuild']
+  onRebuild?: CouponStateOptions['onRebuild']
   /** the database's dialect (default sqlite) */
   dialect?: Dialect
   /** the Redis connection's name */
@@ -102,14 +105,16 @@ export async function createRedisGate(options: RedisGateOptions): Promise<RedisG
   await connectRedis(client)
   const t = await createTestDatabase(options.dialect ?? 'sqlite')
   const keys = new RedisKeys(prefix)
-  const gate = new RedisStockGate({
+  const state = new CouponState({
     client,
     keys,
     source: databaseGateSource(t.database.db),
     ...(options.onRebuild ? { onRebuild: options.onRebuild } : {}),
   })
+  const gate = new RedisStockGate({ state })
   return {
     gate,
+    state,
     client,
     keys,
     db: t.database.db,

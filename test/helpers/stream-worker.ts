@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict'
 import pino from 'pino'
 import type { Dialect } from '../../src/config.js'
+import { persistKindFor } from '../../src/queue/persist/strategy.js'
 import { RedisStreamWorker } from '../../src/queue/redis-stream-worker.js'
 import { createRedisGate, type RedisGateUnderTest } from './gates.js'
 import { REDIS_URL } from './redis.js'
@@ -21,7 +22,7 @@ export interface QueuedCoupon {
 export interface WorkerOptions {
   batchSize?: number
   txRows?: number
-  loadGate?: (couponId: number) => Promise<unknown>
+  ensureLoaded?: (couponId: number) => Promise<boolean>
 }
 
 export interface WorkerFixture extends RedisGateUnderTest {
@@ -50,7 +51,7 @@ export async function workerFixture(dialect: Dialect, name: string): Promise<Wor
       assert.equal(await g.client.xlen(g.keys.coupon(couponId).stream), wins)
       return { couponId, ranks, now }
     },
-    worker({ batchSize = 1000, txRows = 10_000, loadGate } = {}) {
+    worker({ batchSize = 1000, txRows = 10_000, ensureLoaded } = {}) {
       return new RedisStreamWorker({
         client: g.client,
         keys: g.keys,
@@ -60,7 +61,8 @@ export async function workerFixture(dialect: Dialect, name: string): Promise<Wor
         txRows,
         claimIdleMs: 60_000,
         maxAttempts: 3,
-        loadGate,
+        ensureLoaded,
+        persist: persistKindFor(dialect),
       })
     },
   }

@@ -8,8 +8,8 @@
  */
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { countIssues } from '../../src/db/issues-repo.js'
 import { createCoupon, requestIssue } from '../helpers/app.js'
+import { countIssues } from '../helpers/issue-counts.js'
 import { redisSuite, skipUnlessRedisSuite } from '../helpers/redis-suite.js'
 import { checkRows, getStats, waitDrained, waitFor } from '../helpers/storm.js'
 import {

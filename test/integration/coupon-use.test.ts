@@ -6,7 +6,6 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import type { Dialect } from '../../src/config.js'
-import { countIssues } from '../../src/db/issues-repo.js'
 import {
   admin,
   createCoupon,
@@ -22,6 +21,7 @@ import {
   dropDatabaseUrl,
   skipUnlessDialect,
 } from '../helpers/databases.js'
+import { countIssues } from '../helpers/issue-counts.js'
 import { redisSuite, skipUnlessRedisSuite } from '../helpers/redis-suite.js'
 import { waitFor } from '../helpers/storm.js'
 import {

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict'
 import { before, describe, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Dialect } from '../../src/config.js'
-import { PERSIST_GROUP } from '../../src/redis/keys.js'
+import { PERSIST_GROUP } from '../../src/coupon-state/keys.js'
 import { createCoupon, winInProcess } from '../helpers/app.js'
 import {
   type RedisSuiteOptions,

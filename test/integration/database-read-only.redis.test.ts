@@ -11,7 +11,7 @@
 import assert from 'node:assert/strict'
 import { before, describe, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { PERSIST_GROUP } from '../../src/redis/keys.js'
+import { PERSIST_GROUP } from '../../src/coupon-state/keys.js'
 import { createCoupon, winInProcess } from '../helpers/app.js'
 import { resetReadOnly, setReadOnly } from '../helpers/db-faults.js'
 import { redisSuite, type Service, skipUnlessRedisSuite } from '../helpers/redis-suite.js'

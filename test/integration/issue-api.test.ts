@@ -5,7 +5,6 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import type { InjectOptions } from 'fastify'
-import { countIssues } from '../../src/db/issues-repo.js'
 import {
   createCoupon,
   HOUR,
@@ -16,6 +15,7 @@ import {
   startApp,
   type TestApp,
 } from '../helpers/app.js'
+import { countIssues } from '../helpers/issue-counts.js'
 
 describe('issue API', () => {
   let t: TestApp

@@ -5,9 +5,9 @@
  */
 import assert from 'node:assert/strict'
 import { before, describe, it } from 'node:test'
-import { countIssues } from '../../src/db/issues-repo.js'
 import { createCoupon, HOUR, iso } from '../helpers/app.js'
 import { compat, issueBody, type Req, sameAnswers, viaSocket } from '../helpers/fast-lane.js'
+import { countIssues } from '../helpers/issue-counts.js'
 import { redisSuite, type Service, skipUnlessRedisSuite } from '../helpers/redis-suite.js'
 import { waitDrained } from '../helpers/storm.js'
 

@@ -9,7 +9,6 @@ import { Readable } from 'node:stream'
 import { after, before, describe, it } from 'node:test'
 import Fastify from 'fastify'
 import { SignJWT } from 'jose'
-import { countIssues } from '../../src/db/issues-repo.js'
 import { ISSUE_ROUTE } from '../../src/http/issue-endpoint.js'
 import { IssueFastLane, type IssueFastLaneOptions } from '../../src/http/issue-fast-lane.js'
 import { Metrics } from '../../src/ops/metrics.js'
@@ -25,6 +24,7 @@ import {
   viaInject,
   viaSocket,
 } from '../helpers/fast-lane.js'
+import { countIssues } from '../helpers/issue-counts.js'
 
 describe('issue fast lane: the same answers as Fastify', () => {
   let t: TestApp

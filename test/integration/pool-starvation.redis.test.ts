@@ -12,8 +12,8 @@ import mysql from 'mysql2/promise'
 import pg from 'pg'
 import type { Pool } from 'undici'
 import type { Dialect } from '../../src/config.js'
-import { countIssues } from '../../src/db/issues-repo.js'
 import { createCoupon, winInProcess } from '../helpers/app.js'
+import { countIssues } from '../helpers/issue-counts.js'
 import {
   type RedisSuiteOptions,
   redisSuite,

@@ -5,7 +5,6 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import { countIssues } from '../../src/db/issues-repo.js'
 import {
   admin,
   couponBody,
@@ -14,6 +13,7 @@ import {
   startApp,
   type TestApp,
 } from '../helpers/app.js'
+import { countIssues } from '../helpers/issue-counts.js'
 
 const LIMIT = 5
 

@@ -6,8 +6,8 @@ import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import type { InjectOptions } from 'fastify'
 import { exportSPKI, generateKeyPair, SignJWT, UnsecuredJWT } from 'jose'
-import { countIssues } from '../../src/db/issues-repo.js'
 import { createCoupon, startApp, type TestApp } from '../helpers/app.js'
+import { countIssues } from '../helpers/issue-counts.js'
 
 const SECRET = 'a-test-jwt-secret-of-at-least-32-characters'
 const secretKey = new TextEncoder().encode(SECRET)

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import { countIssues, duplicatePairs } from '../../src/db/issues-repo.js'
+import { countIssues, duplicatePairs } from '../helpers/issue-counts.js'
 import { skipUnless } from '../helpers/services.js'
 import { type WorkerFixture, workerFixture } from '../helpers/stream-worker.js'
 
@@ -18,7 +18,8 @@ describe('stream worker batches', { skip: await skipUnless('redis') }, () => {
   })
   after(async () => f?.dispose())
 
-  const worker = (loadGate?: (couponId: number) => Promise<unknown>) => f.worker({ loadGate })
+  const worker = (ensureLoaded?: (couponId: number) => Promise<boolean>) =>
+    f.worker({ ensureLoaded })
 
   it('persists 12,000 queued wins in transactions of 10,000 + 2,000 and empties the stream', async () => {
     const { couponId } = await f.queuedCoupon(WINS)
@@ -36,11 +37,11 @@ describe('stream worker batches', { skip: await skipUnless('redis') }, () => {
 
   it('holds its batch while the gate state is lost, has it rebuilt, then persists every win', async () => {
     const { couponId } = await f.queuedCoupon(300, 1000)
-    const { client, gate, keys, db } = f
+    const { client, gate, state, keys, db } = f
     const k = keys.coupon(couponId)
     // Redis lost the gate's hashes but not the stream, and no request came yet.
     await client.del(k.meta, k.users, k.holes)
-    const w = worker((id) => gate.won(id))
+    const w = worker((id) => state.ensureLoaded(id))
     await assert.rejects(w.drainOnce(), { name: 'GateNotLoaded' })
     assert.equal(await client.exists(k.meta), 1, 'the worker had the gate rebuilt')
     assert.equal(await w.drainOnce(), 300)

@@ -8,9 +8,9 @@ import { after, before, describe, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
 import pino from 'pino'
+import { RedisKeys } from '../../src/coupon-state/keys.js'
 import { Metrics } from '../../src/ops/metrics.js'
 import { RedisStreamWorker } from '../../src/queue/redis-stream-worker.js'
-import { RedisKeys } from '../../src/redis/keys.js'
 import { createTestDatabase, type TestDatabase } from '../helpers/databases.js'
 
 describe('stream worker errors in the log', () => {

@@ -7,8 +7,9 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import { countIssues, duplicatePairs, insertWins } from '../../src/db/issues-repo.js'
+import { insertWins } from '../../src/db/issues-repo.js'
 import { DIALECTS, skipUnlessDialect } from '../helpers/databases.js'
+import { countIssues, duplicatePairs } from '../helpers/issue-counts.js'
 import { skipUnless } from '../helpers/services.js'
 import { type WorkerFixture, workerFixture } from '../helpers/stream-worker.js'
 

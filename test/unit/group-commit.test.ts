@@ -9,11 +9,11 @@ import SqliteDatabase from 'better-sqlite3'
 import { sql } from 'kysely'
 import { insertCoupon } from '../../src/db/coupons-repo.js'
 import { sqlitePath } from '../../src/db/database.js'
-import { countIssues } from '../../src/db/issues-repo.js'
 import type { Win } from '../../src/domain/coupon.js'
 import { UnavailableError } from '../../src/domain/errors.js'
 import { GroupCommitRecorder } from '../../src/queue/group-commit-recorder.js'
 import { createTestDatabase, type TestDatabase } from '../helpers/databases.js'
+import { countIssues } from '../helpers/issue-counts.js'
 
 describe('GroupCommitRecorder', () => {
   let t: TestDatabase

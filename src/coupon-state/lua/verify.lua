@@ -9,7 +9,9 @@
 -- KEYS[2] users  hash  userId -> "<rank>:<issuedAt ms>[:<requestId>]"
 -- ARGV[1] user ids joined by commas
 -- ARGV[2] their ranks, joined by commas, in the same order
--- Returns -1 when the gate state is not loaded, else how many wins do not match.
+-- Returns (codes: src/coupon-state/codes.ts)
+--   -1 NOT_LOADED   the gate state is not in Redis
+-- or how many wins do not match (0: all of them are the gate's).
 
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return -1

@@ -4,8 +4,9 @@
 -- KEYS[2] users  hash  userId -> "<rank>:<issuedAt ms>[:<requestId>]"
 -- ARGV[1] userId, or '' for none
 --
--- Returns -1 when the coupon's state is not loaded (NOT_LOADED), otherwise
--- { wins accepted, the user's "<rank>:<issuedAt>[:<requestId>]" or false }.
+-- Returns (codes: src/coupon-state/codes.ts)
+--   -1 NOT_LOADED   the coupon's state is not in Redis
+-- or { wins accepted, the user's "<rank>:<issuedAt>[:<requestId>]" or false }.
 
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return -1

@@ -1,8 +1,8 @@
 -- read-wins.lua: deliver new wins to this consumer, packed as columns.
 --
 -- The same XREADGROUP the worker would send, but the reply carries one string per
--- column instead of eight per entry: parsing tens of thousands of small replies
--- was most of a worker's CPU. Only entries as issue.lua writes them are packed
+-- column instead of eight per entry: the worker parses a few strings per read, not
+-- eight small replies per win. Only entries as issue.lua writes them are packed
 -- (fields u, r, t in that order; a user id without a comma; ranks and instants of
 -- at most 15 digits, safe integers in JS); any other entry is returned as it is,
 -- for the worker to judge on its own.

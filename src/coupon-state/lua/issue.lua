@@ -5,7 +5,7 @@
 -- request can interleave: no oversell, no duplicate, and no win that is granted
 -- without being queued. The requests of a batch are decided one after another in
 -- the order given, exactly as if each were its own call; batching only spares
--- the per-call cost (EVALSHA itself is most of a single request's Redis CPU).
+-- the per-call cost of EVALSHA, which outweighs the work of one request in it.
 --
 -- A win is stored with the id of the request that won it. A request decided a
 -- second time — the same call sent again by the client library after a
@@ -22,10 +22,12 @@
 -- ARGV    triples of userId, now (epoch ms, from the API node), requestId: one
 --         per request
 --
--- Returns -1 (NOT_LOADED: the coupon's state is not in Redis, rebuild it from the
--- database and call again), or one outcome per request, in order: the rank
--- (>= 1) on a win; "<rank>:<issuedAt ms>" (a string) when the user's win is this
--- same request's, decided earlier; or a negative code:
+-- Returns (codes: src/coupon-state/codes.ts)
+--   -1 NOT_LOADED   the coupon's state is not in Redis: rebuild it from the
+--                   database and call again
+-- or one outcome per request, in order: the rank (>= 1) on a win;
+-- "<rank>:<issuedAt ms>" (a string) when the user's win is this same request's,
+-- decided earlier; or a code:
 --   -2 ISSUE_NOT_STARTED
 --   -3 ISSUE_ENDED
 --   -4 ALREADY_ISSUED   another request of this user won

@@ -1,9 +1,9 @@
 /**
- * Stream entries of won coupons, as written by issue.lua: fields u (userId),
- * r (rank), t (issuedAt, epoch ms).
+ * The stream entry of a win, as issue.lua writes it: fields u (userId), r (rank),
+ * t (issuedAt, epoch ms); and the same wins packed as columns by read-wins.lua.
  */
 import type { Win } from '../domain/coupon.js'
-import type { RedisClient } from './connection.js'
+import type { RedisClient } from '../redis/connection.js'
 
 export type RawEntry = [id: string, fields: string[]]
 
@@ -27,6 +27,11 @@ export function parseEntry(couponId: number, entry: RawEntry): StreamWin | null 
   if (!userId || !Number.isSafeInteger(rank) || rank < 1 || !Number.isSafeInteger(issuedAt))
     return null
   return { id, win: { couponId, userId, rank, issuedAt } }
+}
+
+/** A win's entry fields, as issue.lua writes them. */
+export function entryFields(win: Win): string[] {
+  return ['u', win.userId, 'r', String(win.rank), 't', String(win.issuedAt)]
 }
 
 /**

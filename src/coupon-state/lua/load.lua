@@ -15,10 +15,12 @@
 -- ARGV[2] start, ARGV[3] end, ARGV[4] total (-1 = unlimited)
 -- ARGV[5] consumer group name
 --
--- Returns 0 when installed, -1 when the lock was lost (nothing changed).
+-- Returns (codes: src/coupon-state/codes.ts)
+--    0 OK          installed
+--   -7 LOCK_LOST   the lock is no longer ours; nothing changed
 
 if redis.call('GET', KEYS[5]) ~= ARGV[1] then
-  return -1
+  return -7
 end
 if redis.call('EXISTS', KEYS[6]) == 1 then
   redis.call('RENAME', KEYS[6], KEYS[2])

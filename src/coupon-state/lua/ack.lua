@@ -1,12 +1,11 @@
 -- ack.lua: mark persisted wins done and drop them from the stream.
 --
 -- XACK alone would leave every win in the stream forever. XDEL of each entry costs
--- a scan of its stream node (about 6 µs a win, most of Redis's work in a drain),
--- so the stream is trimmed instead: every entry below both the group's oldest
--- pending entry and the last of these ids has been delivered and acknowledged,
--- that is persisted or dead-lettered (the persist group is the stream's only
--- reader), and whole
--- nodes of those go at once (XTRIM MINID ~). Of these ids, those left in the one
+-- a scan of its stream node, per entry, so the stream is trimmed instead: every
+-- entry below both the group's oldest pending entry and the last of these ids has
+-- been delivered and acknowledged, that is persisted or dead-lettered (the persist
+-- group is the stream's only reader), and whole nodes of those go at once (XTRIM
+-- MINID ~). Of these ids, those left in the one
 -- node that straddles the cut are deleted exactly. An entry not yet persisted is
 -- never touched.
 --

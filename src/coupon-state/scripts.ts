@@ -1,0 +1,31 @@
+/**
+ * Every Lua script that touches a coupon's Redis state, loaded once and called by
+ * SHA. Each file's header documents its KEYS, ARGV and returns; the codes it
+ * answers are those of codes.ts.
+ */
+import { LuaScript } from '../redis/lua-script.js'
+
+const script = (name: string) => new LuaScript(new URL(`./lua/${name}.lua`, import.meta.url))
+
+export const scripts = {
+  /** the gate: decide a batch of issue requests, record and queue the wins */
+  issue: script('issue'),
+  /** the gate: replace a loaded coupon's rules */
+  configure: script('configure'),
+  /** the gate: a coupon's win count and one user's win */
+  peek: script('peek'),
+  /** rebuild: swap the staged state in, with the stream's consumer group */
+  load: script('load'),
+  /** rebuild: release the lock if it is still ours */
+  unlock: script('unlock'),
+  /** the worker: new wins, packed as columns */
+  readWins: script('read-wins'),
+  /** the worker: are these packed wins the gate's? */
+  verify: script('verify'),
+  /** the worker: acknowledge persisted entries and trim the stream */
+  ack: script('ack'),
+  /** the worker: move an entry that cannot be persisted to the dead letters */
+  deadLetter: script('dead-letter'),
+} as const
+
+export type ScriptName = keyof typeof scripts

@@ -1,0 +1,146 @@
+/**
+ * The `packed` strategy (PostgreSQL; see strategy.ts). New entries are read as
+ * columns by read-wins.lua and go to the database and back to Redis unsplit: per
+ * win, the worker does no JS work. One transaction, as on the row path:
+ *   lock the coupon row → ask the gate whether every win is its own (verify.lua,
+ *   while the INSERT runs) → insert as new wins → advance issued_quantity; then
+ *   acknowledge (ack.lua).
+ * Any other answer (a win the gate does not know, or one already a row) rolls
+ * back and the batch takes the row path (rows.ts), which judges each win; so do
+ * the entries read-wins.lua could not pack.
+ */
+import { performance } from 'node:perf_hooks'
+import {
+  type PackedWins,
+  type RawEntry,
+  type StreamWin,
+  unpackWins,
+} from '../../coupon-state/entries.js'
+import type { CouponKeys } from '../../coupon-state/keys.js'
+import { PERSIST_GROUP } from '../../coupon-state/keys.js'
+import { scripts } from '../../coupon-state/scripts.js'
+import { countStrangers } from '../../coupon-state/verify.js'
+import { addIssuedQuantity, lockCoupons } from '../../db/coupons-repo.js'
+import type { Db } from '../../db/database.js'
+import { isUniqueViolation } from '../../db/errors.js'
+import { insertNewWins } from '../../db/issues-repo.js'
+import type { Metrics } from '../../ops/metrics.js'
+import type { RedisClient } from '../../redis/connection.js'
+import type { CouponStream } from '../coupon-stream.js'
+import { GateNotLoaded, msOf, type RowPersister } from './rows.js'
+import { type NewWins, type PersistStrategy, type ReadSizes, readTransaction } from './strategy.js'
+
+/** Some packed wins are not the gate's: the batch is judged win by win instead. */
+class NotAllKnown extends Error {
+  override readonly name = 'NotAllKnown'
+  readonly code = 'NOT_ALL_KNOWN'
+
+  constructor(n: number) {
+    super(`${n} wins of the batch are not in the gate`)
+  }
+}
+
+/**
+ * One read as read-wins.lua delivers it: the packed wins (kept apart per read:
+ * each script call on them handles one read's worth, so none holds Redis much
+ * longer than one XREADGROUP did), and the other entries raw.
+ */
+interface Delivery {
+  parts: PackedWins[]
+  others: RawEntry[]
+}
+
+const EMPTY: Delivery = { parts: [], others: [] }
+const sizeOf = (d: Delivery) => d.parts.reduce((n, p) => n + p.count, d.others.length)
+const joined = (parts: PackedWins[], column: keyof Omit<PackedWins, 'count'>) =>
+  parts.map((p) => p[column]).join(',')
+
+export interface PackedStrategyOptions extends ReadSizes {
+  client: RedisClient
+  db: Db
+  metrics?: Metrics | undefined
+}
+
+export class PackedStrategy implements PersistStrategy {
+  readonly #rows: RowPersister
+  readonly #o: PackedStrategyOptions
+
+  constructor(rows: RowPersister, options: PackedStrategyOptions) {
+    this.#rows = rows
+    this.#o = options
+  }
+
+  async readNew(stream: CouponStream): Promise<NewWins> {
+    const reads = await readTransaction(this.#o, () => this.#read(stream), sizeOf)
+    const parts = reads.flatMap((d) => d.parts)
+    const others = reads.flatMap((d) => d.others)
+    return {
+      size: reads.reduce((n, d) => n + sizeOf(d), 0),
+      persist: async () => {
+        if (others.length > 0) await this.#rows.persist(stream, await stream.parse(others))
+        await this.#persist(stream, parts)
+      },
+    }
+  }
+
+  #read(stream: CouponStream): Promise<Delivery> {
+    return stream.reading(async () => {
+      const [count, ids, users, ranks, issuedAts, others] = (await scripts.readWins.run(
+        this.#o.client,
+        [stream.keys.stream],
+        [PERSIST_GROUP, stream.consumer, this.#o.batchSize],
+      )) as [number, string, string, string, string, RawEntry[]]
+      return { parts: count > 0 ? [{ count, ids, users, ranks, issuedAts }] : [], others }
+    }, EMPTY)
+  }
+
+  async #persist(stream: CouponStream, parts: PackedWins[]): Promise<void> {
+    const last = parts.at(-1)
+    if (!last) return
+    const { couponId } = stream
+    // ids ascend: the last is the youngest
+    await this.#rows.waitPersistDelay(msOf(last.ids.slice(last.ids.lastIndexOf(',') + 1)))
+    const wins = {
+      couponId,
+      users: joined(parts, 'users'),
+      ranks: joined(parts, 'ranks'),
+      issuedAts: joined(parts, 'issuedAts'),
+    }
+    let inserted: number
+    const started = performance.now()
+    try {
+      inserted = await this.#o.db.transaction().execute(async (trx) => {
+        await lockCoupons(trx, [couponId])
+        const [insert, verify] = await Promise.allSettled([
+          insertNewWins(trx, wins, new Date()),
+          this.#verify(stream.keys, parts),
+        ])
+        if (verify.status === 'rejected') throw verify.reason
+        if (insert.status === 'rejected') throw insert.reason
+        await addIssuedQuantity(trx, couponId, insert.value)
+        return insert.value
+      })
+    } catch (err) {
+      const entries: StreamWin[] = parts.flatMap((p) => unpackWins(couponId, p))
+      // Not all the gate's, or some already persisted: the row path (which
+      // verifies each win and inserts idempotently) sorts them out.
+      if (err instanceof NotAllKnown || isUniqueViolation(err))
+        await this.#rows.persist(stream, entries)
+      else {
+        this.#o.metrics?.persistTimed('stream', started, entries.length, false)
+        await this.#rows.failed(stream, entries, err)
+      }
+      return
+    }
+    this.#o.metrics?.persistTimed('stream', started, inserted, true)
+    await Promise.all(parts.map((p) => stream.ackIds(p.ids)))
+    this.#o.metrics?.persisted.inc({ coupon: String(couponId) }, inserted)
+  }
+
+  /** Throws unless the gate is loaded and every packed win is the gate's. */
+  async #verify(k: CouponKeys, parts: PackedWins[]) {
+    const strangers = await countStrangers(this.#o.client, k, parts)
+    if (strangers === 'NOT_LOADED') throw new GateNotLoaded()
+    if (strangers > 0) throw new NotAllKnown(strangers)
+  }
+}

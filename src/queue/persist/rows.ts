@@ -1,0 +1,194 @@
+/**
+ * The row path: how the stream worker writes a batch of one coupon's wins to
+ * coupon_issues, in ONE transaction, on every dialect:
+ *   lock the coupon row → sort the wins by the gate (a win that is not the gate's
+ *   is never inserted) → insert idempotently → advance issued_quantity; then
+ *   acknowledge the entries and drop them from the stream (ack.lua).
+ * Every entry but the packed path's first deliveries comes through here: held
+ * batches, pending and reclaimed entries, and the packed path's fallback.
+ * - Any failure that is not the database refusing a row (see isRowError: down,
+ *   read-only, disk full, timeouts, unknown errors), or the gate not loaded: the
+ *   batch stays pending and is held (held.ts) for the worker to retry after its
+ *   back-off, for as long as it takes. An answered win is never given up for the
+ *   database's own trouble.
+ * - A poison entry (malformed, or a row the database refused WORKER_MAX_ATTEMPTS
+ *   times) goes to the coupon's dead-letter stream with the reason; the rest of its
+ *   batch is persisted one by one, so it blocks nothing. A win that is already a
+ *   row is acknowledged instead: the dead letters hold only wins still missing.
+ * - The row lock + verification keep DB ⊆ Redis: a win whose Redis state was lost
+ *   (and so may have been handed to someone else by the rebuilt gate) is
+ *   dead-lettered, never inserted.
+ */
+import { performance } from 'node:perf_hooks'
+import type { StreamWin } from '../../coupon-state/entries.js'
+import type { CouponKeys } from '../../coupon-state/keys.js'
+import { sortByGate } from '../../coupon-state/verify.js'
+import { addIssuedQuantity, lockCoupons } from '../../db/coupons-repo.js'
+import type { Db } from '../../db/database.js'
+import { findIssue, insertWins } from '../../db/issues-repo.js'
+import { isRowError } from '../../db/row-errors.js'
+import type { Metrics } from '../../ops/metrics.js'
+import type { RedisClient } from '../../redis/connection.js'
+import type { CouponStream } from '../coupon-stream.js'
+import { Held } from './held.js'
+
+/** The coupon has no gate state in Redis (lost and not yet rebuilt). */
+export class GateNotLoaded extends Error {
+  override readonly name = 'GateNotLoaded'
+  readonly code = 'GATE_NOT_LOADED'
+
+  constructor() {
+    super('the coupon has no gate state in Redis yet')
+  }
+}
+
+/** an entry id's time part (epoch ms) */
+export const msOf = (id: string) => Number(id.slice(0, id.indexOf('-')))
+
+export interface RowPersisterOptions {
+  client: RedisClient
+  db: Db
+  metrics?: Metrics | undefined
+  maxAttempts: number
+  /** see StreamWorkerOptions */
+  ensureLoaded?: ((couponId: number) => Promise<boolean>) | undefined
+  /** wait until a win is this old before persisting it (see docs: AOF everysec) */
+  persistDelayMs: number
+  /** the worker's warning, rate-limited */
+  warn: (err: unknown, msg: string) => void
+}
+
+export class RowPersister {
+  readonly #o: RowPersisterOptions
+  readonly held = new Held()
+
+  constructor(options: RowPersisterOptions) {
+    this.#o = options
+  }
+
+  async persist(stream: CouponStream, entries: StreamWin[]): Promise<void> {
+    if (entries.length === 0) return
+    const { couponId } = stream
+    await this.waitPersistDelay(entries.reduce((max, e) => Math.max(max, msOf(e.id)), 0))
+    let verified: { known: StreamWin[]; unknown: StreamWin[]; inserted: number }
+    const started = performance.now()
+    try {
+      verified = await this.#o.db.transaction().execute(async (trx) => {
+        await lockCoupons(trx, [couponId])
+        const { known, unknown } = await this.#verify(stream.keys, entries)
+        const inserted = await insertWins(
+          trx,
+          known.map((e) => e.win),
+          new Date(),
+        )
+        await addIssuedQuantity(trx, couponId, inserted)
+        return { known, unknown, inserted }
+      })
+    } catch (err) {
+      this.#o.metrics?.persistTimed('stream', started, entries.length, false)
+      await this.failed(stream, entries, err)
+      return
+    }
+    this.#o.metrics?.persistTimed('stream', started, entries.length, true)
+    await stream.ack(verified.known)
+    this.held.done(entries.map((e) => e.id))
+    this.#o.metrics?.persisted.inc({ coupon: String(couponId) }, verified.inserted)
+    for (const [i, entry] of verified.unknown.entries()) {
+      try {
+        await this.#deadLetter(
+          stream,
+          entry,
+          'not in the gate: its Redis state was lost before the win was persisted',
+        )
+      } catch (err) {
+        this.held.add(couponId, verified.unknown.slice(i))
+        throw err
+      }
+    }
+  }
+
+  /**
+   * Each entry in a transaction of its own, so a row the database refuses fails
+   * only itself. On a failure that is not the row's, the entry and those after it
+   * are held and the pass backs off.
+   */
+  async persistAlone(stream: CouponStream, entries: StreamWin[]): Promise<void> {
+    for (const [i, entry] of entries.entries()) {
+      try {
+        await this.persist(stream, [entry])
+      } catch (err) {
+        this.held.add(stream.couponId, entries.slice(i + 1))
+        throw err
+      }
+    }
+  }
+
+  /**
+   * Splits the wins the gate knows (same user, same rank) from the others. With
+   * no gate state at all (lost, not yet rebuilt) nothing can be told apart:
+   * GateNotLoaded, and the batch waits for the rebuild, which will count the wins
+   * still in the stream.
+   */
+  async #verify(k: CouponKeys, entries: StreamWin[]) {
+    const sorted = await sortByGate(this.#o.client, k, entries)
+    if (sorted === 'NOT_LOADED') throw new GateNotLoaded()
+    return sorted
+  }
+
+  /** What a failed batch becomes: held, split, retried or dead-lettered. */
+  async failed(stream: CouponStream, entries: StreamWin[], err: unknown) {
+    const { couponId } = stream
+    if (err instanceof GateNotLoaded) {
+      // Hold the batch, have the gate rebuilt (outside the transaction: the rebuild
+      // takes the coupon's row lock), and retry after the usual back-off.
+      this.held.add(couponId, entries)
+      await this.#o.ensureLoaded?.(couponId).catch(() => {})
+      throw err
+    }
+    if (!isRowError(err)) {
+      // Not about any row (Redis or the database down, read-only, full, timing
+      // out, or an error never seen before): nothing counts against these wins.
+      // Keep the whole batch in hand (still pending in Redis) and let the loop
+      // back off; it is retried for as long as the fault lasts.
+      this.held.add(couponId, entries)
+      throw err
+    }
+    if (entries.length > 1) {
+      // The database refused a row of the batch: persist one by one to find it.
+      await this.persistAlone(stream, entries)
+      return
+    }
+    const entry = entries[0] as StreamWin
+    const attempts = this.held.refused(entry.id)
+    const reason = err instanceof Error ? err.message : String(err)
+    if (attempts < this.#o.maxAttempts) {
+      this.#o.warn(err, 'a win was rejected by the database; will retry')
+      this.held.add(couponId, [entry])
+      return
+    }
+    try {
+      await this.#deadLetter(stream, entry, `rejected ${attempts} times: ${reason}`)
+    } catch (failure) {
+      this.held.add(couponId, [entry])
+      throw failure
+    }
+    this.held.done([entry.id])
+  }
+
+  /**
+   * Moves a win that cannot be persisted to the dead letters, unless it is already
+   * a row (another worker, or an earlier attempt whose answer was lost, persisted
+   * it): then it is only acknowledged. Throws if the database cannot tell.
+   */
+  async #deadLetter(stream: CouponStream, entry: StreamWin, reason: string) {
+    if (await findIssue(this.#o.db, stream.couponId, entry.win.userId)) await stream.ack([entry])
+    else await stream.deadLetter(entry, reason)
+  }
+
+  /** youngest: when the batch's newest win was queued (epoch ms) */
+  async waitPersistDelay(youngest: number) {
+    if (this.#o.persistDelayMs <= 0) return
+    const wait = youngest + this.#o.persistDelayMs - Date.now()
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait))
+  }
+}
