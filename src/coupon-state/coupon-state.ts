@@ -114,7 +114,8 @@ export class CouponState {
    * it is not; false: no such coupon. One rebuild per coupon at a time in this
    * process. Takes the coupon's row lock: never call it holding that lock.
    */
-  ensureLoaded(couponId: number): Promise<boolean> {
+  async ensureLoaded(couponId: number): Promise<boolean> {
+    if ((await this.client.exists(this.keys.coupon(couponId).meta)) === 1) return true
     let running = this.#rebuilding.get(couponId)
     if (!running) {
       running = this.#rebuildLocked(couponId).finally(() => this.#rebuilding.delete(couponId))

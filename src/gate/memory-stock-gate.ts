@@ -82,6 +82,10 @@ export class MemoryStockGate implements StockGate {
     return this.lookup(couponId, userId)
   }
 
+  async ensureLoaded(couponId: number): Promise<boolean> {
+    return this.#coupons.has(couponId)
+  }
+
   async won(couponId: number): Promise<number> {
     return this.#coupons.get(couponId)?.winners.size ?? 0
   }

@@ -151,6 +151,13 @@ export class RedisStockGate implements StockGate {
     return reply === CODES.NOT_LOADED ? 'NOT_LOADED' : winOf(couponId, userId, reply)
   }
 
+  ensureLoaded(couponId: number): Promise<boolean> {
+    this.#state.assertReady()
+    return this.#state.ensureLoaded(couponId).catch((err: unknown) => {
+      throw toRedisFailure(err)
+    })
+  }
+
   async won(couponId: number): Promise<number> {
     const reply = await this.#state.whenLoaded(couponId, (k) =>
       scripts.peek.run(this.#state.client, [k.meta, k.users], ['']),

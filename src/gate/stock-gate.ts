@@ -40,6 +40,11 @@ export interface StockGate {
    * takes too (it would wait for that caller forever).
    */
   lookupLoaded(couponId: number, userId: string): Promise<Win | null | 'NOT_LOADED'>
+  /**
+   * Makes sure the gate holds the coupon's state, loading it if not; false: no
+   * such coupon. Takes the coupon's row lock to load: never call it holding that lock.
+   */
+  ensureLoaded(couponId: number): Promise<boolean>
   /** How many wins the gate has accepted for the coupon. */
   won(couponId: number): Promise<number>
   ping(): Promise<void>

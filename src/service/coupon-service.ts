@@ -118,7 +118,7 @@ export class CouponService {
   async #patch(id: number, patch: CouponPatch): Promise<Coupon> {
     for (let attempt = 1; ; attempt++) {
       // Loaded before the row lock is taken: a load takes that lock itself.
-      await this.#gate.won(id)
+      await this.#gate.ensureLoaded(id)
       const changed = await this.#change(id, patch)
       if (changed !== NOT_LOADED) return changed
       if (attempt >= CHANGE_ATTEMPTS)
