@@ -138,7 +138,7 @@ export class IssueFastLane {
     const lane = this.#laneOf(req.url ?? '')
     if (!lane) return false
     // Refused before its body is read (node:http reads and drops it after the answer).
-    if (this.#o.overload.behind()) {
+    if (!this.#o.overload.admit()) {
       this.#send(res, lane, overloaded(lane))
       return true
     }
