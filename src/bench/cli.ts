@@ -67,6 +67,10 @@ Target:
   --drain-timeout SECONDS  how long to wait for queued = 0 after the load (default 60)
   --server-node-option=OPT a node option for the started server (repeatable), e.g.
                            --server-node-option=--cpu-prof
+  --server-cpus LIST       run the started servers (firstcome and the baseline) on
+                           these CPUs only (taskset -c LIST, Linux); run the bench
+                           itself with taskset -c on the others, so the client
+                           does not take the server's CPU  (default: any CPU)
   --redis-cluster-nodes H:P,H:P…
                            the started server uses this Redis Cluster (sets
                            REDIS_CLUSTER_NODES, instead of REDIS_URL)
@@ -145,6 +149,7 @@ export function parseBenchArgs(args: string[]): BenchOptions | 'help' {
       'database-url': { type: 'string' },
       'drain-timeout': { type: 'string' },
       'server-node-option': { type: 'string', multiple: true },
+      'server-cpus': { type: 'string' },
       'redis-cluster-nodes': { type: 'string' },
       'delay-ms': { type: 'string' },
       warmup: { type: 'string' },
@@ -176,6 +181,15 @@ export function parseBenchArgs(args: string[]): BenchOptions | 'help' {
       '--delay-ms and --redis-cluster-nodes apply to a server the bench starts, not --url',
     )
   }
+  const serverCpus = values['server-cpus'] ?? null
+  if (serverCpus !== null && !/^\d+(-\d+)?(,\d+(-\d+)?)*$/.test(serverCpus)) {
+    throw new ConfigError(
+      `--server-cpus must be a CPU list such as 0 or 0-1,3, got "${serverCpus}"`,
+    )
+  }
+  if (values.url !== undefined && serverCpus !== null) {
+    throw new ConfigError('--server-cpus applies to the servers the bench starts, not --url')
+  }
   if (delayMs !== null && clusterNodes !== null) {
     throw new ConfigError('--delay-ms cannot be put in front of a cluster (--redis-cluster-nodes)')
   }
@@ -196,6 +210,7 @@ export function parseBenchArgs(args: string[]): BenchOptions | 'help' {
     databaseUrl: values['database-url'] ?? null,
     drainTimeoutS: positiveInt('drain-timeout', values['drain-timeout'], 60),
     serverNodeOptions: values['server-node-option'] ?? [],
+    serverCpus,
     delayMs,
     redisClusterNodes: clusterNodes,
     warmupS: positiveInt('warmup', values.warmup, 0, 0),

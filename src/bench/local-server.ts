@@ -30,6 +30,8 @@ export interface StartOptions {
   env?: NodeJS.ProcessEnv
   /** extra node options, e.g. --cpu-prof */
   nodeOptions?: readonly string[]
+  /** the CPUs it may run on (`taskset -c` list, Linux); null: any */
+  cpus?: string | null
   /** how the process announces its URL on stdout */
   listening: RegExp
   timeoutMs?: number
@@ -39,11 +41,19 @@ const OUTPUT_KEEP = 16 * 1024
 
 export async function startServer(module: string, o: StartOptions): Promise<ServerProcess> {
   const entry = nodeEntry(module)
-  const child = spawn(
+  const node = [
     process.execPath,
-    [...entry.execArgv, ...(o.nodeOptions ?? []), entry.path, ...o.args],
-    { env: o.env ?? {}, stdio: ['ignore', 'pipe', 'pipe'] },
-  )
+    ...entry.execArgv,
+    ...(o.nodeOptions ?? []),
+    entry.path,
+    ...o.args,
+  ]
+  // taskset execs node: the child's pid is the server's.
+  const command = o.cpus ? ['taskset', '-c', o.cpus, ...node] : node
+  const child = spawn(command[0] as string, command.slice(1), {
+    env: o.env ?? {},
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
   let output = ''
   const keep = (chunk: Buffer) => {
     output = (output + chunk.toString('utf8')).slice(-OUTPUT_KEEP)
@@ -144,20 +154,30 @@ async function stopChild(child: ChildProcess, exited: Promise<number | null>): P
 }
 
 /** firstcome `serve` with the bench's environment: the mode under test. */
-export function startFirstcome(env: NodeJS.ProcessEnv, nodeOptions: readonly string[] = []) {
+export function startFirstcome(
+  env: NodeJS.ProcessEnv,
+  nodeOptions: readonly string[] = [],
+  cpus: string | null = null,
+) {
   return startServer('../main', {
     args: ['serve'],
     env,
     nodeOptions,
+    cpus,
     listening: /firstcome listening on (http:\/\/\S+)/,
   })
 }
 
-export function startBaseline(scenario: string, nodeOptions: readonly string[] = []) {
+export function startBaseline(
+  scenario: string,
+  nodeOptions: readonly string[] = [],
+  cpus: string | null = null,
+) {
   return startServer('./baseline-server', {
     args: [scenario],
     env: {},
     nodeOptions,
+    cpus,
     listening: /baseline listening on (http:\/\/\S+)/,
   })
 }

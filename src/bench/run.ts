@@ -40,6 +40,8 @@ export interface BenchOptions {
   databaseUrl: string | null
   drainTimeoutS: number
   serverNodeOptions: string[]
+  /** the CPUs the started servers may run on (`taskset -c` list); null: any */
+  serverCpus: string | null
   /** one-way delay, ms, in front of the started server's Redis and database */
   delayMs: number | null
   /** REDIS_CLUSTER_NODES for the started server */
@@ -289,7 +291,7 @@ export async function runBenchmark(
   let baseline: RunReport | null = null
   if (o.baseline) {
     log('starting the baseline server')
-    const server = await startBaseline(o.scenario)
+    const server = await startBaseline(o.scenario, [], o.serverCpus)
     const untrackBaseline = track(() => server.kill())
     try {
       if (o.warmupS > 0) await warmUp(o, log, server.url, server, { id: 1, quantity: null })

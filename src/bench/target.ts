@@ -83,7 +83,7 @@ export async function openTarget(
       mode += `; ${delayed.covers} behind a ${o.delayMs} ms one-way delay`
     }
     log(`starting firstcome (${mode})`)
-    const server = await startFirstcome(serverEnv, o.serverNodeOptions)
+    const server = await startFirstcome(serverEnv, o.serverNodeOptions, o.serverCpus)
     const target: Target = {
       url: server.url,
       server,
@@ -105,6 +105,8 @@ export interface TargetOptions {
   adminToken: string | null
   databaseUrl: string | null
   serverNodeOptions: string[]
+  /** the CPUs the started server may run on (`taskset -c` list); null: any */
+  serverCpus: string | null
   /** one-way delay, ms, in front of the started server's Redis and database; null: none */
   delayMs: number | null
   /** REDIS_CLUSTER_NODES for the started server (instead of REDIS_URL) */

@@ -168,11 +168,6 @@ export class IssueFastLane {
     if (req.method !== 'POST' || this.#o.closing() || !this.#app) return false
     const lane = this.#laneOf(req.url ?? '')
     if (!lane) return false
-    // Refused before its body is read (node:http reads and drops it after the answer).
-    if (this.#o.overload.behind()) {
-      this.#send(res, lane, overloadedAnswer(lane.compat))
-      return true
-    }
     const headers = req.headers
     const type = headers['content-type']
     if (type === undefined || (type !== 'application/json' && !JSON_TYPE.test(type))) return false
@@ -183,6 +178,13 @@ export class IssueFastLane {
       const key = headers['idempotency-key']
       if (key !== undefined && !isIdempotencyKey(key)) return false
       lane.key = key
+    }
+    // Admission (overload.ts), once the lane takes the request (the rest is
+    // Fastify's, checked in its onRequest): refused before its body is read
+    // (node:http reads and drops it after the answer).
+    if (!this.#o.overload.admit()) {
+      this.#send(res, lane, overloadedAnswer(lane.compat))
+      return true
     }
 
     const chunks: Buffer[] = []

@@ -16,6 +16,19 @@ describe('firstcome bench flags', () => {
     assert.equal(o.rate, null)
     assert.equal(o.url, null)
     assert.equal(o.baseline, false)
+    assert.equal(o.serverCpus, null)
+  })
+
+  it('pins the started servers with --server-cpus', () => {
+    const o = parseBenchArgs(['--server-cpus', '0,2-3'])
+    assert.notEqual(o, 'help')
+    if (o === 'help') return
+    assert.equal(o.serverCpus, '0,2-3')
+    assert.throws(() => parseBenchArgs(['--server-cpus', 'all']), /--server-cpus/)
+    assert.throws(
+      () => parseBenchArgs(['--server-cpus', '0', '--url', 'http://127.0.0.1:8080']),
+      /--server-cpus/,
+    )
   })
 
   it('reads every flag', () => {
@@ -106,6 +119,7 @@ describe('firstcome bench flags', () => {
       '--database-url',
       '--drain-timeout',
       '--server-node-option',
+      '--server-cpus',
       '--baseline',
       '--json',
       '--html',
