@@ -1,13 +1,15 @@
 /**
  * The delaying TCP proxy: each direction is delayed by at least its own delay,
  * and the bytes of every connection arrive whole and in order, with hundreds of
- * connections at once; the proxy process forwards the same way.
+ * connections at once; a delay under a millisecond is kept on average (the
+ * event loop's timers alone would make it one to two); the proxy process
+ * forwards the same way.
  */
 import assert from 'node:assert/strict'
 import { createConnection, createServer, type Server, type Socket } from 'node:net'
 import { after, before, describe, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { spawnDelayProxy } from '../../src/bench/delay-proxy.js'
+import { delayStats, spawnDelayProxy } from '../../src/bench/delay-proxy.js'
 import { TcpProxy } from '../helpers/tcp-proxy.js'
 
 /** A loopback server calling `onSocket` for each connection. */
@@ -124,6 +126,58 @@ describe('delaying TCP proxy', () => {
     } finally {
       await proxy.close()
     }
+  })
+
+  /**
+   * Lock-step round trips (each chunk sent once the previous one came back), the
+   * pattern a ticking proxy gets most wrong: through 0.5 ms and through 1 ms each
+   * way, and the time each chunk waited in the proxy, as the proxy measured it.
+   */
+  async function lockStep(delayMs: number): Promise<{ meanMs: number; minMs: number }> {
+    const proxy = new TcpProxy('127.0.0.1', echo.port, delayMs)
+    const port = await proxy.start()
+    const before = delayStats(delayMs)
+    try {
+      await Promise.all(
+        Array.from({ length: 10 }, async (_, c) => {
+          const s = await connect(port)
+          const sent: number[] = []
+          const got: number[] = []
+          for (let i = 0; i < 60; i++) {
+            const reply = readBytes(s, 4)
+            const b = Buffer.alloc(4)
+            b.writeUInt32BE(c * 1000 + i)
+            s.write(b)
+            sent.push(c * 1000 + i)
+            got.push((await reply).readUInt32BE(0))
+          }
+          s.destroy()
+          assert.deepEqual(got, sent, `connection ${c}: out of order`)
+        }),
+      )
+    } finally {
+      await proxy.close()
+    }
+    const after = delayStats(delayMs)
+    const chunks = after.chunks - before.chunks
+    assert.ok(chunks >= 2 * 10 * 60, `${chunks} chunks released`)
+    return { meanMs: (after.sumMs - before.sumMs) / chunks, minMs: after.minMs }
+  }
+
+  it('keeps a 0.5 ms delay 0.5 ms on average, not the millisecond of a timer', async () => {
+    const half = await lockStep(0.5)
+    const one = await lockStep(1)
+    console.log(
+      `  time in the proxy: 0.5 ms delay mean ${half.meanMs.toFixed(3)} ms (least ${half.minMs.toFixed(3)}); 1 ms delay mean ${one.meanMs.toFixed(3)} ms`,
+    )
+    // Never early by more than the release window.
+    assert.ok(half.minMs >= 0.44, `a chunk left after ${half.minMs} ms of 0.5`)
+    // A loaded machine makes both late by the same scheduling delays; their
+    // difference is the delays' difference. With millisecond timers both took
+    // 1-2 ms and the difference was about 0.
+    const diff = one.meanMs - half.meanMs
+    assert.ok(diff > 0.2 && diff < 0.9, `1 ms minus 0.5 ms: ${diff.toFixed(3)} ms, not about 0.5`)
+    assert.ok(half.meanMs < 1, `0.5 ms delay: mean ${half.meanMs.toFixed(3)} ms`)
   })
 
   it('runs as a process of its own, forwarding with the delay', async () => {
