@@ -8,16 +8,17 @@
  * The event loop's timers count whole milliseconds, which would make a 0.5 ms
  * delay 1 to 2 ms. The wake-ups come instead from a small thread of the
  * process's own (the metronome) sleeping in `Atomics.wait`, whose timeout has
- * microsecond resolution, then posting the loop a message: no spinning, one
- * wake-up per batch of due chunks. The model: a chunk leaves no earlier than
- * 50 µs before its due time (one wake-up releases every chunk due that soon) and
- * late by however long the wake-up and the loop take; the proxy asks for each
- * wake-up earlier by the lateness it has been seeing (a moving average, at most
- * half the delay), so the mean time in the proxy is the delay, give or take a
- * few tens of µs on a quiet machine. On a loaded one, some wake-ups come
- * milliseconds late, as everything else's do. Byte order per direction holds:
- * due times rise with arrival, and a wake-up releases a prefix of the queue.
- * `delayStats` reports the time the chunks actually spent in the proxy.
+ * microsecond resolution, then posting the loop a message: no spinning. The
+ * model: one wake-up releases every chunk due within a window after it (a
+ * quarter of the delay, at most 0.5 ms), so a chunk leaves at most that early,
+ * and a steady stream wakes the proxy about once per window, not once per chunk;
+ * a feedback loop moves each wake-up earlier or later than the head's due time
+ * by the error the released chunks have shown, so the mean time in the proxy is
+ * the delay. A chunk's own error is within the window either way on a quiet
+ * machine (0.5 ms: ±0.125 ms); on a loaded one some wake-ups come milliseconds
+ * late, as everything else's do. Byte order per direction holds: due times rise
+ * with arrival, and a wake-up releases a prefix of the queue. `delayStats`
+ * reports the time the chunks actually spent in the proxy.
  *
  * Run as a process of its own, so its CPU is measured apart from what it sits in
  * front of and a busy server does not delay its timers:
@@ -45,11 +46,14 @@ export interface Delay {
 const HIGH_WATER = 4 * 1024 * 1024
 
 /**
- * How early a chunk may leave, ms: one wake-up releases every chunk due within
- * this much of it, so a steady stream wakes the proxy at most about every
- * 2 × this long instead of once per chunk.
+ * The release window, ms: one wake-up releases every chunk due within this much
+ * of it, so a steady stream wakes the proxy about once per window rather than
+ * once per chunk (each wake-up costs a thread switch and a write per
+ * connection). A quarter of the delay, at most 0.5 ms: the jitter it allows.
  */
-const EARLY_MS = 0.05
+function windowMs(delayMs: number): number {
+  return Math.min(0.5, delayMs / 4)
+}
 
 /** A monotonic clock that reads the same in every thread of the process, ms. */
 function clockMs(): number {
@@ -118,27 +122,30 @@ class Metronome {
  * for all, arrival order is due order, so one queue and one wake-up serve every
  * connection (a timer per connection costs far more CPU under a storm).
  *
- * By default the wake-ups come from the metronome thread, so a chunk leaves
- * between EARLY_MS before its due time and the thread's wake-up latency after
- * it: a 0.5 ms delay is 0.5 ms on average, with the millisecond timers it would
- * be 1 to 2. With `precise`, the event loop spins (setImmediate) through the
- * last millisecond instead (the former way, kept to compare).
+ * By default the wake-ups come from the metronome thread. One wake-up releases
+ * the chunks due within the window after it, so a chunk leaves at most a window
+ * early; how late depends on the machine. A feedback loop keeps the mean on
+ * time: it asks for each wake-up earlier or later than the head's due time by
+ * the error the released chunks have been showing. With `precise`, the event
+ * loop spins (setImmediate) through the last millisecond instead (the former
+ * way, kept to compare).
  */
 class Timeline {
   readonly #queue: { at: number; stream: DelayedStream; chunk: Buffer | null }[] = []
   #head = 0
   #timer: NodeJS.Timeout | NodeJS.Immediate | null = null
-  /** the time the metronome was asked to wake the loop at (clockMs), 0: none */
-  #asked = 0
-  /** how late the metronome's wake-ups come, ms: a moving average */
-  #lateMs = 0
-  /** whether the last wake-up came before the head was due */
-  #wokeEarly = false
+  /** a wake-up is asked for */
+  #asked = false
+  /** how much before the head's due time to ask for the wake-up, ms (the loop's output) */
+  #leadMs = 0
+  readonly #windowMs: number
   #metronome: Metronome | null = null
   /** chunks released, and the sum, least and most of their time in the queue, ms */
   readonly stats = { chunks: 0, sumMs: 0, minMs: Number.POSITIVE_INFINITY, maxMs: 0 }
 
-  constructor(readonly delayMs: number) {}
+  constructor(readonly delayMs: number) {
+    this.#windowMs = windowMs(delayMs)
+  }
 
   /** Starts the metronome thread ahead of the first chunk; resolves once it runs. */
   prepare(): Promise<void> {
@@ -157,12 +164,9 @@ class Timeline {
     if (!next) return
     void this.prepare()
     if (this.#metronome?.online) {
-      // Asked that much earlier, the wake-up comes at the due time on average;
-      // not after a wake-up that came too early for the head, or it could
-      // come early again and again.
-      const ahead = this.#wokeEarly ? 0 : Math.min(this.#lateMs, this.delayMs / 2)
-      this.#asked = next.at - EARLY_MS - ahead
-      this.#metronome.wakeAt(this.#asked)
+      this.#asked = true
+      // Never before the head can leave, or the wake-ups would spin.
+      this.#metronome.wakeAt(next.at - Math.min(this.#leadMs, this.#windowMs))
       return
     }
     const wait = next.at - clockMs()
@@ -171,21 +175,22 @@ class Timeline {
   }
 
   readonly #drain = () => {
+    const byMetronome = this.#asked
     this.#timer = null
+    this.#asked = false
     const now = clockMs()
-    if (this.#asked) {
-      this.#lateMs += (now - this.#asked - this.#lateMs) / 16
-      this.#asked = 0
-    }
-    const until = precise ? now : now + EARLY_MS
+    const until = precise ? now : now + this.#windowMs
     // The chunks of one connection due together leave in one write.
     const corked = new Set<DelayedStream>()
     const stats = this.stats
-    const released = stats.chunks
+    let released = 0
+    let lateMs = 0
     for (;;) {
       const next = this.#queue[this.#head]
       if (!next || next.at > until) break
       this.#head++
+      released++
+      lateMs += now - next.at
       const waited = now - (next.at - this.delayMs)
       stats.chunks++
       stats.sumMs += waited
@@ -198,7 +203,12 @@ class Timeline {
       next.stream.deliver(next.chunk)
     }
     for (const s of corked) s.to.uncork()
-    this.#wokeEarly = stats.chunks === released
+    if (byMetronome && released > 0) {
+      // Late on average: ask earlier; early: later. A small step, so one
+      // stalled wake-up does not swing it; bounded both ways.
+      const lead = this.#leadMs + lateMs / released / 8
+      this.#leadMs = Math.max(-this.#windowMs, Math.min(this.#windowMs, lead))
+    }
     if (this.#head === this.#queue.length) {
       this.#queue.length = 0
       this.#head = 0
