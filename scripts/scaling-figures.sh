@@ -11,7 +11,8 @@
 # It needs Redis, PostgreSQL and MySQL/MariaDB; it (re)creates a throw-away
 # database on each (DB_NAME) and uses Redis keys under REDIS_KEY_PREFIX only.
 # The defaults take about 10 minutes; every knob below is an environment
-# variable (short values only to check that the script works).
+# variable (short values only to check that the script works). TABLE_ONLY=1
+# OUT=<dir> prints the table of an earlier run again.
 set -u
 
 REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/0}
@@ -82,8 +83,9 @@ delay_flag() {
   if [ "$1" = 0 ]; then echo ""; else echo "--delay-ms $1"; fi
 }
 
-: >"$OUT/commands.txt"
 start=$(date +%s)
+if [ -z "${TABLE_ONLY:-}" ]; then
+: >"$OUT/commands.txt"
 
 # 1. The gate: a redis-server of its own, so nothing else shares its CPU.
 for d in $DELAYS; do
@@ -113,6 +115,8 @@ for db in pg mysql; do
   done
 done
 
+fi
+
 echo
 echo "took $(($(date +%s) - start)) s; the outputs are in $OUT/"
 echo
@@ -124,6 +128,12 @@ node --input-type=module -e "
   const read = (name) => {
     const f = out + '/' + name + '.json'
     return existsSync(f) ? JSON.parse(readFileSync(f, 'utf8')) : null
+  }
+  // The bench prints the proxy's CPU over the load beside the server's.
+  const proxyShare = (name) => {
+    const f = out + '/' + name + '.log'
+    const m = existsSync(f) && /delay proxy CPU over the load: \\d+ ms \\(([\\d.]+) %/.exec(readFileSync(f, 'utf8'))
+    return m ? m[1] + ' %' : '-'
   }
   const n = (x, digits = 0) =>
     x === null || x === undefined || Number.isNaN(x) ? '-' : Number(x).toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits })
@@ -164,10 +174,11 @@ node --input-type=module -e "
         us ? n(1e6 / us) : '-',
         n(r?.runs.baseline?.throughput),
         n(r?.ratios?.throughput, 2),
+        d === '0' ? '-' : proxyShare('api-' + s + '-' + d),
         r ? (r.invariantsPass ? 'yes' : 'NO') : '-',
       ])
     }
-  table(['path, network', 'req/s', 'server CPU µs/req', 'req/s per core', 'baseline req/s', 'ratio', 'invariants'], apiRows)
+  table(['path, network', 'req/s', 'server CPU µs/req', 'req/s per core', 'baseline req/s', 'ratio', 'proxy CPU ÷ server', 'invariants'], apiRows)
 
   console.log('Worker (bench drain): one worker process, rows per second')
   const drainRows = []
