@@ -5,7 +5,8 @@
 #   2. requests/s per API process, seed and win paths, with the
 #      bare-node baseline of the same run                        (bench --baseline)
 #   3. rows/s per worker into PostgreSQL and MySQL/MariaDB       (bench drain)
-# then a compact table of all of them. Run it on a quiet machine, after
+# then a compact table of all of them, with the delay the proxy actually
+# applied (its chunks' mean time in it: a loaded machine makes it longer). Run it on a quiet machine, after
 # `npm run build`, from the repository's root:
 #   sh scripts/scaling-figures.sh
 # It needs Redis, PostgreSQL and MySQL/MariaDB; it (re)creates a throw-away
@@ -130,11 +131,17 @@ node --input-type=module -e "
     return existsSync(f) ? JSON.parse(readFileSync(f, 'utf8')) : null
   }
   // The bench prints the proxy's CPU over the load beside the server's.
-  const proxyShare = (name) => {
+  const logged = (name, re) => {
     const f = out + '/' + name + '.log'
-    const m = existsSync(f) && /delay proxy CPU over the load: \\d+ ms \\(([\\d.]+) %/.exec(readFileSync(f, 'utf8'))
-    return m ? m[1] + ' %' : '-'
+    return (existsSync(f) && re.exec(readFileSync(f, 'utf8'))?.[1]) || null
   }
+  const proxyShare = (name) => {
+    const share = logged(name, /delay proxy CPU over the load: \\d+ ms \\(([\\d.]+) %/)
+    return share ? share + ' %' : '-'
+  }
+  // The delay the proxy actually applied: its chunks' mean time in it.
+  const inProxy = (name) => logged(name, /delay proxy: mean time in it ([\\d.]+) ms/) ?? '-'
+  const ms = (x) => (typeof x === 'number' ? x.toFixed(2) : '-')
   const n = (x, digits = 0) =>
     x === null || x === undefined || Number.isNaN(x) ? '-' : Number(x).toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits })
   const table = (head, rows) => {
@@ -149,6 +156,7 @@ node --input-type=module -e "
   console.log('Redis (bench gate): decisions per Redis CPU-second, wins / refusals')
   const gates = nets.map((d) => read('gate-' + d))
   const batches = [...new Set(gates.flatMap((g) => g?.runs.map((r) => r.batch) ?? []))].sort((a, b) => a - b)
+  console.log('mean time in the proxy, ms: ' + nets.filter((d) => d !== '0').map((d) => netName(d) + ' ' + ms(read('gate-' + d)?.proxyMeanDelayMs)).join(', '))
   table(
     ['batch', ...nets.map(netName)],
     batches.map((b) => [
@@ -175,10 +183,11 @@ node --input-type=module -e "
         n(r?.runs.baseline?.throughput),
         n(r?.ratios?.throughput, 2),
         d === '0' ? '-' : proxyShare('api-' + s + '-' + d),
+        d === '0' ? '-' : inProxy('api-' + s + '-' + d),
         r ? (r.invariantsPass ? 'yes' : 'NO') : '-',
       ])
     }
-  table(['path, network', 'req/s', 'server CPU µs/req', 'req/s per core', 'baseline req/s', 'ratio', 'proxy CPU ÷ server', 'invariants'], apiRows)
+  table(['path, network', 'req/s', 'server CPU µs/req', 'req/s per core', 'baseline req/s', 'ratio', 'proxy CPU ÷ server', 'in proxy, ms', 'invariants'], apiRows)
 
   console.log('Worker (bench drain): one worker process, rows per second')
   const drainRows = []
@@ -192,10 +201,11 @@ node --input-type=module -e "
         n(r?.grantPerSecond),
         r ? n(r.steadyRowsPerSecond / r.grantPerSecond, 2) : '-',
         n(r?.proxyCpuMs),
+        ms(r?.proxyMeanDelayMs),
         r ? (r.pass ? 'yes' : 'NO') : '-',
       ])
     }
-  table(['database, network', 'rows/s (after start-up)', 'rows/s (overall)', 'grant/s', 'rows ÷ grant', 'proxy CPU ms', 'checks'], drainRows)
+  table(['database, network', 'rows/s (after start-up)', 'rows/s (overall)', 'grant/s', 'rows ÷ grant', 'proxy CPU ms', 'in proxy, ms', 'checks'], drainRows)
   console.log('Commands: ' + out + '/commands.txt')
 " "$OUT" "$DELAYS"
 exit $failed

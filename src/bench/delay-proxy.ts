@@ -42,6 +42,9 @@ export interface Delay {
   down: number
 }
 
+/** How often a proxy process reports the time chunks spent in it, ms. */
+const STATS_MS = 250
+
 /** Pauses a side once this many bytes wait in its direction's queue. */
 const HIGH_WATER = 4 * 1024 * 1024
 
@@ -385,6 +388,11 @@ export interface DelayProxyProcess {
   ports: number[]
   /** CPU the proxy process has used so far, ms (null off Linux) */
   cpuMs(): number | null
+  /**
+   * The chunks released so far and their total time in the proxy, ms, as the
+   * proxy last reported them (every STATS_MS): the delay it actually applied.
+   */
+  timeInProxy(): { chunks: number; sumMs: number }
   stop(): Promise<void>
 }
 
@@ -405,6 +413,17 @@ export async function spawnDelayProxy(
     await exited
   }
   let output = ''
+  let inProxy = { chunks: 0, sumMs: 0 }
+  let pending = ''
+  child.stdout?.on('data', (chunk: Buffer) => {
+    pending += chunk.toString('utf8')
+    const lines = pending.split('\n')
+    pending = lines.pop() ?? ''
+    for (const line of lines) {
+      const m = /^delay stats (\d+) ([\d.]+)$/.exec(line)
+      if (m) inProxy = { chunks: Number(m[1]), sumMs: Number(m[2]) }
+    }
+  })
   const ports = await new Promise<number[]>((done, fail) => {
     const timer = setTimeout(() => fail(new Error(`delay proxy did not start: ${output}`)), 30_000)
     const check = () => {
@@ -428,7 +447,22 @@ export async function spawnDelayProxy(
     await stop()
     throw err
   })
-  return { pid: child.pid ?? 0, ports, cpuMs: () => processCpuMs(child.pid ?? 0), stop }
+  return {
+    pid: child.pid ?? 0,
+    ports,
+    cpuMs: () => processCpuMs(child.pid ?? 0),
+    timeInProxy: () => inProxy,
+    stop,
+  }
+}
+
+/** The mean time in the proxy of the chunks released between two `timeInProxy()` readings, ms. */
+export function meanTimeInProxy(
+  before: { chunks: number; sumMs: number },
+  after: { chunks: number; sumMs: number },
+): number | null {
+  const chunks = after.chunks - before.chunks
+  return chunks > 0 ? (after.sumMs - before.sumMs) / chunks : null
 }
 
 /** What a service's environment looks like through the proxy, and the proxy itself. */
@@ -495,6 +529,19 @@ async function main() {
     const { port } = await startDelayProxy(target, { up: ms, down: ms })
     process.stdout.write(`delay proxy 127.0.0.1:${port} -> ${target.host}:${target.port}\n`)
   }
+  // How long the chunks have spent in the proxy so far, for spawnDelayProxy.
+  let reported = 0
+  setInterval(() => {
+    let chunks = 0
+    let sumMs = 0
+    for (const t of timelines.values()) {
+      chunks += t.stats.chunks
+      sumMs += t.stats.sumMs
+    }
+    if (chunks === reported) return
+    reported = chunks
+    process.stdout.write(`delay stats ${chunks} ${sumMs.toFixed(3)}\n`)
+  }, STATS_MS).unref()
   process.on('SIGTERM', () => process.exit(0))
 }
 

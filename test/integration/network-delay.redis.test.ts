@@ -8,6 +8,7 @@
  */
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
+import { meanTimeInProxy } from '../../src/bench/delay-proxy.js'
 import { createCoupon } from '../helpers/app.js'
 import { redisSuite, skipUnlessRedisSuite } from '../helpers/redis-suite.js'
 import {
@@ -37,6 +38,8 @@ interface Run {
   cpuMs: number
   /** CPU of the delaying proxy process during the storm, ms */
   proxyCpuMs: number | null
+  /** the mean time a chunk spent in the proxy during the storm, ms */
+  proxyMeanMs: number | null
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -57,6 +60,7 @@ describe(`Redis mode on PostgreSQL through ${DELAYS_MS.join(' and ')} ms one-way
       const service = await suite.start({ connections: CONNECTIONS }, t)
       const couponId = await createCoupon(service.app, { totalQuantity: TOTAL })
       const proxyCpu = label === 'loopback' ? null : suite.delayProxy.cpuMs()
+      const inProxy = label === 'loopback' ? null : suite.delayProxy.timeInProxy()
       const cpu = process.cpuUsage()
       const started = performance.now()
       const replies: IssueReply[] = await storm(
@@ -67,6 +71,7 @@ describe(`Redis mode on PostgreSQL through ${DELAYS_MS.join(' and ')} ms one-way
       const seconds = (performance.now() - started) / 1000
       const used = process.cpuUsage(cpu)
       const proxyAfter = label === 'loopback' ? null : suite.delayProxy.cpuMs()
+      const inProxyAfter = label === 'loopback' ? null : suite.delayProxy.timeInProxy()
 
       const counts = tally(replies)
       assert.deepEqual(
@@ -90,6 +95,7 @@ describe(`Redis mode on PostgreSQL through ${DELAYS_MS.join(' and ')} ms one-way
         p99: percentile(ms, 99),
         cpuMs: (used.user + used.system) / 1000,
         proxyCpuMs: proxyCpu !== null && proxyAfter !== null ? proxyAfter - proxyCpu : null,
+        proxyMeanMs: inProxy && inProxyAfter ? meanTimeInProxy(inProxy, inProxyAfter) : null,
       })
     })
   }
@@ -99,7 +105,7 @@ describe(`Redis mode on PostgreSQL through ${DELAYS_MS.join(' and ')} ms one-way
       const proxy =
         r.proxyCpuMs === null
           ? ''
-          : `, proxy CPU ${r.proxyCpuMs.toFixed(0)} ms (${((100 * r.proxyCpuMs) / r.cpuMs).toFixed(0)} % of the service's)`
+          : `, proxy CPU ${r.proxyCpuMs.toFixed(0)} ms (${((100 * r.proxyCpuMs) / r.cpuMs).toFixed(0)} % of the service's), mean time in it ${r.proxyMeanMs?.toFixed(3) ?? '?'} ms`
       console.log(
         `  ${r.label.padEnd(16)} ${r.requests} requests in ${r.seconds.toFixed(2)} s = ${(r.requests / r.seconds).toFixed(0)} req/s, p50 ${r.p50.toFixed(1)} ms, p99 ${r.p99.toFixed(1)} ms; client+API+worker CPU ${r.cpuMs.toFixed(0)} ms${proxy}`,
       )
