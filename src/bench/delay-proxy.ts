@@ -103,13 +103,19 @@ class Metronome {
     // No loader hooks: the metronome is plain JavaScript.
     this.#worker = new Worker(METRONOME, { eval: true, workerData: shared, execArgv: [] })
     this.#worker.on('message', onTick)
-    this.ready = new Promise((resolve) =>
+    this.ready = new Promise((resolve) => {
       this.#worker.once('online', () => {
         this.online = true
         this.#worker.unref()
         resolve()
-      }),
-    )
+      })
+      // Without the thread, the millisecond timers go on serving.
+      this.#worker.once('error', () => {
+        this.online = false
+        this.#worker.unref()
+        resolve()
+      })
+    })
   }
 
   /** One call of `onTick` at `atMs` (clockMs), replacing any time asked for before. */
