@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process'
 import { createConnection, createServer } from 'node:net'
 import { parseArgs } from 'node:util'
 import { Redis } from 'ioredis'
-import { spawnDelayProxy } from '../dist/bench/delay-proxy.js'
+import { meanTimeInProxy, spawnDelayProxy } from '../dist/bench/delay-proxy.js'
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -37,10 +37,14 @@ async function roundTrips(to) {
 }
 const q = (a, p) => a[Math.min(a.length - 1, Math.floor(p * a.length))].toFixed(2)
 const direct = await roundTrips(port)
+const inProxy = proxy.timeInProxy()
 const via = await roundTrips(proxy.ports[0])
+await new Promise((done) => setTimeout(done, 400)) // the proxy reports every 250 ms
+const meanIn = meanTimeInProxy(inProxy, proxy.timeInProxy())
 console.log(
   `${delayMs} ms each way${values.precise ? ' (precise)' : ''}: round trip direct p50 ${q(direct, 0.5)} ms; ` +
-    `through the proxy min ${q(via, 0)} p50 ${q(via, 0.5)} p90 ${q(via, 0.9)} p99 ${q(via, 0.99)} ms`,
+    `through the proxy min ${q(via, 0)} p50 ${q(via, 0.5)} p90 ${q(via, 0.9)} p99 ${q(via, 0.99)} ms; ` +
+    `mean time in the proxy ${meanIn === null ? '-' : meanIn.toFixed(3)} ms each way`,
 )
 const requests = 40_000
 const before = proxy.cpuMs()

@@ -535,9 +535,12 @@ async function main() {
     const { port } = await startDelayProxy(target, { up: ms, down: ms })
     process.stdout.write(`delay proxy 127.0.0.1:${port} -> ${target.host}:${target.port}\n`)
   }
-  // How long the chunks have spent in the proxy so far, for spawnDelayProxy.
+  // How long the chunks have spent in the proxy so far, for spawnDelayProxy;
+  // and no proxy left behind by a parent that died without stopping it.
   let reported = 0
+  const parent = process.ppid
   setInterval(() => {
+    if (process.ppid !== parent) process.exit(0)
     let chunks = 0
     let sumMs = 0
     for (const t of timelines.values()) {
