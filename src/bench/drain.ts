@@ -20,7 +20,7 @@ import { RedisKeys } from '../coupon-state/keys.js'
 import { findCoupon } from '../db/coupons-repo.js'
 import { connectRedis, createRedis } from '../redis/connection.js'
 import { readDbFacts } from './db-check.js'
-import { type DelayedEnv, delayEnv, parseDelayMs } from './delay-proxy.js'
+import { type DelayedEnv, delayEnv, meanTimeInProxy, parseDelayMs } from './delay-proxy.js'
 import { nodeEntry } from './node-entry.js'
 
 export const DRAIN_USAGE = `Usage: firstcome bench drain [options]
@@ -52,6 +52,8 @@ export interface DrainReport {
   delayMs: number | null
   /** CPU of the delaying proxy process over the drain, ms */
   proxyCpuMs: number | null
+  /** the mean time a chunk spent in the proxy over the drain, ms: the delay applied */
+  proxyMeanDelayMs: number | null
   /** wins granted per second by the gate, filling the stream (this process) */
   grantPerSecond: number
   /** from starting the worker processes to the last row */
@@ -162,6 +164,7 @@ export async function runDrain(
     log(`starting ${workerCount} worker process(es); draining into ${config.dialect}${through}`)
     const started = performance.now()
     const proxyCpuBefore = delayed?.proxy.cpuMs() ?? null
+    const inProxyBefore = delayed?.proxy.timeInProxy() ?? null
     workers.push(
       ...startWorkers(workerCount, delayed?.env ?? env, values['worker-node-option'] ?? []),
     )
@@ -188,6 +191,9 @@ export async function runDrain(
     const steadyRows = wins - (firstSeen?.rows ?? 0)
     const steadySeconds = (ended - (firstSeen?.at ?? started)) / 1000
     await stopWorkers(workers)
+    // The proxy reports every quarter second; the last of the drain's chunks with it.
+    if (delayed) await sleep(300)
+    const inProxyAfter = delayed?.proxy.timeInProxy() ?? null
     const facts = await readDbFacts(config.databaseUrl, config.dialect, coupon.id, [])
     await redis.del(...Object.values(new RedisKeys(config.redis.keyPrefix).coupon(coupon.id)))
     const ranksExact = facts.distinctRanks === wins && facts.minRank === 1 && facts.maxRank === wins
@@ -200,6 +206,8 @@ export async function runDrain(
       delayMs,
       proxyCpuMs:
         proxyCpuBefore !== null && proxyCpuAfter !== null ? proxyCpuAfter - proxyCpuBefore : null,
+      proxyMeanDelayMs:
+        inProxyBefore && inProxyAfter ? meanTimeInProxy(inProxyBefore, inProxyAfter) : null,
       grantPerSecond,
       drainSeconds,
       rowsPerSecond: wins / drainSeconds,
@@ -223,7 +231,7 @@ export function renderDrain(r: DrainReport): string {
   const n = (x: number) => Math.round(x).toLocaleString('en-US')
   const mark = (ok: boolean) => (ok ? '✓' : '✗')
   return `firstcome bench drain — ${n(r.wins)} wins into ${r.dialect}, ${r.workers} worker process(es)
-  WORKER_BATCH_SIZE ${r.batchSize}, WORKER_TX_ROWS ${r.txRows}${r.delayMs === null ? '' : `, through a ${r.delayMs} ms one-way delay (proxy CPU ${r.proxyCpuMs ?? '?'} ms)`}
+  WORKER_BATCH_SIZE ${r.batchSize}, WORKER_TX_ROWS ${r.txRows}${r.delayMs === null ? '' : `, through a ${r.delayMs} ms one-way delay (proxy CPU ${r.proxyCpuMs ?? '?'} ms, mean time in it ${r.proxyMeanDelayMs?.toFixed(3) ?? '?'} ms)`}
 
 Granted through the gate    ${n(r.grantPerSecond)} wins/s (one process, the API's issue.lua batches)
 Drain time                  ${r.drainSeconds.toFixed(2)} s (from starting the workers)

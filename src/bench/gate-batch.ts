@@ -19,7 +19,12 @@ import { Redis } from 'ioredis'
 import { ConfigError } from '../config.js'
 import { RedisKeys } from '../coupon-state/keys.js'
 import { LuaScript } from '../redis/lua-script.js'
-import { type DelayProxyProcess, parseDelayMs, spawnDelayProxy } from './delay-proxy.js'
+import {
+  type DelayProxyProcess,
+  meanTimeInProxy,
+  parseDelayMs,
+  spawnDelayProxy,
+} from './delay-proxy.js'
 
 export const GATE_USAGE = `Usage: firstcome bench gate [options]
 
@@ -53,6 +58,8 @@ export interface GateRun {
 export interface GateReport {
   redis: string
   delayMs: number | null
+  /** the mean time a chunk spent in the proxy over all the runs, ms: the delay applied */
+  proxyMeanDelayMs: number | null
   inFlight: number
   runs: GateRun[]
   command: string
@@ -182,14 +189,19 @@ export async function runGateBench(args: string[]): Promise<GateReport | 'help'>
     const k0 = keys.coupon(0)
     await issue.run(direct, [k0.meta, k0.users, k0.holes, k0.stream], []) // loads the script
     let couponId = 1
+    const inProxy = proxy?.timeInProxy() ?? null
     for (const path of ['win', 'refusal'] as const) {
       for (const batch of batches) {
         runs.push(await measure(client, direct, keys, couponId++, path, batch, seconds, inFlight))
       }
     }
+    // The proxy reports every quarter second.
+    if (proxy) await sleep(300)
+    const inProxyAfter = proxy?.timeInProxy() ?? null
     return {
       redis: own ? 'a redis-server started by the bench (no persistence)' : url,
       delayMs,
+      proxyMeanDelayMs: inProxy && inProxyAfter ? meanTimeInProxy(inProxy, inProxyAfter) : null,
       inFlight,
       runs,
       command: ['firstcome', 'bench', 'gate', ...args].join(' '),
@@ -231,7 +243,7 @@ async function measure(
 export function renderGate(r: GateReport): string {
   const n = (x: number) => Math.round(x).toLocaleString('en-US')
   const lines = [
-    `firstcome bench gate — issue.lua on ${r.redis}, ${r.inFlight} calls in flight${r.delayMs === null ? '' : `, through a ${r.delayMs} ms one-way delay`}`,
+    `firstcome bench gate — issue.lua on ${r.redis}, ${r.inFlight} calls in flight${r.delayMs === null ? '' : `, through a ${r.delayMs} ms one-way delay (mean time in the proxy ${r.proxyMeanDelayMs?.toFixed(3) ?? '?'} ms)`}`,
     '',
     'path     batch  decisions/s  Redis CPU  decisions per Redis CPU-second',
   ]

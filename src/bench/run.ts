@@ -6,6 +6,7 @@
 import { cpus } from 'node:os'
 import { runClients } from './clients.js'
 import { readDbFacts } from './db-check.js'
+import { meanTimeInProxy } from './delay-proxy.js'
 import { allPass, checkInvariants, type InvariantLine } from './invariants.js'
 import { type ListenCounters, listenCounters, listenDelta, somaxconn } from './kernel.js'
 import { type ServerProcess, startBaseline } from './local-server.js'
@@ -237,6 +238,7 @@ function logProxyCpu(
   target: Target,
   proxyBefore: number | null,
   serverBefore: number | null,
+  inProxyBefore: { chunks: number; sumMs: number } | null,
 ) {
   const proxyAfter = target.delayProxy?.cpuMs() ?? null
   const serverAfter = target.server?.cpuMs() ?? null
@@ -247,6 +249,9 @@ function logProxyCpu(
     ? ` (${((100 * proxy) / server).toFixed(1)} % of the server's ${server} ms)`
     : ''
   log(`delay proxy CPU over the load: ${proxy} ms${share}`)
+  const inProxyAfter = target.delayProxy?.timeInProxy() ?? null
+  const mean = inProxyBefore && inProxyAfter ? meanTimeInProxy(inProxyBefore, inProxyAfter) : null
+  if (mean !== null) log(`delay proxy: mean time in it ${mean.toFixed(3)} ms per chunk`)
 }
 
 export async function runBenchmark(
@@ -276,9 +281,10 @@ export async function runBenchmark(
     log(`loading ${target.url} (coupon #${coupon.id})`)
     const proxyCpu = target.delayProxy?.cpuMs() ?? null
     const serverCpu = target.server?.cpuMs() ?? null
+    const inProxy = target.delayProxy?.timeInProxy() ?? null
     const run = await load(o, 'firstcome', target.url, target.server, target.description, coupon)
     firstcome = run.report
-    logProxyCpu(log, target, proxyCpu, serverCpu)
+    logProxyCpu(log, target, proxyCpu, serverCpu, inProxy)
     log('checking invariants')
     invariants = await verify(o, target, coupon, run)
   } finally {

@@ -9,7 +9,7 @@
  * the same process, `spawnDelayProxy` runs the proxy as a process of its own.
  */
 import { createConnection, createServer, type Server, type Socket } from 'node:net'
-import { type Delay, delayedPipe } from '../../src/bench/delay-proxy.js'
+import { type Delay, delayedPipe, delaysReady } from '../../src/bench/delay-proxy.js'
 
 export class TcpProxy {
   readonly #target: { host: string; port: number }
@@ -39,6 +39,7 @@ export class TcpProxy {
 
   /** Listens on `port` (0: a free one) and forwards every connection to the target. */
   async start(port = this.#port): Promise<number> {
+    if (this.#delay) await delaysReady(this.#delay)
     const server = createServer((client) => this.#pipe(client))
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject)

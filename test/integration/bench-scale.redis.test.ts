@@ -67,6 +67,7 @@ describe('firstcome bench gate', { skip: skipUnlessRedisServer('for the gate ben
       assert.equal(code, 0, `${stdout}\n${stderr}`)
       const report = JSON.parse(readFileSync(json, 'utf8')) as GateReport
       assert.equal(report.delayMs, 1)
+      assert.ok((report.proxyMeanDelayMs ?? 0) >= 0.75, `mean ${report.proxyMeanDelayMs} ms`)
       assert.deepEqual(
         report.runs.map((r) => `${r.path} ${r.batch}`),
         ['win 1', 'win 10', 'refusal 1', 'refusal 10'],
@@ -114,6 +115,7 @@ describe('firstcome bench through a delay, on a cluster', {
     assert.equal(report.runs.firstcome.outcomes['201'], 50)
     assert.match(stdout, /Redis and postgres behind a 1 ms one-way delay/)
     assert.match(stderr, /delay proxy CPU over the load: \d+ ms/)
+    assert.match(stderr, /delay proxy: mean time in it [\d.]+ ms per chunk/)
   })
 
   it('drains through a 1 ms delay: every win a row once', async () => {
@@ -128,6 +130,8 @@ describe('firstcome bench through a delay, on a cluster', {
     assert.equal(report.rows, 3000)
     assert.equal(report.delayMs, 1)
     assert.ok((report.proxyCpuMs ?? -1) >= 0)
+    // No chunk leaves more than the window (a quarter of the delay) early.
+    assert.ok((report.proxyMeanDelayMs ?? 0) >= 0.75, `mean ${report.proxyMeanDelayMs} ms`)
   })
 
   describe('on a Redis Cluster', { skip: skipUnlessRedisServer('to start a cluster') }, () => {
