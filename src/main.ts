@@ -178,7 +178,7 @@ function limitHeapGrowth(config: Readonly<Config>) {
 export async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv
   if (command === 'bench') {
-    const { runBench } = await import('./bench/cli.js')
+    const { runBench } = await import('../packages/bench/src/cli.js')
     return runBench(rest)
   }
   if (command !== 'serve' && command !== 'worker') {

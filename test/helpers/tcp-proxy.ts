@@ -9,7 +9,7 @@
  * the same process, `spawnDelayProxy` runs the proxy as a process of its own.
  */
 import { createConnection, createServer, type Server, type Socket } from 'node:net'
-import { type Delay, delayedPipe } from '../../src/bench/delay-proxy.js'
+import { type Delay, delayedPipe } from '../../packages/bench/src/delay-proxy.js'
 
 export class TcpProxy {
   readonly #target: { host: string; port: number }

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { createConnection, createServer, type Server, type Socket } from 'node:net'
 import { after, before, describe, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { spawnDelayProxy } from '../../src/bench/delay-proxy.js'
+import { spawnDelayProxy } from '../../packages/bench/src/delay-proxy.js'
 import { TcpProxy } from '../helpers/tcp-proxy.js'
 
 /** A loopback server calling `onSocket` for each connection. */

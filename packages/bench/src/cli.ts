@@ -1,7 +1,7 @@
 /** `firstcome bench`: flags → BenchOptions → run → table, JSON and HTML reports. */
 import { writeFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
-import { ConfigError } from '../config.js'
+import { ConfigError } from '../../../src/config.js'
 import { parseDelayMs } from './delay-proxy.js'
 import { runDrainCommand } from './drain.js'
 import { runGateCommand } from './gate-batch.js'

@@ -16,9 +16,9 @@ import { createServer } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import { Redis } from 'ioredis'
-import { ConfigError } from '../config.js'
-import { RedisKeys } from '../redis/keys.js'
-import { LuaScript } from '../redis/lua-script.js'
+import { ConfigError } from '../../../src/config.js'
+import { RedisKeys } from '../../../src/redis/keys.js'
+import { LuaScript } from '../../../src/redis/lua-script.js'
 import { type DelayProxyProcess, parseDelayMs, spawnDelayProxy } from './delay-proxy.js'
 
 export const GATE_USAGE = `Usage: firstcome bench gate [options]
@@ -58,7 +58,7 @@ export interface GateReport {
   command: string
 }
 
-const issue = new LuaScript(new URL('../gate/lua/issue.lua', import.meta.url))
+const issue = new LuaScript(new URL('../../../src/gate/lua/issue.lua', import.meta.url))
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

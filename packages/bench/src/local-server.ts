@@ -145,7 +145,7 @@ async function stopChild(child: ChildProcess, exited: Promise<number | null>): P
 
 /** firstcome `serve` with the bench's environment: the mode under test. */
 export function startFirstcome(env: NodeJS.ProcessEnv, nodeOptions: readonly string[] = []) {
-  return startServer('../main', {
+  return startServer('../../../src/main', {
     args: ['serve'],
     env,
     nodeOptions,

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { type Config, type Dialect, dialectOf, loadConfig } from '../config.js'
+import { type Config, type Dialect, dialectOf, loadConfig } from '../../../src/config.js'
 import { type DelayProxyProcess, delayEnv } from './delay-proxy.js'
 import { type ServerProcess, startFirstcome } from './local-server.js'
 
