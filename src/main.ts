@@ -12,6 +12,7 @@ import { appDepsOf, type Container, createContainer } from './container.js'
 import { listCoupons } from './db/coupons-repo.js'
 import type { Coupon } from './domain/coupon.js'
 import { closeGracefully } from './http/server.js'
+import { describeMode } from './mode.js'
 import { Readiness } from './ops/readiness.js'
 import { processGauge } from './ops/scrape-gauges.js'
 import { startWorkerServer } from './ops/worker-server.js'
@@ -39,16 +40,6 @@ async function createDemoCoupon(container: Container): Promise<Coupon | null> {
     issueStart: new Date(now),
     issueEnd: new Date(now + 24 * HOUR_MS),
   })
-}
-
-function describeMode(config: Config): string {
-  const db =
-    config.dialect === 'sqlite'
-      ? `SQLite ${config.databaseUrl.replace(/^sqlite:/, '')}`
-      : config.dialect
-  if (!config.redis) return `embedded: ${db}, in-process gate`
-  const processes = config.apiProcesses > 1 ? `, ${config.apiProcesses} API processes` : ''
-  return `Redis${config.redis.clusterNodes ? ' Cluster' : ''} gate and stream, ${db}${processes}`
 }
 
 function printBanner(

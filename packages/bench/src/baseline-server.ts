@@ -9,9 +9,8 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import { fileURLToPath } from 'node:url'
-import { compatComments } from '../../../src/http/compat-routes.js'
-import { refusalMessages } from '../../../src/service/issue-service.js'
 import type { ScenarioName } from './scenarios.js'
+import { compatComments, refusalMessages } from './service.js'
 
 /** The same backlog firstcome asks for by default (LISTEN_BACKLOG). */
 const BACKLOG = 8192

@@ -4,8 +4,7 @@
  * a row. The service's own stats cannot show a duplicate; only the table can.
  */
 import { sql } from 'kysely'
-import type { Dialect } from '../../../src/config.js'
-import { openDatabase } from '../../../src/db/database.js'
+import { type Dialect, openDatabase } from './service.js'
 
 export interface DbFacts {
   rows: number

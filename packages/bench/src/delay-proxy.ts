@@ -18,9 +18,9 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 import { resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { ConfigError } from '../../../src/config.js'
 import { processCpuMs } from './kernel.js'
 import { nodeEntry } from './node-entry.js'
+import { ConfigError } from './service.js'
 
 export interface Delay {
   /** client → target, ms */

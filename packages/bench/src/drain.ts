@@ -14,14 +14,19 @@ import { writeFileSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import pino from 'pino'
-import { ConfigError, loadConfig } from '../../../src/config.js'
-import { type Container, createContainer } from '../../../src/container.js'
-import { findCoupon } from '../../../src/db/coupons-repo.js'
-import { connectRedis, createRedis } from '../../../src/redis/connection.js'
-import { RedisKeys } from '../../../src/redis/keys.js'
 import { readDbFacts } from './db-check.js'
 import { type DelayedEnv, delayEnv, parseDelayMs } from './delay-proxy.js'
-import { nodeEntry } from './node-entry.js'
+import {
+  ConfigError,
+  type Container,
+  connectRedis,
+  createContainer,
+  createRedis,
+  findCoupon,
+  firstcomeEntry,
+  loadConfig,
+  RedisKeys,
+} from './service.js'
 
 export const DRAIN_USAGE = `Usage: firstcome bench drain [options]
 
@@ -94,7 +99,7 @@ async function grantAll(container: Container, couponId: number, wins: number): P
 }
 
 function startWorkers(n: number, env: NodeJS.ProcessEnv, nodeOptions: string[]): ChildProcess[] {
-  const entry = nodeEntry('../../../src/main')
+  const entry = firstcomeEntry
   return Array.from({ length: n }, () =>
     spawn(process.execPath, [...entry.execArgv, ...nodeOptions, entry.path, 'worker'], {
       env: { ...env, LOG_LEVEL: env.LOG_LEVEL ?? 'warn' },

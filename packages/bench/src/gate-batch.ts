@@ -16,10 +16,8 @@ import { createServer } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import { Redis } from 'ioredis'
-import { ConfigError } from '../../../src/config.js'
-import { RedisKeys } from '../../../src/redis/keys.js'
-import { LuaScript } from '../../../src/redis/lua-script.js'
 import { type DelayProxyProcess, parseDelayMs, spawnDelayProxy } from './delay-proxy.js'
+import { ConfigError, issueScript, RedisKeys } from './service.js'
 
 export const GATE_USAGE = `Usage: firstcome bench gate [options]
 
@@ -57,8 +55,6 @@ export interface GateReport {
   runs: GateRun[]
   command: string
 }
-
-const issue = new LuaScript(new URL('../../../src/gate/lua/issue.lua', import.meta.url))
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -129,7 +125,7 @@ async function runOne(
           const user = `u${next++}`
           args.push(user, now, `r${user}`)
         }
-        const codes = await issue.run(redis, keyList, args)
+        const codes = await issueScript.run(redis, keyList, args)
         if (!Array.isArray(codes) || codes.length !== batch) {
           throw new Error(`issue.lua answered ${String(codes)}`)
         }
@@ -180,7 +176,7 @@ export async function runGateBench(args: string[]): Promise<GateReport | 'help'>
     const keys = new RedisKeys(`fcbench:${process.pid}:`)
     const runs: GateRun[] = []
     const k0 = keys.coupon(0)
-    await issue.run(direct, [k0.meta, k0.users, k0.holes, k0.stream], []) // loads the script
+    await issueScript.run(direct, [k0.meta, k0.users, k0.holes, k0.stream], []) // loads the script
     let couponId = 1
     for (const path of ['win', 'refusal'] as const) {
       for (const batch of batches) {

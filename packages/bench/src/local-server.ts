@@ -5,8 +5,9 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { processCpuMs, processRss, type Rss } from './kernel.js'
-import { nodeEntry } from './node-entry.js'
+import { type NodeEntry, nodeEntry } from './node-entry.js'
 import { ServerLog, type ServerLogSummary } from './server-log.js'
+import { firstcomeEntry } from './service.js'
 
 export interface ServerProcess {
   url: string
@@ -37,8 +38,7 @@ export interface StartOptions {
 
 const OUTPUT_KEEP = 16 * 1024
 
-export async function startServer(module: string, o: StartOptions): Promise<ServerProcess> {
-  const entry = nodeEntry(module)
+export async function startServer(entry: NodeEntry, o: StartOptions): Promise<ServerProcess> {
   const child = spawn(
     process.execPath,
     [...entry.execArgv, ...(o.nodeOptions ?? []), entry.path, ...o.args],
@@ -145,7 +145,7 @@ async function stopChild(child: ChildProcess, exited: Promise<number | null>): P
 
 /** firstcome `serve` with the bench's environment: the mode under test. */
 export function startFirstcome(env: NodeJS.ProcessEnv, nodeOptions: readonly string[] = []) {
-  return startServer('../../../src/main', {
+  return startServer(firstcomeEntry, {
     args: ['serve'],
     env,
     nodeOptions,
@@ -154,7 +154,7 @@ export function startFirstcome(env: NodeJS.ProcessEnv, nodeOptions: readonly str
 }
 
 export function startBaseline(scenario: string, nodeOptions: readonly string[] = []) {
-  return startServer('./baseline-server', {
+  return startServer(nodeEntry('./baseline-server'), {
     args: [scenario],
     env: {},
     nodeOptions,
