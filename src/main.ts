@@ -28,6 +28,7 @@ Configuration comes from the environment (PORT, DATABASE_URL, REDIS_URL, ...);
 see the README.`
 
 const HOUR_MS = 3_600_000
+const BENCH_PACKAGE = '@firstcome/bench'
 
 async function createDemoCoupon(container: Container): Promise<Coupon | null> {
   if ((await listCoupons(container.database.db)).length > 0) return null
@@ -166,12 +167,32 @@ function limitHeapGrowth(config: Readonly<Config>) {
   }
 }
 
+/**
+ * The load generator, the workspace package @firstcome/bench: its sources when
+ * this runs from the sources (under tsx), else the installed package. Without
+ * it (the service installed alone), `bench` says so and the rest works.
+ */
+async function loadBench(): Promise<{ runBench(args: string[]): Promise<void> }> {
+  const fromSources = import.meta.url.endsWith('.ts')
+  const bench = fromSources
+    ? new URL('../packages/bench/src/cli.ts', import.meta.url).href
+    : BENCH_PACKAGE
+  try {
+    return await import(bench)
+  } catch (err) {
+    const code = (err as { code?: unknown }).code
+    if (code === 'ERR_MODULE_NOT_FOUND' && String(err).includes(BENCH_PACKAGE)) {
+      throw new ConfigError(
+        `the bench is not installed here (the ${BENCH_PACKAGE} package): run it from a clone of the repository after \`npm install\``,
+      )
+    }
+    throw err
+  }
+}
+
 export async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv
-  if (command === 'bench') {
-    const { runBench } = await import('../packages/bench/src/cli.js')
-    return runBench(rest)
-  }
+  if (command === 'bench') return (await loadBench()).runBench(rest)
   if (command !== 'serve' && command !== 'worker') {
     process.stdout.write(`${USAGE}\n`)
     if (command !== undefined && command !== 'help' && command !== '--help' && command !== '-h') {
