@@ -1,26 +1,21 @@
 /**
  * What the load generator (the workspace package packages/bench) may use of the
- * service, and all it imports of it: the configuration, the container (for
- * `bench drain`), the Redis keys and gate script (for `bench gate` and the
- * drain's clean-up), the database (for the duplicate-row checks), the messages
- * the API answers with, and how to start `firstcome` as a process.
+ * service, and all it imports of it, in three modules so that each of its
+ * processes loads no more of the service than it needs (the baseline server and
+ * the delaying proxy are measured):
+ *
+ *   bench-api.ts           the configuration, the Redis keys, how to start `firstcome`
+ *   bench-api-messages.ts  the messages the API answers with
+ *   bench-api-backends.ts  the container, the database, Redis and the gate's script
  */
 import { extname } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { LuaScript } from './redis/lua-script.js'
 
 export { type Config, ConfigError, type Dialect, dialectOf, loadConfig } from './config.js'
-export { type Container, createContainer } from './container.js'
-export { findCoupon } from './db/coupons-repo.js'
-export { openDatabase } from './db/database.js'
-export { compatComments } from './http/compat-routes.js'
+export type { Container } from './container.js'
 export { describeMode } from './mode.js'
-export { connectRedis, createRedis } from './redis/connection.js'
 export { RedisKeys } from './redis/keys.js'
-export { type CouponStats, refusalMessages } from './service/issue-service.js'
-
-/** The gate's issue script, as the Redis gate runs it. */
-export const issueScript = new LuaScript(new URL('./gate/lua/issue.lua', import.meta.url))
+export type { CouponStats } from './service/issue-service.js'
 
 const ext = extname(fileURLToPath(import.meta.url))
 

@@ -10,7 +10,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import { fileURLToPath } from 'node:url'
 import type { ScenarioName } from './scenarios.js'
-import { compatComments, refusalMessages } from './service.js'
+import { compatComments, refusalMessages } from './service-messages.js'
 
 /** The same backlog firstcome asks for by default (LISTEN_BACKLOG). */
 const BACKLOG = 8192

@@ -16,17 +16,8 @@ import { parseArgs } from 'node:util'
 import pino from 'pino'
 import { readDbFacts } from './db-check.js'
 import { type DelayedEnv, delayEnv, parseDelayMs } from './delay-proxy.js'
-import {
-  ConfigError,
-  type Container,
-  connectRedis,
-  createContainer,
-  createRedis,
-  findCoupon,
-  firstcomeEntry,
-  loadConfig,
-  RedisKeys,
-} from './service.js'
+import { ConfigError, type Container, firstcomeEntry, loadConfig, RedisKeys } from './service.js'
+import { connectRedis, createContainer, createRedis, findCoupon } from './service-backends.js'
 
 export const DRAIN_USAGE = `Usage: firstcome bench drain [options]
 

@@ -17,7 +17,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import { Redis } from 'ioredis'
 import { type DelayProxyProcess, parseDelayMs, spawnDelayProxy } from './delay-proxy.js'
-import { ConfigError, issueScript, RedisKeys } from './service.js'
+import { ConfigError, RedisKeys } from './service.js'
+import { issueScript } from './service-backends.js'
 
 export const GATE_USAGE = `Usage: firstcome bench gate [options]
 
