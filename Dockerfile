@@ -1,8 +1,8 @@
 # syntax=docker/dockerfile:1
 # firstcome: `docker run -p 8080:8080 IMAGE` serves the embedded default (SQLite in
 # the /app/data volume, the in-process gate, a demo coupon on an empty database).
-# The same image runs `serve [--no-worker]`, `worker` and `bench`: the entrypoint
-# is `firstcome`. See docs/deploy.md.
+# The same image runs `serve [--no-worker]`, `worker` and `bench` (the workspace
+# package packages/bench): the entrypoint is `firstcome`. See docs/deploy.md.
 
 # Build: compile the TypeScript and the native SQLite driver, then drop the dev
 # dependencies so the runtime stage copies production modules only.
@@ -15,6 +15,7 @@ WORKDIR /app
 # build needs no download besides the npm registry.
 ENV npm_config_build_from_source=true npm_config_nodedir=/usr/local
 COPY package.json package-lock.json ./
+COPY packages/bench/package.json packages/bench/
 # The lockfile alone decides this layer, so a source change reuses it. Behind a
 # proxy that re-signs TLS, pass its CA bundle as the build secret `ca` (added to
 # Node's roots for this step only; nothing of it stays in the image).
@@ -24,8 +25,12 @@ RUN --mount=type=secret,id=ca,target=/run/secrets/ca \
 COPY tsconfig.json tsconfig.build.json ./
 COPY scripts/copy-assets.mjs scripts/
 COPY src src
-# Of the native driver only its compiled module is needed at run time.
+COPY packages/bench/tsconfig.build.json packages/bench/
+COPY packages/bench/src packages/bench/src
+# Of the native driver only its compiled module is needed at run time; of the
+# build, neither the declarations nor the build info.
 RUN npm run build \
+  && find dist packages/bench/dist \( -name '*.d.ts' -o -name '*.tsbuildinfo' \) -delete \
   && npm prune --omit=dev --ignore-scripts --no-audit --no-fund \
   && cd node_modules/better-sqlite3 \
   && mv build/Release/better_sqlite3.node . && rm -rf build deps src \
@@ -42,7 +47,9 @@ ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=build /app/node_modules node_modules
 COPY --from=build /app/dist dist
+COPY --from=build /app/packages/bench/dist packages/bench/dist
 COPY package.json ./
+COPY packages/bench/package.json packages/bench/
 COPY bin bin
 RUN ln -s /app/bin/firstcome.js /usr/local/bin/firstcome \
   && mkdir data && chown node:node data

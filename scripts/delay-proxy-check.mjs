@@ -1,4 +1,4 @@
-// How the delaying proxy (dist/bench/delay-proxy.js; `npm run build` first)
+// How the delaying proxy (packages/bench/dist/delay-proxy.js; `npm run build` first)
 // behaves in front of a Redis: the round trip of 300 sequential PINGs direct and
 // through the proxy (its added delay), then the proxy's CPU per request while
 // redis-benchmark sends PINGs over 50 connections through it, then its CPU per
@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process'
 import { createConnection, createServer } from 'node:net'
 import { parseArgs } from 'node:util'
 import { Redis } from 'ioredis'
-import { meanTimeInProxy, spawnDelayProxy } from '../dist/bench/delay-proxy.js'
+import { meanTimeInProxy, spawnDelayProxy } from '../packages/bench/dist/delay-proxy.js'
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,

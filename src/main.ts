@@ -12,6 +12,7 @@ import { appDepsOf, type Container, createContainer } from './container.js'
 import { listCoupons } from './db/coupons-repo.js'
 import type { Coupon } from './domain/coupon.js'
 import { closeGracefully } from './http/server.js'
+import { describeMode } from './mode.js'
 import { Readiness } from './ops/readiness.js'
 import { processGauge } from './ops/scrape-gauges.js'
 import { startWorkerServer } from './ops/worker-server.js'
@@ -27,6 +28,7 @@ Configuration comes from the environment (PORT, DATABASE_URL, REDIS_URL, ...);
 see the README.`
 
 const HOUR_MS = 3_600_000
+const BENCH_PACKAGE = '@firstcome/bench'
 
 async function createDemoCoupon(container: Container): Promise<Coupon | null> {
   if ((await listCoupons(container.database.db)).length > 0) return null
@@ -39,16 +41,6 @@ async function createDemoCoupon(container: Container): Promise<Coupon | null> {
     issueStart: new Date(now),
     issueEnd: new Date(now + 24 * HOUR_MS),
   })
-}
-
-function describeMode(config: Config): string {
-  const db =
-    config.dialect === 'sqlite'
-      ? `SQLite ${config.databaseUrl.replace(/^sqlite:/, '')}`
-      : config.dialect
-  if (!config.redis) return `embedded: ${db}, in-process gate`
-  const processes = config.apiProcesses > 1 ? `, ${config.apiProcesses} API processes` : ''
-  return `Redis${config.redis.clusterNodes ? ' Cluster' : ''} gate and stream, ${db}${processes}`
 }
 
 function printBanner(
@@ -175,12 +167,32 @@ function limitHeapGrowth(config: Readonly<Config>) {
   }
 }
 
+/**
+ * The load generator, the workspace package @firstcome/bench: its sources when
+ * this runs from the sources (under tsx), else the installed package. Without
+ * it (the service installed alone), `bench` says so and the rest works.
+ */
+async function loadBench(): Promise<{ runBench(args: string[]): Promise<void> }> {
+  const fromSources = import.meta.url.endsWith('.ts')
+  const bench = fromSources
+    ? new URL('../packages/bench/src/cli.ts', import.meta.url).href
+    : BENCH_PACKAGE
+  try {
+    return await import(bench)
+  } catch (err) {
+    const code = (err as { code?: unknown }).code
+    if (code === 'ERR_MODULE_NOT_FOUND' && String(err).includes(BENCH_PACKAGE)) {
+      throw new ConfigError(
+        `the bench is not installed here (the ${BENCH_PACKAGE} package): run it from a clone of the repository after \`npm install\``,
+      )
+    }
+    throw err
+  }
+}
+
 export async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv
-  if (command === 'bench') {
-    const { runBench } = await import('./bench/cli.js')
-    return runBench(rest)
-  }
+  if (command === 'bench') return (await loadBench()).runBench(rest)
   if (command !== 'serve' && command !== 'worker') {
     process.stdout.write(`${USAGE}\n`)
     if (command !== undefined && command !== 'help' && command !== '--help' && command !== '-h') {

@@ -4,12 +4,12 @@
  * destroys every connection through it (the service sees resets and refused
  * connections, as when the database host goes away); `restore()` listens again on
  * the same port. With a delay, each direction's bytes arrive that much later, in
- * order (`src/bench/delay-proxy.ts`): a network between the parts. In the test's
+ * order (`packages/bench/src/delay-proxy.ts`): a network between the parts. In the test's
  * own process its timers share the event loop with the test; for a service in
  * the same process, `spawnDelayProxy` runs the proxy as a process of its own.
  */
 import { createConnection, createServer, type Server, type Socket } from 'node:net'
-import { type Delay, delayedPipe, delaysReady } from '../../src/bench/delay-proxy.js'
+import { type Delay, delayedPipe, delaysReady } from '../../packages/bench/src/delay-proxy.js'
 
 export class TcpProxy {
   readonly #target: { host: string; port: number }

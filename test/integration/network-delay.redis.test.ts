@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { meanTimeInProxy } from '../../src/bench/delay-proxy.js'
+import { meanTimeInProxy } from '../../packages/bench/src/delay-proxy.js'
 import { createCoupon } from '../helpers/app.js'
 import { redisSuite, skipUnlessRedisSuite } from '../helpers/redis-suite.js'
 import {

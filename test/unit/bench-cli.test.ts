@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { BENCH_USAGE, parseBenchArgs, parseUsers } from '../../src/bench/cli.js'
+import { BENCH_USAGE, parseBenchArgs, parseUsers } from '../../packages/bench/src/cli.js'
 import { ConfigError } from '../../src/config.js'
 
 describe('firstcome bench flags', () => {

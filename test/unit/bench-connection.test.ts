@@ -2,9 +2,9 @@ import assert from 'node:assert/strict'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { after, before, describe, it } from 'node:test'
-import { Connection, type ConnectionEvents } from '../../src/bench/connection.js'
-import { requestPrefix, withBody } from '../../src/bench/http1.js'
-import { ConnectionPool } from '../../src/bench/open-loop.js'
+import { Connection, type ConnectionEvents } from '../../packages/bench/src/connection.js'
+import { requestPrefix, withBody } from '../../packages/bench/src/http1.js'
+import { ConnectionPool } from '../../packages/bench/src/open-loop.js'
 
 let server: Server
 let port = 0

@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { CHUNKED, chunkedEnd, parseHead, requestPrefix, withBody } from '../../src/bench/http1.js'
+import {
+  CHUNKED,
+  chunkedEnd,
+  parseHead,
+  requestPrefix,
+  withBody,
+} from '../../packages/bench/src/http1.js'
 
 describe('the bench HTTP/1.1 framing', () => {
   it('builds a request in one string', () => {

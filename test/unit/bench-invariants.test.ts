@@ -1,7 +1,11 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import type { DbFacts } from '../../src/bench/db-check.js'
-import { allPass, checkInvariants, type InvariantFacts } from '../../src/bench/invariants.js'
+import type { DbFacts } from '../../packages/bench/src/db-check.js'
+import {
+  allPass,
+  checkInvariants,
+  type InvariantFacts,
+} from '../../packages/bench/src/invariants.js'
 
 const cleanDb: DbFacts = {
   rows: 500,

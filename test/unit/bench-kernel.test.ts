@@ -10,7 +10,7 @@ import {
   parseRssBytes,
   processCpuMs,
   processRss,
-} from '../../src/bench/kernel.js'
+} from '../../packages/bench/src/kernel.js'
 
 describe('kernel counters', () => {
   it('reads ListenOverflows and ListenDrops from /proc/net/netstat', () => {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { ServerLog } from '../../src/bench/server-log.js'
+import { ServerLog } from '../../packages/bench/src/server-log.js'
 
 const pino = (level: number, msg: string, extra: Record<string, unknown> = {}) =>
   `${JSON.stringify({ level, time: 1, pid: 7, msg, ...extra })}\n`

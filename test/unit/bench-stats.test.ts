@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { classify, expectationFor, tallyOutcomes } from '../../src/bench/outcomes.js'
-import { OpenLoopSchedule } from '../../src/bench/schedule.js'
+import { classify, expectationFor, tallyOutcomes } from '../../packages/bench/src/outcomes.js'
+import { OpenLoopSchedule } from '../../packages/bench/src/schedule.js'
 import {
   addCounts,
   encodeHistogram,
@@ -11,8 +11,8 @@ import {
   percentiles,
   recordMs,
   throughput,
-} from '../../src/bench/stats.js'
-import { DistinctIds, randomIds, sequentialIds } from '../../src/bench/user-ids.js'
+} from '../../packages/bench/src/stats.js'
+import { DistinctIds, randomIds, sequentialIds } from '../../packages/bench/src/user-ids.js'
 
 /** Within HdrHistogram's 3 significant digits. */
 function near(actual: number, expected: number) {

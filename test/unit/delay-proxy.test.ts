@@ -9,7 +9,7 @@ import assert from 'node:assert/strict'
 import { createConnection, createServer, type Server, type Socket } from 'node:net'
 import { after, before, describe, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { delayStats, spawnDelayProxy } from '../../src/bench/delay-proxy.js'
+import { delayStats, spawnDelayProxy } from '../../packages/bench/src/delay-proxy.js'
 import { TcpProxy } from '../helpers/tcp-proxy.js'
 
 /** A loopback server calling `onSocket` for each connection. */
@@ -166,18 +166,23 @@ describe('delaying TCP proxy', () => {
   }
 
   it('keeps a 0.5 ms delay 0.5 ms on average, not the millisecond of a timer', async () => {
-    // Side by side, so a busy machine delays both alike.
-    const [half, one] = await Promise.all([lockStep(0.5), lockStep(1)])
-    console.log(
-      `  time in the proxy: 0.5 ms delay mean ${half.meanMs.toFixed(3)} ms (least ${half.minMs.toFixed(3)}); 1 ms delay mean ${one.meanMs.toFixed(3)} ms`,
-    )
-    // Never early by more than the release window (0.125 ms for 0.5 ms).
-    assert.ok(half.minMs >= 0.37, `a chunk left after ${half.minMs} ms of 0.5`)
-    // A loaded machine makes both late by the same scheduling delays; their
-    // difference is the delays' difference. With millisecond timers both took
-    // 1-2 ms and the difference was about 0.
-    const diff = one.meanMs - half.meanMs
-    assert.ok(diff > 0.2 && diff < 0.9, `1 ms minus 0.5 ms: ${diff.toFixed(3)} ms, not about 0.5`)
+    // Side by side, so a busy machine delays both alike. A loaded machine makes
+    // both late by the same scheduling delays, so their difference is the delays'
+    // difference; with millisecond timers both took 1-2 ms and it was about 0.
+    // Scheduling noise on a busy machine can swamp one measurement: up to three.
+    const seen: string[] = []
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      const [half, one] = await Promise.all([lockStep(0.5), lockStep(1)])
+      const diff = one.meanMs - half.meanMs
+      seen.push(
+        `0.5 ms mean ${half.meanMs.toFixed(3)} (least ${half.minMs.toFixed(3)}), 1 ms mean ${one.meanMs.toFixed(3)}`,
+      )
+      console.log(`  time in the proxy: ${seen.at(-1)}`)
+      // Never early by more than the release window (0.125 ms for 0.5 ms).
+      assert.ok(half.minMs >= 0.37, `a chunk left after ${half.minMs} ms of 0.5`)
+      if (diff > 0.2 && diff < 0.9) return
+    }
+    assert.fail(`1 ms minus 0.5 ms was not about 0.5 ms in any attempt: ${seen.join('; ')}`)
   })
 
   it('runs as a process of its own, forwarding with the delay', async () => {

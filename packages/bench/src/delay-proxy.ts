@@ -31,9 +31,9 @@ import { resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { Worker } from 'node:worker_threads'
-import { ConfigError } from '../config.js'
 import { processCpuMs } from './kernel.js'
 import { nodeEntry } from './node-entry.js'
+import { ConfigError } from './service.js'
 
 export interface Delay {
   /** client → target, ms */

@@ -14,14 +14,10 @@ import { writeFileSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import pino from 'pino'
-import { ConfigError, loadConfig } from '../config.js'
-import { type Container, createContainer } from '../container.js'
-import { RedisKeys } from '../coupon-state/keys.js'
-import { findCoupon } from '../db/coupons-repo.js'
-import { connectRedis, createRedis } from '../redis/connection.js'
 import { readDbFacts } from './db-check.js'
 import { type DelayedEnv, delayEnv, meanTimeInProxy, parseDelayMs } from './delay-proxy.js'
-import { nodeEntry } from './node-entry.js'
+import { ConfigError, type Container, firstcomeEntry, loadConfig, RedisKeys } from './service.js'
+import { connectRedis, createContainer, createRedis, findCoupon } from './service-backends.js'
 
 export const DRAIN_USAGE = `Usage: firstcome bench drain [options]
 
@@ -96,7 +92,7 @@ async function grantAll(container: Container, couponId: number, wins: number): P
 }
 
 function startWorkers(n: number, env: NodeJS.ProcessEnv, nodeOptions: string[]): ChildProcess[] {
-  const entry = nodeEntry('../main')
+  const entry = firstcomeEntry
   return Array.from({ length: n }, () =>
     spawn(process.execPath, [...entry.execArgv, ...nodeOptions, entry.path, 'worker'], {
       env: { ...env, LOG_LEVEL: env.LOG_LEVEL ?? 'warn' },

@@ -1,5 +1,5 @@
 /** The few calls the bench makes to the service around the load (not on its path). */
-import type { CouponStats } from '../service/issue-service.js'
+import type { CouponStats } from './service.js'
 
 export type { CouponStats }
 

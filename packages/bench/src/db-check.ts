@@ -4,8 +4,8 @@
  * a row. The service's own stats cannot show a duplicate; only the table can.
  */
 import { sql } from 'kysely'
-import type { Dialect } from '../config.js'
-import { openDatabase } from '../db/database.js'
+import type { Dialect } from './service.js'
+import { openDatabase } from './service-backends.js'
 
 export interface DbFacts {
   rows: number

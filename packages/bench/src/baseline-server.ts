@@ -9,8 +9,8 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import { fileURLToPath } from 'node:url'
-import { compatComments, refusalMessages } from '../http/issue-endpoint.js'
 import type { ScenarioName } from './scenarios.js'
+import { compatComments, refusalMessages } from './service-messages.js'
 
 /** The same backlog firstcome asks for by default (LISTEN_BACKLOG). */
 const BACKLOG = 8192

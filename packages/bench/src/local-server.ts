@@ -5,8 +5,9 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { processCpuMs, processRss, type Rss } from './kernel.js'
-import { nodeEntry } from './node-entry.js'
+import { type NodeEntry, nodeEntry } from './node-entry.js'
 import { ServerLog, type ServerLogSummary } from './server-log.js'
+import { firstcomeEntry } from './service.js'
 
 export interface ServerProcess {
   url: string
@@ -39,8 +40,7 @@ export interface StartOptions {
 
 const OUTPUT_KEEP = 16 * 1024
 
-export async function startServer(module: string, o: StartOptions): Promise<ServerProcess> {
-  const entry = nodeEntry(module)
+export async function startServer(entry: NodeEntry, o: StartOptions): Promise<ServerProcess> {
   const node = [
     process.execPath,
     ...entry.execArgv,
@@ -159,7 +159,7 @@ export function startFirstcome(
   nodeOptions: readonly string[] = [],
   cpus: string | null = null,
 ) {
-  return startServer('../main', {
+  return startServer(firstcomeEntry, {
     args: ['serve'],
     env,
     nodeOptions,
@@ -173,7 +173,7 @@ export function startBaseline(
   nodeOptions: readonly string[] = [],
   cpus: string | null = null,
 ) {
-  return startServer('./baseline-server', {
+  return startServer(nodeEntry('./baseline-server'), {
     args: [scenario],
     env: {},
     nodeOptions,

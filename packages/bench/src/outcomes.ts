@@ -4,7 +4,7 @@
  * schema, so `code` (or the compat routes' `isSuccess`) is always the first key,
  * and the first bytes of a body say everything the bench needs.
  */
-import { compatComments } from '../http/issue-endpoint.js'
+import { compatComments } from './service-messages.js'
 
 /** Bytes of a body that identify its outcome; longer prefixes are cut here. */
 export const OUTCOME_PREFIX_BYTES = 96

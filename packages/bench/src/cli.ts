@@ -1,7 +1,6 @@
 /** `firstcome bench`: flags → BenchOptions → run → table, JSON and HTML reports. */
 import { writeFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
-import { ConfigError } from '../config.js'
 import { parseDelayMs } from './delay-proxy.js'
 import { runDrainCommand } from './drain.js'
 import { runGateCommand } from './gate-batch.js'
@@ -9,6 +8,7 @@ import { renderHtml } from './report-html.js'
 import { renderText } from './report-text.js'
 import { type BenchOptions, CLIENT_NAME, runBenchmark, stopNow } from './run.js'
 import { SCENARIOS, type ScenarioName } from './scenarios.js'
+import { ConfigError } from './service.js'
 import type { UserIdRange } from './user-ids.js'
 
 export const BENCH_USAGE = `Usage: firstcome bench [options]
@@ -86,7 +86,8 @@ Report:
                            server (one process, fixed JSON body); prints the
                            firstcome/baseline ratios of throughput, p99 and (when
                            the bench started both servers) server CPU per request
-  --json FILE              write the report as JSON (fields: src/bench/report.ts)
+  --json FILE              write the report as JSON (its fields: BenchReport in
+                           packages/bench/src/report.ts)
   --html FILE              write a self-contained HTML report with charts
   --no-progress            no live status line
   -h, --help               this text

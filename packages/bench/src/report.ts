@@ -1,51 +1,6 @@
 /**
  * The report of a bench, as written by `--json FILE` (and rendered as text and
- * HTML). Fields:
- *
- *   version            1
- *   command            the command line that produced it
- *   startedAt          ISO-8601
- *   machine            { cpus, node, platform, somaxconn }
- *   load               { scenario, shape: closed|open, connections, durationSeconds,
- *                        rampSeconds, rate, users, timeoutSeconds,
- *                        warmupSeconds, client, clientProcesses }
- *   runs.firstcome     a RunReport (below)
- *   runs.baseline      a RunReport, or null without --baseline
- *   ratios             { throughput, p99, serverCpuPerRequest } firstcome/baseline,
- *                      or null; serverCpuPerRequest (null when unknown) does not
- *                      depend on how much CPU the client and other processes
- *                      left to each server, so it varies less between runs
- *   invariants         [{ name, ok (true|false|null = not checked), detail }], or null
- *   invariantsPass     false when any invariant failed
- *   serverLog          { warnings, errors, messages: [{ level, message, count }] }:
- *                      what the firstcome server the bench started logged at warn
- *                      or above from start to stop (the five most frequent
- *                      messages); null with --url
- *
- * RunReport:
- *   target, server (how it was run), couponId, quantity
- *   wallSeconds        from the first request to the last answer
- *   requests           { total, answered, failed, failureRate, timeouts,
- *                        connectionErrors, unexpectedStatus, sent }
- *                      total = answered + timeouts + connectionErrors;
- *                      failed = timeouts + connectionErrors + unexpected answers
- *   throughput         answers / wall time (req/s)
- *   latencyMs          { count, mean, p50, p70, p90, p95, p99, max } of answered requests
- *   firstRequestOnConnectionMs  the same for the first request on each new
- *                      connection alone: it waits for the connect and in the
- *                      server's accept queue (a busy Node server accepts about one
- *                      connection per event-loop turn)
- *   outcomes           { "201": n, "409 SOLD_OUT": n, … }
- *   distinctUsers      { sent, answered }
- *   timeline           [{ second, responses, errors, latency }] one per second
- *   clientCpu          { seconds, perRequestMicros, meanCores }
- *   serverCpu          same, or null when the bench did not start the server
- *   serverPeakRssMb    the server's peak resident memory (its child processes
- *                      included), sampled every 0.5 s; null when not started here
- *   serverPeakProcessRssMb  the peak of its largest single process (one API
- *                      process when API_PROCESSES > 1)
- *   listenQueue        { listenOverflows, listenDrops } deltas over the run, or null
- *   errorSamples       the first few connection error messages
+ * HTML): BenchReport below, its fields described where they are declared.
  */
 import type { ClientRun } from './clients.js'
 import type { InvariantLine } from './invariants.js'
@@ -66,18 +21,24 @@ import {
 export interface CpuUse {
   seconds: number
   perRequestMicros: number
+  /** seconds of CPU per second of wall time */
   meanCores: number
 }
 
+/** One load against one server. */
 export interface RunReport {
   target: string
+  /** how the server was run */
   server: string
   couponId: number
   quantity: number | null
+  /** from the first request to the last answer */
   wallSeconds: number
   requests: {
+    /** answered + timeouts + connectionErrors */
     total: number
     answered: number
+    /** timeouts + connectionErrors + unexpected answers */
     failed: number
     failureRate: number
     timeouts: number
@@ -85,19 +46,36 @@ export interface RunReport {
     unexpectedStatus: number
     sent: number
   }
+  /** answers / wall time, req/s */
   throughput: number
+  /** of the answered requests */
   latencyMs: Percentiles
+  /**
+   * The same for the first request on each new connection alone: it waits for
+   * the connect and in the server's accept queue (a busy Node server accepts
+   * about one connection per event-loop turn).
+   */
   firstRequestOnConnectionMs: Percentiles
+  /** answers by status and code: { "201": n, "409 SOLD_OUT": n, … } */
   outcomes: Record<string, number>
   distinctUsers: { sent: number; answered: number }
+  /** answers that were wins */
   winsAnswered: number
+  /** one per second */
   timeline: SecondBucket[]
   clientCpu: CpuUse
+  /** null when the bench did not start the server */
   serverCpu: CpuUse | null
-  /** the most resident memory the server (with its child processes) used, MiB */
+  /**
+   * The server's peak resident memory (its child processes included), MiB,
+   * sampled every 0.5 s; null when the bench did not start it.
+   */
   serverPeakRssMb: number | null
+  /** the peak of its largest single process (one API process when API_PROCESSES > 1) */
   serverPeakProcessRssMb: number | null
+  /** the kernel's listen-queue counters, deltas over the run; null when unknown */
   listenQueue: ListenCounters | null
+  /** the first few connection error messages */
   errorSamples: string[]
 }
 
@@ -117,15 +95,27 @@ export interface LoadDescription {
 
 export interface BenchReport {
   version: 1
+  /** the command line that produced it */
   command: string
+  /** ISO-8601 */
   startedAt: string
   machine: { cpus: number; node: string; platform: string; somaxconn: number | null }
   load: LoadDescription
+  /** baseline: null without --baseline */
   runs: { firstcome: RunReport; baseline: RunReport | null }
+  /**
+   * firstcome/baseline, or null without --baseline. serverCpuPerRequest (null
+   * when unknown) does not depend on how much CPU the client and other
+   * processes left to each server, so it varies less between runs.
+   */
   ratios: { throughput: number; p99: number; serverCpuPerRequest: number | null } | null
   invariants: InvariantLine[] | null
+  /** false when any invariant failed */
   invariantsPass: boolean
-  /** what the firstcome server the bench started logged at warn or above, start to stop (null: --url) */
+  /**
+   * What the firstcome server the bench started logged at warn or above, start
+   * to stop (its most frequent messages); null with --url.
+   */
   serverLog: ServerLogSummary | null
 }
 

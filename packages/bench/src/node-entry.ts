@@ -15,7 +15,7 @@ export interface NodeEntry {
   execArgv: string[]
 }
 
-/** `relative` is resolved from src/bench/ (or dist/bench/), without an extension. */
+/** `relative` is resolved from the bench's src/ (or dist/), without an extension. */
 export function nodeEntry(relative: string): NodeEntry {
   const path = fileURLToPath(new URL(`${relative}${ext}`, import.meta.url))
   const execArgv = ext === '.ts' ? ['--import', import.meta.resolve('tsx')] : []

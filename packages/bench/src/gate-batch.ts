@@ -16,15 +16,14 @@ import { createServer } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import { Redis } from 'ioredis'
-import { ConfigError } from '../config.js'
-import { RedisKeys } from '../coupon-state/keys.js'
-import { LuaScript } from '../redis/lua-script.js'
 import {
   type DelayProxyProcess,
   meanTimeInProxy,
   parseDelayMs,
   spawnDelayProxy,
 } from './delay-proxy.js'
+import { ConfigError, RedisKeys } from './service.js'
+import { issueScript } from './service-backends.js'
 
 export const GATE_USAGE = `Usage: firstcome bench gate [options]
 
@@ -64,8 +63,6 @@ export interface GateReport {
   runs: GateRun[]
   command: string
 }
-
-const issue = new LuaScript(new URL('../coupon-state/lua/issue.lua', import.meta.url))
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -136,7 +133,7 @@ async function runOne(
           const user = `u${next++}`
           args.push(user, now, `r${user}`)
         }
-        const codes = await issue.run(redis, keyList, args)
+        const codes = await issueScript.run(redis, keyList, args)
         if (!Array.isArray(codes) || codes.length !== batch) {
           throw new Error(`issue.lua answered ${String(codes)}`)
         }
@@ -187,7 +184,7 @@ export async function runGateBench(args: string[]): Promise<GateReport | 'help'>
     const keys = new RedisKeys(`fcbench:${process.pid}:`)
     const runs: GateRun[] = []
     const k0 = keys.coupon(0)
-    await issue.run(direct, [k0.meta, k0.users, k0.holes, k0.stream], []) // loads the script
+    await issueScript.run(direct, [k0.meta, k0.users, k0.holes, k0.stream], []) // loads the script
     let couponId = 1
     const inProxy = proxy?.timeInProxy() ?? null
     for (const path of ['win', 'refusal'] as const) {

@@ -8,9 +8,9 @@ import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { type Config, type Dialect, dialectOf, loadConfig } from '../config.js'
 import { type DelayProxyProcess, delayEnv } from './delay-proxy.js'
 import { type ServerProcess, startFirstcome } from './local-server.js'
+import { type Dialect, describeMode, dialectOf, loadConfig } from './service.js'
 
 export interface Target {
   url: string
@@ -21,15 +21,6 @@ export interface Target {
   /** the delaying proxy in front of the started server's Redis and database */
   delayProxy: DelayProxyProcess | null
   cleanup: () => void
-}
-
-function describeMode(config: Readonly<Config>): string {
-  const db =
-    config.dialect === 'sqlite'
-      ? `SQLite ${config.databaseUrl.replace(/^sqlite:/, '')}`
-      : config.dialect
-  if (!config.redis) return `embedded: ${db}, in-process gate`
-  return `${config.redis.clusterNodes ? 'Redis Cluster' : 'Redis'} gate and stream, ${db}`
 }
 
 export async function openTarget(
