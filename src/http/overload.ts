@@ -22,8 +22,7 @@
  */
 import type { FastifyInstance } from 'fastify'
 import { Admission } from './admission.js'
-import { RETRY_AFTER_SECONDS } from './errors.js'
-import { compatFailures, OVERLOADED } from './issue-endpoint.js'
+import { overloadedAnswer, sendAnswer } from './issue-endpoint.js'
 
 /** How often the event-loop delay is measured. */
 const TICK_MS = 20
@@ -84,10 +83,7 @@ export class Overload {
     app.addHook('onRequest', (request, reply, done) => {
       const url = request.routeOptions.url ?? ''
       if (!routes.has(url) || this.admit()) return done()
-      reply
-        .code(503)
-        .header('retry-after', String(RETRY_AFTER_SECONDS))
-        .send(compat.has(url) ? compatFailures.FAILED : OVERLOADED)
+      sendAnswer(reply, overloadedAnswer(compat.has(url)))
     })
   }
 }
