@@ -16,8 +16,7 @@ import {
   type StreamWin,
   unpackWins,
 } from '../../coupon-state/entries.js'
-import type { CouponKeys } from '../../coupon-state/keys.js'
-import { PERSIST_GROUP } from '../../coupon-state/keys.js'
+import { type CouponKeys, PERSIST_GROUP } from '../../coupon-state/keys.js'
 import { scripts } from '../../coupon-state/scripts.js'
 import { countStrangers } from '../../coupon-state/verify.js'
 import { addIssuedQuantity, lockCoupons } from '../../db/coupons-repo.js'
