@@ -42,6 +42,8 @@ export interface AppDeps {
   workersAlive?: (() => Promise<number>) | undefined
   mode: 'embedded' | 'redis'
   adminToken: string
+  /** SERVICE_TOKEN: may spend, give back and list any user's coupons; null: none */
+  serviceToken: string | null
   verifyUser: UserVerifier | null
   /** RATE_LIMIT_PER_IP and RATE_LIMIT_PER_USER */
   limits: IssueLimits
@@ -114,6 +116,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       components: {
         securitySchemes: {
           adminToken: { type: 'http', scheme: 'bearer', description: 'ADMIN_TOKEN' },
+          serviceToken: {
+            type: 'http',
+            scheme: 'bearer',
+            description: "SERVICE_TOKEN: the shop's backends (spend, give back, the coupon box)",
+          },
           userToken: {
             type: 'http',
             scheme: 'bearer',
@@ -137,6 +144,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     spends: deps.spends,
     box: deps.box,
     adminToken: deps.adminToken,
+    serviceToken: deps.serviceToken,
     verifyUser: deps.verifyUser,
   })
   await app.register(compatRoutes, {

@@ -77,6 +77,8 @@ export interface Config {
   redis: RedisConfig | null
   adminToken: string
   adminTokenGenerated: boolean
+  /** the shop backends' token for spending, cancelling and the coupon box; null: none */
+  serviceToken: string | null
   jwt: { secret: string } | { publicKey: string } | null
   rateLimitPerIp: number | null
   rateLimitPerUser: number | null
@@ -247,6 +249,7 @@ export function loadConfig(env: Env): Readonly<Config> {
     redis,
     adminToken: adminToken ?? randomBytes(18).toString('base64url'),
     adminTokenGenerated: adminToken === null,
+    serviceToken: str(env, 'SERVICE_TOKEN'),
     jwt: jwtConfig(env),
     rateLimitPerIp: rate === 0 ? null : rate,
     rateLimitPerUser: ratePerUser === 0 ? null : ratePerUser,

@@ -227,6 +227,7 @@ export function appDepsOf(c: Container): AppDeps {
     workersAlive: c.workersAlive,
     mode: c.config.redis ? 'redis' : 'embedded',
     adminToken: c.config.adminToken,
+    serviceToken: c.config.serviceToken,
     verifyUser: c.verifyUser,
     limits: c.limits,
     http: c.config.http,

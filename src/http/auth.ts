@@ -1,7 +1,15 @@
 /**
- * Admin auth (a static bearer token) and user auth (a JWT whose `sub` is the user).
+ * Admin auth and the shop backends' service token (static bearer tokens), user
+ * auth (a JWT whose `sub` is the user), who may act after the win, and each
+ * kind of route's OpenAPI security.
  */
-import { createPublicKey, createSecretKey, type KeyObject, timingSafeEqual } from 'node:crypto'
+import {
+  createHash,
+  createPublicKey,
+  createSecretKey,
+  type KeyObject,
+  timingSafeEqual,
+} from 'node:crypto'
 import type { IncomingHttpHeaders } from 'node:http'
 import type { FastifyRequest } from 'fastify'
 import { jwtVerify } from 'jose'
@@ -20,18 +28,27 @@ function bearer(request: HasHeaders): string | null {
   return header.slice(7).trim()
 }
 
-/** Does the request carry the admin token? (compared in constant time) */
-function adminCheck(adminToken: string) {
-  const expected = Buffer.from(adminToken)
+const digest = (token: string) => createHash('sha256').update(token).digest()
+
+/**
+ * Does the request carry one of these tokens? Compared in constant time: digests
+ * of equal length, every token compared, so neither the time nor an early exit
+ * tells how much of a guess was right.
+ */
+function tokenCheck(tokens: readonly string[]) {
+  const expected = tokens.map(digest)
   return (request: HasHeaders) => {
     const token = bearer(request)
-    const given = token === null ? null : Buffer.from(token)
-    return !!given && given.length === expected.length && timingSafeEqual(given, expected)
+    if (token === null) return false
+    const given = digest(token)
+    let match = false
+    for (const e of expected) match = timingSafeEqual(given, e) || match
+    return match
   }
 }
 
 export function adminGuard(adminToken: string) {
-  const isAdmin = adminCheck(adminToken)
+  const isAdmin = tokenCheck([adminToken])
   return async (request: FastifyRequest) => {
     if (!isAdmin(request)) {
       throw new AppError(
@@ -99,17 +116,65 @@ export async function actingUser(
   return userId
 }
 
+export interface SpenderTokens {
+  adminToken: string
+  /** SERVICE_TOKEN: the shop's order and account backends; null: none */
+  serviceToken: string | null
+  /** user auth (null: off) */
+  verifyUser: UserVerifier | null
+}
+
 /**
- * Who may act on a user's own coupons (spend, give back, list): the admin token
- * (the order service), or with user auth on the user's own token (`sub` = the
- * path's user, else 403); with user auth off, anyone, as on the issue route.
+ * Who may act on a user's coupons after the win (spend, give back, list): the
+ * service token, the admin token, or with user auth on the user's own token
+ * (`sub` = the path's user). No token, or one that is none of these, is 401;
+ * another user's valid token is 403. With user auth off there are no user
+ * tokens: only the service and admin tokens pass. Never open to anonymous
+ * callers, whatever the user-auth setting.
  */
-export function ownerOrAdmin(adminToken: string, verify: UserVerifier | null) {
-  const isAdmin = adminCheck(adminToken)
-  return async (request: HasHeaders, userId: string): Promise<void> => {
-    if (!verify || isAdmin(request)) return
-    if ((await verify(request)) !== userId) {
-      throw new AppError('FORBIDDEN', "Only the user's own token (or the admin's) may do this.")
+export function spenderGuard(tokens: SpenderTokens) {
+  const trusted = tokenCheck(
+    tokens.serviceToken === null ? [tokens.adminToken] : [tokens.adminToken, tokens.serviceToken],
+  )
+  const verify = tokens.verifyUser
+  return async (request: FastifyRequest): Promise<void> => {
+    if (bearer(request) === null) {
+      throw new AppError(
+        'UNAUTHORIZED',
+        verify
+          ? "A token is required: the service token, the admin token or the user's own."
+          : 'A token is required: the service token or the admin token.',
+      )
+    }
+    if (trusted(request)) return
+    if (!verify) {
+      throw new AppError(
+        'UNAUTHORIZED',
+        'The token is neither the service token nor the admin token.',
+      )
+    }
+    const path = request.params as { userId?: unknown } // the routes' :userId
+    if ((await verify(request)) !== normaliseUserId(path.userId)) {
+      throw new AppError('FORBIDDEN', "Only the user's own token (or a service's) may do this.")
     }
   }
+}
+
+/** The bearer schemes of the OpenAPI document (components.securitySchemes, in app.ts). */
+type SecurityScheme = 'adminToken' | 'serviceToken' | 'userToken'
+type Security = Record<string, string[]>[]
+const anyOf = (...schemes: SecurityScheme[]): Security => schemes.map((s) => ({ [s]: [] }))
+
+/** The OpenAPI security requirement of each kind of route: any one scheme listed passes. */
+export const routeSecurity = {
+  /** no token */
+  public: anyOf(),
+  admin: anyOf('adminToken'),
+  /** the issue and status routes: no token, or the user's own with user auth on */
+  user: (userAuth: boolean) => (userAuth ? anyOf('userToken') : anyOf()),
+  /** spend, give back, the coupon box: see spenderGuard */
+  spender: (userAuth: boolean) =>
+    userAuth
+      ? anyOf('serviceToken', 'adminToken', 'userToken')
+      : anyOf('serviceToken', 'adminToken'),
 }

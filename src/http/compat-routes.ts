@@ -9,7 +9,7 @@ import { Type } from '@sinclair/typebox'
 import { UnavailableError } from '../domain/errors.js'
 import type { IssueLimits } from '../limits/issue-limits.js'
 import type { IssueService } from '../service/issue-service.js'
-import { actingUser, type UserVerifier } from './auth.js'
+import { actingUser, routeSecurity, type UserVerifier } from './auth.js'
 import {
   COMPAT_ROUTES,
   failureAnswer,
@@ -39,6 +39,7 @@ export const compatRoutes: FastifyPluginAsyncTypebox<CompatRoutesOptions> = asyn
         schema: {
           tags: ['compatibility'],
           summary: 'The original system’s issue route (same body, same answers)',
+          security: routeSecurity.user(verifyUser !== null),
           body: CompatIssueBody,
           response: { 200: CompatOut, 503: CompatOut, '4xx': ErrorBody },
         },
@@ -66,6 +67,7 @@ export const compatRoutes: FastifyPluginAsyncTypebox<CompatRoutesOptions> = asyn
       schema: {
         tags: ['compatibility'],
         summary: 'The original’s baseline route',
+        security: routeSecurity.public,
         response: { 200: Type.String() },
       },
     },

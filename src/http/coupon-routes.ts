@@ -1,7 +1,7 @@
 /** Coupons: admin create / patch / list, public read. */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { CouponService } from '../service/coupon-service.js'
-import { adminGuard } from './auth.js'
+import { adminGuard, routeSecurity } from './auth.js'
 import {
   CouponIdParams,
   CouponListOut,
@@ -17,8 +17,6 @@ export interface CouponRoutesOptions {
   adminToken: string
 }
 
-const adminSecurity = [{ adminToken: [] }]
-
 /** `Date` from a schema-validated date-time string. */
 const instant = (value: string) => new Date(value)
 
@@ -33,7 +31,7 @@ export const couponRoutes: FastifyPluginAsyncTypebox<CouponRoutesOptions> = asyn
       schema: {
         tags: ['admin'],
         summary: 'Create a coupon',
-        security: adminSecurity,
+        security: routeSecurity.admin,
         body: CreateCouponBody,
         response: { 201: CouponOut, '4xx': ErrorBody },
       },
@@ -59,7 +57,7 @@ export const couponRoutes: FastifyPluginAsyncTypebox<CouponRoutesOptions> = asyn
       schema: {
         tags: ['admin'],
         summary: 'Change a coupon; takes effect for the next request on every node',
-        security: adminSecurity,
+        security: routeSecurity.admin,
         params: CouponIdParams,
         body: PatchCouponBody,
         response: { 200: CouponOut, '4xx': ErrorBody },
@@ -85,7 +83,7 @@ export const couponRoutes: FastifyPluginAsyncTypebox<CouponRoutesOptions> = asyn
       schema: {
         tags: ['admin'],
         summary: 'List coupons',
-        security: adminSecurity,
+        security: routeSecurity.admin,
         response: { 200: CouponListOut, '4xx': ErrorBody },
       },
     },
@@ -97,6 +95,7 @@ export const couponRoutes: FastifyPluginAsyncTypebox<CouponRoutesOptions> = asyn
     {
       schema: {
         tags: ['public'],
+        security: routeSecurity.public,
         summary: 'Read a coupon, with the quantity left to win',
         params: CouponIdParams,
         response: { 200: CouponViewOut, '4xx': ErrorBody },

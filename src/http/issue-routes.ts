@@ -8,7 +8,7 @@ import type { FastifyRequest } from 'fastify'
 import { AppError } from '../domain/errors.js'
 import type { IssueLimits } from '../limits/issue-limits.js'
 import type { IssueService } from '../service/issue-service.js'
-import { actingUser, type UserVerifier } from './auth.js'
+import { actingUser, routeSecurity, type UserVerifier } from './auth.js'
 import { ISSUE_ROUTE, outcomeAnswer, overloadedAnswer, sendAnswer } from './issue-endpoint.js'
 import { clientLimitHook, userLimited } from './issue-limit-hooks.js'
 import type { Overload } from './overload.js'
@@ -37,7 +37,7 @@ async function emptyBodyIfNone(request: FastifyRequest) {
 
 export const issueRoutes: FastifyPluginAsyncTypebox<IssueRoutesOptions> = async (app, opts) => {
   const { issues, verifyUser, overload, limits } = opts
-  const userSecurity = verifyUser ? [{ userToken: [] }] : undefined
+  const userSecurity = routeSecurity.user(verifyUser !== null)
 
   app.post(
     ISSUE_ROUTE,
@@ -94,6 +94,7 @@ export const issueRoutes: FastifyPluginAsyncTypebox<IssueRoutesOptions> = async 
       schema: {
         tags: ['public'],
         summary: 'Won, persisted, queued and remaining counts of a coupon',
+        security: routeSecurity.public,
         params: CouponIdParams,
         response: { 200: StatsOut, '4xx': ErrorBody, '5xx': ErrorBody },
       },

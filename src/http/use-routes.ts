@@ -1,11 +1,12 @@
 /**
  * After the win: spend a coupon on an order, give it back when the order is
- * cancelled, and the user's coupon box. Callers: see `ownerOrAdmin`.
+ * cancelled, and the user's coupon box. Callers: see `spenderGuard` (checked
+ * before the body is read).
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { CouponBox } from '../service/coupon-box.js'
 import type { SpendService } from '../service/spend-service.js'
-import { ownerOrAdmin, type UserVerifier } from './auth.js'
+import { routeSecurity, type SpenderTokens, spenderGuard } from './auth.js'
 import {
   CancelQuery,
   CouponBoxOut,
@@ -17,25 +18,22 @@ import {
   UserParams,
 } from './schemas.js'
 
-export interface UseRoutesOptions {
+export interface UseRoutesOptions extends SpenderTokens {
   spends: SpendService
   box: CouponBox
-  adminToken: string
-  verifyUser: UserVerifier | null
 }
 
 const errors = { '4xx': ErrorBody, '5xx': ErrorBody }
 
 export const useRoutes: FastifyPluginAsyncTypebox<UseRoutesOptions> = async (app, opts) => {
   const { spends, box } = opts
-  const mayAct = ownerOrAdmin(opts.adminToken, opts.verifyUser)
-  const security: Record<string, string[]>[] | undefined = opts.verifyUser
-    ? [{ adminToken: [] }, { userToken: [] }]
-    : undefined
+  const onRequest = spenderGuard(opts)
+  const security = routeSecurity.spender(opts.verifyUser !== null)
 
   app.post(
     '/v1/coupons/:couponId/issues/:userId/use',
     {
+      onRequest,
       schema: {
         tags: ['public'],
         summary: "Spend the user's coupon on an order",
@@ -49,7 +47,6 @@ export const useRoutes: FastifyPluginAsyncTypebox<UseRoutesOptions> = async (app
     },
     async (request) => {
       const { couponId, userId } = request.params
-      await mayAct(request, userId)
       const { orderId, orderAmount } = request.body
       return spends.use(Number(couponId), userId, orderId, orderAmount)
     },
@@ -58,6 +55,7 @@ export const useRoutes: FastifyPluginAsyncTypebox<UseRoutesOptions> = async (app
   app.delete(
     '/v1/coupons/:couponId/issues/:userId/use',
     {
+      onRequest,
       schema: {
         tags: ['public'],
         summary: 'The order was cancelled: the coupon is ISSUED again',
@@ -71,7 +69,6 @@ export const useRoutes: FastifyPluginAsyncTypebox<UseRoutesOptions> = async (app
     },
     async (request) => {
       const { couponId, userId } = request.params
-      await mayAct(request, userId)
       return spends.cancel(Number(couponId), userId, request.query.orderId)
     },
   )
@@ -79,6 +76,7 @@ export const useRoutes: FastifyPluginAsyncTypebox<UseRoutesOptions> = async (app
   app.get(
     '/v1/users/:userId/coupons',
     {
+      onRequest,
       schema: {
         tags: ['public'],
         summary: "The user's coupons, newest first (QUEUED wins included)",
@@ -89,7 +87,6 @@ export const useRoutes: FastifyPluginAsyncTypebox<UseRoutesOptions> = async (app
     },
     async (request) => {
       const { userId } = request.params
-      await mayAct(request, userId)
       return { items: await box.list(userId) }
     },
   )

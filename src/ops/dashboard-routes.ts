@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs'
 import type { FastifyPluginAsync } from 'fastify'
-import { adminGuard } from '../http/auth.js'
+import { adminGuard, routeSecurity } from '../http/auth.js'
 import type { Overview } from './overview.js'
 
 const page = readFileSync(new URL('./dashboard.html', import.meta.url))
@@ -25,7 +25,7 @@ export const dashboardRoutes: FastifyPluginAsync<DashboardRoutesOptions> = async
       schema: {
         tags: ['admin'],
         summary: "The dashboard's snapshot: coupons, outcomes, latency and health",
-        security: [{ adminToken: [] }],
+        security: routeSecurity.admin,
       },
     },
     async (_request, reply) => {

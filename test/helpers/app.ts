@@ -12,6 +12,9 @@ import { createDatabaseUrl, dropDatabaseUrl } from './databases.js'
 
 export const ADMIN_TOKEN = 'test-admin-token-0123456789'
 export const admin = { authorization: `Bearer ${ADMIN_TOKEN}` }
+/** SERVICE_TOKEN of every service a test starts: the shop backends' token for spending */
+export const SERVICE_TOKEN = 'test-service-token-9876543210'
+export const service = { authorization: `Bearer ${SERVICE_TOKEN}` }
 
 export interface TestApp {
   app: FastifyInstance
@@ -39,6 +42,7 @@ export async function startApp(options: TestAppOptions = {}): Promise<TestApp> {
   const config = loadConfig({
     DATABASE_URL: databaseUrl,
     ADMIN_TOKEN,
+    SERVICE_TOKEN,
     LOG_LEVEL: 'silent',
     // Storms on a shared test machine assert exact answers; shedding under load is
     // test/e2e/overload.test.ts's to prove.

@@ -9,6 +9,7 @@ import { spawn } from 'node:child_process'
 import { after } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
+import { SERVICE_TOKEN } from './app.js'
 import { createDatabaseUrl, dropDatabaseUrl } from './databases.js'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
@@ -179,6 +180,7 @@ export async function startServer(options: ServerOptions): Promise<ServerProcess
     // As in startApp: no shedding unless a test asks for it.
     QUEUE_TIMEOUT_MS: '0',
     ...(options.adminToken === undefined ? {} : { ADMIN_TOKEN: options.adminToken }),
+    SERVICE_TOKEN,
     ...options.env,
   }
   const banner = /listening on (http:\/\/[^\s]+)/

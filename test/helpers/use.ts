@@ -1,6 +1,7 @@
 /**
  * Requests of the routes after the win — spend (use), give back (cancel), the
- * coupon box — through `inject()`, and the rows they change.
+ * coupon box — through `inject()`, and the rows they change. They go as the
+ * shop's backend (the service token) unless other headers are given.
  */
 
 import assert from 'node:assert/strict'
@@ -8,13 +9,14 @@ import type { FastifyInstance } from 'fastify'
 import type { Pool } from 'undici'
 import { dialectOf } from '../../src/config.js'
 import { type Db, openDatabase } from '../../src/db/database.js'
+import { service } from './app.js'
 
 export function useCoupon(
   app: FastifyInstance,
   couponId: number,
   userId: string,
   body: unknown,
-  headers: Record<string, string> = {},
+  headers: Record<string, string> = service,
 ) {
   return app.inject({
     method: 'POST',
@@ -29,7 +31,7 @@ export function cancelUse(
   couponId: number,
   userId: string,
   orderId: string,
-  headers: Record<string, string> = {},
+  headers: Record<string, string> = service,
 ) {
   return app.inject({
     method: 'DELETE',
@@ -41,7 +43,7 @@ export function cancelUse(
 export function couponBox(
   app: FastifyInstance,
   userId: string,
-  headers: Record<string, string> = {},
+  headers: Record<string, string> = service,
 ) {
   return app.inject({
     method: 'GET',
@@ -93,7 +95,7 @@ export async function spendOver(
   const res = await pool.request({
     method: 'POST',
     path: `/v1/coupons/${couponId}/issues/${encodeURIComponent(userId)}/use`,
-    headers: { 'content-type': 'application/json' },
+    headers: { ...service, 'content-type': 'application/json' },
     body: JSON.stringify({ orderId, orderAmount }),
   })
   return { status: res.statusCode, body: await res.body.json() }

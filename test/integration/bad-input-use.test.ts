@@ -1,12 +1,12 @@
 /**
  * Bad input on the routes after the win (spend, give back, the coupon box):
  * every case is a 4xx `{code, message}` and changes nothing. Each request would
- * succeed if it were taken: the winner's coupon is unused and the order is big
- * enough.
+ * succeed if it were taken: it carries the service token, the winner's coupon is
+ * unused and the order is big enough.
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import { createCoupon, requestIssue, startApp, type TestApp } from '../helpers/app.js'
+import { createCoupon, requestIssue, service, startApp, type TestApp } from '../helpers/app.js'
 import {
   assertAllRefused,
   type BadCase,
@@ -63,6 +63,14 @@ describe('bad input on the routes after the win', () => {
   })
   after(async () => t?.close())
 
+  /** as the shop's backend: a caller allowed to spend */
+  const refused = (cases: BadCase[]) =>
+    assertAllRefused(
+      t,
+      cases.map((c) => ({ ...c, headers: { ...service, ...c.headers } })),
+      [couponId, usedCoupon],
+    )
+
   const userPathCases = (
     base: Omit<BadCase, 'name' | 'url' | 'status' | 'code'>,
     url: (userId: string) => string,
@@ -93,7 +101,7 @@ describe('bad input on the routes after the win', () => {
         (u) => `/v1/coupons/${couponId}/issues/${u}/use`,
       ),
     ]
-    await assertAllRefused(t, cases, [couponId, usedCoupon])
+    await refused(cases)
   })
 
   it('DELETE /v1/coupons/{couponId}/issues/{userId}/use?orderId=', async () => {
@@ -123,11 +131,11 @@ describe('bad input on the routes after the win', () => {
         (u) => `/v1/coupons/${usedCoupon}/issues/${u}/use?orderId=o-used`,
       ),
     ]
-    await assertAllRefused(t, cases, [couponId, usedCoupon])
+    await refused(cases)
   })
 
   it('GET /v1/users/{userId}/coupons', async () => {
     const cases = userPathCases({ method: 'GET' }, (u) => `/v1/users/${u}/coupons`)
-    await assertAllRefused(t, cases, [couponId, usedCoupon])
+    await refused(cases)
   })
 })

@@ -88,10 +88,11 @@ describe('deploy/kubernetes', { skip }, () => {
     for (const name of [...Object.keys(config), ...Object.keys(secret)]) {
       assert.ok(names.has(name), `${name} is a variable config.ts reads`)
     }
-    assert.deepEqual(Object.keys(secret).sort(), ['ADMIN_TOKEN', 'DATABASE_URL'])
+    assert.deepEqual(Object.keys(secret).sort(), ['ADMIN_TOKEN', 'DATABASE_URL', 'SERVICE_TOKEN'])
     const loaded = loadConfig({ ...config, ...secret })
     assert.ok(loaded.redis, 'Redis mode')
     assert.equal(loaded.adminTokenGenerated, false)
+    assert.ok(loaded.serviceToken, 'a service token for the shop backends')
     assert.equal(loaded.dialect, 'postgres')
 
     // The commented Redis Cluster line is a valid setting as well.
