@@ -19,6 +19,7 @@ import { Overload } from './http/overload.js'
 import { clientError, serverFactory } from './http/server.js'
 import { useRoutes } from './http/use-routes.js'
 import type { IssueLimits } from './limits/issue-limits.js'
+import type { ApiFleet } from './ops/api-fleet.js'
 import type { CouponFigures } from './ops/coupon-figures.js'
 import { dashboardRoutes } from './ops/dashboard-routes.js'
 import { healthRoutes } from './ops/health-routes.js'
@@ -40,6 +41,8 @@ export interface AppDeps {
   /** the dashboard's coupon figures (cached a second) */
   figures: CouponFigures
   workersAlive?: (() => Promise<number>) | undefined
+  /** every live API process's figures, for the dashboard */
+  fleet: ApiFleet
   mode: 'embedded' | 'redis'
   adminToken: string
   /** SERVICE_TOKEN: may spend, give back and list any user's coupons; null: none */
@@ -162,7 +165,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     overview: new Overview({
       figures: deps.figures,
       readiness: deps.readiness,
-      metrics: deps.metrics,
+      processes: () => deps.fleet.shares(),
       workersAlive: deps.workersAlive,
       mode: deps.mode,
     }),

@@ -23,17 +23,21 @@ import { MemoryStockGate } from './gate/memory-stock-gate.js'
 import { RedisStockGate } from './gate/redis-stock-gate.js'
 import type { StockGate } from './gate/stock-gate.js'
 import { type UserVerifier, userVerifier } from './http/auth.js'
+import { ISSUE_ROUTE } from './http/issue-endpoint.js'
 import {
   type IssueLimits,
   type LimitsConfig,
   memoryIssueLimits,
   redisIssueLimits,
 } from './limits/issue-limits.js'
+import { ApiFleet, type FleetStore } from './ops/api-fleet.js'
 import { CouponFigures } from './ops/coupon-figures.js'
 import { CouponWatch } from './ops/coupon-watch.js'
 import { Heartbeats } from './ops/heartbeats.js'
 import { Metrics } from './ops/metrics.js'
+import { processFiguresOf } from './ops/process-figures.js'
 import { Readiness, type ReadinessChecks } from './ops/readiness.js'
+import { RedisFleetStore } from './ops/redis-fleet-store.js'
 import { couponGauges, workerGauge } from './ops/scrape-gauges.js'
 import { GroupCommitRecorder } from './queue/group-commit-recorder.js'
 import { persistKindFor } from './queue/persist/strategy.js'
@@ -78,6 +82,8 @@ export interface Container {
   figures: CouponFigures
   /** logs the windows' events; started by the API (`serve`) */
   watch: CouponWatch
+  /** every live API process's figures for the dashboard; started by the API (`serve`) */
+  fleet: ApiFleet
   /** Redis mode: stream workers alive on every host */
   workersAlive?: () => Promise<number>
   verifyUser: UserVerifier | null
@@ -169,6 +175,11 @@ export async function createContainer(
     logger,
   })
   if (adapters.workersAlive) workerGauge(metrics.registry, adapters.workersAlive)
+  const fleet = new ApiFleet({
+    read: processFiguresOf(metrics.registry, ISSUE_ROUTE),
+    store: adapters.fleetStore ?? null,
+    onError: (err) => logger.debug({ err }, 'could not publish the dashboard figures'),
+  })
   return {
     config,
     logger,
@@ -200,6 +211,7 @@ export async function createContainer(
     // A public read: the pool apart, like status and stats.
     box: new CouponBox({ db: reads.db, gate }),
     watch,
+    fleet,
     readiness,
     figures,
     workersAlive: adapters.workersAlive,
@@ -208,6 +220,7 @@ export async function createContainer(
     startWorker: adapters.startWorker,
     async close() {
       watch.stop()
+      await fleet.stop()
       await adapters.close()
       await closeDatabases()
     },
@@ -225,6 +238,7 @@ export function appDepsOf(c: Container): AppDeps {
     readiness: c.readiness,
     figures: c.figures,
     workersAlive: c.workersAlive,
+    fleet: c.fleet,
     mode: c.config.redis ? 'redis' : 'embedded',
     adminToken: c.config.adminToken,
     serviceToken: c.config.serviceToken,
@@ -247,6 +261,8 @@ interface Adapters {
   /** several processes: true for the one that logs an event (see CouponWatch) */
   claim?: (key: string) => Promise<boolean>
   workersAlive?: () => Promise<number>
+  /** Redis mode: where every API process publishes its figures */
+  fleetStore?: FleetStore
   startWorker?: Container['startWorker']
   /** everything but the database, which closes last */
   close(): Promise<void>
@@ -355,6 +371,7 @@ async function redisAdapters(
       return first ? Number(first[0].slice(0, first[0].indexOf('-'))) : null
     },
     workersAlive: () => heartbeats.alive(),
+    fleetStore: new RedisFleetStore(client, redis.keyPrefix),
     claim: async (key) =>
       (await client.set(`${redis.keyPrefix}logged:${key}`, '1', 'PX', CLAIM_TTL_MS, 'NX')) === 'OK',
     async startWorker() {

@@ -88,6 +88,7 @@ async function serve(config: Readonly<Config>, logger: Logger, withWorker: boole
   })
   await container.watch.start()
   await app.listen({ port: config.port, host: config.host, backlog: config.listenBacklog })
+  container.fleet.start()
   const address = app.server.address()
   const port = typeof address === 'object' && address ? address.port : config.port
   // With API_PROCESSES > 1, the first process speaks for all of them.

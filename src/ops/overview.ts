@@ -1,16 +1,18 @@
 /**
  * The dashboard's one snapshot (GET /v1/admin/overview): where every current
  * coupon stands, the issue outcomes counted so far, the issue route's latency
- * buckets, and the health of the service. Computed at most once a second per
- * process whatever the number of viewers — the coupon figures and readiness
- * are themselves cached, and the metrics are one scrape of every API process —
- * so ten open dashboards cost what one does. Counters are totals since start:
- * the page turns successive snapshots into rates and recent percentiles.
+ * buckets, and the health of the service — for the whole deployment, whichever
+ * API process answers: the counters are every live API process's (ApiFleet).
+ * Computed at most once a second per process whatever the number of viewers —
+ * the coupon figures and readiness are themselves cached — so ten open
+ * dashboards cost what one does. Counters are totals since each live process
+ * started: the page turns successive snapshots into rates and recent
+ * percentiles.
  */
-import type { MetricObjectWithValues, MetricValue } from 'prom-client'
-import { ISSUE_ROUTE } from '../http/issue-endpoint.js'
+import { createHash } from 'node:crypto'
+import type { ProcessShare } from './api-fleet.js'
 import type { CouponFigure, CouponFigures } from './coupon-figures.js'
-import type { Metrics } from './metrics.js'
+import { mergeFigures } from './process-figures.js'
 import type { Readiness } from './readiness.js'
 
 const FRESH_MS = 1000
@@ -18,14 +20,15 @@ const FRESH_MS = 1000
 export interface OverviewSources {
   figures: CouponFigures
   readiness: Readiness
-  metrics: Metrics
+  /** every live API process's figures (ApiFleet) */
+  processes: () => Promise<ProcessShare[]>
   /** Redis mode: stream workers alive; embedded mode has none (the group commit) */
   workersAlive?: (() => Promise<number>) | undefined
   mode: 'embedded' | 'redis'
 }
 
 export interface CouponOverview extends CouponFigure {
-  /** issue requests so far by outcome (WON or the refusal code), every process */
+  /** issue requests so far by outcome (WON or the refusal code), every live API process */
   outcomes: Record<string, number>
 }
 
@@ -34,16 +37,22 @@ export interface OverviewSnapshot {
   at: number
   mode: 'embedded' | 'redis'
   health: Record<'gate' | 'queue' | 'database', boolean>
-  apiProcesses: number
+  /** API processes live in the deployment; null: their figures cannot be read (Redis down) */
+  apiProcesses: number | null
+  /**
+   * Which processes the counters add up: a digest of their ids. Rates are
+   * differences of two snapshots of the same fleet only (a process that died
+   * or started takes its counts out or in at once).
+   */
+  fleet: string | null
   /** null in embedded mode */
   workersAlive: number | null
+  /** the busiest API process's */
   eventLoop: { lagP99Seconds: number | null; utilization: number | null }
-  /** the issue route's latency histogram so far: [upper bound in seconds, count ≤ it] */
+  /** the issue route's latency histogram so far, every live API process's buckets summed: [upper bound in seconds, count ≤ it] */
   issueLatency: [number, number][]
   coupons: CouponOverview[]
 }
-
-type Json = MetricObjectWithValues<MetricValue<string>>[]
 
 export class Overview {
   readonly #o: OverviewSources
@@ -66,30 +75,14 @@ export class Overview {
 
   async #take(at: number): Promise<OverviewSnapshot> {
     const o = this.#o
-    const [figures, ready, workers, json] = await Promise.all([
+    const [figures, ready, workers, processes] = await Promise.all([
       o.figures.get(),
       o.readiness.state(),
       o.workersAlive?.().catch(() => 0) ?? null,
-      o.metrics.scrape().then((r) => r.getMetricsAsJSON() as Promise<Json>),
+      o.processes().catch(() => null),
     ])
-    const values = (name: string) => json.find((m) => m.name === name)?.values ?? []
-    const outcomes = new Map<string, Record<string, number>>()
-    for (const v of values('firstcome_issue_outcomes_total')) {
-      const coupon = String(v.labels.coupon)
-      const byOutcome = outcomes.get(coupon) ?? {}
-      byOutcome[String(v.labels.outcome)] = v.value
-      outcomes.set(coupon, byOutcome)
-    }
-    const buckets = new Map<number, number>()
-    for (const v of values('http_request_duration_seconds')) {
-      const series = (v as { metricName?: string }).metricName
-      if (series !== 'http_request_duration_seconds_bucket') continue
-      if (v.labels.route !== ISSUE_ROUTE) continue
-      const le = v.labels.le === '+Inf' ? Number.POSITIVE_INFINITY : Number(v.labels.le)
-      buckets.set(le, (buckets.get(le) ?? 0) + v.value)
-    }
-    const first = (name: string) => values(name)[0]?.value ?? null
-    const apiProcesses = values('firstcome_processes').find((v) => v.labels.role === 'api')
+    const merged = mergeFigures((processes ?? []).map((p) => p.figures))
+    const bound = (le: string) => (le === '+Inf' ? Number.POSITIVE_INFINITY : Number(le))
     return {
       at,
       mode: o.mode,
@@ -98,14 +91,19 @@ export class Overview {
         queue: o.mode === 'redis' ? (workers ?? 0) > 0 : (ready.database ?? false),
         database: ready.database ?? false,
       },
-      apiProcesses: apiProcesses?.value ?? 1,
+      apiProcesses: processes?.length ?? null,
+      fleet: processes && fleetOf(processes),
       workersAlive: workers,
-      eventLoop: {
-        lagP99Seconds: first('nodejs_eventloop_lag_p99_seconds'),
-        utilization: first('firstcome_event_loop_utilization_ratio'),
-      },
-      issueLatency: [...buckets].sort((a, b) => a[0] - b[0]),
-      coupons: figures.map((f) => ({ ...f, outcomes: outcomes.get(String(f.id)) ?? {} })),
+      eventLoop: { lagP99Seconds: merged.lagP99Seconds, utilization: merged.utilization },
+      issueLatency: Object.entries(merged.issueLatency)
+        .map(([le, n]): [number, number] => [bound(le), n])
+        .sort((a, b) => a[0] - b[0]),
+      coupons: figures.map((f) => ({ ...f, outcomes: merged.outcomes[String(f.id)] ?? {} })),
     }
   }
+}
+
+function fleetOf(processes: readonly ProcessShare[]): string {
+  const ids = processes.map((p) => p.id).sort()
+  return createHash('sha256').update(ids.join('\n')).digest('base64url').slice(0, 16)
 }

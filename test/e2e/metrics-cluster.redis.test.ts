@@ -9,6 +9,7 @@ import assert from 'node:assert/strict'
 import { before, describe, it } from 'node:test'
 import pg from 'pg'
 import {
+  ADMIN_TOKEN,
   createCoupon,
   type Deployment,
   deployment,
@@ -117,6 +118,21 @@ describe('metrics across two API processes and a worker process', { skip }, () =
       }
     } finally {
       await pool.close()
+    }
+  })
+
+  it("the dashboard counts the container's API processes, not the worker", async () => {
+    const overview = async () => {
+      const res = await fetch(`${d.server.url}/v1/admin/overview`, {
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+      })
+      return (await res.json()) as { apiProcesses: number; workersAlive: number }
+    }
+    await waitFor('both API processes published', async () => (await overview()).apiProcesses === 2)
+    for (let i = 0; i < 3; i++) {
+      const o = await overview()
+      assert.equal(o.apiProcesses, 2)
+      assert.equal(o.workersAlive, 1)
     }
   })
 

@@ -51,6 +51,7 @@ export async function startApp(options: TestAppOptions = {}): Promise<TestApp> {
   })
   const container = await createContainer(config, pino({ level: 'silent' }))
   const app = await buildApp(appDepsOf(container))
+  container.fleet.start() // as `serve` does: the dashboard counts this process
   let worker: { stop(): Promise<void> } | null = null
   const t: TestApp = {
     app,
