@@ -3,7 +3,7 @@
  * and /readyz, so a worker's batches, lag and errors can be scraped and its
  * health probed like an API process's.
  */
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify'
 import { healthRoutes } from './health-routes.js'
 import type { Metrics } from './metrics.js'
 import type { Readiness } from './readiness.js'
@@ -20,7 +20,11 @@ export async function startWorkerServer(
   port: number,
   host: string,
 ): Promise<{ app: FastifyInstance; url: string }> {
-  const app = Fastify({ loggerInstance: o.logger, disableRequestLogging: true })
+  const app = Fastify({
+    loggerInstance: o.logger,
+    // Fastify's own option, not the deprecated top-level one (FSTDEP023 at every start).
+    logController: new LogController({ disableRequestLogging: true }),
+  })
   await app.register(healthRoutes, o)
   o.metrics.watchReadiness(o.readiness)
   await app.listen({ port, host })

@@ -138,6 +138,8 @@ describe('metrics across two API processes and a worker process', { skip }, () =
 
   it('the worker serves /healthz, /readyz and its own metrics; the API exports readiness', async () => {
     const worker = d.workers[0]?.metricsUrl ?? ''
+    // No deprecation noise at start, from the worker's server or the API's.
+    for (const p of [d.server, ...d.workers]) assert.doesNotMatch(p.output(), /Deprecation|FSTDEP/)
     assert.equal((await fetch(`${worker}/healthz`)).status, 200)
     const ready = await fetch(`${worker}/readyz`)
     assert.equal(ready.status, 200)
