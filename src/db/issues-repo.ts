@@ -50,10 +50,10 @@ export interface JoinedWins {
  * Inserts wins expected to be new (first deliveries), given as joined columns, on
  * PostgreSQL (the worker's packed strategy): it splits the columns itself, one
  * statement of three text parameters, no value handled in JS. Returns how many
- * rows were inserted. A pair already present FAILS the statement with a unique
- * violation (see isUniqueViolation) and the caller retries with insertWins: ON
- * CONFLICT's speculative insertion is a large share of an insert's cost, and a
- * first delivery is practically never a duplicate.
+ * rows were inserted; a pair already present (a QUEUED win a spend persisted
+ * first) is skipped, as insertWins skips it. ON CONFLICT costs a share of the
+ * insert (docs/benchmarks.md), but without it such a pair failed the statement,
+ * PostgreSQL logged an ERROR for it, and the whole batch was done again row by row.
  */
 export async function insertNewWins(db: Db, wins: JoinedWins, now: Date): Promise<number> {
   if (dialectOf(db) !== 'postgres')
@@ -64,7 +64,8 @@ export async function insertNewWins(db: Db, wins: JoinedWins, now: Date): Promis
     select ${wins.couponId}, u, r, to_timestamp(t / 1000.0), ${now}, ${now}
     from unnest(string_to_array(${wins.users}::text, ','),
                 string_to_array(${wins.ranks}::text, ',')::int[],
-                string_to_array(${wins.issuedAts}::text, ',')::float8[]) as x(u, r, t)`.execute(db)
+                string_to_array(${wins.issuedAts}::text, ',')::float8[]) as x(u, r, t)
+    on conflict (coupon_id, user_id) do nothing`.execute(db)
   return Number(result.numAffectedRows ?? 0)
 }
 

@@ -5,9 +5,10 @@
  *   lock the coupon row → ask the gate whether every win is its own (verify.lua,
  *   while the INSERT runs) → insert as new wins → advance issued_quantity; then
  *   acknowledge (ack.lua).
- * Any other answer (a win the gate does not know, or one already a row) rolls
- * back and the batch takes the row path (rows.ts), which judges each win; so do
- * the entries read-wins.lua could not pack.
+ * Any other answer (a win the gate does not know) rolls back and the batch takes
+ * the row path (rows.ts), which judges each win; so do the entries read-wins.lua
+ * could not pack. A win already a row (a spend persisted it) is skipped by the
+ * insert, as on the row path.
  */
 import { performance } from 'node:perf_hooks'
 import {
@@ -121,8 +122,10 @@ export class PackedStrategy implements PersistStrategy {
       })
     } catch (err) {
       const entries: StreamWin[] = parts.flatMap((p) => unpackWins(couponId, p))
-      // Not all the gate's, or some already persisted: the row path (which
-      // verifies each win and inserts idempotently) sorts them out.
+      // Not all the gate's (or another unique key refused a row): the row path
+      // (which verifies each win and inserts idempotently) sorts them out. A win
+      // already a row is no reason: like the row path, the insert skips it and
+      // counts only the new rows, and every win of the batch is the gate's.
       if (err instanceof NotAllKnown || isUniqueViolation(err))
         await this.#rows.persist(stream, entries)
       else {
