@@ -1,9 +1,12 @@
 /**
  * The dashboard in a real browser (Debian's chromium, driven by playwright-core):
  * it opens with the token, creates a coupon from its form, follows a storm sent
- * through the API (counters and chart change without a reload), shows the
- * server's error for a refused change, stops the event after a confirmation
- * (the API then answers ISSUE_ENDED), and fits a 390 px wide phone screen.
+ * through the API (counters and chart change without a reload, the chart
+ * spanning the short test), shows the server's error for a refused change, stops
+ * the event after a confirmation (the API then answers ISSUE_ENDED), counts a
+ * long window down in days, takes times in the time zone the operator chooses
+ * (KST by default, the browser's own offered), asks for the token without a
+ * stale label, has its icon, and fits a 390 px wide phone screen.
  * Screenshots are kept in a temporary directory whose path is printed.
  */
 import assert from 'node:assert/strict'
@@ -14,12 +17,32 @@ import { after, before, describe, it } from 'node:test'
 import { type Browser, chromium, type Page } from 'playwright-core'
 import { serversOnOneDatabase } from '../helpers/processes.js'
 import { skipUnlessInstalled } from '../helpers/services.js'
-import { httpPool, issueOnce, storm } from '../helpers/storm.js'
+import { httpPool, issueOnce, storm, waitFor } from '../helpers/storm.js'
 
 const CHROMIUM = '/usr/bin/chromium'
 const TOKEN = 'dashboard-admin-token'
 const TITLE = '블랙프라이데이 선착순'
+const DAY = 86_400_000
+const BROWSER_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+]
 
+/** The coupon as the API has it (admin). */
+async function couponAt(
+  url: string,
+  id: number,
+): Promise<{ issueStart: string; issueEnd: string }> {
+  const res = await fetch(`${url}/v1/coupons/${id}`)
+  assert.equal(res.status, 200)
+  return (await res.json()) as { issueStart: string; issueEnd: string }
+}
 describe('the dashboard in a browser', {
   skip: skipUnlessInstalled(CHROMIUM, 'chromium fonts-noto-cjk'),
 }, () => {
@@ -31,19 +54,7 @@ describe('the dashboard in a browser', {
 
   before(async () => {
     url = (await servers.start({ adminToken: TOKEN })).url
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    })
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: BROWSER_ARGS })
     page = await browser.newPage({ viewport: { width: 1280, height: 900 } })
   })
   after(async () => {
@@ -95,6 +106,9 @@ describe('the dashboard in a browser', {
       null,
       { timeout: 20_000 },
     )
+    // The chart spans what the page has seen, not a fixed five minutes.
+    const spanMs = Number(await card(id).locator('[data-chart]').getAttribute('data-span-ms'))
+    assert.ok(spanMs >= 30_000 && spanMs < 120_000, `chart span ${spanMs} ms`)
     assert.equal(await field(id, 'state').textContent(), 'sold out')
     assert.match(String(await page.locator('[data-field="p99"]').textContent()), /ms/)
     assert.equal(await page.evaluate('window.loadedOnce'), true, 'the page was not reloaded')
@@ -124,6 +138,105 @@ describe('the dashboard in a browser', {
       await late.close()
     }
     await shot('3-stopped')
+  })
+
+  it('counts a long window down in days', async () => {
+    const res = await fetch(`${url}/v1/coupons`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        title: 'long window',
+        totalQuantity: 10,
+        discountAmount: 1,
+        minAvailableAmount: 1,
+        issueStart: new Date(
+          Date.now() + 3 * DAY + 4 * 3_600_000 + 5 * 60_000 + 30_000,
+        ).toISOString(),
+        issueEnd: new Date(Date.now() + 10 * DAY).toISOString(),
+      }),
+    })
+    const { id } = (await res.json()) as { id: number }
+    await card(id).waitFor()
+    await page.waitForFunction(
+      `/^opens in 3d 04:0[45]:\\d\\d$/.test(document.querySelector('[data-coupon="${id}"] [data-field="when"]')?.textContent)`,
+      null,
+      { timeout: 10_000 },
+    )
+  })
+
+  it("takes times in the zone chosen: KST by default, the browser's own offered", async () => {
+    // A browser in New York: KST is still the default, its own zone a choice.
+    const context = await browser.newContext({ timezoneId: 'America/New_York' })
+    try {
+      const p = await context.newPage()
+      const sent: string[] = []
+      p.on('request', (r) => {
+        if (r.url().endsWith('/v1/coupons') && r.method() === 'POST') sent.push(r.postData() ?? '')
+      })
+      await p.goto(`${url}/#token=${TOKEN}`)
+      await p.locator('#create summary').click()
+      const form = p.locator('#create-form')
+      assert.equal(await form.locator('[name=zone]').inputValue(), 'Asia/Seoul')
+      const zones = await p.evaluate(
+        "[...document.querySelectorAll('#create-form [name=zone] option')].map((o) => o.value)",
+      )
+      assert.deepEqual(zones, ['Asia/Seoul', 'America/New_York', 'UTC'])
+      assert.match(String(await form.locator('label', { hasText: 'Opens' }).textContent()), /KST/)
+      await form.locator('[name=title]').fill('zone test')
+      await form.locator('[name=issueStart]').fill('2030-01-02T03:04:05')
+      await form.locator('[name=issueEnd]').fill('2030-01-03T03:04:05')
+      await form.locator('button[type=submit]').click()
+      const created = p.locator('[data-coupon]', { hasText: 'zone test' })
+      await created.waitFor()
+      const id = Number(await created.getAttribute('data-coupon'))
+      const body = JSON.parse(sent[0] ?? '{}')
+      assert.equal(body.issueStart, '2030-01-02T03:04:05+09:00')
+      const c = await couponAt(url, id)
+      assert.equal(c.issueStart, '2030-01-01T18:04:05.000Z')
+      assert.equal(c.issueEnd, '2030-01-02T18:04:05.000Z')
+
+      // The change form: the same instants, shown again in the zone chosen there.
+      await created.locator('.actions summary').click()
+      const edit = created.locator('[data-form=edit]')
+      assert.equal(await edit.locator('[name=issueStart]').inputValue(), '2030-01-02T03:04:05')
+      await edit.locator('[name=zone]').selectOption('UTC')
+      assert.equal(await edit.locator('[name=issueStart]').inputValue(), '2030-01-01T18:04:05')
+      assert.match(String(await edit.locator('label', { hasText: 'Closes' }).textContent()), /UTC/)
+      await edit.locator('[name=issueEnd]').fill('2030-01-05T00:00:00')
+      await edit.locator('button[type=submit]').click()
+      await waitFor('the change saved', async () => {
+        const c = await couponAt(url, id)
+        return (
+          c.issueEnd === '2030-01-05T00:00:00.000Z' && c.issueStart === '2030-01-01T18:04:05.000Z'
+        )
+      })
+      // The choice is remembered for the next form: the browser's zone.
+      await edit.locator('[name=zone]').selectOption('America/New_York')
+      await p.reload()
+      await p.locator('#create-panel').waitFor({ state: 'visible' })
+      assert.equal(await p.locator('#create-form [name=zone]').inputValue(), 'America/New_York')
+    } finally {
+      await context.close()
+    }
+  })
+
+  it('asks for the token without a stale label, and has its icon', async () => {
+    const context = await browser.newContext()
+    try {
+      const p = await context.newPage()
+      await p.goto(url)
+      await p.locator('#cards', { hasText: 'needs the admin token' }).waitFor()
+      assert.equal(await p.locator('#status').textContent(), '')
+      assert.equal(await p.locator('#token-panel').isVisible(), true)
+      const icon = await p.evaluate(`(async () => {
+        const href = document.querySelector('link[rel=icon]')?.getAttribute('href') ?? ''
+        const res = await fetch(href)
+        return { href, status: res.status, type: res.headers.get('content-type') }
+      })()`)
+      assert.deepEqual(icon, { href: '/favicon.ico', status: 200, type: 'image/svg+xml' })
+    } finally {
+      await context.close()
+    }
   })
 
   it('fits a 390 px wide phone screen', async () => {
