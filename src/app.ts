@@ -9,6 +9,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify'
 import type { HttpLimits } from './config.js'
 import type { UserVerifier } from './http/auth.js'
+import { codeRoutes } from './http/code-routes.js'
 import { compatRoutes } from './http/compat-routes.js'
 import { couponRoutes } from './http/coupon-routes.js'
 import { frameworkError, RETRY_AFTER_SECONDS, registerErrorHandling } from './http/errors.js'
@@ -26,16 +27,20 @@ import { healthRoutes } from './ops/health-routes.js'
 import type { Metrics } from './ops/metrics.js'
 import { Overview } from './ops/overview.js'
 import type { Readiness } from './ops/readiness.js'
+import type { CodePool } from './service/code-pool.js'
 import type { CouponBox } from './service/coupon-box.js'
 import type { CouponService } from './service/coupon-service.js'
 import type { IssueService } from './service/issue-service.js'
 import type { SpendService } from './service/spend-service.js'
+import type { WinnersExport } from './service/winners-export.js'
 
 export interface AppDeps {
   coupons: CouponService
   issues: IssueService
   spends: SpendService
   box: CouponBox
+  codes: CodePool
+  winners: WinnersExport
   metrics: Metrics
   readiness: Readiness
   /** the dashboard's coupon figures (cached a second) */
@@ -139,6 +144,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(couponRoutes, { coupons: deps.coupons, adminToken: deps.adminToken })
   await app.register(issueRoutes, {
     issues: deps.issues,
+    adminToken: deps.adminToken,
+    serviceToken: deps.serviceToken,
     verifyUser: deps.verifyUser,
     limits: deps.limits,
     overload,
@@ -149,6 +156,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     adminToken: deps.adminToken,
     serviceToken: deps.serviceToken,
     verifyUser: deps.verifyUser,
+  })
+  await app.register(codeRoutes, {
+    codes: deps.codes,
+    winners: deps.winners,
+    adminToken: deps.adminToken,
   })
   await app.register(compatRoutes, {
     issues: deps.issues,

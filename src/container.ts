@@ -9,13 +9,14 @@ import type { AppDeps } from './app.js'
 import type { Config, RedisConfig } from './config.js'
 import { CouponState } from './coupon-state/coupon-state.js'
 import { RedisKeys } from './coupon-state/keys.js'
+import { readQueued } from './coupon-state/queued.js'
 import { findCoupon, listCouponIds, listCoupons } from './db/coupons-repo.js'
-import { type Database, openDatabase } from './db/database.js'
+import { type Database, openDatabase, openExportDatabase } from './db/database.js'
 import { databaseGateSource } from './db/gate-source.js'
 import { listWins } from './db/issues-repo.js'
 import { migrateToLatest } from './db/migrate.js'
 import { countSpent } from './db/spends-repo.js'
-import { rulesOf } from './domain/coupon.js'
+import { rulesOf, type Win } from './domain/coupon.js'
 import type { CouponEvents } from './events/coupon-events.js'
 import { MemoryCouponEvents } from './events/memory-coupon-events.js'
 import { RedisCouponEvents } from './events/redis-coupon-events.js'
@@ -44,12 +45,14 @@ import { persistKindFor } from './queue/persist/strategy.js'
 import { RedisStreamWorker } from './queue/redis-stream-worker.js'
 import type { WinRecorder } from './queue/win-recorder.js'
 import { connectRedis, createRedis, type RedisClient } from './redis/connection.js'
+import { CodePool } from './service/code-pool.js'
 import { CouponBox } from './service/coupon-box.js'
 import { CouponCache } from './service/coupon-cache.js'
 import { CouponService } from './service/coupon-service.js'
 import { IssueService } from './service/issue-service.js'
 import { KnownCoupons } from './service/known-coupons.js'
 import { SpendService } from './service/spend-service.js'
+import { WinnersExport } from './service/winners-export.js'
 
 /** How long a stop waits for the group commit to write what it holds. */
 const DRAIN_TIMEOUT_MS = 10_000
@@ -76,6 +79,12 @@ export interface Container {
   issues: IssueService
   spends: SpendService
   box: CouponBox
+  /** partner codes: uploads and counts */
+  codes: CodePool
+  /** the winners' export, through `exports` */
+  winners: WinnersExport
+  /** the export's own connections (see openExportDatabase) */
+  exports: Database
   metrics: Metrics
   readiness: Readiness
   /** where each current coupon stands, read at most once a second */
@@ -134,7 +143,9 @@ export async function createContainer(
           timeouts: config.dbReadTimeouts,
           role: 'reads',
         })
+  const exports = openExportDatabase(databaseUrl, dialect, database)
   const closeDatabases = async () => {
+    await exports.close()
     if (reads !== database) await reads.close()
     await database.close()
   }
@@ -210,6 +221,13 @@ export async function createContainer(
     }),
     // A public read: the pool apart, like status and stats.
     box: new CouponBox({ db: reads.db, gate }),
+    codes: new CodePool({ db: database.db }),
+    winners: new WinnersExport({
+      db: exports.db,
+      findCoupon: (id) => findCoupon(database.db, id),
+      queuedWins: adapters.queuedWins,
+    }),
+    exports,
     watch,
     fleet,
     readiness,
@@ -234,6 +252,8 @@ export function appDepsOf(c: Container): AppDeps {
     issues: c.issues,
     spends: c.spends,
     box: c.box,
+    codes: c.codes,
+    winners: c.winners,
     metrics: c.metrics,
     readiness: c.readiness,
     figures: c.figures,
@@ -258,6 +278,8 @@ interface Adapters {
   checks: ReadinessChecks
   limits: IssueLimits
   oldestQueuedAt?: (couponId: number) => Promise<number | null>
+  /** wins answered but maybe not yet rows (Redis mode); embedded: every win is a row */
+  queuedWins: (couponId: number) => Promise<Win[]>
   /** several processes: true for the one that logs an event (see CouponWatch) */
   claim?: (key: string) => Promise<boolean>
   workersAlive?: () => Promise<number>
@@ -290,6 +312,7 @@ async function embeddedAdapters(
     recorder,
     // The in-process gate is as fast as a cache would be.
     cache: null,
+    queuedWins: async () => [],
     events,
     checks: {},
     limits: memoryIssueLimits(limitsConfig(config)),
@@ -366,6 +389,7 @@ async function redisAdapters(
       logger.warn({ err }, 'rate limit store unavailable; request let through'),
     ),
     checks: { gate: () => gate.ping() },
+    queuedWins: (couponId) => readQueued(client, keys.coupon(couponId), couponId),
     oldestQueuedAt: async (couponId) => {
       const [first] = await client.xrange(keys.coupon(couponId).stream, '-', '+', 'COUNT', 1)
       return first ? Number(first[0].slice(0, first[0].indexOf('-'))) : null

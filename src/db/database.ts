@@ -18,6 +18,7 @@ import {
   type MysqlPool,
   type MysqlPoolConnection,
   PostgresAdapter,
+  type PostgresCursorConstructor,
   PostgresDialect,
   SqliteDialect,
   sql,
@@ -127,7 +128,9 @@ function openPostgres(url: string, poolSize: number, options: DatabaseOptions): 
   pool.on('connect', (client) => {
     client.on('error', () => {})
   })
-  return new Kysely<Tables>({ dialect: new PostgresDialect({ pool }) })
+  // pg-cursor: what Kysely's `.stream()` reads through on PostgreSQL (the export).
+  const cursor = require('pg-cursor') as PostgresCursorConstructor
+  return new Kysely<Tables>({ dialect: new PostgresDialect({ pool, cursor }) })
 }
 
 function openMysql(url: string, poolSize: number, timeouts?: DbTimeouts): Kysely<Tables> {
@@ -221,6 +224,23 @@ function boundedMysqlPool(pool: Mysql2.Pool, t: DbTimeouts): MysqlPool {
     end: (callback) => pool.end(callback),
   }
 }
+
+/**
+ * The database handle of the winners' export: a download holds its cursor, and
+ * its connection, as long as the client takes to read it, so it gets a small
+ * pool of its own, without the event-day statement bounds (a slow download is
+ * not a stuck statement; an idle one is cut by the HTTP layer). On SQLite, a
+ * connection of its own: WAL lets it read while the service writes, where the
+ * main connection would be held for the whole download.
+ */
+export function openExportDatabase(url: string, dialect: Dialect, main: Database): Database {
+  if (dialect === 'sqlite' && sqlitePath(url) === ':memory:')
+    return { ...main, close: async () => {} }
+  return openDatabase(url, dialect, { poolSize: EXPORT_POOL_SIZE, role: 'export' })
+}
+
+/** Exports that may stream at once per process (a further one waits for a connection). */
+export const EXPORT_POOL_SIZE = 2
 
 export function openDatabase(
   url: string,

@@ -37,9 +37,24 @@ export interface CouponIssuesTable {
   date_updated: Instant
 }
 
+/** A coupon's partner codes: code number `seq` (1..n) goes to the win of rank `seq`. */
+export interface CouponCodesTable {
+  coupon_id: number
+  seq: number
+  code: string
+}
+
+/** One row per coupon that has codes: how many (what an upload locks). */
+export interface CouponCodePoolsTable {
+  coupon_id: number
+  codes: number
+}
+
 export interface Tables {
   coupons: CouponsTable
   coupon_issues: CouponIssuesTable
+  coupon_codes: CouponCodesTable
+  coupon_code_pools: CouponCodePoolsTable
 }
 
 export function toDate(value: Date | string | number): Date {

@@ -59,13 +59,21 @@ export interface BoxRow {
   issuedAt: Date
   usedAt: Date | null
   orderId: string | null
+  /** its partner code, code number rank (null: none) */
+  code: string | null
 }
 
-/** Every persisted coupon of the user, with its coupon's terms (index on user_id). */
+/**
+ * Every persisted coupon of the user, with its coupon's terms and its partner
+ * code (index on user_id; each code one primary-key probe).
+ */
 export async function listUserIssues(db: Db, userId: string): Promise<BoxRow[]> {
   const rows = await db
     .selectFrom('coupon_issues as i')
     .innerJoin('coupons as c', 'c.id', 'i.coupon_id')
+    .leftJoin('coupon_codes as k', (join) =>
+      join.onRef('k.coupon_id', '=', 'i.coupon_id').onRef('k.seq', '=', 'i.rank'),
+    )
     .select([
       'i.coupon_id',
       'c.title',
@@ -75,6 +83,7 @@ export async function listUserIssues(db: Db, userId: string): Promise<BoxRow[]> 
       'i.date_issued',
       'i.date_used',
       'i.order_id',
+      'k.code',
     ])
     .where('i.user_id', '=', userId)
     .execute()
@@ -87,6 +96,7 @@ export async function listUserIssues(db: Db, userId: string): Promise<BoxRow[]> 
     issuedAt: toDate(r.date_issued),
     usedAt: r.date_used === null ? null : toDate(r.date_used),
     orderId: r.order_id,
+    code: r.code,
   }))
 }
 

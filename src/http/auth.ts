@@ -132,10 +132,15 @@ export interface SpenderTokens {
  * tokens: only the service and admin tokens pass. Never open to anonymous
  * callers, whatever the user-auth setting.
  */
-export function spenderGuard(tokens: SpenderTokens) {
-  const trusted = tokenCheck(
+/** The service token or the admin token. */
+function trustedCheck(tokens: SpenderTokens) {
+  return tokenCheck(
     tokens.serviceToken === null ? [tokens.adminToken] : [tokens.adminToken, tokens.serviceToken],
   )
+}
+
+export function spenderGuard(tokens: SpenderTokens) {
+  const trusted = trustedCheck(tokens)
   const verify = tokens.verifyUser
   return async (request: FastifyRequest): Promise<void> => {
     if (bearer(request) === null) {
@@ -160,6 +165,38 @@ export function spenderGuard(tokens: SpenderTokens) {
   }
 }
 
+/** Who asks for a user's coupon, and whether the answer may carry its partner code. */
+export interface StatusReader {
+  userId: string
+  withCode: boolean
+}
+
+/**
+ * Who asks for a user's coupon (`GET …/issues/{userId}`), and may they see its
+ * partner code? Only the callers allowed to spend it may (see spenderGuard):
+ * the service and admin tokens, for any user, whatever the user-auth setting;
+ * with user auth on, the user's own token (another user's is 403, no token 401,
+ * as the route always answered). With user auth off a caller without a token is
+ * answered without the code; one with a token that is none of these is 401, not
+ * quietly answered as if it had sent none.
+ */
+export function statusReader(tokens: SpenderTokens) {
+  const trusted = trustedCheck(tokens)
+  const verify = tokens.verifyUser
+  return async (request: FastifyRequest, pathUserId: string): Promise<StatusReader> => {
+    const token = bearer(request) !== null
+    if (token && trusted(request)) return { userId: pathUserId, withCode: true }
+    if (verify) return { userId: await actingUser(request, verify, pathUserId), withCode: true }
+    if (token) {
+      throw new AppError(
+        'UNAUTHORIZED',
+        'The token is neither the service token nor the admin token (or send none).',
+      )
+    }
+    return { userId: await actingUser(request, null, pathUserId), withCode: false }
+  }
+}
+
 /** The bearer schemes of the OpenAPI document (components.securitySchemes, in app.ts). */
 type SecurityScheme = 'adminToken' | 'serviceToken' | 'userToken'
 type Security = Record<string, string[]>[]
@@ -172,6 +209,11 @@ export const routeSecurity = {
   admin: anyOf('adminToken'),
   /** the issue and status routes: no token, or the user's own with user auth on */
   user: (userAuth: boolean) => (userAuth ? anyOf('userToken') : anyOf()),
+  /** a user's coupon: as `user`, or the service or admin token (which see its code) */
+  status: (userAuth: boolean) =>
+    userAuth
+      ? anyOf('userToken', 'serviceToken', 'adminToken')
+      : [{}, ...anyOf('serviceToken', 'adminToken')],
   /** spend, give back, the coupon box: see spenderGuard */
   spender: (userAuth: boolean) =>
     userAuth

@@ -8,7 +8,13 @@ import type { FastifyRequest } from 'fastify'
 import { AppError } from '../domain/errors.js'
 import type { IssueLimits } from '../limits/issue-limits.js'
 import type { IssueService } from '../service/issue-service.js'
-import { actingUser, routeSecurity, type UserVerifier } from './auth.js'
+import {
+  actingUser,
+  routeSecurity,
+  type SpenderTokens,
+  statusReader,
+  type UserVerifier,
+} from './auth.js'
 import { ISSUE_ROUTE, outcomeAnswer, overloadedAnswer, sendAnswer } from './issue-endpoint.js'
 import { clientLimitHook, userLimited } from './issue-limit-hooks.js'
 import type { Overload } from './overload.js'
@@ -24,7 +30,7 @@ import {
   StatsOut,
 } from './schemas.js'
 
-export interface IssueRoutesOptions {
+export interface IssueRoutesOptions extends SpenderTokens {
   issues: IssueService
   verifyUser: UserVerifier | null
   limits: IssueLimits
@@ -38,6 +44,7 @@ async function emptyBodyIfNone(request: FastifyRequest) {
 export const issueRoutes: FastifyPluginAsyncTypebox<IssueRoutesOptions> = async (app, opts) => {
   const { issues, verifyUser, overload, limits } = opts
   const userSecurity = routeSecurity.user(verifyUser !== null)
+  const reader = statusReader(opts)
 
   app.post(
     ISSUE_ROUTE,
@@ -74,15 +81,17 @@ export const issueRoutes: FastifyPluginAsyncTypebox<IssueRoutesOptions> = async 
       schema: {
         tags: ['public'],
         summary: "A user's coupon: QUEUED (won, not yet persisted), ISSUED or USED",
-        security: userSecurity,
+        description:
+          "`code` (the coupon's partner code for this win, null when it has none) only for the callers who may spend the coupon: the service or admin token, or with user auth on the user's own token. Without a token (user auth off) the answer has no `code`; a token that is none of these is 401.",
+        security: routeSecurity.status(verifyUser !== null),
         params: IssueParams,
         response: { 200: IssueStatusOut, '4xx': ErrorBody, '5xx': ErrorBody },
       },
     },
     async (request) => {
       const couponId = Number(request.params.couponId)
-      const userId = await actingUser(request, verifyUser, request.params.userId)
-      const status = await issues.status(couponId, userId)
+      const { userId, withCode } = await reader(request, request.params.userId)
+      const status = await issues.status(couponId, userId, withCode)
       if (!status) throw new AppError('NOT_ISSUED', `user ${userId} has not won coupon ${couponId}`)
       return status
     },

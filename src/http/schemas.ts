@@ -1,5 +1,6 @@
 /** Request and response schemas (TypeBox → JSON Schema: validation, serialization, OpenAPI). */
 import { type Static, Type } from '@sinclair/typebox'
+import { MAX_CODES_PER_CALL } from '../domain/codes.js'
 import { COUPON_TYPE, INT32_MAX } from '../domain/coupon.js'
 import { IDEMPOTENCY_KEY_PATTERN } from '../domain/request-id.js'
 import { USER_ID_PATTERN } from '../domain/user-id.js'
@@ -121,6 +122,11 @@ export const IssueOut = Type.Object({
   rank: Type.Integer({ description: '1-based order in which the gate accepted the win' }),
 })
 
+/** Shown only to the callers who may spend the coupon (see each route). */
+const PartnerCode = Type.Union([Type.String(), Type.Null()], {
+  description: "the win's partner code (code number rank); null when the coupon has none for it",
+})
+
 export const IssueStatusOut = Type.Object({
   couponId: Type.Integer(),
   userId: Type.String(),
@@ -131,6 +137,7 @@ export const IssueStatusOut = Type.Object({
   orderId: Type.Union([Type.String(), Type.Null()], {
     description: 'the order the coupon was spent on; null while unused',
   }),
+  code: Type.Optional(PartnerCode),
 })
 
 export const StatsOut = Type.Object({
@@ -189,6 +196,32 @@ export const CouponBoxOut = Type.Object({
       issuedAt: InstantOut,
       usedAt: Type.Union([InstantOut, Type.Null()]),
       orderId: Type.Union([Type.String(), Type.Null()]),
+      code: PartnerCode,
     }),
   ),
+})
+
+/** A code upload: the codes (JSON, or a CSV body read into this shape), or how many to make up. */
+export const CodeUploadBody = Type.Object(
+  {
+    codes: Type.Optional(
+      Type.Array(Type.String(), {
+        maxItems: MAX_CODES_PER_CALL,
+        description:
+          'each 1..128 printable ASCII characters (U+0020..U+007E), no space at either end; unique within the coupon',
+      }),
+    ),
+    generate: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: MAX_CODES_PER_CALL,
+        description: 'make up this many codes: 16 characters of Crockford base32, from a CSPRNG',
+      }),
+    ),
+  },
+  { additionalProperties: false, description: 'exactly one of codes and generate' },
+)
+
+export const CodeCountOut = Type.Object({
+  codes: Type.Integer({ description: 'how many codes the coupon holds' }),
 })

@@ -10,8 +10,10 @@
  * sent together (auto-pipelined: one round trip), read-only, and never load a
  * coupon the gate has lost (that state is gone, and loading it is the issue
  * path's job). So a request costs two queries and one round trip to
- * Redis, however many coupons there are.
+ * Redis, however many coupons there are, and one query more per QUEUED win (its
+ * partner code; a user has few of those at once).
  */
+import { findCode } from '../db/codes-repo.js'
 import type { Db } from '../db/database.js'
 import { couponsWithRoomForQueued, listUserIssues } from '../db/spends-repo.js'
 import type { StockGate } from '../gate/stock-gate.js'
@@ -30,6 +32,8 @@ export interface BoxItem {
   issuedAt: Date
   usedAt: Date | null
   orderId: string | null
+  /** its partner code, code number rank (null: none); the box's callers may see it */
+  code: string | null
 }
 
 export interface CouponBoxDeps {
@@ -76,6 +80,7 @@ export class CouponBox {
       const win = wins[i]
       if (!win || win === 'NOT_LOADED') return
       items.push({
+        code: null,
         ...c,
         rank: win.rank,
         state: 'QUEUED',
@@ -84,6 +89,11 @@ export class CouponBox {
         orderId: null,
       })
     })
+    await Promise.all(
+      items.map(async (item) => {
+        item.code = await findCode(this.#db, item.couponId, item.rank)
+      }),
+    )
     return items
   }
 }

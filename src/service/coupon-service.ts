@@ -20,6 +20,7 @@
  */
 
 import type { Logger } from 'pino'
+import { countCodes } from '../db/codes-repo.js'
 import {
   findCoupon,
   insertCoupon,
@@ -145,6 +146,7 @@ export class CouponService {
         }
         const problem = draftProblem(draft)
         if (problem) throw new AppError('VALIDATION_FAILED', problem)
+        await this.#checkCodes(trx, id, patch.totalQuantity)
         const now = new Date()
         const changed: Coupon = { ...current, ...draft, updatedAt: now }
         gateTouched = true
@@ -229,6 +231,20 @@ export class CouponService {
     const timer = this.#unapplied.get(id)
     if (timer) clearTimeout(timer)
     this.#unapplied.delete(id)
+  }
+
+  /**
+   * A coupon never holds more partner codes than its quantity: an upload checks
+   * under this same row lock (see CodePool), so neither can slip past the other.
+   */
+  async #checkCodes(trx: Db, id: number, totalQuantity: number | null | undefined) {
+    if (totalQuantity === undefined || totalQuantity === null) return
+    const codes = await countCodes(trx, id)
+    if (codes > totalQuantity)
+      throw new AppError(
+        'TOO_MANY_CODES',
+        `totalQuantity ${totalQuantity} is below the ${codes} codes the coupon holds`,
+      )
   }
 
   async list(): Promise<Coupon[]> {

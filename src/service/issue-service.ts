@@ -5,6 +5,7 @@
  * Refusals are returned as values; only infrastructure failures throw.
  */
 
+import { findCode } from '../db/codes-repo.js'
 import { findCoupon } from '../db/coupons-repo.js'
 import type { Db } from '../db/database.js'
 import { findIssue, type IssueRow } from '../db/issues-repo.js'
@@ -33,6 +34,8 @@ export interface IssueStatus {
   usedAt: Date | null
   /** the order it was spent on; null while unused */
   orderId: string | null
+  /** its partner code (null: none), only when asked for by a caller who may see it */
+  code?: string | null
 }
 
 /**
@@ -156,15 +159,21 @@ export class IssueService {
     return outcome
   }
 
-  /** The user's coupon: QUEUED (won, not yet a row), ISSUED or USED; null if not won. */
-  async status(couponId: number, userId: string): Promise<IssueStatus | null> {
+  /**
+   * The user's coupon: QUEUED (won, not yet a row), ISSUED or USED; null if not
+   * won. `withCode`: with its partner code, code number rank (for the callers
+   * who may spend it; one more query).
+   */
+  async status(couponId: number, userId: string, withCode = false): Promise<IssueStatus | null> {
     await this.#requireCoupon(couponId)
     // DB ⊆ gate: a user the gate does not know has no row either, so most
     // look-ups (non-winners) never touch the database.
     const win = await this.#gate.lookup(couponId, userId)
     if (!win) return null
     const row = await findIssue(this.#db, couponId, userId)
-    return row ? issuedStatus(row) : queuedStatus(win)
+    const status = row ? issuedStatus(row) : queuedStatus(win)
+    if (withCode) status.code = await findCode(this.#db, couponId, status.rank)
+    return status
   }
 
   async stats(couponId: number): Promise<CouponStats> {

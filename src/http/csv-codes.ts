@@ -1,0 +1,83 @@
+/**
+ * A `text/csv` body of partner codes (RFC 4180, read with csv-parse as it
+ * arrives, so the body is never held whole):
+ * - one code a record, one field a record (a line with a comma outside quotes is
+ *   refused: one code a line);
+ * - records end with CRLF or LF; the last may end without one, and one line
+ *   break at the very end ends the last record (it is no empty code); any other
+ *   empty line is an empty code, refused;
+ * - a field may be quoted, `""` inside quotes being one `"`; a line break inside
+ *   quotes is a control character in the code, refused;
+ * - no header unless the type says so, as RFC 4180 provides:
+ *   `Content-Type: text/csv; header=present` skips the first record;
+ * - a UTF-8 byte order mark at the start (spreadsheets write one) is skipped.
+ * The codes themselves are judged by CodePool (printable ASCII, 1..128).
+ */
+import type { Readable } from 'node:stream'
+import { CsvError, parse } from 'csv-parse'
+import { MAX_CODE_LENGTH, MAX_CODES_PER_CALL } from '../domain/codes.js'
+import { AppError } from '../domain/errors.js'
+
+/** A record longer than this is not a code: refused before it is gathered whole. */
+const MAX_RECORD_BYTES = 4 * MAX_CODE_LENGTH
+
+/** Does the Content-Type say the first record is a header (`header=present`)? */
+export function hasHeader(contentType: string | undefined): boolean {
+  return /;\s*header\s*=\s*"?present"?\s*(;|$)/i.test(contentType ?? '')
+}
+
+/** The codes of a CSV body of at most `limitBytes`, in order. */
+export async function codesFromCsv(
+  body: Readable,
+  options: { header: boolean; limitBytes: number },
+): Promise<string[]> {
+  const parser = parse({
+    bom: true,
+    record_delimiter: ['\r\n', '\n'],
+    relax_column_count: true,
+    skip_empty_lines: false,
+    max_record_size: MAX_RECORD_BYTES,
+    info: true,
+  })
+  let bytes = 0
+  body.on('data', (chunk: Buffer) => {
+    bytes += chunk.length
+    if (bytes > options.limitBytes) {
+      body.unpipe(parser)
+      parser.destroy(new AppError('PAYLOAD_TOO_LARGE', 'The request body is too large.'))
+    }
+  })
+  body.on('error', (err) => parser.destroy(err))
+  body.pipe(parser)
+  const codes: string[] = []
+  let skip = options.header
+  try {
+    for await (const { record, info } of parser as AsyncIterable<{
+      record: string[]
+      info: { lines: number }
+    }>) {
+      if (skip) {
+        skip = false
+        continue
+      }
+      if (record.length !== 1)
+        throw new AppError(
+          'VALIDATION_FAILED',
+          `line ${info.lines} has ${record.length} fields: one code a line (quote a code that holds a comma)`,
+        )
+      if (codes.length === MAX_CODES_PER_CALL)
+        throw new AppError(
+          'VALIDATION_FAILED',
+          `at most ${MAX_CODES_PER_CALL.toLocaleString('en')} codes per call`,
+        )
+      codes.push(record[0] as string)
+    }
+  } catch (err) {
+    body.unpipe(parser)
+    body.resume() // the rest of the body is read and dropped, so the answer can be sent
+    if (err instanceof CsvError)
+      throw new AppError('VALIDATION_FAILED', `The body is not valid CSV: ${err.message}`)
+    throw err
+  }
+  return codes
+}
