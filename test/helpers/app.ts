@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict'
 import type { FastifyInstance, InjectOptions } from 'fastify'
-import pino from 'pino'
+import pino, { type Logger } from 'pino'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
 import { appDepsOf, type Container, createContainer } from '../../src/container.js'
@@ -34,6 +34,8 @@ export interface TestAppOptions {
   env?: Record<string, string>
   /** an existing database to use (not dropped on close) */
   databaseUrl?: string
+  /** where the service logs (default: nowhere) */
+  logger?: Logger
 }
 
 export async function startApp(options: TestAppOptions = {}): Promise<TestApp> {
@@ -49,8 +51,9 @@ export async function startApp(options: TestAppOptions = {}): Promise<TestApp> {
     QUEUE_TIMEOUT_MS: '0',
     ...options.env,
   })
-  const container = await createContainer(config, pino({ level: 'silent' }))
-  const app = await buildApp(appDepsOf(container))
+  const logger = options.logger ?? pino({ level: 'silent' })
+  const container = await createContainer(config, logger)
+  const app = await buildApp({ ...appDepsOf(container), ...(options.logger && { logger }) })
   container.fleet.start() // as `serve` does: the dashboard counts this process
   let worker: { stop(): Promise<void> } | null = null
   const t: TestApp = {

@@ -193,7 +193,17 @@ for (const userAuth of ['on', 'off'] as const) {
         ['/v1/coupons/{couponId}/issues/{userId}/use', 'delete', spender],
         ['/v1/users/{userId}/coupons', 'get', spender],
         ['/v1/coupons/{couponId}/issues', 'post', user],
-        ['/v1/coupons/{couponId}/issues/{userId}', 'get', user],
+        // The service and admin tokens also read a user's coupon, with its partner code.
+        [
+          '/v1/coupons/{couponId}/issues/{userId}',
+          'get',
+          userAuth === 'on'
+            ? ['userToken', 'serviceToken', 'adminToken']
+            : ['', 'serviceToken', 'adminToken'],
+        ],
+        ['/v1/coupons/{couponId}/codes', 'post', ['adminToken']],
+        ['/v1/coupons/{couponId}/codes', 'get', ['adminToken']],
+        ['/v1/coupons/{couponId}/issues.csv', 'get', ['adminToken']],
         ['/v1/coupons/{couponId}', 'get', []],
         ['/v1/coupons/{couponId}/stats', 'get', []],
         ['/v1/coupons', 'post', ['adminToken']],

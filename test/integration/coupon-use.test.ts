@@ -234,6 +234,7 @@ function contract(service: () => TestApp) {
           issuedAt: '',
           usedAt: null,
           orderId: null,
+          code: null,
         },
         {
           couponId: second,
@@ -245,6 +246,7 @@ function contract(service: () => TestApp) {
           issuedAt: '',
           usedAt: '',
           orderId: 'o-box',
+          code: null,
         },
         {
           couponId: first,
@@ -256,6 +258,7 @@ function contract(service: () => TestApp) {
           issuedAt: '',
           usedAt: null,
           orderId: null,
+          code: null,
         },
       ],
     )
