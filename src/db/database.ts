@@ -44,6 +44,8 @@ export interface DatabaseOptions {
   timeouts?: DbTimeouts
   /** what the pool is for, in the server's view of its sessions (application_name) */
   role?: string
+  /** SQLite: the connection's page cache, KiB (also what a sort holds before it spills to disk) */
+  sqliteCacheKiB?: number
 }
 
 /**
@@ -84,7 +86,8 @@ function pgTypes(pg: typeof Pg): Pg.CustomTypesConfig {
   } as Pg.CustomTypesConfig
 }
 
-function openSqlite(url: string, timeouts: DbTimeouts | undefined): Kysely<Tables> {
+function openSqlite(url: string, options: DatabaseOptions): Kysely<Tables> {
+  const timeouts = options.timeouts
   const SqliteDatabase = require('better-sqlite3') as typeof BetterSqlite3
   const path = sqlitePath(url)
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true })
@@ -94,6 +97,7 @@ function openSqlite(url: string, timeouts: DbTimeouts | undefined): Kysely<Table
   database.pragma('synchronous = FULL')
   database.pragma(`busy_timeout = ${timeouts?.lockMs ?? 5000}`)
   database.pragma('foreign_keys = ON')
+  if (options.sqliteCacheKiB) database.pragma(`cache_size = -${options.sqliteCacheKiB}`)
   return new Kysely<Tables>({
     dialect: new SqliteDialect({ database }),
     plugins: [new SqliteDatesPlugin()],
@@ -236,11 +240,21 @@ function boundedMysqlPool(pool: Mysql2.Pool, t: DbTimeouts): MysqlPool {
 export function openExportDatabase(url: string, dialect: Dialect, main: Database): Database {
   if (dialect === 'sqlite' && sqlitePath(url) === ':memory:')
     return { ...main, close: async () => {} }
-  return openDatabase(url, dialect, { poolSize: EXPORT_POOL_SIZE, role: 'export' })
+  return openDatabase(url, dialect, {
+    poolSize: EXPORT_POOL_SIZE,
+    role: 'export',
+    sqliteCacheKiB: EXPORT_SQLITE_CACHE_KIB,
+  })
 }
 
 /** Exports that may stream at once per process (a further one waits for a connection). */
 export const EXPORT_POOL_SIZE = 2
+/**
+ * SQLite sorts the export by rank in the process (PostgreSQL and MySQL sort on
+ * their server): a small cache makes the sort spill to a temporary file early,
+ * so a million rows cost the process a few MB, not the file's size.
+ */
+const EXPORT_SQLITE_CACHE_KIB = 2048
 
 export function openDatabase(
   url: string,
@@ -250,7 +264,7 @@ export function openDatabase(
   const poolSize = options.poolSize ?? 10
   const db =
     dialect === 'sqlite'
-      ? openSqlite(url, options.timeouts)
+      ? openSqlite(url, options)
       : dialect === 'postgres'
         ? openPostgres(url, poolSize, options)
         : openMysql(url, poolSize, options.timeouts)
