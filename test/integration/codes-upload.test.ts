@@ -8,6 +8,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import type { Dialect } from '../../src/config.js'
 import { CROCKFORD } from '../../src/domain/codes.js'
+import { CodePool } from '../../src/service/code-pool.js'
 import {
   admin,
   createCoupon,
@@ -23,6 +24,13 @@ import {
   dropDatabaseUrl,
   skipUnlessDialect,
 } from '../helpers/databases.js'
+
+/** The ten bytes a generated code is made of. */
+function crockfordBytes(code: string): Buffer {
+  let n = 0n
+  for (const ch of code) n = (n << 5n) | BigInt(CROCKFORD.indexOf(ch))
+  return Buffer.from(n.toString(16).padStart(20, '0'), 'hex')
+}
 
 function suite(dialect: Dialect) {
   let t: TestApp
@@ -94,6 +102,27 @@ function suite(dialect: Dialect) {
       seqs,
       Array.from({ length: 4001 }, (_, i) => i + 1),
     )
+  })
+
+  it('draws a generated code again where it collides, in the call or with a stored one', async () => {
+    const id = await createCoupon(t.app, { totalQuantity: 10 })
+    await uploadCodes(t.app, id, { codes: ['ZZZZZZZZZZZZZZZZ'] })
+    const draws = [
+      ['0000000000000000', '0000000000000000', 'ZZZZZZZZZZZZZZZZ'],
+      ['1111111111111111', 'ZZZZZZZZZZZZZZZZ'],
+      ['2222222222222222'],
+    ]
+    const pool = new CodePool({
+      db: t.container.database.db,
+      random: () => Buffer.concat((draws.shift() ?? []).map(crockfordBytes)),
+    })
+    assert.equal(await pool.add(id, { generate: 3 }), 4)
+    assert.equal(draws.length, 0, 'drawn three times')
+    assert.deepEqual(await stored(id), {
+      codes: ['ZZZZZZZZZZZZZZZZ', '0000000000000000', '1111111111111111', '2222222222222222'],
+      seqs: [1, 2, 3, 4],
+      pool: 4,
+    })
   })
 
   it('takes any number of codes on an unlimited coupon', async () => {
