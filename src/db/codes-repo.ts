@@ -85,7 +85,7 @@ export async function insertCodes(
     for (let i = 0; i < codes.length; i++) values += `(${couponId}, ${firstSeq + i}, ?),`
     query = CompiledQuery.raw(
       `insert into coupon_codes (coupon_id, seq, code) values ${values.slice(0, -1)} on duplicate key update seq = seq`,
-      codes as unknown[],
+      [...codes], // Kysely freezes a compiled query's parameters: not the caller's array
     )
   }
   const result = await db.executeQuery(query)

@@ -101,7 +101,8 @@ export class CodePool {
    * Generated codes that met a duplicate (80 random bits each: rarely, if ever)
    * are drawn again at the same numbers until each is new.
    */
-  async #redraw(trx: Db, couponId: number, firstSeq: number, batch: string[]) {
+  async #redraw(trx: Db, couponId: number, firstSeq: number, drawn: readonly string[]) {
+    const batch = [...drawn]
     for (let attempt = 1; ; attempt++) {
       const stored = await findCodes(trx, couponId, batch)
       const free = batch.flatMap((code, i) => (stored.get(code) === firstSeq + i ? [] : [i]))
