@@ -2,7 +2,8 @@
  * The dashboard in a real browser (Debian's chromium, driven by playwright-core):
  * it opens with the token, creates a coupon from its form, follows a storm sent
  * through the API (counters and chart change without a reload, the chart
- * spanning the short test), shows the server's error for a refused change, stops
+ * spanning the short test), shows the server's error for a refused change,
+ * downloads the winners' export, stops
  * the event after a confirmation (the API then answers ISSUE_ENDED), counts a
  * long window down in days, takes times in the time zone the operator chooses
  * (KST by default, the browser's own offered), asks for the token without a
@@ -10,7 +11,7 @@
  * Screenshots are kept in a temporary directory whose path is printed.
  */
 import assert from 'node:assert/strict'
-import { mkdtempSync } from 'node:fs'
+import { mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
@@ -121,6 +122,17 @@ describe('the dashboard in a browser', {
     await page.waitForFunction(
       `/QUANTITY_BELOW_ISSUED/.test(${inCard}?.querySelector('[data-field="error"]')?.textContent)`,
     )
+
+    // The winners' export: fetched with the token, handed over as a download.
+    const [file] = await Promise.all([
+      page.waitForEvent('download'),
+      card(id).locator('[data-action=export]').click(),
+    ])
+    assert.equal(file.suggestedFilename(), `coupon-${id}-winners.csv`)
+    const csv = readFileSync(await file.path(), 'utf8').split('\r\n')
+    assert.equal(csv[0], 'rank,userId,state,issuedAt,usedAt,orderId,code')
+    assert.equal(csv.length, 52, 'a header, the 50 winners and the last line break')
+    assert.match(csv[1] ?? '', /^1,user-\d+,ISSUED,/)
 
     page.once('dialog', (dialog) => dialog.accept())
     await card(id).locator('[data-action=stop]').click()

@@ -1,0 +1,99 @@
+/**
+ * Measures partner codes at full size against a `firstcome serve` process
+ * (embedded mode) on a throw-away database:
+ *   - uploads of 1,000,000 codes (16 characters each) as CSV and as JSON:
+ *     time, and the server's peak RSS over idle;
+ *   - the winners' export of 1,000,000 rows: rows/s, and the server's peak RSS
+ *     over idle while it streams.
+ *
+ *   node --import tsx scripts/codes-figures.ts [sqlite|postgres|mysql] [rows]
+ *
+ * Needs the database services the tests use (README "Tests"). Prints one line a
+ * figure; docs/benchmarks.md keeps them.
+ */
+import { randomBytes } from 'node:crypto'
+import { ADMIN_TOKEN, admin } from '../test/helpers/app.js'
+import { createTestDatabase } from '../test/helpers/databases.js'
+import { download, rssOf, sampleRss, seedWinners } from '../test/helpers/export-load.js'
+import { startServer, stopAll } from '../test/helpers/processes.js'
+
+const dialect = (process.argv[2] ?? 'sqlite') as 'sqlite' | 'postgres' | 'mysql'
+const rows = Number(process.argv[3] ?? 1_000_000)
+const MB = 1024 * 1024
+const mb = (bytes: number) => (bytes / MB).toFixed(1)
+
+const db = await createTestDatabase(dialect)
+const server = await (async () => {
+  console.log(`seeding ${rows} winners with codes on ${dialect}…`)
+  const exportId = await seedWinners(db.database.db, rows)
+  const s = await startServer({
+    databaseUrl: db.url,
+    adminToken: ADMIN_TOKEN,
+    timeoutMs: 300_000,
+  })
+  return Object.assign(s, { exportId })
+})()
+
+async function newCoupon(): Promise<number> {
+  const now = Date.now()
+  const res = await fetch(`${server.url}/v1/coupons`, {
+    method: 'POST',
+    headers: { ...admin, 'content-type': 'application/json' },
+    body: JSON.stringify({
+      title: 'codes',
+      totalQuantity: rows,
+      discountAmount: 1,
+      minAvailableAmount: 0,
+      issueStart: new Date(now).toISOString(),
+      issueEnd: new Date(now + 3_600_000).toISOString(),
+    }),
+  })
+  return ((await res.json()) as { id: number }).id
+}
+
+function codes(): string[] {
+  const bytes = randomBytes(rows * 8)
+  return Array.from({ length: rows }, (_, i) => bytes.toString('hex', i * 8, i * 8 + 8))
+}
+
+async function upload(kind: 'csv' | 'json') {
+  const id = await newCoupon()
+  const list = codes()
+  const body = kind === 'csv' ? `${list.join('\n')}\n` : JSON.stringify({ codes: list })
+  const idle = rssOf(server.pid)
+  const rss = sampleRss(server.pid)
+  const started = performance.now()
+  const res = await fetch(`${server.url}/v1/coupons/${id}/codes`, {
+    method: 'POST',
+    headers: { ...admin, 'content-type': kind === 'csv' ? 'text/csv' : 'application/json' },
+    body,
+  })
+  const ms = performance.now() - started
+  const peak = rss.stop()
+  const answer = await res.text()
+  if (res.status !== 200) throw new Error(`upload: ${res.status} ${answer}`)
+  console.log(
+    `upload ${kind}: ${rows} codes, ${mb(body.length)} MB body, ${(ms / 1000).toFixed(1)} s ` +
+      `(${Math.round(rows / (ms / 1000))} codes/s); server RSS idle ${mb(idle)} MB, peak +${mb(peak - idle)} MB`,
+  )
+}
+
+try {
+  await upload('csv')
+  await upload('json')
+  // Warm the export's path, then the measured download.
+  await download(server.url, server.exportId, { token: ADMIN_TOKEN, abortAfterBytes: 65_536 })
+  const idle = rssOf(server.pid)
+  const rss = sampleRss(server.pid)
+  const got = await download(server.url, server.exportId, { token: ADMIN_TOKEN })
+  const peak = rss.stop()
+  if (got.status !== 200 || got.lines !== rows + 1)
+    throw new Error(`export: ${JSON.stringify(got)}`)
+  console.log(
+    `export: ${rows} rows, ${mb(got.bytes)} MB in ${(got.ms / 1000).toFixed(1)} s ` +
+      `(${Math.round(rows / (got.ms / 1000))} rows/s); server RSS idle ${mb(idle)} MB, peak +${mb(peak - idle)} MB`,
+  )
+} finally {
+  await stopAll([server])
+  await db.drop()
+}
