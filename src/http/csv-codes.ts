@@ -1,6 +1,5 @@
 /**
- * A `text/csv` body of partner codes (RFC 4180, read with csv-parse as it
- * arrives, so the body is never held whole):
+ * A `text/csv` body of partner codes (RFC 4180, read with csv-parse):
  * - one code a record, one field a record (a line with a comma outside quotes is
  *   refused: one code a line);
  * - records end with CRLF or LF; the last may end without one, and one line
@@ -12,8 +11,13 @@
  *   `Content-Type: text/csv; header=present` skips the first record;
  * - a UTF-8 byte order mark at the start (spreadsheets write one) is skipped.
  * The codes themselves are judged by CodePool (printable ASCII, 1..128).
+ *
+ * The body is received whole first, then parsed: parsing as it arrives would
+ * hold the upload back at the parser's pace, and the request must arrive within
+ * REQUEST_TIMEOUT_MS. Parsed from memory, in chunks, the event loop still gets
+ * a turn between them.
  */
-import type { Readable } from 'node:stream'
+import { Readable } from 'node:stream'
 import { CsvError, parse } from 'csv-parse'
 import { MAX_CODE_LENGTH, MAX_CODES_PER_CALL } from '../domain/codes.js'
 import { AppError } from '../domain/errors.js'
@@ -26,11 +30,31 @@ export function hasHeader(contentType: string | undefined): boolean {
   return /;\s*header\s*=\s*"?present"?\s*(;|$)/i.test(contentType ?? '')
 }
 
+/**
+ * The body's bytes, in the chunks they came in; 413 past `limitBytes` (the rest
+ * is still read, and dropped, so the answer reaches the client).
+ */
+export function receive(body: Readable, limitBytes: number): Promise<Buffer[]> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    let bytes = 0
+    body.on('data', (chunk: Buffer) => {
+      if (bytes > limitBytes) return
+      bytes += chunk.length
+      if (bytes <= limitBytes) chunks.push(chunk)
+      else reject(new AppError('PAYLOAD_TOO_LARGE', 'The request body is too large.'))
+    })
+    body.on('end', () => resolve(chunks))
+    body.on('error', reject)
+  })
+}
+
 /** The codes of a CSV body of at most `limitBytes`, in order. */
 export async function codesFromCsv(
-  body: Readable,
+  payload: Readable,
   options: { header: boolean; limitBytes: number },
 ): Promise<string[]> {
+  const body = Readable.from(await receive(payload, options.limitBytes))
   const parser = parse({
     bom: true,
     record_delimiter: ['\r\n', '\n'],
@@ -39,15 +63,6 @@ export async function codesFromCsv(
     max_record_size: MAX_RECORD_BYTES,
     info: true,
   })
-  let bytes = 0
-  body.on('data', (chunk: Buffer) => {
-    bytes += chunk.length
-    if (bytes > options.limitBytes) {
-      body.unpipe(parser)
-      parser.destroy(new AppError('PAYLOAD_TOO_LARGE', 'The request body is too large.'))
-    }
-  })
-  body.on('error', (err) => parser.destroy(err))
   body.pipe(parser)
   const codes: string[] = []
   let skip = options.header
@@ -73,8 +88,7 @@ export async function codesFromCsv(
       codes.push(record[0] as string)
     }
   } catch (err) {
-    body.unpipe(parser)
-    body.resume() // the rest of the body is read and dropped, so the answer can be sent
+    body.destroy()
     if (err instanceof CsvError)
       throw new AppError('VALIDATION_FAILED', `The body is not valid CSV: ${err.message}`)
     throw err
