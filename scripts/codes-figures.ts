@@ -6,7 +6,14 @@
  *   - the winners' export of 1,000,000 rows: rows/s, and the server's peak RSS
  *     over idle while it streams.
  *
- *   node --import tsx scripts/codes-figures.ts [sqlite|postgres|mysql] [rows]
+ *   node --import tsx scripts/codes-figures.ts [sqlite|postgres|mysql] [rows] [redis]
+ *
+ * With `redis` the server runs in Redis mode (the Redis on 127.0.0.1:6379, under
+ * a key prefix of its own): an API process whose heap holds no gate, so its RSS
+ * shows the upload's and the export's own memory. Embedded, the in-process gate
+ * holds every win (a million: hundreds of MB), and V8's heap growth
+ * (HEAP_GROWING_PERCENT of that) lets the garbage of any work reach tens of MB
+ * before a full collection.
  *
  * Needs the database services the tests use (README "Tests"). Prints one line a
  * figure; docs/benchmarks.md keeps them.
@@ -16,20 +23,26 @@ import { ADMIN_TOKEN, admin } from '../test/helpers/app.js'
 import { createTestDatabase } from '../test/helpers/databases.js'
 import { download, rssOf, sampleRss, seedWinners } from '../test/helpers/export-load.js'
 import { startServer, stopAll } from '../test/helpers/processes.js'
+import { deleteKeys, REDIS_URL, redisClient, uniquePrefix } from '../test/helpers/redis.js'
 
 const dialect = (process.argv[2] ?? 'sqlite') as 'sqlite' | 'postgres' | 'mysql'
 const rows = Number(process.argv[3] ?? 1_000_000)
+const redisMode = process.argv[4] === 'redis'
+const prefix = uniquePrefix()
 const MB = 1024 * 1024
 const mb = (bytes: number) => (bytes / MB).toFixed(1)
 
 const db = await createTestDatabase(dialect)
 const server = await (async () => {
-  console.log(`seeding ${rows} winners with codes on ${dialect}…`)
+  console.log(
+    `seeding ${rows} winners with codes on ${dialect}, ${redisMode ? 'Redis mode' : 'embedded'}…`,
+  )
   const exportId = await seedWinners(db.database.db, rows)
   const s = await startServer({
     databaseUrl: db.url,
     adminToken: ADMIN_TOKEN,
     timeoutMs: 300_000,
+    env: redisMode ? { REDIS_URL, REDIS_KEY_PREFIX: prefix } : {},
   })
   return Object.assign(s, { exportId })
 })()
@@ -96,4 +109,9 @@ try {
 } finally {
   await stopAll([server])
   await db.drop()
+  if (redisMode) {
+    const redis = redisClient()
+    await deleteKeys(redis, prefix)
+    redis.disconnect()
+  }
 }
