@@ -106,6 +106,9 @@ try {
     `export: ${rows} rows, ${mb(got.bytes)} MB in ${(got.ms / 1000).toFixed(1)} s ` +
       `(${Math.round(rows / (got.ms / 1000))} rows/s); server RSS idle ${mb(idle)} MB, peak +${mb(peak - idle)} MB`,
   )
+} catch (err) {
+  console.error(`${String(err)}\nserver output:\n${server.output().slice(-3000)}`)
+  process.exitCode = 1
 } finally {
   await stopAll([server])
   await db.drop()

@@ -61,16 +61,14 @@ export async function codesFromCsv(
     relax_column_count: true,
     skip_empty_lines: false,
     max_record_size: MAX_RECORD_BYTES,
-    info: true,
   })
   body.pipe(parser)
   const codes: string[] = []
   let skip = options.header
   try {
-    for await (const { record, info } of parser as AsyncIterable<{
-      record: string[]
-      info: { lines: number }
-    }>) {
+    // Records, not { record, info }: csv-parse's info object per record made a
+    // million-line body several times slower to read.
+    for await (const record of parser as AsyncIterable<string[]>) {
       if (skip) {
         skip = false
         continue
@@ -78,7 +76,7 @@ export async function codesFromCsv(
       if (record.length !== 1)
         throw new AppError(
           'VALIDATION_FAILED',
-          `line ${info.lines} has ${record.length} fields: one code a line (quote a code that holds a comma)`,
+          `code #${codes.length + 1} has ${record.length} fields: one code a line (quote a code that holds a comma)`,
         )
       if (codes.length === MAX_CODES_PER_CALL)
         throw new AppError(

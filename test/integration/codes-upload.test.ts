@@ -157,7 +157,7 @@ function suite(dialect: Dialect) {
     }
     const csvCases: [string, RegExp][] = [
       ['A\n\nB\n', /code #2 is empty/],
-      ['A\nB,C\n', /line 2 has 2 fields/],
+      ['A\nB,C\n', /code #2 has 2 fields/],
       ['"A\nB"\n', /control character \(U\+000A\)/],
       ['A\rB\n', /control character \(U\+000D\)/],
       ['"unclosed\n', /not valid CSV/],

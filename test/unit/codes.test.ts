@@ -77,7 +77,7 @@ describe('a CSV body of codes', () => {
   })
 
   it('refuses what is not one code a line, or not CSV', async () => {
-    await assert.rejects(read('a\nb,c\n'), /line 2 has 2 fields/)
+    await assert.rejects(read('a\nb,c\n'), /code #2 has 2 fields/)
     await assert.rejects(read('"open\n'), /not valid CSV/)
     await assert.rejects(read('"a"b\n'), /not valid CSV/)
     await assert.rejects(read(`${'x'.repeat(1000)}\n`), /not valid CSV/)
