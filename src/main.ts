@@ -50,14 +50,20 @@ function printBanner(
   firstCoupon: number | null,
 ) {
   const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host
-  const base = `http://${host}:${port}`
+  const listening = `http://${host}:${port}`
+  // Behind a proxy the listen address is not where users go: PUBLIC_URL is.
+  const base = config.publicUrl ?? listening
+  // An operator's own token stays out of the output (and so out of container
+  // logs); only a generated one, which nobody else knows, is printed.
   const lines = [
-    `firstcome listening on ${base}  (${describeMode(config)})`,
-    `  dashboard    ${base}/#token=${encodeURIComponent(config.adminToken)}`,
+    `firstcome listening on ${listening}  (${describeMode(config)})`,
+    config.adminTokenGenerated
+      ? `  dashboard    ${base}/#token=${encodeURIComponent(config.adminToken)}`
+      : `  dashboard    ${base}/   (asks for the admin token)`,
     `  API docs     ${base}/docs`,
     config.adminTokenGenerated
       ? `  admin token  ${config.adminToken}   (generated at start; set ADMIN_TOKEN to keep one)`
-      : '  admin token  from ADMIN_TOKEN',
+      : '  admin token  from ADMIN_TOKEN (not printed)',
   ]
   if (demo) {
     lines.push(
