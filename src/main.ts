@@ -7,9 +7,10 @@ import v8 from 'node:v8'
 import pino, { type Logger } from 'pino'
 import { buildApp } from './app.js'
 import { runPrimary } from './cluster.js'
-import { type Config, ConfigError, loadConfig } from './config.js'
+import { type Config, ConfigError, dialectOf, loadConfig } from './config.js'
 import { appDepsOf, type Container, createContainer } from './container.js'
 import { listCoupons } from './db/coupons-repo.js'
+import { missingDatabaseHint } from './db/create-database.js'
 import type { Coupon } from './domain/coupon.js'
 import { closeGracefully } from './http/server.js'
 import { describeMode } from './mode.js'
@@ -232,5 +233,8 @@ main(process.argv.slice(2)).catch((err: unknown) => {
   )
   if (err instanceof Error && err.cause)
     process.stderr.write(`  cause: ${String((err.cause as Error).message ?? err.cause)}\n`)
+  const url = process.env.DATABASE_URL?.trim()
+  const hint = url ? missingDatabaseHint(err, url, dialectOf(url)) : null
+  if (hint) process.stderr.write(`  ${hint}\n`)
   process.exit(1)
 })
