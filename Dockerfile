@@ -6,7 +6,7 @@
 
 # Build: compile the TypeScript and the native SQLite driver, then drop the dev
 # dependencies so the runtime stage copies production modules only.
-FROM node:20-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 RUN apt-get update \
   && apt-get install -y --no-install-recommends python3 make g++ \
   && rm -rf /var/lib/apt/lists/*
@@ -37,7 +37,7 @@ RUN npm run build \
   && mkdir -p build/Release && mv better_sqlite3.node build/Release/ \
   && cd /app && find node_modules -depth -type d -empty -delete
 
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 # tini is PID 1: it passes SIGTERM on to the server (whose graceful stop then
 # runs) and reaps what the server forks.
 RUN apt-get update \
