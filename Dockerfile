@@ -54,8 +54,10 @@ COPY bin bin
 RUN ln -s /app/bin/firstcome.js /usr/local/bin/firstcome \
   && mkdir data && chown node:node data
 USER node
-# The embedded SQLite database (DATABASE_URL's default, relative to /app).
-VOLUME ["/app/data"]
+# /app/data holds the embedded SQLite database (DATABASE_URL's default, relative
+# to /app): mount a volume there (`-v firstcome-data:/app/data`). No VOLUME line,
+# so containers that do not use it (Redis mode, the compose stack's API and
+# workers) leave no anonymous volume behind.
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
