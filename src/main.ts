@@ -7,9 +7,10 @@ import v8 from 'node:v8'
 import pino, { type Logger } from 'pino'
 import { buildApp } from './app.js'
 import { runPrimary } from './cluster.js'
-import { type Config, ConfigError, loadConfig } from './config.js'
+import { type Config, ConfigError, dialectOf, loadConfig } from './config.js'
 import { appDepsOf, type Container, createContainer } from './container.js'
 import { listCoupons } from './db/coupons-repo.js'
+import { missingDatabaseHint } from './db/create-database.js'
 import type { Coupon } from './domain/coupon.js'
 import { closeGracefully } from './http/server.js'
 import { describeMode } from './mode.js'
@@ -50,14 +51,20 @@ function printBanner(
   firstCoupon: number | null,
 ) {
   const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host
-  const base = `http://${host}:${port}`
+  const listening = `http://${host}:${port}`
+  // Behind a proxy the listen address is not where users go: PUBLIC_URL is.
+  const base = config.publicUrl ?? listening
+  // An operator's own token stays out of the output (and so out of container
+  // logs); only a generated one, which nobody else knows, is printed.
   const lines = [
-    `firstcome listening on ${base}  (${describeMode(config)})`,
-    `  dashboard    ${base}/#token=${encodeURIComponent(config.adminToken)}`,
+    `firstcome listening on ${listening}  (${describeMode(config)})`,
+    config.adminTokenGenerated
+      ? `  dashboard    ${base}/#token=${encodeURIComponent(config.adminToken)}`
+      : `  dashboard    ${base}/   (asks for the admin token)`,
     `  API docs     ${base}/docs`,
     config.adminTokenGenerated
       ? `  admin token  ${config.adminToken}   (generated at start; set ADMIN_TOKEN to keep one)`
-      : '  admin token  from ADMIN_TOKEN',
+      : '  admin token  from ADMIN_TOKEN (not printed)',
   ]
   if (demo) {
     lines.push(
@@ -227,5 +234,8 @@ main(process.argv.slice(2)).catch((err: unknown) => {
   )
   if (err instanceof Error && err.cause)
     process.stderr.write(`  cause: ${String((err.cause as Error).message ?? err.cause)}\n`)
+  const url = process.env.DATABASE_URL?.trim()
+  const hint = url ? missingDatabaseHint(err, url, dialectOf(url)) : null
+  if (hint) process.stderr.write(`  ${hint}\n`)
   process.exit(1)
 })

@@ -8,7 +8,6 @@
 import { mkdirSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname } from 'node:path'
-import type BetterSqlite3 from 'better-sqlite3'
 import {
   CompiledQuery,
   type DatabaseConnection,
@@ -25,6 +24,7 @@ import {
 import type * as Mysql2 from 'mysql2'
 import type Pg from 'pg'
 import type { DbTimeouts, Dialect } from '../config.js'
+import { openNodeSqlite } from './node-sqlite.js'
 import type { Tables } from './schema.js'
 import { SqliteDatesPlugin } from './sqlite-dates.js'
 
@@ -68,7 +68,7 @@ export function sqlitePath(url: string): string {
 }
 
 // A driver is loaded when its dialect is first opened: a process on PostgreSQL
-// does not carry mysql2 and better-sqlite3 in its resident memory.
+// does not carry mysql2 in its resident memory.
 const require = createRequire(import.meta.url)
 
 // BIGINT (int8) and NUMERIC come back from pg as strings; ids and counts here fit
@@ -84,15 +84,15 @@ function pgTypes(pg: typeof Pg): Pg.CustomTypesConfig {
 }
 
 function openSqlite(url: string, timeouts: DbTimeouts | undefined): Kysely<Tables> {
-  const SqliteDatabase = require('better-sqlite3') as typeof BetterSqlite3
   const path = sqlitePath(url)
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true })
-  const database = new SqliteDatabase(path)
-  database.pragma('journal_mode = WAL')
+  // Node's own SQLite: no native module to build at install (db/node-sqlite.ts).
+  const database = openNodeSqlite(path)
+  database.exec('pragma journal_mode = WAL')
   // FULL: a committed win survives power loss, not only a killed process.
-  database.pragma('synchronous = FULL')
-  database.pragma(`busy_timeout = ${timeouts?.lockMs ?? 5000}`)
-  database.pragma('foreign_keys = ON')
+  database.exec('pragma synchronous = FULL')
+  database.exec(`pragma busy_timeout = ${timeouts?.lockMs ?? 5000}`)
+  database.exec('pragma foreign_keys = ON')
   return new Kysely<Tables>({
     dialect: new SqliteDialect({ database }),
     plugins: [new SqliteDatesPlugin()],
