@@ -14,27 +14,21 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { SignJWT } from 'jose'
-import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core'
+import type { Browser, BrowserContext, Page } from 'playwright-core'
+import {
+  drawsGlyphs,
+  horizontalOverflow,
+  launchChromium,
+  skipWithoutChromium,
+} from '../helpers/browser.js'
 import { serversOnOneDatabase } from '../helpers/processes.js'
-import { skipUnlessInstalled } from '../helpers/services.js'
 
-const CHROMIUM = '/usr/bin/chromium'
 const TOKEN = 'event-page-admin-token'
 const JWT_SECRET = 'event-page-jwt-secret-0123456789abcdef'
 const HOUR = 3_600_000
-const BROWSER_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-]
 
 describe('the event page in a browser', {
-  skip: skipUnlessInstalled(CHROMIUM, 'chromium fonts-noto-cjk'),
+  skip: skipWithoutChromium(),
 }, () => {
   const servers = serversOnOneDatabase()
   const shots = mkdtempSync(join(tmpdir(), 'firstcome-event-page-'))
@@ -45,7 +39,7 @@ describe('the event page in a browser', {
   before(async () => {
     url = (await servers.start({ adminToken: TOKEN })).url
     authUrl = (await servers.start({ adminToken: TOKEN, env: { JWT_SECRET } })).url
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: BROWSER_ARGS })
+    browser = await launchChromium()
   })
   after(async () => {
     await browser?.close()
@@ -98,10 +92,7 @@ describe('the event page in a browser', {
   }
 
   async function fitsAndShoot(page: Page, name: string) {
-    const overflow = await page.evaluate(
-      'document.documentElement.scrollWidth - document.documentElement.clientWidth',
-    )
-    assert.equal(overflow, 0, `horizontal overflow at 390 px (${name})`)
+    assert.equal(await horizontalOverflow(page), 0, `horizontal overflow at 390 px (${name})`)
     await page.screenshot({ path: join(shots, `${name}.png`), fullPage: true })
   }
 
@@ -221,22 +212,7 @@ describe('the event page in a browser', {
       await enterId(page, 'ko-user')
       await page.locator('#claim').click()
       await outcome(page, '쿠폰을 받았어요! 순번 1번')
-      // Two different syllables drawn in the page's font: the same box twice if no
-      // font has them; two different shapes, unlike a private-use character, if one does.
-      const glyphs = await page.evaluate(`(() => {
-        const family = getComputedStyle(document.querySelector('#outcome')).fontFamily
-        const draw = (text) => {
-          const canvas = document.createElement('canvas')
-          canvas.width = canvas.height = 64
-          const g = canvas.getContext('2d')
-          g.font = '40px ' + family
-          g.fillText(text, 8, 48)
-          return Array.from(g.getImageData(0, 0, 64, 64).data).join()
-        }
-        const [ku, pon, box] = [draw('쿠'), draw('폰'), draw('\\ue000')]
-        return { differ: ku !== pon, notBox: ku !== box && pon !== box }
-      })()`)
-      assert.deepEqual(glyphs, { differ: true, notBox: true })
+      assert.equal(await drawsGlyphs(page, '#outcome', '쿠', '폰'), true, 'glyphs, not boxes')
       await fitsAndShoot(page, '6-korean')
     } finally {
       await context.close()

@@ -2,18 +2,39 @@
  * `firstcome verify-draw` as a command: it fetches the record and the entrant
  * list over HTTP (here from a small server publishing a draw made with the
  * documented functions), prints a line per check and exits 0 when the draw
- * checks out, 1 when a check fails, 2 when it cannot check. The same helper runs
- * it against the real service in test/e2e/draw-verify.test.ts.
+ * checks out, 1 when a check fails, 2 when it cannot check. Run in this process,
+ * and once as the real command; test/e2e/draw-verify.test.ts runs the command
+ * against the service.
  */
 import assert from 'node:assert/strict'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { after, before, describe, it } from 'node:test'
 import { pseudonymOf } from '../../src/draw/shuffle.js'
+import { runVerifyDraw } from '../../src/draw/verify-command.js'
 import { type PublishedDraw, publishedDraw } from '../helpers/draws.js'
-import { verifyDrawCommand } from '../helpers/verify-draw.js'
+import { type CommandRun, verifyDrawCommand } from '../helpers/verify-draw.js'
 
 const SEED = Buffer.alloc(32, 0x11)
+
+/** The command run in this process, its output captured. */
+async function verifyDraw(
+  url: string,
+  couponId: number,
+  extra: string[] = [],
+): Promise<CommandRun> {
+  let stdout = ''
+  let stderr = ''
+  const status = await runVerifyDraw(['--url', url, '--coupon', String(couponId), ...extra], {
+    out: (text) => {
+      stdout += text
+    },
+    err: (text) => {
+      stderr += text
+    },
+  })
+  return { status, stdout, stderr, output: `${stdout}\n${stderr}` }
+}
 const USERS = Array.from({ length: 50 }, (_, i) => `user-${i}`)
 
 describe('firstcome verify-draw', () => {
@@ -50,7 +71,7 @@ describe('firstcome verify-draw', () => {
 
   it('says an honest draw checks out, and where a user stands', async () => {
     const winner = USERS.find((u) => pseudonymOf(SEED, u) === draws.get('1')?.record.winners[2])
-    const run = await verifyDrawCommand(url, 1, ['--user', String(winner)])
+    const run = await verifyDraw(url, 1, ['--user', String(winner)])
     assert.equal(run.status, 0, run.output)
     for (const check of ['algorithm', 'commitment', 'entrant list', 'count', 'digest', 'winners']) {
       assert.match(run.stdout, new RegExp(`^ok +${check} `, 'm'))
@@ -62,40 +83,51 @@ describe('firstcome verify-draw', () => {
     assert.match(run.stdout, /the draw checks out/)
 
     const loser = USERS.find((u) => !draws.get('1')?.record.winners.includes(pseudonymOf(SEED, u)))
-    const asLoser = await verifyDrawCommand(url, 1, ['--user', String(loser)])
+    const asLoser = await verifyDraw(url, 1, ['--user', String(loser)])
     assert.match(asLoser.stdout, new RegExp(`user ${loser}: entered .*, not drawn`))
-    const outsider = await verifyDrawCommand(url, 1, ['--user', 'someone-else'])
+    const outsider = await verifyDraw(url, 1, ['--user', 'someone-else'])
     assert.match(outsider.stdout, /user someone-else: not among the entrants/)
   })
 
   it('fails a draw whose winners are not the shuffle, naming the check', async () => {
-    const run = await verifyDrawCommand(url, 2)
+    const run = await verifyDraw(url, 2)
     assert.equal(run.status, 1, run.output)
     assert.match(run.stdout, /^FAIL +winners +the recomputed winner at rank 1 /m)
     assert.match(run.stdout, /the draw does NOT check out: 1 of 6 checks failed/)
     const commitment = draws.get('1')?.record.commitment ?? ''
-    const pinned = await verifyDrawCommand(url, 1, ['--commitment', commitment.toUpperCase()])
+    const pinned = await verifyDraw(url, 1, ['--commitment', commitment.toUpperCase()])
     assert.equal(pinned.status, 0, pinned.output)
-    const wrong = await verifyDrawCommand(url, 1, ['--commitment', '0'.repeat(64)])
+    const wrong = await verifyDraw(url, 1, ['--commitment', '0'.repeat(64)])
     assert.equal(wrong.status, 1, wrong.output)
     assert.match(wrong.stdout, /^FAIL +published commitment /m)
   })
 
+  it('is the firstcome command, with its exit status', async () => {
+    const ok = await verifyDrawCommand(url, 1)
+    assert.equal(ok.status, 0, ok.output)
+    assert.match(ok.stdout, /the draw checks out/)
+    const failed = await verifyDrawCommand(url, 2)
+    assert.equal(failed.status, 1, failed.output)
+    const help = await verifyDrawCommand(url, 1, ['--help'])
+    assert.equal(help.status, 0)
+    assert.match(help.stdout, /^Usage: firstcome verify-draw/)
+  })
+
   it('cannot check a draw it cannot fetch, or bad arguments', async () => {
-    const missing = await verifyDrawCommand(url, 9)
+    const missing = await verifyDraw(url, 9)
     assert.equal(missing.status, 2)
     assert.match(missing.stderr, /answered 404 \(COUPON_NOT_FOUND: The coupon does not exist\.\)/)
     const closed = createServer()
     await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve))
     const port = (closed.address() as AddressInfo).port
     await new Promise((resolve) => closed.close(resolve))
-    const down = await verifyDrawCommand(`http://127.0.0.1:${port}`, 1)
+    const down = await verifyDraw(`http://127.0.0.1:${port}`, 1)
     assert.equal(down.status, 2)
     assert.match(down.stderr, /cannot fetch .*ECONNREFUSED/)
-    const bad = await verifyDrawCommand(url, 1, ['--user', 'not a user id'])
+    const bad = await verifyDraw(url, 1, ['--user', 'not a user id'])
     assert.equal(bad.status, 2)
     assert.match(bad.stderr, /--user is a userId/)
-    const unknown = await verifyDrawCommand(url, 1, ['--verbose'])
+    const unknown = await verifyDraw(url, 1, ['--verbose'])
     assert.equal(unknown.status, 2)
     assert.match(unknown.stderr, /Usage: firstcome verify-draw/)
   })
