@@ -1,5 +1,5 @@
 /**
- * The `firstcome` command: serve | worker | bench.
+ * The `firstcome` command: serve | worker | bench | verify-draw.
  */
 import cluster from 'node:cluster'
 import { parseArgs } from 'node:util'
@@ -12,6 +12,7 @@ import { appDepsOf, type Container, createContainer } from './container.js'
 import { listCoupons } from './db/coupons-repo.js'
 import { missingDatabaseHint } from './db/create-database.js'
 import type { Coupon } from './domain/coupon.js'
+import { runVerifyDraw } from './draw/verify-command.js'
 import { closeGracefully } from './http/server.js'
 import { describeMode } from './mode.js'
 import { Readiness } from './ops/readiness.js'
@@ -24,6 +25,8 @@ Commands:
   serve [--no-worker]   HTTP API (plus the queue worker in Redis mode, unless --no-worker)
   worker                the queue worker alone (Redis mode)
   bench [options]       the load generator; see \`firstcome bench --help\`
+  verify-draw [options] recompute a coupon's opening draw from its public record;
+                        see \`firstcome verify-draw --help\`
 
 Configuration comes from the environment (PORT, DATABASE_URL, REDIS_URL, ...);
 see the README.`
@@ -201,6 +204,10 @@ async function loadBench(): Promise<{ runBench(args: string[]): Promise<void> }>
 export async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv
   if (command === 'bench') return (await loadBench()).runBench(rest)
+  if (command === 'verify-draw') {
+    process.exitCode = await runVerifyDraw(rest)
+    return
+  }
   if (command !== 'serve' && command !== 'worker') {
     process.stdout.write(`${USAGE}\n`)
     if (command !== undefined && command !== 'help' && command !== '--help' && command !== '-h') {
