@@ -14,48 +14,13 @@ import { listWins } from '../../src/db/issues-repo.js'
 import { ADMIN_TOKEN, createCoupon } from '../helpers/app.js'
 import { createTestDatabase, skipUnlessDialect, type TestDatabase } from '../helpers/databases.js'
 import { assertInvariants } from '../helpers/invariants.js'
+import { keyedStorm, keyOf } from '../helpers/keyed-storm.js'
 import { type ServerProcess, startServer, stopAll } from '../helpers/processes.js'
-import {
-  httpPool,
-  type IssueReply,
-  issueOnce,
-  oneTo,
-  sortedRanks,
-  tally,
-  users,
-  winsOf,
-} from '../helpers/storm.js'
+import { oneTo, sortedRanks, tally, users, winsOf } from '../helpers/storm.js'
 
 const USERS = 1500
 const QUANTITY = 2000
 const KILL_AFTER_WINS = 300
-
-const keyOf = (userId: string) => `key-${userId}`
-
-/** Every user's request at once, each with its own key (or `key(user)`), in a pool of 200. */
-async function keyedStorm(
-  url: string,
-  couponId: number,
-  userIds: readonly string[],
-  key: (userId: string) => string | null,
-  onReply?: (r: IssueReply) => void,
-): Promise<IssueReply[]> {
-  const pool = httpPool(url, 200)
-  try {
-    return await Promise.all(
-      userIds.map(async (u) => {
-        const k = key(u)
-        const reply = await issueOnce(pool, couponId, u, {
-          headers: k === null ? {} : { 'idempotency-key': k },
-        })
-        onReply?.(reply)
-        return reply
-      }),
-    )
-  } finally {
-    await pool.destroy()
-  }
-}
 
 for (const dialect of ['sqlite', 'postgres'] satisfies Dialect[]) {
   describe(`Idempotency-Key across kill -9 and a restart (embedded, ${dialect})`, {
