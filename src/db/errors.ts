@@ -283,8 +283,14 @@ export function isRowError(err: unknown): boolean {
  */
 export function toDomainError(err: unknown, fault: DbFault = classifyDbError(err)): unknown {
   if (FAULT_DECISIONS[fault].blame !== 'database' || err instanceof UnavailableError) return err
-  const code = err instanceof Error ? (err as { code?: unknown }).code : undefined
-  return new UnavailableError('database', err, fault, typeof code === 'string' ? code : undefined)
+  const { code, errno } = (err ?? {}) as { code?: unknown; errno?: unknown }
+  const detail =
+    typeof code === 'string' && code !== ''
+      ? code
+      : typeof errno === 'number' && errno > 0
+        ? `errno ${errno}`
+        : undefined
+  return new UnavailableError('database', err, fault, detail)
 }
 
 /** A UNIQUE index refused a row (the pair is already there). */
