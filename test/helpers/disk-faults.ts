@@ -89,11 +89,16 @@ export interface PgFullDisk {
 
 /**
  * Moves the test database's coupon_issues (its heap; the indexes stay) to a
- * tablespace on a tmpfs of `sizeKb`: once the table fills it, every write that
- * needs a new page fails with SQLSTATE 53100.
+ * tablespace on a tmpfs with `roomKb` to spare beyond the table: once the table
+ * fills it, every write that needs a new page fails with SQLSTATE 53100.
  */
-export async function pgTableOnSmallDisk(databaseUrl: string, sizeKb: number): Promise<PgFullDisk> {
-  const fs = await mountTmpfs(sizeKb, 'postgres')
+export async function pgTableOnSmallDisk(databaseUrl: string, roomKb: number): Promise<PgFullDisk> {
+  const client = new pg.Client({ connectionString: databaseUrl })
+  await client.connect()
+  const { rows } = await client
+    .query<{ bytes: string }>(`select pg_table_size('coupon_issues') as bytes`)
+    .finally(() => client.end())
+  const fs = await mountTmpfs(Math.ceil(Number(rows[0]?.bytes ?? 0) / 1024) + roomKb, 'postgres')
   const tablespace = `fc_test_ts_${randomBytes(4).toString('hex')}`
   try {
     await pgQuery(PG_ADMIN, [`create tablespace ${tablespace} location '${fs.dir}'`])
