@@ -11,7 +11,9 @@ import { dirname } from 'node:path'
 import {
   CompiledQuery,
   type DatabaseConnection,
+  type Driver,
   Kysely,
+  type Dialect as KyselyDialect,
   MysqlAdapter,
   MysqlDialect,
   type MysqlPool,
@@ -19,12 +21,14 @@ import {
   PostgresAdapter,
   PostgresDialect,
   SqliteDialect,
+  SqliteDriver,
   sql,
 } from 'kysely'
 import type * as Mysql2 from 'mysql2'
 import type Pg from 'pg'
 import type { DbTimeouts, Dialect } from '../config.js'
-import { openNodeSqlite } from './node-sqlite.js'
+import { classifiedDialect, WriteHealth } from './classified-dialect.js'
+import { type NodeSqliteDatabase, openNodeSqlite } from './node-sqlite.js'
 import type { Tables } from './schema.js'
 import { SqliteDatesPlugin } from './sqlite-dates.js'
 
@@ -33,6 +37,11 @@ export type Db = Kysely<Tables>
 export interface Database {
   db: Db
   dialect: Dialect
+  /**
+   * Resolves while the database answers and takes writes: it fails, too, while
+   * writes are refused for want of room or permission (see WriteHealth), which
+   * a `select 1` alone would not show.
+   */
   ping(): Promise<void>
   close(): Promise<void>
 }
@@ -68,7 +77,7 @@ export function sqlitePath(url: string): string {
 }
 
 // A driver is loaded when its dialect is first opened: a process on PostgreSQL
-// does not carry mysql2 in its resident memory.
+// does not carry mysql2 or pg in its resident memory.
 const require = createRequire(import.meta.url)
 
 // BIGINT (int8) and NUMERIC come back from pg as strings; ids and counts here fit
@@ -83,7 +92,39 @@ function pgTypes(pg: typeof Pg): Pg.CustomTypesConfig {
   } as Pg.CustomTypesConfig
 }
 
-function openSqlite(url: string, timeouts: DbTimeouts | undefined): Kysely<Tables> {
+/**
+ * SQLite rolls a transaction back by itself on some errors (SQLITE_FULL,
+ * SQLITE_IOERR, SQLITE_NOMEM, …). Kysely then sends ROLLBACK, which fails with
+ * "cannot rollback - no transaction is active", and that error would replace the
+ * one that says what happened. This driver rolls back only an open transaction.
+ */
+class SqliteDriverKeepingCause extends SqliteDriver {
+  readonly #database: NodeSqliteDatabase
+
+  constructor(database: NodeSqliteDatabase) {
+    super({ database })
+    this.#database = database
+  }
+
+  override async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
+    if (this.#database.inTransaction()) await super.rollbackTransaction(connection)
+  }
+}
+
+class SqliteDialectKeepingCause extends SqliteDialect {
+  readonly #database: NodeSqliteDatabase
+
+  constructor(database: NodeSqliteDatabase) {
+    super({ database })
+    this.#database = database
+  }
+
+  override createDriver(): Driver {
+    return new SqliteDriverKeepingCause(this.#database)
+  }
+}
+
+function openSqlite(url: string, timeouts: DbTimeouts | undefined): KyselyDialect {
   const path = sqlitePath(url)
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true })
   // Node's own SQLite: no native module to build at install (db/node-sqlite.ts).
@@ -93,13 +134,10 @@ function openSqlite(url: string, timeouts: DbTimeouts | undefined): Kysely<Table
   database.exec('pragma synchronous = FULL')
   database.exec(`pragma busy_timeout = ${timeouts?.lockMs ?? 5000}`)
   database.exec('pragma foreign_keys = ON')
-  return new Kysely<Tables>({
-    dialect: new SqliteDialect({ database }),
-    plugins: [new SqliteDatesPlugin()],
-  })
+  return new SqliteDialectKeepingCause(database)
 }
 
-function openPostgres(url: string, poolSize: number, options: DatabaseOptions): Kysely<Tables> {
+function openPostgres(url: string, poolSize: number, options: DatabaseOptions): KyselyDialect {
   const pg = require('pg') as typeof Pg
   const t = options.timeouts
   const pool = new pg.Pool({
@@ -127,10 +165,10 @@ function openPostgres(url: string, poolSize: number, options: DatabaseOptions): 
   pool.on('connect', (client) => {
     client.on('error', () => {})
   })
-  return new Kysely<Tables>({ dialect: new PostgresDialect({ pool }) })
+  return new PostgresDialect({ pool })
 }
 
-function openMysql(url: string, poolSize: number, timeouts?: DbTimeouts): Kysely<Tables> {
+function openMysql(url: string, poolSize: number, timeouts?: DbTimeouts): KyselyDialect {
   const { createPool } = require('mysql2') as typeof Mysql2
   const pool = createPool({
     uri: url,
@@ -144,12 +182,10 @@ function openMysql(url: string, poolSize: number, timeouts?: DbTimeouts): Kysely
     // idempotent insert to report how many wins were new.
     flags: ['-FOUND_ROWS'],
   })
-  if (!timeouts) return new Kysely<Tables>({ dialect: new MysqlDialect({ pool }) })
-  return new Kysely<Tables>({
-    dialect: new MysqlDialect({
-      pool: boundedMysqlPool(pool, timeouts),
-      onCreateConnection: (connection) => setMysqlTimeouts(connection, timeouts),
-    }),
+  if (!timeouts) return new MysqlDialect({ pool })
+  return new MysqlDialect({
+    pool: boundedMysqlPool(pool, timeouts),
+    onCreateConnection: (connection) => setMysqlTimeouts(connection, timeouts),
   })
 }
 
@@ -228,17 +264,24 @@ export function openDatabase(
   options: DatabaseOptions = {},
 ): Database {
   const poolSize = options.poolSize ?? 10
-  const db =
+  const driver =
     dialect === 'sqlite'
       ? openSqlite(url, options.timeouts)
       : dialect === 'postgres'
         ? openPostgres(url, poolSize, options)
         : openMysql(url, poolSize, options.timeouts)
+  const health = new WriteHealth()
+  const db = new Kysely<Tables>({
+    dialect: classifiedDialect(driver, health),
+    plugins: dialect === 'sqlite' ? [new SqliteDatesPlugin()] : [],
+  })
   return {
     db,
     dialect,
     async ping() {
       await sql`select 1`.execute(db)
+      const failure = health.failure
+      if (failure) throw failure
     },
     async close() {
       await db.destroy()

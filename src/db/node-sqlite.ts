@@ -8,7 +8,7 @@
  * - a statement returns rows when it has result columns (`reader`);
  * - an error carries SQLite's extended result code as a number (`errcode`), and
  *   is given its SQLite name as `code` (`SQLITE_CONSTRAINT_UNIQUE`, `SQLITE_BUSY`,
- *   `SQLITE_FULL`, …), so the error tables (db/errors.ts, db/row-errors.ts) read
+ *   `SQLITE_FULL`, …), so the error table (db/errors.ts) reads
  *   it as they read every dialect's code.
  */
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite'
@@ -162,6 +162,8 @@ class Statement implements SqliteStatement {
 export interface NodeSqliteDatabase extends SqliteDatabase {
   /** runs SQL without parameters or results (pragmas) */
   exec(sql: string): void
+  /** whether a transaction is open (SQLite ends one by itself on some errors) */
+  inTransaction(): boolean
 }
 
 /** Opens (and creates) the SQLite file at `path`, or `:memory:`. */
@@ -171,5 +173,6 @@ export function openNodeSqlite(path: string): NodeSqliteDatabase {
     close: () => db.close(),
     prepare: (sql: string) => named(() => new Statement(db.prepare(sql))),
     exec: (sql: string) => named(() => db.exec(sql)),
+    inTransaction: () => db.isTransaction,
   }
 }

@@ -9,9 +9,13 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
-import { isTransientDbError, isUniqueViolation } from '../../src/db/errors.js'
+import {
+  classifyDbError,
+  FAULT_DECISIONS,
+  isRowError,
+  isUniqueViolation,
+} from '../../src/db/errors.js'
 import { openNodeSqlite, sqliteCodeName } from '../../src/db/node-sqlite.js'
-import { isRowError } from '../../src/db/row-errors.js'
 
 function codeOf(call: () => unknown): string {
   try {
@@ -89,7 +93,7 @@ describe('node:sqlite for Kysely', () => {
     }
     assert.ok(isUniqueViolation(err(() => insert.run([10, 'a', 1]))))
     assert.ok(isRowError(err(() => insert.run([12, 'c', 0]))))
-    assert.ok(!isTransientDbError(err(() => insert.run([12, 'c', 0]))))
+    assert.equal(FAULT_DECISIONS[classifyDbError(err(() => insert.run([12, 'c', 0])))].blame, 'row')
 
     // A second connection while this one holds the write lock: busy, and transient.
     const other = openNodeSqlite(file)
@@ -98,7 +102,7 @@ describe('node:sqlite for Kysely', () => {
     try {
       const busy = err(() => other.exec('begin immediate'))
       assert.equal((busy as { code?: unknown }).code, 'SQLITE_BUSY')
-      assert.ok(isTransientDbError(busy))
+      assert.equal(FAULT_DECISIONS[classifyDbError(busy)].blame, 'database')
       assert.ok(!isRowError(busy))
     } finally {
       db.exec('rollback')
