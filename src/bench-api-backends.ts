@@ -6,6 +6,7 @@ import { scripts } from './coupon-state/scripts.js'
 
 export { createContainer } from './container.js'
 export { findCoupon } from './db/coupons-repo.js'
+export { createDatabaseIfMissing } from './db/create-database.js'
 export { openDatabase } from './db/database.js'
 export { connectRedis, createRedis } from './redis/connection.js'
 

@@ -51,6 +51,8 @@ export interface HttpLimits {
 export interface Config {
   port: number
   host: string
+  /** where users reach this server (a proxy in front), for the URLs the banner prints; null: the listen address */
+  publicUrl: string | null
   /** `firstcome worker`'s own port for /metrics, /healthz and /readyz (0: any free port) */
   metricsPort: number
   /** API processes sharing the port (Redis mode; embedded mode holds its stock in one) */
@@ -206,6 +208,21 @@ function jwtConfig(env: Env): Config['jwt'] {
   return null
 }
 
+function publicUrl(env: Env): string | null {
+  const raw = str(env, 'PUBLIC_URL')
+  if (raw === null) return null
+  let url: URL
+  try {
+    url = new URL(raw)
+  } catch {
+    throw new ConfigError(`PUBLIC_URL must be an http:// or https:// URL, got "${raw}"`)
+  }
+  if (!['http:', 'https:'].includes(url.protocol) || url.search || url.hash) {
+    throw new ConfigError(`PUBLIC_URL must be an http:// or https:// URL, got "${raw}"`)
+  }
+  return url.href.replace(/\/+$/, '')
+}
+
 export function loadConfig(env: Env): Readonly<Config> {
   const databaseUrl = str(env, 'DATABASE_URL') ?? 'sqlite:./data/firstcome.sqlite'
   const logLevel = (str(env, 'LOG_LEVEL') ?? 'info').toLowerCase() as LogLevel
@@ -232,6 +249,7 @@ export function loadConfig(env: Env): Readonly<Config> {
     port: int(env, 'PORT', 8080, 0, 65535),
     metricsPort: int(env, 'METRICS_PORT', 9464, 0, 65535),
     host: str(env, 'HOST') ?? '0.0.0.0',
+    publicUrl: publicUrl(env),
     apiProcesses,
     listenBacklog: int(env, 'LISTEN_BACKLOG', 8192, 1, 1_000_000),
     http: httpLimits(env),

@@ -1,5 +1,5 @@
 /**
- * The `firstcome` command: serve | worker | bench.
+ * The `firstcome` command: serve | worker | bench | verify-draw.
  */
 import cluster from 'node:cluster'
 import { parseArgs } from 'node:util'
@@ -7,10 +7,12 @@ import v8 from 'node:v8'
 import pino, { type Logger } from 'pino'
 import { buildApp } from './app.js'
 import { runPrimary } from './cluster.js'
-import { type Config, ConfigError, loadConfig } from './config.js'
+import { type Config, ConfigError, dialectOf, loadConfig } from './config.js'
 import { appDepsOf, type Container, createContainer } from './container.js'
 import { listCoupons } from './db/coupons-repo.js'
+import { missingDatabaseHint } from './db/create-database.js'
 import type { Coupon } from './domain/coupon.js'
+import { runVerifyDraw } from './draw/verify-command.js'
 import { closeGracefully } from './http/server.js'
 import { describeMode } from './mode.js'
 import { Readiness } from './ops/readiness.js'
@@ -23,6 +25,8 @@ Commands:
   serve [--no-worker]   HTTP API (plus the queue worker in Redis mode, unless --no-worker)
   worker                the queue worker alone (Redis mode)
   bench [options]       the load generator; see \`firstcome bench --help\`
+  verify-draw [options] recompute a coupon's opening draw from its public record;
+                        see \`firstcome verify-draw --help\`
 
 Configuration comes from the environment (PORT, DATABASE_URL, REDIS_URL, ...);
 see the README.`
@@ -50,14 +54,20 @@ function printBanner(
   firstCoupon: number | null,
 ) {
   const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host
-  const base = `http://${host}:${port}`
+  const listening = `http://${host}:${port}`
+  // Behind a proxy the listen address is not where users go: PUBLIC_URL is.
+  const base = config.publicUrl ?? listening
+  // An operator's own token stays out of the output (and so out of container
+  // logs); only a generated one, which nobody else knows, is printed.
   const lines = [
-    `firstcome listening on ${base}  (${describeMode(config)})`,
-    `  dashboard    ${base}/#token=${encodeURIComponent(config.adminToken)}`,
+    `firstcome listening on ${listening}  (${describeMode(config)})`,
+    config.adminTokenGenerated
+      ? `  dashboard    ${base}/#token=${encodeURIComponent(config.adminToken)}`
+      : `  dashboard    ${base}/   (asks for the admin token)`,
     `  API docs     ${base}/docs`,
     config.adminTokenGenerated
       ? `  admin token  ${config.adminToken}   (generated at start; set ADMIN_TOKEN to keep one)`
-      : '  admin token  from ADMIN_TOKEN',
+      : '  admin token  from ADMIN_TOKEN (not printed)',
   ]
   if (demo) {
     lines.push(
@@ -194,6 +204,10 @@ async function loadBench(): Promise<{ runBench(args: string[]): Promise<void> }>
 export async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv
   if (command === 'bench') return (await loadBench()).runBench(rest)
+  if (command === 'verify-draw') {
+    process.exitCode = await runVerifyDraw(rest)
+    return
+  }
   if (command !== 'serve' && command !== 'worker') {
     process.stdout.write(`${USAGE}\n`)
     if (command !== undefined && command !== 'help' && command !== '--help' && command !== '-h') {
@@ -227,5 +241,8 @@ main(process.argv.slice(2)).catch((err: unknown) => {
   )
   if (err instanceof Error && err.cause)
     process.stderr.write(`  cause: ${String((err.cause as Error).message ?? err.cause)}\n`)
+  const url = process.env.DATABASE_URL?.trim()
+  const hint = url ? missingDatabaseHint(err, url, dialectOf(url)) : null
+  if (hint) process.stderr.write(`  ${hint}\n`)
   process.exit(1)
 })

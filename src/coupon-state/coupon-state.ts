@@ -179,9 +179,13 @@ export class CouponState {
   async #stage(k: CouponKeys, winners: Win[]) {
     await this.client.del(k.stagingUsers, k.stagingHoles)
     for (let i = 0; i < winners.length; i += CHUNK) {
+      // As issue.lua writes a win: with the id of the request that won it, when known.
       const fields = winners
         .slice(i, i + CHUNK)
-        .flatMap((w) => [w.userId, `${w.rank}:${w.issuedAt}`])
+        .flatMap((w) => [
+          w.userId,
+          w.requestId ? `${w.rank}:${w.issuedAt}:${w.requestId}` : `${w.rank}:${w.issuedAt}`,
+        ])
       await this.client.hset(k.stagingUsers, ...fields)
     }
     const holes = rankHoles(winners.map((w) => w.rank))

@@ -1,6 +1,8 @@
 /**
  * The stream entry of a win, as issue.lua writes it: fields u (userId), r (rank),
- * t (issuedAt, epoch ms); and the same wins packed as columns by read-wins.lua.
+ * t (issuedAt, epoch ms), k (the id of the request that won it; absent from
+ * entries written before it was kept); and the same wins packed as columns by
+ * read-wins.lua.
  */
 import type { Win } from '../domain/coupon.js'
 import type { RedisClient } from '../redis/connection.js'
@@ -18,20 +20,26 @@ export function parseEntry(couponId: number, entry: RawEntry): StreamWin | null 
   let userId: string | undefined
   let rank = Number.NaN
   let issuedAt = Number.NaN
+  let requestId: string | undefined
   for (let i = 0; i + 1 < fields.length; i += 2) {
     const value = fields[i + 1] as string
     if (fields[i] === 'u') userId = value
     else if (fields[i] === 'r') rank = Number(value)
     else if (fields[i] === 't') issuedAt = Number(value)
+    else if (fields[i] === 'k') requestId = value
   }
   if (!userId || !Number.isSafeInteger(rank) || rank < 1 || !Number.isSafeInteger(issuedAt))
     return null
-  return { id, win: { couponId, userId, rank, issuedAt } }
+  const win: Win = { couponId, userId, rank, issuedAt }
+  if (requestId) win.requestId = requestId
+  return { id, win }
 }
 
 /** A win's entry fields, as issue.lua writes them. */
 export function entryFields(win: Win): string[] {
-  return ['u', win.userId, 'r', String(win.rank), 't', String(win.issuedAt)]
+  const fields = ['u', win.userId, 'r', String(win.rank), 't', String(win.issuedAt)]
+  if (win.requestId) fields.push('k', win.requestId)
+  return fields
 }
 
 /**
@@ -46,6 +54,7 @@ export interface PackedWins {
   users: string
   ranks: string
   issuedAts: string
+  requestIds: string
 }
 
 /** The packed wins one by one (for the paths that must judge each win). */
@@ -55,6 +64,7 @@ export function unpackWins(couponId: number, packed: PackedWins): StreamWin[] {
   const users = packed.users.split(',')
   const ranks = packed.ranks.split(',')
   const issuedAts = packed.issuedAts.split(',')
+  const requestIds = packed.requestIds.split(',')
   return ids.map((id, i) => ({
     id,
     win: {
@@ -62,6 +72,7 @@ export function unpackWins(couponId: number, packed: PackedWins): StreamWin[] {
       userId: users[i] as string,
       rank: Number(ranks[i]),
       issuedAt: Number(issuedAts[i]),
+      requestId: requestIds[i] as string,
     },
   }))
 }

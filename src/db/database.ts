@@ -8,11 +8,12 @@
 import { mkdirSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname } from 'node:path'
-import type BetterSqlite3 from 'better-sqlite3'
 import {
   CompiledQuery,
   type DatabaseConnection,
+  type Driver,
   Kysely,
+  type Dialect as KyselyDialect,
   MysqlAdapter,
   MysqlDialect,
   type MysqlPool,
@@ -21,11 +22,14 @@ import {
   type PostgresCursorConstructor,
   PostgresDialect,
   SqliteDialect,
+  SqliteDriver,
   sql,
 } from 'kysely'
 import type * as Mysql2 from 'mysql2'
 import type Pg from 'pg'
 import type { DbTimeouts, Dialect } from '../config.js'
+import { classifiedDialect, WriteHealth } from './classified-dialect.js'
+import { type NodeSqliteDatabase, openNodeSqlite } from './node-sqlite.js'
 import type { Tables } from './schema.js'
 import { SqliteDatesPlugin } from './sqlite-dates.js'
 
@@ -34,6 +38,11 @@ export type Db = Kysely<Tables>
 export interface Database {
   db: Db
   dialect: Dialect
+  /**
+   * Resolves while the database answers and takes writes: it fails, too, while
+   * writes are refused for want of room or permission (see WriteHealth), which
+   * a `select 1` alone would not show.
+   */
   ping(): Promise<void>
   close(): Promise<void>
 }
@@ -71,7 +80,7 @@ export function sqlitePath(url: string): string {
 }
 
 // A driver is loaded when its dialect is first opened: a process on PostgreSQL
-// does not carry mysql2 and better-sqlite3 in its resident memory.
+// does not carry mysql2 or pg in its resident memory.
 const require = createRequire(import.meta.url)
 
 // BIGINT (int8) and NUMERIC come back from pg as strings; ids and counts here fit
@@ -86,25 +95,54 @@ function pgTypes(pg: typeof Pg): Pg.CustomTypesConfig {
   } as Pg.CustomTypesConfig
 }
 
-function openSqlite(url: string, options: DatabaseOptions): Kysely<Tables> {
-  const timeouts = options.timeouts
-  const SqliteDatabase = require('better-sqlite3') as typeof BetterSqlite3
-  const path = sqlitePath(url)
-  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true })
-  const database = new SqliteDatabase(path)
-  database.pragma('journal_mode = WAL')
-  // FULL: a committed win survives power loss, not only a killed process.
-  database.pragma('synchronous = FULL')
-  database.pragma(`busy_timeout = ${timeouts?.lockMs ?? 5000}`)
-  database.pragma('foreign_keys = ON')
-  if (options.sqliteCacheKiB) database.pragma(`cache_size = -${options.sqliteCacheKiB}`)
-  return new Kysely<Tables>({
-    dialect: new SqliteDialect({ database }),
-    plugins: [new SqliteDatesPlugin()],
-  })
+/**
+ * SQLite rolls a transaction back by itself on some errors (SQLITE_FULL,
+ * SQLITE_IOERR, SQLITE_NOMEM, …). Kysely then sends ROLLBACK, which fails with
+ * "cannot rollback - no transaction is active", and that error would replace the
+ * one that says what happened. This driver rolls back only an open transaction.
+ */
+class SqliteDriverKeepingCause extends SqliteDriver {
+  readonly #database: NodeSqliteDatabase
+
+  constructor(database: NodeSqliteDatabase) {
+    super({ database })
+    this.#database = database
+  }
+
+  override async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
+    if (this.#database.inTransaction()) await super.rollbackTransaction(connection)
+  }
 }
 
-function openPostgres(url: string, poolSize: number, options: DatabaseOptions): Kysely<Tables> {
+class SqliteDialectKeepingCause extends SqliteDialect {
+  readonly #database: NodeSqliteDatabase
+
+  constructor(database: NodeSqliteDatabase) {
+    super({ database })
+    this.#database = database
+  }
+
+  override createDriver(): Driver {
+    return new SqliteDriverKeepingCause(this.#database)
+  }
+}
+
+function openSqlite(url: string, options: DatabaseOptions): KyselyDialect {
+  const timeouts = options.timeouts
+  const path = sqlitePath(url)
+  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true })
+  // Node's own SQLite: no native module to build at install (db/node-sqlite.ts).
+  const database = openNodeSqlite(path)
+  database.exec('pragma journal_mode = WAL')
+  // FULL: a committed win survives power loss, not only a killed process.
+  database.exec('pragma synchronous = FULL')
+  database.exec(`pragma busy_timeout = ${timeouts?.lockMs ?? 5000}`)
+  database.exec('pragma foreign_keys = ON')
+  if (options.sqliteCacheKiB) database.exec(`pragma cache_size = -${options.sqliteCacheKiB}`)
+  return new SqliteDialectKeepingCause(database)
+}
+
+function openPostgres(url: string, poolSize: number, options: DatabaseOptions): KyselyDialect {
   const pg = require('pg') as typeof Pg
   const t = options.timeouts
   const pool = new pg.Pool({
@@ -134,10 +172,10 @@ function openPostgres(url: string, poolSize: number, options: DatabaseOptions): 
   })
   // pg-cursor: what Kysely's `.stream()` reads through on PostgreSQL (the export).
   const cursor = require('pg-cursor') as PostgresCursorConstructor
-  return new Kysely<Tables>({ dialect: new PostgresDialect({ pool, cursor }) })
+  return new PostgresDialect({ pool, cursor })
 }
 
-function openMysql(url: string, poolSize: number, timeouts?: DbTimeouts): Kysely<Tables> {
+function openMysql(url: string, poolSize: number, timeouts?: DbTimeouts): KyselyDialect {
   const { createPool } = require('mysql2') as typeof Mysql2
   const pool = createPool({
     uri: url,
@@ -151,12 +189,10 @@ function openMysql(url: string, poolSize: number, timeouts?: DbTimeouts): Kysely
     // idempotent insert to report how many wins were new.
     flags: ['-FOUND_ROWS'],
   })
-  if (!timeouts) return new Kysely<Tables>({ dialect: new MysqlDialect({ pool }) })
-  return new Kysely<Tables>({
-    dialect: new MysqlDialect({
-      pool: boundedMysqlPool(pool, timeouts),
-      onCreateConnection: (connection) => setMysqlTimeouts(connection, timeouts),
-    }),
+  if (!timeouts) return new MysqlDialect({ pool })
+  return new MysqlDialect({
+    pool: boundedMysqlPool(pool, timeouts),
+    onCreateConnection: (connection) => setMysqlTimeouts(connection, timeouts),
   })
 }
 
@@ -262,17 +298,24 @@ export function openDatabase(
   options: DatabaseOptions = {},
 ): Database {
   const poolSize = options.poolSize ?? 10
-  const db =
+  const driver =
     dialect === 'sqlite'
       ? openSqlite(url, options)
       : dialect === 'postgres'
         ? openPostgres(url, poolSize, options)
         : openMysql(url, poolSize, options.timeouts)
+  const health = new WriteHealth()
+  const db = new Kysely<Tables>({
+    dialect: classifiedDialect(driver, health),
+    plugins: dialect === 'sqlite' ? [new SqliteDatesPlugin()] : [],
+  })
   return {
     db,
     dialect,
     async ping() {
       await sql`select 1`.execute(db)
+      const failure = health.failure
+      if (failure) throw failure
     },
     async close() {
       await db.destroy()

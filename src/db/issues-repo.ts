@@ -44,6 +44,7 @@ export interface JoinedWins {
   users: string
   ranks: string
   issuedAts: string
+  requestIds: string
 }
 
 /**
@@ -60,11 +61,12 @@ export async function insertNewWins(db: Db, wins: JoinedWins, now: Date): Promis
     throw new Error('insertNewWins: joined columns are for PostgreSQL')
   if (wins.users === '') return 0
   const result = await sql`
-    insert into coupon_issues (coupon_id, user_id, rank, date_issued, date_created, date_updated)
-    select ${wins.couponId}, u, r, to_timestamp(t / 1000.0), ${now}, ${now}
+    insert into coupon_issues (coupon_id, user_id, rank, date_issued, request_id, date_created, date_updated)
+    select ${wins.couponId}, u, r, to_timestamp(t / 1000.0), k, ${now}, ${now}
     from unnest(string_to_array(${wins.users}::text, ','),
                 string_to_array(${wins.ranks}::text, ',')::int[],
-                string_to_array(${wins.issuedAts}::text, ',')::float8[]) as x(u, r, t)
+                string_to_array(${wins.issuedAts}::text, ',')::float8[],
+                string_to_array(${wins.requestIds}::text, ',')) as x(u, r, t, k)
     on conflict (coupon_id, user_id) do nothing`.execute(db)
   return Number(result.numAffectedRows ?? 0)
 }
@@ -77,10 +79,11 @@ async function insertChunk(db: Db, wins: readonly Win[], now: Date): Promise<num
     // and binds one small statement, not one as long as the batch. Instants
     // travel as epoch milliseconds (no Date objects to format per row).
     const result = await sql`
-      insert into coupon_issues (coupon_id, user_id, rank, date_issued, date_created, date_updated)
-      select ${wins[0]?.couponId}, u, r, to_timestamp(t / 1000.0), ${now}, ${now}
+      insert into coupon_issues (coupon_id, user_id, rank, date_issued, request_id, date_created, date_updated)
+      select ${wins[0]?.couponId}, u, r, to_timestamp(t / 1000.0), k, ${now}, ${now}
       from unnest(${wins.map((w) => w.userId)}::text[], ${wins.map((w) => w.rank)}::int[],
-                  ${wins.map((w) => w.issuedAt)}::float8[]) as x(u, r, t)
+                  ${wins.map((w) => w.issuedAt)}::float8[],
+                  ${wins.map((w) => w.requestId ?? null)}::text[]) as x(u, r, t, k)
       on conflict (coupon_id, user_id) do nothing`.execute(db)
     return Number(result.numAffectedRows ?? 0)
   }
@@ -89,12 +92,12 @@ async function insertChunk(db: Db, wins: readonly Win[], now: Date): Promise<num
     // three Dates per row in mysql2 was most of the worker's CPU on MySQL. The
     // columns hold UTC; the arithmetic on a DATETIME literal involves no time zone.
     const at = `'${now.toISOString().slice(0, 23).replace('T', ' ')}'`
-    const row = `(${Number(wins[0]?.couponId)}, ?, ?, '1970-01-01' + interval ? microsecond, ${at}, ${at}),`
+    const row = `(${Number(wins[0]?.couponId)}, ?, ?, '1970-01-01' + interval ? microsecond, ?, ${at}, ${at}),`
     const values: unknown[] = []
-    for (const w of wins) values.push(w.userId, w.rank, w.issuedAt * 1000)
+    for (const w of wins) values.push(w.userId, w.rank, w.issuedAt * 1000, w.requestId ?? null)
     const result = await db.executeQuery(
       CompiledQuery.raw(
-        `insert into \`coupon_issues\` (\`coupon_id\`, \`user_id\`, \`rank\`, \`date_issued\`, \`date_created\`, \`date_updated\`) values ${row.repeat(wins.length).slice(0, -1)} on duplicate key update \`id\` = \`id\``,
+        `insert into \`coupon_issues\` (\`coupon_id\`, \`user_id\`, \`rank\`, \`date_issued\`, \`request_id\`, \`date_created\`, \`date_updated\`) values ${row.repeat(wins.length).slice(0, -1)} on duplicate key update \`id\` = \`id\``,
         values,
       ),
     )
@@ -105,6 +108,7 @@ async function insertChunk(db: Db, wins: readonly Win[], now: Date): Promise<num
     user_id: w.userId,
     rank: w.rank,
     date_issued: new Date(w.issuedAt),
+    request_id: w.requestId ?? null,
     date_created: now,
     date_updated: now,
   }))
@@ -155,18 +159,25 @@ export async function findIssue(
   }
 }
 
-/** Every persisted win of a coupon, to rebuild a gate from the system of record. */
+/**
+ * Every persisted win of a coupon, with the id of the request that won it, to
+ * rebuild a gate from the system of record.
+ */
 export async function listWins(db: Db, couponId: number): Promise<Win[]> {
   const rows = await db
     .selectFrom('coupon_issues')
-    .select(['user_id', 'rank', 'date_issued'])
+    .select(['user_id', 'rank', 'date_issued', 'request_id'])
     .where('coupon_id', '=', couponId)
     .orderBy('rank')
     .execute()
-  return rows.map((r) => ({
-    couponId,
-    userId: r.user_id,
-    rank: Number(r.rank),
-    issuedAt: toDate(r.date_issued).getTime(),
-  }))
+  return rows.map((r) => {
+    const win: Win = {
+      couponId,
+      userId: r.user_id,
+      rank: Number(r.rank),
+      issuedAt: toDate(r.date_issued).getTime(),
+    }
+    if (r.request_id !== null) win.requestId = r.request_id
+    return win
+  })
 }

@@ -10,12 +10,14 @@ import { type Kysely, type Migration, Migrator, sql } from 'kysely'
 import type { Dialect } from '../config.js'
 import { initial } from './migrations/001-initial.js'
 import { orderId } from './migrations/002-order-id.js'
+import { requestId } from './migrations/004-request-id.js'
 import { couponCodes } from './migrations/006-coupon-codes.js'
 
 export function migrations(dialect: Dialect): Record<string, Migration> {
   return {
     '001-initial': initial(dialect),
     '002-order-id': orderId(dialect),
+    '004-request-id': requestId(dialect),
     '006-coupon-codes': couponCodes(dialect),
   }
 }

@@ -33,6 +33,8 @@ export interface CouponIssuesTable {
   date_used: ColumnType<Date | string | null, Date | null | undefined, Date | null>
   /** the order the coupon was spent on; null while unused (migration 002) */
   order_id: ColumnType<string | null, string | null | undefined, string | null>
+  /** the id of the request that won it (its Idempotency-Key); null before migration 004 */
+  request_id: ColumnType<string | null, string | null | undefined, string | null>
   date_created: Instant
   date_updated: Instant
 }

@@ -1,5 +1,5 @@
 /**
- * better-sqlite3 cannot bind a Date. This plugin turns every Date parameter into
+ * SQLite's drivers cannot bind a Date. This plugin turns every Date parameter into
  * ISO-8601 UTC text (`2026-11-24T03:42:40.123Z`), which sorts and compares
  * correctly as text, so repositories pass Dates on every dialect alike.
  */

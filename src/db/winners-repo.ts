@@ -1,7 +1,7 @@
 /**
  * A coupon's persisted wins by rank, each with its partner code (code number
  * rank), read through a database cursor: PostgreSQL's with pg-cursor, mysql2's
- * streaming query, better-sqlite3's iterator. A chunk is read only when the
+ * streaming query, node:sqlite's statement iterator. A chunk is read only when the
  * one before it has been taken, so a million rows are never in memory at once.
  */
 import type { Db } from './database.js'

@@ -56,6 +56,11 @@ export interface Win {
   rank: number
   /** epoch ms at which the gate accepted it */
   issuedAt: number
+  /**
+   * the id of the request that won it (its Idempotency-Key, or one the service
+   * made), kept with the win so the same request asked again gets it again
+   */
+  requestId?: string
 }
 
 export type IssueOutcome = { won: true; win: Win } | { won: false; refusal: Refusal }

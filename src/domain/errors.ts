@@ -51,9 +51,16 @@ export class UnavailableError extends Error {
   override readonly name = 'UnavailableError'
   readonly code = 'UNAVAILABLE' as const
   readonly service: string
+  /** what is wrong with it, in a word (the database's: a fault of src/db/errors.ts) */
+  readonly reason: string | undefined
 
-  constructor(service: string, cause?: unknown) {
-    super(`${service} is unavailable`, { cause })
+  /** detail: the backing service's own code for it, for the log */
+  constructor(service: string, cause?: unknown, reason?: string, detail?: string) {
+    super(
+      `${service} is unavailable${reason ? `: ${reason}` : ''}${detail ? ` (${detail})` : ''}`,
+      { cause },
+    )
     this.service = service
+    this.reason = reason
   }
 }

@@ -3,8 +3,10 @@
  * on the event loop, so check-and-record is atomic without locks. One process only:
  * two processes would each hold their own stock.
  *
- * It forgets everything on exit; the embedded issue path writes every win to the
- * database before answering, and `restore` rebuilds the gate from it at start.
+ * It forgets everything on exit; the embedded issue path writes every win, with
+ * the id of the request that won it, to the database before answering, and
+ * `restore` rebuilds the gate from it at start: the same request asked again
+ * after a restart (a client's retry with its Idempotency-Key) gets its win again.
  * A rebuilt coupon whose persisted ranks have gaps (wins granted but never written,
  * hence never answered) hands out those ranks first.
  */
@@ -15,13 +17,13 @@ import {
   quantityBelowWon,
   type Win,
 } from '../domain/coupon.js'
+import { newRequestId } from '../domain/request-id.js'
 import { type ConfigureResult, rankHoles, type StockGate } from './stock-gate.js'
 
 interface CouponStock {
   rules: CouponRules
+  /** userId → the win, with the id of the request that won it */
   winners: Map<string, Win>
-  /** userId → the id of the request that won (not known after a restore) */
-  requests: Map<string, string>
   /** free ranks below the highest in use, ascending */
   holes: number[]
 }
@@ -36,7 +38,6 @@ export class MemoryStockGate implements StockGate {
     this.#coupons.set(rules.couponId, {
       rules,
       winners,
-      requests: new Map(),
       holes: rankHoles(wins.map((w) => w.rank)),
     })
   }
@@ -57,19 +58,18 @@ export class MemoryStockGate implements StockGate {
     couponId: number,
     userId: string,
     now: number,
-    requestId?: string,
+    requestId: string = newRequestId(),
   ): Promise<IssueOutcome> {
     const stock = this.#coupons.get(couponId)
     if (!stock) return { won: false, refusal: 'COUPON_NOT_FOUND' }
     // This very request's win (granted inside the window, whenever it is asked again).
-    if (requestId !== undefined && stock.requests.get(userId) === requestId)
-      return { won: true, win: stock.winners.get(userId) as Win }
+    const held = stock.winners.get(userId)
+    if (held && held.requestId === requestId) return { won: true, win: held }
     const refusal = decideIssue(stock.rules, stock.winners.has(userId), stock.winners.size, now)
     if (refusal) return { won: false, refusal }
     const rank = stock.holes.length > 0 ? (stock.holes.shift() as number) : stock.winners.size + 1
-    const win: Win = { couponId, userId, rank, issuedAt: now }
+    const win: Win = { couponId, userId, rank, issuedAt: now, requestId }
     stock.winners.set(userId, win)
-    if (requestId) stock.requests.set(userId, requestId)
     return { won: true, win }
   }
 

@@ -175,12 +175,16 @@ export class RedisStockGate implements StockGate {
   }
 }
 
-/** peek.lua's answer for one user: `[wins, "<rank>:<issuedAt>" or false]`. */
+/** peek.lua's answer for one user: `[wins, "<rank>:<issuedAt>[:<requestId>]" or false]`. */
 function winOf(couponId: number, userId: string, reply: LuaReply | null): Win | null {
   const value = Array.isArray(reply) ? reply[1] : null
   if (typeof value !== 'string') return null
-  const [rank, issuedAt] = value.split(':')
-  return { couponId, userId, rank: Number(rank), issuedAt: Number(issuedAt) }
+  // A request id may hold colons itself: it is everything after the second.
+  const [rank, issuedAt] = value.split(':', 2)
+  const win: Win = { couponId, userId, rank: Number(rank), issuedAt: Number(issuedAt) }
+  const at = value.indexOf(':', value.indexOf(':') + 1)
+  if (at > 0) win.requestId = value.slice(at + 1)
+  return win
 }
 
 function settle(couponId: number, w: Waiter, reply: LuaReply | undefined) {
@@ -191,12 +195,16 @@ function settle(couponId: number, w: Waiter, reply: LuaReply | undefined) {
     const colon = text.indexOf(':')
     const rank = Number(text.slice(0, colon))
     const issuedAt = Number(text.slice(colon + 1))
-    w.resolve({ won: true, win: { couponId, userId: w.userId, rank, issuedAt } })
+    w.resolve({
+      won: true,
+      win: { couponId, userId: w.userId, rank, issuedAt, requestId: w.requestId },
+    })
     return
   }
   const code = Number(reply)
   if (code > 0) {
-    w.resolve({ won: true, win: { couponId, userId: w.userId, rank: code, issuedAt: w.now } })
+    const win = { couponId, userId: w.userId, rank: code, issuedAt: w.now, requestId: w.requestId }
+    w.resolve({ won: true, win })
     return
   }
   const refusal = ISSUE_REFUSALS[code]

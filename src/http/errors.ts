@@ -9,7 +9,6 @@ import type {
   FastifyReply,
   FastifyRequest,
 } from 'fastify'
-import { isTransientDbError } from '../db/errors.js'
 import { AppError, codeToStatus, type ErrorCode, UnavailableError } from '../domain/errors.js'
 
 /** Seconds a client should wait before retrying a 503. */
@@ -86,16 +85,24 @@ export const INTERNAL_ERROR = Object.freeze({ code: 'INTERNAL', message: 'Intern
 
 /** The log line of a request answered 503 because a backing service is down. */
 export function logUnavailable(log: FastifyBaseLogger, error: UnavailableError): void {
-  log.warn({ err: error.cause, service: error.service }, 'backing service unavailable')
+  log.warn(
+    { err: error.cause, service: error.service, reason: error.reason },
+    'backing service unavailable',
+  )
 }
 
 /** The process is out of descriptors: it will pass once connections close, so 503. */
 const EXHAUSTED = new Set(['EMFILE', 'ENFILE'])
 
+/**
+ * A database or Redis error reaches here already as UnavailableError when it is
+ * the service's trouble (the database layer classifies its own: src/db/errors.ts);
+ * only the process's own shortage is judged here.
+ */
 function unavailableOf(error: Error): Error {
   if (EXHAUSTED.has(String((error as { code?: unknown }).code)))
     return new UnavailableError('server resources', error)
-  return isTransientDbError(error) ? new UnavailableError('database', error) : error
+  return error
 }
 
 /**

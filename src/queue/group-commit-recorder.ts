@@ -18,8 +18,8 @@
  */
 import { performance } from 'node:perf_hooks'
 import type { Database } from '../db/database.js'
+import { isRowError } from '../db/errors.js'
 import { persistWins } from '../db/issues-repo.js'
-import { isRowError } from '../db/row-errors.js'
 import type { Win } from '../domain/coupon.js'
 import { UnavailableError } from '../domain/errors.js'
 import type { Metrics } from '../ops/metrics.js'
@@ -126,7 +126,8 @@ export class GroupCommitRecorder implements WinRecorder {
 
   #failed(batch: Pending[], err: unknown) {
     this.#onError(err, batch.length)
-    const failure = new UnavailableError('database', err)
+    // The database layer throws its own trouble as UnavailableError already.
+    const failure = err instanceof UnavailableError ? err : new UnavailableError('database', err)
     for (const p of batch) {
       p.reject(failure)
       // Answered 503 already; whatever happens next is quiet.

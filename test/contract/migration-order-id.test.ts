@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test'
 import { type Kysely, Migrator } from 'kysely'
 import { insertCoupon } from '../../src/db/coupons-repo.js'
 import { type Database, openDatabase } from '../../src/db/database.js'
-import { findIssue, insertWins } from '../../src/db/issues-repo.js'
+import { findIssue } from '../../src/db/issues-repo.js'
 import { migrateToLatest, migrations } from '../../src/db/migrate.js'
 import { orderId } from '../../src/db/migrations/002-order-id.js'
 import { listUserIssues, markUsed } from '../../src/db/spends-repo.js'
@@ -55,11 +55,21 @@ for (const dialect of DIALECTS) {
         new Date(),
       )
       const issuedAt = Date.parse('2026-11-24T01:00:00.123Z')
-      await insertWins(
-        db,
-        ['a', 'b', 'B'].map((u, i) => ({ couponId: coupon.id, userId: u, rank: i + 1, issuedAt })),
-        new Date(),
-      )
+      // The previous release's columns only (no later migration's).
+      const created = new Date()
+      await db
+        .insertInto('coupon_issues')
+        .values(
+          ['a', 'b', 'B'].map((u, i) => ({
+            coupon_id: coupon.id,
+            user_id: u,
+            rank: i + 1,
+            date_issued: new Date(issuedAt),
+            date_created: created,
+            date_updated: created,
+          })),
+        )
+        .execute()
 
       await migrateToLatest(db, dialect)
       await migrateToLatest(db, dialect)

@@ -69,14 +69,17 @@ for (const factory of selectedGates()) {
       assert.equal(refusal(await g.gate.tryIssue(id, 'ABC', T0)), 'WON')
     })
 
-    it('looks a win up with its rank and instant', async () => {
+    it('looks a win up with its rank, instant and the request that won it', async () => {
       const id = await g.addCoupon({ ...open, totalQuantity: 10 })
-      await g.gate.tryIssue(id, 'x', T0 + 7)
+      const won = await g.gate.tryIssue(id, 'x', T0 + 7)
+      const requestId = won.won ? won.win.requestId : undefined
+      assert.equal(typeof requestId, 'string', 'a request without an id is given one')
       assert.deepEqual(await g.gate.lookup(id, 'x'), {
         couponId: id,
         userId: 'x',
         rank: 1,
         issuedAt: T0 + 7,
+        requestId,
       })
       assert.equal(await g.gate.lookup(id, 'y'), null)
       // lookupLoaded answers alike for a coupon the gate holds.
@@ -114,6 +117,7 @@ for (const factory of selectedGates()) {
         userId: 'twice',
         rank: 1,
         issuedAt: T0,
+        requestId: 'req-1',
       })
     })
 

@@ -18,13 +18,16 @@ const TOKEN = 'api-processes-admin-token'
 function children(pid: number | undefined): number[] {
   if (pid === undefined) return []
   try {
-    // Node processes only (tsx may have an esbuild child), and not a dead one yet unreaped.
-    return execFileSync('ps', ['-o', 'pid=,stat=,comm=', '--ppid', String(pid)], {
+    // Node processes only (tsx may have an esbuild child), and not a dead one yet
+    // unreaped. Known by the executable they run (the primary forks this same
+    // one), not by name: Node 24 names its main thread "MainThread", which ps
+    // shows as the command.
+    return execFileSync('ps', ['-o', 'pid=,stat=,args=', '--ppid', String(pid)], {
       encoding: 'utf8',
     })
       .split('\n')
       .map((l) => l.trim().split(/\s+/))
-      .filter(([, stat, comm]) => comm === 'node' && !stat?.startsWith('Z'))
+      .filter(([, stat, exe]) => exe === process.execPath && !stat?.startsWith('Z'))
       .map(([p]) => Number(p))
   } catch {
     return [] // ps exits 1 when there is none

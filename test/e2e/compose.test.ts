@@ -3,7 +3,8 @@
  * podman's Docker-compatible socket): a storm through the front proxy wins
  * exactly the coupons there are, each persisted once in the stack's PostgreSQL;
  * an API and a worker container killed with SIGKILL mid-storm lose no answered
- * win; `down` takes under 15 s.
+ * win; the API's banner prints PUBLIC_URL and not the admin token; `down` takes
+ * under 15 s and leaves only the two data volumes, which `down -v` removes.
  */
 import assert from 'node:assert/strict'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
@@ -15,6 +16,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { ADMIN_TOKEN, createCoupon } from '../helpers/app.js'
 import {
   buildImages,
+  podman,
   podmanEnv,
   type RunOptions,
   run,
@@ -65,13 +67,21 @@ function compose(args: string[], options: RunOptions = {}) {
   return run('docker-compose', [...base, ...args], { env, timeoutMs: 600_000, ...options })
 }
 
+async function volumes(): Promise<Set<string>> {
+  const { stdout } = await podman(['volume', 'ls', '--format', '{{.Name}}'])
+  return new Set(stdout.split('\n').filter(Boolean))
+}
+
 describe('the compose stack', { skip }, () => {
   let url = ''
   let databaseUrl = ''
   let up = false
+  let volumesBefore = new Set<string>()
+  const publicUrl = 'http://coupons.test:18080'
 
   before(async () => {
     await buildImages()
+    volumesBefore = await volumes()
     const [http, api1, api2, pg] = [
       await freePort(),
       await freePort(),
@@ -91,6 +101,7 @@ describe('the compose stack', { skip }, () => {
         // A killed worker's pending wins are taken over after this long.
         'WORKER_CLAIM_IDLE_MS=3000',
         'LOG_LEVEL=warn',
+        `PUBLIC_URL=${publicUrl}`,
       ].join('\n'),
     )
     url = `http://127.0.0.1:${http}`
@@ -166,11 +177,23 @@ describe('the compose stack', { skip }, () => {
     }
   })
 
-  it('`down` takes under 15 s', async () => {
+  it("prints PUBLIC_URL in the API's banner, and not the admin token", async () => {
+    const { stdout, stderr } = await compose(['logs', '--no-color', 'api1', 'api2'])
+    const logs = `${stdout}${stderr}`
+    assert.match(logs, new RegExp(`dashboard +${publicUrl}/ `))
+    assert.match(logs, new RegExp(`API docs +${publicUrl}/docs`))
+    assert.ok(!logs.includes(ADMIN_TOKEN), 'the admin token is in the logs')
+  })
+
+  it('`down` takes under 15 s and leaves only the data volumes; `down -v` those too', async () => {
     const started = performance.now()
-    await compose(['down', '-v'])
+    await compose(['down'])
     up = false
     const seconds = (performance.now() - started) / 1000
     assert.ok(seconds < 15, `down took ${seconds.toFixed(1)} s`)
+    const added = async () => [...(await volumes())].filter((v) => !volumesBefore.has(v)).sort()
+    assert.deepEqual(await added(), [`${project}_postgres-data`, `${project}_redis-data`])
+    await compose(['down', '-v'])
+    assert.deepEqual(await added(), [])
   })
 })

@@ -1,6 +1,7 @@
 /**
  * `firstcome serve` on an empty database: the banner (dashboard URL, admin token,
- * a curl line) and the demo coupon, created once.
+ * a curl line) and the demo coupon, created once. An operator's own ADMIN_TOKEN
+ * is never printed; PUBLIC_URL sets the printed URLs.
  */
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
@@ -61,14 +62,25 @@ describe('serve on an empty database', () => {
     assert.deepEqual(await s.exited, { code: 0, signal: null })
   })
 
-  it('does not create another demo coupon on the next start', { timeout: 60_000 }, async () => {
+  it('does not create another demo coupon on the next start, nor print a given token', {
+    timeout: 60_000,
+  }, async () => {
     assert.ok(servers.databaseUrl, 'runs after the first start')
-    const s = await servers.start({ adminToken: 'given-admin-token' })
+    const s = await servers.start({
+      adminToken: 'given-admin-token',
+      env: { PUBLIC_URL: 'http://proxy.test:18080/' },
+    })
     const out = s.stdout()
     assert.match(out, /admin token\s+from ADMIN_TOKEN/)
-    assert.doesNotMatch(out, /given-admin-token\s+\(generated/)
+    // The operator's token is not written out, not even in the dashboard URL.
+    assert.doesNotMatch(out, /given-admin-token/)
+    assert.doesNotMatch(out, /#token=/)
     assert.doesNotMatch(out, /demo coupon/)
-    assert.match(out, /curl .*\/v1\/coupons\/1\/issues/)
+    // PUBLIC_URL: what users open, not the port this process listens on.
+    assert.ok(out.includes(`listening on ${s.url}`), out)
+    assert.match(out, /dashboard +http:\/\/proxy\.test:18080\/ /)
+    assert.match(out, /API docs +http:\/\/proxy\.test:18080\/docs/)
+    assert.match(out, /curl .* http:\/\/proxy\.test:18080\/v1\/coupons\/1\/issues/)
 
     const coupons = await listCoupons(s.url, 'given-admin-token')
     assert.deepEqual(

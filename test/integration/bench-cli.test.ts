@@ -1,15 +1,19 @@
 /**
  * `firstcome bench` end to end: the CLI starts its own embedded server on a fresh
  * SQLite database, loads it briefly (closed loop, then open loop with the
- * baseline), checks the invariants and writes its reports.
+ * baseline), checks the invariants and writes its reports. Pointed at a
+ * PostgreSQL database that does not exist, it creates it.
  */
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
 import type { BenchReport } from '../../packages/bench/src/report.js'
+import { dropDatabaseUrl, skipUnlessDialect } from '../helpers/databases.js'
+import { SERVICES } from '../helpers/services.js'
 
 const root = new URL('../..', import.meta.url).pathname
 const dir = mkdtempSync(join(tmpdir(), 'firstcome-bench-test-'))
@@ -35,11 +39,14 @@ function embeddedEnv(): NodeJS.ProcessEnv {
   return env
 }
 
-function bench(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function bench(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', 'bench', ...args], {
       cwd: root,
-      env: embeddedEnv(),
+      env: { ...embeddedEnv(), ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     })
     let stdout = ''
@@ -91,6 +98,8 @@ describe('firstcome bench', { timeout: 60_000 }, () => {
       html,
     ])
     assert.equal(code, 0, stderr)
+    // How long it will take is said first.
+    assert.match(stderr.split('\n')[0] ?? '', /^bench: seed: 20 looping connections for 2 s, /)
     assert.match(stdout, /Total requests/)
     assert.match(stdout, /Invariants \(all pass\)/)
     assert.match(stdout, /Server log \(firstcome, start to stop\): 0 warnings, 0 errors/)
@@ -180,5 +189,23 @@ describe('firstcome bench', { timeout: 60_000 }, () => {
       'Warning: disk nearly full',
       'worker backing off: ECONNRESET',
     ])
+  })
+})
+
+describe('firstcome bench on a PostgreSQL database that does not exist yet', {
+  timeout: 60_000,
+  skip: await skipUnlessDialect('postgres'),
+}, () => {
+  const name = `fc_test_${randomBytes(5).toString('hex')}`
+  const url = `postgres://postgres@${SERVICES.postgres.host}:${SERVICES.postgres.port}/${name}`
+  after(() => dropDatabaseUrl(url))
+
+  it('creates it, says so, and runs', async () => {
+    const { code, stdout, stderr } = await bench(['-c', '5', '-d', '1', '--quantity', '50'], {
+      DATABASE_URL: url,
+    })
+    assert.equal(code, 0, stderr)
+    assert.match(stderr, new RegExp(`bench: created the database ${name}\\n`))
+    assert.match(stdout, /Invariants \(all pass\)/)
   })
 })

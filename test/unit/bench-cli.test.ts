@@ -1,6 +1,11 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { BENCH_USAGE, parseBenchArgs, parseUsers } from '../../packages/bench/src/cli.js'
+import {
+  BENCH_USAGE,
+  describePlan,
+  parseBenchArgs,
+  parseUsers,
+} from '../../packages/bench/src/cli.js'
 import { ConfigError } from '../../src/config.js'
 
 describe('firstcome bench flags', () => {
@@ -17,6 +22,8 @@ describe('firstcome bench flags', () => {
     assert.equal(o.url, null)
     assert.equal(o.baseline, false)
     assert.equal(o.serverCpus, null)
+    // Said before the run starts: five minutes.
+    assert.match(describePlan(o), /^seed: 5,000 looping connections for 300 s, then the checks/)
   })
 
   it('pins the started servers with --server-cpus', () => {

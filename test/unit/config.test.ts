@@ -8,6 +8,7 @@ describe('loadConfig', () => {
     const c = loadConfig({})
     assert.equal(c.port, 8080)
     assert.equal(c.host, '0.0.0.0')
+    assert.equal(c.publicUrl, null)
     assert.equal(c.dialect, 'sqlite')
     assert.equal(c.databaseUrl, 'sqlite:./data/firstcome.sqlite')
     assert.equal(c.redis, null)
@@ -35,6 +36,7 @@ describe('loadConfig', () => {
     const c = loadConfig({
       PORT: '9000',
       HOST: '127.0.0.1',
+      PUBLIC_URL: 'https://coupons.example.com/',
       DATABASE_URL: 'postgres://u@h/db',
       REDIS_URL: 'redis://127.0.0.1:6379/2',
       ADMIN_TOKEN: 'secret-admin',
@@ -53,6 +55,7 @@ describe('loadConfig', () => {
       DB_CONNECT_TIMEOUT_MS: '500',
     })
     assert.equal(c.port, 9000)
+    assert.equal(c.publicUrl, 'https://coupons.example.com')
     assert.equal(c.dbPoolSize, 20)
     assert.equal(c.dbReadPoolSize, 2)
     assert.deepEqual(c.dbTimeouts, {
@@ -148,6 +151,8 @@ describe('loadConfig', () => {
       { REQUEST_TIMEOUT_MS: '5' },
       { REQUEST_TIMEOUT_MS: '1000', HEADERS_TIMEOUT_MS: '2000' },
       { MAX_CONNECTIONS: 'many' },
+      { PUBLIC_URL: 'localhost:18080' },
+      { PUBLIC_URL: 'ftp://host/' },
     ]
     for (const env of bad) {
       const name = Object.keys(env).at(-1) as string

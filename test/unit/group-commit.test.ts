@@ -4,8 +4,8 @@
  * a refused win that does not take the others down.
  */
 import assert from 'node:assert/strict'
+import { DatabaseSync } from 'node:sqlite'
 import { after, before, describe, it } from 'node:test'
-import SqliteDatabase from 'better-sqlite3'
 import { sql } from 'kysely'
 import { insertCoupon } from '../../src/db/coupons-repo.js'
 import { sqlitePath } from '../../src/db/database.js'
@@ -71,7 +71,7 @@ describe('GroupCommitRecorder', () => {
 
   it('answers 503 while the database is locked, keeps the win, and writes it once it is free', async () => {
     const before = await countIssues(t.database.db, couponId)
-    const other = new SqliteDatabase(sqlitePath(t.url))
+    const other = new DatabaseSync(sqlitePath(t.url))
     other.exec('begin exclusive')
     try {
       await assert.rejects(recorder.record(win('busy-1', 10_001)), UnavailableError)

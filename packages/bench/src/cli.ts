@@ -222,6 +222,20 @@ export function parseBenchArgs(args: string[]): BenchOptions | 'help' {
   }
 }
 
+/**
+ * What the run will do and for how long, said before anything starts: without
+ * flags it loads for five minutes.
+ */
+export function describePlan(o: BenchOptions): string {
+  const load =
+    o.rate === null
+      ? `${o.connections.toLocaleString('en-US')} looping connections`
+      : `${o.rate.toLocaleString('en-US')} requests/s over up to ${o.connections.toLocaleString('en-US')} connections`
+  const warmup = o.warmupS > 0 ? ` after a ${o.warmupS} s warm-up` : ''
+  const baseline = o.baseline ? ', then the same against the bare baseline' : ''
+  return `${o.scenario}: ${load} for ${o.durationS} s${warmup}${baseline}, then the checks (-d SECONDS and -c N change it; Ctrl-C stops)`
+}
+
 export async function runBench(args: string[]): Promise<void> {
   if (args[0] === 'drain') return runDrainCommand(args.slice(1))
   if (args[0] === 'gate') return runGateCommand(args.slice(1))
@@ -231,6 +245,7 @@ export async function runBench(args: string[]): Promise<void> {
     return
   }
   const log = (line: string) => process.stderr.write(`bench: ${line}\n`)
+  log(describePlan(options))
   // Interrupted: the servers the bench started and its temporary database go too.
   for (const [signal, code] of [
     ['SIGINT', 130],

@@ -18,6 +18,7 @@ import { readDbFacts } from './db-check.js'
 import { type DelayedEnv, delayEnv, meanTimeInProxy, parseDelayMs } from './delay-proxy.js'
 import { ConfigError, type Container, firstcomeEntry, loadConfig, RedisKeys } from './service.js'
 import { connectRedis, createContainer, createRedis, findCoupon } from './service-backends.js'
+import { ensureBenchDatabase } from './target.js'
 
 export const DRAIN_USAGE = `Usage: firstcome bench drain [options]
 
@@ -138,6 +139,7 @@ export async function runDrain(
   const config = loadConfig(env)
   if (!config.redis) throw new ConfigError('bench drain needs REDIS_URL (or REDIS_CLUSTER_NODES)')
 
+  await ensureBenchDatabase(config.databaseUrl, config.dialect, log)
   const container = await createContainer(config, pino({ level: 'warn' }))
   const redis = createRedis(config.redis, 'firstcome-bench')
   const workers: ChildProcess[] = []

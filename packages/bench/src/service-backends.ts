@@ -7,5 +7,12 @@ import { surfaceUrl } from './service.js'
 
 const backends: typeof Backends = await import(surfaceUrl('bench-api-backends'))
 
-export const { connectRedis, createContainer, createRedis, findCoupon, issueScript, openDatabase } =
-  backends
+export const {
+  connectRedis,
+  createContainer,
+  createDatabaseIfMissing,
+  createRedis,
+  findCoupon,
+  issueScript,
+  openDatabase,
+} = backends

@@ -11,6 +11,7 @@ import { join } from 'node:path'
 import { type DelayProxyProcess, delayEnv } from './delay-proxy.js'
 import { type ServerProcess, startFirstcome } from './local-server.js'
 import { type Dialect, describeMode, dialectOf, loadConfig } from './service.js'
+import { createDatabaseIfMissing } from './service-backends.js'
 
 export interface Target {
   url: string
@@ -21,6 +22,27 @@ export interface Target {
   /** the delaying proxy in front of the started server's Redis and database */
   delayProxy: DelayProxyProcess | null
   cleanup: () => void
+}
+
+/**
+ * The bench owns the database it is pointed at (a throw-away such as `fc_bench`):
+ * on PostgreSQL or MySQL it creates it when missing, so a first run needs no
+ * step by hand. Without the right to, it says so and the server's own error
+ * follows, naming the command to run.
+ */
+export async function ensureBenchDatabase(
+  url: string,
+  dialect: Dialect,
+  log: (s: string) => void,
+): Promise<void> {
+  if (dialect === 'sqlite') return
+  try {
+    if (await createDatabaseIfMissing(url, dialect)) {
+      log(`created the database ${new URL(url).pathname.slice(1)}`)
+    }
+  } catch (err) {
+    log(`could not create the database: ${(err as Error).message}`)
+  }
 }
 
 export async function openTarget(
@@ -59,6 +81,7 @@ export async function openTarget(
   }
   // The server parses the same environment the same way; a bad variable fails here first.
   const config = loadConfig(childEnv)
+  await ensureBenchDatabase(config.databaseUrl, config.dialect, log)
   let delayProxy: DelayProxyProcess | null = null
   const cleanup = () => {
     if (tempDir) rmSync(tempDir, { recursive: true, force: true })

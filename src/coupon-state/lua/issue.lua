@@ -16,9 +16,11 @@
 --
 -- KEYS[1] meta    hash  start, end (epoch ms), total (-1 = unlimited)
 -- KEYS[2] users   hash  userId -> "<rank>:<issuedAt ms>:<requestId>" (a rebuild
---                       from the database writes "<rank>:<issuedAt ms>", no id)
+--                       from the database writes the id its row kept, or
+--                       "<rank>:<issuedAt ms>" for a row that has none)
 -- KEYS[3] holes   zset  free ranks below the highest in use (after a rebuild)
--- KEYS[4] stream  stream of wins waiting to be persisted: u, r, t
+-- KEYS[4] stream  stream of wins waiting to be persisted: u, r, t, k (the
+--                 requestId, persisted with the row so a rebuilt gate knows it)
 -- ARGV    triples of userId, now (epoch ms, from the API node), requestId: one
 --         per request
 --
@@ -69,7 +71,7 @@ for i = 1, #ARGV, 3 do
       holes = holes - 1
     end
     redis.call('HSET', KEYS[2], user, code .. ':' .. ARGV[i + 1] .. ':' .. request)
-    redis.call('XADD', KEYS[4], '*', 'u', user, 'r', code, 't', ARGV[i + 1])
+    redis.call('XADD', KEYS[4], '*', 'u', user, 'r', code, 't', ARGV[i + 1], 'k', request)
     won = won + 1
   end
   out[#out + 1] = code

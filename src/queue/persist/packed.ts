@@ -85,12 +85,13 @@ export class PackedStrategy implements PersistStrategy {
 
   #read(stream: CouponStream): Promise<Delivery> {
     return stream.reading(async () => {
-      const [count, ids, users, ranks, issuedAts, others] = (await scripts.readWins.run(
+      const [count, ids, users, ranks, issuedAts, requestIds, others] = (await scripts.readWins.run(
         this.#o.client,
         [stream.keys.stream],
         [PERSIST_GROUP, stream.consumer, this.#o.batchSize],
-      )) as [number, string, string, string, string, RawEntry[]]
-      return { parts: count > 0 ? [{ count, ids, users, ranks, issuedAts }] : [], others }
+      )) as [number, string, string, string, string, string, RawEntry[]]
+      const part = { count, ids, users, ranks, issuedAts, requestIds }
+      return { parts: count > 0 ? [part] : [], others }
     }, EMPTY)
   }
 
@@ -105,6 +106,7 @@ export class PackedStrategy implements PersistStrategy {
       users: joined(parts, 'users'),
       ranks: joined(parts, 'ranks'),
       issuedAts: joined(parts, 'issuedAts'),
+      requestIds: joined(parts, 'requestIds'),
     }
     let inserted: number
     const started = performance.now()
