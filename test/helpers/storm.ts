@@ -5,11 +5,13 @@
  * tell the same story.
  */
 import assert from 'node:assert/strict'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { Pool } from 'undici'
 import { dialectOf } from '../../src/config.js'
 import { type Db, openDatabase } from '../../src/db/database.js'
 import type { CouponStats } from '../../src/service/issue-service.js'
+import { waitFor } from './wait.js'
+
+export { waitFor }
 
 export interface IssueReply {
   userId: string
@@ -199,28 +201,6 @@ export function tally(
     counts[key] = (counts[key] ?? 0) + 1
   }
   return counts
-}
-
-export async function waitFor<T>(
-  what: string,
-  probe: () => Promise<T | null | undefined | false>,
-  timeoutMs = 20_000,
-  everyMs = 50,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  let lastError: unknown = null
-  for (;;) {
-    try {
-      const value = await probe()
-      if (value) return value
-    } catch (err) {
-      lastError = err
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`, { cause: lastError })
-    }
-    await sleep(everyMs)
-  }
 }
 
 export async function getStats(pool: Pool, couponId: number): Promise<CouponStats> {
