@@ -11,6 +11,7 @@ import { RedisKeys } from '../../src/coupon-state/keys.js'
 import { Metrics } from '../../src/ops/metrics.js'
 import { RedisStreamWorker } from '../../src/queue/redis-stream-worker.js'
 import { createTestDatabase, type TestDatabase } from '../helpers/databases.js'
+import { metricValue } from '../helpers/metrics.js'
 import { waitFor } from '../helpers/wait.js'
 
 describe('stream worker errors in the log', () => {
@@ -34,8 +35,6 @@ describe('stream worker errors in the log', () => {
     })
     client.on('error', () => {})
     const metrics = new Metrics()
-    const failedPasses = async () =>
-      (await metrics.workerPasses.get()).values.find((v) => v.labels.result === 'error')?.value ?? 0
     const worker = new RedisStreamWorker({
       client,
       keys: new RedisKeys('fctest:nowhere:'),
@@ -48,7 +47,10 @@ describe('stream worker errors in the log', () => {
       maxAttempts: 3,
     }).start()
     // Backing off from 50 ms, passes fail well inside one log interval; each is counted.
-    await waitFor('two failed passes counted', async () => (await failedPasses()) >= 2)
+    await waitFor(
+      'two failed passes counted',
+      async () => (await metricValue(metrics.workerPasses, { result: 'error' })) >= 2,
+    )
     await worker.stop()
     client.disconnect()
     const errors = lines.filter((l) => l.event === 'worker.error')
