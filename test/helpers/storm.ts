@@ -116,7 +116,9 @@ export function storm(
 
 /**
  * Keeps `lanes` requests in flight, each for a new user (`${prefix}0`,
- * `${prefix}1`, …), until `stop()`. Used where the storm must straddle a fault.
+ * `${prefix}1`, …), until `stop()` — or until the pool is closed, so a test that
+ * failed before its `stop()` does not leave a storm running on a closed pool.
+ * Used where the storm must straddle a fault.
  */
 export function continuousStorm(
   pool: Pool,
@@ -130,7 +132,7 @@ export function continuousStorm(
   let next = 0
   const done = Promise.all(
     Array.from({ length: lanes }, async () => {
-      while (!stopped) {
+      while (!stopped && !pool.closed && !pool.destroyed) {
         const reply = await issueOnce(pool, couponId, `${prefix}${next++}`)
         replies.push(reply)
         onReply?.(reply)
