@@ -12,6 +12,7 @@ import { sql } from 'kysely'
 import type { Dialect } from '../../src/config.js'
 import { createCoupon, winInProcess } from '../helpers/app.js'
 import { countIssues } from '../helpers/issue-counts.js'
+import { scrapedValue } from '../helpers/metrics.js'
 import type { ServiceProcess } from '../helpers/processes.js'
 import { redisSuite, type Service, skipUnlessRedisSuite } from '../helpers/redis-suite.js'
 import {
@@ -105,7 +106,12 @@ for (const dialect of DIALECTS)
 
       a.signal('SIGCONT')
       // Let A find its transaction gone and go round its loop a few times.
-      await sleep(3000)
+      const passes = () => scrapedValue(a.metricsUrl, 'firstcome_worker_passes_total')
+      const thawedAt = await passes()
+      await waitFor(
+        'A to go round its loop three times',
+        async () => (await passes()) >= thawedAt + 3,
+      )
       assertSettled(await checkRows(suite.db, couponId))
       for (const w of [a, b]) w.signal('SIGTERM')
       for (const w of [a, b]) {
