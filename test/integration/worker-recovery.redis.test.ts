@@ -11,9 +11,9 @@
  */
 import assert from 'node:assert/strict'
 import { before, describe, it } from 'node:test'
-import { setTimeout as sleep } from 'node:timers/promises'
 import pg from 'pg'
 import { createCoupon, winInProcess } from '../helpers/app.js'
+import { metricValue } from '../helpers/metrics.js'
 import {
   type RedisSuiteOptions,
   redisSuite,
@@ -68,7 +68,10 @@ describe('a worker whose ack is lost with the Redis connection', {
       'the batch in the database',
       async () => (await checkRows(db, couponId)).rows === 50,
     )
-    await sleep(1000) // long enough for the client to give the ack up
+    await waitFor(
+      'the worker to give the ack up (a failed pass)',
+      async () => (await metricValue(t.container.metrics.workerPasses, { result: 'error' })) > 0,
+    )
     assert.equal(await suite.pending(couponId), 50, 'the ack was lost')
 
     await suite.proxy.restore()
