@@ -3,7 +3,7 @@
  * database turned read-only (as a failover to a standby, a full disk or an
  * operator would), and its sessions terminated so the change reaches every
  * connection at once. Only the database named in the URL is touched. And how
- * many sessions wait on a row lock, for a test that holds one.
+ * many sessions wait on a lock, for a test that holds one.
  */
 import { sql } from 'kysely'
 import pg from 'pg'
@@ -50,9 +50,9 @@ export function resetReadOnly(databaseUrl: string): Promise<void> {
 }
 
 /**
- * How many sessions of the database `db` is connected to wait on a row lock
- * (PostgreSQL or MySQL/MariaDB): a test holding a row's lock waits for this
- * instead of for a fixed time.
+ * How many sessions of the database `db` is connected to wait on a lock: a row
+ * lock or a table lock (PostgreSQL, MySQL/MariaDB). A test that holds a lock
+ * waits for this instead of for a fixed time.
  */
 export async function lockWaits(db: Db, dialect: Dialect): Promise<number> {
   if (dialect === 'postgres') {
@@ -62,9 +62,10 @@ export async function lockWaits(db: Db, dialect: Dialect): Promise<number> {
   }
   if (dialect === 'mysql') {
     const { rows } = await sql<{ n: string }>`select count(*) as n
-      from information_schema.innodb_trx t
-      join information_schema.processlist p on p.id = t.trx_mysql_thread_id
-      where t.trx_state = 'LOCK WAIT' and p.db = database()`.execute(db)
+      from information_schema.processlist p
+      where p.db = database() and (p.state like 'Waiting for%lock'
+        or p.id in (select trx_mysql_thread_id from information_schema.innodb_trx
+                    where trx_state = 'LOCK WAIT'))`.execute(db)
     return Number(rows[0]?.n ?? 0)
   }
   throw new Error(`no lock waits to read on ${dialect}`)
