@@ -149,6 +149,10 @@ export function redisSuite(options: RedisSuiteOptions = {}) {
     get databaseUrl(): string {
       return started(db, 'databaseUrl').url
     },
+    /** The environment of a `firstcome` process on the suite's Redis (with DATABASE_URL). */
+    get processEnv(): Record<string, string> {
+      return { REDIS_URL: urls.redis, REDIS_KEY_PREFIX: prefix }
+    },
     /** A client of the test's own (never through the proxy). */
     get redis(): Redis {
       return started(redis, 'redis')
