@@ -44,7 +44,10 @@ for (const dialect of SERVER_DIALECTS) {
     let service: Service
 
     before(async () => {
-      service = await suite.start({ env: { WORKER_BATCH_SIZE: '200' } })
+      service = await suite.start({
+        // The worker waits on the test's row for as long as the test holds it.
+        env: { WORKER_BATCH_SIZE: '200', DB_LOCK_TIMEOUT_MS: '60000' },
+      })
     })
 
     it('keeps accepting wins while the database is down, and persists them all after', async (tc) => {

@@ -32,7 +32,11 @@ describe('a worker whose ack is lost with the Redis connection', {
   let t: Service
 
   before(async () => {
-    t = await suite.start({ env: { WORKER_CLAIM_IDLE_MS: '60000' }, worker: false })
+    t = await suite.start({
+      // The worker waits on the test's row for as long as the test holds it.
+      env: { WORKER_CLAIM_IDLE_MS: '60000', DB_LOCK_TIMEOUT_MS: '60000' },
+      worker: false,
+    })
   })
 
   it('persists that batch again once Redis is back, not after WORKER_CLAIM_IDLE_MS', async () => {
