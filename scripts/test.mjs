@@ -12,7 +12,7 @@
 //
 // Lanes, from a comment among a file's first lines:
 //   (none)                        parallel: up to --jobs files at once (default:
-//                                 twice the CPUs, at least 2; FIRSTCOME_TEST_JOBS)
+//                                 one more than the CPUs; FIRSTCOME_TEST_JOBS)
 //   // test-lane: serial — why    one serial file at a time, beside the parallel
 //                                 ones: for files that share something machine-
 //                                 wide (podman's image store, a fixed image tag)
@@ -47,7 +47,7 @@ function laneOf(file) {
 const args = process.argv.slice(2)
 const nodeOptions = args.filter((a) => a.startsWith('--test-'))
 const list = args.includes('--list')
-let jobs = Number(process.env.FIRSTCOME_TEST_JOBS) || Math.max(2, 2 * availableParallelism())
+let jobs = Number(process.env.FIRSTCOME_TEST_JOBS) || availableParallelism() + 1
 const filters = []
 for (let i = 0; i < args.length; i++) {
   const a = args[i]
