@@ -15,7 +15,9 @@
 //                                 one more than the CPUs; FIRSTCOME_TEST_JOBS)
 //   // test-lane: serial — why    one serial file at a time, beside the parallel
 //                                 ones: for files that share something machine-
-//                                 wide (podman's image store, a fixed image tag)
+//                                 wide (podman's image store, a fixed image tag);
+//                                 a file using test/helpers/podman.js is serial
+//                                 without saying so
 import { spawn } from 'node:child_process'
 import { readdirSync, readFileSync, statSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
@@ -37,9 +39,12 @@ function testFiles(dir) {
     })
 }
 
+/** Files driving podman share its image store and the test image's tag. */
+const SHARED = /helpers\/podman\.js/
+
 function laneOf(file) {
-  const head = readFileSync(join(root, file), 'utf8').slice(0, 4000)
-  const lane = LANE.exec(head)?.[1] ?? 'parallel'
+  const text = readFileSync(join(root, file), 'utf8')
+  const lane = LANE.exec(text.slice(0, 4000))?.[1] ?? (SHARED.test(text) ? 'serial' : 'parallel')
   if (!LANES.includes(lane)) throw new Error(`${file}: unknown test-lane "${lane}"`)
   return lane
 }
