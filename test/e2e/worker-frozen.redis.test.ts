@@ -59,9 +59,13 @@ for (const dialect of DIALECTS)
       return Number(r.rows[0]?.n ?? 0)
     }
 
-    /** Stops the worker at a moment it holds a written, uncommitted batch. */
-    async function freezeInTransaction(worker: ServiceProcess): Promise<void> {
-      for (let attempt = 0; attempt < 500; attempt++) {
+    /**
+     * Stops the worker at a moment it holds a written, uncommitted batch: tries
+     * until it is caught, for as long as it has wins left to write (a minute at most).
+     */
+    async function freezeInTransaction(worker: ServiceProcess, left: () => Promise<boolean>) {
+      const deadline = Date.now() + 60_000
+      while (Date.now() < deadline && (await left())) {
         worker.signal('SIGSTOP')
         if ((await openWrites(worker)) > 0) return
         worker.signal('SIGCONT')
@@ -82,7 +86,7 @@ for (const dialect of DIALECTS)
         WORKER_TX_ROWS: '500',
       })
       await waitFor('worker A to persist 1,000 rows', async () => (await rows()) >= 1000)
-      await freezeInTransaction(a)
+      await freezeInTransaction(a, async () => (await rows()) < WINS)
       const frozenAt = await rows()
       tc.diagnostic(`A frozen inside its transaction at ${frozenAt} rows`)
       assert.ok(frozenAt < WINS, 'A finished before it could be frozen')
