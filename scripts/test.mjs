@@ -18,6 +18,9 @@
 //                                 wide (podman's image store, a fixed image tag);
 //                                 a file using test/helpers/podman.js is serial
 //                                 without saying so
+//   // test-lane: alone — why     once both lanes are done, one at a time with
+//                                 nothing beside it: for files that measure time
+//                                 finer than a busy machine keeps it
 import { spawn } from 'node:child_process'
 import { readdirSync, readFileSync, statSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
@@ -25,7 +28,7 @@ import { join, relative } from 'node:path'
 
 const root = new URL('..', import.meta.url).pathname
 const LANE = /^\/\/ test-lane: (\w+)/m
-const LANES = ['parallel', 'serial']
+const LANES = ['parallel', 'serial', 'alone']
 /** A file still running after this long is killed and counted as failed. */
 const FILE_TIMEOUT_MS = Number(process.env.FIRSTCOME_TEST_FILE_TIMEOUT_S ?? 900) * 1000
 
@@ -72,7 +75,7 @@ if (files.length === 0) {
 // The longest files first, so that none starts last: end-to-end, then
 // integration, then the rest (a file's directory is a fair guess of its length).
 const weight = (f) => ['test/e2e/', 'test/integration/'].findIndex((d) => f.startsWith(d)) >>> 0
-const byLane = { parallel: [], serial: [] }
+const byLane = { parallel: [], serial: [], alone: [] }
 for (const f of [...files].sort((a, b) => weight(a) - weight(b))) byLane[laneOf(f)].push(f)
 
 if (list) {
@@ -153,9 +156,10 @@ async function lane(queue, width) {
 
 console.log(
   `${files.length} test files: ${byLane.parallel.length} in parallel (${jobs} at once), ` +
-    `${byLane.serial.length} in the serial lane`,
+    `${byLane.serial.length} in the serial lane, ${byLane.alone.length} alone at the end`,
 )
 await Promise.all([lane(byLane.parallel, jobs), lane(byLane.serial, 1)])
+await lane(byLane.alone, 1)
 
 const failed = results.filter((r) => !r.ok)
 const slowest = [...results].sort((a, b) => b.ms - a.ms).slice(0, 5)

@@ -1,3 +1,4 @@
+// test-lane: alone — measures sub-millisecond delays, which a busy machine blurs
 /**
  * The delaying TCP proxy: each direction is delayed by its own delay (never
  * more than the release window early, a quarter of the delay up to 0.5 ms), and the bytes of every connection arrive whole and in order, with hundreds of
