@@ -8,7 +8,6 @@
  */
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { createCoupon } from '../helpers/app.js'
 import { type RedisSuiteOptions, redisSuite, skipUnlessRedisSuite } from '../helpers/redis-suite.js'
 import { continuousStorm, oneTo, sortedRanks, tally, waitFor, winsOf } from '../helpers/storm.js'
@@ -30,7 +29,9 @@ describe('Redis with AOF always, killed -9 mid-storm and restarted', {
     await waitFor('1,000 wins before the crash', async () => winsOf(s.replies).size >= 1000)
     await server.kill()
     const killedAt = s.replies.length
-    await sleep(1000)
+    await waitFor('a 503 while Redis is down', async () =>
+      s.replies.slice(killedAt).some((r) => r.status === 503),
+    )
     await server.start() // replays the AOF
     const restartedAt = s.replies.length
     await waitFor(

@@ -5,12 +5,12 @@
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import { after, before, describe, it } from 'node:test'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { Pool } from 'undici'
 import { createDatabaseUrl, dropDatabaseUrl } from '../helpers/databases.js'
 import { type ServerProcess, startServer, stopAll } from '../helpers/processes.js'
 import { deleteKeys, REDIS_URL, redisClient, uniquePrefix } from '../helpers/redis.js'
 import { skipUnless } from '../helpers/services.js'
+import { waitFor } from '../helpers/wait.js'
 
 const TOKEN = 'api-processes-admin-token'
 
@@ -31,14 +31,6 @@ function children(pid: number | undefined): number[] {
       .map(([p]) => Number(p))
   } catch {
     return [] // ps exits 1 when there is none
-  }
-}
-
-async function waitFor(what: string, check: () => boolean, timeoutMs = 15_000) {
-  const deadline = Date.now() + timeoutMs
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await sleep(50)
   }
 }
 

@@ -119,7 +119,7 @@ describe('business events in the logs', { skip }, () => {
     } finally {
       redis.disconnect()
     }
-    await new Promise((r) => setTimeout(r, 1000))
+    await new Promise((r) => setTimeout(r, 1000)) // time for a duplicate to show
     assert.equal(named(events(d.server.output(), id), 'gate.rebuilt').length, 1)
     assert.equal(named(events(d.workers[0]?.output() ?? '', id), 'win.dead_lettered').length, 1)
   })

@@ -1,3 +1,4 @@
+// test-lane: serial — builds and runs the shared test image in podman
 /**
  * deploy/compose.yaml brought up as users do (docker-compose, here through
  * podman's Docker-compatible socket): a storm through the front proxy wins
@@ -8,11 +9,9 @@
  */
 import assert from 'node:assert/strict'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { ADMIN_TOKEN, createCoupon } from '../helpers/app.js'
 import {
   buildImages,
@@ -23,6 +22,7 @@ import {
   skipUnlessPodman,
   TEST_IMAGE,
 } from '../helpers/podman.js'
+import { freePort } from '../helpers/redis-server.js'
 import {
   assertWinsPersisted,
   checkRowsAt,
@@ -38,6 +38,7 @@ import {
   waitDrained,
   winsOf,
 } from '../helpers/storm.js'
+import { waitFor } from '../helpers/wait.js'
 
 const skip = await skipUnlessPodman(true)
 const project = `fce2e${process.pid}`
@@ -50,17 +51,6 @@ const env = {
 }
 const POSTGRES_PASSWORD = 'e2e-postgres-password'
 const LANES = 64
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0))
-    })
-  })
-}
 
 function compose(args: string[], options: RunOptions = {}) {
   const base = ['-f', 'deploy/compose.yaml', '-p', project, '--env-file', join(dir, 'env')]
@@ -147,11 +137,19 @@ describe('the compose stack', { skip }, () => {
     const pool = httpPool(url, LANES)
     try {
       const load = continuousStorm(pool, couponId, 'kill-', LANES)
-      while (load.replies.filter((r) => r.status === 201).length < 500) await sleep(50)
+      await waitFor(
+        '500 wins before the kill',
+        () => load.replies.filter((r) => r.status === 201).length >= 500,
+        60_000,
+      )
       await compose(['kill', '-s', 'SIGKILL', 'api1', 'worker1'])
       const before = load.replies.length
       // Long enough for the proxy to take api1 out and the storm to go on without it.
-      while (load.replies.length < before + 2000) await sleep(50)
+      await waitFor(
+        '2,000 answers after the kill',
+        () => load.replies.length >= before + 2000,
+        60_000,
+      )
       const replies = await load.stop()
       // A request in flight on api1 when it died has no answer: HAProxy closes
       // the client's connection (it never resends a request it sent). Whether it

@@ -1,3 +1,4 @@
+// test-lane: serial — builds and runs the shared test image in podman
 /**
  * The image, run as users run it: built from the Dockerfile (on the local
  * stand-in of node:24-bookworm-slim), on the Node CI tests (.nvmrc), holding

@@ -9,16 +9,16 @@
  */
 import assert from 'node:assert/strict'
 import { type ChildProcess, execFile, spawn } from 'node:child_process'
+import { once } from 'node:events'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { createCoupon, type Deployment, deployment } from '../helpers/cockpit.js'
 import { redisClient } from '../helpers/redis.js'
+import { freePort } from '../helpers/redis-server.js'
 import { skipUnless, skipUnlessInstalled } from '../helpers/services.js'
 import { continuousStorm, httpPool, waitFor } from '../helpers/storm.js'
 
@@ -37,17 +37,6 @@ interface Panel {
   type: string
   title: string
   targets?: Target[]
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0))
-    })
-  })
 }
 
 describe('deploy/monitoring with promtool', { skip }, () => {
@@ -133,8 +122,11 @@ describe('a real Prometheus scraping a real firstcome', { skip }, () => {
     })
   })
   after(async () => {
-    prometheus?.kill('SIGKILL')
-    await sleep(200)
+    if (prometheus && prometheus.exitCode === null && prometheus.signalCode === null) {
+      const exited = once(prometheus, 'exit')
+      prometheus.kill('SIGKILL')
+      await exited
+    }
     rmSync(dir, { recursive: true, force: true })
   })
 

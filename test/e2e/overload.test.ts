@@ -28,6 +28,7 @@ import {
   waitDrained,
   winsOf,
 } from '../helpers/storm.js'
+import { waitFor } from '../helpers/wait.js'
 
 const QUEUE_TIMEOUT_MS = 500
 const FROZEN_MS = 4000
@@ -61,6 +62,8 @@ describe('overload: answer fast instead of late', () => {
 
       s.signal('SIGSTOP')
       const flood = storm(pool, couponId, users('flood', 0, 2000))
+      // The freeze lasts FROZEN_MS from when every connection carries a request.
+      await waitFor('a request on every connection', () => pool.stats.running === CONNECTIONS)
       await sleep(FROZEN_MS)
       s.signal('SIGCONT')
       const replies = await flood
@@ -103,7 +106,9 @@ describe('overload: answer fast instead of late', () => {
       if (overloaded) afterFirstFreeze.push(reply)
     })
     try {
-      await sleep(1000)
+      await waitFor('wins flowing before the overload', () =>
+        load.replies.some((r) => r.status === 201),
+      )
       for (let i = 0; i < FREEZES; i++) {
         s.signal('SIGSTOP')
         await sleep(FREEZE_MS)

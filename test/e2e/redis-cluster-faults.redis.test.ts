@@ -186,7 +186,12 @@ describe('Redis Cluster (3 masters + 3 replicas, AOF) under a storm', { skip }, 
       20,
     )
     const recoveredMs = firstWin.at - killAt
-    await sleep(1500)
+    const winsAtRecovery = hot.wins()
+    await waitFor(
+      'the storm to go on winning after the recovery',
+      async () => hot.wins() >= winsAtRecovery + 300,
+      30_000,
+    )
     const timed = await hot.stop()
     const background = await Promise.all(others.map((o) => o.stop()))
 

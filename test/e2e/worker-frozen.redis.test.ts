@@ -12,6 +12,7 @@ import { sql } from 'kysely'
 import type { Dialect } from '../../src/config.js'
 import { createCoupon, winInProcess } from '../helpers/app.js'
 import { countIssues } from '../helpers/issue-counts.js'
+import { scrapedValue } from '../helpers/metrics.js'
 import type { ServiceProcess } from '../helpers/processes.js'
 import { redisSuite, type Service, skipUnlessRedisSuite } from '../helpers/redis-suite.js'
 import {
@@ -58,9 +59,13 @@ for (const dialect of DIALECTS)
       return Number(r.rows[0]?.n ?? 0)
     }
 
-    /** Stops the worker at a moment it holds a written, uncommitted batch. */
-    async function freezeInTransaction(worker: ServiceProcess): Promise<void> {
-      for (let attempt = 0; attempt < 500; attempt++) {
+    /**
+     * Stops the worker at a moment it holds a written, uncommitted batch: tries
+     * until it is caught, for as long as it has wins left to write (a minute at most).
+     */
+    async function freezeInTransaction(worker: ServiceProcess, left: () => Promise<boolean>) {
+      const deadline = Date.now() + 60_000
+      while (Date.now() < deadline && (await left())) {
         worker.signal('SIGSTOP')
         if ((await openWrites(worker)) > 0) return
         worker.signal('SIGCONT')
@@ -81,7 +86,7 @@ for (const dialect of DIALECTS)
         WORKER_TX_ROWS: '500',
       })
       await waitFor('worker A to persist 1,000 rows', async () => (await rows()) >= 1000)
-      await freezeInTransaction(a)
+      await freezeInTransaction(a, async () => (await rows()) < WINS)
       const frozenAt = await rows()
       tc.diagnostic(`A frozen inside its transaction at ${frozenAt} rows`)
       assert.ok(frozenAt < WINS, 'A finished before it could be frozen')
@@ -105,7 +110,12 @@ for (const dialect of DIALECTS)
 
       a.signal('SIGCONT')
       // Let A find its transaction gone and go round its loop a few times.
-      await sleep(3000)
+      const passes = () => scrapedValue(a.metricsUrl, 'firstcome_worker_passes_total')
+      const thawedAt = await passes()
+      await waitFor(
+        'A to go round its loop three times',
+        async () => (await passes()) >= thawedAt + 3,
+      )
       assertSettled(await checkRows(suite.db, couponId))
       for (const w of [a, b]) w.signal('SIGTERM')
       for (const w of [a, b]) {

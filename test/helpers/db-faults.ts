@@ -2,9 +2,13 @@
  * Faults on a test's own PostgreSQL database, made from outside the service: the
  * database turned read-only (as a failover to a standby, a full disk or an
  * operator would), and its sessions terminated so the change reaches every
- * connection at once. Only the database named in the URL is touched.
+ * connection at once. Only the database named in the URL is touched. And how
+ * many sessions wait on a lock, for a test that holds one.
  */
+import { sql } from 'kysely'
 import pg from 'pg'
+import type { Dialect } from '../../src/config.js'
+import type { Db } from '../../src/db/database.js'
 import { SERVICES } from './services.js'
 
 const PG_ADMIN = `postgres://postgres@${SERVICES.postgres.host}:${SERVICES.postgres.port}/postgres`
@@ -43,4 +47,26 @@ export function resetReadOnly(databaseUrl: string): Promise<void> {
     (name) => [`alter database ${name} reset default_transaction_read_only`, terminate(name)],
     databaseUrl,
   )
+}
+
+/**
+ * How many sessions of the database `db` is connected to wait on a lock: a row
+ * lock or a table lock (PostgreSQL, MySQL/MariaDB). A test that holds a lock
+ * waits for this instead of for a fixed time.
+ */
+export async function lockWaits(db: Db, dialect: Dialect): Promise<number> {
+  if (dialect === 'postgres') {
+    const { rows } = await sql<{ n: string }>`select count(*) as n from pg_stat_activity
+      where datname = current_database() and wait_event_type = 'Lock'`.execute(db)
+    return Number(rows[0]?.n ?? 0)
+  }
+  if (dialect === 'mysql') {
+    const { rows } = await sql<{ n: string }>`select count(*) as n
+      from information_schema.processlist p
+      where p.db = database() and (p.state like 'Waiting for%lock'
+        or p.id in (select trx_mysql_thread_id from information_schema.innodb_trx
+                    where trx_state = 'LOCK WAIT'))`.execute(db)
+    return Number(rows[0]?.n ?? 0)
+  }
+  throw new Error(`no lock waits to read on ${dialect}`)
 }

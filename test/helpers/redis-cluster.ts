@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
-import { freePort } from './redis-server.js'
+import { bindable, freePort } from './redis-server.js'
 
 export interface ClusterOptions {
   /** a replica per master (default 0) */
@@ -50,7 +50,7 @@ export interface TestCluster {
 async function clusterPort(): Promise<number> {
   for (;;) {
     const port = await freePort()
-    if (port < 55_000) return port
+    if (await bindable(port + 10_000)) return port
   }
 }
 

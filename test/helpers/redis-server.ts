@@ -46,16 +46,41 @@ export function skipUnlessRedisServer(
   return `redis-server is not installed (needed ${purpose})`
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/**
+ * Ports a test hands to a process it starts (redis-server, a cluster node,
+ * Prometheus) are taken below the kernel's ephemeral range (32768 and up), where
+ * no outgoing connection of a storm can hold one when a killed server is
+ * restarted on its port; and each file the test runner runs at once has a block
+ * of its own (FIRSTCOME_TEST_SLOT), so files in parallel never pick the same
+ * one. A cluster node's bus port (+10000) stays below the ephemeral range too.
+ */
+const PORT_BLOCK = 500
+const FIRST_PORT = 10_000
+/** Blocks 0..15 for the runner's slots; the last for a file run on its own. */
+const BLOCKS = 17
+const slot = Number(process.env.FIRSTCOME_TEST_SLOT)
+const block = Number.isInteger(slot) && slot >= 0 && slot < BLOCKS - 1 ? slot : BLOCKS - 1
+/** Where this process's next pick starts: anywhere in its block, so that two runs side by side rarely meet. */
+let nextPort = FIRST_PORT + block * PORT_BLOCK + Math.floor(Math.random() * PORT_BLOCK)
+
+/** Whether a loopback port can be listened on now. */
+export function bindable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      const port = typeof address === 'object' && address ? address.port : 0
-      server.close(() => resolve(port))
-    })
+    server.once('error', () => resolve(false))
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)))
   })
+}
+
+/** A loopback port nothing listens on, from this file's block (see above). */
+export async function freePort(): Promise<number> {
+  const start = FIRST_PORT + block * PORT_BLOCK
+  for (let tries = 0; tries < PORT_BLOCK; tries++) {
+    const port = start + ((nextPort - start) % PORT_BLOCK)
+    nextPort = port + 1
+    if (await bindable(port)) return port
+  }
+  throw new Error(`no free port in ${start}..${start + PORT_BLOCK - 1}`)
 }
 
 function exited(child: ChildProcess): Promise<void> {

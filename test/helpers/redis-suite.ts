@@ -15,7 +15,12 @@ import { PERSIST_GROUP, RedisKeys } from '../../src/coupon-state/keys.js'
 import type { Db } from '../../src/db/database.js'
 import { ADMIN_TOKEN, startApp, type TestApp } from './app.js'
 import { createTestDatabase, skipUnlessDialect, type TestDatabase } from './databases.js'
-import { type ServiceProcess, startWorkerProcess, stopAll } from './processes.js'
+import {
+  type ServiceProcess,
+  startWorkerProcess,
+  stopAll,
+  type WorkerProcess,
+} from './processes.js'
 import { deleteKeys, REDIS_URL, redisClient, uniquePrefix } from './redis.js'
 import {
   type RedisServer,
@@ -144,6 +149,10 @@ export function redisSuite(options: RedisSuiteOptions = {}) {
     get databaseUrl(): string {
       return started(db, 'databaseUrl').url
     },
+    /** The environment of a `firstcome` process on the suite's Redis (with DATABASE_URL). */
+    get processEnv(): Record<string, string> {
+      return { REDIS_URL: urls.redis, REDIS_KEY_PREFIX: prefix }
+    },
     /** A client of the test's own (never through the proxy). */
     get redis(): Redis {
       return started(redis, 'redis')
@@ -208,7 +217,7 @@ export function redisSuite(options: RedisSuiteOptions = {}) {
     },
 
     /** `firstcome worker` as a child process on the suite's database and Redis. */
-    async startWorkerProcess(env: Record<string, string> = {}): Promise<ServiceProcess> {
+    async startWorkerProcess(env: Record<string, string> = {}): Promise<WorkerProcess> {
       const proc = await startWorkerProcess({
         DATABASE_URL: urls.database,
         REDIS_URL: urls.redis,

@@ -5,11 +5,13 @@
  * tell the same story.
  */
 import assert from 'node:assert/strict'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { Pool } from 'undici'
 import { dialectOf } from '../../src/config.js'
 import { type Db, openDatabase } from '../../src/db/database.js'
 import type { CouponStats } from '../../src/service/issue-service.js'
+import { waitFor } from './wait.js'
+
+export { waitFor }
 
 export interface IssueReply {
   userId: string
@@ -114,7 +116,9 @@ export function storm(
 
 /**
  * Keeps `lanes` requests in flight, each for a new user (`${prefix}0`,
- * `${prefix}1`, …), until `stop()`. Used where the storm must straddle a fault.
+ * `${prefix}1`, …), until `stop()` — or until the pool is closed, so a test that
+ * failed before its `stop()` does not leave a storm running on a closed pool.
+ * Used where the storm must straddle a fault.
  */
 export function continuousStorm(
   pool: Pool,
@@ -128,7 +132,7 @@ export function continuousStorm(
   let next = 0
   const done = Promise.all(
     Array.from({ length: lanes }, async () => {
-      while (!stopped) {
+      while (!stopped && !pool.closed && !pool.destroyed) {
         const reply = await issueOnce(pool, couponId, `${prefix}${next++}`)
         replies.push(reply)
         onReply?.(reply)
@@ -199,28 +203,6 @@ export function tally(
     counts[key] = (counts[key] ?? 0) + 1
   }
   return counts
-}
-
-export async function waitFor<T>(
-  what: string,
-  probe: () => Promise<T | null | undefined | false>,
-  timeoutMs = 20_000,
-  everyMs = 50,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  let lastError: unknown = null
-  for (;;) {
-    try {
-      const value = await probe()
-      if (value) return value
-    } catch (err) {
-      lastError = err
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`, { cause: lastError })
-    }
-    await sleep(everyMs)
-  }
 }
 
 export async function getStats(pool: Pool, couponId: number): Promise<CouponStats> {

@@ -10,7 +10,7 @@
  */
 import assert from 'node:assert/strict'
 import { before, describe, it } from 'node:test'
-import { setTimeout as sleep } from 'node:timers/promises'
+import { sql } from 'kysely'
 import pg from 'pg'
 import { admin, couponBody, createCoupon, HOUR, iso, patchCoupon } from '../helpers/app.js'
 import {
@@ -92,6 +92,13 @@ describe('an admin change that fails midway (Redis mode, PostgreSQL)', {
     return c
   }
 
+  /** Whether the trigger holds a rules change now (its session in pg_sleep). */
+  async function changeHeld(): Promise<boolean> {
+    const { rows } = await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity
+      where datname = current_database() and wait_event = 'PgSleep'`.execute(suite.db)
+    return (rows[0]?.n ?? 0) > 0
+  }
+
   /** A PATCH refused by the database after HOLD_S, with a storm all along. */
   async function failedChange(couponId: number, change: Record<string, unknown>, users: string) {
     await rulesTrigger(suite.databaseUrl, 'refuse')
@@ -103,7 +110,11 @@ describe('an admin change that fails midway (Redis mode, PostgreSQL)', {
     } finally {
       await rulesTrigger(suite.databaseUrl, 'off')
     }
-    await sleep(300)
+    const answeredAt = storm.replies.length
+    await waitFor(
+      'the storm to go on after the answer',
+      () => storm.replies.length > answeredAt + 50,
+    )
     return winsOf(await storm.stop())
   }
 
@@ -124,10 +135,15 @@ describe('an admin change that fails midway (Redis mode, PostgreSQL)', {
     await rulesTrigger(suite.databaseUrl, 'refuse')
     let storm: ReturnType<typeof continuousStorm> | undefined
     try {
-      const patched = patchCoupon(s.app, couponId, { totalQuantity: 100 })
-      await sleep(200)
-      storm = continuousStorm(s.pool, couponId, 'down', 16)
-      await sleep(HOLD_S * 500)
+      let answered = false
+      const patched = patchCoupon(s.app, couponId, { totalQuantity: 100 }).finally(() => {
+        answered = true
+      })
+      await waitFor('the trigger to hold the change', changeHeld)
+      const running = continuousStorm(s.pool, couponId, 'down', 16)
+      storm = running
+      await waitFor('the storm to be answered meanwhile', () => running.replies.length >= 50)
+      assert.equal(answered, false, 'the change was still in flight')
       // In flight: the gate already holds the lower quantity, and keeps to it.
       assert.equal((await gateRules(couponId)).total, 100)
       assert.ok((await suite.redis.hlen(suite.keys.coupon(couponId).users)) <= 100)
@@ -200,7 +216,8 @@ describe('an admin change that fails midway (Redis mode, PostgreSQL)', {
     let res: Awaited<ReturnType<typeof patchCoupon>>
     try {
       const patched = patchCoupon(s.app, couponId, { totalQuantity: 200 })
-      await sleep(HOLD_S * 500) // the gate has the strictest rules; the row is being written
+      // The gate has the strictest rules; the row is being written.
+      await waitFor('the trigger to hold the change', changeHeld)
       await suite.proxy.cut()
       res = await patched
     } finally {

@@ -74,7 +74,8 @@ describe('firstcome bench gate', { skip: skipUnlessRedisServer('for the gate ben
       )
       for (const r of report.runs) {
         assert.ok(r.decisions > 0 && r.decisions % r.batch === 0, JSON.stringify(r))
-        assert.ok(r.redisCpuMs >= 0)
+        // Measured on the Redis that ran those decisions: it spent CPU on them.
+        assert.ok(r.redisCpuMs > 0, JSON.stringify(r))
       }
       assert.match(stdout, /decisions per Redis CPU-second/)
     } finally {

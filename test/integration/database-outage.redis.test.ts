@@ -7,10 +7,11 @@
  */
 import assert from 'node:assert/strict'
 import { before, describe, it } from 'node:test'
-import { setTimeout as sleep } from 'node:timers/promises'
 import type { Dialect } from '../../src/config.js'
 import { PERSIST_GROUP } from '../../src/coupon-state/keys.js'
 import { createCoupon, winInProcess } from '../helpers/app.js'
+import { lockWaits } from '../helpers/db-faults.js'
+import { metricValue } from '../helpers/metrics.js'
 import {
   type RedisSuiteOptions,
   redisSuite,
@@ -43,7 +44,10 @@ for (const dialect of SERVER_DIALECTS) {
     let service: Service
 
     before(async () => {
-      service = await suite.start({ env: { WORKER_BATCH_SIZE: '200' } })
+      service = await suite.start({
+        // The worker waits on the test's row for as long as the test holds it.
+        env: { WORKER_BATCH_SIZE: '200', DB_LOCK_TIMEOUT_MS: '60000' },
+      })
     })
 
     it('keeps accepting wins while the database is down, and persists them all after', async (tc) => {
@@ -55,7 +59,12 @@ for (const dialect of SERVER_DIALECTS) {
       await waitFor('500 wins before the cut', async () => winsOf(s.replies).size >= 500)
       await proxy.cut()
       const cutAt = s.replies.length
-      await sleep(OUTAGE_MS)
+      const cutAtMs = Date.now()
+      await waitFor(
+        'the outage to outlive the cache, the storm going on',
+        async () => Date.now() - cutAtMs >= OUTAGE_MS && s.replies.length - cutAt > 100,
+        OUTAGE_MS + 20_000,
+      )
       const duringOutage = s.replies.slice(cutAt)
       // The worker holds its batch for a retry; it must not be re-delivered on every
       // failed pass (past WORKER_MAX_ATTEMPTS deliveries a reclaim dead-letters it).
@@ -69,7 +78,11 @@ for (const dialect of SERVER_DIALECTS) {
       const deliveries = Math.max(0, ...held.map(([, , , n]) => Number(n)))
       assert.ok(deliveries <= 2, `a held entry was delivered ${deliveries} times`)
       await proxy.restore()
-      await sleep(500)
+      const restoredAt = s.replies.length
+      await waitFor(
+        'the storm to go on after the restore',
+        () => s.replies.length > restoredAt + 100,
+      )
       const replies = await s.stop()
       tc.diagnostic(`during the outage: ${JSON.stringify(tally(duringOutage))}`)
       tc.diagnostic(`whole storm: ${JSON.stringify(tally(replies))}`)
@@ -107,9 +120,16 @@ for (const dialect of SERVER_DIALECTS) {
           'the worker to read the batch',
           async () => (await suite.pending(couponId)) === 20,
         )
-        await sleep(300) // now waiting on the row
+        await waitFor(
+          'the worker to wait on the row',
+          async () => (await lockWaits(suite.db, dialect)) > 0,
+        )
+        const failed = await metricValue(service.container.metrics.persistErrors)
         await suite.proxy.cut()
-        await sleep(300)
+        await waitFor(
+          "the cut to fail the worker's transaction",
+          async () => (await metricValue(service.container.metrics.persistErrors)) > failed,
+        )
       } finally {
         await blocker.rollback().execute()
         await suite.proxy.restore()

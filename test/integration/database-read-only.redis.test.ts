@@ -10,7 +10,6 @@
  */
 import assert from 'node:assert/strict'
 import { before, describe, it } from 'node:test'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { PERSIST_GROUP } from '../../src/coupon-state/keys.js'
 import { createCoupon, winInProcess } from '../helpers/app.js'
 import { resetReadOnly, setReadOnly } from '../helpers/db-faults.js'
@@ -25,6 +24,8 @@ const WORKER_ENV = {
   WORKER_CLAIM_IDLE_MS: '2000',
   WORKER_MAX_ATTEMPTS: '2',
 }
+
+type Pending = [id: string, consumer: string, idleMs: number, deliveries: number][]
 
 describe('the database read-only for a while during a storm (Redis mode, two workers)', {
   skip: await skipUnlessRedisSuite({}),
@@ -50,17 +51,26 @@ describe('the database read-only for a while during a storm (Redis mode, two wor
     await waitFor('500 wins before the fault', async () => wins() >= 500)
     await setReadOnly(suite.databaseUrl)
     const before = wins()
-    await sleep(OUTAGE_MS)
+    const readOnlyAt = Date.now()
+    // The fault lasts OUTAGE_MS by the clock (the workers' claim-idle bound is one),
+    // and until the storm has gone on winning through it.
+    await waitFor(
+      'the storm to go on winning while the database is read-only',
+      async () => Date.now() - readOnlyAt >= OUTAGE_MS && wins() - before > 100,
+      OUTAGE_MS + 30_000,
+    )
     const during = wins() - before
-    const pending = (await suite.redis.xpending(k.stream, PERSIST_GROUP, '-', '+', 100_000)) as [
-      string,
-      string,
-      number,
-      number,
-    ][]
+    const pending = (await suite.redis.xpending(
+      k.stream,
+      PERSIST_GROUP,
+      '-',
+      '+',
+      100_000,
+    )) as Pending
     const deliveries = Math.max(0, ...pending.map(([, , , n]) => Number(n)))
     await resetReadOnly(suite.databaseUrl)
-    await sleep(500)
+    const writableAt = wins()
+    await waitFor('wins after the database is writable again', () => wins() > writableAt + 100)
     const replies = (await Promise.all(storms.map((s) => s.stop()))).flat()
     tc.diagnostic(
       `whole storm: ${JSON.stringify(tally(replies))}; ${during} wins while read-only; ${pending.length} pending, delivered up to ${deliveries} times`,
@@ -103,8 +113,15 @@ describe('the database read-only for a while during a storm (Redis mode, two wor
     try {
       await a.startWorker()
       await b.startWorker()
-      // Long enough for several reclaims of the idle entries.
-      await sleep(3 * 2000 + 1000)
+      // Several reclaims of the idle entries: each is one more delivery of each.
+      await waitFor(
+        'two reclaims of every entry',
+        async () => {
+          const pending = (await redis.xpending(k.stream, PERSIST_GROUP, '-', '+', 1000)) as Pending
+          return pending.length === 100 && pending.every(([, , , n]) => Number(n) >= 10 + 2)
+        },
+        60_000,
+      )
       assert.equal(await redis.xlen(k.dead), 0, 'nothing dead-lettered while read-only')
     } finally {
       await resetReadOnly(suite.databaseUrl)

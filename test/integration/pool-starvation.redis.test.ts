@@ -7,12 +7,12 @@
  */
 import assert from 'node:assert/strict'
 import { before, describe, it } from 'node:test'
-import { setTimeout as sleep } from 'node:timers/promises'
 import mysql from 'mysql2/promise'
 import pg from 'pg'
 import type { Pool } from 'undici'
 import type { Dialect } from '../../src/config.js'
 import { createCoupon, winInProcess } from '../helpers/app.js'
+import { lockWaits } from '../helpers/db-faults.js'
 import { countIssues } from '../helpers/issue-counts.js'
 import {
   type RedisSuiteOptions,
@@ -31,6 +31,8 @@ const READ_BOUND_MS = CONNECT_TIMEOUT_MS + STATEMENT_TIMEOUT_MS
 /** What a loaded machine may add to it. */
 const SLACK_MS = 3000
 const READERS = 48
+/** The service's read connections (DB_READ_POOL_SIZE) */
+const READ_POOL = 4
 
 interface Answer {
   path: string
@@ -85,6 +87,7 @@ for (const dialect of SERVER_DIALECTS) {
           DB_CONNECT_TIMEOUT_MS: String(CONNECT_TIMEOUT_MS),
           DB_LOCK_TIMEOUT_MS: String(LOCK_TIMEOUT_MS),
           DB_READ_STATEMENT_TIMEOUT_MS: String(STATEMENT_TIMEOUT_MS),
+          DB_READ_POOL_SIZE: String(READ_POOL),
         },
       })
     })
@@ -103,8 +106,11 @@ for (const dialect of SERVER_DIALECTS) {
       try {
         const reads = winners.map((u) => get(pool, `/v1/coupons/${held}/issues/${u}`))
         reads.push(get(pool, `/v1/coupons/${held}/stats`), get(pool, `/v1/coupons/${held}`))
-        // Let the reads take every connection they can.
-        await sleep(300)
+        // The reads have taken every connection they can: each waits on the lock.
+        await waitFor(
+          'every read connection to wait on the lock',
+          async () => (await lockWaits(suite.db, dialect)) >= READ_POOL,
+        )
 
         const ready = await get(pool, '/readyz')
         assert.equal(ready.status, 200, `readyz during the lock: ${JSON.stringify(ready.body)}`)

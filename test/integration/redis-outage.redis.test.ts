@@ -7,7 +7,6 @@
  */
 import assert from 'node:assert/strict'
 import { describe, it, type TestContext } from 'node:test'
-import { setTimeout as sleep } from 'node:timers/promises'
 import type { Pool } from 'undici'
 import { createCoupon } from '../helpers/app.js'
 import { type RedisSuiteOptions, redisSuite, skipUnlessRedisSuite } from '../helpers/redis-suite.js'
@@ -32,11 +31,15 @@ async function readyz(pool: Pool) {
   return { status: res.statusCode, ms: performance.now() - started }
 }
 
-/** Issues for `ms` with 8 requests in flight, each for a new user. */
-async function issueFor(pool: Pool, couponId: number, prefix: string, ms: number) {
+/** Issues with 8 requests in flight, each for a new user, until `count` are answered. */
+async function issueUntil(pool: Pool, couponId: number, prefix: string, count: number) {
   const s = continuousStorm(pool, couponId, prefix, 8)
-  await sleep(ms)
-  return s.stop()
+  try {
+    await waitFor(`${count} answers`, () => s.replies.length >= count)
+  } finally {
+    await s.stop()
+  }
+  return s.replies
 }
 
 /** Retries one user's request until it is a win: the service issues again. */
@@ -77,7 +80,7 @@ describe('Redis unreachable: 503 at once, then the service heals itself', {
     assert.equal((await readyz(pool)).status, 200)
 
     await server.kill()
-    const down = await issueFor(pool, couponId, 'down-', 1500)
+    const down = await issueUntil(pool, couponId, 'down-', 100)
     assertAllUnavailable(down, 1000)
     const notReady = await readyz(pool)
     assert.equal(notReady.status, 503)
@@ -114,14 +117,14 @@ describe('Redis unreachable: 503 at once, then the service heals itself', {
         process.kill(pid, 'SIGCONT')
       } catch {}
     })
-    const down = await issueFor(pool, couponId, 'frozen-', 2500)
+    // Each waits out the command timeout: two rounds of every lane.
+    const down = await issueUntil(pool, couponId, 'frozen-', 16)
     assertAllUnavailable(down, COMMAND_TIMEOUT_MS + 1000)
     const notReady = await readyz(pool)
     assert.equal(notReady.status, 503)
     assert.ok(notReady.ms < 3000, `/readyz took ${Math.round(notReady.ms)} ms`)
 
     process.kill(pid, 'SIGCONT')
-    await sleep(50)
     const back = await winAgain(pool, couponId, 'thawed-0', 'a win after the thaw')
     wins.set(back.userId, back.rank ?? 0)
     for (const [userId, rank] of winsOf(await storm(pool, couponId, users('f', 100, 300))))

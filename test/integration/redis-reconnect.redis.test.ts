@@ -8,7 +8,6 @@
  */
 import assert from 'node:assert/strict'
 import { before, describe, it } from 'node:test'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { createCoupon } from '../helpers/app.js'
 import {
   type RedisSuiteOptions,
@@ -35,13 +34,24 @@ describe('Redis drops every connection mid-storm (the in-flight calls are sent a
     const couponId = await createCoupon(s.app, { totalQuantity: null })
     const storm = continuousStorm(s.pool, couponId, 'k', 64)
     await waitFor('the storm to win', async () => winsOf(storm.replies).size >= 500)
+    const ownId = Number(await suite.redis.client('ID'))
+    /** the service's connections (every normal client but the test's own) */
+    const serviceClients = async () =>
+      String(await suite.redis.call('CLIENT', 'LIST', 'TYPE', 'normal'))
+        .split('\n')
+        .filter((line) => line.startsWith('id=') && !line.startsWith(`id=${ownId} `)).length
     let killed = 0
     for (let i = 0; i < KILLS; i++) {
       // The test's own connection is spared (SKIPME yes is the default).
       killed += Number(await suite.redis.client('KILL', 'TYPE', 'normal'))
-      await sleep(250)
+      const at = storm.replies.length
+      await waitFor(
+        'the service to reconnect and the storm to go on',
+        async () => storm.replies.length > at + 50 && (await serviceClients()) > 0,
+      )
     }
-    await sleep(1000)
+    const wonBefore = winsOf(storm.replies).size
+    await waitFor('wins after the last kill', () => winsOf(storm.replies).size > wonBefore + 200)
     const replies = await storm.stop()
     tc.diagnostic(`${killed} connections killed; ${JSON.stringify(tally(replies))}`)
     assert.ok(killed >= KILLS, 'connections were killed')

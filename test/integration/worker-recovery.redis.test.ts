@@ -11,9 +11,9 @@
  */
 import assert from 'node:assert/strict'
 import { before, describe, it } from 'node:test'
-import { setTimeout as sleep } from 'node:timers/promises'
 import pg from 'pg'
 import { createCoupon, winInProcess } from '../helpers/app.js'
+import { metricValue } from '../helpers/metrics.js'
 import {
   type RedisSuiteOptions,
   redisSuite,
@@ -32,7 +32,11 @@ describe('a worker whose ack is lost with the Redis connection', {
   let t: Service
 
   before(async () => {
-    t = await suite.start({ env: { WORKER_CLAIM_IDLE_MS: '60000' }, worker: false })
+    t = await suite.start({
+      // The worker waits on the test's row for as long as the test holds it.
+      env: { WORKER_CLAIM_IDLE_MS: '60000', DB_LOCK_TIMEOUT_MS: '60000' },
+      worker: false,
+    })
   })
 
   it('persists that batch again once Redis is back, not after WORKER_CLAIM_IDLE_MS', async () => {
@@ -68,7 +72,10 @@ describe('a worker whose ack is lost with the Redis connection', {
       'the batch in the database',
       async () => (await checkRows(db, couponId)).rows === 50,
     )
-    await sleep(1000) // long enough for the client to give the ack up
+    await waitFor(
+      'the worker to give the ack up (a failed pass)',
+      async () => (await metricValue(t.container.metrics.workerPasses, { result: 'error' })) > 0,
+    )
     assert.equal(await suite.pending(couponId), 50, 'the ack was lost')
 
     await suite.proxy.restore()

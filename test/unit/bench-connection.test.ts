@@ -5,6 +5,7 @@ import { after, before, describe, it } from 'node:test'
 import { Connection, type ConnectionEvents } from '../../packages/bench/src/connection.js'
 import { requestPrefix, withBody } from '../../packages/bench/src/http1.js'
 import { ConnectionPool } from '../../packages/bench/src/open-loop.js'
+import { waitFor } from '../helpers/wait.js'
 
 let server: Server
 let port = 0
@@ -116,10 +117,12 @@ describe('a bench connection', () => {
       { host: '127.0.0.1', port },
       { response: () => calls++, failed: () => calls++ },
     )
+    const before = served
     c.send(withBody(requestPrefix({ method: 'POST', path: '/hang', host: 'x' }), '{}'))
-    await new Promise((r) => setTimeout(r, 50))
+    await waitFor('the request at the server', () => served > before)
     c.abort()
     assert.equal(c.busy, false)
+    // Nothing may be reported later either: a short quiet time (an absence cannot be awaited).
     await new Promise((r) => setTimeout(r, 50))
     assert.equal(calls, 0)
   })

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
-import { describe, it } from 'node:test'
-import { setTimeout as sleep } from 'node:timers/promises'
+import { describe, it, type TestContext } from 'node:test'
+import { setImmediate as turn } from 'node:timers/promises'
 import pino from 'pino'
 import type { Coupon } from '../../src/domain/coupon.js'
 import { CouponWatch } from '../../src/ops/coupon-watch.js'
@@ -22,8 +22,22 @@ function coupon(startIn: number, endIn: number, total: number | null): Coupon {
   }
 }
 
+/**
+ * Moves the mocked clock on by `ms`, a poll interval's fraction at a time, letting
+ * the promises each timer starts (claims, counts) settle in between.
+ */
+async function advance(t: TestContext, ms: number) {
+  for (let passed = 0; passed < ms; passed += 50) {
+    t.mock.timers.tick(50)
+    await turn()
+  }
+}
+
 describe('CouponWatch', () => {
-  it('logs opened, sold out and closed once each, by the process that claims them', async () => {
+  it('logs opened, sold out and closed once each, by the process that claims them', async (t) => {
+    // The watch's timers and Date.now() on a mocked clock: the window's moments
+    // come exactly when the test moves the clock past them.
+    t.mock.timers.enable({ apis: ['setTimeout', 'setInterval', 'Date'], now: Date.now() })
     const lines: Record<string, unknown>[] = []
     const logger = pino({ level: 'info' }, { write: (s: string) => lines.push(JSON.parse(s)) })
     const c = coupon(300, 1500, 5)
@@ -43,9 +57,9 @@ describe('CouponWatch', () => {
     await a.start()
     await b.start()
     b.changed(7)
-    await sleep(700)
+    await advance(t, 700)
     won = 5
-    await sleep(1500)
+    await advance(t, 1500)
     a.stop()
     b.stop()
     const events = lines.map((l) => l.event)

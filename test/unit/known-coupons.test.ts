@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { KnownCoupons } from '../../src/service/known-coupons.js'
+import { waitFor } from '../helpers/wait.js'
 
 describe('KnownCoupons', () => {
   it('answers a known id at once, and unknown ids asked together with one read', async () => {
@@ -35,7 +36,7 @@ describe('KnownCoupons', () => {
       { refreshMs: 10 },
     )
     const first = known.exists(5)
-    await new Promise((resolve) => setTimeout(resolve, 5))
+    await waitFor('the first read under way', () => reads === 1)
     // Created after the first read looked at the table.
     table.push(5)
     const second = known.exists(5)
