@@ -13,6 +13,7 @@ import type { UserVerifier } from './http/auth.js'
 import { codeRoutes } from './http/code-routes.js'
 import { compatRoutes } from './http/compat-routes.js'
 import { couponRoutes } from './http/coupon-routes.js'
+import { drawRoutes } from './http/draw-routes.js'
 import { frameworkError, RETRY_AFTER_SECONDS, registerErrorHandling } from './http/errors.js'
 import { COMPAT_ROUTES, ISSUE_ROUTE } from './http/issue-endpoint.js'
 import { IssueFastLane } from './http/issue-fast-lane.js'
@@ -31,6 +32,7 @@ import type { Readiness } from './ops/readiness.js'
 import type { CodePool } from './service/code-pool.js'
 import type { CouponBox } from './service/coupon-box.js'
 import type { CouponService } from './service/coupon-service.js'
+import type { DrawRecords } from './service/draw-records.js'
 import type { IssueService } from './service/issue-service.js'
 import type { SpendService } from './service/spend-service.js'
 import type { WinnersExport } from './service/winners-export.js'
@@ -42,6 +44,8 @@ export interface AppDeps {
   box: CouponBox
   codes: CodePool
   winners: WinnersExport
+  /** the opening draws' public records (absent: no draw routes) */
+  draws?: DrawRecords
   metrics: Metrics
   readiness: Readiness
   /** the dashboard's coupon figures (cached a second) */
@@ -145,6 +149,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(swaggerUi, { routePrefix: '/docs' })
 
   await app.register(couponRoutes, { coupons: deps.coupons, adminToken: deps.adminToken })
+  if (deps.draws) await app.register(drawRoutes, { draws: deps.draws, adminToken: deps.adminToken })
   await app.register(issueRoutes, {
     issues: deps.issues,
     adminToken: deps.adminToken,

@@ -12,11 +12,27 @@ import { RedisKeys } from './coupon-state/keys.js'
 import { readQueued } from './coupon-state/queued.js'
 import { findCoupon, listCouponIds, listCoupons } from './db/coupons-repo.js'
 import { type Database, openDatabase, openExportDatabase } from './db/database.js'
+import {
+  entrantPages,
+  findDraw,
+  insertEntries,
+  listOpenDraws,
+  recordDraw,
+} from './db/draws-repo.js'
 import { databaseGateSource } from './db/gate-source.js'
-import { listWins } from './db/issues-repo.js'
+import { listWins, persistWins } from './db/issues-repo.js'
 import { migrateToLatest } from './db/migrate.js'
 import { countSpent } from './db/spends-repo.js'
 import { rulesOf, type Win } from './domain/coupon.js'
+import { EntryRecorder } from './draw/entry-recorder.js'
+import { redisDrawLease } from './draw/redis-lease.js'
+import {
+  type DrawnCoupon,
+  DrawRunner,
+  type DrawRunnerOptions,
+  localDrawLease,
+} from './draw/runner.js'
+import { DrawSeeds } from './draw/seeds.js'
 import type { CouponEvents } from './events/coupon-events.js'
 import { MemoryCouponEvents } from './events/memory-coupon-events.js'
 import { RedisCouponEvents } from './events/redis-coupon-events.js'
@@ -49,6 +65,7 @@ import { CodePool } from './service/code-pool.js'
 import { CouponBox } from './service/coupon-box.js'
 import { CouponCache } from './service/coupon-cache.js'
 import { CouponService } from './service/coupon-service.js'
+import { DrawRecords } from './service/draw-records.js'
 import { IssueService } from './service/issue-service.js'
 import { KnownCoupons } from './service/known-coupons.js'
 import { SpendService } from './service/spend-service.js'
@@ -100,6 +117,10 @@ export interface Container {
   limits: IssueLimits
   /** Redis mode only: starts a stream worker (with its own connection) in this process. */
   startWorker?: () => Promise<WorkerHandle>
+  /** the draws' public records */
+  drawRecords: DrawRecords
+  /** runs each coupon's opening draw at its drawAt (every process; a lease picks one) */
+  draws: DrawRunner
   /** Drains what is in hand and closes every connection, in dependency order. */
   close(): Promise<void>
 }
@@ -115,13 +136,31 @@ function claimedOnce(): (key: string) => Promise<boolean> {
   }
 }
 
-/** Rebuilds the in-process gate from the system of record. */
-async function restoreMemoryGate(database: Database): Promise<MemoryStockGate> {
-  const gate = new MemoryStockGate()
+/** Rebuilds the in-process gate from the system of record, draws' entrants included. */
+async function restoreMemoryGate(database: Database, seeds: DrawSeeds): Promise<MemoryStockGate> {
+  const gate = new MemoryStockGate(seeds)
+  const open = new Set(await listOpenDraws(database.db))
   for (const coupon of await listCoupons(database.db)) {
-    gate.restore(rulesOf(coupon), await listWins(database.db, coupon.id))
+    let draw: { drawn: boolean; entrants: { pseudonym: string; userId: string }[] } | undefined
+    if (coupon.drawAt !== null) {
+      const entrants = []
+      for await (const page of entrantPages(database.db, coupon.id)) entrants.push(...page)
+      draw = { drawn: !open.has(coupon.id), entrants }
+    }
+    gate.restore(rulesOf(coupon), await listWins(database.db, coupon.id), draw)
   }
   return gate
+}
+
+/** The draw's record, as both modes write it once the winners are the gate's. */
+function recordOf(d: DrawnCoupon) {
+  return {
+    drawAt: d.drawAt,
+    quantity: d.quantity,
+    entrants: d.pseudonyms.length,
+    entrantsDigest: d.entrantsDigest,
+    winners: d.winners,
+  }
 }
 
 export async function createContainer(
@@ -152,17 +191,27 @@ export async function createContainer(
   const metrics = new Metrics()
   // Requests for ids that do not exist are answered from it, not by a query each.
   const known = new KnownCoupons(() => listCouponIds(database.db))
+  const seeds = new DrawSeeds(async (id) => (await findDraw(database.db, id))?.seed ?? null)
   let adapters: Adapters
   try {
     await migrateToLatest(database.db, config.dialect)
     adapters = config.redis
-      ? await redisAdapters(config, config.redis, logger, database, metrics, known)
-      : await embeddedAdapters(config, logger, database, metrics)
+      ? await redisAdapters(config, config.redis, logger, database, metrics, known, seeds)
+      : await embeddedAdapters(config, logger, database, metrics, seeds)
   } catch (err) {
     await closeDatabases().catch(() => {})
     throw err
   }
   const { gate, recorder, cache, events, limits } = adapters
+  const draws = new DrawRunner({
+    db: database.db,
+    gate,
+    lease: adapters.drawLease,
+    entrants: adapters.entrants,
+    commit: adapters.commitDraw,
+    logger,
+    metrics,
+  }).start()
   // Every node hears of a coupon created anywhere (and of every change, which is
   // of a coupon that exists).
   events.subscribe((id) => {
@@ -207,6 +256,7 @@ export async function createContainer(
       gate,
       recorder,
       cache,
+      entries: adapters.entries ?? null,
       onOutcome: (id, o) => metrics.countOutcome(id, o),
     }),
     coupons: new CouponService(database.db, gate, events, logger, readCoupon),
@@ -236,8 +286,11 @@ export async function createContainer(
     verifyUser: config.jwt ? userVerifier(config.jwt) : null,
     limits,
     startWorker: adapters.startWorker,
+    draws,
+    drawRecords: new DrawRecords(reads.db),
     async close() {
       watch.stop()
+      await draws.stop()
       await fleet.stop()
       await adapters.close()
       await closeDatabases()
@@ -254,6 +307,7 @@ export function appDepsOf(c: Container): AppDeps {
     box: c.box,
     codes: c.codes,
     winners: c.winners,
+    draws: c.drawRecords,
     metrics: c.metrics,
     readiness: c.readiness,
     figures: c.figures,
@@ -286,6 +340,11 @@ interface Adapters {
   /** Redis mode: where every API process publishes its figures */
   fleetStore?: FleetStore
   startWorker?: Container['startWorker']
+  /** embedded: writes entries before they are answered */
+  entries?: EntryRecorder
+  drawLease: DrawRunnerOptions['lease']
+  entrants: DrawRunnerOptions['entrants']
+  commitDraw: DrawRunnerOptions['commit']
   /** everything but the database, which closes last */
   close(): Promise<void>
 }
@@ -300,8 +359,10 @@ async function embeddedAdapters(
   logger: Logger,
   database: Database,
   metrics: Metrics,
+  seeds: DrawSeeds,
 ): Promise<Adapters> {
-  const gate = await restoreMemoryGate(database)
+  const gate = await restoreMemoryGate(database, seeds)
+  const entries = new EntryRecorder(database.db)
   const recorder = new GroupCommitRecorder(database, {
     onError: (err, wins) => logger.error({ err, wins }, 'group commit failed; retrying'),
     metrics,
@@ -313,6 +374,24 @@ async function embeddedAdapters(
     // The in-process gate is as fast as a cache would be.
     cache: null,
     queuedWins: async () => [],
+    entries,
+    drawLease: localDrawLease(),
+    // Entries are written before they are answered: once the ones in hand are
+    // written, the table holds every entry answered 202.
+    async *entrants(couponId) {
+      await entries.drain()
+      yield* entrantPages(database.db, couponId)
+    },
+    // The winners' rows and the record in one transaction: after a crash either
+    // the whole draw is in the database or none of it (and it runs again).
+    async commitDraw(d) {
+      await database.db.transaction().execute(async (trx) => {
+        const inserted = await persistWins(trx, d.wins, new Date())
+        metrics.persisted.inc({ coupon: String(d.couponId) }, inserted)
+        await recordDraw(trx, d.couponId, recordOf(d), new Date())
+      })
+      await gate.enterWinners(d.couponId, d.wins)
+    },
     events,
     checks: {},
     limits: memoryIssueLimits(limitsConfig(config)),
@@ -348,6 +427,7 @@ async function redisAdapters(
   database: Database,
   metrics: Metrics,
   known: KnownCoupons,
+  seeds: DrawSeeds,
 ): Promise<Adapters> {
   const keys = new RedisKeys(redis.keyPrefix)
   const client = createRedis(redis, 'firstcome-api')
@@ -370,7 +450,7 @@ async function redisAdapters(
       )
     },
   })
-  const gate = new RedisStockGate({ state, metrics })
+  const gate = new RedisStockGate({ state, metrics, seeds })
   const events = new RedisCouponEvents(client, subscriber, keys.couponChanged)
   await events.start()
   const cache = new CouponCache(async (id) => {
@@ -384,6 +464,20 @@ async function redisAdapters(
     gate,
     recorder: null,
     cache,
+    drawLease: redisDrawLease(client, keys, config.drawLeaseMs),
+    entrants: (couponId) => gate.entrantPages(couponId),
+    // The winners enter the gate first (answerable at once, persisted by the
+    // worker like any win); then the entrants and the record go to the database,
+    // the record last: until it is there, the draw is not done and runs again.
+    async commitDraw(d) {
+      await gate.enterWinners(d.couponId, d.wins)
+      const entrants = d.pseudonyms.map((pseudonym, i) => ({
+        pseudonym,
+        userId: d.userIds[i] as string,
+      }))
+      await insertEntries(database.db, d.couponId, entrants)
+      await recordDraw(database.db, d.couponId, recordOf(d), new Date())
+    },
     events,
     limits: redisIssueLimits(limitsConfig(config), client, redis.keyPrefix, (err) =>
       logger.warn({ err }, 'rate limit store unavailable; request let through'),

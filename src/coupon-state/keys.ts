@@ -12,6 +12,12 @@ export interface CouponKeys {
   lock: string
   stagingUsers: string
   stagingHoles: string
+  /** the opening draw: hash at (epoch ms), state (open | closed | drawn) */
+  draw: string
+  /** the draw's entrants: zset, every score 0, member pseudonym ‖ userId (lex order = pseudonym order) */
+  entries: string
+  /** the draw's lease: one process runs the draw */
+  drawLease: string
 }
 
 const MAX_CACHED_COUPONS = 10_000
@@ -53,6 +59,9 @@ export class RedisKeys {
       lock: `${base}lock`,
       stagingUsers: `${base}staging:users`,
       stagingHoles: `${base}staging:holes`,
+      draw: `${base}draw`,
+      entries: `${base}entries`,
+      drawLease: `${base}draw:lease`,
     }
   }
 }

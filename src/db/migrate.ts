@@ -11,6 +11,7 @@ import type { Dialect } from '../config.js'
 import { initial } from './migrations/001-initial.js'
 import { orderId } from './migrations/002-order-id.js'
 import { requestId } from './migrations/004-request-id.js'
+import { draw } from './migrations/005-draw.js'
 import { couponCodes } from './migrations/006-coupon-codes.js'
 
 export function migrations(dialect: Dialect): Record<string, Migration> {
@@ -18,6 +19,7 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
     '001-initial': initial(dialect),
     '002-order-id': orderId(dialect),
     '004-request-id': requestId(dialect),
+    '005-draw': draw(dialect),
     '006-coupon-codes': couponCodes(dialect),
   }
 }

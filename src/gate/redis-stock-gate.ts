@@ -11,10 +11,12 @@ import type { CouponState } from '../coupon-state/coupon-state.js'
 import { scripts } from '../coupon-state/scripts.js'
 import type { CouponRules, IssueOutcome, Refusal, Win } from '../domain/coupon.js'
 import { newRequestId } from '../domain/request-id.js'
+import type { DrawSeeds } from '../draw/seeds.js'
+import { pseudonymOf } from '../draw/shuffle.js'
 import type { Metrics } from '../ops/metrics.js'
 import { toRedisFailure } from '../redis/errors.js'
 import type { LuaReply } from '../redis/lua-script.js'
-import type { ConfigureResult, StockGate } from './stock-gate.js'
+import type { ConfigureResult, EntryState, StockGate } from './stock-gate.js'
 
 const ISSUE_REFUSALS: Record<number, Refusal> = {
   [CODES.ISSUE_NOT_STARTED]: 'ISSUE_NOT_STARTED',
@@ -40,11 +42,28 @@ interface Waiter {
 export interface RedisStockGateOptions {
   state: CouponState
   metrics?: Metrics
+  /** where a draw coupon's seed is read (its entrants' pseudonyms); null: no draws */
+  seeds?: DrawSeeds | null
 }
+
+/** The draw's winners entered per script call. */
+const WINNERS_PER_CALL = 1000
+/** Entrants read per ZRANGE. */
+const ENTRANTS_PER_PAGE = 50_000
+/** A pseudonym's length: the entries' members are pseudonym ‖ userId. */
+const PSEUDONYM = 64
 
 export class RedisStockGate implements StockGate {
   readonly #state: CouponState
   readonly #metrics: Metrics | undefined
+  readonly #seeds: DrawSeeds | null
+  /**
+   * Coupons known to have a draw: 'entering' while it has not run (their requests
+   * go to enter.lua), 'drawn' after (issue.lua, and SOLD_OUT for an entrant is
+   * NOT_DRAWN). Learnt from the scripts' answers, which are the truth: issue.lua
+   * refuses a batch of a coupon whose draw has not run, enter.lua one whose has.
+   */
+  readonly #draws = new Map<number, 'entering' | 'drawn'>()
   /** This turn's requests, per coupon; sent when the turn's I/O is done. */
   #batches = new Map<number, Waiter[]>()
   #sendScheduled = false
@@ -52,6 +71,7 @@ export class RedisStockGate implements StockGate {
   constructor(options: RedisStockGateOptions) {
     this.#state = options.state
     this.#metrics = options.metrics
+    this.#seeds = options.seeds ?? null
   }
 
   tryIssue(
@@ -95,16 +115,29 @@ export class RedisStockGate implements StockGate {
   }
 
   #decide(couponId: number, waiters: Waiter[]) {
+    if (this.#draws.get(couponId) === 'entering') {
+      this.#enter(couponId, waiters)
+      return
+    }
     const args: (string | number)[] = []
     for (const w of waiters) args.push(w.userId, w.now, w.requestId)
     const started = performance.now()
     this.#state
       .whenLoaded(couponId, (k) =>
-        scripts.issue.runNow(this.#state.client, [k.meta, k.users, k.holes, k.stream], args),
+        scripts.issue.runNow(
+          this.#state.client,
+          [k.meta, k.users, k.holes, k.stream, k.draw],
+          args,
+        ),
       )
       .then(
         (codes) => {
           this.#metrics?.gateDecided(started, waiters.length)
+          if (codes === CODES.DRAW_PENDING) {
+            this.#draws.set(couponId, 'entering')
+            this.#enter(couponId, waiters)
+            return
+          }
           if (codes === null) {
             for (const w of waiters) w.resolve({ won: false, refusal: 'COUPON_NOT_FOUND' })
             return
@@ -116,7 +149,12 @@ export class RedisStockGate implements StockGate {
             for (const w of waiters) w.reject(err)
             return
           }
-          for (let i = 0; i < waiters.length; i++) settle(couponId, waiters[i] as Waiter, codes[i])
+          const drawn = this.#draws.get(couponId) === 'drawn'
+          for (let i = 0; i < waiters.length; i++) {
+            const w = waiters[i] as Waiter
+            if (drawn && Number(codes[i]) === CODES.SOLD_OUT) this.#soldOutOrNotDrawn(couponId, w)
+            else settle(couponId, w, codes[i])
+          }
         },
         (err: unknown) => {
           this.#metrics?.gateFailed(err)
@@ -125,12 +163,135 @@ export class RedisStockGate implements StockGate {
       )
   }
 
-  register(rules: CouponRules): Promise<void> {
-    return this.#state.register(rules)
+  /** A batch of a coupon whose draw has not run: entries (enter.lua). */
+  async #enter(couponId: number, waiters: Waiter[]) {
+    try {
+      const seed = this.#seeds?.peek(couponId) ?? (await this.#seeds?.get(couponId))
+      if (!seed) throw new Error(`coupon ${couponId} has a draw but no seed`)
+      const args: (string | number)[] = []
+      const pseudonyms: string[] = []
+      for (const w of waiters) {
+        const pseudonym = pseudonymOf(seed, w.userId)
+        pseudonyms.push(pseudonym)
+        args.push(w.userId, w.now, pseudonym + w.userId)
+      }
+      const reply = await this.#state.whenLoaded(couponId, (k) =>
+        scripts.enter.runNow(this.#state.client, [k.meta, k.draw, k.entries], args),
+      )
+      if (reply === null) {
+        for (const w of waiters) w.resolve({ won: false, refusal: 'COUPON_NOT_FOUND' })
+        return
+      }
+      if (reply === CODES.NO_DRAW) {
+        this.#draws.set(couponId, 'drawn')
+        this.#decide(couponId, waiters)
+        return
+      }
+      if (!Array.isArray(reply) || reply.length !== waiters.length + 1)
+        throw new Error(`enter.lua answered ${waiters.length} requests with ${String(reply)}`)
+      const drawAt = Number(reply[0])
+      for (let i = 0; i < waiters.length; i++) {
+        const w = waiters[i] as Waiter
+        const code = Number(reply[i + 1])
+        if (code === CODES.OK)
+          w.resolve({ won: false, refusal: 'ENTERED', drawAt, pseudonym: pseudonyms[i] as string })
+        else if (code === CODES.DRAWING) w.resolve({ won: false, refusal: 'DRAWING' })
+        else settle(couponId, w, code)
+      }
+    } catch (err) {
+      this.#metrics?.gateFailed(err)
+      for (const w of waiters) w.reject(err)
+    }
   }
 
-  configure(rules: CouponRules): Promise<ConfigureResult> {
-    return this.#state.configure(rules)
+  /** After the draw a sold-out coupon tells an entrant NOT_DRAWN. */
+  #soldOutOrNotDrawn(couponId: number, w: Waiter) {
+    this.#entered(couponId, w.userId).then(
+      (entry) => w.resolve({ won: false, refusal: entry ? 'NOT_DRAWN' : 'SOLD_OUT' }),
+      () => w.resolve({ won: false, refusal: 'SOLD_OUT' }),
+    )
+  }
+
+  async #entered(couponId: number, userId: string): Promise<EntryState | null> {
+    const k = this.#state.keys.coupon(couponId)
+    const [at, state] = await this.#state.client.hmget(k.draw, 'at', 'state')
+    if (!state) return null
+    const pseudonym = await this.#seeds?.pseudonym(couponId, userId)
+    if (!pseudonym) return null
+    const score = await this.#state.client.zscore(k.entries, pseudonym + userId)
+    return score === null ? null : { drawAt: Number(at), drawn: state === 'drawn' }
+  }
+
+  entry(couponId: number, userId: string): Promise<EntryState | null> {
+    this.#state.assertReady()
+    return this.#entered(couponId, userId).catch((err: unknown) => {
+      throw toRedisFailure(err)
+    })
+  }
+
+  async closeEntries(couponId: number): Promise<void> {
+    const k = this.#state.keys.coupon(couponId)
+    await scripts.drawClose.run(this.#state.client, [k.draw], [])
+  }
+
+  async enterWinners(couponId: number, winners: readonly Win[]): Promise<void> {
+    const k = this.#state.keys.coupon(couponId)
+    const issuedAt = winners[0]?.issuedAt ?? 0
+    let i = 0
+    do {
+      const chunk = winners.slice(i, i + WINNERS_PER_CALL)
+      i += WINNERS_PER_CALL
+      const args: (string | number)[] = [issuedAt, i >= winners.length ? '1' : '0']
+      for (const w of chunk) args.push(w.userId, w.rank)
+      await this.#state.whenLoaded(couponId, (kk) =>
+        scripts.drawEnter.run(this.#state.client, [kk.users, kk.stream, k.draw], args),
+      )
+    } while (i < winners.length)
+    this.#draws.set(couponId, 'drawn')
+  }
+
+  /** The draw's entrants, pseudonym order, a page at a time (read once entries are closed). */
+  async *entrantPages(couponId: number): AsyncGenerator<{ pseudonym: string; userId: string }[]> {
+    const k = this.#state.keys.coupon(couponId)
+    for (let start = 0; ; start += ENTRANTS_PER_PAGE) {
+      const members = await this.#state.client.zrange(
+        k.entries,
+        start,
+        start + ENTRANTS_PER_PAGE - 1,
+      )
+      if (members.length === 0) return
+      yield members.map((m) => ({
+        pseudonym: m.slice(0, PSEUDONYM),
+        userId: m.slice(PSEUDONYM),
+      }))
+      if (members.length < ENTRANTS_PER_PAGE) return
+    }
+  }
+
+  async register(rules: CouponRules): Promise<void> {
+    await this.#state.register(rules)
+    const k = this.#state.keys.coupon(rules.couponId)
+    try {
+      await this.#state.client.del(k.draw, k.entries)
+      if (rules.drawAt != null)
+        await scripts.drawConfigure.run(this.#state.client, [k.draw, k.entries], [rules.drawAt])
+    } catch (err) {
+      throw toRedisFailure(err)
+    }
+    this.#draws.delete(rules.couponId)
+  }
+
+  async configure(rules: CouponRules): Promise<ConfigureResult> {
+    const result = await this.#state.configure(rules)
+    if (result !== 'OK') return result
+    const k = this.#state.keys.coupon(rules.couponId)
+    await scripts.drawConfigure
+      .run(this.#state.client, [k.draw, k.entries], [rules.drawAt ?? ''])
+      .catch((err: unknown) => {
+        throw toRedisFailure(err)
+      })
+    this.#draws.delete(rules.couponId)
+    return result
   }
 
   async lookup(couponId: number, userId: string): Promise<Win | null> {

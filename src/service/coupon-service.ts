@@ -29,6 +29,7 @@ import {
   updateCoupon,
 } from '../db/coupons-repo.js'
 import type { Db } from '../db/database.js'
+import { ensureDrawSeed, findDraw } from '../db/draws-repo.js'
 import {
   type Coupon,
   type CouponDraft,
@@ -90,6 +91,7 @@ export class CouponService {
       .transaction()
       .execute(async (trx) => {
         const created = await insertCoupon(trx, draft, new Date())
+        if (created.drawAt !== null) created.drawCommitment = await ensureDrawSeed(trx, created.id)
         await this.#gate.register(rulesOf(created))
         return created
       })
@@ -143,12 +145,25 @@ export class CouponService {
           minAvailableAmount: patch.minAvailableAmount ?? current.minAvailableAmount,
           issueStart: patch.issueStart ?? current.issueStart,
           issueEnd: patch.issueEnd ?? current.issueEnd,
+          drawAt: patch.drawAt === undefined ? current.drawAt : patch.drawAt,
         }
         const problem = draftProblem(draft)
         if (problem) throw new AppError('VALIDATION_FAILED', problem)
+        let drawCommitment = current.drawCommitment
+        if (patch.drawAt !== undefined && current.drawCommitment !== null) {
+          if ((await findDraw(trx, id))?.drawn)
+            throw new AppError('DRAW_DONE', `the draw of coupon ${id} has already run`)
+        }
+        if (draft.drawAt != null) drawCommitment = await ensureDrawSeed(trx, id)
         await this.#checkCodes(trx, id, patch.totalQuantity)
         const now = new Date()
-        const changed: Coupon = { ...current, ...draft, updatedAt: now }
+        const changed: Coupon = {
+          ...current,
+          ...draft,
+          drawAt: draft.drawAt ?? null,
+          drawCommitment,
+          updatedAt: now,
+        }
         gateTouched = true
         const result = await this.#gate.configure(
           strictestRules(rulesOf(current), rulesOf(changed)),
@@ -273,5 +288,6 @@ function described(c: Coupon) {
     totalQuantity: c.totalQuantity,
     issueStart: c.issueStart.toISOString(),
     issueEnd: c.issueEnd.toISOString(),
+    drawAt: c.drawAt?.toISOString() ?? null,
   }
 }

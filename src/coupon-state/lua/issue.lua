@@ -21,12 +21,15 @@
 -- KEYS[3] holes   zset  free ranks below the highest in use (after a rebuild)
 -- KEYS[4] stream  stream of wins waiting to be persisted: u, r, t, k (the
 --                 requestId, persisted with the row so a rebuilt gate knows it)
+-- KEYS[5] draw    hash  the coupon's opening draw (docs/draw.md): while it has
+--                       not run, requests are entries, not wins (enter.lua)
 -- ARGV    triples of userId, now (epoch ms, from the API node), requestId: one
 --         per request
 --
 -- Returns (codes: src/coupon-state/codes.ts)
 --   -1 NOT_LOADED   the coupon's state is not in Redis: rebuild it from the
 --                   database and call again
+--   -9 DRAW_PENDING the coupon's draw has not run: send the batch to enter.lua
 -- or one outcome per request, in order: the rank (>= 1) on a win;
 -- "<rank>:<issuedAt ms>" (a string) when the user's win is this same request's,
 -- decided earlier; or a code:
@@ -40,6 +43,10 @@
 local meta = redis.call('HMGET', KEYS[1], 'start', 'end', 'total')
 if not meta[1] then
   return -1
+end
+local drawing = redis.call('HGET', KEYS[5], 'state')
+if drawing and drawing ~= 'drawn' then
+  return -9
 end
 local start, stop, total = tonumber(meta[1]), tonumber(meta[2]), tonumber(meta[3])
 local won = redis.call('HLEN', KEYS[2])

@@ -1,0 +1,207 @@
+/**
+ * Runs each coupon's opening draw once, at its drawAt (docs/draw.md, "Running a
+ * draw"). Every process that has the gate runs a DrawRunner (API processes and
+ * workers alike); a lease makes one of them draw a coupon, and a process that
+ * dies mid-draw loses its lease, so another takes over and draws again.
+ *
+ * Drawing again gives the same result: the seed was fixed when drawAt was set,
+ * the entries were closed at the first attempt (the set is final), so the
+ * entrant list, its digest and the winners are the same; entering the winners
+ * skips those already in the gate, and the record is written once.
+ *
+ * The steps: close the entries (from here requests are answered DRAWING), read
+ * the entrants in pseudonym order and hash them, shuffle, then the mode's
+ * `commit`: the winners enter the gate in drawn order, ranks 1..n (first-come
+ * resumes for what is left), and the record is written. The record is what
+ * "drawn" means to every process.
+ */
+import type { Logger } from 'pino'
+import { findCoupon } from '../db/coupons-repo.js'
+import type { Db } from '../db/database.js'
+import { type Entrant, findDraw, listDueDraws } from '../db/draws-repo.js'
+import type { Win } from '../domain/coupon.js'
+import type { StockGate } from '../gate/stock-gate.js'
+import type { Metrics } from '../ops/metrics.js'
+import { EntrantsDigest, shuffledIndices, shuffleKey } from './shuffle.js'
+
+/** The request id the draw's wins carry. */
+export const DRAW_REQUEST_ID = 'draw'
+
+export interface DrawLease {
+  /** The coupon's lease, or null when another process holds it. */
+  acquire(couponId: number): Promise<{ release(): Promise<void> } | null>
+}
+
+export interface DrawnCoupon {
+  couponId: number
+  drawAt: Date
+  quantity: number
+  /** the entrants, pseudonym order */
+  pseudonyms: string[]
+  userIds: string[]
+  entrantsDigest: string
+  /** the winners, rank 1 first */
+  wins: Win[]
+  /** the winners' pseudonyms, rank 1 first */
+  winners: string[]
+}
+
+export interface DrawRunnerOptions {
+  db: Db
+  gate: StockGate
+  lease: DrawLease
+  /** the entrants in pseudonym order, once the entries are closed */
+  entrants(couponId: number): AsyncIterable<Entrant[]>
+  /** makes the winners the gate's and the record the database's */
+  commit(drawn: DrawnCoupon): Promise<void>
+  logger?: Logger
+  metrics?: Metrics
+  /** how often the runner looks for a due draw */
+  intervalMs?: number
+  now?: () => number
+}
+
+export class DrawRunner {
+  readonly #o: DrawRunnerOptions
+  #timer: NodeJS.Timeout | null = null
+  #running: Promise<void> | null = null
+  #stopped = false
+
+  constructor(options: DrawRunnerOptions) {
+    this.#o = options
+  }
+
+  start(): this {
+    this.#schedule()
+    return this
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true
+    if (this.#timer) clearTimeout(this.#timer)
+    await this.#running
+  }
+
+  #schedule() {
+    if (this.#stopped) return
+    this.#timer = setTimeout(() => {
+      this.#running = this.runDue()
+        .catch((err: unknown) => this.#o.logger?.warn({ err }, 'could not look for due draws'))
+        .finally(() => {
+          this.#running = null
+          this.#schedule()
+        })
+    }, this.#o.intervalMs ?? 200)
+    this.#timer.unref()
+  }
+
+  /** Runs every due draw that no other process is running. */
+  async runDue(): Promise<void> {
+    const now = new Date((this.#o.now ?? Date.now)())
+    for (const couponId of await listDueDraws(this.#o.db, now)) {
+      if (this.#stopped) return
+      try {
+        await this.run(couponId)
+      } catch (err) {
+        this.#o.logger?.error({ err, couponId }, `the draw of coupon ${couponId} failed; retrying`)
+      }
+    }
+  }
+
+  /** Draws the coupon if its draw is due and not done, holding its lease. */
+  async run(couponId: number): Promise<boolean> {
+    const lease = await this.#o.lease.acquire(couponId)
+    if (!lease) return false
+    try {
+      return await this.#draw(couponId)
+    } finally {
+      await lease.release().catch(() => {})
+    }
+  }
+
+  async #draw(couponId: number): Promise<boolean> {
+    const { db, gate } = this.#o
+    const started = performance.now()
+    const draw = await findDraw(db, couponId)
+    const coupon = await findCoupon(db, couponId)
+    if (!draw || draw.drawn || !coupon?.drawAt) return false
+    if (coupon.drawAt.getTime() > (this.#o.now ?? Date.now)()) return false
+    await gate.ensureLoaded(couponId)
+    await gate.closeEntries(couponId)
+
+    const digest = new EntrantsDigest()
+    const pseudonyms: string[] = []
+    const userIds: string[] = []
+    for await (const page of this.#o.entrants(couponId)) {
+      for (const e of page) {
+        digest.add(e.pseudonym)
+        pseudonyms.push(e.pseudonym)
+        userIds.push(e.userId)
+      }
+    }
+    const entrantsDigest = digest.digest()
+    const quantity = coupon.totalQuantity ?? 0
+    const n = Math.min(quantity, pseudonyms.length)
+    const drawAt = coupon.drawAt.getTime()
+    const wins: Win[] = []
+    const winners: string[] = []
+    if (n > 0) {
+      for (const index of shuffledIndices(
+        shuffleKey(draw.seed, entrantsDigest),
+        pseudonyms.length,
+      )) {
+        wins.push({
+          couponId,
+          userId: userIds[index] as string,
+          rank: wins.length + 1,
+          issuedAt: drawAt,
+          requestId: DRAW_REQUEST_ID,
+        })
+        winners.push(pseudonyms[index] as string)
+        if (wins.length === n) break
+      }
+    }
+    await this.#o.commit({
+      couponId,
+      drawAt: coupon.drawAt,
+      quantity,
+      pseudonyms,
+      userIds,
+      entrantsDigest,
+      wins,
+      winners,
+    })
+    const seconds = (performance.now() - started) / 1000
+    this.#o.metrics?.drawDuration.observe(seconds)
+    this.#o.metrics?.drawWinners.inc({ coupon: String(couponId) }, wins.length)
+    this.#o.metrics?.drawEntrants.inc({ coupon: String(couponId) }, pseudonyms.length)
+    this.#o.logger?.info(
+      {
+        event: 'coupon.drawn',
+        couponId,
+        entrants: pseudonyms.length,
+        winners: wins.length,
+        entrantsDigest,
+        seconds,
+      },
+      `coupon ${couponId} drawn: ${wins.length} winners of ${pseudonyms.length} entrants`,
+    )
+    return true
+  }
+}
+
+/** One process: the lease is a set of coupons being drawn here. */
+export function localDrawLease(): DrawLease {
+  const held = new Set<number>()
+  return {
+    async acquire(couponId) {
+      if (held.has(couponId)) return null
+      held.add(couponId)
+      return {
+        async release() {
+          held.delete(couponId)
+        },
+      }
+    },
+  }
+}
