@@ -126,6 +126,10 @@ export class DrawRunner {
     const coupon = await findCoupon(db, couponId)
     if (!draw || draw.drawn || !coupon?.drawAt) return false
     if (coupon.drawAt.getTime() > (this.#o.now ?? Date.now)()) return false
+    this.#o.logger?.info(
+      { event: 'coupon.drawing', couponId, drawAt: coupon.drawAt.toISOString() },
+      `drawing coupon ${couponId}`,
+    )
     await gate.ensureLoaded(couponId)
     await gate.closeEntries(couponId)
 

@@ -63,7 +63,7 @@ export class RedisStockGate implements StockGate {
    * NOT_DRAWN). Learnt from the scripts' answers, which are the truth: issue.lua
    * refuses a batch of a coupon whose draw has not run, enter.lua one whose has.
    */
-  readonly #draws = new Map<number, 'entering' | 'drawn'>()
+  readonly #draws = new Map<number, 'entering' | 'drawn' | 'none'>()
   /** This turn's requests, per coupon; sent when the turn's I/O is done. */
   #batches = new Map<number, Waiter[]>()
   #sendScheduled = false
@@ -149,10 +149,12 @@ export class RedisStockGate implements StockGate {
             for (const w of waiters) w.reject(err)
             return
           }
-          const drawn = this.#draws.get(couponId) === 'drawn'
+          // SOLD_OUT may be NOT_DRAWN: for a coupon whose draw has run, or may have.
+          const maybeDrawn = this.#draws.get(couponId) !== 'none'
           for (let i = 0; i < waiters.length; i++) {
             const w = waiters[i] as Waiter
-            if (drawn && Number(codes[i]) === CODES.SOLD_OUT) this.#soldOutOrNotDrawn(couponId, w)
+            if (maybeDrawn && Number(codes[i]) === CODES.SOLD_OUT)
+              this.#soldOutOrNotDrawn(couponId, w)
             else settle(couponId, w, codes[i])
           }
         },
@@ -215,6 +217,9 @@ export class RedisStockGate implements StockGate {
   async #entered(couponId: number, userId: string): Promise<EntryState | null> {
     const k = this.#state.keys.coupon(couponId)
     const [at, state] = await this.#state.client.hmget(k.draw, 'at', 'state')
+    // Learnt for the next SOLD_OUT (a draw set later makes issue.lua say so).
+    if (!this.#draws.has(couponId) || this.#draws.get(couponId) === 'none')
+      this.#draws.set(couponId, state ? (state === 'drawn' ? 'drawn' : 'entering') : 'none')
     if (!state) return null
     const pseudonym = await this.#seeds?.pseudonym(couponId, userId)
     if (!pseudonym) return null

@@ -114,5 +114,7 @@ function stillSoldOut(prior: Entry | undefined, rules: CouponRules | null): bool
 
 function refusalOf(entry: Entry, now: number): Refusal | null {
   if (!entry.rules) return 'COUPON_NOT_FOUND'
-  return windowRefusal(entry.rules, now) ?? (entry.soldOut ? 'SOLD_OUT' : null)
+  // A draw coupon's entrant not drawn is told NOT_DRAWN, which only the gate knows.
+  const soldOut = entry.soldOut && entry.rules.drawAt == null
+  return windowRefusal(entry.rules, now) ?? (soldOut ? 'SOLD_OUT' : null)
 }
