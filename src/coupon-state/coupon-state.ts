@@ -145,9 +145,17 @@ export class CouponState {
       await sleep(25)
     }
     try {
-      return await this.#source.withCouponLocked(couponId, async ({ rules, wins }) => {
+      return await this.#source.withCouponLocked(couponId, async ({ rules, wins, drawn }) => {
         if (!rules) return false
         if ((await this.client.exists(k.meta)) === 1) return true
+        // A draw coupon's draw state goes back before its rules: issue.lua must
+        // never see the rules without it (it would let first-come wins in before
+        // the draw). Entries not yet drawn are Redis's alone (docs/draw.md).
+        if (rules.drawAt != null) {
+          await this.client.hset(k.draw, 'at', rules.drawAt)
+          if (drawn) await this.client.hset(k.draw, 'state', 'drawn')
+          else await this.client.hsetnx(k.draw, 'state', 'open')
+        }
         const winners = new Map<string, Win>()
         for (const w of await readQueuedWins(this.client, k.stream, couponId))
           winners.set(w.userId, w)

@@ -9,6 +9,8 @@ export interface CouponSnapshot {
   /** null: no such coupon */
   rules: CouponRules | null
   wins: Win[]
+  /** the coupon's opening draw has run (its record is in the database) */
+  drawn?: boolean
 }
 
 export interface GateSource {

@@ -166,6 +166,41 @@ for (const mode of MODES) {
       assert.equal(refused.status, 401)
     })
 
+    it('Redis losing the coupon mid-entries: the rebuilt gate keeps it a draw', {
+      skip: mode.mode === 'redis' ? false : 'Redis mode only',
+      timeout: 60_000,
+    }, async () => {
+      const now = Date.now()
+      const couponId = await createCoupon(s, {
+        totalQuantity: 5,
+        issueStart: iso(now - 1000),
+        drawAt: iso(now + 600_000),
+        issueEnd: iso(now + 600_000),
+      })
+      const before = await storm(s.pool, couponId, users('lost-', 0, 20))
+      assert.deepEqual(
+        tally(before, (a) => String(a.status)),
+        { '202': 20 },
+      )
+      const redisSuite = suite.redis
+      assert.ok(redisSuite)
+      const k = redisSuite.keys.coupon(couponId)
+      // Every key of the coupon gone (a Redis restarted without persistence).
+      await redisSuite.redis.del(k.meta, k.users, k.holes, k.stream, k.draw, k.entries)
+      const afterLoss = await storm(s.pool, couponId, users('kept-', 0, 20))
+      assert.deepEqual(
+        tally(afterLoss, (a) => String(a.status)),
+        { '202': 20 },
+      )
+      await patch(s.pool, couponId, { drawAt: iso(Date.now() + 500) })
+      const { record } = await servedDraw((path) => get(s.pool, path), couponId)
+      assert.equal(record.winners.length, 5)
+      await waitDrained(s.pool, couponId)
+      const view = await checkRows(suite.db, couponId)
+      assert.deepEqual(sortedRanks(view.ranks.values()), oneTo(5))
+      for (const u of view.ranks.keys()) assert.ok(u.startsWith('kept-'), u)
+    })
+
     it('with fewer entrants than coupons, every entrant wins and the rest goes first-come', {
       timeout: 60_000,
     }, async () => {
