@@ -380,7 +380,8 @@ async function embeddedAdapters(
     // written, the table holds every entry answered 202.
     async *entrants(couponId) {
       await entries.drain()
-      yield* entrantPages(database.db, couponId)
+      for await (const page of entrantPages(database.db, couponId))
+        yield { pseudonyms: page.map((e) => e.pseudonym), userIds: page.map((e) => e.userId) }
     },
     // The winners' rows and the record in one transaction: after a crash either
     // the whole draw is in the database or none of it (and it runs again).

@@ -15,14 +15,21 @@
  * resumes for what is left), and the record is written. The record is what
  * "drawn" means to every process.
  */
+import { createHash } from 'node:crypto'
 import type { Logger } from 'pino'
 import { findCoupon } from '../db/coupons-repo.js'
 import type { Db } from '../db/database.js'
-import { type Entrant, findDraw, listDueDraws } from '../db/draws-repo.js'
+import { findDraw, listDueDraws } from '../db/draws-repo.js'
 import type { Win } from '../domain/coupon.js'
 import type { StockGate } from '../gate/stock-gate.js'
 import type { Metrics } from '../ops/metrics.js'
-import { EntrantsDigest, shuffledIndices, shuffleKey } from './shuffle.js'
+import { shuffledIndices, shuffleKey } from './shuffle.js'
+
+/** A page of entrants in pseudonym order: two columns, line k the same entrant. */
+export interface EntrantPage {
+  pseudonyms: string[]
+  userIds: string[]
+}
 
 /** The request id the draw's wins carry. */
 export const DRAW_REQUEST_ID = 'draw'
@@ -51,7 +58,7 @@ export interface DrawRunnerOptions {
   gate: StockGate
   lease: DrawLease
   /** the entrants in pseudonym order, once the entries are closed */
-  entrants(couponId: number): AsyncIterable<Entrant[]>
+  entrants(couponId: number): AsyncIterable<EntrantPage>
   /** makes the winners the gate's and the record the database's */
   commit(drawn: DrawnCoupon): Promise<void>
   logger?: Logger
@@ -133,17 +140,29 @@ export class DrawRunner {
     await gate.ensureLoaded(couponId)
     await gate.closeEntries(couponId)
 
-    const digest = new EntrantsDigest()
+    // The entrant list's digest, a page at a time (docs/draw.md, step 4). The
+    // store gives them in order; that they are distinct, sorted pseudonyms is
+    // checked on the way (a wrong list must fail the draw, not publish it).
+    const hash = createHash('sha256')
     const pseudonyms: string[] = []
     const userIds: string[] = []
+    let last = ''
     for await (const page of this.#o.entrants(couponId)) {
-      for (const e of page) {
-        digest.add(e.pseudonym)
-        pseudonyms.push(e.pseudonym)
-        userIds.push(e.userId)
+      const ps = page.pseudonyms
+      if (ps.length === 0) continue
+      for (let i = 0; i < ps.length; i++) {
+        const p = ps[i] as string
+        if (p.length !== 64 || p <= last)
+          throw new Error(
+            `coupon ${couponId}: entrant ${pseudonyms.length + i + 1} is out of order`,
+          )
+        last = p
+        pseudonyms.push(p)
+        userIds.push(page.userIds[i] as string)
       }
+      hash.update(`${ps.join('\n')}\n`)
     }
-    const entrantsDigest = digest.digest()
+    const entrantsDigest = hash.digest('hex')
     const quantity = coupon.totalQuantity ?? 0
     const n = Math.min(quantity, pseudonyms.length)
     const drawAt = coupon.drawAt.getTime()

@@ -11,6 +11,7 @@ import type { CouponState } from '../coupon-state/coupon-state.js'
 import { scripts } from '../coupon-state/scripts.js'
 import type { CouponRules, IssueOutcome, Refusal, Win } from '../domain/coupon.js'
 import { newRequestId } from '../domain/request-id.js'
+import type { EntrantPage } from '../draw/runner.js'
 import type { DrawSeeds } from '../draw/seeds.js'
 import { pseudonymOf } from '../draw/shuffle.js'
 import type { Metrics } from '../ops/metrics.js'
@@ -48,8 +49,9 @@ export interface RedisStockGateOptions {
 
 /** The draw's winners entered per script call. */
 const WINNERS_PER_CALL = 1000
-/** Entrants read per ZRANGE. */
-const ENTRANTS_PER_PAGE = 50_000
+/** Entrants read per ZRANGE (about 0.75 MB a reply), and ZRANGEs in flight at once. */
+const ENTRANTS_PER_PAGE = 10_000
+const PAGES_AT_ONCE = 8
 /** A pseudonym's length: the entries' members are pseudonym ‖ userId. */
 const PSEUDONYM = 64
 
@@ -255,21 +257,31 @@ export class RedisStockGate implements StockGate {
     this.#draws.set(couponId, 'drawn')
   }
 
-  /** The draw's entrants, pseudonym order, a page at a time (read once entries are closed). */
-  async *entrantPages(couponId: number): AsyncGenerator<{ pseudonym: string; userId: string }[]> {
+  /**
+   * The draw's entrants, pseudonym order, a page at a time (read once entries are
+   * closed, so the set no longer changes). Pages are small (a command's reply
+   * stays well inside the command timeout) and several are asked for at once.
+   */
+  async *entrantPages(couponId: number): AsyncGenerator<EntrantPage> {
     const k = this.#state.keys.coupon(couponId)
-    for (let start = 0; ; start += ENTRANTS_PER_PAGE) {
-      const members = await this.#state.client.zrange(
-        k.entries,
-        start,
-        start + ENTRANTS_PER_PAGE - 1,
+    const client = this.#state.client
+    const total = await client.zcard(k.entries)
+    for (let start = 0; start < total; start += ENTRANTS_PER_PAGE * PAGES_AT_ONCE) {
+      const pages = await Promise.all(
+        Array.from({ length: PAGES_AT_ONCE }, (_, i) => {
+          const from = start + i * ENTRANTS_PER_PAGE
+          return from < total
+            ? client.zrange(k.entries, from, from + ENTRANTS_PER_PAGE - 1)
+            : Promise.resolve([])
+        }),
       )
-      if (members.length === 0) return
-      yield members.map((m) => ({
-        pseudonym: m.slice(0, PSEUDONYM),
-        userId: m.slice(PSEUDONYM),
-      }))
-      if (members.length < ENTRANTS_PER_PAGE) return
+      for (const members of pages) {
+        if (members.length === 0) continue
+        yield {
+          pseudonyms: members.map((m) => m.slice(0, PSEUDONYM)),
+          userIds: members.map((m) => m.slice(PSEUDONYM)),
+        }
+      }
     }
   }
 
