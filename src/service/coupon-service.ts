@@ -150,10 +150,7 @@ export class CouponService {
         const problem = draftProblem(draft)
         if (problem) throw new AppError('VALIDATION_FAILED', problem)
         let drawCommitment = current.drawCommitment
-        if (patch.drawAt !== undefined && current.drawCommitment !== null) {
-          if ((await findDraw(trx, id))?.drawn)
-            throw new AppError('DRAW_DONE', `the draw of coupon ${id} has already run`)
-        }
+        if (patch.drawAt !== undefined) await this.#checkDrawChange(trx, current, draft)
         if (draft.drawAt != null) drawCommitment = await ensureDrawSeed(trx, id)
         await this.#checkCodes(trx, id, patch.totalQuantity)
         const now = new Date()
@@ -246,6 +243,24 @@ export class CouponService {
     const timer = this.#unapplied.get(id)
     if (timer) clearTimeout(timer)
     this.#unapplied.delete(id)
+  }
+
+  /**
+   * drawAt changes until the draw: not once it is due (it may be running) or has
+   * run (409 DRAW_DONE), and a draw is not added to a coupon that already has
+   * first-come wins (their ranks are the draw's).
+   */
+  async #checkDrawChange(trx: Db, current: Coupon, draft: CouponDraft) {
+    const same = (draft.drawAt?.getTime() ?? null) === (current.drawAt?.getTime() ?? null)
+    if (same) return
+    const drawn = current.drawCommitment !== null && (await findDraw(trx, current.id))?.drawn
+    if (drawn || (current.drawAt !== null && current.drawAt.getTime() <= Date.now()))
+      throw new AppError('DRAW_DONE', `the draw of coupon ${current.id} has run or is running`)
+    if (current.drawAt === null && draft.drawAt != null && (await this.#gate.won(current.id)) > 0)
+      throw new AppError(
+        'VALIDATION_FAILED',
+        `coupon ${current.id} already has first-come wins: a draw cannot be added`,
+      )
   }
 
   /**

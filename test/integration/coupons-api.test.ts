@@ -104,7 +104,10 @@ describe('coupon API', () => {
   })
 
   it('takes a drawAt inside the window with a quantity, and commits to its seed for good', async () => {
-    const body = couponBody()
+    const body = couponBody({
+      issueStart: iso(Date.now() + 60_000),
+      issueEnd: iso(Date.now() + HOUR),
+    })
     const start = Date.parse(body.issueStart)
     const end = Date.parse(body.issueEnd)
     for (const over of [
@@ -136,6 +139,26 @@ describe('coupon API', () => {
     const plain = (await inject({ method: 'GET', url: `/v1/coupons/${c.id}` })).json()
     assert.equal(plain.drawCommitment, c.drawCommitment)
     assert.equal(plain.seed, undefined)
+  })
+
+  it('refuses a draw added to a coupon with wins, and a drawAt moved once due', async () => {
+    const id = await createCoupon(t.app, { totalQuantity: 10 })
+    assert.equal((await requestIssue(t.app, id, 'early-bird')).statusCode, 201)
+    const end = Date.now() + HOUR
+    const added = await patch(id, { drawAt: iso(end - 1000) })
+    assert.equal(added.statusCode, 400, added.body)
+    assert.equal(added.json().code, 'VALIDATION_FAILED')
+
+    const due = await createCoupon(t.app, {
+      totalQuantity: 10,
+      issueStart: iso(Date.now() - 1000),
+      drawAt: iso(Date.now() + 300),
+      issueEnd: iso(end),
+    })
+    await new Promise((r) => setTimeout(r, 400))
+    const late = await patch(due, { drawAt: iso(end - 1000) })
+    assert.equal(late.statusCode, 409, late.body)
+    assert.equal(late.json().code, 'DRAW_DONE')
   })
 
   it('answers 401 UNAUTHORIZED on every admin route without the right token', async () => {
