@@ -137,6 +137,11 @@ export async function insertEntries(
   }
 }
 
+/** A draw taken off its coupon before it ran: its entries go with it. */
+export async function deleteEntries(db: Db, couponId: number): Promise<void> {
+  await db.deleteFrom('coupon_entries').where('coupon_id', '=', couponId).execute()
+}
+
 const PAGE = 20_000
 
 /** A coupon's entrants in pseudonym order, a page at a time (the public list, the draw). */

@@ -29,7 +29,7 @@ import {
   updateCoupon,
 } from '../db/coupons-repo.js'
 import type { Db } from '../db/database.js'
-import { ensureDrawSeed, findDraw } from '../db/draws-repo.js'
+import { deleteEntries, ensureDrawSeed, findDraw } from '../db/draws-repo.js'
 import {
   type Coupon,
   type CouponDraft,
@@ -152,6 +152,7 @@ export class CouponService {
         let drawCommitment = current.drawCommitment
         if (patch.drawAt !== undefined) await this.#checkDrawChange(trx, current, draft)
         if (draft.drawAt != null) drawCommitment = await ensureDrawSeed(trx, id)
+        else if (current.drawAt !== null) await deleteEntries(trx, id)
         await this.#checkCodes(trx, id, patch.totalQuantity)
         const now = new Date()
         const changed: Coupon = {

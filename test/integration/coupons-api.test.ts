@@ -141,6 +141,29 @@ describe('coupon API', () => {
     assert.equal(plain.seed, undefined)
   })
 
+  it('drops the entries of a draw taken off its coupon', async () => {
+    const end = Date.now() + HOUR
+    const id = await createCoupon(t.app, {
+      totalQuantity: 10,
+      issueStart: iso(Date.now() - 1000),
+      drawAt: iso(end - 1000),
+      issueEnd: iso(end),
+    })
+    assert.equal((await requestIssue(t.app, id, 'entrant')).statusCode, 202)
+    const status = () => inject({ method: 'GET', url: `/v1/coupons/${id}/issues/entrant` })
+    assert.equal((await status()).json().state, 'ENTERED')
+    assert.equal((await patch(id, { drawAt: null })).statusCode, 200)
+    assert.equal((await status()).json().code, 'NOT_ISSUED')
+    const rows = await t.container.database.db
+      .selectFrom('coupon_entries')
+      .select('user_id')
+      .where('coupon_id', '=', id)
+      .execute()
+    assert.deepEqual(rows, [])
+    assert.equal((await patch(id, { drawAt: iso(end - 1000) })).statusCode, 200)
+    assert.equal((await status()).json().code, 'NOT_ISSUED')
+  })
+
   it('refuses a draw added to a coupon with wins, and a drawAt moved once due', async () => {
     const id = await createCoupon(t.app, { totalQuantity: 10 })
     assert.equal((await requestIssue(t.app, id, 'early-bird')).statusCode, 201)
