@@ -5,7 +5,9 @@
 -- KEYS[2] draw     hash  at (epoch ms), state: open | closed (being drawn) | drawn
 -- KEYS[3] entries  zset  every score 0, member pseudonym .. userId: lexicographic
 --                        order is the pseudonyms' order, which the draw needs
--- ARGV    triples of userId, now (epoch ms), member: one per request
+-- ARGV    triples of userId, now, member: one per request. now is an instant in
+--         epoch ms, or '' to judge by this Redis's own clock (TIME), as issue.lua
+--         can
 --
 -- Returns (codes: src/coupon-state/codes.ts)
 --   -1 NOT_LOADED  the coupon's state is not in Redis
@@ -27,8 +29,16 @@ end
 local start, stop, at = tonumber(meta[1]), tonumber(meta[2]), tonumber(draw[1])
 local open = draw[2] == 'open'
 local out = { at }
+local clock = nil
 for i = 1, #ARGV, 3 do
   local now = tonumber(ARGV[i + 1])
+  if not now then
+    if not clock then
+      local time = redis.call('TIME')
+      clock = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+    end
+    now = clock
+  end
   local code
   if now < start then
     code = -2
