@@ -41,13 +41,21 @@ export function rulesOf(coupon: Coupon): CouponRules {
   }
 }
 
-/** Outcomes are values: a refusal is an answer, not a failure. */
-export type Refusal =
-  | 'COUPON_NOT_FOUND'
-  | 'ISSUE_NOT_STARTED'
-  | 'ISSUE_ENDED'
-  | 'ALREADY_ISSUED'
-  | 'SOLD_OUT'
+/**
+ * Outcomes are values: a refusal is an answer, not a failure. The one list of
+ * them: every table keyed by refusal (messages, metrics, the gate's codes) is a
+ * `Record<Refusal, …>` or is made from this list, so a refusal added here fails
+ * to compile until each of them handles it.
+ */
+export const REFUSALS = [
+  'COUPON_NOT_FOUND',
+  'ISSUE_NOT_STARTED',
+  'ISSUE_ENDED',
+  'ALREADY_ISSUED',
+  'SOLD_OUT',
+] as const
+
+export type Refusal = (typeof REFUSALS)[number]
 
 export interface Win {
   couponId: number
