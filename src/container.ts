@@ -401,8 +401,7 @@ async function redisAdapters(
     async startWorker() {
       const workerClient = createRedis(redis, 'firstcome-worker')
       await connectAll([workerClient])
-      const beats = new Heartbeats(workerClient, `${redis.keyPrefix}workers`)
-      const worker: RedisStreamWorker = new RedisStreamWorker({
+      const worker = new RedisStreamWorker({
         client: workerClient,
         keys,
         db: database.db,
@@ -410,7 +409,7 @@ async function redisAdapters(
         metrics,
         ensureLoaded: (couponId) => state.ensureLoaded(couponId),
         persist: persistKindFor(config.dialect),
-        onPass: () => beats.beat(worker.consumer),
+        heartbeats: new Heartbeats(workerClient, `${redis.keyPrefix}workers`),
         ...config.worker,
       }).start()
       const handle = {
