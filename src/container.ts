@@ -1,7 +1,7 @@
 /**
  * The composition root: the only place that looks at Config to choose adapters.
  *   no REDIS_URL → embedded: in-process gate, group commit to the database
- *   REDIS_URL / REDIS_CLUSTER_NODES → Redis gate + stream, stream worker
+ *   REDIS_URL / REDIS_SENTINELS / REDIS_CLUSTER_NODES → Redis gate + stream, stream worker
  */
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from 'pino'

@@ -1,7 +1,14 @@
 /**
- * ioredis clients for a single node or a cluster, with the options the issue path
- * depends on: auto-pipelining (concurrent requests share round trips) and a bound
- * on every command, so an unreachable Redis turns into a 503 instead of a hang.
+ * ioredis clients for a single node, a cluster, or the master that Redis Sentinel
+ * names, with the options the issue path depends on: auto-pipelining (concurrent
+ * requests share round trips) and a bound on every command, so an unreachable
+ * Redis turns into a 503 instead of a hang.
+ *
+ * With Sentinel, ioredis asks the sentinels for the master on every (re)connect
+ * and checks the node it reaches is one (its role); after a failover the old
+ * master's connection is closed (`+switch-master`, or the role check refusing a
+ * demoted node), and the client reconnects to the master the sentinels name.
+ * Commands in the meantime fail fast like any other reconnect (503 + Retry-After).
  */
 import { Cluster, Redis, type RedisOptions } from 'ioredis'
 import type { RedisConfig } from '../config.js'
@@ -23,8 +30,25 @@ function baseOptions(config: RedisConfig): RedisOptions {
   }
 }
 
+function sentinelOptions(config: RedisConfig): RedisOptions {
+  if (!config.sentinels) return {}
+  return {
+    sentinels: config.sentinels.nodes,
+    name: config.sentinels.name,
+    role: 'master',
+    // A sentinel that does not answer is skipped for the next one quickly.
+    sentinelCommandTimeout: Math.max(500, config.commandTimeoutMs),
+    sentinelRetryStrategy: (attempt) => Math.min(100 * attempt, 1000),
+    // Follow a failover the sentinels announce at once (a +switch-master event),
+    // not only when the old master's connection breaks or refuses a write.
+    failoverDetector: true,
+    // Reconnect when a write reaches a node that has become a replica.
+    reconnectOnError: (err) => err.message.startsWith('READONLY'),
+  }
+}
+
 export function createRedis(config: RedisConfig, name: string): RedisClient {
-  const options = { ...baseOptions(config), connectionName: name }
+  const options = { ...baseOptions(config), connectionName: name, ...sentinelOptions(config) }
   const client = config.clusterNodes
     ? new Cluster(config.clusterNodes, {
         redisOptions: options,
@@ -32,7 +56,12 @@ export function createRedis(config: RedisConfig, name: string): RedisClient {
         lazyConnect: true,
         clusterRetryStrategy: (attempt) => Math.min(100 * attempt, 2000),
       })
-    : new Redis(config.url ?? 'redis://127.0.0.1:6379', options)
+    : config.sentinels
+      ? // With a REDIS_URL beside the sentinels, its user, password and db apply.
+        config.url
+        ? new Redis(config.url, options)
+        : new Redis(options)
+      : new Redis(config.url ?? 'redis://127.0.0.1:6379', options)
   // Without a listener ioredis prints every failed reconnect, with its stack, to
   // stderr (past the JSON logger), several times a second per connection while
   // Redis is down. The failure is reported where it matters: requests answer 503,
