@@ -4,10 +4,9 @@
  * requests share round trips) and a bound on every command, so an unreachable
  * Redis turns into a 503 instead of a hang.
  *
- * With Sentinel, ioredis asks the sentinels for the master on every (re)connect
- * and checks the node it reaches is one (its role); after a failover the old
- * master's connection is closed (`+switch-master`, or the role check refusing a
- * demoted node), and the client reconnects to the master the sentinels name.
+ * With Sentinel, ioredis asks the sentinels for the master on every (re)connect;
+ * after a failover the old master's connection is closed (it died, or, demoted,
+ * it refused a write), and the client reconnects to the master the sentinels name.
  * Commands in the meantime fail fast like any other reconnect (503 + Retry-After).
  */
 import { Cluster, Redis, type RedisOptions } from 'ioredis'
@@ -39,9 +38,10 @@ function sentinelOptions(config: RedisConfig): RedisOptions {
     // A sentinel that does not answer is skipped for the next one quickly.
     sentinelCommandTimeout: Math.max(500, config.commandTimeoutMs),
     sentinelRetryStrategy: (attempt) => Math.min(100 * attempt, 1000),
-    // Follow a failover the sentinels announce at once (a +switch-master event),
-    // not only when the old master's connection breaks or refuses a write.
-    failoverDetector: true,
+    // No failoverDetector: its +switch-master can close the connector while it
+    // is connecting to the dead master, which ends the client for good (status
+    // `end`, no more reconnects). A dead master breaks the connection anyway, and
+    // a demoted live one refuses the next write (READONLY, below).
     // Reconnect when a write reaches a node that has become a replica.
     reconnectOnError: (err) => err.message.startsWith('READONLY'),
   }
