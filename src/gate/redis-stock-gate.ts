@@ -16,12 +16,17 @@ import { toRedisFailure } from '../redis/errors.js'
 import type { LuaReply } from '../redis/lua-script.js'
 import type { ConfigureResult, StockGate } from './stock-gate.js'
 
-const ISSUE_REFUSALS: Record<number, Refusal> = {
-  [CODES.ISSUE_NOT_STARTED]: 'ISSUE_NOT_STARTED',
-  [CODES.ISSUE_ENDED]: 'ISSUE_ENDED',
-  [CODES.ALREADY_ISSUED]: 'ALREADY_ISSUED',
-  [CODES.SOLD_OUT]: 'SOLD_OUT',
-}
+/** The script's code of each refusal it can answer (an unknown coupon is the service's). */
+const REFUSAL_CODES = {
+  ISSUE_NOT_STARTED: CODES.ISSUE_NOT_STARTED,
+  ISSUE_ENDED: CODES.ISSUE_ENDED,
+  ALREADY_ISSUED: CODES.ALREADY_ISSUED,
+  SOLD_OUT: CODES.SOLD_OUT,
+} satisfies Record<Exclude<Refusal, 'COUPON_NOT_FOUND'>, number>
+
+const ISSUE_REFUSALS: Record<number, Refusal> = Object.fromEntries(
+  Object.entries(REFUSAL_CODES).map(([refusal, code]) => [code, refusal as Refusal]),
+)
 
 /**
  * The most requests one script call decides: bounds how long one call holds Redis

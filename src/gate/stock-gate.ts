@@ -50,17 +50,3 @@ export interface StockGate {
   ping(): Promise<void>
   close(): Promise<void>
 }
-
-/**
- * Ranks freed or never persisted below the highest rank in use. A gate rebuilt from
- * rows whose ranks have gaps hands these out first, so a sold-out coupon still ends
- * with ranks exactly 1..totalQuantity.
- */
-export function rankHoles(ranks: Iterable<number>): number[] {
-  const used = new Set(ranks)
-  let max = 0
-  for (const r of used) if (r > max) max = r
-  const holes: number[] = []
-  for (let r = 1; r <= max; r++) if (!used.has(r)) holes.push(r)
-  return holes
-}

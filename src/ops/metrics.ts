@@ -9,19 +9,12 @@
  */
 import { performance } from 'node:perf_hooks'
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
-import type { IssueOutcome, Refusal } from '../domain/coupon.js'
+import { type IssueOutcome, REFUSALS, type Refusal } from '../domain/coupon.js'
 import { clusterScraper } from './cluster-metrics.js'
 import type { Readiness } from './readiness.js'
 import { dependencyGauge } from './scrape-gauges.js'
 
-const OUTCOMES: readonly (Refusal | 'WON')[] = [
-  'WON',
-  'COUPON_NOT_FOUND',
-  'ISSUE_NOT_STARTED',
-  'ISSUE_ENDED',
-  'ALREADY_ISSUED',
-  'SOLD_OUT',
-]
+const OUTCOMES: readonly (Refusal | 'WON')[] = ['WON', ...REFUSALS]
 const OUTCOME_INDEX = Object.fromEntries(OUTCOMES.map((o, i) => [o, i])) as Record<
   Refusal | 'WON',
   number
