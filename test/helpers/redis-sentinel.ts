@@ -11,6 +11,7 @@ import { join } from 'node:path'
 import { Redis } from 'ioredis'
 import { freePort, type RedisServer, startRedisServer } from './redis-server.js'
 import { IN_CI } from './services.js'
+import { TcpProxy } from './tcp-proxy.js'
 import { waitFor } from './wait.js'
 
 export interface SentinelGroupOptions {
@@ -19,6 +20,13 @@ export interface SentinelGroupOptions {
   /** a master silent this long is down for a sentinel */
   downAfterMs?: number
   failoverTimeoutMs?: number
+  /**
+   * The replica replicates through a TCP proxy (`replicaLink`), to be cut while
+   * the master goes on: a replica held behind. The sentinels would point it back
+   * at the master itself (+fix-slave-config) after failoverTimeoutMs: keep that
+   * longer than the test.
+   */
+  replicaLink?: boolean
 }
 
 export interface SentinelGroup {
@@ -27,6 +35,8 @@ export interface SentinelGroup {
   readonly spec: string
   readonly master: RedisServer
   readonly replica: RedisServer
+  /** with `replicaLink`: the proxy the replica replicates through */
+  readonly replicaLink: TcpProxy | null
   readonly sentinelPorts: number[]
   /** the sentinels' configuration files and logs */
   readonly dir: string
@@ -70,7 +80,9 @@ export async function startSentinelGroup(o: SentinelGroupOptions = {}): Promise<
   const dir = mkdtempSync(join(tmpdir(), 'firstcome-sentinel-'))
   const sentinels: ChildProcess[] = []
   const servers: RedisServer[] = []
+  let link: TcpProxy | null = null
   const stop = async () => {
+    await link?.close()
     for (const s of sentinels) s.kill('SIGKILL')
     await Promise.all(
       sentinels.map((s) =>
@@ -85,8 +97,13 @@ export async function startSentinelGroup(o: SentinelGroupOptions = {}): Promise<
   try {
     const master = await startRedisServer()
     servers.push(master)
+    let upstream = master.port
+    if (o.replicaLink) {
+      link = new TcpProxy('127.0.0.1', master.port)
+      upstream = await link.start(await freePort())
+    }
     const replica = await startRedisServer({
-      args: ['--replicaof', '127.0.0.1', String(master.port)],
+      args: ['--replicaof', '127.0.0.1', String(upstream)],
     })
     servers.push(replica)
     const replication = (port: number) =>
@@ -138,6 +155,7 @@ export async function startSentinelGroup(o: SentinelGroupOptions = {}): Promise<
       spec: ports.map((p) => `127.0.0.1:${p}`).join(','),
       master,
       replica,
+      replicaLink: link,
       sentinelPorts: ports,
       dir,
       async masterPort() {
