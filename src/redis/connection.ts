@@ -5,8 +5,10 @@
  * Redis turns into a 503 instead of a hang.
  *
  * With Sentinel, ioredis asks the sentinels for the master on every (re)connect;
- * after a failover the old master's connection is closed (it died, or, demoted,
- * it refused a write), and the client reconnects to the master the sentinels name.
+ * after a failover the old master's connection is closed (it died, or the
+ * sentinels, turning it into a replica, closed its clients; a write that still
+ * reaches a replica is refused with READONLY and reconnects too), and the client
+ * reconnects to the master the sentinels name.
  * Commands in the meantime fail fast like any other reconnect (503 + Retry-After).
  */
 import { Cluster, Redis, type RedisOptions } from 'ioredis'
@@ -41,7 +43,7 @@ function sentinelOptions(config: RedisConfig): RedisOptions {
     // No failoverDetector: its +switch-master can close the connector while it
     // is connecting to the dead master, which ends the client for good (status
     // `end`, no more reconnects). A dead master breaks the connection anyway, and
-    // a demoted live one refuses the next write (READONLY, below).
+    // the sentinels close the clients of a master they demote.
     // Reconnect when a write reaches a node that has become a replica.
     reconnectOnError: (err) => err.message.startsWith('READONLY'),
   }

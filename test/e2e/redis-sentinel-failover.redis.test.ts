@@ -18,6 +18,7 @@ import assert from 'node:assert/strict'
 import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
+import { Redis } from 'ioredis'
 import type { Pool } from 'undici'
 import { ADMIN_TOKEN, createCoupon } from '../helpers/app.js'
 import { createDatabaseUrl, dropDatabaseUrl } from '../helpers/databases.js'
@@ -192,6 +193,71 @@ describe('Redis under Sentinel: the master killed -9 under a storm', { skip }, (
     assert.deepEqual((await checkRowsAt(f.databaseUrl, couponId)).rows, QUANTITY)
     tc.diagnostic(
       `first 201 ${recoveredMs.toFixed(0)} ms after the kill; during the failover ${JSON.stringify(counts)}`,
+    )
+  })
+})
+
+describe('Redis under Sentinel: SENTINEL FAILOVER of a live master', { skip }, () => {
+  const { f, explain, stormOn } = sentinelService({ failoverTimeoutMs: 3000 })
+
+  it('the service leaves the demoted master (READONLY) for the promoted one', async (tc) => {
+    const couponId = await createCoupon(f.server as ServerProcess, { totalQuantity: QUANTITY })
+    const early = stormOn(couponId, 'early')
+    await waitFor('the storm to win 1,000', async () => early.wins() >= 1000, 60_000)
+    await early.stop()
+    // Sentinel promotes the replica without pausing the master's clients: writes
+    // in between would be lost, so the storm waits for the switch.
+    const { master, replica } = f.group
+    await waitFor('the replica to have every write of the master', async () => {
+      const [m, r] = await Promise.all([
+        f.group.replication(master.port),
+        f.group.replication(replica.port),
+      ])
+      return m.get('master_repl_offset') === r.get('slave_repl_offset')
+    })
+    const sentinel = new Redis({ port: f.group.sentinelPorts[0], host: '127.0.0.1' })
+    try {
+      await sentinel.call('SENTINEL', 'FAILOVER', f.group.name)
+    } finally {
+      sentinel.disconnect()
+    }
+    await waitFor(
+      'the old master to be a replica of the promoted one',
+      async () =>
+        (await f.group.masterPort()) === replica.port &&
+        (await f.group.replication(master.port)).get('role') === 'slave',
+      30_000,
+      100,
+    )
+
+    // The service's connections still reach the old master, alive, now a replica.
+    const switchedAt = performance.now()
+    const during = stormOn(couponId, 'after')
+    const firstWin = await waitFor(
+      'a 201 after the switch',
+      async () => during.timed.find((t) => t.reply.status === 201),
+      60_000,
+      20,
+    ).catch((err: unknown) => {
+      throw new Error(`${err}\n${explain(during.timed)}`)
+    })
+    await waitFor('the coupon to sell out', async () => during.soldOut(), 60_000)
+    await during.stop()
+
+    const counts = tally(during.timed.map((t) => t.reply))
+    for (const key of Object.keys(counts)) {
+      assert.ok(
+        ['201', '503 UNAVAILABLE', '409 SOLD_OUT'].includes(key),
+        `answer after the switch: ${key}`,
+      )
+    }
+    const answered = winsOf([...early.timed, ...during.timed].map((t) => t.reply))
+    await waitDrained(f.pool, couponId, 60_000)
+    const view = await assertInvariants(f.databaseUrl, couponId, answered)
+    assert.equal(view.rows, QUANTITY, 'sold out: every unit a row')
+    assert.equal(answered.size, QUANTITY, 'every unit answered 201 once')
+    tc.diagnostic(
+      `first 201 ${(firstWin.at - switchedAt).toFixed(0)} ms after the switch; then ${JSON.stringify(counts)}`,
     )
   })
 })
