@@ -177,8 +177,9 @@ export class CouponStream {
    * Takes over a read's worth of the entries pending on `owner` (a dead worker's:
    * deadConsumers) that have been idle for `idleMs` (so that two workers
    * reclaiming from the same owner at once do not take them from each other),
-   * with their deliveries. `taken` 0: none are left on it (or another worker
-   * took them first).
+   * with their deliveries. `taken` 0: none are left on it. Every call that finds
+   * some shrinks what the owner holds (taken here, or by another worker first, or
+   * dropped by XCLAIM as deleted from the stream), so a loop over it ends.
    */
   async claimFrom(owner: string, idleMs: number): Promise<Claimed & { taken: number }> {
     const pending = (await this.#o.client.xpending(
@@ -199,15 +200,16 @@ export class CouponStream {
       idleMs,
       ...pending.map(([id]) => id),
     )) as RawEntry[]
-    // An entry pending but deleted from the stream comes back without fields (or
-    // not at all): nothing is left to persist.
+    // An entry pending but deleted from the stream comes back without fields
+    // (Redis < 7) or not at all (7 drops it from the pending list): nothing is
+    // left to persist.
     const claimed = reply.filter((e) => Array.isArray(e?.[1]))
     const gone = reply.filter((e) => e && !Array.isArray(e[1])).map(([id]) => id)
     if (gone.length > 0) await this.#o.client.xack(this.keys.stream, PERSIST_GROUP, ...gone)
     if (claimed.length > 0) this.#reclaimed(claimed.length, owner)
     // XCLAIM counts a delivery.
     const deliveries = new Map(pending.map(([id, , , n]) => [id, Number(n) + 1]))
-    return { entries: claimed, deliveries, taken: claimed.length + gone.length }
+    return { entries: claimed, deliveries, taken: pending.length }
   }
 
   #reclaimed(entries: number, owner: string | null) {

@@ -7,10 +7,11 @@
  * This is its loop. Each pass, for every coupon: the batch held for another
  * attempt, else the new entries, a transaction's worth at a time (the next read
  * while the last is written); then, every second, all the entries of workers
- * known dead (their heartbeat gone: Heartbeats), and every WORKER_CLAIM_IDLE_MS / 2
- * all those idle that long whoever holds them. CouponStream is the Redis side of a coupon's stream; the persist
- * strategy (persist/) reads and writes new entries; RowPersister writes every
- * other batch and holds what failed (persist/held.ts says why in memory).
+ * known dead (their heartbeat gone: Heartbeats), and every WORKER_CLAIM_IDLE_MS
+ * / 2 all those idle that long whoever holds them. CouponStream is the Redis side
+ * of a coupon's stream; the persist strategy (persist/) reads and writes new
+ * entries; RowPersister writes every other batch and holds what failed
+ * (persist/held.ts says why in memory).
  */
 import { hostname } from 'node:os'
 import type { Logger } from 'pino'
