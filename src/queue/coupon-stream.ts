@@ -151,11 +151,10 @@ export class CouponStream {
   }
 
   /**
-   * The consumers of the persist group, other than this one, that hold pending
-   * entries while their owner is dead: no heartbeat among `alive`, and idle in
-   * Redis (no read, no claim) for at least `idleMs` — the second condition keeps
-   * a worker that has not stamped its first heartbeat yet, or whose host clock
-   * is off, from being taken for dead.
+   * The consumers of the persist group, other than this one, whose worker is
+   * dead: no heartbeat among `alive`, and idle in Redis (no read, no claim) for at
+   * least `idleMs` — the second condition keeps a worker that has not stamped its
+   * first heartbeat yet, or whose host clock is off, from being taken for dead.
    */
   async deadConsumers(alive: ReadonlySet<string>, idleMs: number): Promise<string[]> {
     const reply = await this.reading(
@@ -168,7 +167,7 @@ export class CouponStream {
       const info = fieldsOf(raw)
       const name = String(info.get('name'))
       if (name === this.#o.consumer || alive.has(name)) continue
-      if (Number(info.get('pending')) > 0 && Number(info.get('idle')) >= idleMs) dead.push(name)
+      if (Number(info.get('idle')) >= idleMs) dead.push(name)
     }
     return dead
   }
@@ -210,6 +209,11 @@ export class CouponStream {
     // XCLAIM counts a delivery.
     const deliveries = new Map(pending.map(([id, , , n]) => [id, Number(n) + 1]))
     return { entries: claimed, deliveries, taken: pending.length }
+  }
+
+  /** Drops a dead worker's consumer if it holds nothing (forget-consumer.lua). */
+  async forget(owner: string): Promise<void> {
+    await scripts.forgetConsumer.run(this.#o.client, [this.keys.stream], [PERSIST_GROUP, owner])
   }
 
   #reclaimed(entries: number, owner: string | null) {

@@ -294,7 +294,9 @@ export class RedisStreamWorker {
    * Takes over every entry pending on a worker known dead (its heartbeat stopped
    * ALIVE_MS ago and Redis has seen nothing of it since), page after page until
    * none are left: a dead worker's wins wait for no idle bound. A live worker's
-   * entries are left to it (or to `#reclaim`, after claimIdleMs).
+   * entries are left to it (or to `#reclaim`, after claimIdleMs). The dead
+   * worker's consumer, emptied, is then dropped, so the list checked each second
+   * does not grow with every worker that ever ran.
    */
   async #reclaimDead(stream: CouponStream, alive: ReadonlySet<string>): Promise<number> {
     let handled = 0
@@ -305,6 +307,7 @@ export class RedisStreamWorker {
         if (claimed.taken === 0) break
         handled += await this.#persistClaimed(stream, claimed)
       }
+      await stream.forget(owner)
     }
     return handled
   }

@@ -78,6 +78,15 @@ describe('a worker killed while it holds thousands of wins', {
     )
     tc.diagnostic(`all ${WINS} wins persisted ${Date.now() - killedAt} ms after the kill`)
     assert.match(b.output(), /"event":"wins.reclaimed"[^\n]*"owner"/)
+    // Emptied, the dead worker's consumer is dropped from the group.
+    await waitFor("the dead worker's consumer to be dropped", async () => {
+      const consumers = (await suite.redis.xinfo(
+        'CONSUMERS',
+        suite.keys.coupon(couponId).stream,
+        PERSIST_GROUP,
+      )) as string[][]
+      return !consumers.some((c) => c[c.indexOf('name') + 1] === holder)
+    })
 
     const view = await assertInvariants(suite.databaseUrl, couponId, wins)
     assert.equal(view.rows, WINS)
