@@ -1,7 +1,7 @@
 /**
  * The composition root: the only place that looks at Config to choose adapters.
  *   no REDIS_URL → embedded: in-process gate, group commit to the database
- *   REDIS_URL / REDIS_CLUSTER_NODES → Redis gate + stream, stream worker
+ *   REDIS_URL / REDIS_SENTINELS / REDIS_CLUSTER_NODES → Redis gate + stream, stream worker
  */
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from 'pino'
@@ -401,8 +401,7 @@ async function redisAdapters(
     async startWorker() {
       const workerClient = createRedis(redis, 'firstcome-worker')
       await connectAll([workerClient])
-      const beats = new Heartbeats(workerClient, `${redis.keyPrefix}workers`)
-      const worker: RedisStreamWorker = new RedisStreamWorker({
+      const worker = new RedisStreamWorker({
         client: workerClient,
         keys,
         db: database.db,
@@ -410,7 +409,7 @@ async function redisAdapters(
         metrics,
         ensureLoaded: (couponId) => state.ensureLoaded(couponId),
         persist: persistKindFor(config.dialect),
-        onPass: () => beats.beat(worker.consumer),
+        heartbeats: new Heartbeats(workerClient, `${redis.keyPrefix}workers`),
         ...config.worker,
       }).start()
       const handle = {
