@@ -3,13 +3,12 @@
  *   no REDIS_URL → embedded: in-process gate, group commit to the database
  *   REDIS_URL / REDIS_SENTINELS / REDIS_CLUSTER_NODES → Redis gate + stream, stream worker
  */
-import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from 'pino'
 import type { AppDeps } from './app.js'
 import type { Config, RedisConfig } from './config.js'
 import { CouponState } from './coupon-state/coupon-state.js'
 import { RedisKeys } from './coupon-state/keys.js'
-import { readQueued } from './coupon-state/queued.js'
+import { oldestQueuedAt, readQueued } from './coupon-state/queued.js'
 import { findCoupon, listCouponIds, listCoupons } from './db/coupons-repo.js'
 import { type Database, openDatabase, openExportDatabase } from './db/database.js'
 import { databaseGateSource } from './db/gate-source.js'
@@ -33,7 +32,7 @@ import {
 } from './limits/issue-limits.js'
 import { ApiFleet, type FleetStore } from './ops/api-fleet.js'
 import { CouponFigures } from './ops/coupon-figures.js'
-import { CouponWatch } from './ops/coupon-watch.js'
+import { CouponWatch, claimedOnce, redisClaims } from './ops/coupon-watch.js'
 import { Heartbeats } from './ops/heartbeats.js'
 import { Metrics } from './ops/metrics.js'
 import { processFiguresOf } from './ops/process-figures.js'
@@ -56,8 +55,6 @@ import { WinnersExport } from './service/winners-export.js'
 
 /** How long a stop waits for the group commit to write what it holds. */
 const DRAIN_TIMEOUT_MS = 10_000
-/** how long a logged event's claim is kept (see CouponWatch) */
-const CLAIM_TTL_MS = 7 * 86_400_000
 
 export interface WorkerHandle {
   /** resolves when the worker's own Redis connection answers */
@@ -102,17 +99,6 @@ export interface Container {
   startWorker?: () => Promise<WorkerHandle>
   /** Drains what is in hand and closes every connection, in dependency order. */
   close(): Promise<void>
-}
-
-/** One process: each event is logged once by remembering it here. */
-function claimedOnce(): (key: string) => Promise<boolean> {
-  const seen = new Set<string>()
-  return async (key) => {
-    if (seen.has(key)) return false
-    if (seen.size >= 100_000) seen.clear()
-    seen.add(key)
-    return true
-  }
 }
 
 /** Rebuilds the in-process gate from the system of record. */
@@ -319,11 +305,7 @@ async function embeddedAdapters(
     async close() {
       // Wins still waiting for an unreachable database were answered 503, never
       // 201; give them a bounded chance, then stop.
-      const drained = await Promise.race([
-        recorder.drain().then(() => true),
-        sleep(DRAIN_TIMEOUT_MS, false, { ref: false }),
-      ])
-      if (!drained) {
+      if (!(await recorder.drainWithin(DRAIN_TIMEOUT_MS))) {
         logger.error({ wins: recorder.backlog }, 'stopping with unwritten (unanswered) wins')
       }
       await events.close()
@@ -390,14 +372,10 @@ async function redisAdapters(
     ),
     checks: { gate: () => gate.ping() },
     queuedWins: (couponId) => readQueued(client, keys.coupon(couponId), couponId),
-    oldestQueuedAt: async (couponId) => {
-      const [first] = await client.xrange(keys.coupon(couponId).stream, '-', '+', 'COUNT', 1)
-      return first ? Number(first[0].slice(0, first[0].indexOf('-'))) : null
-    },
+    oldestQueuedAt: (couponId) => oldestQueuedAt(client, keys.coupon(couponId)),
     workersAlive: () => heartbeats.alive(),
     fleetStore: new RedisFleetStore(client, redis.keyPrefix),
-    claim: async (key) =>
-      (await client.set(`${redis.keyPrefix}logged:${key}`, '1', 'PX', CLAIM_TTL_MS, 'NX')) === 'OK',
+    claim: redisClaims(client, `${redis.keyPrefix}logged:`),
     async startWorker() {
       const workerClient = createRedis(redis, 'firstcome-worker')
       await connectAll([workerClient])

@@ -20,7 +20,7 @@
  *   dead-lettered, never inserted.
  */
 import { performance } from 'node:perf_hooks'
-import type { StreamWin } from '../../coupon-state/entries.js'
+import { msOf, type StreamWin } from '../../coupon-state/entries.js'
 import type { CouponKeys } from '../../coupon-state/keys.js'
 import { sortByGate } from '../../coupon-state/verify.js'
 import { addIssuedQuantity, lockCoupons } from '../../db/coupons-repo.js'
@@ -43,7 +43,6 @@ export class GateNotLoaded extends Error {
 }
 
 /** an entry id's time part (epoch ms) */
-export const msOf = (id: string) => Number(id.slice(0, id.indexOf('-')))
 
 export interface RowPersisterOptions {
   client: RedisClient
