@@ -4,6 +4,7 @@
  *   REDIS_URL / REDIS_CLUSTER_NODES → Redis gate + stream, stream worker
  */
 import { setTimeout as sleep } from 'node:timers/promises'
+import { Cluster } from 'ioredis'
 import type { Logger } from 'pino'
 import type { AppDeps } from './app.js'
 import type { Config, RedisConfig } from './config.js'
@@ -20,6 +21,7 @@ import { rulesOf, type Win } from './domain/coupon.js'
 import type { CouponEvents } from './events/coupon-events.js'
 import { MemoryCouponEvents } from './events/memory-coupon-events.js'
 import { RedisCouponEvents } from './events/redis-coupon-events.js'
+import { GateClock } from './gate/gate-clock.js'
 import { MemoryStockGate } from './gate/memory-stock-gate.js'
 import { RedisStockGate } from './gate/redis-stock-gate.js'
 import type { StockGate } from './gate/stock-gate.js'
@@ -95,6 +97,11 @@ export interface Container {
   fleet: ApiFleet
   /** Redis mode: stream workers alive on every host */
   workersAlive?: () => Promise<number>
+  /**
+   * The clock that judges the issue window, epoch ms: Redis's as this process
+   * knows it (GateClock) in Redis mode, this process's in embedded mode.
+   */
+  gateNow: () => number
   verifyUser: UserVerifier | null
   /** issue requests per client and per user: in Redis in Redis mode, shared by every process */
   limits: IssueLimits
@@ -163,6 +170,8 @@ export async function createContainer(
     throw err
   }
   const { gate, recorder, cache, events, limits } = adapters
+  const { gateClock } = adapters
+  const gateNow = gateClock ? () => gateClock.now() : Date.now
   // Every node hears of a coupon created anywhere (and of every change, which is
   // of a coupon that exists).
   events.subscribe((id) => {
@@ -187,7 +196,7 @@ export async function createContainer(
   })
   if (adapters.workersAlive) workerGauge(metrics.registry, adapters.workersAlive)
   const fleet = new ApiFleet({
-    read: processFiguresOf(metrics.registry, ISSUE_ROUTE),
+    read: processFiguresOf(metrics.registry, ISSUE_ROUTE, gateClock),
     store: adapters.fleetStore ?? null,
     onError: (err) => logger.debug({ err }, 'could not publish the dashboard figures'),
   })
@@ -214,13 +223,15 @@ export async function createContainer(
       db: database.db,
       gate,
       persistDelayMs: config.redis ? config.worker.persistDelayMs : 0,
+      // a QUEUED win's instant is the gate's
+      now: gateNow,
       onSpent: (couponId, inserted) => {
         metrics.spent.inc({ coupon: String(couponId) })
         metrics.persisted.inc({ coupon: String(couponId) }, inserted)
       },
     }),
     // A public read: the pool apart, like status and stats.
-    box: new CouponBox({ db: reads.db, gate }),
+    box: new CouponBox({ db: reads.db, gate, now: gateNow }),
     codes: new CodePool({ db: database.db }),
     winners: new WinnersExport({
       db: exports.db,
@@ -233,6 +244,7 @@ export async function createContainer(
     readiness,
     figures,
     workersAlive: adapters.workersAlive,
+    gateNow,
     verifyUser: config.jwt ? userVerifier(config.jwt) : null,
     limits,
     startWorker: adapters.startWorker,
@@ -260,6 +272,7 @@ export function appDepsOf(c: Container): AppDeps {
     workersAlive: c.workersAlive,
     fleet: c.fleet,
     mode: c.config.redis ? 'redis' : 'embedded',
+    now: c.gateNow,
     adminToken: c.config.adminToken,
     serviceToken: c.config.serviceToken,
     verifyUser: c.verifyUser,
@@ -285,6 +298,8 @@ interface Adapters {
   workersAlive?: () => Promise<number>
   /** Redis mode: where every API process publishes its figures */
   fleetStore?: FleetStore
+  /** Redis mode: Redis's clock, which judges every window, as this process knows it */
+  gateClock?: GateClock
   startWorker?: Container['startWorker']
   /** everything but the database, which closes last */
   close(): Promise<void>
@@ -371,12 +386,39 @@ async function redisAdapters(
     },
   })
   const gate = new RedisStockGate({ state, metrics })
+  const gateClock = new GateClock({
+    nodes: () =>
+      client instanceof Cluster
+        ? client
+            .nodes('master')
+            .map((node) => ({ id: `${node.options.host}:${node.options.port}`, source: node }))
+        : [{ id: 'redis', source: client }],
+    boundMs: redis.clockSkewBoundMs,
+    onOffset: (offsetMs) => {
+      metrics.clockOffset.set(offsetMs / 1000)
+      metrics.clockSkewed.set(Math.abs(offsetMs) > redis.clockSkewBoundMs ? 1 : 0)
+    },
+    onSkew: (skewed, offsetMs) => {
+      const fields = { event: 'clock.skew', offsetMs, boundMs: redis.clockSkewBoundMs }
+      if (skewed)
+        logger.warn(
+          fields,
+          "this process's clock differs from Redis's by more than CLOCK_SKEW_BOUND_MS; Redis's clock judges every window, so issuing is unaffected: correct the host's time (NTP)",
+        )
+      else logger.info(fields, "this process's clock is back within CLOCK_SKEW_BOUND_MS of Redis's")
+    },
+    onError: (err) => logger.debug({ err }, "could not read Redis's clock"),
+  })
+  await gateClock.start()
   const events = new RedisCouponEvents(client, subscriber, keys.couponChanged)
   await events.start()
-  const cache = new CouponCache(async (id) => {
-    const coupon = await known.find(id, (i) => findCoupon(database.db, i))
-    return coupon && rulesOf(coupon)
-  })
+  const cache = new CouponCache(
+    async (id) => {
+      const coupon = await known.find(id, (i) => findCoupon(database.db, i))
+      return coupon && rulesOf(coupon)
+    },
+    { gateTime: () => gateClock.time() },
+  )
   events.subscribe((id) => (id === null ? cache.clear() : cache.invalidate(id)))
   const workers: WorkerHandle[] = []
   const heartbeats = new Heartbeats(client, `${redis.keyPrefix}workers`)
@@ -396,6 +438,7 @@ async function redisAdapters(
     },
     workersAlive: () => heartbeats.alive(),
     fleetStore: new RedisFleetStore(client, redis.keyPrefix),
+    gateClock,
     claim: async (key) =>
       (await client.set(`${redis.keyPrefix}logged:${key}`, '1', 'PX', CLAIM_TTL_MS, 'NX')) === 'OK',
     async startWorker() {
@@ -426,6 +469,7 @@ async function redisAdapters(
       return handle
     },
     async close() {
+      gateClock.stop()
       await Promise.all(workers.map((w) => w.stop()))
       await events.close()
       await gate.close()
