@@ -74,6 +74,7 @@ export class GateClock {
   #skewed = false
   #warnedAt = 0
   #offsetMs: number | null = null
+  #bases: { low: number; high: number; mid: number } | null = null
 
   constructor(options: GateClockOptions) {
     this.#o = options
@@ -98,6 +99,7 @@ export class GateClock {
     const nodes = this.#o.nodes()
     const ids = new Set(nodes.map((n) => n.id))
     for (const id of this.#samples.keys()) if (!ids.has(id)) this.#samples.delete(id)
+    this.#rebase()
     await Promise.all(
       nodes.map(async ({ id, source }) => {
         const sent = performance.now()
@@ -109,7 +111,9 @@ export class GateClock {
           return
         }
         const answered = performance.now()
-        const gateMs = Number(reply[0]) * 1000 + Math.floor(Number(reply[1]) / 1000)
+        // To the microsecond: the script compares floor(ms) with whole ms, which
+        // is the same as comparing the exact instant.
+        const gateMs = Number(reply[0]) * 1000 + Number(reply[1]) / 1000
         if (!Number.isFinite(gateMs)) return
         this.#keep(id, { gateMs, at: (sent + answered) / 2, error: (answered - sent) / 2 })
       }),
@@ -128,8 +132,10 @@ export class GateClock {
       !kept ||
       sample.error <= keptError ||
       Math.abs(kept.gateMs + (sample.at - kept.at) - sample.gateMs) > keptError + sample.error
-    )
+    ) {
       this.#samples.set(id, sample)
+      this.#rebase()
+    }
   }
 
   #check() {
@@ -149,23 +155,44 @@ export class GateClock {
     this.#skewed = skewed
   }
 
-  /** The gate's clock now; null until a gate node has answered. */
+  /**
+   * The gate's clock now; null until a gate node has answered. O(1): read by
+   * the local cache on every issue request.
+   */
   time(): GateTime | null {
-    if (this.#samples.size === 0) return null
+    const b = this.#bases
+    if (!b) return null
     const at = performance.now()
-    let earliest = Number.POSITIVE_INFINITY
-    let latest = Number.NEGATIVE_INFINITY
+    return {
+      now: Math.round(b.mid + at),
+      earliest: b.low + at * (1 - DRIFT),
+      latest: b.high + at * (1 + DRIFT),
+    }
+  }
+
+  /**
+   * The samples as lines in the monotonic clock `at` (for at after every
+   * sample): a node's estimate is gateMs - s.at + at, its error s.error +
+   * (at - s.at) * DRIFT; the earliest and latest over all nodes are then
+   * low + at * (1 - DRIFT) and high + at * (1 + DRIFT).
+   */
+  #rebase() {
+    if (this.#samples.size === 0) {
+      this.#bases = null
+      return
+    }
     let low = Number.POSITIVE_INFINITY
     let high = Number.NEGATIVE_INFINITY
+    let first = Number.POSITIVE_INFINITY
+    let last = Number.NEGATIVE_INFINITY
     for (const s of this.#samples.values()) {
-      const estimate = s.gateMs + (at - s.at)
-      const error = errorOf(s, at)
-      earliest = Math.min(earliest, estimate - error)
-      latest = Math.max(latest, estimate + error)
-      low = Math.min(low, estimate)
-      high = Math.max(high, estimate)
+      const base = s.gateMs - s.at
+      low = Math.min(low, base - s.error + s.at * DRIFT)
+      high = Math.max(high, base + s.error - s.at * DRIFT)
+      first = Math.min(first, base)
+      last = Math.max(last, base)
     }
-    return { now: Math.round((low + high) / 2), earliest, latest }
+    this.#bases = { low, high, mid: (first + last) / 2 }
   }
 
   /** The gate's clock now (epoch ms), or this process's until a gate node has answered. */

@@ -109,8 +109,8 @@ export class RedisStockGate implements StockGate {
   #decide(couponId: number, waiters: Waiter[]) {
     const args: (string | number)[] = []
     // '' for now: the script judges by Redis's clock
-    const now = (w: Waiter) => (this.#callerClock ? w.now : '')
-    for (const w of waiters) args.push(w.userId, now(w), w.requestId)
+    const caller = this.#callerClock
+    for (const w of waiters) args.push(w.userId, caller ? w.now : '', w.requestId)
     const started = performance.now()
     this.#state
       .whenLoaded(couponId, (k) =>
