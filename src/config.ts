@@ -25,6 +25,12 @@ export interface RedisConfig {
   keyPrefix: string
   /** bound on any single Redis command; past it the request gets 503 */
   commandTimeoutMs: number
+  /**
+   * CLOCK_SKEW_BOUND_MS: how far this process's clock may differ from the gate's
+   * (Redis TIME, which judges every window) before it says so (metric, log,
+   * dashboard); it keeps serving either way
+   */
+  clockSkewBoundMs: number
 }
 
 /** Bounds on every database call; past one the call fails and the request gets 503. */
@@ -201,6 +207,7 @@ function redisConfig(env: Env): RedisConfig | null {
     sentinels: sentinel,
     keyPrefix,
     commandTimeoutMs: int(env, 'REDIS_COMMAND_TIMEOUT_MS', 1000, 50, 60_000),
+    clockSkewBoundMs: int(env, 'CLOCK_SKEW_BOUND_MS', 500, 1, 3_600_000),
   }
 }
 

@@ -4,6 +4,10 @@
  * in one event-loop turn are decided by one call, in arrival order (see
  * `#enqueue`). The coupon's Redis state, and its rebuild when missing, are
  * CouponState's (src/coupon-state/).
+ *
+ * The window is judged by Redis's clock (TIME in the script, on the coupon's
+ * node), never by this process's: `tryIssue`'s `now` is not sent, and a win is
+ * stamped with the instant the script judged it by (see gate-clock.ts).
  */
 import { performance } from 'node:perf_hooks'
 import { CODES } from '../coupon-state/codes.js'
@@ -45,11 +49,18 @@ interface Waiter {
 export interface RedisStockGateOptions {
   state: CouponState
   metrics?: Metrics
+  /**
+   * 'redis' (the default, the service's): the window is judged by Redis's TIME.
+   * 'caller': by each request's `now` (tests of the window's exact edges, which
+   * no real clock can hit to the millisecond).
+   */
+  clock?: 'redis' | 'caller'
 }
 
 export class RedisStockGate implements StockGate {
   readonly #state: CouponState
   readonly #metrics: Metrics | undefined
+  readonly #callerClock: boolean
   /** This turn's requests, per coupon; sent when the turn's I/O is done. */
   #batches = new Map<number, Waiter[]>()
   #sendScheduled = false
@@ -57,6 +68,7 @@ export class RedisStockGate implements StockGate {
   constructor(options: RedisStockGateOptions) {
     this.#state = options.state
     this.#metrics = options.metrics
+    this.#callerClock = options.clock === 'caller'
   }
 
   tryIssue(
@@ -101,7 +113,9 @@ export class RedisStockGate implements StockGate {
 
   #decide(couponId: number, waiters: Waiter[]) {
     const args: (string | number)[] = []
-    for (const w of waiters) args.push(w.userId, w.now, w.requestId)
+    // '' for now: the script judges by Redis's clock
+    const caller = this.#callerClock
+    for (const w of waiters) args.push(w.userId, caller ? w.now : '', w.requestId)
     const started = performance.now()
     this.#state
       .whenLoaded(couponId, (k) =>
@@ -114,14 +128,19 @@ export class RedisStockGate implements StockGate {
             for (const w of waiters) w.resolve({ won: false, refusal: 'COUPON_NOT_FOUND' })
             return
           }
-          if (!Array.isArray(codes) || codes.length !== waiters.length) {
+          // { Redis's clock, one outcome per request }
+          if (!Array.isArray(codes) || codes.length !== waiters.length + 1) {
             const err = new Error(
               `issue.lua answered ${waiters.length} requests with ${String(codes)}`,
             )
             for (const w of waiters) w.reject(err)
             return
           }
-          for (let i = 0; i < waiters.length; i++) settle(couponId, waiters[i] as Waiter, codes[i])
+          const clock = Number(codes[0])
+          for (let i = 0; i < waiters.length; i++) {
+            const w = waiters[i] as Waiter
+            settle(couponId, w, codes[i + 1], this.#callerClock ? w.now : clock)
+          }
         },
         (err: unknown) => {
           this.#metrics?.gateFailed(err)
@@ -192,7 +211,8 @@ function winOf(couponId: number, userId: string, reply: LuaReply | null): Win | 
   return win
 }
 
-function settle(couponId: number, w: Waiter, reply: LuaReply | undefined) {
+/** `judgedAt`: the instant the script judged the request by, a new win's. */
+function settle(couponId: number, w: Waiter, reply: LuaReply | undefined, judgedAt: number) {
   if (typeof reply === 'string' || reply instanceof Uint8Array) {
     // "<rank>:<issuedAt>": this request's win, decided by an earlier run (a bulk
     // string: a Buffer from runNow's raw command)
@@ -208,7 +228,13 @@ function settle(couponId: number, w: Waiter, reply: LuaReply | undefined) {
   }
   const code = Number(reply)
   if (code > 0) {
-    const win = { couponId, userId: w.userId, rank: code, issuedAt: w.now, requestId: w.requestId }
+    const win = {
+      couponId,
+      userId: w.userId,
+      rank: code,
+      issuedAt: judgedAt,
+      requestId: w.requestId,
+    }
     w.resolve({ won: true, win })
     return
   }

@@ -30,6 +30,10 @@ export interface StockGate {
    * Decides and, on a win, records it with `requestId`. The same request decided
    * again (same user and requestId) gets its win again instead of ALREADY_ISSUED.
    * Throws only when the gate itself is unreachable.
+   *
+   * `now` is the caller's clock. The in-process gate judges the window by it
+   * (one process, one clock); the Redis gate by Redis's own clock, whatever the
+   * caller's says. The win carries the instant it was judged by.
    */
   tryIssue(couponId: number, userId: string, now: number, requestId?: string): Promise<IssueOutcome>
   /** The user's win, if the gate accepted one. */

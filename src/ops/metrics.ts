@@ -113,6 +113,23 @@ export class Metrics {
     labelNames: ['result'] as const,
     registers: [this.registry],
   })
+  /**
+   * Redis mode: the gate's clock (Redis TIME, which judges every window) minus
+   * this process's, at the last probe (GateClock). Processes of one host share a
+   * clock: averaged.
+   */
+  readonly clockOffset = new Gauge({
+    name: 'firstcome_clock_offset_seconds',
+    help: "The gate's clock (Redis TIME, which judges every issue window) minus this process's clock",
+    aggregator: 'average',
+    registers: [this.registry],
+  })
+  readonly clockSkewed = new Gauge({
+    name: 'firstcome_clock_skewed',
+    help: "1 when this process's clock differs from the gate's by more than CLOCK_SKEW_BOUND_MS",
+    aggregator: 'max',
+    registers: [this.registry],
+  })
   readonly shed = new Counter({
     name: 'firstcome_requests_shed_total',
     help: 'Requests refused before any work because the process was overloaded',
