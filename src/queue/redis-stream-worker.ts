@@ -47,6 +47,11 @@ export interface StreamWorkerOptions {
    * state lacks). Without it the worker holds them until a request rebuilds it.
    */
   ensureLoaded?: (couponId: number) => Promise<boolean>
+  /**
+   * Marks a coupon's gate behind the database (CouponState.markBehind): the
+   * database refused a rank the gate gave, so Redis lost data.
+   */
+  markBehind?: (couponId: number) => Promise<void>
   /** wait until a win is this old before persisting it (see docs: AOF everysec) */
   persistDelayMs?: number
   /**
@@ -64,8 +69,10 @@ export interface StreamWorkerOptions {
 
 export class RedisStreamWorker {
   readonly consumer: string
-  readonly #o: Required<Omit<StreamWorkerOptions, 'metrics' | 'ensureLoaded' | 'onPass'>> &
-    Pick<StreamWorkerOptions, 'metrics' | 'ensureLoaded' | 'onPass'>
+  readonly #o: Required<
+    Omit<StreamWorkerOptions, 'metrics' | 'ensureLoaded' | 'onPass' | 'markBehind'>
+  > &
+    Pick<StreamWorkerOptions, 'metrics' | 'ensureLoaded' | 'onPass' | 'markBehind'>
   readonly #directory: StreamDirectory
   readonly #streamOptions: CouponStreamOptions
   readonly #rows: RowPersister
@@ -94,7 +101,22 @@ export class RedisStreamWorker {
     this.#o = o
     this.#directory = new StreamDirectory(o.client, o.keys, o.db)
     this.#streamOptions = o
-    this.#rows = new RowPersister({ ...o, warn: (err, msg) => this.#warn(err, msg) })
+    this.#rows = new RowPersister({
+      ...o,
+      warn: (err, msg) => this.#warn(err, msg),
+      lost: (entry, cause, reason) =>
+        o.logger.error(
+          {
+            event: 'win.lost',
+            couponId: entry.win.couponId,
+            userId: entry.win.userId,
+            rank: entry.win.rank,
+            requestId: entry.win.requestId,
+            cause,
+          },
+          `an answered win is lost: ${reason}`,
+        ),
+    })
     this.#newWins =
       o.persist === 'packed' ? new PackedStrategy(this.#rows, o) : new RowsStrategy(this.#rows, o)
   }
