@@ -369,6 +369,30 @@ async function redisAdapters(
         'coupon state rebuilt in Redis from the database and its stream',
       )
     },
+    onCatchUp: (couponId, { recovered, freed }) => {
+      metrics.gateCatchUps.inc()
+      const lost = recovered > 0 || freed > 0
+      logger[lost ? 'error' : 'info'](
+        { event: 'gate.caught_up', couponId, recovered, freed },
+        lost
+          ? 'Redis had lost data: the coupon gate caught up with the database before answering'
+          : 'coupon gate checked against the database after a Redis restart or failover',
+      )
+    },
+    onLost: (win) => {
+      metrics.winsLost.inc({ coupon: String(win.couponId), cause: 'forgotten' })
+      logger.error(
+        {
+          event: 'win.lost',
+          couponId: win.couponId,
+          userId: win.userId,
+          rank: win.rank,
+          requestId: win.requestId,
+          cause: 'forgotten',
+        },
+        'an answered win is lost: Redis forgot it before it was persisted',
+      )
+    },
   })
   const gate = new RedisStockGate({ state, metrics })
   const events = new RedisCouponEvents(client, subscriber, keys.couponChanged)
@@ -409,6 +433,7 @@ async function redisAdapters(
         logger,
         metrics,
         ensureLoaded: (couponId) => state.ensureLoaded(couponId),
+        markBehind: (couponId) => state.markBehind(couponId),
         persist: persistKindFor(config.dialect),
         onPass: () => beats.beat(worker.consumer),
         ...config.worker,

@@ -8,6 +8,7 @@
 import { performance } from 'node:perf_hooks'
 import { CODES } from '../coupon-state/codes.js'
 import type { CouponState } from '../coupon-state/coupon-state.js'
+import { issueKeys } from '../coupon-state/keys.js'
 import { scripts } from '../coupon-state/scripts.js'
 import type { CouponRules, IssueOutcome, Refusal, Win } from '../domain/coupon.js'
 import { newRequestId } from '../domain/request-id.js'
@@ -99,9 +100,7 @@ export class RedisStockGate implements StockGate {
     for (const w of waiters) args.push(w.userId, w.now, w.requestId)
     const started = performance.now()
     this.#state
-      .whenLoaded(couponId, (k) =>
-        scripts.issue.runNow(this.#state.client, [k.meta, k.users, k.holes, k.stream], args),
-      )
+      .whenLoaded(couponId, (k) => scripts.issue.runNow(this.#state.client, issueKeys(k), args))
       .then(
         (codes) => {
           this.#metrics?.gateDecided(started, waiters.length)
@@ -116,7 +115,13 @@ export class RedisStockGate implements StockGate {
             for (const w of waiters) w.reject(err)
             return
           }
-          for (let i = 0; i < waiters.length; i++) settle(couponId, waiters[i] as Waiter, codes[i])
+          const { recent } = this.#state
+          const at = Date.now()
+          for (let i = 0; i < waiters.length; i++) {
+            const win = settle(couponId, waiters[i] as Waiter, codes[i])
+            // kept a few seconds, to be audited if Redis turns out to have lost it
+            if (win) recent.add({ ...win, at })
+          }
         },
         (err: unknown) => {
           this.#metrics?.gateFailed(err)
@@ -187,7 +192,8 @@ function winOf(couponId: number, userId: string, reply: LuaReply | null): Win | 
   return win
 }
 
-function settle(couponId: number, w: Waiter, reply: LuaReply | undefined) {
+/** Answers the waiter; the win, when it is one. */
+function settle(couponId: number, w: Waiter, reply: LuaReply | undefined): Win | null {
   if (typeof reply === 'string' || reply instanceof Uint8Array) {
     // "<rank>:<issuedAt>": this request's win, decided by an earlier run (a bulk
     // string: a Buffer from runNow's raw command)
@@ -195,19 +201,18 @@ function settle(couponId: number, w: Waiter, reply: LuaReply | undefined) {
     const colon = text.indexOf(':')
     const rank = Number(text.slice(0, colon))
     const issuedAt = Number(text.slice(colon + 1))
-    w.resolve({
-      won: true,
-      win: { couponId, userId: w.userId, rank, issuedAt, requestId: w.requestId },
-    })
-    return
+    const win = { couponId, userId: w.userId, rank, issuedAt, requestId: w.requestId }
+    w.resolve({ won: true, win })
+    return win
   }
   const code = Number(reply)
   if (code > 0) {
     const win = { couponId, userId: w.userId, rank: code, issuedAt: w.now, requestId: w.requestId }
     w.resolve({ won: true, win })
-    return
+    return win
   }
   const refusal = ISSUE_REFUSALS[code]
   if (refusal) w.resolve({ won: false, refusal })
   else w.reject(new Error(`issue.lua returned ${String(reply)}`))
+  return null
 }
