@@ -12,7 +12,7 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Counter } from 'prom-client'
-import { createCoupon } from '../helpers/app.js'
+import { admin, createCoupon } from '../helpers/app.js'
 import { assertInvariants } from '../helpers/invariants.js'
 import { metricValue } from '../helpers/metrics.js'
 import {
@@ -94,6 +94,14 @@ describe('Redis with AOF everysec loses its last second, restarted mid-storm', {
       `${missing.size} answered wins are not rows, only ${lost} counted lost`,
     )
     assert.ok(answered.size <= QUANTITY + lost, `${answered.size} wins answered for ${QUANTITY}`)
+    // The dashboard shows it, whichever process answers.
+    await waitFor('the dashboard to show the wins lost', async () => {
+      const res = await b.app.inject({ method: 'GET', url: '/v1/admin/overview', headers: admin })
+      const coupon = (res.json() as { coupons: { id: number; lost: number }[] }).coupons.find(
+        (c) => c.id === couponId,
+      )
+      return coupon?.lost === lost
+    })
     await assertInvariants(
       suite.databaseUrl,
       couponId,
