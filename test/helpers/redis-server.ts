@@ -21,6 +21,8 @@ export interface RedisServerOptions {
    * a power loss takes the last second or so; `aof()` cuts the file back.
    */
   aofEverysec?: boolean
+  /** more redis-server arguments (`--replicaof host port`, …) */
+  args?: string[]
 }
 
 /** The AOF being appended to (Redis 7's multi-part AOF: the incr file in appendonlydir). */
@@ -152,6 +154,7 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
       : options.aofEverysec
         ? ['--appendonly', 'yes', '--appendfsync', 'everysec']
         : ['--appendonly', 'no']),
+    ...(options.args ?? []),
   ]
   let child: ChildProcess | null = null
   const clients: Redis[] = []
