@@ -338,6 +338,40 @@ async function connectAll(clients: RedisClient[]) {
   }
 }
 
+/**
+ * Says at start what Redis's persistence lets a fault take (docs/operations.md,
+ * "When Redis loses data"). CONFIG may be refused (a managed Redis): INFO then.
+ */
+async function logPersistence(client: RedisClient, logger: Logger) {
+  try {
+    let appendonly: string | undefined
+    let appendfsync: string | undefined
+    try {
+      const [, aof] = (await client.call('CONFIG', 'GET', 'appendonly')) as string[]
+      const [, fsync] = (await client.call('CONFIG', 'GET', 'appendfsync')) as string[]
+      appendonly = aof
+      appendfsync = fsync
+    } catch {
+      const info = String(await client.call('INFO', 'persistence'))
+      appendonly = /^aof_enabled:1/m.test(info) ? 'yes' : 'no'
+    }
+    const lossWindow =
+      appendonly !== 'yes'
+        ? 'wins not yet persisted when Redis restarts'
+        : appendfsync === 'always'
+          ? 'none'
+          : appendfsync === 'everysec'
+            ? 'about the last second of wins not yet persisted, on a power loss of the Redis host'
+            : 'unknown (appendfsync not readable)'
+    logger.info(
+      { event: 'redis.persistence', appendonly, appendfsync, lossWindow },
+      'Redis persistence: what a Redis data loss can take',
+    )
+  } catch (err) {
+    logger.warn({ err }, 'could not read Redis persistence settings')
+  }
+}
+
 async function redisAdapters(
   config: Readonly<Config>,
   redis: RedisConfig,
@@ -350,6 +384,7 @@ async function redisAdapters(
   const client = createRedis(redis, 'firstcome-api')
   const subscriber = createRedis(redis, 'firstcome-events')
   await connectAll([client, subscriber])
+  void logPersistence(client, logger)
   const state = new CouponState({
     client,
     keys,
@@ -364,6 +399,30 @@ async function redisAdapters(
       logger.warn(
         { event: 'gate.rebuilt', couponId, winners },
         'coupon state rebuilt in Redis from the database and its stream',
+      )
+    },
+    onCatchUp: (couponId, { recovered, freed }) => {
+      metrics.gateCatchUps.inc()
+      const lost = recovered > 0 || freed > 0
+      logger[lost ? 'error' : 'info'](
+        { event: 'gate.caught_up', couponId, recovered, freed },
+        lost
+          ? 'Redis had lost data: the coupon gate caught up with the database before answering'
+          : 'coupon gate checked against the database after a Redis restart or failover',
+      )
+    },
+    onLost: (win) => {
+      metrics.winsLost.inc({ coupon: String(win.couponId), cause: 'forgotten' })
+      logger.error(
+        {
+          event: 'win.lost',
+          couponId: win.couponId,
+          userId: win.userId,
+          rank: win.rank,
+          requestId: win.requestId,
+          cause: 'forgotten',
+        },
+        'an answered win is lost: Redis forgot it before it was persisted',
       )
     },
   })
@@ -429,6 +488,7 @@ async function redisAdapters(
         logger,
         metrics,
         ensureLoaded: (couponId) => state.ensureLoaded(couponId),
+        markBehind: (couponId) => state.markBehind(couponId),
         persist: persistKindFor(config.dialect),
         heartbeats: new Heartbeats(workerClient, `${redis.keyPrefix}workers`),
         ...config.worker,

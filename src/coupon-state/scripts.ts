@@ -16,6 +16,8 @@ export const scripts = {
   peek: script('peek'),
   /** rebuild: swap the staged state in, with the stream's consumer group */
   load: script('load'),
+  /** the tail loss guard: stamp, check or clear the server's stamp on a coupon */
+  stamp: script('stamp'),
   /** rebuild: release the lock if it is still ours */
   unlock: script('unlock'),
   /** the worker: new wins, packed as columns */

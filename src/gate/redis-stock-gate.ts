@@ -12,6 +12,7 @@
 import { performance } from 'node:perf_hooks'
 import { CODES } from '../coupon-state/codes.js'
 import type { CouponState } from '../coupon-state/coupon-state.js'
+import { issueKeys } from '../coupon-state/keys.js'
 import { scripts } from '../coupon-state/scripts.js'
 import type { CouponRules, IssueOutcome, Refusal, Win } from '../domain/coupon.js'
 import { newRequestId } from '../domain/request-id.js'
@@ -118,9 +119,7 @@ export class RedisStockGate implements StockGate {
     for (const w of waiters) args.push(w.userId, caller ? w.now : '', w.requestId)
     const started = performance.now()
     this.#state
-      .whenLoaded(couponId, (k) =>
-        scripts.issue.runNow(this.#state.client, [k.meta, k.users, k.holes, k.stream], args),
-      )
+      .whenLoaded(couponId, (k) => scripts.issue.runNow(this.#state.client, issueKeys(k), args))
       .then(
         (codes) => {
           this.#metrics?.gateDecided(started, waiters.length)
@@ -137,9 +136,13 @@ export class RedisStockGate implements StockGate {
             return
           }
           const clock = Number(codes[0])
+          const { recent } = this.#state
+          const at = Date.now()
           for (let i = 0; i < waiters.length; i++) {
             const w = waiters[i] as Waiter
-            settle(couponId, w, codes[i + 1], this.#callerClock ? w.now : clock)
+            const win = settle(couponId, w, codes[i + 1], this.#callerClock ? w.now : clock)
+            // kept a few seconds, to be audited if Redis turns out to have lost it
+            if (win) recent.add({ ...win, at })
           }
         },
         (err: unknown) => {
@@ -211,8 +214,16 @@ function winOf(couponId: number, userId: string, reply: LuaReply | null): Win | 
   return win
 }
 
-/** `judgedAt`: the instant the script judged the request by, a new win's. */
-function settle(couponId: number, w: Waiter, reply: LuaReply | undefined, judgedAt: number) {
+/**
+ * Answers the waiter; the win, when it is one. `judgedAt`: the instant the script
+ * judged the request by, a new win's.
+ */
+function settle(
+  couponId: number,
+  w: Waiter,
+  reply: LuaReply | undefined,
+  judgedAt: number,
+): Win | null {
   if (typeof reply === 'string' || reply instanceof Uint8Array) {
     // "<rank>:<issuedAt>": this request's win, decided by an earlier run (a bulk
     // string: a Buffer from runNow's raw command)
@@ -220,11 +231,9 @@ function settle(couponId: number, w: Waiter, reply: LuaReply | undefined, judged
     const colon = text.indexOf(':')
     const rank = Number(text.slice(0, colon))
     const issuedAt = Number(text.slice(colon + 1))
-    w.resolve({
-      won: true,
-      win: { couponId, userId: w.userId, rank, issuedAt, requestId: w.requestId },
-    })
-    return
+    const win = { couponId, userId: w.userId, rank, issuedAt, requestId: w.requestId }
+    w.resolve({ won: true, win })
+    return win
   }
   const code = Number(reply)
   if (code > 0) {
@@ -236,9 +245,10 @@ function settle(couponId: number, w: Waiter, reply: LuaReply | undefined, judged
       requestId: w.requestId,
     }
     w.resolve({ won: true, win })
-    return
+    return win
   }
   const refusal = ISSUE_REFUSALS[code]
   if (refusal) w.resolve({ won: false, refusal })
   else w.reject(new Error(`issue.lua returned ${String(reply)}`))
+  return null
 }

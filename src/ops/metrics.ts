@@ -52,6 +52,25 @@ export class Metrics {
     labelNames: ['coupon'] as const,
     registers: [this.registry],
   })
+  /**
+   * Answered wins that will never be rows: Redis lost them before they were
+   * persisted, or the database refused their rank (docs/operations.md, "When
+   * Redis loses data"). cause: forgotten (the gate no longer holds the user after
+   * it caught up with the database), rank_taken (the database holds the rank for
+   * another user), beyond_quantity (the rank lies past the coupon's quantity).
+   */
+  readonly winsLost = new Counter({
+    name: 'firstcome_wins_lost_total',
+    help: 'Answered wins lost to a Redis data loss or refused by the database, by cause',
+    labelNames: ['coupon', 'cause'] as const,
+    registers: [this.registry],
+  })
+  /** Gates found behind the database (Redis lost data) and caught up from it. */
+  readonly gateCatchUps = new Counter({
+    name: 'firstcome_gate_catchups_total',
+    help: 'Coupon gates found behind the database after a Redis data loss and caught up',
+    registers: [this.registry],
+  })
   readonly spent = new Counter({
     name: 'firstcome_coupons_spent_total',
     help: 'Coupons spent on an order (retries of the same order not counted), by coupon',

@@ -30,6 +30,11 @@ export interface OverviewSources {
 export interface CouponOverview extends CouponFigure {
   /** issue requests so far by outcome (WON or the refusal code), every live API process */
   outcomes: Record<string, number>
+  /**
+   * answered wins lost to a Redis data loss or refused by the database, counted
+   * by every live API process (and the workers running in them)
+   */
+  lost: number
 }
 
 export interface OverviewSnapshot {
@@ -106,7 +111,11 @@ export class Overview {
       issueLatency: Object.entries(merged.issueLatency)
         .map(([le, n]): [number, number] => [bound(le), n])
         .sort((a, b) => a[0] - b[0]),
-      coupons: figures.map((f) => ({ ...f, outcomes: merged.outcomes[String(f.id)] ?? {} })),
+      coupons: figures.map((f) => ({
+        ...f,
+        outcomes: merged.outcomes[String(f.id)] ?? {},
+        lost: merged.lost?.[String(f.id)] ?? 0,
+      })),
     }
   }
 }

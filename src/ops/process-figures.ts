@@ -12,6 +12,8 @@ export interface ProcessFigures {
   outcomes: Record<string, Record<string, number>>
   /** the issue route's latency histogram: Prometheus's `le` bound ("0.005", "+Inf") → requests ≤ it */
   issueLatency: Record<string, number>
+  /** answered wins lost (firstcome_wins_lost_total, every cause), by coupon label */
+  lost?: Record<string, number>
   /** the loop's delay p99 since the previous reading */
   lagP99Seconds: number | null
   /** the share of the time since the previous reading the loop was busy (0-1) */
@@ -67,12 +69,23 @@ export function processFiguresOf(
       const le = String(v.labels.le)
       issueLatency[le] = (issueLatency[le] ?? 0) + v.value
     }
+    const lost: Record<string, number> = {}
+    for (const v of await samplesOf(registry, 'firstcome_wins_lost_total')) {
+      const coupon = String(v.labels.coupon)
+      lost[coupon] = (lost[coupon] ?? 0) + v.value
+    }
     const lag = delay.count > 0 ? delay.percentile(99) / 1e9 : null
     delay.reset()
     const now = performance.eventLoopUtilization()
     const utilization = performance.eventLoopUtilization(now, busy).utilization
     busy = now
-    const figures: ProcessFigures = { outcomes, issueLatency, lagP99Seconds: lag, utilization }
+    const figures: ProcessFigures = {
+      outcomes,
+      issueLatency,
+      lost,
+      lagP99Seconds: lag,
+      utilization,
+    }
     if (clock) {
       figures.clockOffsetSeconds = clock.offsetMs === null ? null : clock.offsetMs / 1000
       figures.clockSkewed = clock.skewed
@@ -98,11 +111,13 @@ const worst = (values: (number | null)[]): number | null =>
 export function mergeFigures(shares: readonly ProcessFigures[]): ProcessFigures {
   const outcomes: ProcessFigures['outcomes'] = {}
   const issueLatency: ProcessFigures['issueLatency'] = {}
+  const lost: Record<string, number> = {}
   for (const share of shares) {
     for (const [coupon, byOutcome] of Object.entries(share.outcomes)) {
       outcomes[coupon] = addUp(outcomes[coupon] ?? {}, byOutcome)
     }
     addUp(issueLatency, share.issueLatency)
+    addUp(lost, share.lost ?? {})
   }
   // The offset farthest from zero, with its sign.
   let clockOffsetSeconds: number | null = null
@@ -114,6 +129,7 @@ export function mergeFigures(shares: readonly ProcessFigures[]): ProcessFigures 
   return {
     outcomes,
     issueLatency,
+    lost,
     lagP99Seconds: worst(shares.map((s) => s.lagP99Seconds)),
     utilization: worst(shares.map((s) => s.utilization)),
     clockOffsetSeconds,

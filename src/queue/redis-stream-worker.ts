@@ -52,6 +52,11 @@ export interface StreamWorkerOptions {
    * state lacks). Without it the worker holds them until a request rebuilds it.
    */
   ensureLoaded?: (couponId: number) => Promise<boolean>
+  /**
+   * Marks a coupon's gate behind the database (CouponState.markBehind): the
+   * database refused a rank the gate gave, so Redis lost data.
+   */
+  markBehind?: (couponId: number) => Promise<void>
   /** wait until a win is this old before persisting it (see docs: AOF everysec) */
   persistDelayMs?: number
   /**
@@ -74,8 +79,10 @@ export interface StreamWorkerOptions {
 
 export class RedisStreamWorker {
   readonly consumer: string
-  readonly #o: Required<Omit<StreamWorkerOptions, 'metrics' | 'ensureLoaded' | 'heartbeats'>> &
-    Pick<StreamWorkerOptions, 'metrics' | 'ensureLoaded' | 'heartbeats'>
+  readonly #o: Required<
+    Omit<StreamWorkerOptions, 'metrics' | 'ensureLoaded' | 'heartbeats' | 'markBehind'>
+  > &
+    Pick<StreamWorkerOptions, 'metrics' | 'ensureLoaded' | 'heartbeats' | 'markBehind'>
   readonly #directory: StreamDirectory
   readonly #streamOptions: CouponStreamOptions
   readonly #rows: RowPersister
@@ -106,7 +113,22 @@ export class RedisStreamWorker {
     this.#o = o
     this.#directory = new StreamDirectory(o.client, o.keys, o.db)
     this.#streamOptions = o
-    this.#rows = new RowPersister({ ...o, warn: (err, msg) => this.#warn(err, msg) })
+    this.#rows = new RowPersister({
+      ...o,
+      warn: (err, msg) => this.#warn(err, msg),
+      lost: (entry, cause, reason) =>
+        o.logger.error(
+          {
+            event: 'win.lost',
+            couponId: entry.win.couponId,
+            userId: entry.win.userId,
+            rank: entry.win.rank,
+            requestId: entry.win.requestId,
+            cause,
+          },
+          `an answered win is lost: ${reason}`,
+        ),
+    })
     this.#newWins =
       o.persist === 'packed' ? new PackedStrategy(this.#rows, o) : new RowsStrategy(this.#rows, o)
   }

@@ -11,8 +11,8 @@
  * Here the replica is up to date when the master dies (the storm pauses for the
  * replication to catch up just before the kill), so nothing may be lost. A
  * replica held behind loses the wins it had not received: the gate comes back
- * behind the database, which only the detection of a gate behind the database,
- * with its count of lost wins, can make safe; that case is skipped until it is in.
+ * behind the database, catches up from it before answering, and counts the wins
+ * lost.
  */
 import assert from 'node:assert/strict'
 import { readdirSync, readFileSync } from 'node:fs'
@@ -263,11 +263,7 @@ describe('Redis under Sentinel: SENTINEL FAILOVER of a live master', { skip }, (
 })
 
 describe('Redis under Sentinel: a replica held behind promoted under a storm', {
-  skip:
-    skip ||
-    'needs the gate to find it came back behind the database, catch up and count the wins ' +
-      'lost (issue 26 §2): without it the promoted replica hands out again ranks the database ' +
-      'holds (run unskipped, it fails with "rank … given twice")',
+  skip,
 }, () => {
   // The sentinels would point the replica back at the master after
   // failover-timeout: longer than the test.

@@ -90,6 +90,8 @@ export interface RedisGateOptions {
   /** stops what the gate runs on (a test cluster), after the gate */
   stop?: () => Promise<void>
   onRebuild?: CouponStateOptions['onRebuild']
+  onCatchUp?: CouponStateOptions['onCatchUp']
+  onLost?: CouponStateOptions['onLost']
   /** the database's dialect (default sqlite) */
   dialect?: Dialect
   /** the Redis connection's name */
@@ -115,6 +117,8 @@ export async function createRedisGate(options: RedisGateOptions): Promise<RedisG
     keys,
     source: databaseGateSource(t.database.db),
     ...(options.onRebuild ? { onRebuild: options.onRebuild } : {}),
+    ...(options.onCatchUp ? { onCatchUp: options.onCatchUp } : {}),
+    ...(options.onLost ? { onLost: options.onLost } : {}),
   })
   const gate = new RedisStockGate({ state, clock: options.clock ?? 'caller' })
   return {

@@ -5,7 +5,7 @@
  * (so an AOF is replayed); `stop()` kills it and removes the directory.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, statSync, truncateSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -16,8 +16,24 @@ import { IN_CI } from './services.js'
 export interface RedisServerOptions {
   /** `--appendonly yes --appendfsync always`: every acknowledged write is on disk */
   aofAlways?: boolean
-  /** more redis-server arguments, e.g. `['--replicaof', '127.0.0.1', '6379']` */
+  /**
+   * `--appendonly yes --appendfsync everysec` (Redis's own default for an AOF):
+   * a power loss takes the last second or so; `aof()` cuts the file back.
+   */
+  aofEverysec?: boolean
+  /** more redis-server arguments (`--replicaof host port`, …) */
   args?: string[]
+}
+
+/** The AOF being appended to (Redis 7's multi-part AOF: the incr file in appendonlydir). */
+export interface AppendOnlyFile {
+  /** its size now, bytes */
+  size(): number
+  /**
+   * Cuts it back to `bytes`, as a power loss does to what the page cache had not
+   * written: only while the server is down.
+   */
+  truncate(bytes: number): void
 }
 
 export interface RedisServer {
@@ -33,6 +49,8 @@ export interface RedisServer {
   stop(): Promise<void>
   /** A plain client for the test's own reads and writes. */
   client(): Redis
+  /** With an AOF: the file being appended to now. */
+  aof(): AppendOnlyFile
 }
 
 /**
@@ -141,7 +159,9 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
     join(dir, 'redis.log'),
     ...(options.aofAlways
       ? ['--appendonly', 'yes', '--appendfsync', 'always']
-      : ['--appendonly', 'no']),
+      : options.aofEverysec
+        ? ['--appendonly', 'yes', '--appendfsync', 'everysec']
+        : ['--appendonly', 'no']),
     ...(options.args ?? []),
   ]
   let child: ChildProcess | null = null
@@ -178,6 +198,21 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
       c.on('error', () => {}) // it is killed on purpose
       clients.push(c)
       return c
+    },
+    aof() {
+      const aofDir = join(dir, 'appendonlydir')
+      // The manifest names each part; "type i" is the one being appended to.
+      const manifest = readFileSync(join(aofDir, 'appendonly.aof.manifest'), 'utf8')
+      const incr = /^file (\S+) seq \d+ type i$/m.exec(manifest)?.[1]
+      if (!incr) throw new Error(`no incr file in the AOF manifest:\n${manifest}`)
+      const path = join(aofDir, incr)
+      return {
+        size: () => statSync(path).size,
+        truncate(bytes) {
+          if (child) throw new Error('cut the AOF back only while redis-server is down')
+          truncateSync(path, bytes)
+        },
+      }
     },
   }
   try {

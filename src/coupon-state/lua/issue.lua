@@ -21,6 +21,8 @@
 -- KEYS[3] holes   zset  free ranks below the highest in use (after a rebuild)
 -- KEYS[4] stream  stream of wins waiting to be persisted: u, r, t, k (the
 --                 requestId, persisted with the row so a rebuilt gate knows it)
+-- KEYS[5] live    string  this server's stamp checked within the last LIVE_MS
+--                 (stamp.lua: the guard against a Redis that lost data)
 -- ARGV    triples of userId, now, requestId: one per request. now is '' (the
 --         service's calls): the window is judged by this Redis's own clock (TIME),
 --         one clock for every API process whatever theirs say, and the win is
@@ -31,6 +33,9 @@
 -- Returns (codes: src/coupon-state/codes.ts)
 --   -1 NOT_LOADED   the coupon's state is not in Redis: rebuild it from the
 --                   database and call again
+--   -8 BEHIND       the state is not stamped by this Redis server (restarted,
+--                   promoted, or marked behind): catch up from the database and
+--                   call again
 -- or { the clock (epoch ms, TIME), then one outcome per request, in order }: the
 -- rank (>= 1) on a win;
 -- "<rank>:<issuedAt ms>" (a string) when the user's win is this same request's,
@@ -45,6 +50,16 @@
 local meta = redis.call('HMGET', KEYS[1], 'start', 'end', 'total')
 if not meta[1] then
   return -1
+end
+-- The tail loss guard (stamp.lua, which this repeats): after Redis lost data, no
+-- answer until the state has caught up with the database.
+if redis.call('EXISTS', KEYS[5]) == 0 then
+  if redis.call('HGET', KEYS[1], 'run') ~= string.match(redis.call('INFO', 'server'), 'run_id:(%x+)') then
+    return -8
+  end
+  redis.set_repl(redis.REPL_NONE)
+  redis.call('SET', KEYS[5], '1', 'PX', 250)
+  redis.set_repl(redis.REPL_ALL)
 end
 local start, stop, total = tonumber(meta[1]), tonumber(meta[2]), tonumber(meta[3])
 local time = redis.call('TIME')
