@@ -18,6 +18,12 @@ export const CODES = {
   QUANTITY_BELOW_ISSUED: -6,
   /** the rebuild lock expired or was taken over; nothing changed */
   LOCK_LOST: -7,
+  /**
+   * the state is not stamped by this Redis server (it restarted, was replaced by a
+   * replica, or the state was marked behind): catch up from the database, then
+   * call again (stamp.lua)
+   */
+  BEHIND: -8,
   /** the coupon has a draw that has not run: its requests are entries (enter.lua) */
   DRAW_PENDING: -9,
   /** the coupon has no draw, or its draw has run: its requests are decided by issue.lua */

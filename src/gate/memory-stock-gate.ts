@@ -15,13 +15,14 @@ import {
   decideIssue,
   type IssueOutcome,
   quantityBelowWon,
+  rankHoles,
   type Win,
   windowRefusal,
 } from '../domain/coupon.js'
 import { newRequestId } from '../domain/request-id.js'
 import type { DrawSeeds } from '../draw/seeds.js'
 import { pseudonymOf } from '../draw/shuffle.js'
-import { type ConfigureResult, type EntryState, rankHoles, type StockGate } from './stock-gate.js'
+import type { ConfigureResult, EntryState, StockGate } from './stock-gate.js'
 
 /** A coupon's opening draw, as the gate holds it. */
 interface DrawStock {

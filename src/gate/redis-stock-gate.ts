@@ -4,10 +4,15 @@
  * in one event-loop turn are decided by one call, in arrival order (see
  * `#enqueue`). The coupon's Redis state, and its rebuild when missing, are
  * CouponState's (src/coupon-state/).
+ *
+ * The window is judged by Redis's clock (TIME in the script, on the coupon's
+ * node), never by this process's: `tryIssue`'s `now` is not sent, and a win is
+ * stamped with the instant the script judged it by (see gate-clock.ts).
  */
 import { performance } from 'node:perf_hooks'
 import { CODES } from '../coupon-state/codes.js'
 import type { CouponState } from '../coupon-state/coupon-state.js'
+import { issueKeys } from '../coupon-state/keys.js'
 import { scripts } from '../coupon-state/scripts.js'
 import type { CouponRules, IssueOutcome, Refusal, Win } from '../domain/coupon.js'
 import { newRequestId } from '../domain/request-id.js'
@@ -19,12 +24,18 @@ import { toRedisFailure } from '../redis/errors.js'
 import type { LuaReply } from '../redis/lua-script.js'
 import type { ConfigureResult, EntryState, StockGate } from './stock-gate.js'
 
-const ISSUE_REFUSALS: Record<number, Refusal> = {
-  [CODES.ISSUE_NOT_STARTED]: 'ISSUE_NOT_STARTED',
-  [CODES.ISSUE_ENDED]: 'ISSUE_ENDED',
-  [CODES.ALREADY_ISSUED]: 'ALREADY_ISSUED',
-  [CODES.SOLD_OUT]: 'SOLD_OUT',
-}
+/** The script's code of each refusal it can answer (an unknown coupon is the service's). */
+const REFUSAL_CODES = {
+  ISSUE_NOT_STARTED: CODES.ISSUE_NOT_STARTED,
+  ISSUE_ENDED: CODES.ISSUE_ENDED,
+  ALREADY_ISSUED: CODES.ALREADY_ISSUED,
+  SOLD_OUT: CODES.SOLD_OUT,
+  DRAWING: CODES.DRAWING,
+} satisfies Record<Exclude<Refusal, 'COUPON_NOT_FOUND' | 'ENTERED' | 'NOT_DRAWN'>, number>
+
+const ISSUE_REFUSALS: Record<number, Refusal> = Object.fromEntries(
+  Object.entries(REFUSAL_CODES).map(([refusal, code]) => [code, refusal as Refusal]),
+)
 
 /**
  * The most requests one script call decides: bounds how long one call holds Redis
@@ -45,6 +56,12 @@ export interface RedisStockGateOptions {
   metrics?: Metrics
   /** where a draw coupon's seed is read (its entrants' pseudonyms); null: no draws */
   seeds?: DrawSeeds | null
+  /**
+   * 'redis' (the default, the service's): the window is judged by Redis's TIME.
+   * 'caller': by each request's `now` (tests of the window's exact edges, which
+   * no real clock can hit to the millisecond).
+   */
+  clock?: 'redis' | 'caller'
 }
 
 /** The draw's winners entered per script call. */
@@ -66,6 +83,7 @@ export class RedisStockGate implements StockGate {
    * refuses a batch of a coupon whose draw has not run, enter.lua one whose has.
    */
   readonly #draws = new Map<number, 'entering' | 'drawn' | 'none'>()
+  readonly #callerClock: boolean
   /** This turn's requests, per coupon; sent when the turn's I/O is done. */
   #batches = new Map<number, Waiter[]>()
   #sendScheduled = false
@@ -74,6 +92,7 @@ export class RedisStockGate implements StockGate {
     this.#state = options.state
     this.#metrics = options.metrics
     this.#seeds = options.seeds ?? null
+    this.#callerClock = options.clock === 'caller'
   }
 
   tryIssue(
@@ -122,16 +141,12 @@ export class RedisStockGate implements StockGate {
       return
     }
     const args: (string | number)[] = []
-    for (const w of waiters) args.push(w.userId, w.now, w.requestId)
+    // '' for now: the script judges by Redis's clock
+    const caller = this.#callerClock
+    for (const w of waiters) args.push(w.userId, caller ? w.now : '', w.requestId)
     const started = performance.now()
     this.#state
-      .whenLoaded(couponId, (k) =>
-        scripts.issue.runNow(
-          this.#state.client,
-          [k.meta, k.users, k.holes, k.stream, k.draw],
-          args,
-        ),
-      )
+      .whenLoaded(couponId, (k) => scripts.issue.runNow(this.#state.client, issueKeys(k), args))
       .then(
         (codes) => {
           this.#metrics?.gateDecided(started, waiters.length)
@@ -144,20 +159,29 @@ export class RedisStockGate implements StockGate {
             for (const w of waiters) w.resolve({ won: false, refusal: 'COUPON_NOT_FOUND' })
             return
           }
-          if (!Array.isArray(codes) || codes.length !== waiters.length) {
+          // { Redis's clock, one outcome per request }
+          if (!Array.isArray(codes) || codes.length !== waiters.length + 1) {
             const err = new Error(
               `issue.lua answered ${waiters.length} requests with ${String(codes)}`,
             )
             for (const w of waiters) w.reject(err)
             return
           }
+          const clock = Number(codes[0])
+          const { recent } = this.#state
+          const at = Date.now()
           // SOLD_OUT may be NOT_DRAWN: for a coupon whose draw has run, or may have.
           const maybeDrawn = this.#draws.get(couponId) !== 'none'
           for (let i = 0; i < waiters.length; i++) {
             const w = waiters[i] as Waiter
-            if (maybeDrawn && Number(codes[i]) === CODES.SOLD_OUT)
+            const reply = codes[i + 1]
+            if (maybeDrawn && Number(reply) === CODES.SOLD_OUT) {
               this.#soldOutOrNotDrawn(couponId, w)
-            else settle(couponId, w, codes[i])
+              continue
+            }
+            const win = settle(couponId, w, reply, this.#callerClock ? w.now : clock)
+            // kept a few seconds, to be audited if Redis turns out to have lost it
+            if (win) recent.add({ ...win, at })
           }
         },
         (err: unknown) => {
@@ -177,7 +201,7 @@ export class RedisStockGate implements StockGate {
       for (const w of waiters) {
         const pseudonym = pseudonymOf(seed, w.userId)
         pseudonyms.push(pseudonym)
-        args.push(w.userId, w.now, pseudonym + w.userId)
+        args.push(w.userId, this.#callerClock ? w.now : '', pseudonym + w.userId)
       }
       const reply = await this.#state.whenLoaded(couponId, (k) =>
         scripts.enter.runNow(this.#state.client, [k.meta, k.draw, k.entries], args),
@@ -200,7 +224,7 @@ export class RedisStockGate implements StockGate {
         if (code === CODES.OK)
           w.resolve({ won: false, refusal: 'ENTERED', drawAt, pseudonym: pseudonyms[i] as string })
         else if (code === CODES.DRAWING) w.resolve({ won: false, refusal: 'DRAWING' })
-        else settle(couponId, w, code)
+        else settle(couponId, w, code, w.now)
       }
     } catch (err) {
       this.#metrics?.gateFailed(err)
@@ -365,7 +389,16 @@ function winOf(couponId: number, userId: string, reply: LuaReply | null): Win | 
   return win
 }
 
-function settle(couponId: number, w: Waiter, reply: LuaReply | undefined) {
+/**
+ * Answers the waiter; the win, when it is one. `judgedAt`: the instant the script
+ * judged the request by, a new win's.
+ */
+function settle(
+  couponId: number,
+  w: Waiter,
+  reply: LuaReply | undefined,
+  judgedAt: number,
+): Win | null {
   if (typeof reply === 'string' || reply instanceof Uint8Array) {
     // "<rank>:<issuedAt>": this request's win, decided by an earlier run (a bulk
     // string: a Buffer from runNow's raw command)
@@ -373,19 +406,24 @@ function settle(couponId: number, w: Waiter, reply: LuaReply | undefined) {
     const colon = text.indexOf(':')
     const rank = Number(text.slice(0, colon))
     const issuedAt = Number(text.slice(colon + 1))
-    w.resolve({
-      won: true,
-      win: { couponId, userId: w.userId, rank, issuedAt, requestId: w.requestId },
-    })
-    return
+    const win = { couponId, userId: w.userId, rank, issuedAt, requestId: w.requestId }
+    w.resolve({ won: true, win })
+    return win
   }
   const code = Number(reply)
   if (code > 0) {
-    const win = { couponId, userId: w.userId, rank: code, issuedAt: w.now, requestId: w.requestId }
+    const win = {
+      couponId,
+      userId: w.userId,
+      rank: code,
+      issuedAt: judgedAt,
+      requestId: w.requestId,
+    }
     w.resolve({ won: true, win })
-    return
+    return win
   }
   const refusal = ISSUE_REFUSALS[code]
   if (refusal) w.resolve({ won: false, refusal })
   else w.reject(new Error(`issue.lua returned ${String(reply)}`))
+  return null
 }

@@ -9,22 +9,12 @@
  */
 import { performance } from 'node:perf_hooks'
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
-import type { IssueOutcome, Refusal } from '../domain/coupon.js'
+import { type IssueOutcome, REFUSALS, type Refusal } from '../domain/coupon.js'
 import { clusterScraper } from './cluster-metrics.js'
 import type { Readiness } from './readiness.js'
 import { dependencyGauge } from './scrape-gauges.js'
 
-const OUTCOMES: readonly (Refusal | 'WON')[] = [
-  'WON',
-  'COUPON_NOT_FOUND',
-  'ISSUE_NOT_STARTED',
-  'ISSUE_ENDED',
-  'ALREADY_ISSUED',
-  'SOLD_OUT',
-  'ENTERED',
-  'NOT_DRAWN',
-  'DRAWING',
-]
+const OUTCOMES: readonly (Refusal | 'WON')[] = ['WON', ...REFUSALS]
 const OUTCOME_INDEX = Object.fromEntries(OUTCOMES.map((o, i) => [o, i])) as Record<
   Refusal | 'WON',
   number
@@ -60,6 +50,25 @@ export class Metrics {
     name: 'firstcome_wins_dead_lettered_total',
     help: 'Stream entries moved to a dead-letter stream',
     labelNames: ['coupon'] as const,
+    registers: [this.registry],
+  })
+  /**
+   * Answered wins that will never be rows: Redis lost them before they were
+   * persisted, or the database refused their rank (docs/operations.md, "When
+   * Redis loses data"). cause: forgotten (the gate no longer holds the user after
+   * it caught up with the database), rank_taken (the database holds the rank for
+   * another user), beyond_quantity (the rank lies past the coupon's quantity).
+   */
+  readonly winsLost = new Counter({
+    name: 'firstcome_wins_lost_total',
+    help: 'Answered wins lost to a Redis data loss or refused by the database, by cause',
+    labelNames: ['coupon', 'cause'] as const,
+    registers: [this.registry],
+  })
+  /** Gates found behind the database (Redis lost data) and caught up from it. */
+  readonly gateCatchUps = new Counter({
+    name: 'firstcome_gate_catchups_total',
+    help: 'Coupon gates found behind the database after a Redis data loss and caught up',
     registers: [this.registry],
   })
   readonly spent = new Counter({
@@ -139,6 +148,23 @@ export class Metrics {
     name: 'firstcome_worker_passes_total',
     help: 'Passes of the stream worker over every coupon stream, by result',
     labelNames: ['result'] as const,
+    registers: [this.registry],
+  })
+  /**
+   * Redis mode: the gate's clock (Redis TIME, which judges every window) minus
+   * this process's, at the last probe (GateClock). Processes of one host share a
+   * clock: averaged.
+   */
+  readonly clockOffset = new Gauge({
+    name: 'firstcome_clock_offset_seconds',
+    help: "The gate's clock (Redis TIME, which judges every issue window) minus this process's clock",
+    aggregator: 'average',
+    registers: [this.registry],
+  })
+  readonly clockSkewed = new Gauge({
+    name: 'firstcome_clock_skewed',
+    help: "1 when this process's clock differs from the gate's by more than CLOCK_SKEW_BOUND_MS",
+    aggregator: 'max',
     registers: [this.registry],
   })
   readonly shed = new Counter({
