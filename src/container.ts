@@ -561,6 +561,7 @@ async function redisAdapters(
         userId: d.userIds[i] as string,
       }))
       await insertEntries(database.db, d.couponId, entrants)
+      if (!d.leaseHeld()) throw new Error(`coupon ${d.couponId}: the draw's lease was lost`)
       await recordDraw(database.db, d.couponId, recordOf(d), new Date())
     },
     events,

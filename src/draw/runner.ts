@@ -34,9 +34,15 @@ export interface EntrantPage {
 /** The request id the draw's wins carry. */
 export const DRAW_REQUEST_ID = 'draw'
 
+export interface HeldLease {
+  /** false once the lease was found taken over or expired (the holder stalled) */
+  held(): boolean
+  release(): Promise<void>
+}
+
 export interface DrawLease {
   /** The coupon's lease, or null when another process holds it. */
-  acquire(couponId: number): Promise<{ release(): Promise<void> } | null>
+  acquire(couponId: number): Promise<HeldLease | null>
 }
 
 export interface DrawnCoupon {
@@ -51,6 +57,8 @@ export interface DrawnCoupon {
   wins: Win[]
   /** the winners' pseudonyms, rank 1 first */
   winners: string[]
+  /** false once this process's lease is lost: a commit in steps stops before its record */
+  leaseHeld: () => boolean
 }
 
 export interface DrawRunnerOptions {
@@ -120,13 +128,13 @@ export class DrawRunner {
     const lease = await this.#o.lease.acquire(couponId)
     if (!lease) return false
     try {
-      return await this.#draw(couponId)
+      return await this.#draw(couponId, lease)
     } finally {
       await lease.release().catch(() => {})
     }
   }
 
-  async #draw(couponId: number): Promise<boolean> {
+  async #draw(couponId: number, lease: HeldLease): Promise<boolean> {
     const { db, gate } = this.#o
     const started = performance.now()
     const draw = await findDraw(db, couponId)
@@ -184,6 +192,8 @@ export class DrawRunner {
         if (wins.length === n) break
       }
     }
+    // A process that stalled past its lease stops here: another has taken over.
+    if (!lease.held()) throw new Error(`coupon ${couponId}: the draw's lease was lost`)
     await this.#o.commit({
       couponId,
       drawAt: coupon.drawAt,
@@ -193,6 +203,7 @@ export class DrawRunner {
       entrantsDigest,
       wins,
       winners,
+      leaseHeld: () => lease.held(),
     })
     const seconds = (performance.now() - started) / 1000
     this.#o.metrics?.drawDuration.observe(seconds)
@@ -221,6 +232,7 @@ export function localDrawLease(): DrawLease {
       if (held.has(couponId)) return null
       held.add(couponId)
       return {
+        held: () => true,
         async release() {
           held.delete(couponId)
         },

@@ -30,7 +30,7 @@ import { skipUnless } from '../helpers/services.js'
 import { issueOnce, storm, tally, twiceShuffled, users, waitDrained } from '../helpers/storm.js'
 import { waitFor } from '../helpers/wait.js'
 
-const LEASE_MS = 1000
+const LEASE_MS = 3000
 
 async function get(pool: Pool, path: string, headers: Record<string, string> = {}) {
   const res = await pool.request({ method: 'GET', path, headers })
