@@ -1,15 +1,15 @@
 /**
  * The composition root: the only place that looks at Config to choose adapters.
  *   no REDIS_URL → embedded: in-process gate, group commit to the database
- *   REDIS_URL / REDIS_CLUSTER_NODES → Redis gate + stream, stream worker
+ *   REDIS_URL / REDIS_SENTINELS / REDIS_CLUSTER_NODES → Redis gate + stream, stream worker
  */
-import { setTimeout as sleep } from 'node:timers/promises'
+import { Cluster } from 'ioredis'
 import type { Logger } from 'pino'
 import type { AppDeps } from './app.js'
 import type { Config, RedisConfig } from './config.js'
 import { CouponState } from './coupon-state/coupon-state.js'
 import { RedisKeys } from './coupon-state/keys.js'
-import { readQueued } from './coupon-state/queued.js'
+import { oldestQueuedAt, readQueued } from './coupon-state/queued.js'
 import { findCoupon, listCouponIds, listCoupons } from './db/coupons-repo.js'
 import { type Database, openDatabase, openExportDatabase } from './db/database.js'
 import { databaseGateSource } from './db/gate-source.js'
@@ -20,6 +20,7 @@ import { rulesOf, type Win } from './domain/coupon.js'
 import type { CouponEvents } from './events/coupon-events.js'
 import { MemoryCouponEvents } from './events/memory-coupon-events.js'
 import { RedisCouponEvents } from './events/redis-coupon-events.js'
+import { GateClock } from './gate/gate-clock.js'
 import { MemoryStockGate } from './gate/memory-stock-gate.js'
 import { RedisStockGate } from './gate/redis-stock-gate.js'
 import type { StockGate } from './gate/stock-gate.js'
@@ -33,7 +34,7 @@ import {
 } from './limits/issue-limits.js'
 import { ApiFleet, type FleetStore } from './ops/api-fleet.js'
 import { CouponFigures } from './ops/coupon-figures.js'
-import { CouponWatch } from './ops/coupon-watch.js'
+import { CouponWatch, claimedOnce, redisClaims } from './ops/coupon-watch.js'
 import { Heartbeats } from './ops/heartbeats.js'
 import { Metrics } from './ops/metrics.js'
 import { processFiguresOf } from './ops/process-figures.js'
@@ -56,8 +57,6 @@ import { WinnersExport } from './service/winners-export.js'
 
 /** How long a stop waits for the group commit to write what it holds. */
 const DRAIN_TIMEOUT_MS = 10_000
-/** how long a logged event's claim is kept (see CouponWatch) */
-const CLAIM_TTL_MS = 7 * 86_400_000
 
 export interface WorkerHandle {
   /** resolves when the worker's own Redis connection answers */
@@ -95,6 +94,11 @@ export interface Container {
   fleet: ApiFleet
   /** Redis mode: stream workers alive on every host */
   workersAlive?: () => Promise<number>
+  /**
+   * The clock that judges the issue window, epoch ms: Redis's as this process
+   * knows it (GateClock) in Redis mode, this process's in embedded mode.
+   */
+  gateNow: () => number
   verifyUser: UserVerifier | null
   /** issue requests per client and per user: in Redis in Redis mode, shared by every process */
   limits: IssueLimits
@@ -102,17 +106,6 @@ export interface Container {
   startWorker?: () => Promise<WorkerHandle>
   /** Drains what is in hand and closes every connection, in dependency order. */
   close(): Promise<void>
-}
-
-/** One process: each event is logged once by remembering it here. */
-function claimedOnce(): (key: string) => Promise<boolean> {
-  const seen = new Set<string>()
-  return async (key) => {
-    if (seen.has(key)) return false
-    if (seen.size >= 100_000) seen.clear()
-    seen.add(key)
-    return true
-  }
 }
 
 /** Rebuilds the in-process gate from the system of record. */
@@ -163,6 +156,8 @@ export async function createContainer(
     throw err
   }
   const { gate, recorder, cache, events, limits } = adapters
+  const { gateClock } = adapters
+  const gateNow = gateClock ? () => gateClock.now() : Date.now
   // Every node hears of a coupon created anywhere (and of every change, which is
   // of a coupon that exists).
   events.subscribe((id) => {
@@ -187,7 +182,7 @@ export async function createContainer(
   })
   if (adapters.workersAlive) workerGauge(metrics.registry, adapters.workersAlive)
   const fleet = new ApiFleet({
-    read: processFiguresOf(metrics.registry, ISSUE_ROUTE),
+    read: processFiguresOf(metrics.registry, ISSUE_ROUTE, gateClock),
     store: adapters.fleetStore ?? null,
     onError: (err) => logger.debug({ err }, 'could not publish the dashboard figures'),
   })
@@ -214,13 +209,15 @@ export async function createContainer(
       db: database.db,
       gate,
       persistDelayMs: config.redis ? config.worker.persistDelayMs : 0,
+      // a QUEUED win's instant is the gate's
+      now: gateNow,
       onSpent: (couponId, inserted) => {
         metrics.spent.inc({ coupon: String(couponId) })
         metrics.persisted.inc({ coupon: String(couponId) }, inserted)
       },
     }),
     // A public read: the pool apart, like status and stats.
-    box: new CouponBox({ db: reads.db, gate }),
+    box: new CouponBox({ db: reads.db, gate, now: gateNow }),
     codes: new CodePool({ db: database.db }),
     winners: new WinnersExport({
       db: exports.db,
@@ -233,6 +230,7 @@ export async function createContainer(
     readiness,
     figures,
     workersAlive: adapters.workersAlive,
+    gateNow,
     verifyUser: config.jwt ? userVerifier(config.jwt) : null,
     limits,
     startWorker: adapters.startWorker,
@@ -260,6 +258,7 @@ export function appDepsOf(c: Container): AppDeps {
     workersAlive: c.workersAlive,
     fleet: c.fleet,
     mode: c.config.redis ? 'redis' : 'embedded',
+    now: c.gateNow,
     adminToken: c.config.adminToken,
     serviceToken: c.config.serviceToken,
     verifyUser: c.verifyUser,
@@ -285,6 +284,8 @@ interface Adapters {
   workersAlive?: () => Promise<number>
   /** Redis mode: where every API process publishes its figures */
   fleetStore?: FleetStore
+  /** Redis mode: Redis's clock, which judges every window, as this process knows it */
+  gateClock?: GateClock
   startWorker?: Container['startWorker']
   /** everything but the database, which closes last */
   close(): Promise<void>
@@ -319,11 +320,7 @@ async function embeddedAdapters(
     async close() {
       // Wins still waiting for an unreachable database were answered 503, never
       // 201; give them a bounded chance, then stop.
-      const drained = await Promise.race([
-        recorder.drain().then(() => true),
-        sleep(DRAIN_TIMEOUT_MS, false, { ref: false }),
-      ])
-      if (!drained) {
+      if (!(await recorder.drainWithin(DRAIN_TIMEOUT_MS))) {
         logger.error({ wins: recorder.backlog }, 'stopping with unwritten (unanswered) wins')
       }
       await events.close()
@@ -430,12 +427,39 @@ async function redisAdapters(
     },
   })
   const gate = new RedisStockGate({ state, metrics })
+  const gateClock = new GateClock({
+    nodes: () =>
+      client instanceof Cluster
+        ? client
+            .nodes('master')
+            .map((node) => ({ id: `${node.options.host}:${node.options.port}`, source: node }))
+        : [{ id: 'redis', source: client }],
+    boundMs: redis.clockSkewBoundMs,
+    onOffset: (offsetMs) => {
+      metrics.clockOffset.set(offsetMs / 1000)
+      metrics.clockSkewed.set(Math.abs(offsetMs) > redis.clockSkewBoundMs ? 1 : 0)
+    },
+    onSkew: (skewed, offsetMs) => {
+      const fields = { event: 'clock.skew', offsetMs, boundMs: redis.clockSkewBoundMs }
+      if (skewed)
+        logger.warn(
+          fields,
+          "this process's clock differs from Redis's by more than CLOCK_SKEW_BOUND_MS; Redis's clock judges every window, so issuing is unaffected: correct the host's time (NTP)",
+        )
+      else logger.info(fields, "this process's clock is back within CLOCK_SKEW_BOUND_MS of Redis's")
+    },
+    onError: (err) => logger.debug({ err }, "could not read Redis's clock"),
+  })
+  await gateClock.start()
   const events = new RedisCouponEvents(client, subscriber, keys.couponChanged)
   await events.start()
-  const cache = new CouponCache(async (id) => {
-    const coupon = await known.find(id, (i) => findCoupon(database.db, i))
-    return coupon && rulesOf(coupon)
-  })
+  const cache = new CouponCache(
+    async (id) => {
+      const coupon = await known.find(id, (i) => findCoupon(database.db, i))
+      return coupon && rulesOf(coupon)
+    },
+    { gateTime: () => gateClock.time() },
+  )
   events.subscribe((id) => (id === null ? cache.clear() : cache.invalidate(id)))
   const workers: WorkerHandle[] = []
   const heartbeats = new Heartbeats(client, `${redis.keyPrefix}workers`)
@@ -449,19 +473,15 @@ async function redisAdapters(
     ),
     checks: { gate: () => gate.ping() },
     queuedWins: (couponId) => readQueued(client, keys.coupon(couponId), couponId),
-    oldestQueuedAt: async (couponId) => {
-      const [first] = await client.xrange(keys.coupon(couponId).stream, '-', '+', 'COUNT', 1)
-      return first ? Number(first[0].slice(0, first[0].indexOf('-'))) : null
-    },
+    oldestQueuedAt: (couponId) => oldestQueuedAt(client, keys.coupon(couponId)),
     workersAlive: () => heartbeats.alive(),
     fleetStore: new RedisFleetStore(client, redis.keyPrefix),
-    claim: async (key) =>
-      (await client.set(`${redis.keyPrefix}logged:${key}`, '1', 'PX', CLAIM_TTL_MS, 'NX')) === 'OK',
+    gateClock,
+    claim: redisClaims(client, `${redis.keyPrefix}logged:`),
     async startWorker() {
       const workerClient = createRedis(redis, 'firstcome-worker')
       await connectAll([workerClient])
-      const beats = new Heartbeats(workerClient, `${redis.keyPrefix}workers`)
-      const worker: RedisStreamWorker = new RedisStreamWorker({
+      const worker = new RedisStreamWorker({
         client: workerClient,
         keys,
         db: database.db,
@@ -470,7 +490,7 @@ async function redisAdapters(
         ensureLoaded: (couponId) => state.ensureLoaded(couponId),
         markBehind: (couponId) => state.markBehind(couponId),
         persist: persistKindFor(config.dialect),
-        onPass: () => beats.beat(worker.consumer),
+        heartbeats: new Heartbeats(workerClient, `${redis.keyPrefix}workers`),
         ...config.worker,
       }).start()
       const handle = {
@@ -486,6 +506,7 @@ async function redisAdapters(
       return handle
     },
     async close() {
+      gateClock.stop()
       await Promise.all(workers.map((w) => w.stop()))
       await events.close()
       await gate.close()

@@ -28,6 +28,8 @@ export const scripts = {
   ack: script('ack'),
   /** the worker: move an entry that cannot be persisted to the dead letters */
   deadLetter: script('dead-letter'),
+  /** the worker: drop a dead worker's consumer once it holds nothing */
+  forgetConsumer: script('forget-consumer'),
 } as const
 
 export type ScriptName = keyof typeof scripts

@@ -9,19 +9,12 @@
  */
 import { performance } from 'node:perf_hooks'
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
-import type { IssueOutcome, Refusal } from '../domain/coupon.js'
+import { type IssueOutcome, REFUSALS, type Refusal } from '../domain/coupon.js'
 import { clusterScraper } from './cluster-metrics.js'
 import type { Readiness } from './readiness.js'
 import { dependencyGauge } from './scrape-gauges.js'
 
-const OUTCOMES: readonly (Refusal | 'WON')[] = [
-  'WON',
-  'COUPON_NOT_FOUND',
-  'ISSUE_NOT_STARTED',
-  'ISSUE_ENDED',
-  'ALREADY_ISSUED',
-  'SOLD_OUT',
-]
+const OUTCOMES: readonly (Refusal | 'WON')[] = ['WON', ...REFUSALS]
 const OUTCOME_INDEX = Object.fromEntries(OUTCOMES.map((o, i) => [o, i])) as Record<
   Refusal | 'WON',
   number
@@ -137,6 +130,23 @@ export class Metrics {
     name: 'firstcome_worker_passes_total',
     help: 'Passes of the stream worker over every coupon stream, by result',
     labelNames: ['result'] as const,
+    registers: [this.registry],
+  })
+  /**
+   * Redis mode: the gate's clock (Redis TIME, which judges every window) minus
+   * this process's, at the last probe (GateClock). Processes of one host share a
+   * clock: averaged.
+   */
+  readonly clockOffset = new Gauge({
+    name: 'firstcome_clock_offset_seconds',
+    help: "The gate's clock (Redis TIME, which judges every issue window) minus this process's clock",
+    aggregator: 'average',
+    registers: [this.registry],
+  })
+  readonly clockSkewed = new Gauge({
+    name: 'firstcome_clock_skewed',
+    help: "1 when this process's clock differs from the gate's by more than CLOCK_SKEW_BOUND_MS",
+    aggregator: 'max',
     registers: [this.registry],
   })
   readonly shed = new Counter({

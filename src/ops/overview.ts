@@ -41,7 +41,8 @@ export interface OverviewSnapshot {
   /** epoch ms at which it was taken */
   at: number
   mode: 'embedded' | 'redis'
-  health: Record<'gate' | 'queue' | 'database', boolean>
+  /** clock: no live API process's clock is past CLOCK_SKEW_BOUND_MS from the gate's */
+  health: Record<'gate' | 'queue' | 'database' | 'clock', boolean>
   /** API processes live in the deployment; null: their figures cannot be read (Redis down) */
   apiProcesses: number | null
   /**
@@ -52,6 +53,11 @@ export interface OverviewSnapshot {
   fleet: string | null
   /** null in embedded mode */
   workersAlive: number | null
+  /**
+   * the gate's clock minus an API process's, seconds: the live process farthest
+   * off (null: embedded mode, or not known)
+   */
+  clockOffsetSeconds: number | null
   /** the busiest API process's */
   eventLoop: { lagP99Seconds: number | null; utilization: number | null }
   /** the issue route's latency histogram so far, every live API process's buckets summed: [upper bound in seconds, count ≤ it] */
@@ -95,7 +101,9 @@ export class Overview {
         gate: ready.gate ?? true,
         queue: o.mode === 'redis' ? (workers ?? 0) > 0 : (ready.database ?? false),
         database: ready.database ?? false,
+        clock: !merged.clockSkewed,
       },
+      clockOffsetSeconds: merged.clockOffsetSeconds ?? null,
       apiProcesses: processes?.length ?? null,
       fleet: processes && fleetOf(processes),
       workersAlive: workers,

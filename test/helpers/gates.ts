@@ -96,6 +96,11 @@ export interface RedisGateOptions {
   dialect?: Dialect
   /** the Redis connection's name */
   name?: string
+  /**
+   * whose clock judges the window: 'caller' (default here: the suites decide at
+   * fixed instants, T0, T0 + 1 …) or 'redis' (the service's)
+   */
+  clock?: 'redis' | 'caller'
 }
 
 /** The Redis gate over a key prefix of its own, rebuilding from a database of its own. */
@@ -115,7 +120,7 @@ export async function createRedisGate(options: RedisGateOptions): Promise<RedisG
     ...(options.onCatchUp ? { onCatchUp: options.onCatchUp } : {}),
     ...(options.onLost ? { onLost: options.onLost } : {}),
   })
-  const gate = new RedisStockGate({ state })
+  const gate = new RedisStockGate({ state, clock: options.clock ?? 'caller' })
   return {
     gate,
     state,

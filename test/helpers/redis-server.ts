@@ -21,7 +21,7 @@ export interface RedisServerOptions {
    * a power loss takes the last second or so; `aof()` cuts the file back.
    */
   aofEverysec?: boolean
-  /** more redis-server arguments (`--replicaof host port`, …) */
+  /** more redis-server arguments, e.g. `['--replicaof', '127.0.0.1', '6379']` */
   args?: string[]
 }
 
@@ -73,6 +73,8 @@ export function skipUnlessRedisServer(
  * restarted on its port; and each file the test runner runs at once has a block
  * of its own (FIRSTCOME_TEST_SLOT), so files in parallel never pick the same
  * one. A cluster node's bus port (+10000) stays below the ephemeral range too.
+ * FIRSTCOME_TEST_PORTS=<first>-<last> confines every pick to that range instead
+ * (a machine shared with other runs, each with a range of its own).
  */
 const PORT_BLOCK = 500
 const FIRST_PORT = 10_000
@@ -92,15 +94,21 @@ export function bindable(port: number): Promise<boolean> {
   })
 }
 
+const range = /^(\d+)-(\d+)$/.exec(process.env.FIRSTCOME_TEST_PORTS ?? '')
+const [rangeStart, rangeSize] = range
+  ? [Number(range[1]), Number(range[2]) - Number(range[1]) + 1]
+  : [FIRST_PORT + block * PORT_BLOCK, PORT_BLOCK]
+if (range) nextPort = rangeStart
+
 /** A loopback port nothing listens on, from this file's block (see above). */
 export async function freePort(): Promise<number> {
-  const start = FIRST_PORT + block * PORT_BLOCK
-  for (let tries = 0; tries < PORT_BLOCK; tries++) {
-    const port = start + ((nextPort - start) % PORT_BLOCK)
+  const start = rangeStart
+  for (let tries = 0; tries < rangeSize; tries++) {
+    const port = start + ((nextPort - start) % rangeSize)
     nextPort = port + 1
     if (await bindable(port)) return port
   }
-  throw new Error(`no free port in ${start}..${start + PORT_BLOCK - 1}`)
+  throw new Error(`no free port in ${start}..${start + rangeSize - 1}`)
 }
 
 function exited(child: ChildProcess): Promise<void> {

@@ -128,14 +128,14 @@ async function runOne(
     Array.from({ length: inFlight }, async () => {
       while (performance.now() < until) {
         const args: (string | number)[] = []
-        const now = Date.now()
-        // As the gate sends them: user, instant, the request's id.
+        // As the gate sends them: user, '' (judged by Redis's clock), the request's id.
         for (let i = 0; i < batch; i++) {
           const user = `u${next++}`
-          args.push(user, now, `r${user}`)
+          args.push(user, '', `r${user}`)
         }
+        // Redis's clock, then one answer per request
         const codes = await issueScript.run(redis, keyList, args)
-        if (!Array.isArray(codes) || codes.length !== batch) {
+        if (!Array.isArray(codes) || codes.length !== batch + 1) {
           throw new Error(`issue.lua answered ${String(codes)}`)
         }
         decisions += batch

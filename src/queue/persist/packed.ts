@@ -13,6 +13,7 @@
  */
 import { performance } from 'node:perf_hooks'
 import {
+  msOf,
   type PackedWins,
   type RawEntry,
   type StreamWin,
@@ -28,7 +29,7 @@ import { insertNewWins } from '../../db/issues-repo.js'
 import type { Metrics } from '../../ops/metrics.js'
 import type { RedisClient } from '../../redis/connection.js'
 import type { CouponStream } from '../coupon-stream.js'
-import { GateNotLoaded, msOf, type RowPersister } from './rows.js'
+import { GateNotLoaded, type RowPersister } from './rows.js'
 import { type NewWins, type PersistStrategy, type ReadSizes, readTransaction } from './strategy.js'
 
 /** Some packed wins are not the gate's: the batch is judged win by win instead. */

@@ -24,7 +24,7 @@
  *   marked behind the database so it catches up before it answers again.
  */
 import { performance } from 'node:perf_hooks'
-import type { StreamWin } from '../../coupon-state/entries.js'
+import { msOf, type StreamWin } from '../../coupon-state/entries.js'
 import type { CouponKeys } from '../../coupon-state/keys.js'
 import { sortByGate } from '../../coupon-state/verify.js'
 import { addIssuedQuantity, lockCoupons } from '../../db/coupons-repo.js'
@@ -47,7 +47,6 @@ export class GateNotLoaded extends Error {
 }
 
 /** an entry id's time part (epoch ms) */
-export const msOf = (id: string) => Number(id.slice(0, id.indexOf('-')))
 
 export interface RowPersisterOptions {
   client: RedisClient
