@@ -169,7 +169,8 @@ export class CouponState {
     let running = this.#catchingUp.get(couponId)
     if (!running) {
       running = this.#catchUpLocked(couponId)
-        .then(() => this.#audit(couponId))
+        // the audit's trouble is not the request's: its wins wait for the next one
+        .then(() => this.#audit(couponId).catch(() => {}))
         .finally(() => this.#catchingUp.delete(couponId))
       this.#catchingUp.set(couponId, running)
     }
@@ -202,7 +203,14 @@ export class CouponState {
     const k = this.keys.coupon(couponId)
     for (let i = 0; i < wins.length; i += CHUNK) {
       const slice = wins.slice(i, i + CHUNK)
-      const held = await this.client.hmget(k.users, ...slice.map((w) => w.userId))
+      let held: (string | null)[]
+      try {
+        held = await this.client.hmget(k.users, ...slice.map((w) => w.userId))
+      } catch (err) {
+        // Not looked up: kept for the next audit (the reconnect that follows).
+        for (const w of wins.slice(i)) this.recent.add(w)
+        throw err
+      }
       slice.forEach((w, j) => {
         const value = held[j]
         if (!value || value.slice(0, value.indexOf(':')) !== String(w.rank)) this.#onLost(w)
@@ -314,7 +322,7 @@ export class CouponState {
           this.#onRebuild(couponId, winners.size)
         }),
     )
-    if (found) await this.#audit(couponId)
+    if (found) await this.#audit(couponId).catch(() => {})
     return found
   }
 
