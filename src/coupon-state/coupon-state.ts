@@ -111,18 +111,21 @@ export class CouponState {
     }
   }
 
-  /** configure.lua: OK, NOT_LOADED or QUANTITY_BELOW_ISSUED; never loads. */
+  /**
+   * configure.lua: OK, NOT_LOADED (also when the state is behind the database:
+   * ensureLoaded catches it up) or QUANTITY_BELOW_ISSUED; never loads.
+   */
   async configure(rules: CouponRules): Promise<'OK' | 'NOT_LOADED' | 'QUANTITY_BELOW_ISSUED'> {
     this.assertReady()
     const k = this.keys.coupon(rules.couponId)
     const args = [rules.issueStart, rules.issueEnd, rules.totalQuantity ?? -1]
     const code = await scripts.configure
-      .run(this.client, [k.meta, k.users], args)
+      .run(this.client, [k.meta, k.users, k.live], args)
       .catch((err: unknown) => {
         throw toRedisFailure(err)
       })
     if (code === CODES.OK) return 'OK'
-    if (code === CODES.NOT_LOADED) return 'NOT_LOADED'
+    if (code === CODES.NOT_LOADED || code === CODES.BEHIND) return 'NOT_LOADED'
     if (code === CODES.QUANTITY_BELOW_ISSUED) return 'QUANTITY_BELOW_ISSUED'
     throw new Error(`configure.lua returned ${String(code)}`)
   }
@@ -280,12 +283,18 @@ export class CouponState {
   }
 
   /**
-   * Makes sure the coupon's state is in Redis, rebuilding it from the database if
-   * it is not; false: no such coupon. One rebuild per coupon at a time in this
+   * Makes sure the coupon's state is in Redis and not behind the database,
+   * rebuilding it or catching it up from the database; false: no such coupon. One rebuild per coupon at a time in this
    * process. Takes the coupon's row lock: never call it holding that lock.
    */
   async ensureLoaded(couponId: number): Promise<boolean> {
-    if ((await this.client.exists(this.keys.coupon(couponId).meta)) === 1) return true
+    const k = this.keys.coupon(couponId)
+    if ((await this.client.exists(k.meta)) === 1) {
+      // There, but perhaps behind the database (stamp.lua): caught up first.
+      if ((await scripts.stamp.run(this.client, [k.meta, k.live], ['check'])) !== 1)
+        await this.catchUp(couponId)
+      return true
+    }
     let running = this.#rebuilding.get(couponId)
     if (!running) {
       running = this.#rebuildLocked(couponId).finally(() => this.#rebuilding.delete(couponId))
