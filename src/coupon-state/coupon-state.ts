@@ -284,8 +284,9 @@ export class CouponState {
 
   /**
    * Makes sure the coupon's state is in Redis and not behind the database,
-   * rebuilding it or catching it up from the database; false: no such coupon. One rebuild per coupon at a time in this
-   * process. Takes the coupon's row lock: never call it holding that lock.
+   * rebuilding it or catching it up from the database; false: no such coupon. One
+   * rebuild per coupon at a time in this process. Takes the coupon's row lock:
+   * never call it holding that lock.
    */
   async ensureLoaded(couponId: number): Promise<boolean> {
     const k = this.keys.coupon(couponId)
