@@ -3,7 +3,6 @@
  *   no REDIS_URL → embedded: in-process gate, group commit to the database
  *   REDIS_URL / REDIS_SENTINELS / REDIS_CLUSTER_NODES → Redis gate + stream, stream worker
  */
-import { Cluster } from 'ioredis'
 import type { Logger } from 'pino'
 import type { AppDeps } from './app.js'
 import type { Config, RedisConfig } from './config.js'
@@ -36,7 +35,7 @@ import { DrawSeeds } from './draw/seeds.js'
 import type { CouponEvents } from './events/coupon-events.js'
 import { MemoryCouponEvents } from './events/memory-coupon-events.js'
 import { RedisCouponEvents } from './events/redis-coupon-events.js'
-import { GateClock } from './gate/gate-clock.js'
+import { GateClock, gateNodesOf } from './gate/gate-clock.js'
 import { MemoryStockGate } from './gate/memory-stock-gate.js'
 import { RedisStockGate } from './gate/redis-stock-gate.js'
 import type { StockGate } from './gate/stock-gate.js'
@@ -510,12 +509,7 @@ async function redisAdapters(
 
   const gate = new RedisStockGate({ state, metrics, seeds })
   const gateClock = new GateClock({
-    nodes: () =>
-      client instanceof Cluster
-        ? client
-            .nodes('master')
-            .map((node) => ({ id: `${node.options.host}:${node.options.port}`, source: node }))
-        : [{ id: 'redis', source: client }],
+    nodes: () => gateNodesOf(client),
     boundMs: redis.clockSkewBoundMs,
     onOffset: (offsetMs) => {
       metrics.clockOffset.set(offsetMs / 1000)

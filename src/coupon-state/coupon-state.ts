@@ -111,18 +111,21 @@ export class CouponState {
     }
   }
 
-  /** configure.lua: OK, NOT_LOADED or QUANTITY_BELOW_ISSUED; never loads. */
+  /**
+   * configure.lua: OK, NOT_LOADED (also when the state is behind the database:
+   * ensureLoaded catches it up) or QUANTITY_BELOW_ISSUED; never loads.
+   */
   async configure(rules: CouponRules): Promise<'OK' | 'NOT_LOADED' | 'QUANTITY_BELOW_ISSUED'> {
     this.assertReady()
     const k = this.keys.coupon(rules.couponId)
     const args = [rules.issueStart, rules.issueEnd, rules.totalQuantity ?? -1]
     const code = await scripts.configure
-      .run(this.client, [k.meta, k.users], args)
+      .run(this.client, [k.meta, k.users, k.live], args)
       .catch((err: unknown) => {
         throw toRedisFailure(err)
       })
     if (code === CODES.OK) return 'OK'
-    if (code === CODES.NOT_LOADED) return 'NOT_LOADED'
+    if (code === CODES.NOT_LOADED || code === CODES.BEHIND) return 'NOT_LOADED'
     if (code === CODES.QUANTITY_BELOW_ISSUED) return 'QUANTITY_BELOW_ISSUED'
     throw new Error(`configure.lua returned ${String(code)}`)
   }
@@ -169,7 +172,8 @@ export class CouponState {
     let running = this.#catchingUp.get(couponId)
     if (!running) {
       running = this.#catchUpLocked(couponId)
-        .then(() => this.#audit(couponId))
+        // the audit's trouble is not the request's: its wins wait for the next one
+        .then(() => this.#audit(couponId).catch(() => {}))
         .finally(() => this.#catchingUp.delete(couponId))
       this.#catchingUp.set(couponId, running)
     }
@@ -202,7 +206,14 @@ export class CouponState {
     const k = this.keys.coupon(couponId)
     for (let i = 0; i < wins.length; i += CHUNK) {
       const slice = wins.slice(i, i + CHUNK)
-      const held = await this.client.hmget(k.users, ...slice.map((w) => w.userId))
+      let held: (string | null)[]
+      try {
+        held = await this.client.hmget(k.users, ...slice.map((w) => w.userId))
+      } catch (err) {
+        // Not looked up: kept for the next audit (the reconnect that follows).
+        for (const w of wins.slice(i)) this.recent.add(w)
+        throw err
+      }
       slice.forEach((w, j) => {
         const value = held[j]
         if (!value || value.slice(0, value.indexOf(':')) !== String(w.rank)) this.#onLost(w)
@@ -272,12 +283,19 @@ export class CouponState {
   }
 
   /**
-   * Makes sure the coupon's state is in Redis, rebuilding it from the database if
-   * it is not; false: no such coupon. One rebuild per coupon at a time in this
-   * process. Takes the coupon's row lock: never call it holding that lock.
+   * Makes sure the coupon's state is in Redis and not behind the database,
+   * rebuilding it or catching it up from the database; false: no such coupon. One
+   * rebuild per coupon at a time in this process. Takes the coupon's row lock:
+   * never call it holding that lock.
    */
   async ensureLoaded(couponId: number): Promise<boolean> {
-    if ((await this.client.exists(this.keys.coupon(couponId).meta)) === 1) return true
+    const k = this.keys.coupon(couponId)
+    if ((await this.client.exists(k.meta)) === 1) {
+      // There, but perhaps behind the database (stamp.lua): caught up first.
+      if ((await scripts.stamp.run(this.client, [k.meta, k.live], ['check'])) !== 1)
+        await this.catchUp(couponId)
+      return true
+    }
     let running = this.#rebuilding.get(couponId)
     if (!running) {
       running = this.#rebuildLocked(couponId).finally(() => this.#rebuilding.delete(couponId))
@@ -314,7 +332,7 @@ export class CouponState {
           this.#onRebuild(couponId, winners.size)
         }),
     )
-    if (found) await this.#audit(couponId)
+    if (found) await this.#audit(couponId).catch(() => {})
     return found
   }
 

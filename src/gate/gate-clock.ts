@@ -22,6 +22,8 @@
  * the dashboard. It keeps serving either way: the gate, not this clock, decides.
  */
 import { performance } from 'node:perf_hooks'
+import { Cluster } from 'ioredis'
+import type { RedisClient } from '../redis/connection.js'
 
 /** How often each gate node is asked for its TIME. */
 export const PROBE_MS = 1000
@@ -214,4 +216,12 @@ export class GateClock {
 /** A sample's error at `at`: half its round trip, plus the drift since. */
 function errorOf(s: Sample, at: number): number {
   return s.error + Math.abs(at - s.at) * DRIFT
+}
+
+/** The gate's nodes to ask for TIME: the one Redis, or every master of a Cluster (as it is now). */
+export function gateNodesOf(client: RedisClient): { id: string; source: TimeSource }[] {
+  if (!(client instanceof Cluster)) return [{ id: 'redis', source: client }]
+  return client
+    .nodes('master')
+    .map((node) => ({ id: `${node.options.host}:${node.options.port}`, source: node }))
 }

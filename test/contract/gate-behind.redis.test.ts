@@ -134,6 +134,26 @@ for (const target of TARGETS) {
       assert.equal(await issue(id, 'v'), 'SOLD_OUT')
     })
 
+    it('refuses a quantity below the database’s count only once caught up', async () => {
+      const id = await coupon(5)
+      for (const u of ['g', 'h', 'i']) await issue(id, u)
+      await persist(id, [
+        ['g', 1],
+        ['h', 2],
+        ['i', 3],
+      ])
+      await restartForgetting(id, ['h', 'i'])
+      const rules = { couponId: id, issueStart: T0 - 60_000, issueEnd: T0 + 3_600_000 }
+      assert.equal(await g.state.configure({ ...rules, totalQuantity: 2 }), 'NOT_LOADED')
+      assert.equal(await g.state.ensureLoaded(id), true)
+      assert.equal(
+        await g.state.configure({ ...rules, totalQuantity: 2 }),
+        'QUANTITY_BELOW_ISSUED',
+        'the database holds 3',
+      )
+      assert.equal(await g.state.configure({ ...rules, totalQuantity: 3 }), 'OK')
+    })
+
     it('a coupon marked behind (the database refused a rank) catches up once', async () => {
       const id = await coupon(3)
       assert.equal(await issue(id, 'm'), 1)

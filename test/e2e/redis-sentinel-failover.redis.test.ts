@@ -11,8 +11,9 @@
  * Here the replica is up to date when the master dies (the storm pauses for the
  * replication to catch up just before the kill), so nothing may be lost. A
  * replica held behind loses the wins it had not received: the gate comes back
- * behind the database, catches up from it before answering, and counts the wins
- * lost.
+ * behind the database and catches up with it before it answers, so no rank or
+ * unit the database holds is given twice, and every answered win is a row except
+ * those counted lost (firstcome_wins_lost_total).
  */
 import assert from 'node:assert/strict'
 import { readdirSync, readFileSync } from 'node:fs'

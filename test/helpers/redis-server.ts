@@ -21,7 +21,7 @@ export interface RedisServerOptions {
    * a power loss takes the last second or so; `aof()` cuts the file back.
    */
   aofEverysec?: boolean
-  /** more redis-server arguments (`--replicaof host port`, …) */
+  /** more redis-server arguments, e.g. `['--replicaof', '127.0.0.1', '6379']` */
   args?: string[]
 }
 

@@ -71,11 +71,18 @@ end
 local start, stop, total = tonumber(meta[1]), tonumber(meta[2]), tonumber(meta[3])
 local time = redis.call('TIME')
 local clock = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local stamp = string.format('%d', clock) -- formatted once: a number written per win costs a sprintf
 local won = redis.call('HLEN', KEYS[2])
 local holes = redis.call('ZCARD', KEYS[3])
 local out = { clock }
 for i = 1, #ARGV, 3 do
-  local user, now, request = ARGV[i], tonumber(ARGV[i + 1]) or clock, ARGV[i + 2]
+  local user, at, request = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local now = clock
+  if at == '' then
+    at = stamp
+  else
+    now = tonumber(at)
+  end
   local held = redis.call('HGET', KEYS[2], user)
   local code
   local won_at, by
@@ -99,8 +106,8 @@ for i = 1, #ARGV, 3 do
       code = tonumber(redis.call('ZPOPMIN', KEYS[3])[1])
       holes = holes - 1
     end
-    redis.call('HSET', KEYS[2], user, code .. ':' .. now .. ':' .. request)
-    redis.call('XADD', KEYS[4], '*', 'u', user, 'r', code, 't', now, 'k', request)
+    redis.call('HSET', KEYS[2], user, code .. ':' .. at .. ':' .. request)
+    redis.call('XADD', KEYS[4], '*', 'u', user, 'r', code, 't', at, 'k', request)
     won = won + 1
   end
   out[#out + 1] = code
