@@ -23,6 +23,7 @@ const LOCK_TTL_MS = 30_000
 /** How long a caller waits for another node's rebuild before answering 503. */
 const REBUILD_WAIT_MS = 10_000
 const CHUNK = 1000
+const CODES_CHUNK = 10_000
 
 export interface CouponStateOptions {
   client: RedisClient
@@ -64,7 +65,16 @@ export class CouponState {
       // stay: they are a record, not state. The coupon is not yet committed when
       // this runs (see CouponService.create), so no request decides on it between
       // these commands.
-      await this.client.del(k.meta, k.users, k.holes, k.stream, k.stagingUsers, k.stagingHoles)
+      await this.client.del(
+        k.meta,
+        k.users,
+        k.holes,
+        k.stream,
+        k.stagingUsers,
+        k.stagingHoles,
+        k.codes,
+        k.stagingCodes,
+      )
       await this.client.xgroup('CREATE', k.stream, PERSIST_GROUP, '0', 'MKSTREAM')
       await this.client.hset(k.meta, meta)
       await this.client.sadd(this.keys.streams, String(rules.couponId))
@@ -87,6 +97,28 @@ export class CouponState {
     if (code === CODES.NOT_LOADED) return 'NOT_LOADED'
     if (code === CODES.QUANTITY_BELOW_ISSUED) return 'QUANTITY_BELOW_ISSUED'
     throw new Error(`configure.lua returned ${String(code)}`)
+  }
+
+  /**
+   * add-codes.lua: the codes numbered from `firstSeq` on, taken in number order;
+   * how many the state holds after, or NOT_LOADED. Never loads.
+   */
+  async appendCodes(
+    couponId: number,
+    firstSeq: number,
+    codes: readonly string[],
+  ): Promise<number | 'NOT_LOADED'> {
+    this.assertReady()
+    const k = this.keys.coupon(couponId)
+    const reply = await scripts.addCodes
+      .run(this.client, [k.meta, k.codes], [firstSeq, ...codes])
+      .catch((err: unknown) => {
+        throw toRedisFailure(err)
+      })
+    const held = Number(reply)
+    if (held === CODES.NOT_LOADED) return 'NOT_LOADED'
+    if (!(held >= 0)) throw new Error(`add-codes.lua returned ${String(reply)}`)
+    return held
   }
 
   /**
@@ -145,7 +177,7 @@ export class CouponState {
       await sleep(25)
     }
     try {
-      return await this.#source.withCouponLocked(couponId, async ({ rules, wins }) => {
+      return await this.#source.withCouponLocked(couponId, async ({ rules, wins, readCodes }) => {
         if (!rules) return false
         if ((await this.client.exists(k.meta)) === 1) return true
         const winners = new Map<string, Win>()
@@ -153,6 +185,7 @@ export class CouponState {
           winners.set(w.userId, w)
         for (const w of wins) winners.set(w.userId, w) // the database wins a disagreement
         await this.#stage(k, [...winners.values()])
+        await this.#stageCodes(k, readCodes)
         const args = [
           token,
           rules.issueStart,
@@ -160,7 +193,17 @@ export class CouponState {
           rules.totalQuantity ?? -1,
           PERSIST_GROUP,
         ]
-        const keys = [k.meta, k.users, k.holes, k.stream, k.lock, k.stagingUsers, k.stagingHoles]
+        const keys = [
+          k.meta,
+          k.users,
+          k.holes,
+          k.stream,
+          k.lock,
+          k.stagingUsers,
+          k.stagingHoles,
+          k.codes,
+          k.stagingCodes,
+        ]
         if ((await scripts.load.run(this.client, keys, args)) !== CODES.OK) {
           throw new UnavailableError(
             'redis',
@@ -173,6 +216,17 @@ export class CouponState {
       })
     } finally {
       await scripts.unlock.run(this.client, [k.lock], [token]).catch(() => {})
+    }
+  }
+
+  /** The partner codes, read from the database in number order, staged in chunks. */
+  async #stageCodes(k: CouponKeys, readCodes: (fromSeq: number, max: number) => Promise<string[]>) {
+    await this.client.del(k.stagingCodes)
+    for (let seq = 1; ; ) {
+      const codes = await readCodes(seq, CODES_CHUNK)
+      if (codes.length === 0) return
+      await this.client.rpush(k.stagingCodes, ...codes)
+      seq += codes.length
     }
   }
 

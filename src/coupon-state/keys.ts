@@ -12,6 +12,9 @@ export interface CouponKeys {
   lock: string
   stagingUsers: string
   stagingHoles: string
+  /** partner codes 1..n, in number order (code r at index r - 1) */
+  codes: string
+  stagingCodes: string
 }
 
 const MAX_CACHED_COUPONS = 10_000
@@ -53,6 +56,8 @@ export class RedisKeys {
       lock: `${base}lock`,
       stagingUsers: `${base}staging:users`,
       stagingHoles: `${base}staging:holes`,
+      codes: `${base}codes`,
+      stagingCodes: `${base}staging:codes`,
     }
   }
 }

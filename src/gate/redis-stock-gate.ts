@@ -100,7 +100,11 @@ export class RedisStockGate implements StockGate {
     const started = performance.now()
     this.#state
       .whenLoaded(couponId, (k) =>
-        scripts.issue.runNow(this.#state.client, [k.meta, k.users, k.holes, k.stream], args),
+        scripts.issue.runNow(
+          this.#state.client,
+          [k.meta, k.users, k.holes, k.stream, k.codes],
+          args,
+        ),
       )
       .then(
         (codes) => {
@@ -131,6 +135,14 @@ export class RedisStockGate implements StockGate {
 
   configure(rules: CouponRules): Promise<ConfigureResult> {
     return this.#state.configure(rules)
+  }
+
+  appendCodes(
+    couponId: number,
+    firstSeq: number,
+    codes: readonly string[],
+  ): Promise<number | 'NOT_LOADED'> {
+    return this.#state.appendCodes(couponId, firstSeq, codes)
   }
 
   async lookup(couponId: number, userId: string): Promise<Win | null> {
@@ -188,6 +200,15 @@ function winOf(couponId: number, userId: string, reply: LuaReply | null): Win | 
 }
 
 function settle(couponId: number, w: Waiter, reply: LuaReply | undefined) {
+  const outcome = Array.isArray(reply)
+    ? // { win, partner code }: a coupon with codes (no code: past its last one)
+      withCode(outcomeOf(couponId, w, reply[0]), reply[1])
+    : outcomeOf(couponId, w, reply)
+  if (outcome) w.resolve(outcome)
+  else w.reject(new Error(`issue.lua returned ${String(reply)}`))
+}
+
+function outcomeOf(couponId: number, w: Waiter, reply: LuaReply | undefined): IssueOutcome | null {
   if (typeof reply === 'string' || reply instanceof Uint8Array) {
     // "<rank>:<issuedAt>": this request's win, decided by an earlier run (a bulk
     // string: a Buffer from runNow's raw command)
@@ -195,19 +216,22 @@ function settle(couponId: number, w: Waiter, reply: LuaReply | undefined) {
     const colon = text.indexOf(':')
     const rank = Number(text.slice(0, colon))
     const issuedAt = Number(text.slice(colon + 1))
-    w.resolve({
+    return {
       won: true,
       win: { couponId, userId: w.userId, rank, issuedAt, requestId: w.requestId },
-    })
-    return
+    }
   }
   const code = Number(reply)
   if (code > 0) {
     const win = { couponId, userId: w.userId, rank: code, issuedAt: w.now, requestId: w.requestId }
-    w.resolve({ won: true, win })
-    return
+    return { won: true, win }
   }
   const refusal = ISSUE_REFUSALS[code]
-  if (refusal) w.resolve({ won: false, refusal })
-  else w.reject(new Error(`issue.lua returned ${String(reply)}`))
+  return refusal ? { won: false, refusal } : null
+}
+
+function withCode(outcome: IssueOutcome | null, code: LuaReply | Uint8Array | undefined) {
+  if (!outcome?.won || code === undefined || code === null) return outcome
+  outcome.code = String(code)
+  return outcome
 }

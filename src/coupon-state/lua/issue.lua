@@ -21,6 +21,8 @@
 -- KEYS[3] holes   zset  free ranks below the highest in use (after a rebuild)
 -- KEYS[4] stream  stream of wins waiting to be persisted: u, r, t, k (the
 --                 requestId, persisted with the row so a rebuilt gate knows it)
+-- KEYS[5] codes   list  partner codes 1..n (code r at index r - 1): while there
+--                 are any, at most that many wins; a win is answered with its code
 -- ARGV    triples of userId, now (epoch ms, from the API node), requestId: one
 --         per request
 --
@@ -29,7 +31,8 @@
 --                   database and call again
 -- or one outcome per request, in order: the rank (>= 1) on a win;
 -- "<rank>:<issuedAt ms>" (a string) when the user's win is this same request's,
--- decided earlier; or a code:
+-- decided earlier (either of the two as { it, partner code } when the coupon has
+-- codes: code number rank, or false); or a code:
 --   -2 ISSUE_NOT_STARTED
 --   -3 ISSUE_ENDED
 --   -4 ALREADY_ISSUED   another request of this user won
@@ -42,6 +45,10 @@ if not meta[1] then
   return -1
 end
 local start, stop, total = tonumber(meta[1]), tonumber(meta[2]), tonumber(meta[3])
+local codes = redis.call('LLEN', KEYS[5])
+if codes > 0 and (total < 0 or codes < total) then
+  total = codes
+end
 local won = redis.call('HLEN', KEYS[2])
 local holes = redis.call('ZCARD', KEYS[3])
 local out = {}
@@ -73,6 +80,9 @@ for i = 1, #ARGV, 3 do
     redis.call('HSET', KEYS[2], user, code .. ':' .. ARGV[i + 1] .. ':' .. request)
     redis.call('XADD', KEYS[4], '*', 'u', user, 'r', code, 't', ARGV[i + 1], 'k', request)
     won = won + 1
+  end
+  if codes > 0 and (type(code) == 'string' or code > 0) then
+    code = { code, redis.call('LINDEX', KEYS[5], tonumber(string.match(code, '^%d+')) - 1) }
   end
   out[#out + 1] = code
 end

@@ -11,6 +11,8 @@
 -- KEYS[5] lock            string  the rebuild lock, holding ARGV[1]
 -- KEYS[6] staging users   hash    (may not exist: no winners)
 -- KEYS[7] staging holes   zset    (may not exist: no holes)
+-- KEYS[8] codes           list    partner codes 1..n
+-- KEYS[9] staging codes   list    (may not exist: no codes)
 -- ARGV[1] lock token
 -- ARGV[2] start, ARGV[3] end, ARGV[4] total (-1 = unlimited)
 -- ARGV[5] consumer group name
@@ -31,6 +33,11 @@ if redis.call('EXISTS', KEYS[7]) == 1 then
   redis.call('RENAME', KEYS[7], KEYS[3])
 else
   redis.call('DEL', KEYS[3])
+end
+if redis.call('EXISTS', KEYS[9]) == 1 then
+  redis.call('RENAME', KEYS[9], KEYS[8])
+else
+  redis.call('DEL', KEYS[8])
 end
 redis.call('HSET', KEYS[1], 'start', ARGV[2], 'end', ARGV[3], 'total', ARGV[4])
 -- The stream and its consumer group; BUSYGROUP (already there) is fine.
