@@ -66,7 +66,10 @@ async function assertNotShown(app: FastifyInstance, couponId: number, winner: st
 }
 
 async function codeOf(app: FastifyInstance, couponId: number, userId: string) {
-  const res = await app.inject({ url: `/v1/coupons/${couponId}/issues/${userId}`, headers: service })
+  const res = await app.inject({
+    url: `/v1/coupons/${couponId}/issues/${userId}`,
+    headers: service,
+  })
   assert.equal(res.statusCode, 200, res.body)
   return res.json().code as string | null
 }
@@ -164,6 +167,29 @@ for (const mode of MODES) {
       const stats = await getStats(s.pool, couponId)
       assert.equal(stats.limit, 150)
       assert.equal(stats.won, 150)
+      await assertRows(s, suite.db, couponId, winners)
+    })
+
+    it('a gate rebuilt after Redis lost the coupon holds its codes again', {
+      skip: mode.mode === 'redis' ? false : 'Redis mode only',
+    }, async (t) => {
+      const s = await suite.start({}, t)
+      const redis = suite.redis
+      assert.ok(redis)
+      const couponId = await createCoupon(s.app, { totalQuantity: 100 })
+      const codes = codesOf('CODE-R', 1, 30)
+      assert.equal((await uploadCodes(s.app, couponId, { codes })).statusCode, 200)
+      const first = await storm(s.pool, couponId, users('r', 0, 10))
+      await waitDrained(s.pool, couponId)
+      const k = redis.keys.coupon(couponId)
+      assert.equal(await redis.redis.llen(k.codes), 30)
+      // Everything the coupon had in Redis, gone (a restart without persistence).
+      await redis.redis.del(k.meta, k.users, k.holes, k.stream, k.codes)
+      const second = await storm(s.pool, couponId, users('s', 0, 40))
+      assert.deepEqual(tally(second), { '201': 20, '409 SOLD_OUT': 20 })
+      assert.equal(await redis.redis.llen(k.codes), 30)
+      const winners = assertCodedWins([...first, ...second], codes)
+      assert.equal(winners.size, 30)
       await assertRows(s, suite.db, couponId, winners)
     })
   })
