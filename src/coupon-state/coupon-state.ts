@@ -225,7 +225,8 @@ export class CouponState {
     for (let seq = 1; ; ) {
       const codes = await readCodes(seq, CODES_CHUNK)
       if (codes.length === 0) return
-      await this.client.rpush(k.stagingCodes, ...codes)
+      const fields = codes.flatMap((code, i) => [seq + i, code])
+      await this.client.hset(k.stagingCodes, ...fields)
       seq += codes.length
     }
   }

@@ -12,7 +12,7 @@ export interface CouponKeys {
   lock: string
   stagingUsers: string
   stagingHoles: string
-  /** partner codes 1..n, in number order (code r at index r - 1) */
+  /** partner codes: a hash of number r → code r, numbered 1..n */
   codes: string
   stagingCodes: string
 }

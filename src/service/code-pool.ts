@@ -100,11 +100,12 @@ export class CodePool {
     try {
       await this.#toGate(couponId, firstSeq, codes)
     } catch (err) {
+      this.#onSyncError(couponId, err)
       this.#retry(couponId, SYNC_RETRY_MS.min)
-      throw new UnavailableError(
-        'gate',
-        err,
-        `the ${codes.length} codes are stored (the coupon holds ${total}), but the gate has not taken them yet; it is retried in the background, and until then the limit is the codes it holds`,
+      // Not "retry shortly": sent again, the same codes would be DUPLICATE_CODE.
+      throw new AppError(
+        'UNAVAILABLE',
+        `The ${codes.length} codes are stored (the coupon holds ${total}), but the gate has not taken them yet: do not send them again. It takes them in the background once it is reachable; until then the limit is the codes it holds (see the stats' limit).`,
       )
     }
     await this.#events?.publish(couponId).catch(() => {})

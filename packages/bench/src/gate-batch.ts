@@ -6,7 +6,7 @@
  * of --batches users, keeping --in-flight calls outstanding, for --seconds each:
  * on an unlimited coupon (every request a win: HSET + XADD), the same with
  * partner codes (`win-codes`: the codes list is the limit, and each win is
- * answered with LINDEX of its rank), and on a sold-out one (every request a
+ * answered with HGET of its rank), and on a sold-out one (every request a
  * refusal after HEXISTS). Redis's own CPU
  * (INFO `used_cpu_user` + `used_cpu_sys`) over each run gives decisions per Redis
  * CPU-second, which does not depend on how loaded the machine is the way a
@@ -233,10 +233,10 @@ async function prepare(
   await redis.hset(k.meta, 'start', 0, 'end', 8_000_000_000_000, 'total', total)
   if (path !== 'win-codes') return
   for (let from = 0; from < codes; from += 10_000) {
-    const chunk: string[] = []
+    const fields: (string | number)[] = []
     for (let i = from; i < Math.min(codes, from + 10_000); i++)
-      chunk.push(`CODE${String(i + 1).padStart(12, '0')}`)
-    await redis.rpush(k.codes, ...chunk)
+      fields.push(i + 1, `CODE${String(i + 1).padStart(12, '0')}`)
+    await redis.hset(k.codes, ...fields)
   }
 }
 

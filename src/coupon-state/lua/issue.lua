@@ -21,8 +21,8 @@
 -- KEYS[3] holes   zset  free ranks below the highest in use (after a rebuild)
 -- KEYS[4] stream  stream of wins waiting to be persisted: u, r, t, k (the
 --                 requestId, persisted with the row so a rebuilt gate knows it)
--- KEYS[5] codes   list  partner codes 1..n (code r at index r - 1): while there
---                 are any, at most that many wins; a win is answered with its code
+-- KEYS[5] codes   hash  partner codes: number r -> code r, numbered 1..n: while
+--                 there are any, at most that many wins; a win is answered with its code
 -- ARGV    triples of userId, now (epoch ms, from the API node), requestId: one
 --         per request
 --
@@ -45,13 +45,14 @@ if not meta[1] then
   return -1
 end
 local start, stop, total = tonumber(meta[1]), tonumber(meta[2]), tonumber(meta[3])
-local codes = redis.call('LLEN', KEYS[5])
+local codes = redis.call('HLEN', KEYS[5])
 if codes > 0 and (total < 0 or codes < total) then
   total = codes
 end
 local won = redis.call('HLEN', KEYS[2])
 local holes = redis.call('ZCARD', KEYS[3])
 local out = {}
+local coded, ranks = {}, {} -- the wins of a coupon with codes: where in out, their ranks
 for i = 1, #ARGV, 3 do
   local user, now, request = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
   local held = redis.call('HGET', KEYS[2], user)
@@ -81,9 +82,16 @@ for i = 1, #ARGV, 3 do
     redis.call('XADD', KEYS[4], '*', 'u', user, 'r', code, 't', ARGV[i + 1], 'k', request)
     won = won + 1
   end
-  if codes > 0 and (type(code) == 'string' or code > 0) then
-    code = { code, redis.call('LINDEX', KEYS[5], tonumber(string.match(code, '^%d+')) - 1) }
-  end
   out[#out + 1] = code
+  if codes > 0 and (type(code) == 'string' or code > 0) then
+    coded[#coded + 1] = #out
+    ranks[#ranks + 1] = string.match(code, '^%d+')
+  end
+end
+if #ranks > 0 then -- the wins' codes, in one call for the batch
+  local got = redis.call('HMGET', KEYS[5], unpack(ranks))
+  for j = 1, #coded do
+    out[coded[j]] = { out[coded[j]], got[j] }
+  end
 end
 return out

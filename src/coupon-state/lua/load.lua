@@ -11,8 +11,8 @@
 -- KEYS[5] lock            string  the rebuild lock, holding ARGV[1]
 -- KEYS[6] staging users   hash    (may not exist: no winners)
 -- KEYS[7] staging holes   zset    (may not exist: no holes)
--- KEYS[8] codes           list    partner codes 1..n
--- KEYS[9] staging codes   list    (may not exist: no codes)
+-- KEYS[8] codes           hash    partner codes: number -> code, 1..n
+-- KEYS[9] staging codes   hash    (may not exist: no codes)
 -- ARGV[1] lock token
 -- ARGV[2] start, ARGV[3] end, ARGV[4] total (-1 = unlimited)
 -- ARGV[5] consumer group name
