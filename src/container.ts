@@ -116,12 +116,20 @@ function claimedOnce(): (key: string) => Promise<boolean> {
   }
 }
 
+const RESTORE_CODES_CHUNK = 20_000
+
 /** Rebuilds the in-process gate from the system of record. */
 async function restoreMemoryGate(database: Database): Promise<MemoryStockGate> {
   const gate = new MemoryStockGate()
   for (const coupon of await listCoupons(database.db)) {
-    const codes = await codesFrom(database.db, coupon.id, 1, Number.MAX_SAFE_INTEGER)
-    gate.restore(rulesOf(coupon), await listWins(database.db, coupon.id), codes)
+    gate.restore(rulesOf(coupon), await listWins(database.db, coupon.id))
+    // Its partner codes, read in chunks: a million rows at once would peak the heap.
+    for (let seq = 1; ; ) {
+      const codes = await codesFrom(database.db, coupon.id, seq, RESTORE_CODES_CHUNK)
+      if (codes.length === 0) break
+      await gate.appendCodes(coupon.id, seq, codes)
+      seq += codes.length
+    }
   }
   return gate
 }
