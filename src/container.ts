@@ -9,13 +9,14 @@ import type { Config, RedisConfig } from './config.js'
 import { CouponState } from './coupon-state/coupon-state.js'
 import { RedisKeys } from './coupon-state/keys.js'
 import { oldestQueuedAt, readQueued } from './coupon-state/queued.js'
+import { codesFrom, countCodes, countCodesOf } from './db/codes-repo.js'
 import { findCoupon, listCouponIds, listCoupons } from './db/coupons-repo.js'
 import { type Database, openDatabase, openExportDatabase } from './db/database.js'
 import { databaseGateSource } from './db/gate-source.js'
 import { listWins } from './db/issues-repo.js'
 import { migrateToLatest } from './db/migrate.js'
 import { countSpent } from './db/spends-repo.js'
-import { rulesOf, type Win } from './domain/coupon.js'
+import { limitOf, rulesOf, type Win } from './domain/coupon.js'
 import type { CouponEvents } from './events/coupon-events.js'
 import { MemoryCouponEvents } from './events/memory-coupon-events.js'
 import { RedisCouponEvents } from './events/redis-coupon-events.js'
@@ -107,11 +108,20 @@ export interface Container {
   close(): Promise<void>
 }
 
+const RESTORE_CODES_CHUNK = 20_000
+
 /** Rebuilds the in-process gate from the system of record. */
 async function restoreMemoryGate(database: Database): Promise<MemoryStockGate> {
   const gate = new MemoryStockGate()
   for (const coupon of await listCoupons(database.db)) {
     gate.restore(rulesOf(coupon), await listWins(database.db, coupon.id))
+    // Its partner codes, read in chunks: a million rows at once would peak the heap.
+    for (let seq = 1; ; ) {
+      const codes = await codesFrom(database.db, coupon.id, seq, RESTORE_CODES_CHUNK)
+      if (codes.length === 0) break
+      await gate.appendCodes(coupon.id, seq, codes)
+      seq += codes.length
+    }
   }
   return gate
 }
@@ -163,11 +173,19 @@ export async function createContainer(
     if (id !== null) known.add(id)
   })
   const readCoupon = (id: number) => known.find(id, (i) => findCoupon(reads.db, i))
+  const codes = new CodePool({
+    db: database.db,
+    gate,
+    events,
+    onSyncError: (couponId, err) =>
+      logger.warn({ err, couponId }, 'the gate has not taken stored partner codes yet; retrying'),
+  })
   const readiness = new Readiness({ ...adapters.checks, database: () => database.ping() })
   const figures = new CouponFigures({
     coupons: () => listCoupons(database.db),
     won: (id) => gate.won(id),
     spent: (ids) => countSpent(database.db, ids),
+    codes: (ids) => countCodesOf(database.db, ids),
     oldestQueuedAt: adapters.oldestQueuedAt,
   })
   couponGauges(metrics.registry, figures)
@@ -175,6 +193,7 @@ export async function createContainer(
     coupons: () => listCoupons(database.db),
     coupon: (id) => findCoupon(database.db, id),
     won: (id) => gate.won(id),
+    codes: (id) => countCodes(database.db, id),
     subscribe: (listener) => events.subscribe(listener),
     claim: adapters.claim ?? claimedOnce(),
     logger,
@@ -217,7 +236,7 @@ export async function createContainer(
     }),
     // A public read: the pool apart, like status and stats.
     box: new CouponBox({ db: reads.db, gate, now: gateNow }),
-    codes: new CodePool({ db: database.db }),
+    codes,
     winners: new WinnersExport({
       db: exports.db,
       findCoupon: (id) => findCoupon(database.db, id),
@@ -234,6 +253,7 @@ export async function createContainer(
     limits,
     startWorker: adapters.startWorker,
     async close() {
+      codes.close()
       watch.stop()
       await fleet.stop()
       await adapters.close()
@@ -447,10 +467,13 @@ async function redisAdapters(
   await gateClock.start()
   const events = new RedisCouponEvents(client, subscriber, keys.couponChanged)
   await events.start()
+  // With the limit that applies (the codes', while fewer): new codes forget a SOLD_OUT.
   const cache = new CouponCache(
     async (id) => {
       const coupon = await known.find(id, (i) => findCoupon(database.db, i))
-      return coupon && rulesOf(coupon)
+      if (!coupon) return null
+      const limit = limitOf(coupon.totalQuantity, await countCodes(database.db, id))
+      return { ...rulesOf(coupon), totalQuantity: limit }
     },
     { gateTime: () => gateClock.time() },
   )

@@ -14,6 +14,9 @@ export interface CouponKeys {
   live: string
   stagingUsers: string
   stagingHoles: string
+  /** partner codes: a hash of number r → code r, numbered 1..n */
+  codes: string
+  stagingCodes: string
 }
 
 const MAX_CACHED_COUPONS = 10_000
@@ -56,6 +59,8 @@ export class RedisKeys {
       live: `${base}live`,
       stagingUsers: `${base}staging:users`,
       stagingHoles: `${base}staging:holes`,
+      codes: `${base}codes`,
+      stagingCodes: `${base}staging:codes`,
     }
   }
 }
@@ -65,5 +70,5 @@ export const PERSIST_GROUP = 'persist'
 
 /** issue.lua's keys, in its order. */
 export function issueKeys(k: CouponKeys): string[] {
-  return [k.meta, k.users, k.holes, k.stream, k.live]
+  return [k.meta, k.users, k.holes, k.stream, k.live, k.codes]
 }

@@ -2,6 +2,7 @@
 
 import type { GateSource } from '../coupon-state/gate-source.js'
 import { rulesOf } from '../domain/coupon.js'
+import { codesFrom } from './codes-repo.js'
 import { findCoupon, lockCoupons } from './coupons-repo.js'
 import type { Db } from './database.js'
 import { listWins } from './issues-repo.js'
@@ -15,7 +16,11 @@ export function databaseGateSource(db: Db): GateSource {
         const wins = coupon ? await listWins(trx, couponId) : []
         // `use` must not touch the database outside this transaction (SQLite has
         // one connection, and it is ours until the commit).
-        return use({ rules: coupon ? rulesOf(coupon) : null, wins })
+        return use({
+          rules: coupon ? rulesOf(coupon) : null,
+          wins,
+          readCodes: (fromSeq, max) => codesFrom(trx, couponId, fromSeq, max),
+        })
       })
     },
   }

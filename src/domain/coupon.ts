@@ -71,7 +71,11 @@ export interface Win {
   requestId?: string
 }
 
-export type IssueOutcome = { won: true; win: Win } | { won: false; refusal: Refusal }
+/**
+ * `code`: the win's partner code (code number rank), when the coupon has one for
+ * it; only the answer to the winner's own request carries it.
+ */
+export type IssueOutcome = { won: true; win: Win; code?: string } | { won: false; refusal: Refusal }
 
 /** The window is `issueStart <= now < issueEnd`. */
 export function windowRefusal(rules: CouponRules, now: number): Refusal | null {
@@ -98,6 +102,16 @@ export function decideIssue(
     windowRefusal(rules, now) ??
     (alreadyWon ? 'ALREADY_ISSUED' : isSoldOut(rules, won) ? 'SOLD_OUT' : null)
   )
+}
+
+/**
+ * The quantity that applies: a coupon with partner codes never has more wins than
+ * codes, so while it holds fewer codes than `totalQuantity` (or is unlimited and
+ * holds any), the codes are its limit. A coupon without codes: its quantity.
+ */
+export function limitOf(totalQuantity: number | null, codes: number): number | null {
+  if (codes <= 0) return totalQuantity
+  return totalQuantity === null ? codes : Math.min(totalQuantity, codes)
 }
 
 export function remainingQuantity(rules: Pick<CouponRules, 'totalQuantity'>, won: number) {
