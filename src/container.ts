@@ -9,6 +9,7 @@ import type { Config, RedisConfig } from './config.js'
 import { CouponState } from './coupon-state/coupon-state.js'
 import { RedisKeys } from './coupon-state/keys.js'
 import { oldestQueuedAt, readQueued } from './coupon-state/queued.js'
+import { codesFrom, countCodes, countCodesOf } from './db/codes-repo.js'
 import { findCoupon, listCouponIds, listCoupons } from './db/coupons-repo.js'
 import { type Database, openDatabase, openExportDatabase } from './db/database.js'
 import {
@@ -22,7 +23,7 @@ import { databaseGateSource } from './db/gate-source.js'
 import { listWins, persistWins } from './db/issues-repo.js'
 import { migrateToLatest } from './db/migrate.js'
 import { countSpent } from './db/spends-repo.js'
-import { rulesOf, type Win } from './domain/coupon.js'
+import { limitOf, rulesOf, type Win } from './domain/coupon.js'
 import { EntryRecorder } from './draw/entry-recorder.js'
 import { redisDrawLease } from './draw/redis-lease.js'
 import {
@@ -128,6 +129,8 @@ export interface Container {
   close(): Promise<void>
 }
 
+const RESTORE_CODES_CHUNK = 20_000
+
 /** Rebuilds the in-process gate from the system of record, draws' entrants included. */
 async function restoreMemoryGate(database: Database, seeds: DrawSeeds): Promise<MemoryStockGate> {
   const gate = new MemoryStockGate(seeds)
@@ -139,7 +142,14 @@ async function restoreMemoryGate(database: Database, seeds: DrawSeeds): Promise<
       for await (const page of entrantPages(database.db, coupon.id)) entrants.push(...page)
       draw = { drawn: !open.has(coupon.id), entrants }
     }
-    gate.restore(rulesOf(coupon), await listWins(database.db, coupon.id), draw)
+    gate.restore(rulesOf(coupon), await listWins(database.db, coupon.id), [], draw)
+    // Its partner codes, read in chunks: a million rows at once would peak the heap.
+    for (let seq = 1; ; ) {
+      const codes = await codesFrom(database.db, coupon.id, seq, RESTORE_CODES_CHUNK)
+      if (codes.length === 0) break
+      await gate.appendCodes(coupon.id, seq, codes)
+      seq += codes.length
+    }
   }
   return gate
 }
@@ -212,11 +222,19 @@ export async function createContainer(
     if (id !== null) known.add(id)
   })
   const readCoupon = (id: number) => known.find(id, (i) => findCoupon(reads.db, i))
+  const codes = new CodePool({
+    db: database.db,
+    gate,
+    events,
+    onSyncError: (couponId, err) =>
+      logger.warn({ err, couponId }, 'the gate has not taken stored partner codes yet; retrying'),
+  })
   const readiness = new Readiness({ ...adapters.checks, database: () => database.ping() })
   const figures = new CouponFigures({
     coupons: () => listCoupons(database.db),
     won: (id) => gate.won(id),
     spent: (ids) => countSpent(database.db, ids),
+    codes: (ids) => countCodesOf(database.db, ids),
     oldestQueuedAt: adapters.oldestQueuedAt,
   })
   couponGauges(metrics.registry, figures)
@@ -224,6 +242,7 @@ export async function createContainer(
     coupons: () => listCoupons(database.db),
     coupon: (id) => findCoupon(database.db, id),
     won: (id) => gate.won(id),
+    codes: (id) => countCodes(database.db, id),
     subscribe: (listener) => events.subscribe(listener),
     claim: adapters.claim ?? claimedOnce(),
     logger,
@@ -267,7 +286,7 @@ export async function createContainer(
     }),
     // A public read: the pool apart, like status and stats.
     box: new CouponBox({ db: reads.db, gate, now: gateNow }),
-    codes: new CodePool({ db: database.db }),
+    codes,
     winners: new WinnersExport({
       db: exports.db,
       findCoupon: (id) => findCoupon(database.db, id),
@@ -286,6 +305,7 @@ export async function createContainer(
     draws,
     drawRecords: new DrawRecords(reads.db),
     async close() {
+      codes.close()
       watch.stop()
       await draws.stop()
       await fleet.stop()
@@ -529,10 +549,13 @@ async function redisAdapters(
   await gateClock.start()
   const events = new RedisCouponEvents(client, subscriber, keys.couponChanged)
   await events.start()
+  // With the limit that applies (the codes', while fewer): new codes forget a SOLD_OUT.
   const cache = new CouponCache(
     async (id) => {
       const coupon = await known.find(id, (i) => findCoupon(database.db, i))
-      return coupon && rulesOf(coupon)
+      if (!coupon) return null
+      const limit = limitOf(coupon.totalQuantity, await countCodes(database.db, id))
+      return { ...rulesOf(coupon), totalQuantity: limit }
     },
     { gateTime: () => gateClock.time() },
   )

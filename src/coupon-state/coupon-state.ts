@@ -26,6 +26,10 @@ const LOCK_TTL_MS = 30_000
 /** How long a caller waits for another node's rebuild before answering 503. */
 const REBUILD_WAIT_MS = 10_000
 const CHUNK = 1000
+const CODES_CHUNK = 10_000
+
+/** Reads a coupon's partner codes numbered `fromSeq` on, at most `max` (GateSource). */
+type ReadCodes = (fromSeq: number, max: number) => Promise<string[]>
 
 export interface CouponStateOptions {
   client: RedisClient
@@ -101,6 +105,8 @@ export class CouponState {
         k.live,
         k.stagingUsers,
         k.stagingHoles,
+        k.codes,
+        k.stagingCodes,
       )
       await this.client.xgroup('CREATE', k.stream, PERSIST_GROUP, '0', 'MKSTREAM')
       await this.client.hset(k.meta, meta)
@@ -128,6 +134,28 @@ export class CouponState {
     if (code === CODES.NOT_LOADED || code === CODES.BEHIND) return 'NOT_LOADED'
     if (code === CODES.QUANTITY_BELOW_ISSUED) return 'QUANTITY_BELOW_ISSUED'
     throw new Error(`configure.lua returned ${String(code)}`)
+  }
+
+  /**
+   * add-codes.lua: the codes numbered from `firstSeq` on, taken in number order;
+   * how many the state holds after, or NOT_LOADED. Never loads.
+   */
+  async appendCodes(
+    couponId: number,
+    firstSeq: number,
+    codes: readonly string[],
+  ): Promise<number | 'NOT_LOADED'> {
+    this.assertReady()
+    const k = this.keys.coupon(couponId)
+    const reply = await scripts.addCodes
+      .run(this.client, [k.meta, k.codes], [firstSeq, ...codes])
+      .catch((err: unknown) => {
+        throw toRedisFailure(err)
+      })
+    const held = Number(reply)
+    if (held === CODES.NOT_LOADED) return 'NOT_LOADED'
+    if (!(held >= 0)) throw new Error(`add-codes.lua returned ${String(reply)}`)
+    return held
   }
 
   /**
@@ -229,7 +257,7 @@ export class CouponState {
         (await scripts.stamp.run(this.client, [k.meta, k.live], ['check'])) === 1 ||
         (await this.client.exists(k.meta)) === 0,
       async (token) => {
-        await this.#source.withCouponLocked(couponId, async ({ rules, wins, drawn }) => {
+        await this.#source.withCouponLocked(couponId, async ({ rules, wins, readCodes, drawn }) => {
           if (!rules) return
           if ((await scripts.stamp.run(this.client, [k.meta, k.live], ['check'])) === 1) return
           // What the gate holds now (a state from before the loss: a prefix of what
@@ -252,7 +280,14 @@ export class CouponState {
           // not kept: the database refuses its row (the worker counts it lost).
           for (const [userId, w] of winners)
             if (held.has(w.rank) && held.get(w.rank) !== userId) winners.delete(userId)
-          const holes = await this.#install(k, token, rules, [...winners.values()], drawn)
+          const holes = await this.#install(
+            k,
+            token,
+            rules,
+            [...winners.values()],
+            readCodes,
+            drawn,
+          )
           // Ranks below the top that nobody holds now and were no holes before:
           // answered, then lost before they were persisted; they go to others.
           const freed = holes.filter((r) => !holesBefore.has(String(r))).length
@@ -318,7 +353,7 @@ export class CouponState {
       couponId,
       async () => (await this.client.exists(k.meta)) === 1,
       (token) =>
-        this.#source.withCouponLocked(couponId, async ({ rules, wins, drawn }) => {
+        this.#source.withCouponLocked(couponId, async ({ rules, wins, readCodes, drawn }) => {
           if (!rules) {
             found = false
             return
@@ -328,7 +363,7 @@ export class CouponState {
           for (const w of await readQueuedWins(this.client, k.stream, couponId))
             winners.set(w.userId, w)
           for (const w of wins) winners.set(w.userId, w) // the database wins a disagreement
-          await this.#install(k, token, rules, [...winners.values()], drawn)
+          await this.#install(k, token, rules, [...winners.values()], readCodes, drawn)
           this.#onRebuild(couponId, winners.size)
         }),
     )
@@ -365,14 +400,15 @@ export class CouponState {
   }
 
   /**
-   * Stages the winners and swaps them in with the rules (load.lua), stamped; the
-   * free ranks below the top (the holes).
+   * Stages the winners and the partner codes and swaps them in with the rules
+   * (load.lua), stamped; the free ranks below the top (the holes).
    */
   async #install(
     k: CouponKeys,
     token: string,
     rules: CouponRules,
     winners: Win[],
+    readCodes: ReadCodes,
     drawn = false,
   ): Promise<number[]> {
     // A draw coupon's draw state goes back before its rules: issue.lua must never
@@ -384,6 +420,7 @@ export class CouponState {
       else await this.client.hsetnx(k.draw, 'state', 'open')
     }
     const holes = await this.#stage(k, winners)
+    await this.#stageCodes(k, readCodes)
     const args = [token, rules.issueStart, rules.issueEnd, rules.totalQuantity ?? -1, PERSIST_GROUP]
     const keys = [
       k.meta,
@@ -394,12 +431,26 @@ export class CouponState {
       k.stagingUsers,
       k.stagingHoles,
       k.live,
+      k.codes,
+      k.stagingCodes,
     ]
     if ((await scripts.load.run(this.client, keys, args)) !== CODES.OK) {
       throw new UnavailableError('redis', new Error('lost the rebuild lock'))
     }
     await this.client.sadd(this.keys.streams, String(rules.couponId))
     return holes
+  }
+
+  /** The partner codes, read from the database in number order, staged in chunks. */
+  async #stageCodes(k: CouponKeys, readCodes: ReadCodes) {
+    await this.client.del(k.stagingCodes)
+    for (let seq = 1; ; ) {
+      const codes = await readCodes(seq, CODES_CHUNK)
+      if (codes.length === 0) return
+      const fields = codes.flatMap((code, i) => [seq + i, code])
+      await this.client.hset(k.stagingCodes, ...fields)
+      seq += codes.length
+    }
   }
 
   async #stage(k: CouponKeys, winners: Win[]): Promise<number[]> {

@@ -20,6 +20,9 @@ export interface CouponKeys {
   entries: string
   /** the draw's lease: one process runs the draw */
   drawLease: string
+  /** partner codes: a hash of number r → code r, numbered 1..n */
+  codes: string
+  stagingCodes: string
 }
 
 const MAX_CACHED_COUPONS = 10_000
@@ -65,6 +68,8 @@ export class RedisKeys {
       draw: `${base}draw`,
       entries: `${base}entries`,
       drawLease: `${base}draw:lease`,
+      codes: `${base}codes`,
+      stagingCodes: `${base}staging:codes`,
     }
   }
 }
@@ -74,5 +79,5 @@ export const PERSIST_GROUP = 'persist'
 
 /** issue.lua's keys, in its order. */
 export function issueKeys(k: CouponKeys): string[] {
-  return [k.meta, k.users, k.holes, k.stream, k.live, k.draw]
+  return [k.meta, k.users, k.holes, k.stream, k.live, k.codes, k.draw]
 }

@@ -12,6 +12,8 @@ export const scripts = {
   issue: script('issue'),
   /** the gate: replace a loaded coupon's rules */
   configure: script('configure'),
+  /** the gate: take partner codes (and the limit they allow), in number order */
+  addCodes: script('add-codes'),
   /** the gate: a coupon's win count and one user's win */
   peek: script('peek'),
   /** rebuild: swap the staged state in, with the stream's consumer group */

@@ -44,6 +44,20 @@ export async function countCodes(db: Db, couponId: number): Promise<number> {
   return row ? Number(row.codes) : 0
 }
 
+/** How many codes each of these coupons holds (a coupon without any is absent). */
+export async function countCodesOf(
+  db: Db,
+  couponIds: readonly number[],
+): Promise<Map<number, number>> {
+  if (couponIds.length === 0) return new Map()
+  const rows = await db
+    .selectFrom('coupon_code_pools')
+    .select(['coupon_id', 'codes'])
+    .where('coupon_id', 'in', couponIds)
+    .execute()
+  return new Map(rows.map((r) => [Number(r.coupon_id), Number(r.codes)]))
+}
+
 /** Codes per INSERT statement: one round trip each, on every dialect well within its limits. */
 export const CODES_PER_STATEMENT: Record<ReturnType<typeof dialectOf>, number> = {
   postgres: 20_000,
@@ -136,4 +150,22 @@ export async function codesAt(
     for (const r of rows) found.set(Number(r.seq), r.code)
   }
   return found
+}
+
+/** Up to `max` of the coupon's codes, from number `fromSeq` on, in number order. */
+export async function codesFrom(
+  db: Db,
+  couponId: number,
+  fromSeq: number,
+  max: number,
+): Promise<string[]> {
+  const rows = await db
+    .selectFrom('coupon_codes')
+    .select('code')
+    .where('coupon_id', '=', couponId)
+    .where('seq', '>=', fromSeq)
+    .orderBy('seq')
+    .limit(max)
+    .execute()
+  return rows.map((r) => r.code)
 }

@@ -2,6 +2,7 @@
 
 import type { GateSource } from '../coupon-state/gate-source.js'
 import { rulesOf } from '../domain/coupon.js'
+import { codesFrom } from './codes-repo.js'
 import { findCoupon, lockCoupons } from './coupons-repo.js'
 import type { Db } from './database.js'
 import { findDraw } from './draws-repo.js'
@@ -17,7 +18,12 @@ export function databaseGateSource(db: Db): GateSource {
         const drawn = coupon?.drawAt ? (await findDraw(trx, couponId))?.drawn != null : false
         // `use` must not touch the database outside this transaction (SQLite has
         // one connection, and it is ours until the commit).
-        return use({ rules: coupon ? rulesOf(coupon) : null, wins, drawn })
+        return use({
+          rules: coupon ? rulesOf(coupon) : null,
+          wins,
+          drawn,
+          readCodes: (fromSeq, max) => codesFrom(trx, couponId, fromSeq, max),
+        })
       })
     },
   }

@@ -87,8 +87,12 @@ export interface Win {
   requestId?: string
 }
 
+/**
+ * `code`: the win's partner code (code number rank), when the coupon has one for
+ * it; only the answer to the winner's own request carries it.
+ */
 export type IssueOutcome =
-  | { won: true; win: Win }
+  | { won: true; win: Win; code?: string }
   | { won: false; refusal: Refusal; drawAt?: number; pseudonym?: string }
 
 /** The window is `issueStart <= now < issueEnd`. */
@@ -116,6 +120,16 @@ export function decideIssue(
     windowRefusal(rules, now) ??
     (alreadyWon ? 'ALREADY_ISSUED' : isSoldOut(rules, won) ? 'SOLD_OUT' : null)
   )
+}
+
+/**
+ * The quantity that applies: a coupon with partner codes never has more wins than
+ * codes, so while it holds fewer codes than `totalQuantity` (or is unlimited and
+ * holds any), the codes are its limit. A coupon without codes: its quantity.
+ */
+export function limitOf(totalQuantity: number | null, codes: number): number | null {
+  if (codes <= 0) return totalQuantity
+  return totalQuantity === null ? codes : Math.min(totalQuantity, codes)
 }
 
 export function remainingQuantity(rules: Pick<CouponRules, 'totalQuantity'>, won: number) {

@@ -17,10 +17,11 @@
  */
 import { createHash } from 'node:crypto'
 import type { Logger } from 'pino'
+import { countCodes } from '../db/codes-repo.js'
 import { findCoupon } from '../db/coupons-repo.js'
 import type { Db } from '../db/database.js'
 import { findDraw, listDueDraws } from '../db/draws-repo.js'
-import type { Win } from '../domain/coupon.js'
+import { limitOf, type Win } from '../domain/coupon.js'
 import type { StockGate } from '../gate/stock-gate.js'
 import type { Metrics } from '../ops/metrics.js'
 import { shuffledIndices, shuffleKey } from './shuffle.js'
@@ -171,7 +172,9 @@ export class DrawRunner {
       hash.update(`${ps.join('\n')}\n`)
     }
     const entrantsDigest = hash.digest('hex')
-    const quantity = coupon.totalQuantity ?? 0
+    // The coupons the draw is for: the quantity, or the partner codes while fewer
+    // (a coupon with codes never has more wins than codes).
+    const quantity = limitOf(coupon.totalQuantity, await countCodes(db, couponId)) ?? 0
     const n = Math.min(quantity, pseudonyms.length)
     const drawAt = coupon.drawAt.getTime()
     const wins: Win[] = []

@@ -14,6 +14,7 @@ import {
   type CouponRules,
   decideIssue,
   type IssueOutcome,
+  limitOf,
   quantityBelowWon,
   rankHoles,
   type Win,
@@ -35,6 +36,10 @@ interface DrawStock {
 
 interface CouponStock {
   rules: CouponRules
+  /** the rules with the limit that applies (the codes', while they are fewer) */
+  limited: CouponRules
+  /** partner codes 1..n: code number r at index r - 1 */
+  codes: string[]
   /** userId → the win, with the id of the request that won it */
   winners: Map<string, Win>
   /** free ranks below the highest in use, ascending */
@@ -57,8 +62,13 @@ export class MemoryStockGate implements StockGate {
     this.#seeds = seeds
   }
 
-  /** Loads a coupon with the wins already persisted for it (and its draw's entrants). */
-  restore(rules: CouponRules, wins: readonly Win[], draw?: DrawSnapshot): void {
+  /** Loads a coupon with the wins already persisted for it its partner codes and its draw's entrants. */
+  restore(
+    rules: CouponRules,
+    wins: readonly Win[],
+    codes: readonly string[] = [],
+    draw?: DrawSnapshot,
+  ): void {
     const winners = new Map<string, Win>()
     for (const w of wins) winners.set(w.userId, w)
     let drawStock: DrawStock | null = null
@@ -68,6 +78,8 @@ export class MemoryStockGate implements StockGate {
     }
     this.#coupons.set(rules.couponId, {
       rules,
+      limited: limited(rules, codes.length),
+      codes: [...codes],
       winners,
       holes: rankHoles(wins.map((w) => w.rank)),
       draw: drawStock,
@@ -83,12 +95,27 @@ export class MemoryStockGate implements StockGate {
     if (!stock) return 'NOT_LOADED'
     if (quantityBelowWon(rules.totalQuantity, stock.winners.size)) return 'QUANTITY_BELOW_ISSUED'
     stock.rules = rules
+    stock.limited = limited(rules, stock.codes.length)
     if (stock.draw?.state !== 'drawn') {
       if (rules.drawAt == null) stock.draw = null
       else if (stock.draw) stock.draw.at = rules.drawAt
       else stock.draw = { at: rules.drawAt, state: 'open', entrants: new Map() }
     }
     return 'OK'
+  }
+
+  async appendCodes(
+    couponId: number,
+    firstSeq: number,
+    codes: readonly string[],
+  ): Promise<number | 'NOT_LOADED'> {
+    const stock = this.#coupons.get(couponId)
+    if (!stock) return 'NOT_LOADED'
+    const held = stock.codes.length
+    if (held < firstSeq - 1) return held
+    for (let i = held - firstSeq + 1; i < codes.length; i++) stock.codes.push(codes[i] as string)
+    stock.limited = limited(stock.rules, stock.codes.length)
+    return stock.codes.length
   }
 
   async tryIssue(
@@ -101,16 +128,16 @@ export class MemoryStockGate implements StockGate {
     if (!stock) return { won: false, refusal: 'COUPON_NOT_FOUND' }
     // This very request's win (granted inside the window, whenever it is asked again).
     const held = stock.winners.get(userId)
-    if (held && held.requestId === requestId) return { won: true, win: held }
+    if (held && held.requestId === requestId) return withCode(stock, held)
     if (stock.draw && stock.draw.state !== 'drawn') return this.#enter(stock, userId, now)
-    const refusal = decideIssue(stock.rules, stock.winners.has(userId), stock.winners.size, now)
+    const refusal = decideIssue(stock.limited, stock.winners.has(userId), stock.winners.size, now)
     if (refusal === 'SOLD_OUT' && stock.draw?.entrants.has(userId))
       return { won: false, refusal: 'NOT_DRAWN' }
     if (refusal) return { won: false, refusal }
     const rank = stock.holes.length > 0 ? (stock.holes.shift() as number) : stock.winners.size + 1
     const win: Win = { couponId, userId, rank, issuedAt: now, requestId }
     stock.winners.set(userId, win)
-    return { won: true, win }
+    return withCode(stock, win)
   }
 
   /** A request before the draw has run: an entry, one per user. */
@@ -176,4 +203,14 @@ export class MemoryStockGate implements StockGate {
   async ping(): Promise<void> {}
 
   async close(): Promise<void> {}
+}
+
+function limited(rules: CouponRules, codes: number): CouponRules {
+  return codes > 0 ? { ...rules, totalQuantity: limitOf(rules.totalQuantity, codes) } : rules
+}
+
+/** The win, with code number rank when the coupon holds it. */
+function withCode(stock: CouponStock, win: Win): IssueOutcome {
+  const code = stock.codes[win.rank - 1]
+  return code === undefined ? { won: true, win } : { won: true, win, code }
 }

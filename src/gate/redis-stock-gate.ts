@@ -335,6 +335,14 @@ export class RedisStockGate implements StockGate {
     return result
   }
 
+  appendCodes(
+    couponId: number,
+    firstSeq: number,
+    codes: readonly string[],
+  ): Promise<number | 'NOT_LOADED'> {
+    return this.#state.appendCodes(couponId, firstSeq, codes)
+  }
+
   async lookup(couponId: number, userId: string): Promise<Win | null> {
     const reply = await this.#state.whenLoaded(couponId, (k) =>
       scripts.peek.run(this.#state.client, [k.meta, k.users], [userId]),
@@ -399,6 +407,24 @@ function settle(
   reply: LuaReply | undefined,
   judgedAt: number,
 ): Win | null {
+  const outcome = Array.isArray(reply)
+    ? // { win, partner code }: a coupon with codes (no code: past its last one)
+      withCode(outcomeOf(couponId, w, reply[0], judgedAt), reply[1])
+    : outcomeOf(couponId, w, reply, judgedAt)
+  if (!outcome) {
+    w.reject(new Error(`issue.lua returned ${String(reply)}`))
+    return null
+  }
+  w.resolve(outcome)
+  return outcome.won ? outcome.win : null
+}
+
+function outcomeOf(
+  couponId: number,
+  w: Waiter,
+  reply: LuaReply | undefined,
+  judgedAt: number,
+): IssueOutcome | null {
   if (typeof reply === 'string' || reply instanceof Uint8Array) {
     // "<rank>:<issuedAt>": this request's win, decided by an earlier run (a bulk
     // string: a Buffer from runNow's raw command)
@@ -406,9 +432,10 @@ function settle(
     const colon = text.indexOf(':')
     const rank = Number(text.slice(0, colon))
     const issuedAt = Number(text.slice(colon + 1))
-    const win = { couponId, userId: w.userId, rank, issuedAt, requestId: w.requestId }
-    w.resolve({ won: true, win })
-    return win
+    return {
+      won: true,
+      win: { couponId, userId: w.userId, rank, issuedAt, requestId: w.requestId },
+    }
   }
   const code = Number(reply)
   if (code > 0) {
@@ -419,11 +446,14 @@ function settle(
       issuedAt: judgedAt,
       requestId: w.requestId,
     }
-    w.resolve({ won: true, win })
-    return win
+    return { won: true, win }
   }
   const refusal = ISSUE_REFUSALS[code]
-  if (refusal) w.resolve({ won: false, refusal })
-  else w.reject(new Error(`issue.lua returned ${String(reply)}`))
-  return null
+  return refusal ? { won: false, refusal } : null
+}
+
+function withCode(outcome: IssueOutcome | null, code: LuaReply | Uint8Array | undefined) {
+  if (!outcome?.won || code === undefined || code === null) return outcome
+  outcome.code = String(code)
+  return outcome
 }

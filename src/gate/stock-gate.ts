@@ -55,6 +55,21 @@ export interface StockGate {
    * such coupon. Takes the coupon's row lock to load: never call it holding that lock.
    */
   ensureLoaded(couponId: number): Promise<boolean>
+  /**
+   * Partner codes committed to the database, numbered from `firstSeq`, taken in
+   * number order: the gate holds codes 1..n, and a coupon that has any never
+   * grants more wins than it holds codes (`limitOf`); the win of rank r is
+   * answered with code r. The codes the gate already holds are skipped; when it
+   * holds fewer than `firstSeq - 1` (an earlier upload not taken yet) nothing is
+   * taken. Answers how many codes the gate holds after the call, or NOT_LOADED
+   * (a load reads them all from the database). Only codes already committed may
+   * be given: the gate may grant their ranks at once.
+   */
+  appendCodes(
+    couponId: number,
+    firstSeq: number,
+    codes: readonly string[],
+  ): Promise<number | 'NOT_LOADED'>
   /** How many wins the gate has accepted for the coupon. */
   won(couponId: number): Promise<number>
   /**

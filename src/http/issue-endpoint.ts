@@ -134,7 +134,10 @@ export function decodeCompat(body: unknown): IssueRequest | null {
   return { userId, couponId }
 }
 
-/** The answer to a decided request: 201 (compat: 200) on a win, the refusal's otherwise. */
+/**
+ * The answer to a decided request: 201 (compat: 200) on a win, with the win's
+ * partner code when the coupon has one; the refusal's otherwise.
+ */
 export function outcomeAnswer(
   compat: boolean,
   couponId: number,
@@ -150,7 +153,9 @@ export function outcomeAnswer(
     }
     return refusals[outcome.refusal]
   }
-  const body = `{"couponId":${couponId},"userId":${JSON.stringify(userId)},"rank":${outcome.win.rank}}`
+  // The partner code: this answer goes to the winner's own request (SPEC).
+  const code = outcome.code === undefined ? '' : `,"code":${JSON.stringify(outcome.code)}`
+  const body = `{"couponId":${couponId},"userId":${JSON.stringify(userId)},"rank":${outcome.win.rank}${code}}`
   return { status: 201, body: Buffer.from(body) }
 }
 

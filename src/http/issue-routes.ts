@@ -59,7 +59,7 @@ export const issueRoutes: FastifyPluginAsyncTypebox<IssueRoutesOptions> = async 
         tags: ['public'],
         summary: 'Try to win a coupon',
         description:
-          '201 with the rank on a win; 202 ENTERED before the draw of a coupon that has one (one entry per user; 404 NOT_DRAWN after it for an entrant not drawn); 409 ISSUE_NOT_STARTED / ISSUE_ENDED (window checked first), ALREADY_ISSUED or SOLD_OUT otherwise. With an Idempotency-Key, the same key and user again get the same answer as the win (201, same rank).',
+          '201 with the rank on a win (and `code`, the partner code number rank, when the coupon has codes: a coupon with codes never has more wins than codes); 202 ENTERED before the draw of a coupon that has one (one entry per user; 404 NOT_DRAWN after it for an entrant not drawn); 409 ISSUE_NOT_STARTED / ISSUE_ENDED (window checked first), ALREADY_ISSUED or SOLD_OUT otherwise. With an Idempotency-Key, the same key and user again get the same answer as the win (201, same rank).',
         security: userSecurity,
         headers: IssueHeaders,
         params: CouponIdParams,

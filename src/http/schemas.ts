@@ -131,6 +131,12 @@ export const IssueOut = Type.Object({
   couponId: Type.Integer(),
   userId: Type.String(),
   rank: Type.Integer({ description: '1-based order in which the gate accepted the win' }),
+  code: Type.Optional(
+    Type.String({
+      description:
+        "the win's partner code (code number rank), when the coupon has codes: in this answer to the winner's own request",
+    }),
+  ),
 })
 
 /** Shown only to the callers who may spend the coupon (see each route). */
@@ -169,10 +175,15 @@ export const EntryStatusOut = Type.Object({
 export const StatsOut = Type.Object({
   couponId: Type.Integer(),
   totalQuantity: Type.Union([Type.Integer(), Type.Null()]),
+  codes: Type.Integer({ description: 'partner codes the coupon holds (0: none)' }),
+  limit: Type.Union([Type.Integer(), Type.Null()], {
+    description:
+      'the quantity that applies: the codes while the coupon has fewer than totalQuantity (or is unlimited and has any), else totalQuantity; null when unlimited',
+  }),
   won: Type.Integer({ description: 'wins accepted by the gate' }),
   persisted: Type.Integer({ description: 'rows in coupon_issues' }),
   queued: Type.Integer({ description: 'won − persisted' }),
-  remaining: Type.Union([Type.Integer(), Type.Null()]),
+  remaining: Type.Union([Type.Integer(), Type.Null()], { description: 'limit − won' }),
 })
 
 export const CompatOut = Type.Object({

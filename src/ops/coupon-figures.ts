@@ -4,7 +4,7 @@
  * however many scrapes and dashboards ask (one coupon list from the database and
  * one gate count per coupon, plus in Redis mode the head of its stream).
  */
-import { type Coupon, remainingQuantity, rulesOf } from '../domain/coupon.js'
+import { type Coupon, limitOf, remainingQuantity } from '../domain/coupon.js'
 
 /** Coupons whose window ended longer ago than this are no longer shown or measured. */
 const CURRENT_FOR_MS = 24 * 3_600_000
@@ -16,6 +16,10 @@ export interface CouponFigure {
   id: number
   title: string
   totalQuantity: number | null
+  /** partner codes the coupon holds */
+  codes: number
+  /** the quantity that applies: the codes', while fewer than totalQuantity; null: unlimited */
+  limit: number | null
   /** epoch ms */
   issueStart: number
   issueEnd: number
@@ -34,6 +38,8 @@ export interface FigureSources {
   won: (couponId: number) => Promise<number>
   /** how many rows of each of these coupons are spent */
   spent?: (couponIds: readonly number[]) => Promise<Map<number, number>>
+  /** how many partner codes each of these coupons holds (absent: none) */
+  codes?: (couponIds: readonly number[]) => Promise<Map<number, number>>
   /** Redis mode: the time of the first entry left in the coupon's stream */
   oldestQueuedAt?: (couponId: number) => Promise<number | null>
 }
@@ -64,27 +70,36 @@ export class CouponFigures {
       .filter((c) => c.issueEnd.getTime() > now - CURRENT_FOR_MS)
       .sort((a, b) => b.id - a.id)
       .slice(0, MAX_COUPONS)
-    const spent = (await this.#sources.spent?.(coupons.map((c) => c.id))) ?? new Map()
-    return Promise.all(coupons.map((c) => this.#figure(c, spent.get(c.id) ?? 0)))
+    const ids = coupons.map((c) => c.id)
+    const [spent, codes] = await Promise.all([
+      this.#sources.spent?.(ids) ?? new Map<number, number>(),
+      this.#sources.codes?.(ids) ?? new Map<number, number>(),
+    ])
+    return Promise.all(
+      coupons.map((c) => this.#figure(c, spent.get(c.id) ?? 0, codes.get(c.id) ?? 0)),
+    )
   }
 
-  async #figure(c: Coupon, spent: number): Promise<CouponFigure> {
+  async #figure(c: Coupon, spent: number, codes: number): Promise<CouponFigure> {
     const [won, oldest] = await Promise.all([
       this.#sources.won(c.id),
       this.#sources.oldestQueuedAt?.(c.id) ?? null,
     ])
     const queued = Math.max(0, won - c.issuedQuantity)
+    const limit = limitOf(c.totalQuantity, codes)
     return {
       id: c.id,
       title: c.title,
       totalQuantity: c.totalQuantity,
+      codes,
+      limit,
       issueStart: c.issueStart.getTime(),
       issueEnd: c.issueEnd.getTime(),
       won,
       persisted: c.issuedQuantity,
       queued,
       spent,
-      remaining: remainingQuantity(rulesOf(c), won),
+      remaining: remainingQuantity({ totalQuantity: limit }, won),
       oldestQueuedAt: queued > 0 ? oldest : null,
     }
   }

@@ -13,7 +13,7 @@
  * day of events.
  */
 import type { Logger } from 'pino'
-import type { Coupon } from '../domain/coupon.js'
+import { type Coupon, limitOf } from '../domain/coupon.js'
 import type { RedisClient } from '../redis/connection.js'
 
 const SOLD_OUT_POLL_MS = 250
@@ -49,6 +49,8 @@ export interface CouponWatchOptions {
   coupons: () => Promise<Coupon[]>
   coupon: (id: number) => Promise<Coupon | null>
   won: (id: number) => Promise<number>
+  /** partner codes the coupon holds: while fewer than its quantity, they are its limit */
+  codes?: (id: number) => Promise<number>
   /** change notices: a coupon's id, or null for "any may have changed" */
   subscribe: (listener: (id: number | null) => void) => void
   /** true for the one process that logs the event named by `key` */
@@ -136,7 +138,7 @@ export class CouponWatch {
     if (now < start) next = start - now
     else {
       this.#checkSoldOut(w)
-      next = w.coupon.totalQuantity === null || w.soldOutLogged ? end - now : SOLD_OUT_POLL_MS
+      next = w.soldOutLogged ? end - now : SOLD_OUT_POLL_MS
       next = Math.min(next, end - now)
     }
     w.timer = setTimeout(() => this.#tick(w, now), Math.min(next, MAX_DELAY_MS))
@@ -144,11 +146,12 @@ export class CouponWatch {
   }
 
   #checkSoldOut(w: Watched) {
-    const total = w.coupon.totalQuantity
-    if (total === null || w.soldOutLogged) return
-    this.#o.won(w.coupon.id).then(
-      (won) => {
-        if (won < total || w.soldOutLogged) return
+    if (w.soldOutLogged) return
+    const codes = this.#o.codes?.(w.coupon.id) ?? Promise.resolve(0)
+    Promise.all([this.#o.won(w.coupon.id), codes]).then(
+      ([won, held]) => {
+        const total = limitOf(w.coupon.totalQuantity, held)
+        if (total === null || won < total || w.soldOutLogged) return
         w.soldOutLogged = true
         const sellOutMs = Date.now() - w.coupon.issueStart.getTime()
         this.#log(w, 'sold_out', `${w.coupon.issueStart.getTime()}:${total}`, {

@@ -22,6 +22,9 @@ const OUTCOME_INDEX = Object.fromEntries(OUTCOMES.map((o, i) => [o, i])) as Reco
 /** the coupon label of requests for a coupon that does not exist (any id: unbounded) */
 export const NO_COUPON = 'none'
 
+/** The causes of firstcome_wins_lost_total (see winsLost). */
+const LOST_CAUSES = ['forgotten', 'rank_taken', 'beyond_quantity'] as const
+
 const SIZE_BUCKETS = [1, 2, 5, 10, 25, 50, 100, 256, 500, 1000, 2500, 5000, 10_000]
 const FAST_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
 
@@ -59,11 +62,17 @@ export class Metrics {
    * it caught up with the database), rank_taken (the database holds the rank for
    * another user), beyond_quantity (the rank lies past the coupon's quantity).
    */
-  readonly winsLost = new Counter({
+  readonly winsLost: Counter<'coupon' | 'cause'> = new Counter({
     name: 'firstcome_wins_lost_total',
     help: 'Answered wins lost to a Redis data loss or refused by the database, by cause',
     labelNames: ['coupon', 'cause'] as const,
     registers: [this.registry],
+    // A zero for every coupon this process has persisted wins of, by each cause:
+    // the series exists before the first loss, so increase() counts that one too.
+    collect: async () => {
+      for (const { labels } of (await this.persisted.get()).values)
+        for (const cause of LOST_CAUSES) this.winsLost.inc({ coupon: labels.coupon, cause }, 0)
+    },
   })
   /** Gates found behind the database (Redis lost data) and caught up from it. */
   readonly gateCatchUps = new Counter({

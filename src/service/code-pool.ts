@@ -17,12 +17,22 @@
  *   4. the new count, commit.
  * Any refusal rolls the whole transaction back: nothing of the call is stored.
  *
+ * Then, once committed, the codes go to the gate (`StockGate.appendCodes`), whose
+ * limit they raise in the same step: a coupon with codes never grants more wins
+ * than the gate holds codes, so no rank is granted before its code is committed,
+ * and every node sees the new limit at once (embedded: the one process; Redis: the
+ * list issue.lua reads). Then every node's cache hears the coupon changed (a
+ * SOLD_OUT it holds is no longer certain). Uploads reaching the gate out of order
+ * are put in order there: a gap is filled from the database. A gate that cannot be
+ * reached answers 503 (the codes are stored) and is caught up in the background.
+ *
  * An unlimited coupon (`totalQuantity` null) takes any number of codes; once it
  * has codes, they are its limit.
  */
 
 import {
   CODES_PER_STATEMENT,
+  codesFrom,
   countCodes,
   findCodes,
   insertCodes,
@@ -38,6 +48,8 @@ import {
   type RandomSource,
 } from '../domain/codes.js'
 import { AppError, UnavailableError } from '../domain/errors.js'
+import type { CouponEvents } from '../events/coupon-events.js'
+import type { StockGate } from '../gate/stock-gate.js'
 
 /** What an upload carries: the codes, or how many to make up. */
 export type CodeUpload = { codes: readonly string[] } | { generate: number }
@@ -46,7 +58,16 @@ export interface CodePoolDeps {
   db: Db
   /** a CSPRNG (tests give one that repeats itself, to make codes collide) */
   random?: RandomSource
+  /** the gate whose limit the codes raise (none: stored only, as by a test's loader) */
+  gate?: StockGate
+  /** every node's caches hear of new codes */
+  events?: CouponEvents
+  onSyncError?: (couponId: number, err: unknown) => void
 }
+
+/** Codes per call to the gate: one Redis script call each, a megabyte or so. */
+const GATE_CHUNK = 10_000
+const SYNC_RETRY_MS = { min: 200, max: 5000 }
 
 /** How often one position's generated code may collide before the upload gives up. */
 const GENERATE_ATTEMPTS = 5
@@ -54,10 +75,18 @@ const GENERATE_ATTEMPTS = 5
 export class CodePool {
   readonly #db: Db
   readonly #random: RandomSource | undefined
+  readonly #gate: StockGate | undefined
+  readonly #events: CouponEvents | undefined
+  readonly #onSyncError: (couponId: number, err: unknown) => void
+  /** coupons whose gate must still take stored codes, with the retry timer */
+  readonly #behind = new Map<number, NodeJS.Timeout>()
 
   constructor(deps: CodePoolDeps) {
     this.#db = deps.db
     this.#random = deps.random
+    this.#gate = deps.gate
+    this.#events = deps.events
+    this.#onSyncError = deps.onSyncError ?? (() => {})
   }
 
   /** How many codes the coupon holds. */
@@ -65,8 +94,86 @@ export class CodePool {
     return countCodes(this.#db, couponId)
   }
 
-  /** Appends the codes; answers the coupon's total. */
+  /** Appends the codes and raises the gate's limit; answers the coupon's total. */
   async add(couponId: number, upload: CodeUpload): Promise<number> {
+    const { total, firstSeq, codes } = await this.#store(couponId, upload)
+    try {
+      await this.#toGate(couponId, firstSeq, codes)
+    } catch (err) {
+      this.#onSyncError(couponId, err)
+      this.#retry(couponId, SYNC_RETRY_MS.min)
+      // Not "retry shortly": sent again, the same codes would be DUPLICATE_CODE.
+      throw new AppError(
+        'UNAVAILABLE',
+        `The ${codes.length} codes are stored (the coupon holds ${total}), but the gate has not taken them yet: do not send them again. It takes them in the background once it is reachable; until then the limit is the codes it holds (see the stats' limit).`,
+      )
+    }
+    await this.#events?.publish(couponId).catch(() => {})
+    return total
+  }
+
+  /**
+   * Brings the gate up to the codes the database holds (after a failure to reach
+   * it): reads the gate's count, then the codes after it.
+   */
+  async sync(couponId: number): Promise<void> {
+    const gate = this.#gate
+    if (!gate) return
+    const held = await gate.appendCodes(couponId, 1, [])
+    if (held === 'NOT_LOADED') return
+    await this.#fill(gate, couponId, held + 1, Number.POSITIVE_INFINITY)
+    await this.#events?.publish(couponId).catch(() => {})
+  }
+
+  /** The committed codes numbered from `firstSeq`, to the gate in chunks. */
+  async #toGate(couponId: number, firstSeq: number, codes: readonly string[]) {
+    const gate = this.#gate
+    if (!gate) return
+    for (let i = 0; i < codes.length; ) {
+      const seq = firstSeq + i
+      const held = await gate.appendCodes(couponId, seq, codes.slice(i, i + GATE_CHUNK))
+      if (held === 'NOT_LOADED') return // its load reads every code from the database
+      if (held < seq - 1) await this.#fill(gate, couponId, held + 1, seq - 1)
+      else i = held - firstSeq + 1
+    }
+  }
+
+  /** Codes `from`..`to` (as far as stored), read from the database, to the gate. */
+  async #fill(gate: StockGate, couponId: number, from: number, to: number) {
+    for (let seq = from; seq <= to; ) {
+      const codes = await codesFrom(this.#db, couponId, seq, Math.min(GATE_CHUNK, to - seq + 1))
+      if (codes.length === 0) return
+      const held = await gate.appendCodes(couponId, seq, codes)
+      if (held === 'NOT_LOADED') return
+      seq = held + 1
+    }
+  }
+
+  #retry(couponId: number, delayMs: number) {
+    if (this.#behind.has(couponId) && delayMs === SYNC_RETRY_MS.min) return
+    const timer = setTimeout(() => {
+      this.sync(couponId).then(
+        () => this.#behind.delete(couponId),
+        (err: unknown) => {
+          this.#onSyncError(couponId, err)
+          this.#retry(couponId, Math.min(SYNC_RETRY_MS.max, delayMs * 2))
+        },
+      )
+    }, delayMs)
+    timer.unref()
+    this.#behind.set(couponId, timer)
+  }
+
+  /** Stops the background catch-ups (at close). */
+  close(): void {
+    for (const timer of this.#behind.values()) clearTimeout(timer)
+    this.#behind.clear()
+  }
+
+  async #store(
+    couponId: number,
+    upload: CodeUpload,
+  ): Promise<{ total: number; firstSeq: number; codes: readonly string[] }> {
     const generate = 'generate' in upload
     const codes = generate ? generateCodes(upload.generate, this.#random) : upload.codes
     if (!generate) checkCodes(codes)
@@ -82,14 +189,17 @@ export class CodePool {
           const batch = codes.slice(i, i + per)
           const inserted = await insertCodes(trx, couponId, held + i + 1, batch)
           if (inserted === batch.length) continue
-          if (generate) await this.#redraw(trx, couponId, held + i + 1, batch)
-          else throw await duplicateIn(trx, couponId, held, i, batch)
+          if (generate) {
+            // the codes as stored, for the gate
+            const stored = await this.#redraw(trx, couponId, held + i + 1, batch)
+            for (const [k, code] of stored.entries()) (codes as string[])[i + k] = code
+          } else throw await duplicateIn(trx, couponId, held, i, batch)
         }
         await lockCoupons(trx, [couponId])
         const now = await findCoupon(trx, couponId)
         checkRoom(now?.totalQuantity ?? null, held, codes.length)
         await setPoolSize(trx, couponId, held + codes.length)
-        return held + codes.length
+        return { total: held + codes.length, firstSeq: held + 1, codes }
       })
     } catch (err) {
       if (err instanceof AppError || err instanceof UnavailableError) throw err
@@ -101,12 +211,17 @@ export class CodePool {
    * Generated codes that met a duplicate (80 random bits each: rarely, if ever)
    * are drawn again at the same numbers until each is new.
    */
-  async #redraw(trx: Db, couponId: number, firstSeq: number, drawn: readonly string[]) {
+  async #redraw(
+    trx: Db,
+    couponId: number,
+    firstSeq: number,
+    drawn: readonly string[],
+  ): Promise<string[]> {
     const batch = [...drawn]
     for (let attempt = 1; ; attempt++) {
       const stored = await findCodes(trx, couponId, batch)
       const free = batch.flatMap((code, i) => (stored.get(code) === firstSeq + i ? [] : [i]))
-      if (free.length === 0) return
+      if (free.length === 0) return batch
       if (attempt > GENERATE_ATTEMPTS) throw new Error('generated codes keep colliding')
       const fresh = generateCodes(free.length, this.#random)
       for (const [k, i] of free.entries()) {

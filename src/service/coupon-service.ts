@@ -34,6 +34,7 @@ import {
   type Coupon,
   type CouponDraft,
   draftProblem,
+  limitOf,
   remainingQuantity,
   rulesOf,
   strictestRules,
@@ -285,8 +286,10 @@ export class CouponService {
   async get(id: number): Promise<CouponView> {
     const coupon = await this.#readCoupon(id)
     if (!coupon) throw new AppError('COUPON_NOT_FOUND', `coupon ${id} does not exist`)
-    const won = await this.#gate.won(id)
-    return { ...coupon, remainingQuantity: remainingQuantity(rulesOf(coupon), won) }
+    const [won, codes] = await Promise.all([this.#gate.won(id), countCodes(this.#db, id)])
+    // Left to win under the limit that applies (the codes', while fewer).
+    const limit = limitOf(coupon.totalQuantity, codes)
+    return { ...coupon, remainingQuantity: remainingQuantity({ totalQuantity: limit }, won) }
   }
 
   async #require(db: Db, id: number): Promise<Coupon> {

@@ -5,17 +5,17 @@
  * Refusals are returned as values; only infrastructure failures throw.
  */
 
-import { findCode } from '../db/codes-repo.js'
+import { countCodes, findCode } from '../db/codes-repo.js'
 import { findCoupon } from '../db/coupons-repo.js'
 import type { Db } from '../db/database.js'
 import { findIssue, type IssueRow } from '../db/issues-repo.js'
 import {
   type Coupon,
   type IssueOutcome,
+  limitOf,
   REFUSALS,
   type Refusal,
   remainingQuantity,
-  rulesOf,
   type Win,
 } from '../domain/coupon.js'
 import { AppError, UnavailableError } from '../domain/errors.js'
@@ -69,6 +69,10 @@ export function queuedStatus(win: Win): IssueStatus {
 export interface CouponStats {
   couponId: number
   totalQuantity: number | null
+  /** partner codes the coupon holds */
+  codes: number
+  /** the quantity that applies (the codes', while fewer than totalQuantity); null: unlimited */
+  limit: number | null
   won: number
   persisted: number
   queued: number
@@ -202,15 +206,21 @@ export class IssueService {
 
   async stats(couponId: number): Promise<CouponStats> {
     const coupon = await this.#requireCoupon(couponId)
-    const won = await this.#gate.won(couponId)
+    const [won, codes] = await Promise.all([
+      this.#gate.won(couponId),
+      countCodes(this.#db, couponId),
+    ])
     const persisted = coupon.issuedQuantity
+    const limit = limitOf(coupon.totalQuantity, codes)
     return {
       couponId,
       totalQuantity: coupon.totalQuantity,
+      codes,
+      limit,
       won,
       persisted,
       queued: Math.max(0, won - persisted),
-      remaining: remainingQuantity(rulesOf(coupon), won),
+      remaining: remainingQuantity({ totalQuantity: limit }, won),
     }
   }
 

@@ -58,6 +58,51 @@ for (const factory of selectedGates()) {
       assert.equal(await g.gate.won(id), 3)
     })
 
+    it('with partner codes: at most one win per code, each with code number rank', async () => {
+      const id = await g.addCoupon({ ...open, totalQuantity: 5 })
+      const plain = await g.gate.tryIssue(id, 'before', T0)
+      assert.equal(plain.won && plain.code, undefined, 'no code: none in the outcome')
+      assert.equal(await g.gate.appendCodes(id, 1, ['C1', 'C2', 'C3']), 3)
+      const b = await g.gate.tryIssue(id, 'b', T0, 'req-b')
+      assert.deepEqual(b.won && [b.win.rank, b.code], [2, 'C2'])
+      assert.deepEqual(
+        await g.gate
+          .tryIssue(id, 'b', T0 + HOUR, 'req-b')
+          .then((o) => o.won && [o.win.rank, o.code]),
+        [2, 'C2'],
+        'the same request again: its win and code again',
+      )
+      const c = await g.gate.tryIssue(id, 'c', T0)
+      assert.deepEqual(c.won && [c.win.rank, c.code], [3, 'C3'])
+      assert.equal(refusal(await g.gate.tryIssue(id, 'd', T0)), 'SOLD_OUT')
+      assert.equal(await g.gate.appendCodes(id, 4, ['C4']), 4)
+      const d = await g.gate.tryIssue(id, 'd', T0)
+      assert.deepEqual(d.won && [d.win.rank, d.code], [4, 'C4'])
+      assert.equal(refusal(await g.gate.tryIssue(id, 'e', T0)), 'SOLD_OUT')
+    })
+
+    it('an unlimited coupon with codes is limited by them', async () => {
+      const id = await g.addCoupon({ ...open, totalQuantity: null })
+      assert.equal(await g.gate.appendCodes(id, 1, ['U1']), 1)
+      const a = await g.gate.tryIssue(id, 'a', T0)
+      assert.deepEqual(a.won && [a.win.rank, a.code], [1, 'U1'])
+      assert.equal(refusal(await g.gate.tryIssue(id, 'b', T0)), 'SOLD_OUT')
+    })
+
+    it('takes codes in number order: skips those it holds, takes nothing past a gap', async () => {
+      const id = await g.addCoupon({ ...open, totalQuantity: 10 })
+      assert.equal(await g.gate.appendCodes(id, 3, ['X3', 'X4']), 0, 'a gap: nothing taken')
+      assert.equal(await g.gate.appendCodes(id, 1, ['X1', 'X2']), 2)
+      assert.equal(await g.gate.appendCodes(id, 2, ['X2', 'X3']), 3, 'X2 skipped')
+      assert.equal(await g.gate.appendCodes(id, 1, []), 3, 'the count alone')
+      for (const [i, u] of ['p', 'q', 'r'].entries()) {
+        const o = await g.gate.tryIssue(id, u, T0)
+        assert.deepEqual(o.won && [o.win.rank, o.code], [i + 1, `X${i + 1}`])
+      }
+      assert.equal(refusal(await g.gate.tryIssue(id, 's', T0)), 'SOLD_OUT')
+      assert.equal(await g.gate.appendCodes(777_777_777, 1, ['Z']), 'NOT_LOADED')
+    })
+
     it('never runs out when the quantity is unlimited', async () => {
       const id = await g.addCoupon({ ...open, totalQuantity: null })
       for (let i = 1; i <= 200; i++) assert.equal(rank(await g.gate.tryIssue(id, `u${i}`, T0)), i)

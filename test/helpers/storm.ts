@@ -233,6 +233,8 @@ export function soldOutStats(couponId: number, totalQuantity: number): CouponSta
   return {
     couponId,
     totalQuantity,
+    codes: 0,
+    limit: totalQuantity,
     won: totalQuantity,
     persisted: totalQuantity,
     queued: 0,

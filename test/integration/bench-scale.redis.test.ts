@@ -62,7 +62,17 @@ describe('firstcome bench gate', { skip: skipUnlessRedisServer('for the gate ben
     const dir = mkdtempSync(join(tmpdir(), 'firstcome-bench-gate-'))
     try {
       const json = join(dir, 'gate.json')
-      const args = ['gate', '--seconds', '0.3', '--batches', '1,10', '--in-flight', '4']
+      const args = [
+        'gate',
+        '--seconds',
+        '0.3',
+        '--batches',
+        '1,10',
+        '--in-flight',
+        '4',
+        '--codes',
+        '50000',
+      ]
       const { code, stdout, stderr } = await bench([...args, '--delay-ms', '1', '--json', json], {})
       assert.equal(code, 0, `${stdout}\n${stderr}`)
       const report = JSON.parse(readFileSync(json, 'utf8')) as GateReport
@@ -70,7 +80,7 @@ describe('firstcome bench gate', { skip: skipUnlessRedisServer('for the gate ben
       assert.ok((report.proxyMeanDelayMs ?? 0) >= 0.75, `mean ${report.proxyMeanDelayMs} ms`)
       assert.deepEqual(
         report.runs.map((r) => `${r.path} ${r.batch}`),
-        ['win 1', 'win 10', 'refusal 1', 'refusal 10'],
+        ['win 1', 'win-codes 1', 'refusal 1', 'win 10', 'win-codes 10', 'refusal 10'],
       )
       for (const r of report.runs) {
         assert.ok(r.decisions > 0 && r.decisions % r.batch === 0, JSON.stringify(r))

@@ -49,20 +49,28 @@ function status(app: FastifyInstance, id: number, user: string, headers = {}) {
   return app.inject({ url: `/v1/coupons/${id}/issues/${user}`, headers })
 }
 
-/** A coupon of 4 with 3 codes, won by u1..u4 in that order (u4's rank has no code). */
+/**
+ * A coupon of 4 with 3 codes, won by u1..u3 in that order, each 201 carrying its
+ * code; the codes are the limit, so u4 finds it sold out.
+ */
 async function wonWithCodes(app: FastifyInstance) {
   const id = await createCoupon(app, { totalQuantity: 4 })
   assert.equal((await uploadCodes(app, id, { codes: CODES })).statusCode, 200)
-  for (const u of ['u1', 'u2', 'u3', 'u4']) {
+  for (const [i, u] of ['u1', 'u2', 'u3'].entries()) {
     const res = await requestIssue(app, id, u)
     assert.equal(res.statusCode, 201, res.body)
+    assert.deepEqual(res.json(), { couponId: id, userId: u, rank: i + 1, code: CODES[i] })
   }
+  const late = await requestIssue(app, id, 'u4')
+  assert.equal(late.statusCode, 409, late.body)
+  assert.equal(late.json().code, 'SOLD_OUT')
+  assert.equal(late.body.includes('SECRET'), false)
   return id
 }
 
 /** Rank r ↔ code r, for the service and admin; nothing for anonymous callers or a wrong token. */
 async function checkMatrix(app: FastifyInstance, id: number, state: string) {
-  for (const [i, user] of ['u1', 'u2', 'u3', 'u4'].entries()) {
+  for (const [i, user] of ['u1', 'u2', 'u3'].entries()) {
     const code = CODES[i] ?? null
     for (const headers of [service, admin]) {
       const res = await status(app, id, user, headers)
@@ -188,7 +196,7 @@ for (const dialect of REDIS_DIALECTS) {
       await checkMatrix(s.app, id, 'QUEUED')
       await s.startWorker()
       await waitFor('the wins persisted', async () => {
-        const res = await status(s.app, id, 'u4', service)
+        const res = await status(s.app, id, 'u3', service)
         return res.json().state === 'ISSUED'
       })
       await checkMatrix(s.app, id, 'ISSUED')

@@ -164,6 +164,8 @@ describe('issue API', () => {
     assert.deepEqual(await stats(id), {
       couponId: id,
       totalQuantity: 10,
+      codes: 0,
+      limit: 10,
       won: 0,
       persisted: 0,
       queued: 0,
@@ -174,6 +176,8 @@ describe('issue API', () => {
     assert.deepEqual(await stats(id), {
       couponId: id,
       totalQuantity: 10,
+      codes: 0,
+      limit: 10,
       won: 3,
       persisted: 3,
       queued: 0,
@@ -185,6 +189,8 @@ describe('issue API', () => {
     assert.deepEqual(await stats(unlimited), {
       couponId: unlimited,
       totalQuantity: null,
+      codes: 0,
+      limit: null,
       won: 1,
       persisted: 1,
       queued: 0,

@@ -29,8 +29,8 @@ import { waitFor } from '../helpers/storm.js'
 import { issueStatus, useCoupon } from '../helpers/use.js'
 
 const HEADER = ['rank', 'userId', 'state', 'issuedAt', 'usedAt', 'orderId', 'code']
-/** Codes a spreadsheet would take for formulas, or that need quoting. */
-const CODES = ['=HYPERLINK("http://x")', '+1-2', 'a,b', '"quoted"', "'=already", 'plain']
+/** Codes a spreadsheet would take for formulas, or that need quoting (one per user: the codes are the limit). */
+const CODES = ['=HYPERLINK("http://x")', '+1-2', 'a,b', '"quoted"', "'=already", 'plain', 'last']
 /** Users whose ids begin with a guarded character, and plain ones. */
 const USERS = ['-42', '@ann', 'bob', 'carol', 'dave', 'erin', 'frank']
 

@@ -23,7 +23,16 @@ function facts(over: Partial<InvariantFacts> = {}): InvariantFacts {
   return {
     quantity: 500,
     wonBefore: 0,
-    after: { couponId: 1, totalQuantity: 500, won: 500, persisted: 500, queued: 0, remaining: 0 },
+    after: {
+      couponId: 1,
+      totalQuantity: 500,
+      codes: 0,
+      limit: 500,
+      won: 500,
+      persisted: 500,
+      queued: 0,
+      remaining: 0,
+    },
     drained: true,
     drainMs: 12,
     drainTimeoutMs: 60_000,
@@ -67,6 +76,8 @@ describe('the invariants after a run', () => {
         after: {
           couponId: 1,
           totalQuantity: 500,
+          codes: 0,
+          limit: 500,
           won: 501,
           persisted: 501,
           queued: 0,
@@ -83,6 +94,8 @@ describe('the invariants after a run', () => {
     const won = (n: number) => ({
       couponId: 1,
       totalQuantity: 500,
+      codes: 0,
+      limit: 500,
       won: n,
       persisted: n,
       queued: 0,
@@ -111,6 +124,8 @@ describe('the invariants after a run', () => {
         after: {
           couponId: 1,
           totalQuantity: 500,
+          codes: 0,
+          limit: 500,
           won: 125,
           persisted: 125,
           queued: 0,
@@ -135,6 +150,8 @@ describe('the invariants after a run', () => {
         after: {
           couponId: 1,
           totalQuantity: 500,
+          codes: 0,
+          limit: 500,
           won: 117,
           persisted: 117,
           queued: 0,
@@ -160,6 +177,8 @@ describe('the invariants after a run', () => {
         after: {
           couponId: 1,
           totalQuantity: 500,
+          codes: 0,
+          limit: 500,
           won: 500,
           persisted: 480,
           queued: 20,
@@ -210,6 +229,8 @@ describe('the invariants after a run', () => {
         after: {
           couponId: 1,
           totalQuantity: null,
+          codes: 0,
+          limit: null,
           won: 40_000,
           persisted: 40_000,
           queued: 0,

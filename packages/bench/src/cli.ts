@@ -59,6 +59,9 @@ Load:
 Target:
   --url URL                load a running server instead of starting one
   --quantity N             the coupon's quantity (seed, compat)       (default 500)
+  --codes N                give the created coupon N generated partner codes
+                           before the load (win: they are its limit, so N must
+                           exceed the wins; each 201 then carries its code)
   --coupon ID              use an existing coupon instead of creating one
   --admin-token TOKEN      to create the coupon on a --url server (a started
                            server gets this token, or ADMIN_TOKEN, or a random one)
@@ -145,6 +148,7 @@ export function parseBenchArgs(args: string[]): BenchOptions | 'help' {
       processes: { type: 'string' },
       url: { type: 'string' },
       quantity: { type: 'string' },
+      codes: { type: 'string' },
       coupon: { type: 'string' },
       'admin-token': { type: 'string' },
       'database-url': { type: 'string' },
@@ -203,6 +207,7 @@ export function parseBenchArgs(args: string[]): BenchOptions | 'help' {
     rate: positiveNumber('rate', values.rate),
     users: parseUsers(values.users),
     quantity: positiveInt('quantity', values.quantity, 500),
+    codes: positiveInt('codes', values.codes, 0, 0),
     couponId: coupon,
     adminToken: values['admin-token'] ?? null,
     timeoutS: positiveInt('timeout', values.timeout, 30),

@@ -4,8 +4,10 @@
  * Starts a redis-server of its own (no persistence) on a free loopback port, or
  * uses --redis-url, and calls the gate's own `issue.lua` directly with batches
  * of --batches users, keeping --in-flight calls outstanding, for --seconds each:
- * on an unlimited coupon (every request a win: HSET + XADD) and on a sold-out
- * one (every request a refusal after HEXISTS). Redis's own CPU
+ * on an unlimited coupon (every request a win: HSET + XADD), the same with
+ * partner codes (`win-codes`: the codes list is the limit, and each win is
+ * answered with HGET of its rank), and on a sold-out one (every request a
+ * refusal after HEXISTS). Redis's own CPU
  * (INFO `used_cpu_user` + `used_cpu_sys`) over each run gives decisions per Redis
  * CPU-second, which does not depend on how loaded the machine is the way a
  * wall-clock rate does. Optionally through the delaying proxy (--delay-ms).
@@ -29,19 +31,26 @@ export const GATE_USAGE = `Usage: firstcome bench gate [options]
 
 Drives the gate's issue.lua against Redis with fixed batch sizes and reports
 decisions per second and per Redis CPU-second (INFO used_cpu_user + used_cpu_sys),
-for wins (unlimited coupon, new users) and refusals (sold-out coupon).
+for wins (unlimited coupon, new users), wins with partner codes (the same coupon
+with --codes codes: each win answered with its code) and refusals (sold-out
+coupon), in that order for each batch size.
 
   --batches LIST     batch sizes                                 (default 1,10,100,256)
   --seconds S        per batch size and path                     (default 3)
   --in-flight N      calls outstanding at once                   (default 16)
+  --codes N          partner codes of the win-codes coupon (more than its wins)
+                                                                 (default 2000000)
   --redis-url URL    an existing Redis (keys under a prefix of the bench's own,
                      deleted after); default: a redis-server started here
   --delay-ms MS      reach Redis through the delaying proxy, MS each way
   --json FILE        write the figures as JSON
   -h, --help         this text`
 
+type GatePath = 'win' | 'win-codes' | 'refusal'
+const PATHS: readonly GatePath[] = ['win', 'win-codes', 'refusal']
+
 export interface GateRun {
-  path: 'win' | 'refusal'
+  path: GatePath
   batch: number
   decisions: number
   seconds: number
@@ -110,16 +119,12 @@ async function runOne(
   redis: Redis,
   keys: RedisKeys,
   couponId: number,
-  path: 'win' | 'refusal',
   batch: number,
   seconds: number,
   inFlight: number,
 ): Promise<{ decisions: number; seconds: number }> {
   const k = keys.coupon(couponId)
-  const total = path === 'win' ? -1 : 0
-  await redis.hset(k.meta, 'start', 0, 'end', 8_000_000_000_000, 'total', total)
-  await stampScript.run(redis, [k.meta, k.live], ['set']) // as a created coupon is
-  const keyList = [k.meta, k.users, k.holes, k.stream, k.live]
+  const keyList = [k.meta, k.users, k.holes, k.stream, k.live, k.codes]
   let next = 0
   let decisions = 0
   const started = performance.now()
@@ -154,6 +159,7 @@ export async function runGateBench(args: string[]): Promise<GateReport | 'help'>
       batches: { type: 'string', default: '1,10,100,256' },
       seconds: { type: 'string', default: '3' },
       'in-flight': { type: 'string', default: '16' },
+      codes: { type: 'string', default: '2000000' },
       'redis-url': { type: 'string' },
       'delay-ms': { type: 'string' },
       json: { type: 'string' },
@@ -167,6 +173,8 @@ export async function runGateBench(args: string[]): Promise<GateReport | 'help'>
   }
   const seconds = Number(values.seconds)
   const inFlight = Number(values['in-flight'])
+  const codes = Number(values.codes)
+  if (!Number.isInteger(codes) || codes < 1) throw new ConfigError('--codes must be an integer ≥ 1')
   if (!(seconds > 0) || !Number.isInteger(inFlight) || inFlight < 1) {
     throw new ConfigError('--seconds must be > 0 and --in-flight an integer ≥ 1')
   }
@@ -185,12 +193,14 @@ export async function runGateBench(args: string[]): Promise<GateReport | 'help'>
     const keys = new RedisKeys(`fcbench:${process.pid}:`)
     const runs: GateRun[] = []
     const k0 = keys.coupon(0)
-    await issueScript.run(direct, [k0.meta, k0.users, k0.holes, k0.stream, k0.live], []) // loads the script
+    await issueScript.run(direct, [k0.meta, k0.users, k0.holes, k0.stream, k0.live, k0.codes], []) // loads the script
     let couponId = 1
     const inProxy = proxy?.timeInProxy() ?? null
-    for (const path of ['win', 'refusal'] as const) {
-      for (const batch of batches) {
-        runs.push(await measure(client, direct, keys, couponId++, path, batch, seconds, inFlight))
+    for (const batch of batches) {
+      for (const path of PATHS) {
+        const id = couponId++
+        await prepare(direct, keys.coupon(id), path, codes)
+        runs.push(await measure(client, direct, keys, id, path, batch, seconds, inFlight))
       }
     }
     // The proxy reports every quarter second.
@@ -212,19 +222,38 @@ export async function runGateBench(args: string[]): Promise<GateReport | 'help'>
   }
 }
 
+/** The coupon's rules, and for `win-codes` its codes (before the run: not measured). */
+async function prepare(
+  redis: Redis,
+  k: ReturnType<RedisKeys['coupon']>,
+  path: GatePath,
+  codes: number,
+) {
+  const total = path === 'refusal' ? 0 : -1
+  await redis.hset(k.meta, 'start', 0, 'end', 8_000_000_000_000, 'total', total)
+  await stampScript.run(redis, [k.meta, k.live], ['set']) // as a created coupon is
+  if (path !== 'win-codes') return
+  for (let from = 0; from < codes; from += 10_000) {
+    const fields: (string | number)[] = []
+    for (let i = from; i < Math.min(codes, from + 10_000); i++)
+      fields.push(i + 1, `CODE${String(i + 1).padStart(12, '0')}`)
+    await redis.hset(k.codes, ...fields)
+  }
+}
+
 /** runOne through `client`, with Redis's CPU read on `direct`. */
 async function measure(
   client: Redis,
   direct: Redis,
   keys: RedisKeys,
   couponId: number,
-  path: 'win' | 'refusal',
+  path: GatePath,
   batch: number,
   seconds: number,
   inFlight: number,
 ): Promise<GateRun> {
   const before = await redisCpuMs(direct)
-  const run = await runOne(client, keys, couponId, path, batch, seconds, inFlight)
+  const run = await runOne(client, keys, couponId, batch, seconds, inFlight)
   const cpu = (await redisCpuMs(direct)) - before
   await direct.del(...Object.values(keys.coupon(couponId)))
   return {
@@ -243,11 +272,11 @@ export function renderGate(r: GateReport): string {
   const lines = [
     `firstcome bench gate — issue.lua on ${r.redis}, ${r.inFlight} calls in flight${r.delayMs === null ? '' : `, through a ${r.delayMs} ms one-way delay (mean time in the proxy ${r.proxyMeanDelayMs?.toFixed(3) ?? '?'} ms)`}`,
     '',
-    'path     batch  decisions/s  Redis CPU  decisions per Redis CPU-second',
+    'path       batch  decisions/s  Redis CPU  decisions per Redis CPU-second',
   ]
   for (const run of r.runs) {
     lines.push(
-      `${run.path.padEnd(8)} ${String(run.batch).padStart(5)}  ${n(run.decisionsPerSecond).padStart(11)}  ${`${(run.redisCoreShare * 100).toFixed(0)} %`.padStart(9)}  ${n(run.decisionsPerRedisCpuSecond).padStart(12)}`,
+      `${run.path.padEnd(10)} ${String(run.batch).padStart(5)}  ${n(run.decisionsPerSecond).padStart(11)}  ${`${(run.redisCoreShare * 100).toFixed(0)} %`.padStart(9)}  ${n(run.decisionsPerRedisCpuSecond).padStart(12)}`,
     )
   }
   lines.push('', `command: ${r.command}`, '')

@@ -15,7 +15,13 @@ import type { Sample } from './recorder.js'
 import { type BenchReport, buildRunReport, type RunReport, ratios } from './report.js'
 import type { LoadPlan, ScenarioName, UserPlan } from './scenarios.js'
 import { openTarget, type Target } from './target.js'
-import { type CouponStats, couponStats, createCoupon, waitDrained } from './target-api.js'
+import {
+  type CouponStats,
+  couponStats,
+  createCoupon,
+  generateCodes,
+  waitDrained,
+} from './target-api.js'
 import type { UserIdRange } from './user-ids.js'
 
 export const CLIENT_NAME =
@@ -33,6 +39,8 @@ export interface BenchOptions {
   rate: number | null
   users: UserIdRange
   quantity: number
+  /** partner codes generated for the created coupon before the load (0: none) */
+  codes: number
   couponId: number | null
   adminToken: string | null
   timeoutS: number
@@ -185,7 +193,10 @@ async function prepareCoupon(o: BenchOptions, target: Target) {
   const quantity = o.scenario === 'win' ? null : o.quantity
   const openFor = (o.durationS + o.timeoutS) * 1000 + 3_600_000
   const id = await createCoupon(target.url, target.adminToken, quantity, openFor)
-  return { id, quantity, wonBefore: 0 }
+  if (o.codes === 0) return { id, quantity, wonBefore: 0 }
+  // The codes are the limit from now on (fewer than the quantity, or unlimited).
+  await generateCodes(target.url, target.adminToken, id, o.codes)
+  return { id, quantity: quantity === null ? o.codes : Math.min(quantity, o.codes), wonBefore: 0 }
 }
 
 async function verify(

@@ -34,6 +34,22 @@ export async function createCoupon(
   return coupon.id
 }
 
+/** `{"generate": n}` uploads, at most a million codes each (the route's limit). */
+export async function generateCodes(
+  baseUrl: string,
+  adminToken: string,
+  couponId: number,
+  n: number,
+): Promise<void> {
+  for (let left = n; left > 0; left -= 1_000_000) {
+    await call(`${baseUrl}/v1/coupons/${couponId}/codes`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ generate: Math.min(left, 1_000_000) }),
+    })
+  }
+}
+
 export async function couponStats(baseUrl: string, couponId: number): Promise<CouponStats> {
   return (await call(`${baseUrl}/v1/coupons/${couponId}/stats`)) as CouponStats
 }

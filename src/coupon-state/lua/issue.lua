@@ -23,7 +23,9 @@
 --                 requestId, persisted with the row so a rebuilt gate knows it)
 -- KEYS[5] live    string  this server's stamp checked within the last LIVE_MS
 --                 (stamp.lua: the guard against a Redis that lost data)
--- KEYS[6] draw    hash  the coupon's opening draw (docs/draw.md): while it has
+-- KEYS[6] codes   hash  partner codes: number r -> code r, numbered 1..n: while
+--                 there are any, at most that many wins; a win is answered with its code
+-- KEYS[7] draw    hash  the coupon's opening draw (docs/draw.md): while it has
 --                       not run, requests are entries, not wins (enter.lua)
 -- ARGV    triples of userId, now, requestId: one per request. now is '' (the
 --         service's calls): the window is judged by this Redis's own clock (TIME),
@@ -42,7 +44,8 @@
 -- or { the clock (epoch ms, TIME), then one outcome per request, in order }: the
 -- rank (>= 1) on a win;
 -- "<rank>:<issuedAt ms>" (a string) when the user's win is this same request's,
--- decided earlier; or a code:
+-- decided earlier (either of the two as { it, partner code } when the coupon has
+-- codes: code number rank, or false); or a code:
 --   -2 ISSUE_NOT_STARTED
 --   -3 ISSUE_ENDED
 --   -4 ALREADY_ISSUED   another request of this user won
@@ -64,17 +67,22 @@ if redis.call('EXISTS', KEYS[5]) == 0 then
   redis.call('SET', KEYS[5], '1', 'PX', 250)
   redis.set_repl(redis.REPL_ALL)
 end
-local drawing = redis.call('HGET', KEYS[6], 'state')
+local drawing = redis.call('HGET', KEYS[7], 'state')
 if drawing and drawing ~= 'drawn' then
   return -9
 end
 local start, stop, total = tonumber(meta[1]), tonumber(meta[2]), tonumber(meta[3])
+local codes = redis.call('HLEN', KEYS[6])
+if codes > 0 and (total < 0 or codes < total) then
+  total = codes
+end
 local time = redis.call('TIME')
 local clock = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local stamp = string.format('%d', clock) -- formatted once: a number written per win costs a sprintf
 local won = redis.call('HLEN', KEYS[2])
 local holes = redis.call('ZCARD', KEYS[3])
 local out = { clock }
+local coded, ranks = {}, {} -- the wins of a coupon with codes: where in out, their ranks
 for i = 1, #ARGV, 3 do
   local user, at, request = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local now = clock
@@ -111,5 +119,15 @@ for i = 1, #ARGV, 3 do
     won = won + 1
   end
   out[#out + 1] = code
+  if codes > 0 and (type(code) == 'string' or code > 0) then
+    coded[#coded + 1] = #out
+    ranks[#ranks + 1] = string.match(code, '^%d+')
+  end
+end
+if #ranks > 0 then -- the wins' codes, in one call for the batch
+  local got = redis.call('HMGET', KEYS[6], unpack(ranks))
+  for j = 1, #coded do
+    out[coded[j]] = { out[coded[j]], got[j] }
+  end
 end
 return out

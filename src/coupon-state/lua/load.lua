@@ -12,6 +12,8 @@
 -- KEYS[6] staging users   hash    (may not exist: no winners)
 -- KEYS[7] staging holes   zset    (may not exist: no holes)
 -- KEYS[8] live            string  (stamp.lua)
+-- KEYS[9] codes           hash    partner codes: number -> code, 1..n
+-- KEYS[10] staging codes  hash    (may not exist: no codes)
 -- ARGV[1] lock token
 -- ARGV[2] start, ARGV[3] end, ARGV[4] total (-1 = unlimited)
 -- ARGV[5] consumer group name
@@ -32,6 +34,11 @@ if redis.call('EXISTS', KEYS[7]) == 1 then
   redis.call('RENAME', KEYS[7], KEYS[3])
 else
   redis.call('DEL', KEYS[3])
+end
+if redis.call('EXISTS', KEYS[10]) == 1 then
+  redis.call('RENAME', KEYS[10], KEYS[9])
+else
+  redis.call('DEL', KEYS[9])
 end
 redis.call('HSET', KEYS[1], 'start', ARGV[2], 'end', ARGV[3], 'total', ARGV[4])
 -- Stamped as this server's (stamp.lua): it now holds what the database holds.
