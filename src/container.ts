@@ -27,6 +27,7 @@ import { limitOf, rulesOf, type Win } from './domain/coupon.js'
 import { EntryRecorder } from './draw/entry-recorder.js'
 import { redisDrawLease } from './draw/redis-lease.js'
 import {
+  DRAW_REQUEST_ID,
   type DrawnCoupon,
   DrawRunner,
   type DrawRunnerOptions,
@@ -211,6 +212,8 @@ export async function createContainer(
     lease: adapters.drawLease,
     entrants: adapters.entrants,
     commit: adapters.commitDraw,
+    ...(adapters.dueDraws ? { due: adapters.dueDraws } : {}),
+    ...(adapters.syncDraw ? { sync: adapters.syncDraw } : {}),
     logger,
     metrics,
   }).start()
@@ -365,6 +368,8 @@ interface Adapters {
   drawLease: DrawRunnerOptions['lease']
   entrants: DrawRunnerOptions['entrants']
   commitDraw: DrawRunnerOptions['commit']
+  dueDraws?: DrawRunnerOptions['due']
+  syncDraw?: DrawRunnerOptions['sync']
   /** everything but the database, which closes last */
   close(): Promise<void>
 }
@@ -396,6 +401,16 @@ async function embeddedAdapters(
     queuedWins: async () => [],
     entries,
     drawLease: localDrawLease(),
+    // One process holds the stock: it draws the coupons its gate holds, and takes
+    // a draw another process on the same database recorded (winners as recorded).
+    dueDraws: async (now) => gate.dueDraws(now.getTime()),
+    async syncDraw(couponId) {
+      const wins = await listWins(database.db, couponId)
+      await gate.enterWinners(
+        couponId,
+        wins.filter((w) => w.requestId === DRAW_REQUEST_ID).sort((a, b) => a.rank - b.rank),
+      )
+    },
     // Entries are written before they are answered: once the ones in hand are
     // written, the table holds every entry answered 202.
     async *entrants(couponId) {

@@ -70,6 +70,14 @@ export interface DrawRunnerOptions {
   entrants(couponId: number): AsyncIterable<EntrantPage>
   /** makes the winners the gate's and the record the database's */
   commit(drawn: DrawnCoupon): Promise<void>
+  /**
+   * The coupons whose draw is due, as this process sees them (default: the
+   * database's). Embedded mode asks its own gate: a process draws only the
+   * coupons it holds.
+   */
+  due?: (now: Date) => Promise<number[]>
+  /** the draw was found recorded (by another process): the gate takes its winners */
+  sync?: (couponId: number) => Promise<void>
   logger?: Logger
   metrics?: Metrics
   /** how often the runner looks for a due draw */
@@ -114,7 +122,8 @@ export class DrawRunner {
   /** Runs every due draw that no other process is running. */
   async runDue(): Promise<void> {
     const now = new Date((this.#o.now ?? Date.now)())
-    for (const couponId of await listDueDraws(this.#o.db, now)) {
+    const due = this.#o.due ? await this.#o.due(now) : await listDueDraws(this.#o.db, now)
+    for (const couponId of due) {
       if (this.#stopped) return
       try {
         await this.run(couponId)
@@ -140,7 +149,11 @@ export class DrawRunner {
     const started = performance.now()
     const draw = await findDraw(db, couponId)
     const coupon = await findCoupon(db, couponId)
-    if (!draw || draw.drawn || !coupon?.drawAt) return false
+    if (draw?.drawn) {
+      await this.#o.sync?.(couponId)
+      return false
+    }
+    if (!draw || !coupon?.drawAt) return false
     if (coupon.drawAt.getTime() > (this.#o.now ?? Date.now)()) return false
     this.#o.logger?.info(
       { event: 'coupon.drawing', couponId, drawAt: coupon.drawAt.toISOString() },

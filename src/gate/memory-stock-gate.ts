@@ -159,6 +159,14 @@ export class MemoryStockGate implements StockGate {
     return { won: false, refusal: 'ENTERED', drawAt: draw.at, pseudonym }
   }
 
+  /** The coupons this gate holds whose draw is due and not yet entered. */
+  dueDraws(now: number): number[] {
+    const due: number[] = []
+    for (const [couponId, stock] of this.#coupons)
+      if (stock.draw && stock.draw.state !== 'drawn' && stock.draw.at <= now) due.push(couponId)
+    return due
+  }
+
   async entry(couponId: number, userId: string): Promise<EntryState | null> {
     const draw = this.#coupons.get(couponId)?.draw
     if (!draw?.entrants.has(userId)) return null
