@@ -14,6 +14,7 @@ import { codeRoutes } from './http/code-routes.js'
 import { compatRoutes } from './http/compat-routes.js'
 import { couponRoutes } from './http/coupon-routes.js'
 import { frameworkError, RETRY_AFTER_SECONDS, registerErrorHandling } from './http/errors.js'
+import { type EventRoutesOptions, eventRoutes } from './http/event-routes.js'
 import { COMPAT_ROUTES, ISSUE_ROUTE } from './http/issue-endpoint.js'
 import { IssueFastLane } from './http/issue-fast-lane.js'
 import { issueRoutes } from './http/issue-routes.js'
@@ -59,6 +60,8 @@ export interface AppDeps {
   http: HttpLimits
   trustProxy?: boolean
   logger?: FastifyBaseLogger
+  /** the events feed and webhooks; none: their routes are absent */
+  events?: Omit<EventRoutesOptions, 'adminToken'> | undefined
   /** the clock that judges the issue window, shown to the event page (default: this process's) */
   now?: () => number | Promise<number>
 }
@@ -186,6 +189,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     }),
     adminToken: deps.adminToken,
   })
+  if (deps.events) await app.register(eventRoutes, { ...deps.events, adminToken: deps.adminToken })
   await app.register(eventPageRoutes, { now: deps.now ?? Date.now })
   lane.attach(app)
   deps.metrics.watchConnections(app.server)

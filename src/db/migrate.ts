@@ -12,6 +12,7 @@ import { initial } from './migrations/001-initial.js'
 import { orderId } from './migrations/002-order-id.js'
 import { requestId } from './migrations/004-request-id.js'
 import { couponCodes } from './migrations/006-coupon-codes.js'
+import { events } from './migrations/007-events.js'
 
 export function migrations(dialect: Dialect): Record<string, Migration> {
   return {
@@ -19,6 +20,7 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
     '002-order-id': orderId(dialect),
     '004-request-id': requestId(dialect),
     '006-coupon-codes': couponCodes(dialect),
+    '007-events': events(dialect),
   }
 }
 
