@@ -1,0 +1,97 @@
+/**
+ * Webhook signatures as a receiver checks them, the URL rules (scheme,
+ * WEBHOOK_ALLOWED_HOSTS) and the retry schedule.
+ */
+import assert from 'node:assert/strict'
+import { createHmac } from 'node:crypto'
+import { describe, it } from 'node:test'
+import { backoffMs } from '../../src/events/event-pump.js'
+import {
+  parseAllowedHosts,
+  sign,
+  urlProblem,
+  verifySignature,
+} from '../../src/events/webhook-delivery.js'
+
+describe('webhook signature', () => {
+  const secret = 'whsec_test_secret_0123456789'
+  const body = '{"events":[{"id":1}]}'
+
+  it('is t=<unix>,v1=<hex HMAC-SHA256 of "t.body">', () => {
+    const header = sign(secret, body, 1_700_000_000)
+    const hex = createHmac('sha256', secret).update(`1700000000.${body}`).digest('hex')
+    assert.equal(header, `t=1700000000,v1=${hex}`)
+  })
+
+  it('verifies; refuses another body, another secret, an old timestamp, garbage', () => {
+    const now = 1_700_000_000
+    const header = sign(secret, body, now)
+    assert.ok(verifySignature(secret, body, header, 300, now + 10))
+    assert.ok(!verifySignature(secret, `${body} `, header, 300, now))
+    assert.ok(!verifySignature('another-secret-0123456', body, header, 300, now))
+    assert.ok(!verifySignature(secret, body, header, 300, now + 301))
+    assert.ok(!verifySignature(secret, body, undefined, 300, now))
+    assert.ok(!verifySignature(secret, body, 'v1=abc', 300, now))
+    assert.ok(!verifySignature(secret, body, `t=${now},v1=00`, 300, now))
+    // several v1 (a secret being rolled): any one matching is enough
+    const [t, v1] = header.split(',')
+    assert.ok(verifySignature(secret, body, `${t},v1=deadbeef,${v1}`, 300, now))
+  })
+})
+
+describe('webhook URLs', () => {
+  it('takes http and https only, without credentials', () => {
+    for (const bad of ['ftp://a.example/x', 'file:///etc/passwd', 'gopher://a', 'nope', '//a.b']) {
+      assert.match(String(urlProblem(bad, null)), /http/, bad)
+    }
+    assert.match(String(urlProblem('https://u:p@a.example/x', null)), /credentials/)
+    assert.equal(urlProblem('https://hooks.example.com/in', null), null)
+    assert.equal(urlProblem('http://127.0.0.1:9000/in', null), null)
+  })
+
+  it('WEBHOOK_ALLOWED_HOSTS: host, host:port and *.domain', () => {
+    const allowed = parseAllowedHosts('hooks.example.com, 127.0.0.1:9000 ,*.shop.example')
+    assert.equal(urlProblem('https://hooks.example.com/in', allowed), null)
+    assert.equal(urlProblem('https://HOOKS.example.com:8443/in', allowed), null)
+    assert.equal(urlProblem('http://127.0.0.1:9000/in', allowed), null)
+    assert.equal(urlProblem('https://crm.shop.example/in', allowed), null)
+    for (const bad of [
+      'http://127.0.0.1:9001/in',
+      'http://169.254.169.254/latest/meta-data',
+      'http://localhost:9000/',
+      'https://shop.example/in',
+      'https://hooks.example.com.evil.example/in',
+      'http://10.0.0.1/',
+    ]) {
+      assert.match(String(urlProblem(bad, allowed)), /WEBHOOK_ALLOWED_HOSTS/, bad)
+    }
+    assert.deepEqual(parseAllowedHosts(null), null)
+  })
+})
+
+describe('retry schedule', () => {
+  const s = { timeoutMs: 1000, retryForMs: 86_400_000, retryBaseMs: 1000, retryMaxMs: 3_600_000 }
+
+  it('doubles from the base, capped, with half of it random', () => {
+    assert.equal(
+      backoffMs(1, s, () => 0),
+      500,
+    )
+    assert.equal(
+      backoffMs(1, s, () => 1),
+      1000,
+    )
+    assert.equal(
+      backoffMs(4, s, () => 1),
+      8000,
+    )
+    assert.equal(
+      backoffMs(30, s, () => 1),
+      3_600_000,
+    )
+    assert.equal(
+      backoffMs(1000, s, () => 0),
+      1_800_000,
+    )
+  })
+})
