@@ -4,7 +4,11 @@
  */
 import assert from 'node:assert/strict'
 import { createHmac } from 'node:crypto'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { describe, it } from 'node:test'
+import { pathToFileURL } from 'node:url'
 import { backoffMs } from '../../src/events/event-pump.js'
 import {
   parseAllowedHosts,
@@ -36,6 +40,32 @@ describe('webhook signature', () => {
     // several v1 (a secret being rolled): any one matching is enough
     const [t, v1] = header.split(',')
     assert.ok(verifySignature(secret, body, `${t},v1=deadbeef,${v1}`, 300, now))
+  })
+})
+
+describe("the receiver's check in docs/events.md", () => {
+  it('verifies what the dispatcher signs, and refuses a changed body or an old timestamp', async () => {
+    const doc = readFileSync(new URL('../../docs/events.md', import.meta.url), 'utf8')
+    const sample = /```js\n([\s\S]*?)```/.exec(doc)?.[1]
+    assert.ok(sample, 'docs/events.md has a js sample')
+    const dir = mkdtempSync(join(tmpdir(), 'firstcome-doc-'))
+    try {
+      const file = join(dir, 'verify.mjs')
+      writeFileSync(file, sample)
+      const { verifyFirstcome } = (await import(pathToFileURL(file).href)) as {
+        verifyFirstcome: (s: string, b: string, h: string | undefined, tol?: number) => boolean
+      }
+      const secret = 'whsec_doc_sample_secret'
+      const body = '{"webhookId":1,"events":[{"id":7}]}'
+      const now = Math.floor(Date.now() / 1000)
+      assert.ok(verifyFirstcome(secret, body, sign(secret, body, now)))
+      assert.ok(!verifyFirstcome(secret, `${body}\n`, sign(secret, body, now)))
+      assert.ok(!verifyFirstcome('whsec_other', body, sign(secret, body, now)))
+      assert.ok(!verifyFirstcome(secret, body, sign(secret, body, now - 3600)))
+      assert.ok(!verifyFirstcome(secret, body, undefined))
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })
 
