@@ -14,7 +14,7 @@ import { codeRoutes } from './http/code-routes.js'
 import { compatRoutes } from './http/compat-routes.js'
 import { couponRoutes } from './http/coupon-routes.js'
 import { frameworkError, RETRY_AFTER_SECONDS, registerErrorHandling } from './http/errors.js'
-import { type EventRoutesOptions, eventRoutes } from './http/event-routes.js'
+import { type EventRoutesOptions, eventRoutes, webhookOverview } from './http/event-routes.js'
 import { COMPAT_ROUTES, ISSUE_ROUTE } from './http/issue-endpoint.js'
 import { IssueFastLane } from './http/issue-fast-lane.js'
 import { issueRoutes } from './http/issue-routes.js'
@@ -186,6 +186,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       processes: () => deps.fleet.shares(),
       workersAlive: deps.workersAlive,
       mode: deps.mode,
+      webhooks: deps.events && webhookOverview(deps.events.statuses),
     }),
     adminToken: deps.adminToken,
   })

@@ -117,6 +117,20 @@ function webhookOut(w: Webhook, lag?: WebhookStatus['lag']) {
   }
 }
 
+/** The dashboard's view of the endpoints (no secrets). */
+export function webhookOverview(statuses: WebhookStatuses) {
+  return async () =>
+    (await statuses.get()).map((s) => ({
+      id: s.webhook.id,
+      url: s.webhook.url,
+      state: s.webhook.state,
+      lagEvents: s.lag.events,
+      lagSeconds: s.lag.seconds,
+      lastStatus: s.webhook.lastStatus,
+      lastError: s.webhook.lastError,
+    }))
+}
+
 function intOf(raw: string | undefined, fallback: number, min: number, max: number, name: string) {
   if (raw === undefined) return fallback
   const n = Number(raw)

@@ -343,6 +343,32 @@ for (const mode of DIALECTS.map(embedded)) {
       })
       const lagged = await getWebhook(s.pool, hook.body.id)
       assert.equal((lagged.body.lag as { events: number }).events, 30)
+      // The cockpit: the dashboard's snapshot and /metrics say the same.
+      const overview = await waitFor('the dashboard to show it failing', async () => {
+        const res = await s.pool.request({
+          method: 'GET',
+          path: '/v1/admin/overview',
+          headers: admin,
+        })
+        const body = (await res.body.json()) as { webhooks: Record<string, unknown>[] }
+        const w = body.webhooks.find((x) => x.id === hook.body.id)
+        return w?.state === 'failing' ? w : null
+      })
+      assert.equal(overview.lagEvents, 30)
+      assert.equal(overview.lastStatus, 503)
+      assert.equal(overview.lastError, 'HTTP 503')
+      assert.ok(Number(overview.lagSeconds) > 0)
+      const metrics = await (await s.pool.request({ method: 'GET', path: '/metrics' })).body.text()
+      const label = `{webhook="${hook.body.id}"}`
+      assert.match(metrics, new RegExp(`firstcome_webhook_failing${label} 1`))
+      assert.match(metrics, new RegExp(`firstcome_webhook_lag_events${label} 30`))
+      assert.match(metrics, new RegExp(`firstcome_webhook_lag_seconds${label} [0-9.]+`))
+      assert.match(
+        metrics,
+        new RegExp(
+          `firstcome_webhook_deliveries_total{webhook="${hook.body.id}",outcome="failed"} [1-9]`,
+        ),
+      )
       down = false
       await new Promise((resolve) => setTimeout(resolve, 500))
       assert.equal(r.deliveries.length, 0, 'a failing endpoint is skipped')
