@@ -25,6 +25,9 @@ import { advance, listWebhooks, recordFailure, type Webhook } from './webhooks-r
 
 export const LEASE_NAME = 'events'
 export const WEBHOOK_BATCH = 100
+/** events read per query, POSTed WEBHOOK_BATCH at a time */
+const READ_AHEAD = 1000
+const WARN_EVERY_MS = 10_000
 
 export interface WebhookSettings {
   /** connect + answer, per POST */
@@ -65,6 +68,7 @@ export class EventPump {
   #wake: (() => void) | null = null
   #holding = false
   #leaseCheckedAt = 0
+  #warnedAt = 0
 
   constructor(options: EventPumpOptions) {
     this.#o = options
@@ -99,7 +103,11 @@ export class EventPump {
       try {
         busy = await this.#pass()
       } catch (err) {
-        this.#o.logger?.warn({ err }, 'event pump pass failed; retrying')
+        // Once in a while, not every tick, while the database is away.
+        if (Date.now() - this.#warnedAt >= WARN_EVERY_MS) {
+          this.#warnedAt = Date.now()
+          this.#o.logger?.warn({ err }, 'event pump pass failed; retrying')
+        }
       }
       if (!busy && this.#running) {
         await new Promise<void>((resolve) => {
@@ -140,69 +148,86 @@ export class EventPump {
     }
   }
 
-  /** Delivers the endpoint's batches while they come full and succeed. */
+  /**
+   * Delivers the endpoint's batches while they succeed and there are more. Reads
+   * up to READ_AHEAD events at once and POSTs them 100 at a time, one after the
+   * other; each cursor move (a compare-and-set) goes to the database while the
+   * next POST is in flight, and all are done before the next read or a failure
+   * is recorded. A dispatcher that dies meanwhile sends again what it had not
+   * yet recorded: at least once.
+   */
   async #deliver(start: Webhook) {
     const { db } = this.#o
+    const label = { webhook: String(start.id) }
     let cursor = start.deliveredSeq
+    let w = start
     while (this.#running && this.#holding) {
       const head = await feedHead(db)
       if (head <= cursor) return
       const events = await readFeed(db, {
         after: cursor,
-        limit: WEBHOOK_BATCH,
-        types: start.types,
+        limit: READ_AHEAD,
+        types: w.types,
         upTo: head,
       })
-      // A short batch holds everything of its types up to head: the cursor may
-      // pass the events of other types too.
-      const to = events.length < WEBHOOK_BATCH ? head : (events.at(-1)?.id ?? head)
       if (events.length === 0) {
-        await advance(db, start.id, cursor, to, null)
+        // nothing of its types up to head: the cursor passes the others' events
+        await advance(db, w.id, cursor, head, null)
         return
       }
-      const body = JSON.stringify({ webhookId: start.id, events })
-      const at = Date.now()
-      const outcome = await postSigned(
-        start.url,
-        body,
-        start.secret,
-        { 'firstcome-webhook-id': String(start.id) },
-        this.#o.webhooks.timeoutMs,
-      )
-      const label = { webhook: String(start.id) }
-      if (outcome.ok) {
-        this.#o.metrics?.webhookDeliveries.inc({ ...label, outcome: 'delivered' })
-        this.#o.metrics?.webhookEvents.inc(label, events.length)
-        const moved = await advance(db, start.id, cursor, to, {
-          status: outcome.status ?? 200,
-          at,
-        })
-        if (!moved) return // deleted, or another dispatcher moved it
-        cursor = to
-        start = { ...start, attempts: 0, failingSince: null }
-        continue
-      }
-      this.#o.metrics?.webhookDeliveries.inc({ ...label, outcome: 'failed' })
-      const attempts = start.attempts + 1
-      const failingSince = start.failingSince ?? at
-      const failing = at - failingSince >= this.#o.webhooks.retryForMs
-      await recordFailure(db, start.id, {
-        from: cursor,
-        attempts,
-        nextAttemptAt: at + backoffMs(attempts, this.#o.webhooks),
-        failingSince,
-        failing,
-        status: outcome.status,
-        error: outcome.error ?? 'failed',
-        at,
-      })
-      if (failing) {
-        this.#o.logger?.error(
-          { event: 'webhook.failing', webhook: start.id, error: outcome.error },
-          'webhook endpoint failing: retried for the whole retry period; skipped until re-enabled',
+      let moves: Promise<boolean> = Promise.resolve(true)
+      for (let i = 0; i < events.length; i += WEBHOOK_BATCH) {
+        const batch = events.slice(i, i + WEBHOOK_BATCH)
+        // The read's last batch, short of READ_AHEAD: everything of its types up
+        // to head is in it, so the cursor may go to head.
+        const last = i + WEBHOOK_BATCH >= events.length && events.length < READ_AHEAD
+        const to = last ? head : (batch.at(-1)?.id ?? head)
+        const at = Date.now()
+        const outcome = await postSigned(
+          w.url,
+          JSON.stringify({ webhookId: w.id, events: batch }),
+          w.secret,
+          { 'firstcome-webhook-id': String(w.id) },
+          this.#o.webhooks.timeoutMs,
         )
+        if (!outcome.ok) {
+          this.#o.metrics?.webhookDeliveries.inc({ ...label, outcome: 'failed' })
+          if (!(await moves)) return
+          await this.#failed(w, cursor, outcome.status, outcome.error ?? 'failed', at)
+          return
+        }
+        this.#o.metrics?.webhookDeliveries.inc({ ...label, outcome: 'delivered' })
+        this.#o.metrics?.webhookEvents.inc(label, batch.length)
+        const from = cursor
+        const status = outcome.status ?? 200
+        moves = moves.then((ok) => ok && advance(db, w.id, from, to, { status, at }))
+        cursor = to
+        w = { ...w, attempts: 0, failingSince: null }
       }
-      return
+      // false: deleted, or another dispatcher moved it
+      if (!(await moves)) return
+    }
+  }
+
+  async #failed(w: Webhook, from: number, status: number | null, error: string, at: number) {
+    const attempts = w.attempts + 1
+    const failingSince = w.failingSince ?? at
+    const failing = at - failingSince >= this.#o.webhooks.retryForMs
+    await recordFailure(this.#o.db, w.id, {
+      from,
+      attempts,
+      nextAttemptAt: at + backoffMs(attempts, this.#o.webhooks),
+      failingSince,
+      failing,
+      status,
+      error,
+      at,
+    })
+    if (failing) {
+      this.#o.logger?.error(
+        { event: 'webhook.failing', webhook: w.id, error },
+        'webhook endpoint failing: retried for the whole retry period; skipped until re-enabled',
+      )
     }
   }
 }

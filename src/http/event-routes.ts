@@ -57,13 +57,11 @@ const WebhookIdParams = Type.Object({
 const CreateWebhookBody = Type.Object(
   {
     url: Type.String({ minLength: 1, maxLength: 2048 }),
-    events: Type.Optional(
-      Type.Array(Type.Union(EVENT_TYPES.map((t) => Type.Literal(t))), {
-        minItems: 1,
-        uniqueItems: true,
-        description: 'the types to deliver; default all',
-      }),
-    ),
+    events: Type.Array(Type.Union(EVENT_TYPES.map((t) => Type.Literal(t))), {
+      minItems: 1,
+      uniqueItems: true,
+      description: 'the types to deliver',
+    }),
     secret: Type.Optional(
       Type.String({
         minLength: 16,
@@ -202,7 +200,7 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
       const given = secret ?? newSecret()
       const w = await insertWebhook(db, {
         url,
-        types: events ?? [...EVENT_TYPES],
+        types: events,
         secret: given,
       })
       reply.code(201)

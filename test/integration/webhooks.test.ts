@@ -119,6 +119,8 @@ function waitIssued(r: Receiver, couponId: number, n: number, timeoutMs = 30_000
   )
 }
 
+const ALL = ['coupon.issued', 'coupon.used', 'coupon.use_cancelled', 'coupon.sold_out']
+
 const FAST = {
   EVENTS_TICK_MS: '20',
   WEBHOOK_ALLOWED_HOSTS: '127.0.0.1',
@@ -162,21 +164,23 @@ for (const mode of DIALECTS.map(embedded)) {
 
       const given = await register(s.pool, {
         url: 'https://127.0.0.1/x',
+        events: ALL,
         secret: 'a-secret-of-my-own-1234',
       })
       assert.equal(given.status, 201)
       assert.equal(given.body.secret, 'a-secret-of-my-own-1234')
 
       for (const [body, why] of [
-        [{ url: 'ftp://127.0.0.1/in' }, /http/],
-        [{ url: 'file:///etc/passwd' }, /http/],
-        [{ url: 'http://10.0.0.7/in' }, /WEBHOOK_ALLOWED_HOSTS/],
-        [{ url: 'http://169.254.169.254/latest/meta-data/' }, /WEBHOOK_ALLOWED_HOSTS/],
-        [{ url: 'http://localhost/in' }, /WEBHOOK_ALLOWED_HOSTS/],
+        [{ url: 'ftp://127.0.0.1/in', events: ALL }, /http/],
+        [{ url: 'file:///etc/passwd', events: ALL }, /http/],
+        [{ url: 'http://10.0.0.7/in', events: ALL }, /WEBHOOK_ALLOWED_HOSTS/],
+        [{ url: 'http://169.254.169.254/latest/meta-data/', events: ALL }, /WEBHOOK_ALLOWED_HOSTS/],
+        [{ url: 'http://localhost/in', events: ALL }, /WEBHOOK_ALLOWED_HOSTS/],
         [{ url: 'http://127.0.0.1/in', events: ['coupon.exploded'] }, /./],
         [{ url: 'http://127.0.0.1/in', events: [] }, /./],
-        [{ url: 'http://127.0.0.1/in', secret: 'short' }, /./],
-        [{ url: 'http://127.0.0.1/in', extra: 1 }, /./],
+        [{ url: 'http://127.0.0.1/in' }, /./],
+        [{ url: 'http://127.0.0.1/in', events: ALL, secret: 'short' }, /./],
+        [{ url: 'http://127.0.0.1/in', events: ALL, extra: 1 }, /./],
       ] as const) {
         const r = await register(s.pool, body)
         assert.equal(r.status, 400, JSON.stringify(body))
@@ -187,7 +191,7 @@ for (const mode of DIALECTS.map(embedded)) {
         method: 'POST',
         path: '/v1/webhooks',
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ url: 'http://127.0.0.1/in' }),
+        body: JSON.stringify({ url: 'http://127.0.0.1/in', events: ALL }),
       })
       assert.equal(anon.statusCode, 401)
       await anon.body.dump()
@@ -209,7 +213,7 @@ for (const mode of DIALECTS.map(embedded)) {
       const r = await receiver(() => secret)
       const s = await suite.start({ env: FAST }, t)
       s.container.pump.start()
-      const hook = await register(s.pool, { url: r.url })
+      const hook = await register(s.pool, { url: r.url, events: ALL })
       secret = String(hook.body.secret)
       const id = await createCoupon(s.app, { totalQuantity: 250 })
       await storm(s.pool, id, users('s', 0, 260))
@@ -288,11 +292,11 @@ for (const mode of DIALECTS.map(embedded)) {
       )
       const s = await suite.start({ env: { ...FAST, WEBHOOK_TIMEOUT_MS: '500' } }, t)
       s.container.pump.start()
-      const a = await register(s.pool, { url: hanging.url })
+      const a = await register(s.pool, { url: hanging.url, events: ALL })
       secretA = String(a.body.secret)
-      const b = await register(s.pool, { url: fine.url })
+      const b = await register(s.pool, { url: fine.url, events: ALL })
       secretB = String(b.body.secret)
-      const c = await register(s.pool, { url: redirecting.url })
+      const c = await register(s.pool, { url: redirecting.url, events: ALL })
       secretC = String(c.body.secret)
       const id = await createCoupon(s.app, { totalQuantity: 50 })
       const started = Date.now()
