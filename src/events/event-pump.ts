@@ -17,7 +17,7 @@ import { randomUUID } from 'node:crypto'
 import type { Logger } from 'pino'
 import type { Db } from '../db/database.js'
 import type { Metrics } from '../ops/metrics.js'
-import { feedHead, readFeed, SEQUENCE_BATCH, sequence } from './feed.js'
+import { readFeed, SEQUENCE_BATCH, sequence } from './feed.js'
 import type { FeedSignal } from './feed-signal.js'
 import { releaseLease, tryLease } from './lease.js'
 import { postSigned } from './webhook-delivery.js'
@@ -159,29 +159,30 @@ export class EventPump {
   async #deliver(start: Webhook) {
     const { db } = this.#o
     const label = { webhook: String(start.id) }
+    const types = new Set(start.types)
     let cursor = start.deliveredSeq
     let w = start
+    // Every type, filtered here: `seq > cursor order by seq limit n` is an index
+    // walk on every dialect, whatever the planner knows of the table.
+    const readAfter = (after: number) => {
+      const reading = readFeed(db, { after, limit: READ_AHEAD })
+      reading.catch(() => {}) // a read-ahead dropped after a failed POST
+      return reading
+    }
+    let reading = readAfter(cursor)
     while (this.#running && this.#holding) {
-      const head = await feedHead(db)
-      if (head <= cursor) return
-      const events = await readFeed(db, {
-        after: cursor,
-        limit: READ_AHEAD,
-        types: w.types,
-        upTo: head,
-      })
-      if (events.length === 0) {
-        // nothing of its types up to head: the cursor passes the others' events
-        await advance(db, w.id, cursor, head, null)
-        return
-      }
+      const read = await reading
+      const end = read.at(-1)?.id
+      if (end === undefined) return
+      // The next read goes on while this one is POSTed.
+      if (read.length === READ_AHEAD) reading = readAfter(end)
+      const events = read.filter((e) => types.has(e.type))
       let moves: Promise<boolean> = Promise.resolve(true)
+      if (events.length === 0) moves = advance(db, w.id, cursor, end, null)
       for (let i = 0; i < events.length; i += WEBHOOK_BATCH) {
         const batch = events.slice(i, i + WEBHOOK_BATCH)
-        // The read's last batch, short of READ_AHEAD: everything of its types up
-        // to head is in it, so the cursor may go to head.
-        const last = i + WEBHOOK_BATCH >= events.length && events.length < READ_AHEAD
-        const to = last ? head : (batch.at(-1)?.id ?? head)
+        // The read's last batch takes the cursor past the others' events too.
+        const to = i + WEBHOOK_BATCH >= events.length ? end : (batch.at(-1)?.id ?? end)
         const at = Date.now()
         const outcome = await postSigned(
           w.url,
@@ -206,6 +207,8 @@ export class EventPump {
       }
       // false: deleted, or another dispatcher moved it
       if (!(await moves)) return
+      cursor = end
+      if (read.length < READ_AHEAD) return
     }
   }
 

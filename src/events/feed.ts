@@ -47,6 +47,14 @@ export const SEQUENCE_BATCH = 5000
  * `limit`. Returns how many were given (0: none waiting).
  */
 export async function sequence(db: Db, limit = SEQUENCE_BATCH): Promise<number> {
+  // Idle: one index probe, no transaction.
+  const any = await db
+    .selectFrom('events')
+    .select('id')
+    .where('seq', 'is', null)
+    .limit(1)
+    .executeTakeFirst()
+  if (!any) return 0
   const dialect = dialectOf(db)
   let tx = db.transaction()
   // No gap locks on MySQL: the workers' inserts of new events go on meanwhile.
@@ -57,16 +65,20 @@ export async function sequence(db: Db, limit = SEQUENCE_BATCH): Promise<number> 
     const row = await head.executeTakeFirst()
     if (!row) throw new Error('event_feed has no row: migration 007 has not run')
     const last = Number(row.last_seq)
-    const waiting = await trx
-      .selectFrom('events')
-      .select('id')
-      .where('seq', 'is', null)
-      .orderBy('id')
-      .limit(limit)
-      .execute()
-    const lo = waiting[0]
-    const hi = waiting.at(-1)
-    if (!lo || !hi) return 0
+    // The range of the oldest `limit` waiting: two index probes, no ids carried.
+    const unsequenced = trx.selectFrom('events').select('id').where('seq', 'is', null).orderBy('id')
+    const lo = await unsequenced.limit(1).executeTakeFirst()
+    if (!lo) return 0
+    const hi =
+      (await unsequenced
+        .offset(limit - 1)
+        .limit(1)
+        .executeTakeFirst()) ??
+      (await trx
+        .selectFrom('events')
+        .select((eb) => eb.fn.max('id').as('id'))
+        .where('seq', 'is', null)
+        .executeTakeFirstOrThrow())
     const offset = last - Number(lo.id) + 1
     // Only the ids seen: an event below `lo` committing meanwhile waits for the
     // next round (its seq must be above `last`).

@@ -190,5 +190,24 @@ for (const mode of MODES) {
       assert.equal((body.items as FeedEvent[])[0]?.type, 'coupon.issued')
       assert.ok(Date.now() - asked < 10_000, 'woken long before the wait was over')
     })
+
+    it('a long poll on another process wakes through Redis', {
+      skip: mode.mode === 'embedded' && 'embedded mode is one process',
+      timeout: 60_000,
+    }, async (t) => {
+      const pumping = await suite.start({ env: { EVENTS_TICK_MS: '20' } }, t)
+      const polled = await suite.start({}, t)
+      pumping.container.pump.start()
+      const id = await createCoupon(pumping.app, { totalQuantity: 5 })
+      await waitFor('the pump to hold the lease', () => pumping.container.pump.holding)
+      const head = (await readAll(polled.pool)).at(-1)?.id ?? 0
+      const poll = getFeed(polled.pool, `after=${head}&wait=20`)
+      await new Promise((r) => setTimeout(r, 300))
+      const asked = Date.now()
+      await storm(pumping.pool, id, ['elsewhere'])
+      const { body } = await poll
+      assert.equal((body.items as FeedEvent[])[0]?.data.userId, 'elsewhere')
+      assert.ok(Date.now() - asked < 10_000, 'woken long before the wait was over')
+    })
   })
 }
