@@ -40,7 +40,7 @@ export interface FeedEvent {
 }
 
 /** events sequenced per transaction at most */
-export const SEQUENCE_BATCH = 5000
+export const SEQUENCE_BATCH = 20_000
 
 /**
  * Gives feed ids to committed events that have none, oldest first, at most
