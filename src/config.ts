@@ -62,6 +62,8 @@ export interface EventsConfig {
   leaseMs: number
   /** how often the dispatcher looks for new events when idle */
   tickMs: number
+  /** EVENTS_PUMP: this process competes for the dispatcher's lease (false: never) */
+  pump: boolean
 }
 
 export interface Config {
@@ -258,6 +260,7 @@ function eventsConfig(env: Env): EventsConfig {
     },
     leaseMs: int(env, 'EVENTS_LEASE_MS', 15_000, 500, 600_000),
     tickMs: int(env, 'EVENTS_TICK_MS', 100, 5, 60_000),
+    pump: str(env, 'EVENTS_PUMP') === null ? true : bool(env, 'EVENTS_PUMP'),
   }
 }
 

@@ -97,7 +97,7 @@ async function serve(config: Readonly<Config>, logger: Logger, withWorker: boole
     await container.close()
   })
   await container.watch.start()
-  container.pump.start()
+  if (config.events.pump) container.pump.start()
   await app.listen({ port: config.port, host: config.host, backlog: config.listenBacklog })
   container.fleet.start()
   const address = app.server.address()
@@ -116,7 +116,7 @@ async function runWorker(config: Readonly<Config>, logger: Logger) {
     throw new ConfigError('`firstcome worker` needs Redis: set REDIS_URL or REDIS_CLUSTER_NODES')
   }
   const worker = await container.startWorker()
-  container.pump.start()
+  if (config.events.pump) container.pump.start()
   processGauge(container.metrics.registry, 'worker')
   let accepting = true
   const server = await startWorkerServer(
