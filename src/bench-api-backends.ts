@@ -12,3 +12,5 @@ export { connectRedis, createRedis } from './redis/connection.js'
 
 /** The gate's issue script, as the Redis gate runs it. */
 export const issueScript = scripts.issue
+/** The stamp issue.lua checks (stamp.lua): a coupon set up by hand needs it. */
+export const stampScript = scripts.stamp

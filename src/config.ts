@@ -7,14 +7,30 @@ import { randomBytes } from 'node:crypto'
 export type Dialect = 'sqlite' | 'postgres' | 'mysql'
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
 
+export interface RedisNode {
+  host: string
+  port: number
+}
+
 export interface RedisConfig {
-  /** `redis://host:port/db` for a single node, or the seed nodes of a cluster */
+  /**
+   * `redis://host:port/db` for a single node; with `sentinels`, only its user,
+   * password and db apply (to the master the sentinels name); null for a cluster
+   */
   url: string | null
-  clusterNodes: { host: string; port: number }[] | null
+  clusterNodes: RedisNode[] | null
+  /** Redis Sentinel: where the sentinels listen and the name of the master they watch */
+  sentinels: { nodes: RedisNode[]; name: string } | null
   /** prefix of every key; the per-coupon hash tag `{c<id>}` follows it */
   keyPrefix: string
   /** bound on any single Redis command; past it the request gets 503 */
   commandTimeoutMs: number
+  /**
+   * CLOCK_SKEW_BOUND_MS: how far this process's clock may differ from the gate's
+   * (Redis TIME, which judges every window) before it says so (metric, log,
+   * dashboard); it keeps serving either way
+   */
+  clockSkewBoundMs: number
 }
 
 /** Bounds on every database call; past one the call fails and the request gets 503. */
@@ -167,21 +183,36 @@ export function dialectOf(databaseUrl: string): Dialect {
   )
 }
 
-function clusterNodes(raw: string): { host: string; port: number }[] {
+function hostPorts(name: string, raw: string): RedisNode[] {
   return raw.split(',').map((part) => {
     const m = /^\s*\[?([^\]\s]+?)\]?:(\d{1,5})\s*$/.exec(part)
     const port = Number(m?.[2])
     if (!m?.[1] || port < 1 || port > 65535) {
-      throw new ConfigError(`REDIS_CLUSTER_NODES must be host:port,host:port…, got "${part}"`)
+      throw new ConfigError(`${name} must be host:port,host:port…, got "${part}"`)
     }
     return { host: m[1], port }
   })
 }
 
+function sentinels(env: Env, clusterNodes: string | null): RedisConfig['sentinels'] {
+  const raw = str(env, 'REDIS_SENTINELS')
+  const name = str(env, 'REDIS_SENTINEL_NAME')
+  if (!raw && !name) return null
+  if (!raw) throw new ConfigError('REDIS_SENTINEL_NAME needs REDIS_SENTINELS')
+  if (!name) {
+    throw new ConfigError(
+      'REDIS_SENTINELS needs REDIS_SENTINEL_NAME (the master the sentinels watch)',
+    )
+  }
+  if (clusterNodes) throw new ConfigError('set REDIS_SENTINELS or REDIS_CLUSTER_NODES, not both')
+  return { nodes: hostPorts('REDIS_SENTINELS', raw), name }
+}
+
 function redisConfig(env: Env): RedisConfig | null {
   const url = str(env, 'REDIS_URL')
   const nodes = str(env, 'REDIS_CLUSTER_NODES')
-  if (!url && !nodes) return null
+  const sentinel = sentinels(env, nodes)
+  if (!url && !nodes && !sentinel) return null
   if (url && !/^rediss?:\/\//i.test(url)) {
     throw new ConfigError('REDIS_URL must start with redis:// or rediss://')
   }
@@ -191,9 +222,11 @@ function redisConfig(env: Env): RedisConfig | null {
   }
   return {
     url: nodes ? null : url,
-    clusterNodes: nodes ? clusterNodes(nodes) : null,
+    clusterNodes: nodes ? hostPorts('REDIS_CLUSTER_NODES', nodes) : null,
+    sentinels: sentinel,
     keyPrefix,
     commandTimeoutMs: int(env, 'REDIS_COMMAND_TIMEOUT_MS', 1000, 50, 60_000),
+    clockSkewBoundMs: int(env, 'CLOCK_SKEW_BOUND_MS', 500, 1, 3_600_000),
   }
 }
 
@@ -277,7 +310,7 @@ export function loadConfig(env: Env): Readonly<Config> {
   const apiProcesses = int(env, 'API_PROCESSES', 1, 1, 256)
   if (apiProcesses > 1 && !redis) {
     throw new ConfigError(
-      'API_PROCESSES > 1 needs Redis (REDIS_URL): the embedded gate holds its stock in one process',
+      'API_PROCESSES > 1 needs Redis (REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES): the embedded gate holds its stock in one process',
     )
   }
   const dbTimeouts: DbTimeouts = {

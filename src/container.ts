@@ -1,15 +1,14 @@
 /**
  * The composition root: the only place that looks at Config to choose adapters.
  *   no REDIS_URL → embedded: in-process gate, group commit to the database
- *   REDIS_URL / REDIS_CLUSTER_NODES → Redis gate + stream, stream worker
+ *   REDIS_URL / REDIS_SENTINELS / REDIS_CLUSTER_NODES → Redis gate + stream, stream worker
  */
-import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from 'pino'
 import type { AppDeps } from './app.js'
 import type { Config, RedisConfig } from './config.js'
 import { CouponState } from './coupon-state/coupon-state.js'
 import { RedisKeys } from './coupon-state/keys.js'
-import { readQueued } from './coupon-state/queued.js'
+import { oldestQueuedAt, readQueued } from './coupon-state/queued.js'
 import { findCoupon, listCouponIds, listCoupons } from './db/coupons-repo.js'
 import { type Database, openDatabase, openExportDatabase } from './db/database.js'
 import { databaseGateSource } from './db/gate-source.js'
@@ -23,6 +22,7 @@ import { type FeedSignal, MemoryFeedSignal, RedisFeedSignal } from './events/fee
 import { MemoryCouponEvents } from './events/memory-coupon-events.js'
 import { RedisCouponEvents } from './events/redis-coupon-events.js'
 import { WebhookStatuses, webhookGauges } from './events/webhook-status.js'
+import { GateClock, gateNodesOf } from './gate/gate-clock.js'
 import { MemoryStockGate } from './gate/memory-stock-gate.js'
 import { RedisStockGate } from './gate/redis-stock-gate.js'
 import type { StockGate } from './gate/stock-gate.js'
@@ -36,7 +36,7 @@ import {
 } from './limits/issue-limits.js'
 import { ApiFleet, type FleetStore } from './ops/api-fleet.js'
 import { CouponFigures } from './ops/coupon-figures.js'
-import { CouponWatch } from './ops/coupon-watch.js'
+import { CouponWatch, claimedOnce, redisClaims } from './ops/coupon-watch.js'
 import { Heartbeats } from './ops/heartbeats.js'
 import { Metrics } from './ops/metrics.js'
 import { processFiguresOf } from './ops/process-figures.js'
@@ -59,8 +59,6 @@ import { WinnersExport } from './service/winners-export.js'
 
 /** How long a stop waits for the group commit to write what it holds. */
 const DRAIN_TIMEOUT_MS = 10_000
-/** how long a logged event's claim is kept (see CouponWatch) */
-const CLAIM_TTL_MS = 7 * 86_400_000
 
 export interface WorkerHandle {
   /** resolves when the worker's own Redis connection answers */
@@ -98,6 +96,11 @@ export interface Container {
   fleet: ApiFleet
   /** Redis mode: stream workers alive on every host */
   workersAlive?: () => Promise<number>
+  /**
+   * The clock that judges the issue window, epoch ms: Redis's as this process
+   * knows it (GateClock) in Redis mode, this process's in embedded mode.
+   */
+  gateNow: () => number
   verifyUser: UserVerifier | null
   /** issue requests per client and per user: in Redis in Redis mode, shared by every process */
   limits: IssueLimits
@@ -111,17 +114,6 @@ export interface Container {
   startWorker?: () => Promise<WorkerHandle>
   /** Drains what is in hand and closes every connection, in dependency order. */
   close(): Promise<void>
-}
-
-/** One process: each event is logged once by remembering it here. */
-function claimedOnce(): (key: string) => Promise<boolean> {
-  const seen = new Set<string>()
-  return async (key) => {
-    if (seen.has(key)) return false
-    if (seen.size >= 100_000) seen.clear()
-    seen.add(key)
-    return true
-  }
 }
 
 /** Rebuilds the in-process gate from the system of record. */
@@ -172,6 +164,8 @@ export async function createContainer(
     throw err
   }
   const { gate, recorder, cache, events, limits, feedSignal } = adapters
+  const { gateClock } = adapters
+  const gateNow = gateClock ? () => gateClock.now() : Date.now
   const webhookStatuses = new WebhookStatuses(database.db)
   webhookGauges(metrics.registry, webhookStatuses)
   const pump = new EventPump({
@@ -207,7 +201,7 @@ export async function createContainer(
   })
   if (adapters.workersAlive) workerGauge(metrics.registry, adapters.workersAlive)
   const fleet = new ApiFleet({
-    read: processFiguresOf(metrics.registry, ISSUE_ROUTE),
+    read: processFiguresOf(metrics.registry, ISSUE_ROUTE, gateClock),
     store: adapters.fleetStore ?? null,
     onError: (err) => logger.debug({ err }, 'could not publish the dashboard figures'),
   })
@@ -234,13 +228,15 @@ export async function createContainer(
       db: database.db,
       gate,
       persistDelayMs: config.redis ? config.worker.persistDelayMs : 0,
+      // a QUEUED win's instant is the gate's
+      now: gateNow,
       onSpent: (couponId, inserted) => {
         metrics.spent.inc({ coupon: String(couponId) })
         metrics.persisted.inc({ coupon: String(couponId) }, inserted)
       },
     }),
     // A public read: the pool apart, like status and stats.
-    box: new CouponBox({ db: reads.db, gate }),
+    box: new CouponBox({ db: reads.db, gate, now: gateNow }),
     codes: new CodePool({ db: database.db }),
     winners: new WinnersExport({
       db: exports.db,
@@ -253,6 +249,7 @@ export async function createContainer(
     readiness,
     figures,
     workersAlive: adapters.workersAlive,
+    gateNow,
     verifyUser: config.jwt ? userVerifier(config.jwt) : null,
     limits,
     startWorker: adapters.startWorker,
@@ -284,6 +281,7 @@ export function appDepsOf(c: Container): AppDeps {
     workersAlive: c.workersAlive,
     fleet: c.fleet,
     mode: c.config.redis ? 'redis' : 'embedded',
+    now: c.gateNow,
     adminToken: c.config.adminToken,
     serviceToken: c.config.serviceToken,
     verifyUser: c.verifyUser,
@@ -316,6 +314,8 @@ interface Adapters {
   workersAlive?: () => Promise<number>
   /** Redis mode: where every API process publishes its figures */
   fleetStore?: FleetStore
+  /** Redis mode: Redis's clock, which judges every window, as this process knows it */
+  gateClock?: GateClock
   startWorker?: Container['startWorker']
   /** everything but the database, which closes last */
   close(): Promise<void>
@@ -352,11 +352,7 @@ async function embeddedAdapters(
     async close() {
       // Wins still waiting for an unreachable database were answered 503, never
       // 201; give them a bounded chance, then stop.
-      const drained = await Promise.race([
-        recorder.drain().then(() => true),
-        sleep(DRAIN_TIMEOUT_MS, false, { ref: false }),
-      ])
-      if (!drained) {
+      if (!(await recorder.drainWithin(DRAIN_TIMEOUT_MS))) {
         logger.error({ wins: recorder.backlog }, 'stopping with unwritten (unanswered) wins')
       }
       await events.close()
@@ -375,6 +371,40 @@ async function connectAll(clients: RedisClient[]) {
   }
 }
 
+/**
+ * Says at start what Redis's persistence lets a fault take (docs/operations.md,
+ * "When Redis loses data"). CONFIG may be refused (a managed Redis): INFO then.
+ */
+async function logPersistence(client: RedisClient, logger: Logger) {
+  try {
+    let appendonly: string | undefined
+    let appendfsync: string | undefined
+    try {
+      const [, aof] = (await client.call('CONFIG', 'GET', 'appendonly')) as string[]
+      const [, fsync] = (await client.call('CONFIG', 'GET', 'appendfsync')) as string[]
+      appendonly = aof
+      appendfsync = fsync
+    } catch {
+      const info = String(await client.call('INFO', 'persistence'))
+      appendonly = /^aof_enabled:1/m.test(info) ? 'yes' : 'no'
+    }
+    const lossWindow =
+      appendonly !== 'yes'
+        ? 'wins not yet persisted when Redis restarts'
+        : appendfsync === 'always'
+          ? 'none'
+          : appendfsync === 'everysec'
+            ? 'about the last second of wins not yet persisted, on a power loss of the Redis host'
+            : 'unknown (appendfsync not readable)'
+    logger.info(
+      { event: 'redis.persistence', appendonly, appendfsync, lossWindow },
+      'Redis persistence: what a Redis data loss can take',
+    )
+  } catch (err) {
+    logger.warn({ err }, 'could not read Redis persistence settings')
+  }
+}
+
 async function redisAdapters(
   config: Readonly<Config>,
   redis: RedisConfig,
@@ -387,6 +417,7 @@ async function redisAdapters(
   const client = createRedis(redis, 'firstcome-api')
   const subscriber = createRedis(redis, 'firstcome-events')
   await connectAll([client, subscriber])
+  void logPersistence(client, logger)
   const state = new CouponState({
     client,
     keys,
@@ -403,16 +434,62 @@ async function redisAdapters(
         'coupon state rebuilt in Redis from the database and its stream',
       )
     },
+    onCatchUp: (couponId, { recovered, freed }) => {
+      metrics.gateCatchUps.inc()
+      const lost = recovered > 0 || freed > 0
+      logger[lost ? 'error' : 'info'](
+        { event: 'gate.caught_up', couponId, recovered, freed },
+        lost
+          ? 'Redis had lost data: the coupon gate caught up with the database before answering'
+          : 'coupon gate checked against the database after a Redis restart or failover',
+      )
+    },
+    onLost: (win) => {
+      metrics.winsLost.inc({ coupon: String(win.couponId), cause: 'forgotten' })
+      logger.error(
+        {
+          event: 'win.lost',
+          couponId: win.couponId,
+          userId: win.userId,
+          rank: win.rank,
+          requestId: win.requestId,
+          cause: 'forgotten',
+        },
+        'an answered win is lost: Redis forgot it before it was persisted',
+      )
+    },
   })
   const gate = new RedisStockGate({ state, metrics })
+  const gateClock = new GateClock({
+    nodes: () => gateNodesOf(client),
+    boundMs: redis.clockSkewBoundMs,
+    onOffset: (offsetMs) => {
+      metrics.clockOffset.set(offsetMs / 1000)
+      metrics.clockSkewed.set(Math.abs(offsetMs) > redis.clockSkewBoundMs ? 1 : 0)
+    },
+    onSkew: (skewed, offsetMs) => {
+      const fields = { event: 'clock.skew', offsetMs, boundMs: redis.clockSkewBoundMs }
+      if (skewed)
+        logger.warn(
+          fields,
+          "this process's clock differs from Redis's by more than CLOCK_SKEW_BOUND_MS; Redis's clock judges every window, so issuing is unaffected: correct the host's time (NTP)",
+        )
+      else logger.info(fields, "this process's clock is back within CLOCK_SKEW_BOUND_MS of Redis's")
+    },
+    onError: (err) => logger.debug({ err }, "could not read Redis's clock"),
+  })
+  await gateClock.start()
   const events = new RedisCouponEvents(client, subscriber, keys.couponChanged)
   await events.start()
   const feedSignal = new RedisFeedSignal(client, subscriber, `${redis.keyPrefix}events:feed`)
   await feedSignal.start()
-  const cache = new CouponCache(async (id) => {
-    const coupon = await known.find(id, (i) => findCoupon(database.db, i))
-    return coupon && rulesOf(coupon)
-  })
+  const cache = new CouponCache(
+    async (id) => {
+      const coupon = await known.find(id, (i) => findCoupon(database.db, i))
+      return coupon && rulesOf(coupon)
+    },
+    { gateTime: () => gateClock.time() },
+  )
   events.subscribe((id) => (id === null ? cache.clear() : cache.invalidate(id)))
   const workers: WorkerHandle[] = []
   const heartbeats = new Heartbeats(client, `${redis.keyPrefix}workers`)
@@ -427,27 +504,24 @@ async function redisAdapters(
     ),
     checks: { gate: () => gate.ping() },
     queuedWins: (couponId) => readQueued(client, keys.coupon(couponId), couponId),
-    oldestQueuedAt: async (couponId) => {
-      const [first] = await client.xrange(keys.coupon(couponId).stream, '-', '+', 'COUNT', 1)
-      return first ? Number(first[0].slice(0, first[0].indexOf('-'))) : null
-    },
+    oldestQueuedAt: (couponId) => oldestQueuedAt(client, keys.coupon(couponId)),
     workersAlive: () => heartbeats.alive(),
     fleetStore: new RedisFleetStore(client, redis.keyPrefix),
-    claim: async (key) =>
-      (await client.set(`${redis.keyPrefix}logged:${key}`, '1', 'PX', CLAIM_TTL_MS, 'NX')) === 'OK',
+    gateClock,
+    claim: redisClaims(client, `${redis.keyPrefix}logged:`),
     async startWorker() {
       const workerClient = createRedis(redis, 'firstcome-worker')
       await connectAll([workerClient])
-      const beats = new Heartbeats(workerClient, `${redis.keyPrefix}workers`)
-      const worker: RedisStreamWorker = new RedisStreamWorker({
+      const worker = new RedisStreamWorker({
         client: workerClient,
         keys,
         db: database.db,
         logger,
         metrics,
         ensureLoaded: (couponId) => state.ensureLoaded(couponId),
+        markBehind: (couponId) => state.markBehind(couponId),
         persist: persistKindFor(config.dialect),
-        onPass: () => beats.beat(worker.consumer),
+        heartbeats: new Heartbeats(workerClient, `${redis.keyPrefix}workers`),
         ...config.worker,
       }).start()
       const handle = {
@@ -463,6 +537,7 @@ async function redisAdapters(
       return handle
     },
     async close() {
+      gateClock.stop()
       await Promise.all(workers.map((w) => w.stop()))
       await feedSignal.close()
       await events.close()

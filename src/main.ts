@@ -113,7 +113,9 @@ async function runWorker(config: Readonly<Config>, logger: Logger) {
   const container = await createContainer(config, logger)
   if (!container.startWorker) {
     await container.close()
-    throw new ConfigError('`firstcome worker` needs Redis: set REDIS_URL or REDIS_CLUSTER_NODES')
+    throw new ConfigError(
+      '`firstcome worker` needs Redis: set REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES',
+    )
   }
   const worker = await container.startWorker()
   if (config.events.pump) container.pump.start()

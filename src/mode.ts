@@ -8,5 +8,10 @@ export function describeMode(config: Readonly<Config>): string {
       : config.dialect
   if (!config.redis) return `embedded: ${db}, in-process gate`
   const processes = config.apiProcesses > 1 ? `, ${config.apiProcesses} API processes` : ''
-  return `Redis${config.redis.clusterNodes ? ' Cluster' : ''} gate and stream, ${db}${processes}`
+  const redis = config.redis.clusterNodes
+    ? 'Redis Cluster'
+    : config.redis.sentinels
+      ? `Redis (Sentinel: ${config.redis.sentinels.name})`
+      : 'Redis'
+  return `${redis} gate and stream, ${db}${processes}`
 }

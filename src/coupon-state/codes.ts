@@ -18,6 +18,12 @@ export const CODES = {
   QUANTITY_BELOW_ISSUED: -6,
   /** the rebuild lock expired or was taken over; nothing changed */
   LOCK_LOST: -7,
+  /**
+   * the state is not stamped by this Redis server (it restarted, was replaced by a
+   * replica, or the state was marked behind): catch up from the database, then
+   * call again (stamp.lua)
+   */
+  BEHIND: -8,
 } as const
 
 export type CodeName = keyof typeof CODES

@@ -9,6 +9,9 @@ import type { RedisClient } from '../redis/connection.js'
 
 export type RawEntry = [id: string, fields: string[]]
 
+/** The instant of a stream entry id (`<ms>-<seq>`), in epoch ms. */
+export const msOf = (id: string) => Number(id.slice(0, id.indexOf('-')))
+
 export interface StreamWin {
   id: string
   win: Win

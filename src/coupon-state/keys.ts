@@ -10,6 +10,8 @@ export interface CouponKeys {
   stream: string
   dead: string
   lock: string
+  /** volatile: this server's stamp checked lately (stamp.lua) */
+  live: string
   stagingUsers: string
   stagingHoles: string
 }
@@ -51,6 +53,7 @@ export class RedisKeys {
       stream: `${base}stream`,
       dead: `${base}dead`,
       lock: `${base}lock`,
+      live: `${base}live`,
       stagingUsers: `${base}staging:users`,
       stagingHoles: `${base}staging:holes`,
     }
@@ -59,3 +62,8 @@ export class RedisKeys {
 
 /** The consumer group of the persistence workers on every coupon stream. */
 export const PERSIST_GROUP = 'persist'
+
+/** issue.lua's keys, in its order. */
+export function issueKeys(k: CouponKeys): string[] {
+  return [k.meta, k.users, k.holes, k.stream, k.live]
+}

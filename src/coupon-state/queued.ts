@@ -7,7 +7,7 @@
 import type { Win } from '../domain/coupon.js'
 import type { RedisClient } from '../redis/connection.js'
 import { toRedisFailure } from '../redis/errors.js'
-import { readQueuedWins } from './entries.js'
+import { msOf, readQueuedWins } from './entries.js'
 import type { CouponKeys } from './keys.js'
 
 const CHUNK = 1000
@@ -33,4 +33,13 @@ export async function readQueued(
   } catch (err) {
     throw toRedisFailure(err)
   }
+}
+
+/** When the coupon's oldest win still waiting for a worker was won (epoch ms), or null. */
+export async function oldestQueuedAt(
+  client: RedisClient,
+  k: Readonly<CouponKeys>,
+): Promise<number | null> {
+  const [first] = await client.xrange(k.stream, '-', '+', 'COUNT', 1)
+  return first ? msOf(first[0]) : null
 }

@@ -16,6 +16,8 @@ export const scripts = {
   peek: script('peek'),
   /** rebuild: swap the staged state in, with the stream's consumer group */
   load: script('load'),
+  /** the tail loss guard: stamp, check or clear the server's stamp on a coupon */
+  stamp: script('stamp'),
   /** rebuild: release the lock if it is still ours */
   unlock: script('unlock'),
   /** the worker: new wins, packed as columns */
@@ -26,6 +28,8 @@ export const scripts = {
   ack: script('ack'),
   /** the worker: move an entry that cannot be persisted to the dead letters */
   deadLetter: script('dead-letter'),
+  /** the worker: drop a dead worker's consumer once it holds nothing */
+  forgetConsumer: script('forget-consumer'),
 } as const
 
 export type ScriptName = keyof typeof scripts

@@ -299,3 +299,30 @@ export function isUniqueViolation(err: unknown): boolean {
   const code = String((err as { code?: unknown }).code ?? '')
   return code === '23505' || code === 'ER_DUP_ENTRY' || code === 'SQLITE_CONSTRAINT_UNIQUE'
 }
+
+/** In the message of every refusal of migration 003's rank trigger. */
+export const RANK_REFUSED = 'RANK_REFUSED: rank outside 1..total_quantity'
+
+/**
+ * The database refused wins for their rank: another user holds it (the unique
+ * (coupon, rank) index of migration 003 skipped the row), or it lies outside
+ * 1..total_quantity (its trigger). An integrity constraint violation (SQLSTATE
+ * class 23), so the row is to blame (isRowError).
+ */
+export class RankRefusedError extends Error {
+  override readonly name = 'RankRefusedError'
+  readonly code = '23000'
+  readonly userIds: readonly string[]
+
+  constructor(couponId: number, userIds: readonly string[]) {
+    super(`coupon ${couponId}: the database refused the rank of ${userIds.length} wins`)
+    this.userIds = userIds
+  }
+}
+
+/** The database refused a win for its rank (see RankRefusedError). */
+export function isRankRefusal(err: unknown): boolean {
+  return (
+    err instanceof RankRefusedError || (err instanceof Error && err.message.includes(RANK_REFUSED))
+  )
+}

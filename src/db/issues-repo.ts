@@ -3,6 +3,7 @@ import { CompiledQuery, sql } from 'kysely'
 import type { Win } from '../domain/coupon.js'
 import { addIssuedQuantity } from './coupons-repo.js'
 import { type Db, dialectOf } from './database.js'
+import { RankRefusedError } from './errors.js'
 import { toDate } from './schema.js'
 
 export interface IssueRow {
@@ -19,13 +20,18 @@ export interface IssueRow {
 export const ROWS_PER_STATEMENT = 1000
 
 /**
- * Inserts wins of ONE coupon; a pair already present is skipped, not an error (the
- * UNIQUE index is the last guard against duplicates, and a redelivered batch is
- * normal). Returns how many rows were new.
+ * Inserts wins of ONE coupon; a row a unique key already holds is skipped, not an
+ * error. Returns how many rows were new. Two unique keys can skip a win:
+ * (coupon, user), a pair already present (a redelivered batch is normal), and
+ * (coupon, rank), the rank held by another user (migration 003: after Redis lost
+ * data, a gate that gave the rank again). Which one, `refusedWins` tells: the
+ * caller asks it whenever fewer rows were new than wins given.
  *
- * The conflict target is named on PostgreSQL and SQLite, so any other violation
- * still fails loudly. MySQL cannot name it; `ON DUPLICATE KEY UPDATE id = id`
- * matches only unique keys (INSERT IGNORE would also swallow foreign-key errors).
+ * Skipping, not failing, keeps one refused win from costing its whole batch a
+ * retry row by row; and it is the only way on MySQL, where `ON DUPLICATE KEY
+ * UPDATE id = id` matches every unique key (INSERT IGNORE would also swallow
+ * foreign-key errors). Other violations (a foreign key, the rank trigger) still
+ * fail the statement.
  */
 export async function insertWins(db: Db, wins: readonly Win[], now: Date): Promise<number> {
   let inserted = 0
@@ -67,7 +73,7 @@ export async function insertNewWins(db: Db, wins: JoinedWins, now: Date): Promis
                 string_to_array(${wins.ranks}::text, ',')::int[],
                 string_to_array(${wins.issuedAts}::text, ',')::float8[],
                 string_to_array(${wins.requestIds}::text, ',')) as x(u, r, t, k)
-    on conflict (coupon_id, user_id) do nothing`.execute(db)
+    on conflict do nothing`.execute(db)
   return Number(result.numAffectedRows ?? 0)
 }
 
@@ -84,7 +90,7 @@ async function insertChunk(db: Db, wins: readonly Win[], now: Date): Promise<num
       from unnest(${wins.map((w) => w.userId)}::text[], ${wins.map((w) => w.rank)}::int[],
                   ${wins.map((w) => w.issuedAt)}::float8[],
                   ${wins.map((w) => w.requestId ?? null)}::text[]) as x(u, r, t, k)
-      on conflict (coupon_id, user_id) do nothing`.execute(db)
+      on conflict do nothing`.execute(db)
     return Number(result.numAffectedRows ?? 0)
   }
   if (dialect === 'mysql') {
@@ -115,12 +121,40 @@ async function insertChunk(db: Db, wins: readonly Win[], now: Date): Promise<num
   const result = await db
     .insertInto('coupon_issues')
     .values(rows)
-    .onConflict((oc) => oc.columns(['coupon_id', 'user_id']).doNothing())
+    .onConflict((oc) => oc.doNothing())
     .executeTakeFirst()
   return Number(result.numInsertedOrUpdatedRows ?? 0)
 }
 
-/** Groups wins by coupon, inserts them and advances each coupon's issued_quantity. */
+/**
+ * Of these users' wins of ONE coupon, those an insert skipped because their rank
+ * is another user's (their user has no row): the database refused them. Ask only
+ * when an insert reported fewer new rows than wins (the usual case asks nothing).
+ */
+export async function refusedWins<W extends Pick<Win, 'userId'>>(
+  db: Db,
+  couponId: number,
+  wins: readonly W[],
+): Promise<W[]> {
+  const present = new Set<string>()
+  for (let i = 0; i < wins.length; i += ROWS_PER_STATEMENT) {
+    const users = wins.slice(i, i + ROWS_PER_STATEMENT).map((w) => w.userId)
+    const rows = await db
+      .selectFrom('coupon_issues')
+      .select('user_id')
+      .where('coupon_id', '=', couponId)
+      .where('user_id', 'in', users)
+      .execute()
+    for (const r of rows) present.add(r.user_id)
+  }
+  return wins.filter((w) => !present.has(w.userId))
+}
+
+/**
+ * Groups wins by coupon, inserts them and advances each coupon's issued_quantity.
+ * A win whose rank the database refused fails the whole call (RankRefusedError):
+ * every win given here was answered, so none may be skipped quietly.
+ */
 export async function persistWins(db: Db, wins: readonly Win[], now: Date): Promise<number> {
   const byCoupon = new Map<number, Win[]>()
   for (const w of wins) {
@@ -131,6 +165,15 @@ export async function persistWins(db: Db, wins: readonly Win[], now: Date): Prom
   let inserted = 0
   for (const [couponId, list] of byCoupon) {
     const n = await insertWins(db, list, now)
+    if (n < list.length) {
+      // Each of these was answered a win: none may be skipped for its rank.
+      const refused = await refusedWins(db, couponId, list)
+      if (refused.length > 0)
+        throw new RankRefusedError(
+          couponId,
+          refused.map((w) => w.userId),
+        )
+    }
     await addIssuedQuantity(db, couponId, n)
     inserted += n
   }

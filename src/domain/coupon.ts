@@ -41,13 +41,21 @@ export function rulesOf(coupon: Coupon): CouponRules {
   }
 }
 
-/** Outcomes are values: a refusal is an answer, not a failure. */
-export type Refusal =
-  | 'COUPON_NOT_FOUND'
-  | 'ISSUE_NOT_STARTED'
-  | 'ISSUE_ENDED'
-  | 'ALREADY_ISSUED'
-  | 'SOLD_OUT'
+/**
+ * Outcomes are values: a refusal is an answer, not a failure. The one list of
+ * them: every table keyed by refusal (messages, metrics, the gate's codes) is a
+ * `Record<Refusal, …>` or is made from this list, so a refusal added here fails
+ * to compile until each of them handles it.
+ */
+export const REFUSALS = [
+  'COUPON_NOT_FOUND',
+  'ISSUE_NOT_STARTED',
+  'ISSUE_ENDED',
+  'ALREADY_ISSUED',
+  'SOLD_OUT',
+] as const
+
+export type Refusal = (typeof REFUSALS)[number]
 
 export interface Win {
   couponId: number
@@ -139,4 +147,18 @@ export function strictestRules(a: CouponRules, b: CouponRules): CouponRules {
     issueStart: Math.max(a.issueStart, b.issueStart),
     issueEnd: Math.min(a.issueEnd, b.issueEnd),
   }
+}
+
+/**
+ * Ranks freed or never persisted below the highest rank in use. A gate rebuilt from
+ * rows whose ranks have gaps hands these out first, so a sold-out coupon still ends
+ * with ranks exactly 1..totalQuantity.
+ */
+export function rankHoles(ranks: Iterable<number>): number[] {
+  const used = new Set(ranks)
+  let max = 0
+  for (const r of used) if (r > max) max = r
+  const holes: number[] = []
+  for (let r = 1; r <= max; r++) if (!used.has(r)) holes.push(r)
+  return holes
 }

@@ -15,10 +15,11 @@ import {
   decideIssue,
   type IssueOutcome,
   quantityBelowWon,
+  rankHoles,
   type Win,
 } from '../domain/coupon.js'
 import { newRequestId } from '../domain/request-id.js'
-import { type ConfigureResult, rankHoles, type StockGate } from './stock-gate.js'
+import type { ConfigureResult, StockGate } from './stock-gate.js'
 
 interface CouponStock {
   rules: CouponRules

@@ -4,10 +4,15 @@
  * in one event-loop turn are decided by one call, in arrival order (see
  * `#enqueue`). The coupon's Redis state, and its rebuild when missing, are
  * CouponState's (src/coupon-state/).
+ *
+ * The window is judged by Redis's clock (TIME in the script, on the coupon's
+ * node), never by this process's: `tryIssue`'s `now` is not sent, and a win is
+ * stamped with the instant the script judged it by (see gate-clock.ts).
  */
 import { performance } from 'node:perf_hooks'
 import { CODES } from '../coupon-state/codes.js'
 import type { CouponState } from '../coupon-state/coupon-state.js'
+import { issueKeys } from '../coupon-state/keys.js'
 import { scripts } from '../coupon-state/scripts.js'
 import type { CouponRules, IssueOutcome, Refusal, Win } from '../domain/coupon.js'
 import { newRequestId } from '../domain/request-id.js'
@@ -16,12 +21,17 @@ import { toRedisFailure } from '../redis/errors.js'
 import type { LuaReply } from '../redis/lua-script.js'
 import type { ConfigureResult, StockGate } from './stock-gate.js'
 
-const ISSUE_REFUSALS: Record<number, Refusal> = {
-  [CODES.ISSUE_NOT_STARTED]: 'ISSUE_NOT_STARTED',
-  [CODES.ISSUE_ENDED]: 'ISSUE_ENDED',
-  [CODES.ALREADY_ISSUED]: 'ALREADY_ISSUED',
-  [CODES.SOLD_OUT]: 'SOLD_OUT',
-}
+/** The script's code of each refusal it can answer (an unknown coupon is the service's). */
+const REFUSAL_CODES = {
+  ISSUE_NOT_STARTED: CODES.ISSUE_NOT_STARTED,
+  ISSUE_ENDED: CODES.ISSUE_ENDED,
+  ALREADY_ISSUED: CODES.ALREADY_ISSUED,
+  SOLD_OUT: CODES.SOLD_OUT,
+} satisfies Record<Exclude<Refusal, 'COUPON_NOT_FOUND'>, number>
+
+const ISSUE_REFUSALS: Record<number, Refusal> = Object.fromEntries(
+  Object.entries(REFUSAL_CODES).map(([refusal, code]) => [code, refusal as Refusal]),
+)
 
 /**
  * The most requests one script call decides: bounds how long one call holds Redis
@@ -40,11 +50,18 @@ interface Waiter {
 export interface RedisStockGateOptions {
   state: CouponState
   metrics?: Metrics
+  /**
+   * 'redis' (the default, the service's): the window is judged by Redis's TIME.
+   * 'caller': by each request's `now` (tests of the window's exact edges, which
+   * no real clock can hit to the millisecond).
+   */
+  clock?: 'redis' | 'caller'
 }
 
 export class RedisStockGate implements StockGate {
   readonly #state: CouponState
   readonly #metrics: Metrics | undefined
+  readonly #callerClock: boolean
   /** This turn's requests, per coupon; sent when the turn's I/O is done. */
   #batches = new Map<number, Waiter[]>()
   #sendScheduled = false
@@ -52,6 +69,7 @@ export class RedisStockGate implements StockGate {
   constructor(options: RedisStockGateOptions) {
     this.#state = options.state
     this.#metrics = options.metrics
+    this.#callerClock = options.clock === 'caller'
   }
 
   tryIssue(
@@ -96,12 +114,12 @@ export class RedisStockGate implements StockGate {
 
   #decide(couponId: number, waiters: Waiter[]) {
     const args: (string | number)[] = []
-    for (const w of waiters) args.push(w.userId, w.now, w.requestId)
+    // '' for now: the script judges by Redis's clock
+    const caller = this.#callerClock
+    for (const w of waiters) args.push(w.userId, caller ? w.now : '', w.requestId)
     const started = performance.now()
     this.#state
-      .whenLoaded(couponId, (k) =>
-        scripts.issue.runNow(this.#state.client, [k.meta, k.users, k.holes, k.stream], args),
-      )
+      .whenLoaded(couponId, (k) => scripts.issue.runNow(this.#state.client, issueKeys(k), args))
       .then(
         (codes) => {
           this.#metrics?.gateDecided(started, waiters.length)
@@ -109,14 +127,23 @@ export class RedisStockGate implements StockGate {
             for (const w of waiters) w.resolve({ won: false, refusal: 'COUPON_NOT_FOUND' })
             return
           }
-          if (!Array.isArray(codes) || codes.length !== waiters.length) {
+          // { Redis's clock, one outcome per request }
+          if (!Array.isArray(codes) || codes.length !== waiters.length + 1) {
             const err = new Error(
               `issue.lua answered ${waiters.length} requests with ${String(codes)}`,
             )
             for (const w of waiters) w.reject(err)
             return
           }
-          for (let i = 0; i < waiters.length; i++) settle(couponId, waiters[i] as Waiter, codes[i])
+          const clock = Number(codes[0])
+          const { recent } = this.#state
+          const at = Date.now()
+          for (let i = 0; i < waiters.length; i++) {
+            const w = waiters[i] as Waiter
+            const win = settle(couponId, w, codes[i + 1], this.#callerClock ? w.now : clock)
+            // kept a few seconds, to be audited if Redis turns out to have lost it
+            if (win) recent.add({ ...win, at })
+          }
         },
         (err: unknown) => {
           this.#metrics?.gateFailed(err)
@@ -187,7 +214,16 @@ function winOf(couponId: number, userId: string, reply: LuaReply | null): Win | 
   return win
 }
 
-function settle(couponId: number, w: Waiter, reply: LuaReply | undefined) {
+/**
+ * Answers the waiter; the win, when it is one. `judgedAt`: the instant the script
+ * judged the request by, a new win's.
+ */
+function settle(
+  couponId: number,
+  w: Waiter,
+  reply: LuaReply | undefined,
+  judgedAt: number,
+): Win | null {
   if (typeof reply === 'string' || reply instanceof Uint8Array) {
     // "<rank>:<issuedAt>": this request's win, decided by an earlier run (a bulk
     // string: a Buffer from runNow's raw command)
@@ -195,19 +231,24 @@ function settle(couponId: number, w: Waiter, reply: LuaReply | undefined) {
     const colon = text.indexOf(':')
     const rank = Number(text.slice(0, colon))
     const issuedAt = Number(text.slice(colon + 1))
-    w.resolve({
-      won: true,
-      win: { couponId, userId: w.userId, rank, issuedAt, requestId: w.requestId },
-    })
-    return
+    const win = { couponId, userId: w.userId, rank, issuedAt, requestId: w.requestId }
+    w.resolve({ won: true, win })
+    return win
   }
   const code = Number(reply)
   if (code > 0) {
-    const win = { couponId, userId: w.userId, rank: code, issuedAt: w.now, requestId: w.requestId }
+    const win = {
+      couponId,
+      userId: w.userId,
+      rank: code,
+      issuedAt: judgedAt,
+      requestId: w.requestId,
+    }
     w.resolve({ won: true, win })
-    return
+    return win
   }
   const refusal = ISSUE_REFUSALS[code]
   if (refusal) w.resolve({ won: false, refusal })
   else w.reject(new Error(`issue.lua returned ${String(reply)}`))
+  return null
 }

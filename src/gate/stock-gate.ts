@@ -30,6 +30,10 @@ export interface StockGate {
    * Decides and, on a win, records it with `requestId`. The same request decided
    * again (same user and requestId) gets its win again instead of ALREADY_ISSUED.
    * Throws only when the gate itself is unreachable.
+   *
+   * `now` is the caller's clock. The in-process gate judges the window by it
+   * (one process, one clock); the Redis gate by Redis's own clock, whatever the
+   * caller's says. The win carries the instant it was judged by.
    */
   tryIssue(couponId: number, userId: string, now: number, requestId?: string): Promise<IssueOutcome>
   /** The user's win, if the gate accepted one. */
@@ -49,18 +53,4 @@ export interface StockGate {
   won(couponId: number): Promise<number>
   ping(): Promise<void>
   close(): Promise<void>
-}
-
-/**
- * Ranks freed or never persisted below the highest rank in use. A gate rebuilt from
- * rows whose ranks have gaps hands these out first, so a sold-out coupon still ends
- * with ranks exactly 1..totalQuantity.
- */
-export function rankHoles(ranks: Iterable<number>): number[] {
-  const used = new Set(ranks)
-  let max = 0
-  for (const r of used) if (r > max) max = r
-  const holes: number[] = []
-  for (let r = 1; r <= max; r++) if (!used.has(r)) holes.push(r)
-  return holes
 }

@@ -14,6 +14,7 @@
  */
 import type { Logger } from 'pino'
 import type { Coupon } from '../domain/coupon.js'
+import type { RedisClient } from '../redis/connection.js'
 
 const SOLD_OUT_POLL_MS = 250
 const GRACE_MS = 5000
@@ -21,6 +22,28 @@ const GRACE_MS = 5000
 const RESYNC_MS = 5000
 /** setTimeout takes at most 2^31-1 ms; a later moment is re-armed on the way. */
 const MAX_DELAY_MS = 86_400_000
+/** how long a logged event's claim is kept in Redis */
+const CLAIM_TTL_MS = 7 * 86_400_000
+
+/** One process: each event is logged once by remembering it here. */
+export function claimedOnce(): (key: string) => Promise<boolean> {
+  const seen = new Set<string>()
+  return async (key) => {
+    if (seen.has(key)) return false
+    if (seen.size >= 100_000) seen.clear()
+    seen.add(key)
+    return true
+  }
+}
+
+/** Every process of a deployment: the first to SET NX the event's key logs it. */
+export function redisClaims(
+  client: RedisClient,
+  prefix: string,
+): (key: string) => Promise<boolean> {
+  return async (key) =>
+    (await client.set(`${prefix}${key}`, '1', 'PX', CLAIM_TTL_MS, 'NX')) === 'OK'
+}
 
 export interface CouponWatchOptions {
   coupons: () => Promise<Coupon[]>

@@ -9,25 +9,21 @@
  */
 import { performance } from 'node:perf_hooks'
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
-import type { IssueOutcome, Refusal } from '../domain/coupon.js'
+import { type IssueOutcome, REFUSALS, type Refusal } from '../domain/coupon.js'
 import { clusterScraper } from './cluster-metrics.js'
 import type { Readiness } from './readiness.js'
 import { dependencyGauge } from './scrape-gauges.js'
 
-const OUTCOMES: readonly (Refusal | 'WON')[] = [
-  'WON',
-  'COUPON_NOT_FOUND',
-  'ISSUE_NOT_STARTED',
-  'ISSUE_ENDED',
-  'ALREADY_ISSUED',
-  'SOLD_OUT',
-]
+const OUTCOMES: readonly (Refusal | 'WON')[] = ['WON', ...REFUSALS]
 const OUTCOME_INDEX = Object.fromEntries(OUTCOMES.map((o, i) => [o, i])) as Record<
   Refusal | 'WON',
   number
 >
 /** the coupon label of requests for a coupon that does not exist (any id: unbounded) */
 export const NO_COUPON = 'none'
+
+/** The causes of firstcome_wins_lost_total (see winsLost). */
+const LOST_CAUSES = ['forgotten', 'rank_taken', 'beyond_quantity'] as const
 
 const SIZE_BUCKETS = [1, 2, 5, 10, 25, 50, 100, 256, 500, 1000, 2500, 5000, 10_000]
 const FAST_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
@@ -57,6 +53,31 @@ export class Metrics {
     name: 'firstcome_wins_dead_lettered_total',
     help: 'Stream entries moved to a dead-letter stream',
     labelNames: ['coupon'] as const,
+    registers: [this.registry],
+  })
+  /**
+   * Answered wins that will never be rows: Redis lost them before they were
+   * persisted, or the database refused their rank (docs/operations.md, "When
+   * Redis loses data"). cause: forgotten (the gate no longer holds the user after
+   * it caught up with the database), rank_taken (the database holds the rank for
+   * another user), beyond_quantity (the rank lies past the coupon's quantity).
+   */
+  readonly winsLost: Counter<'coupon' | 'cause'> = new Counter({
+    name: 'firstcome_wins_lost_total',
+    help: 'Answered wins lost to a Redis data loss or refused by the database, by cause',
+    labelNames: ['coupon', 'cause'] as const,
+    registers: [this.registry],
+    // A zero for every coupon this process has persisted wins of, by each cause:
+    // the series exists before the first loss, so increase() counts that one too.
+    collect: async () => {
+      for (const { labels } of (await this.persisted.get()).values)
+        for (const cause of LOST_CAUSES) this.winsLost.inc({ coupon: labels.coupon, cause }, 0)
+    },
+  })
+  /** Gates found behind the database (Redis lost data) and caught up from it. */
+  readonly gateCatchUps = new Counter({
+    name: 'firstcome_gate_catchups_total',
+    help: 'Coupon gates found behind the database after a Redis data loss and caught up',
     registers: [this.registry],
   })
   readonly spent = new Counter({
@@ -130,6 +151,23 @@ export class Metrics {
     name: 'firstcome_webhook_events_delivered_total',
     help: 'Events delivered to each webhook endpoint (a batch sent again counts again)',
     labelNames: ['webhook'] as const,
+    registers: [this.registry],
+  })
+  /**
+   * Redis mode: the gate's clock (Redis TIME, which judges every window) minus
+   * this process's, at the last probe (GateClock). Processes of one host share a
+   * clock: averaged.
+   */
+  readonly clockOffset = new Gauge({
+    name: 'firstcome_clock_offset_seconds',
+    help: "The gate's clock (Redis TIME, which judges every issue window) minus this process's clock",
+    aggregator: 'average',
+    registers: [this.registry],
+  })
+  readonly clockSkewed = new Gauge({
+    name: 'firstcome_clock_skewed',
+    help: "1 when this process's clock differs from the gate's by more than CLOCK_SKEW_BOUND_MS",
+    aggregator: 'max',
     registers: [this.registry],
   })
   readonly shed = new Counter({

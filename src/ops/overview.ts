@@ -42,13 +42,19 @@ export interface WebhookOverview {
 export interface CouponOverview extends CouponFigure {
   /** issue requests so far by outcome (WON or the refusal code), every live API process */
   outcomes: Record<string, number>
+  /**
+   * answered wins lost to a Redis data loss or refused by the database, counted
+   * by every live API process (and the workers running in them)
+   */
+  lost: number
 }
 
 export interface OverviewSnapshot {
   /** epoch ms at which it was taken */
   at: number
   mode: 'embedded' | 'redis'
-  health: Record<'gate' | 'queue' | 'database', boolean>
+  /** clock: no live API process's clock is past CLOCK_SKEW_BOUND_MS from the gate's */
+  health: Record<'gate' | 'queue' | 'database' | 'clock', boolean>
   /** API processes live in the deployment; null: their figures cannot be read (Redis down) */
   apiProcesses: number | null
   /**
@@ -59,6 +65,11 @@ export interface OverviewSnapshot {
   fleet: string | null
   /** null in embedded mode */
   workersAlive: number | null
+  /**
+   * the gate's clock minus an API process's, seconds: the live process farthest
+   * off (null: embedded mode, or not known)
+   */
+  clockOffsetSeconds: number | null
   /** the busiest API process's */
   eventLoop: { lagP99Seconds: number | null; utilization: number | null }
   /** the issue route's latency histogram so far, every live API process's buckets summed: [upper bound in seconds, count ≤ it] */
@@ -104,7 +115,9 @@ export class Overview {
         gate: ready.gate ?? true,
         queue: o.mode === 'redis' ? (workers ?? 0) > 0 : (ready.database ?? false),
         database: ready.database ?? false,
+        clock: !merged.clockSkewed,
       },
+      clockOffsetSeconds: merged.clockOffsetSeconds ?? null,
       apiProcesses: processes?.length ?? null,
       fleet: processes && fleetOf(processes),
       workersAlive: workers,
@@ -112,7 +125,11 @@ export class Overview {
       issueLatency: Object.entries(merged.issueLatency)
         .map(([le, n]): [number, number] => [bound(le), n])
         .sort((a, b) => a[0] - b[0]),
-      coupons: figures.map((f) => ({ ...f, outcomes: merged.outcomes[String(f.id)] ?? {} })),
+      coupons: figures.map((f) => ({
+        ...f,
+        outcomes: merged.outcomes[String(f.id)] ?? {},
+        lost: merged.lost?.[String(f.id)] ?? 0,
+      })),
       webhooks,
     }
   }

@@ -12,10 +12,25 @@ export interface ProcessFigures {
   outcomes: Record<string, Record<string, number>>
   /** the issue route's latency histogram: Prometheus's `le` bound ("0.005", "+Inf") → requests ≤ it */
   issueLatency: Record<string, number>
+  /** answered wins lost (firstcome_wins_lost_total, every cause), by coupon label */
+  lost?: Record<string, number>
   /** the loop's delay p99 since the previous reading */
   lagP99Seconds: number | null
   /** the share of the time since the previous reading the loop was busy (0-1) */
   utilization: number | null
+  /**
+   * Redis mode: the gate's clock (Redis TIME) minus this process's, seconds, at
+   * the last probe; null: not known (embedded mode: one process, one clock)
+   */
+  clockOffsetSeconds?: number | null
+  /** past CLOCK_SKEW_BOUND_MS */
+  clockSkewed?: boolean
+}
+
+/** Where this process's clock stands against the gate's (GateClock). */
+export interface ClockReading {
+  readonly offsetMs: number | null
+  readonly skewed: boolean
 }
 
 interface Sample {
@@ -35,6 +50,7 @@ const samplesOf = async (registry: Registry, name: string): Promise<Sample[]> =>
 export function processFiguresOf(
   registry: Registry,
   issueRoute: string,
+  clock?: ClockReading,
 ): () => Promise<ProcessFigures> {
   const delay = monitorEventLoopDelay()
   delay.enable()
@@ -53,12 +69,28 @@ export function processFiguresOf(
       const le = String(v.labels.le)
       issueLatency[le] = (issueLatency[le] ?? 0) + v.value
     }
+    const lost: Record<string, number> = {}
+    for (const v of await samplesOf(registry, 'firstcome_wins_lost_total')) {
+      const coupon = String(v.labels.coupon)
+      lost[coupon] = (lost[coupon] ?? 0) + v.value
+    }
     const lag = delay.count > 0 ? delay.percentile(99) / 1e9 : null
     delay.reset()
     const now = performance.eventLoopUtilization()
     const utilization = performance.eventLoopUtilization(now, busy).utilization
     busy = now
-    return { outcomes, issueLatency, lagP99Seconds: lag, utilization }
+    const figures: ProcessFigures = {
+      outcomes,
+      issueLatency,
+      lost,
+      lagP99Seconds: lag,
+      utilization,
+    }
+    if (clock) {
+      figures.clockOffsetSeconds = clock.offsetMs === null ? null : clock.offsetMs / 1000
+      figures.clockSkewed = clock.skewed
+    }
+    return figures
   }
 }
 
@@ -74,21 +106,33 @@ const worst = (values: (number | null)[]): number | null =>
 /**
  * The deployment's figures from every live process's: counters and histogram
  * buckets summed (a percentile is computed from the merged buckets, never
- * averaged), the event loop the worst process's.
+ * averaged), the event loop and the clock offset the worst process's.
  */
 export function mergeFigures(shares: readonly ProcessFigures[]): ProcessFigures {
   const outcomes: ProcessFigures['outcomes'] = {}
   const issueLatency: ProcessFigures['issueLatency'] = {}
+  const lost: Record<string, number> = {}
   for (const share of shares) {
     for (const [coupon, byOutcome] of Object.entries(share.outcomes)) {
       outcomes[coupon] = addUp(outcomes[coupon] ?? {}, byOutcome)
     }
     addUp(issueLatency, share.issueLatency)
+    addUp(lost, share.lost ?? {})
+  }
+  // The offset farthest from zero, with its sign.
+  let clockOffsetSeconds: number | null = null
+  for (const s of shares) {
+    const o = s.clockOffsetSeconds ?? null
+    if (o !== null && (clockOffsetSeconds === null || Math.abs(o) > Math.abs(clockOffsetSeconds)))
+      clockOffsetSeconds = o
   }
   return {
     outcomes,
     issueLatency,
+    lost,
     lagP99Seconds: worst(shares.map((s) => s.lagP99Seconds)),
     utilization: worst(shares.map((s) => s.utilization)),
+    clockOffsetSeconds,
+    clockSkewed: shares.some((s) => s.clockSkewed === true),
   }
 }

@@ -13,6 +13,20 @@ import type { Metrics } from '../ops/metrics.js'
 import type { RedisClient } from '../redis/connection.js'
 import { toRedisFailure } from '../redis/errors.js'
 
+/** Entries taken over from another consumer, with how many times each was delivered. */
+export interface Claimed {
+  entries: RawEntry[]
+  deliveries: Map<string, number>
+}
+
+/** A reply of field, value, field, value… (XINFO) as a map. */
+function fieldsOf(raw: unknown): Map<string, unknown> {
+  const map = new Map<string, unknown>()
+  if (!Array.isArray(raw)) return map
+  for (let i = 0; i + 1 < raw.length; i += 2) map.set(String(raw[i]), raw[i + 1])
+  return map
+}
+
 /** What every coupon's stream of one worker shares. */
 export interface CouponStreamOptions {
   client: RedisClient
@@ -96,18 +110,20 @@ export class CouponStream {
   }
 
   /**
-   * Takes over the entries a dead worker left pending (idle for claimIdleMs), a
-   * read's worth, with how many times each has been delivered so far: an entry
-   * that keeps killing its worker must not loop forever.
+   * Takes over the entries left pending idle for claimIdleMs, whoever holds them
+   * (a worker presumed dead, though its heartbeat may say otherwise: frozen, or a
+   * worker without one), a read's worth from the cursor `start`, with how many
+   * times each has been delivered so far (an entry that keeps killing its worker
+   * must not loop forever), and where the next page starts ('0-0': none left).
    */
-  async claim(): Promise<{ entries: RawEntry[]; deliveries: Map<string, number> }> {
+  async claim(start = '0-0'): Promise<Claimed & { next: string }> {
     const reply = (await this.#o.client
       .xautoclaim(
         this.keys.stream,
         PERSIST_GROUP,
         this.#o.consumer,
         this.#o.claimIdleMs,
-        '0-0',
+        start,
         'COUNT',
         this.#o.batchSize,
       )
@@ -115,13 +131,10 @@ export class CouponStream {
         if (err instanceof Error && err.message.startsWith('NOGROUP')) return null
         throw toRedisFailure(err)
       })) as [string, RawEntry[], string[]?] | null
+    const next = reply?.[0] ?? '0-0'
     const claimed = (reply?.[1] ?? []).filter((e) => Array.isArray(e[1]))
-    if (claimed.length === 0) return { entries: [], deliveries: new Map() }
-    this.#o.metrics?.reclaimed.inc({ coupon: String(this.couponId) }, claimed.length)
-    this.#o.logger.warn(
-      { event: 'wins.reclaimed', couponId: this.couponId, entries: claimed.length },
-      'reclaimed wins left pending by another worker',
-    )
+    if (claimed.length === 0) return { entries: [], deliveries: new Map(), next }
+    this.#reclaimed(claimed.length, null)
     const pending = (await this.#o.client.xpending(
       this.keys.stream,
       PERSIST_GROUP,
@@ -130,7 +143,87 @@ export class CouponStream {
       claimed.length,
       this.#o.consumer,
     )) as [string, string, number, number][]
-    return { entries: claimed, deliveries: new Map(pending.map(([id, , , n]) => [id, Number(n)])) }
+    return {
+      entries: claimed,
+      deliveries: new Map(pending.map(([id, , , n]) => [id, Number(n)])),
+      next,
+    }
+  }
+
+  /**
+   * The consumers of the persist group, other than this one, whose worker is
+   * dead: no heartbeat among `alive`, and idle in Redis (no read, no claim) for at
+   * least `idleMs` — the second condition keeps a worker that has not stamped its
+   * first heartbeat yet, or whose host clock is off, from being taken for dead.
+   */
+  async deadConsumers(alive: ReadonlySet<string>, idleMs: number): Promise<string[]> {
+    const reply = await this.reading(
+      () =>
+        this.#o.client.xinfo('CONSUMERS', this.keys.stream, PERSIST_GROUP) as Promise<unknown[]>,
+      [],
+    )
+    const dead: string[] = []
+    for (const raw of reply) {
+      const info = fieldsOf(raw)
+      const name = String(info.get('name'))
+      if (name === this.#o.consumer || alive.has(name)) continue
+      if (Number(info.get('idle')) >= idleMs) dead.push(name)
+    }
+    return dead
+  }
+
+  /**
+   * Takes over a read's worth of the entries pending on `owner` (a dead worker's:
+   * deadConsumers) that have been idle for `idleMs` (so that two workers
+   * reclaiming from the same owner at once do not take them from each other),
+   * with their deliveries. `taken` 0: none are left on it. Every call that finds
+   * some shrinks what the owner holds (taken here, or by another worker first, or
+   * dropped by XCLAIM as deleted from the stream), so a loop over it ends.
+   */
+  async claimFrom(owner: string, idleMs: number): Promise<Claimed & { taken: number }> {
+    const pending = (await this.#o.client.xpending(
+      this.keys.stream,
+      PERSIST_GROUP,
+      'IDLE',
+      idleMs,
+      '-',
+      '+',
+      this.#o.batchSize,
+      owner,
+    )) as [string, string, number, number][]
+    if (pending.length === 0) return { entries: [], deliveries: new Map(), taken: 0 }
+    const reply = (await this.#o.client.xclaim(
+      this.keys.stream,
+      PERSIST_GROUP,
+      this.#o.consumer,
+      idleMs,
+      ...pending.map(([id]) => id),
+    )) as RawEntry[]
+    // An entry pending but deleted from the stream comes back without fields
+    // (Redis < 7) or not at all (7 drops it from the pending list): nothing is
+    // left to persist.
+    const claimed = reply.filter((e) => Array.isArray(e?.[1]))
+    const gone = reply.filter((e) => e && !Array.isArray(e[1])).map(([id]) => id)
+    if (gone.length > 0) await this.#o.client.xack(this.keys.stream, PERSIST_GROUP, ...gone)
+    if (claimed.length > 0) this.#reclaimed(claimed.length, owner)
+    // XCLAIM counts a delivery.
+    const deliveries = new Map(pending.map(([id, , , n]) => [id, Number(n) + 1]))
+    return { entries: claimed, deliveries, taken: pending.length }
+  }
+
+  /** Drops a dead worker's consumer if it holds nothing (forget-consumer.lua). */
+  async forget(owner: string): Promise<void> {
+    await scripts.forgetConsumer.run(this.#o.client, [this.keys.stream], [PERSIST_GROUP, owner])
+  }
+
+  #reclaimed(entries: number, owner: string | null) {
+    this.#o.metrics?.reclaimed.inc({ coupon: String(this.couponId) }, entries)
+    this.#o.logger.warn(
+      { event: 'wins.reclaimed', couponId: this.couponId, entries, ...(owner ? { owner } : {}) },
+      owner
+        ? 'reclaimed wins left pending by a dead worker'
+        : 'reclaimed wins left pending by another worker',
+    )
   }
 
   /** Well-formed wins; malformed entries go straight to the dead letters. */

@@ -16,7 +16,9 @@
  * is written one win at a time so the others still succeed, and the refused win is
  * answered 503 and dropped; its coupon stays counted in the gate (never oversold).
  */
+
 import { performance } from 'node:perf_hooks'
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { Database } from '../db/database.js'
 import { isRowError } from '../db/errors.js'
 import { persistWins } from '../db/issues-repo.js'
@@ -72,6 +74,11 @@ export class GroupCommitRecorder implements WinRecorder {
   drain(): Promise<void> {
     if (!this.#timer && !this.#flushing && this.#pending.length === 0) return Promise.resolve()
     return new Promise((resolve) => this.#idle.push(resolve))
+  }
+
+  /** drain(), given at most `ms`: true if everything handed in was committed by then. */
+  drainWithin(ms: number): Promise<boolean> {
+    return Promise.race([this.drain().then(() => true), sleep(ms, false, { ref: false })])
   }
 
   #schedule() {

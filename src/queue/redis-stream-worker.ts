@@ -6,19 +6,22 @@
  *
  * This is its loop. Each pass, for every coupon: the batch held for another
  * attempt, else the new entries, a transaction's worth at a time (the next read
- * while the last is written); then, every WORKER_CLAIM_IDLE_MS / 2, the entries of
- * dead workers. CouponStream is the Redis side of a coupon's stream; the persist
- * strategy (persist/) reads and writes new entries; RowPersister writes every
- * other batch and holds what failed (persist/held.ts says why in memory).
+ * while the last is written); then, every second, all the entries of workers
+ * known dead (their heartbeat gone: Heartbeats), and every WORKER_CLAIM_IDLE_MS
+ * / 2 all those idle that long whoever holds them. CouponStream is the Redis side
+ * of a coupon's stream; the persist strategy (persist/) reads and writes new
+ * entries; RowPersister writes every other batch and holds what failed
+ * (persist/held.ts says why in memory).
  */
 import { hostname } from 'node:os'
 import type { Logger } from 'pino'
 import type { StreamWin } from '../coupon-state/entries.js'
 import type { RedisKeys } from '../coupon-state/keys.js'
 import type { Db } from '../db/database.js'
+import { ALIVE_MS, BEAT_EVERY_MS, type Heartbeats } from '../ops/heartbeats.js'
 import type { Metrics } from '../ops/metrics.js'
 import type { RedisClient } from '../redis/connection.js'
-import { CouponStream, type CouponStreamOptions } from './coupon-stream.js'
+import { type Claimed, CouponStream, type CouponStreamOptions } from './coupon-stream.js'
 import { PackedStrategy } from './persist/packed.js'
 import { RowPersister } from './persist/rows.js'
 import { RowsStrategy } from './persist/rows-strategy.js'
@@ -29,6 +32,8 @@ const MAX_IDLE_MS = 100
 /** transactions of one coupon's backlog per pass, before the other coupons get a turn */
 const MAX_TX_PER_PASS = 5
 const MAX_BACKOFF_MS = 2000
+/** how often the streams are checked for consumers whose worker is dead */
+const DEAD_CHECK_MS = 1000
 
 export interface StreamWorkerOptions {
   client: RedisClient
@@ -47,6 +52,11 @@ export interface StreamWorkerOptions {
    * state lacks). Without it the worker holds them until a request rebuilds it.
    */
   ensureLoaded?: (couponId: number) => Promise<boolean>
+  /**
+   * Marks a coupon's gate behind the database (CouponState.markBehind): the
+   * database refused a rank the gate gave, so Redis lost data.
+   */
+  markBehind?: (couponId: number) => Promise<void>
   /** wait until a win is this old before persisting it (see docs: AOF everysec) */
   persistDelayMs?: number
   /**
@@ -56,21 +66,30 @@ export interface StreamWorkerOptions {
    */
   lingerMs?: number
   consumer?: string
-  /** after every pass, failed or not: the worker is alive (its heartbeat) */
-  onPass?: () => void
+  /**
+   * The fleet's heartbeats: this worker stamps its own every second while it
+   * runs, and takes over at once, all of them, the entries pending on a worker
+   * whose heartbeat has stopped. Without it, only entries idle for claimIdleMs
+   * are reclaimed.
+   */
+  heartbeats?: Heartbeats
   /** how new entries are read and written (persistKindFor(dialect)); default rows */
   persist?: PersistKind
 }
 
 export class RedisStreamWorker {
   readonly consumer: string
-  readonly #o: Required<Omit<StreamWorkerOptions, 'metrics' | 'ensureLoaded' | 'onPass'>> &
-    Pick<StreamWorkerOptions, 'metrics' | 'ensureLoaded' | 'onPass'>
+  readonly #o: Required<
+    Omit<StreamWorkerOptions, 'metrics' | 'ensureLoaded' | 'heartbeats' | 'markBehind'>
+  > &
+    Pick<StreamWorkerOptions, 'metrics' | 'ensureLoaded' | 'heartbeats' | 'markBehind'>
   readonly #directory: StreamDirectory
   readonly #streamOptions: CouponStreamOptions
   readonly #rows: RowPersister
   readonly #newWins: PersistStrategy
   #nextClaimAt = 0
+  #nextDeadCheckAt = 0
+  #beating: NodeJS.Timeout | undefined
   /**
    * A pass failed, or the connection came back: entries may be pending on this
    * consumer that nothing holds (an XREADGROUP reply or an ack lost with the
@@ -94,13 +113,36 @@ export class RedisStreamWorker {
     this.#o = o
     this.#directory = new StreamDirectory(o.client, o.keys, o.db)
     this.#streamOptions = o
-    this.#rows = new RowPersister({ ...o, warn: (err, msg) => this.#warn(err, msg) })
+    this.#rows = new RowPersister({
+      ...o,
+      warn: (err, msg) => this.#warn(err, msg),
+      lost: (entry, cause, reason) =>
+        o.logger.error(
+          {
+            event: 'win.lost',
+            couponId: entry.win.couponId,
+            userId: entry.win.userId,
+            rank: entry.win.rank,
+            requestId: entry.win.requestId,
+            cause,
+          },
+          `an answered win is lost: ${reason}`,
+        ),
+    })
     this.#newWins =
       o.persist === 'packed' ? new PackedStrategy(this.#rows, o) : new RowsStrategy(this.#rows, o)
   }
 
   start(): this {
-    if (!this.#running) this.#o.client.on('ready', this.#reconnected)
+    if (!this.#running) {
+      this.#o.client.on('ready', this.#reconnected)
+      const beats = this.#o.heartbeats
+      if (beats) {
+        beats.beat(this.consumer)
+        this.#beating = setInterval(() => beats.beat(this.consumer), BEAT_EVERY_MS)
+        this.#beating.unref()
+      }
+    }
     this.#running ??= this.#loop()
     return this
   }
@@ -118,6 +160,7 @@ export class RedisStreamWorker {
   /** Finishes the batch in hand, then resolves. */
   async stop(): Promise<void> {
     this.#o.client.off('ready', this.#reconnected)
+    clearInterval(this.#beating)
     this.#stopping = true
     this.#wake?.()
     await this.#running
@@ -127,6 +170,7 @@ export class RedisStreamWorker {
   async drainOnce(): Promise<number> {
     let handled = 0
     const claimDue = Date.now() >= this.#nextClaimAt
+    const alive = await this.#aliveIfDue()
     const recoverOwn = this.#recoverOwn
     let recovered = true
     for (const couponId of await this.#directory.couponIds()) {
@@ -139,11 +183,19 @@ export class RedisStreamWorker {
         else handled += await this.#recoverOwnPending(stream)
       }
       handled += await this.#drainCoupon(stream)
+      if (alive) handled += await this.#reclaimDead(stream, alive)
       if (claimDue) handled += await this.#reclaim(stream)
     }
     if (recoverOwn && recovered && !this.#stopping) this.#recoverOwn = false
     if (claimDue) this.#nextClaimAt = Date.now() + Math.max(100, this.#o.claimIdleMs / 2)
+    if (alive) this.#nextDeadCheckAt = Date.now() + DEAD_CHECK_MS
     return handled
+  }
+
+  /** The workers alive, when a check for dead ones is due (and this worker has heartbeats). */
+  async #aliveIfDue(): Promise<ReadonlySet<string> | null> {
+    if (!this.#o.heartbeats || Date.now() < this.#nextDeadCheckAt) return null
+    return this.#o.heartbeats.aliveMembers()
   }
 
   async #loop() {
@@ -160,7 +212,7 @@ export class RedisStreamWorker {
         this.#o.metrics?.workerPasses.inc({ result: 'error' })
         this.#warn(err, 'stream worker pass failed; backing off')
       }
-      this.#o.onPass?.()
+      this.#o.heartbeats?.beat(this.consumer)
       if (this.#stopping) break
       if (handled === 0) await this.#sleep(idleMs)
       else if (handled < this.#o.batchSize && this.#o.lingerMs > 0)
@@ -234,7 +286,9 @@ export class RedisStreamWorker {
   }
 
   /**
-   * Reclaims entries left pending by a dead worker.
+   * Reclaims the entries idle for claimIdleMs whoever holds them (a worker
+   * frozen, wedged, or dead without a heartbeat to say so), page after page until
+   * the cursor comes back to the start.
    *
    * A delivery count alone never dead-letters a win. Counts rise for reasons that
    * say nothing about the entry: every XAUTOCLAIM raises them, and an outage
@@ -248,7 +302,40 @@ export class RedisStreamWorker {
    * database refuses that row itself (RowPersister: a row error, repeatedly).
    */
   async #reclaim(stream: CouponStream): Promise<number> {
-    const { entries, deliveries } = await stream.claim()
+    let handled = 0
+    let start = '0-0'
+    do {
+      const claimed = await stream.claim(start)
+      handled += await this.#persistClaimed(stream, claimed)
+      start = claimed.next
+    } while (start !== '0-0' && !this.#stopping)
+    return handled
+  }
+
+  /**
+   * Takes over every entry pending on a worker known dead (its heartbeat stopped
+   * ALIVE_MS ago and Redis has seen nothing of it since), page after page until
+   * none are left: a dead worker's wins wait for no idle bound. A live worker's
+   * entries are left to it (or to `#reclaim`, after claimIdleMs). The dead
+   * worker's consumer, emptied, is then dropped, so the list checked each second
+   * does not grow with every worker that ever ran.
+   */
+  async #reclaimDead(stream: CouponStream, alive: ReadonlySet<string>): Promise<number> {
+    let handled = 0
+    for (const owner of await stream.deadConsumers(alive, ALIVE_MS)) {
+      for (;;) {
+        if (this.#stopping) return handled
+        const claimed = await stream.claimFrom(owner, ALIVE_MS)
+        if (claimed.taken === 0) break
+        handled += await this.#persistClaimed(stream, claimed)
+      }
+      await stream.forget(owner)
+    }
+    return handled
+  }
+
+  /** Persists reclaimed entries; those delivered too often, each on its own (see `#reclaim`). */
+  async #persistClaimed(stream: CouponStream, { entries, deliveries }: Claimed): Promise<number> {
     if (entries.length === 0) return 0
     const batch: StreamWin[] = []
     const apart: StreamWin[] = []

@@ -1,7 +1,15 @@
 /**
- * ioredis clients for a single node or a cluster, with the options the issue path
- * depends on: auto-pipelining (concurrent requests share round trips) and a bound
- * on every command, so an unreachable Redis turns into a 503 instead of a hang.
+ * ioredis clients for a single node, a cluster, or the master that Redis Sentinel
+ * names, with the options the issue path depends on: auto-pipelining (concurrent
+ * requests share round trips) and a bound on every command, so an unreachable
+ * Redis turns into a 503 instead of a hang.
+ *
+ * With Sentinel, ioredis asks the sentinels for the master on every (re)connect;
+ * after a failover the old master's connection is closed (it died, or the
+ * sentinels, turning it into a replica, closed its clients; a write that still
+ * reaches a replica is refused with READONLY and reconnects too), and the client
+ * reconnects to the master the sentinels name.
+ * Commands in the meantime fail fast like any other reconnect (503 + Retry-After).
  */
 import { Cluster, Redis, type RedisOptions } from 'ioredis'
 import type { RedisConfig } from '../config.js'
@@ -23,8 +31,26 @@ function baseOptions(config: RedisConfig): RedisOptions {
   }
 }
 
+function sentinelOptions(config: RedisConfig): RedisOptions {
+  if (!config.sentinels) return {}
+  return {
+    sentinels: config.sentinels.nodes,
+    name: config.sentinels.name,
+    role: 'master',
+    // A sentinel that does not answer is skipped for the next one quickly.
+    sentinelCommandTimeout: Math.max(500, config.commandTimeoutMs),
+    sentinelRetryStrategy: (attempt) => Math.min(100 * attempt, 1000),
+    // No failoverDetector: its +switch-master can close the connector while it
+    // is connecting to the dead master, which ends the client for good (status
+    // `end`, no more reconnects). A dead master breaks the connection anyway, and
+    // the sentinels close the clients of a master they demote.
+    // Reconnect when a write reaches a node that has become a replica.
+    reconnectOnError: (err) => err.message.startsWith('READONLY'),
+  }
+}
+
 export function createRedis(config: RedisConfig, name: string): RedisClient {
-  const options = { ...baseOptions(config), connectionName: name }
+  const options = { ...baseOptions(config), connectionName: name, ...sentinelOptions(config) }
   const client = config.clusterNodes
     ? new Cluster(config.clusterNodes, {
         redisOptions: options,
@@ -32,7 +58,12 @@ export function createRedis(config: RedisConfig, name: string): RedisClient {
         lazyConnect: true,
         clusterRetryStrategy: (attempt) => Math.min(100 * attempt, 2000),
       })
-    : new Redis(config.url ?? 'redis://127.0.0.1:6379', options)
+    : config.sentinels
+      ? // With a REDIS_URL beside the sentinels, its user, password and db apply.
+        config.url
+        ? new Redis(config.url, options)
+        : new Redis(options)
+      : new Redis(config.url ?? 'redis://127.0.0.1:6379', options)
   // Without a listener ioredis prints every failed reconnect, with its stack, to
   // stderr (past the JSON logger), several times a second per connection while
   // Redis is down. The failure is reported where it matters: requests answer 503,

@@ -6,8 +6,19 @@
  *
  * Entries are dropped on every node when an admin changes the coupon (pub/sub), and
  * expire after `ttlMs` anyway, so a lost notice costs at most that long.
+ *
+ * The window is the gate's to judge, by the gate's clock (Redis TIME), not this
+ * process's: with `gateTime` the cache refuses "not started" or "ended" only when
+ * every gate clock, as this process knows it within its measured error
+ * (GateClock), is outside the window by more than EDGE_GUARD_MS; nearer the edges,
+ * and before any gate clock is known, the gate decides. So a process whose own
+ * clock is wrong refuses neither early nor late.
  */
 import { type CouponRules, type Refusal, windowRefusal } from '../domain/coupon.js'
+import type { GateTime } from '../gate/gate-clock.js'
+
+/** Nearer than this to an edge of the window (beyond the clock's error), the gate decides. */
+export const EDGE_GUARD_MS = 10
 
 interface Entry {
   rules: CouponRules | null
@@ -18,12 +29,18 @@ interface Entry {
 export interface CouponCacheOptions {
   ttlMs?: number
   maxEntries?: number
+  /**
+   * the clock that judges the window (the gate's, GateClock.time); null: not
+   * known yet. Without it, the `now` of each check judges (embedded, tests).
+   */
+  gateTime?: () => GateTime | null
 }
 
 export class CouponCache {
   readonly #load: (couponId: number) => Promise<CouponRules | null>
   readonly #ttlMs: number
   readonly #maxEntries: number
+  readonly #gateTime: (() => GateTime | null) | undefined
   readonly #entries = new Map<number, Entry>()
   readonly #loading = new Map<number, Promise<Entry>>()
 
@@ -34,6 +51,7 @@ export class CouponCache {
     this.#load = load
     this.#ttlMs = options.ttlMs ?? 2000
     this.#maxEntries = options.maxEntries ?? 10_000
+    this.#gateTime = options.gateTime
   }
 
   /**
@@ -42,7 +60,7 @@ export class CouponCache {
    */
   check(couponId: number, now: number): Refusal | null | Promise<Refusal | null> {
     const entry = this.#entries.get(couponId)
-    if (!entry) return this.#fetch(couponId, now).then((e) => refusalOf(e, now))
+    if (!entry) return this.#fetch(couponId, now).then((e) => this.#refusalOf(e, now))
     if (entry.expiresAt <= now) {
       // Expired: answer from this copy and refresh it in the background, once per
       // TTL. The rules change only through the database, and every change drops
@@ -53,7 +71,15 @@ export class CouponCache {
       entry.expiresAt = now + this.#ttlMs
       this.#fetch(couponId, now).catch(() => {})
     }
-    return refusalOf(entry, now)
+    return this.#refusalOf(entry, now)
+  }
+
+  #refusalOf(entry: Entry, now: number): Refusal | null {
+    if (!entry.rules) return 'COUPON_NOT_FOUND'
+    const window = this.#gateTime
+      ? certainWindowRefusal(entry.rules, this.#gateTime())
+      : windowRefusal(entry.rules, now)
+    return window ?? (entry.soldOut ? 'SOLD_OUT' : null)
   }
 
   /** The gate said SOLD_OUT: certain until the quantity is raised (which invalidates). */
@@ -112,7 +138,10 @@ function stillSoldOut(prior: Entry | undefined, rules: CouponRules | null): bool
   )
 }
 
-function refusalOf(entry: Entry, now: number): Refusal | null {
-  if (!entry.rules) return 'COUPON_NOT_FOUND'
-  return windowRefusal(entry.rules, now) ?? (entry.soldOut ? 'SOLD_OUT' : null)
+/** A window refusal every gate clock agrees on, beyond EDGE_GUARD_MS; else null (the gate decides). */
+function certainWindowRefusal(rules: CouponRules, time: GateTime | null): Refusal | null {
+  if (!time) return null
+  if (time.latest + EDGE_GUARD_MS < rules.issueStart) return 'ISSUE_NOT_STARTED'
+  if (time.earliest - EDGE_GUARD_MS >= rules.issueEnd) return 'ISSUE_ENDED'
+  return null
 }

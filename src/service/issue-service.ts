@@ -12,6 +12,7 @@ import { findIssue, type IssueRow } from '../db/issues-repo.js'
 import {
   type Coupon,
   type IssueOutcome,
+  REFUSALS,
   type Refusal,
   remainingQuantity,
   rulesOf,
@@ -197,15 +198,7 @@ export class IssueService {
   }
 }
 
-const REFUSALS: Record<Refusal, true> = {
-  COUPON_NOT_FOUND: true,
-  ISSUE_NOT_STARTED: true,
-  ISSUE_ENDED: true,
-  ALREADY_ISSUED: true,
-  SOLD_OUT: true,
-}
-
 /** The refusals as outcomes, made once: most answers of a storm are one of them. */
 const refused = Object.fromEntries(
-  Object.keys(REFUSALS).map((refusal) => [refusal, Object.freeze({ won: false, refusal })]),
+  REFUSALS.map((refusal) => [refusal, Object.freeze({ won: false, refusal })]),
 ) as Record<Refusal, IssueOutcome>

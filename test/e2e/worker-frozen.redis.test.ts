@@ -7,7 +7,6 @@
  */
 import assert from 'node:assert/strict'
 import { before, describe, it } from 'node:test'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { sql } from 'kysely'
 import type { Dialect } from '../../src/config.js'
 import { createCoupon, winInProcess } from '../helpers/app.js'
@@ -25,6 +24,8 @@ import {
 } from '../helpers/storm.js'
 
 const WINS = 20_000
+
+class RolledBack extends Error {}
 const IDLE_TRANSACTION_TIMEOUT_MS = 1500
 /** MySQL has no idle-transaction timeout; MariaDB has. */
 const DIALECTS: Dialect[] = ['postgres', 'mysql']
@@ -59,19 +60,63 @@ for (const dialect of DIALECTS)
       return Number(r.rows[0]?.n ?? 0)
     }
 
-    /**
-     * Stops the worker at a moment it holds a written, uncommitted batch: tries
-     * until it is caught, for as long as it has wins left to write (a minute at most).
-     */
-    async function freezeInTransaction(worker: ServiceProcess, left: () => Promise<boolean>) {
-      const deadline = Date.now() + 60_000
-      while (Date.now() < deadline && (await left())) {
-        worker.signal('SIGSTOP')
-        if ((await openWrites(worker)) > 0) return
-        worker.signal('SIGCONT')
-        await sleep(3)
+    /** Is one of the worker's statements waiting for a row lock? */
+    async function waitingForLock(worker: ServiceProcess): Promise<boolean> {
+      if (dialect === 'postgres') {
+        const r = await sql<{ n: number }>`
+        select count(*)::int as n from pg_stat_activity
+        where application_name = ${`firstcome core ${worker.pid}`}
+          and wait_event_type = 'Lock'`.execute(suite.db)
+        return (r.rows[0]?.n ?? 0) > 0
       }
-      throw new Error('the worker was never caught inside a transaction')
+      const database = new URL(suite.databaseUrl).pathname.slice(1)
+      const r = await sql<{ n: number }>`
+      select count(*) as n from information_schema.innodb_trx t
+      join information_schema.processlist p on p.id = t.trx_mysql_thread_id
+      where p.db = ${database} and t.trx_state = 'LOCK WAIT'`.execute(suite.db)
+      return Number(r.rows[0]?.n ?? 0) > 0
+    }
+
+    /**
+     * Stops the worker at a moment it holds a written, uncommitted batch, on
+     * purpose rather than by luck: a transaction of the test's own inserts the
+     * coupon's last win first, uncommitted, so the worker's insert of that win
+     * waits for it inside the worker's transaction (which holds the coupon's row
+     * and the batch's rows written so far). Then the worker is stopped and the
+     * test's insert rolled back: the worker's statement completes on the server,
+     * and its transaction stays open with nobody to commit it.
+     */
+    async function freezeInTransaction(
+      worker: ServiceProcess,
+      couponId: number,
+      last: { userId: string; rank: number },
+    ) {
+      await suite.db
+        .transaction()
+        .execute(async (trx) => {
+          const now = new Date()
+          await trx
+            .insertInto('coupon_issues')
+            .values({
+              coupon_id: couponId,
+              user_id: last.userId,
+              rank: last.rank,
+              date_issued: now,
+              date_created: now,
+              date_updated: now,
+            })
+            .execute()
+          await waitFor('the worker to reach the held win', () => waitingForLock(worker), 60_000)
+          worker.signal('SIGSTOP')
+          throw new RolledBack()
+        })
+        .catch((err: unknown) => {
+          if (!(err instanceof RolledBack)) throw err
+        })
+      await waitFor(
+        'the worker frozen with its batch written',
+        async () => (await openWrites(worker)) > 0,
+      )
     }
 
     it('the other worker persists everything; the frozen one, woken, counts nothing twice', async (tc) => {
@@ -86,7 +131,8 @@ for (const dialect of DIALECTS)
         WORKER_TX_ROWS: '500',
       })
       await waitFor('worker A to persist 1,000 rows', async () => (await rows()) >= 1000)
-      await freezeInTransaction(a, async () => (await rows()) < WINS)
+      const [lastUser, lastRank] = [...wins].reduce((a, b) => (b[1] > a[1] ? b : a))
+      await freezeInTransaction(a, couponId, { userId: lastUser, rank: lastRank })
       const frozenAt = await rows()
       tc.diagnostic(`A frozen inside its transaction at ${frozenAt} rows`)
       assert.ok(frozenAt < WINS, 'A finished before it could be frozen')

@@ -90,10 +90,17 @@ export interface RedisGateOptions {
   /** stops what the gate runs on (a test cluster), after the gate */
   stop?: () => Promise<void>
   onRebuild?: CouponStateOptions['onRebuild']
+  onCatchUp?: CouponStateOptions['onCatchUp']
+  onLost?: CouponStateOptions['onLost']
   /** the database's dialect (default sqlite) */
   dialect?: Dialect
   /** the Redis connection's name */
   name?: string
+  /**
+   * whose clock judges the window: 'caller' (default here: the suites decide at
+   * fixed instants, T0, T0 + 1 …) or 'redis' (the service's)
+   */
+  clock?: 'redis' | 'caller'
 }
 
 /** The Redis gate over a key prefix of its own, rebuilding from a database of its own. */
@@ -110,8 +117,10 @@ export async function createRedisGate(options: RedisGateOptions): Promise<RedisG
     keys,
     source: databaseGateSource(t.database.db),
     ...(options.onRebuild ? { onRebuild: options.onRebuild } : {}),
+    ...(options.onCatchUp ? { onCatchUp: options.onCatchUp } : {}),
+    ...(options.onLost ? { onLost: options.onLost } : {}),
   })
-  const gate = new RedisStockGate({ state })
+  const gate = new RedisStockGate({ state, clock: options.clock ?? 'caller' })
   return {
     gate,
     state,

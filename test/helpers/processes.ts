@@ -6,6 +6,7 @@
  * (PORT=0) on 127.0.0.1, read from the banner it prints once listening.
  */
 import { spawn } from 'node:child_process'
+import { globSync } from 'node:fs'
 import { after } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
@@ -38,7 +39,20 @@ export interface ServiceProcess {
 export interface SpawnOptions {
   /** `ulimit -n`: the most descriptors the process may hold open */
   descriptorLimit?: number
+  /**
+   * a wrong wall clock, under libfaketime (LD_PRELOAD, FAKETIME): '-3s' runs 3 s
+   * behind, '+3s' ahead. The monotonic clock stays true (DONT_FAKE_MONOTONIC), as
+   * on a host whose date is wrong, so timers keep working. (Not the `faketime`
+   * command: it forks, and a SIGKILL would leave the server running.)
+   */
+  faketime?: string
 }
+
+/** libfaketime, from the apt package `faketime` (.ci/run installs it); '' when missing. */
+export const LIBFAKETIME =
+  globSync('/usr/lib/*/faketime/libfaketime.so.1')[0] ??
+  globSync('/usr/lib*/faketime/libfaketime.so.1')[0] ??
+  ''
 
 /** Spawns `firstcome <args>` with the given environment added to a minimal one. */
 export function spawnFirstcome(
@@ -53,7 +67,14 @@ export function spawnFirstcome(
       : ['sh', '-c', `ulimit -n ${options.descriptorLimit} && exec "$@"`, 'sh', ...node]
   const child = spawn(command as string, argv, {
     cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? '/tmp',
+      ...(options.faketime === undefined
+        ? {}
+        : { LD_PRELOAD: LIBFAKETIME, FAKETIME: options.faketime, DONT_FAKE_MONOTONIC: '1' }),
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   if (child.pid === undefined) throw new Error('could not spawn firstcome')
@@ -188,6 +209,7 @@ export async function startServer(options: ServerOptions): Promise<ServerProcess
   const timeoutMs = options.timeoutMs ?? SERVER_START_TIMEOUT_MS
   const { proc, match } = await startFirstcome(args, env, banner, timeoutMs, {
     descriptorLimit: options.descriptorLimit,
+    faketime: options.faketime,
   })
   const url = match[1] ?? ''
   try {

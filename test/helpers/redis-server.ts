@@ -5,7 +5,7 @@
  * (so an AOF is replayed); `stop()` kills it and removes the directory.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, statSync, truncateSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -16,6 +16,24 @@ import { IN_CI } from './services.js'
 export interface RedisServerOptions {
   /** `--appendonly yes --appendfsync always`: every acknowledged write is on disk */
   aofAlways?: boolean
+  /**
+   * `--appendonly yes --appendfsync everysec` (Redis's own default for an AOF):
+   * a power loss takes the last second or so; `aof()` cuts the file back.
+   */
+  aofEverysec?: boolean
+  /** more redis-server arguments, e.g. `['--replicaof', '127.0.0.1', '6379']` */
+  args?: string[]
+}
+
+/** The AOF being appended to (Redis 7's multi-part AOF: the incr file in appendonlydir). */
+export interface AppendOnlyFile {
+  /** its size now, bytes */
+  size(): number
+  /**
+   * Cuts it back to `bytes`, as a power loss does to what the page cache had not
+   * written: only while the server is down.
+   */
+  truncate(bytes: number): void
 }
 
 export interface RedisServer {
@@ -31,6 +49,8 @@ export interface RedisServer {
   stop(): Promise<void>
   /** A plain client for the test's own reads and writes. */
   client(): Redis
+  /** With an AOF: the file being appended to now. */
+  aof(): AppendOnlyFile
 }
 
 /**
@@ -53,6 +73,8 @@ export function skipUnlessRedisServer(
  * restarted on its port; and each file the test runner runs at once has a block
  * of its own (FIRSTCOME_TEST_SLOT), so files in parallel never pick the same
  * one. A cluster node's bus port (+10000) stays below the ephemeral range too.
+ * FIRSTCOME_TEST_PORTS=<first>-<last> confines every pick to that range instead
+ * (a machine shared with other runs, each with a range of its own).
  */
 const PORT_BLOCK = 500
 const FIRST_PORT = 10_000
@@ -72,15 +94,21 @@ export function bindable(port: number): Promise<boolean> {
   })
 }
 
+const range = /^(\d+)-(\d+)$/.exec(process.env.FIRSTCOME_TEST_PORTS ?? '')
+const [rangeStart, rangeSize] = range
+  ? [Number(range[1]), Number(range[2]) - Number(range[1]) + 1]
+  : [FIRST_PORT + block * PORT_BLOCK, PORT_BLOCK]
+if (range) nextPort = rangeStart
+
 /** A loopback port nothing listens on, from this file's block (see above). */
 export async function freePort(): Promise<number> {
-  const start = FIRST_PORT + block * PORT_BLOCK
-  for (let tries = 0; tries < PORT_BLOCK; tries++) {
-    const port = start + ((nextPort - start) % PORT_BLOCK)
+  const start = rangeStart
+  for (let tries = 0; tries < rangeSize; tries++) {
+    const port = start + ((nextPort - start) % rangeSize)
     nextPort = port + 1
     if (await bindable(port)) return port
   }
-  throw new Error(`no free port in ${start}..${start + PORT_BLOCK - 1}`)
+  throw new Error(`no free port in ${start}..${start + rangeSize - 1}`)
 }
 
 function exited(child: ChildProcess): Promise<void> {
@@ -131,7 +159,10 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
     join(dir, 'redis.log'),
     ...(options.aofAlways
       ? ['--appendonly', 'yes', '--appendfsync', 'always']
-      : ['--appendonly', 'no']),
+      : options.aofEverysec
+        ? ['--appendonly', 'yes', '--appendfsync', 'everysec']
+        : ['--appendonly', 'no']),
+    ...(options.args ?? []),
   ]
   let child: ChildProcess | null = null
   const clients: Redis[] = []
@@ -167,6 +198,21 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
       c.on('error', () => {}) // it is killed on purpose
       clients.push(c)
       return c
+    },
+    aof() {
+      const aofDir = join(dir, 'appendonlydir')
+      // The manifest names each part; "type i" is the one being appended to.
+      const manifest = readFileSync(join(aofDir, 'appendonly.aof.manifest'), 'utf8')
+      const incr = /^file (\S+) seq \d+ type i$/m.exec(manifest)?.[1]
+      if (!incr) throw new Error(`no incr file in the AOF manifest:\n${manifest}`)
+      const path = join(aofDir, incr)
+      return {
+        size: () => statSync(path).size,
+        truncate(bytes) {
+          if (child) throw new Error('cut the AOF back only while redis-server is down')
+          truncateSync(path, bytes)
+        },
+      }
     },
   }
   try {

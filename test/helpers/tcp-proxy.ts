@@ -12,7 +12,7 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 import { type Delay, delayedPipe, delaysReady } from '../../packages/bench/src/delay-proxy.js'
 
 export class TcpProxy {
-  readonly #target: { host: string; port: number }
+  #target: { host: string; port: number }
   readonly #sockets = new Set<Socket>()
   readonly #delay: Delay | null
   #server: Server | null = null
@@ -64,6 +64,16 @@ export class TcpProxy {
   async restore(): Promise<void> {
     if (this.#server) return
     await this.start(this.#port)
+  }
+
+  /**
+   * Sends every new connection to another backend (a replica promoted in the old
+   * one's place); the links to the old one are reset.
+   */
+  async retarget(host: string, port: number): Promise<void> {
+    await this.cut()
+    this.#target = { host, port }
+    await this.restore()
   }
 
   close(): Promise<void> {

@@ -1,6 +1,6 @@
 /**
  * The winners' export streams: 200,000 rows through a server process on each
- * dialect, its resident memory within 50 MB of idle the whole time; a client
+ * dialect whose heap is capped some 50 MB above what it holds idle; a client
  * that stalls leaves the database's query open (the server read only what the
  * client took, it did not gather the file); a client that goes away gives its
  * cursor back. The million-row figure is scripts/codes-figures.ts's.
@@ -29,6 +29,12 @@ import { type ServerProcess, startServer, stopAll } from '../helpers/processes.j
 
 const ROWS = 200_000
 const MB = 1024 * 1024
+/**
+ * The server's old generation, in MB: some 50 above what it holds idle, about 30
+ * with Redis's gate; the embedded gate holds the coupon's winners in memory too,
+ * some 50 MB more for 200,000 of them.
+ */
+const heapCapMb = (dialect: Dialect) => (dialect === 'sqlite' ? 130 : 80)
 
 /** Is the export's SELECT still open on the server (null: the dialect cannot tell)? */
 async function exportQueryOpen(db: Db, dialect: Dialect): Promise<boolean | null> {
@@ -54,14 +60,23 @@ for (const dialect of DIALECTS) {
     before(async () => {
       db = await createTestDatabase(dialect)
       couponId = await seedWinners(db.database.db, ROWS)
-      server = await startServer({ databaseUrl: db.url, adminToken: ADMIN_TOKEN })
+      server = await startServer({
+        databaseUrl: db.url,
+        adminToken: ADMIN_TOKEN,
+        // The old generation capped some 50 MB above what the server holds
+        // idle: V8 collects everything it can before it gives up, so garbage
+        // never ends the process, and an export that held its rows would. (RSS
+        // alone would also count the garbage, which V8 lets grow with the host's
+        // memory and its load before collecting.)
+        env: { NODE_OPTIONS: `--max-old-space-size=${heapCapMb(dialect)} --max-semi-space-size=8` },
+      })
     })
     after(async () => {
       if (server) await stopAll([server])
       await db?.drop()
     })
 
-    it(`sends ${ROWS} rows within 50 MB of idle memory, reading only as the client does`, async () => {
+    it(`sends ${ROWS} rows in a heap of ${heapCapMb(dialect)} MB, reading only as the client does`, async () => {
       // Warm: the route's code loaded, one cursor opened and closed.
       await download(server.url, couponId, { token: ADMIN_TOKEN, abortAfterBytes: 64 * 1024 })
       const idle = rssOf(server.pid)
@@ -85,11 +100,10 @@ for (const dialect of DIALECTS) {
         assert.equal(openWhileStalled, true, 'query open while stalled')
       const readAfter = (bytesReadBy(server.pid) - readWhenStalled) / MB
       assert.ok(readAfter > 2, `read ${readAfter.toFixed(1)} MB after the stall`)
+      // Within its heap: the process is alive and answers.
+      const health = await fetch(`${server.url}/healthz`)
+      assert.equal(health.status, 200, 'the server still runs')
       const growth = (peak - idle) / MB
-      assert.ok(
-        growth < 50,
-        `RSS grew ${growth.toFixed(1)} MB over idle (${(idle / MB).toFixed(0)} MB)`,
-      )
       console.log(
         `# ${dialect}: ${ROWS} rows, ${(got.bytes / MB).toFixed(1)} MB in ${got.ms.toFixed(0)} ms ` +
           `(stalled once), ${readAfter.toFixed(1)} MB read after the stall; ` +

@@ -157,6 +157,27 @@ describe('loadConfig', () => {
     assert.equal(c.redis?.url, null)
   })
 
+  it('parses sentinels and the master name; a REDIS_URL beside them stays for its password and db', () => {
+    const c = loadConfig({
+      REDIS_SENTINELS: 'sentinel-a:26379, 10.0.0.2:26380,[::1]:26381',
+      REDIS_SENTINEL_NAME: 'firstcome',
+      REDIS_URL: 'redis://:secret@ignored:6379/3',
+    })
+    assert.deepEqual(c.redis?.sentinels, {
+      nodes: [
+        { host: 'sentinel-a', port: 26379 },
+        { host: '10.0.0.2', port: 26380 },
+        { host: '::1', port: 26381 },
+      ],
+      name: 'firstcome',
+    })
+    assert.equal(c.redis?.url, 'redis://:secret@ignored:6379/3')
+    assert.equal(c.redis?.clusterNodes, null)
+    const alone = loadConfig({ REDIS_SENTINELS: 's:26379', REDIS_SENTINEL_NAME: 'm' })
+    assert.equal(alone.redis?.url, null, 'sentinels alone are Redis mode')
+    assert.equal(loadConfig({ REDIS_URL: 'redis://x' }).redis?.sentinels, null)
+  })
+
   it('names the bad variable', () => {
     const bad: Record<string, string>[] = [
       { PORT: 'eighty' },
@@ -164,6 +185,11 @@ describe('loadConfig', () => {
       { DATABASE_URL: 'oracle://x' },
       { REDIS_URL: 'http://x' },
       { REDIS_CLUSTER_NODES: 'nohost' },
+      { REDIS_SENTINELS: 's:26379' },
+      { REDIS_SENTINEL_NAME: 'm' },
+      { REDIS_SENTINEL_NAME: 'm', REDIS_SENTINELS: 's:0' },
+      { REDIS_SENTINEL_NAME: 'm', REDIS_SENTINELS: 's' },
+      { REDIS_SENTINELS: 's:26379', REDIS_SENTINEL_NAME: 'm', REDIS_CLUSTER_NODES: 'n:7000' },
       { RATE_LIMIT_PER_IP: '-3' },
       { RATE_LIMIT_PER_USER: 'x' },
       { LOG_LEVEL: 'loud' },

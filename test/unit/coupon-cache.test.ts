@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import type { CouponRules } from '../../src/domain/coupon.js'
-import { CouponCache } from '../../src/service/coupon-cache.js'
+import type { GateTime } from '../../src/gate/gate-clock.js'
+import { CouponCache, EDGE_GUARD_MS } from '../../src/service/coupon-cache.js'
 
 const rules: CouponRules = { couponId: 1, totalQuantity: 10, issueStart: 1000, issueEnd: 2000 }
 
@@ -96,5 +97,22 @@ describe('CouponCache', () => {
     assert.ok(c instanceof Promise, 'the stale load was not cached')
     release(rules)
     assert.equal(await c, null)
+  })
+
+  it("with the gate's clock, refuses the window only when every gate clock is surely outside it", async () => {
+    let time: GateTime | null = null
+    const cache = new CouponCache(counting().load, { ttlMs: 10_000, gateTime: () => time })
+    // No gate clock known yet: the gate decides, whatever `now` says.
+    assert.equal(await cache.check(1, 500), null)
+    time = { now: 500, earliest: 490, latest: 510 }
+    assert.equal(cache.check(1, 1500), 'ISSUE_NOT_STARTED', "the gate's clock judges, not now")
+    time = { now: 995, earliest: 985, latest: 1005 }
+    assert.equal(cache.check(1, 0), null, 'near the start: the gate decides')
+    time = { now: 1000 - EDGE_GUARD_MS - 6, earliest: 0, latest: 1000 - EDGE_GUARD_MS - 1 }
+    assert.equal(cache.check(1, 1500), 'ISSUE_NOT_STARTED')
+    time = { now: 2005, earliest: 1995, latest: 2015 }
+    assert.equal(cache.check(1, 5000), null, 'near the end: the gate decides')
+    time = { now: 2100, earliest: 2000 + EDGE_GUARD_MS, latest: 2200 }
+    assert.equal(cache.check(1, 1500), 'ISSUE_ENDED')
   })
 })

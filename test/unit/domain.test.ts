@@ -5,12 +5,12 @@ import {
   decideIssue,
   draftProblem,
   quantityBelowWon,
+  rankHoles,
   remainingQuantity,
   strictestRules,
   windowRefusal,
 } from '../../src/domain/coupon.js'
 import { normaliseUserId } from '../../src/domain/user-id.js'
-import { rankHoles } from '../../src/gate/stock-gate.js'
 
 const rules: CouponRules = { couponId: 1, totalQuantity: 2, issueStart: 1000, issueEnd: 2000 }
 

@@ -23,7 +23,7 @@ import {
   spawnDelayProxy,
 } from './delay-proxy.js'
 import { ConfigError, RedisKeys } from './service.js'
-import { issueScript } from './service-backends.js'
+import { issueScript, stampScript } from './service-backends.js'
 
 export const GATE_USAGE = `Usage: firstcome bench gate [options]
 
@@ -118,7 +118,8 @@ async function runOne(
   const k = keys.coupon(couponId)
   const total = path === 'win' ? -1 : 0
   await redis.hset(k.meta, 'start', 0, 'end', 8_000_000_000_000, 'total', total)
-  const keyList = [k.meta, k.users, k.holes, k.stream]
+  await stampScript.run(redis, [k.meta, k.live], ['set']) // as a created coupon is
+  const keyList = [k.meta, k.users, k.holes, k.stream, k.live]
   let next = 0
   let decisions = 0
   const started = performance.now()
@@ -127,14 +128,14 @@ async function runOne(
     Array.from({ length: inFlight }, async () => {
       while (performance.now() < until) {
         const args: (string | number)[] = []
-        const now = Date.now()
-        // As the gate sends them: user, instant, the request's id.
+        // As the gate sends them: user, '' (judged by Redis's clock), the request's id.
         for (let i = 0; i < batch; i++) {
           const user = `u${next++}`
-          args.push(user, now, `r${user}`)
+          args.push(user, '', `r${user}`)
         }
+        // Redis's clock, then one answer per request
         const codes = await issueScript.run(redis, keyList, args)
-        if (!Array.isArray(codes) || codes.length !== batch) {
+        if (!Array.isArray(codes) || codes.length !== batch + 1) {
           throw new Error(`issue.lua answered ${String(codes)}`)
         }
         decisions += batch
@@ -184,7 +185,7 @@ export async function runGateBench(args: string[]): Promise<GateReport | 'help'>
     const keys = new RedisKeys(`fcbench:${process.pid}:`)
     const runs: GateRun[] = []
     const k0 = keys.coupon(0)
-    await issueScript.run(direct, [k0.meta, k0.users, k0.holes, k0.stream], []) // loads the script
+    await issueScript.run(direct, [k0.meta, k0.users, k0.holes, k0.stream, k0.live], []) // loads the script
     let couponId = 1
     const inProxy = proxy?.timeInProxy() ?? null
     for (const path of ['win', 'refusal'] as const) {

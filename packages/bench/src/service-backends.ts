@@ -15,4 +15,5 @@ export const {
   findCoupon,
   issueScript,
   openDatabase,
+  stampScript,
 } = backends

@@ -21,13 +21,23 @@
 -- KEYS[3] holes   zset  free ranks below the highest in use (after a rebuild)
 -- KEYS[4] stream  stream of wins waiting to be persisted: u, r, t, k (the
 --                 requestId, persisted with the row so a rebuilt gate knows it)
--- ARGV    triples of userId, now (epoch ms, from the API node), requestId: one
---         per request
+-- KEYS[5] live    string  this server's stamp checked within the last LIVE_MS
+--                 (stamp.lua: the guard against a Redis that lost data)
+-- ARGV    triples of userId, now, requestId: one per request. now is '' (the
+--         service's calls): the window is judged by this Redis's own clock (TIME),
+--         one clock for every API process whatever theirs say, and the win is
+--         stamped with that same instant (t, and the database's date_issued). An
+--         instant in epoch ms instead is taken as the time (tests of the window's
+--         edges).
 --
 -- Returns (codes: src/coupon-state/codes.ts)
 --   -1 NOT_LOADED   the coupon's state is not in Redis: rebuild it from the
 --                   database and call again
--- or one outcome per request, in order: the rank (>= 1) on a win;
+--   -8 BEHIND       the state is not stamped by this Redis server (restarted,
+--                   promoted, or marked behind): catch up from the database and
+--                   call again
+-- or { the clock (epoch ms, TIME), then one outcome per request, in order }: the
+-- rank (>= 1) on a win;
 -- "<rank>:<issuedAt ms>" (a string) when the user's win is this same request's,
 -- decided earlier; or a code:
 --   -2 ISSUE_NOT_STARTED
@@ -41,12 +51,31 @@ local meta = redis.call('HMGET', KEYS[1], 'start', 'end', 'total')
 if not meta[1] then
   return -1
 end
+-- The tail loss guard (stamp.lua, which this repeats): after Redis lost data, no
+-- answer until the state has caught up with the database.
+if redis.call('EXISTS', KEYS[5]) == 0 then
+  if redis.call('HGET', KEYS[1], 'run') ~= string.match(redis.call('INFO', 'server'), 'run_id:(%x+)') then
+    return -8
+  end
+  redis.set_repl(redis.REPL_NONE)
+  redis.call('SET', KEYS[5], '1', 'PX', 250)
+  redis.set_repl(redis.REPL_ALL)
+end
 local start, stop, total = tonumber(meta[1]), tonumber(meta[2]), tonumber(meta[3])
+local time = redis.call('TIME')
+local clock = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local stamp = string.format('%d', clock) -- formatted once: a number written per win costs a sprintf
 local won = redis.call('HLEN', KEYS[2])
 local holes = redis.call('ZCARD', KEYS[3])
-local out = {}
+local out = { clock }
 for i = 1, #ARGV, 3 do
-  local user, now, request = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
+  local user, at, request = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local now = clock
+  if at == '' then
+    at = stamp
+  else
+    now = tonumber(at)
+  end
   local held = redis.call('HGET', KEYS[2], user)
   local code
   local won_at, by
@@ -70,8 +99,8 @@ for i = 1, #ARGV, 3 do
       code = tonumber(redis.call('ZPOPMIN', KEYS[3])[1])
       holes = holes - 1
     end
-    redis.call('HSET', KEYS[2], user, code .. ':' .. ARGV[i + 1] .. ':' .. request)
-    redis.call('XADD', KEYS[4], '*', 'u', user, 'r', code, 't', ARGV[i + 1], 'k', request)
+    redis.call('HSET', KEYS[2], user, code .. ':' .. at .. ':' .. request)
+    redis.call('XADD', KEYS[4], '*', 'u', user, 'r', code, 't', at, 'k', request)
     won = won + 1
   end
   out[#out + 1] = code

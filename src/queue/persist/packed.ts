@@ -7,11 +7,13 @@
  *   acknowledge (ack.lua).
  * Any other answer (a win the gate does not know) rolls back and the batch takes
  * the row path (rows.ts), which judges each win; so do the entries read-wins.lua
- * could not pack. A win already a row (a spend persisted it) is skipped by the
- * insert, as on the row path.
+ * could not pack. So does a batch of which the insert skipped a win: a win
+ * already a row (a spend persisted it) and a rank the database holds for another
+ * user (migration 003) look alike here, and the row path tells them apart.
  */
 import { performance } from 'node:perf_hooks'
 import {
+  msOf,
   type PackedWins,
   type RawEntry,
   type StreamWin,
@@ -27,7 +29,7 @@ import { insertNewWins } from '../../db/issues-repo.js'
 import type { Metrics } from '../../ops/metrics.js'
 import type { RedisClient } from '../../redis/connection.js'
 import type { CouponStream } from '../coupon-stream.js'
-import { GateNotLoaded, msOf, type RowPersister } from './rows.js'
+import { GateNotLoaded, type RowPersister } from './rows.js'
 import { type NewWins, type PersistStrategy, type ReadSizes, readTransaction } from './strategy.js'
 
 /** Some packed wins are not the gate's: the batch is judged win by win instead. */
@@ -37,6 +39,16 @@ class NotAllKnown extends Error {
 
   constructor(n: number) {
     super(`${n} wins of the batch are not in the gate`)
+  }
+}
+
+/** The insert skipped some wins (see the file's header): the row path sorts them out. */
+class SomeSkipped extends Error {
+  override readonly name = 'SomeSkipped'
+  readonly code = 'SOME_SKIPPED'
+
+  constructor(n: number) {
+    super(`${n} wins of the batch were not inserted`)
   }
 }
 
@@ -101,6 +113,7 @@ export class PackedStrategy implements PersistStrategy {
     const { couponId } = stream
     // ids ascend: the last is the youngest
     await this.#rows.waitPersistDelay(msOf(last.ids.slice(last.ids.lastIndexOf(',') + 1)))
+    const count = parts.reduce((n, p) => n + p.count, 0)
     const wins = {
       couponId,
       users: joined(parts, 'users'),
@@ -119,16 +132,16 @@ export class PackedStrategy implements PersistStrategy {
         ])
         if (verify.status === 'rejected') throw verify.reason
         if (insert.status === 'rejected') throw insert.reason
+        if (insert.value < count) throw new SomeSkipped(count - insert.value)
         await addIssuedQuantity(trx, couponId, insert.value)
         return insert.value
       })
     } catch (err) {
       const entries: StreamWin[] = parts.flatMap((p) => unpackWins(couponId, p))
-      // Not all the gate's (or another unique key refused a row): the row path
-      // (which verifies each win and inserts idempotently) sorts them out. A win
-      // already a row is no reason: like the row path, the insert skips it and
-      // counts only the new rows, and every win of the batch is the gate's.
-      if (err instanceof NotAllKnown || isUniqueViolation(err))
+      // Not all the gate's, some skipped, or another unique key refused a row: the
+      // row path (which verifies each win, inserts idempotently and tells a row
+      // already there from a refused rank) sorts them out.
+      if (err instanceof NotAllKnown || err instanceof SomeSkipped || isUniqueViolation(err))
         await this.#rows.persist(stream, entries)
       else {
         this.#o.metrics?.persistTimed('stream', started, entries.length, false)

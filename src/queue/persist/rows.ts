@@ -18,15 +18,19 @@
  * - The row lock + verification keep DB ⊆ Redis: a win whose Redis state was lost
  *   (and so may have been handed to someone else by the rebuilt gate) is
  *   dead-lettered, never inserted.
+ * - A win the database refuses for its rank (migration 003: the rank is another
+ *   user's, or past the quantity) is lost for good: it is dead-lettered at once,
+ *   counted (firstcome_wins_lost_total) and logged with its user, and the gate is
+ *   marked behind the database so it catches up before it answers again.
  */
 import { performance } from 'node:perf_hooks'
-import type { StreamWin } from '../../coupon-state/entries.js'
+import { msOf, type StreamWin } from '../../coupon-state/entries.js'
 import type { CouponKeys } from '../../coupon-state/keys.js'
 import { sortByGate } from '../../coupon-state/verify.js'
 import { addIssuedQuantity, lockCoupons } from '../../db/coupons-repo.js'
 import type { Db } from '../../db/database.js'
-import { isRowError } from '../../db/errors.js'
-import { findIssue, insertWins } from '../../db/issues-repo.js'
+import { isRankRefusal, isRowError } from '../../db/errors.js'
+import { findIssue, insertWins, refusedWins } from '../../db/issues-repo.js'
 import type { Metrics } from '../../ops/metrics.js'
 import type { RedisClient } from '../../redis/connection.js'
 import type { CouponStream } from '../coupon-stream.js'
@@ -43,7 +47,6 @@ export class GateNotLoaded extends Error {
 }
 
 /** an entry id's time part (epoch ms) */
-export const msOf = (id: string) => Number(id.slice(0, id.indexOf('-')))
 
 export interface RowPersisterOptions {
   client: RedisClient
@@ -56,7 +59,13 @@ export interface RowPersisterOptions {
   persistDelayMs: number
   /** the worker's warning, rate-limited */
   warn: (err: unknown, msg: string) => void
+  /** one line per lost win (never rate-limited: it names the user) */
+  lost: (entry: StreamWin, cause: LostCause, reason: string) => void
+  /** the database holds what the gate gave again: have it catch up (CouponState.markBehind) */
+  markBehind?: ((couponId: number) => Promise<void>) | undefined
 }
+
+export type LostCause = 'rank_taken' | 'beyond_quantity'
 
 export class RowPersister {
   readonly #o: RowPersisterOptions
@@ -70,7 +79,12 @@ export class RowPersister {
     if (entries.length === 0) return
     const { couponId } = stream
     await this.waitPersistDelay(entries.reduce((max, e) => Math.max(max, msOf(e.id)), 0))
-    let verified: { known: StreamWin[]; unknown: StreamWin[]; inserted: number }
+    let verified: {
+      known: StreamWin[]
+      unknown: StreamWin[]
+      refused: StreamWin[]
+      inserted: number
+    }
     const started = performance.now()
     try {
       verified = await this.#o.db.transaction().execute(async (trx) => {
@@ -81,8 +95,17 @@ export class RowPersister {
           known.map((e) => e.win),
           new Date(),
         )
+        // Fewer rows than wins: a pair already there, or a rank another user holds.
+        const refused =
+          inserted < known.length
+            ? await refusedWins(
+                trx,
+                couponId,
+                known.map((e) => ({ userId: e.win.userId, entry: e })),
+              )
+            : []
         await addIssuedQuantity(trx, couponId, inserted)
-        return { known, unknown, inserted }
+        return { known, unknown, refused: refused.map((r) => r.entry), inserted }
       })
     } catch (err) {
       this.#o.metrics?.persistTimed('stream', started, entries.length, false)
@@ -90,9 +113,11 @@ export class RowPersister {
       return
     }
     this.#o.metrics?.persistTimed('stream', started, entries.length, true)
-    await stream.ack(verified.known)
+    const refused = new Set(verified.refused)
+    await stream.ack(verified.known.filter((e) => !refused.has(e)))
     this.held.done(entries.map((e) => e.id))
     this.#o.metrics?.persisted.inc({ coupon: String(couponId) }, verified.inserted)
+    if (refused.size > 0) await this.#lose(stream, verified.refused, 'rank_taken')
     for (const [i, entry] of verified.unknown.entries()) {
       try {
         await this.#deadLetter(
@@ -159,6 +184,10 @@ export class RowPersister {
       return
     }
     const entry = entries[0] as StreamWin
+    if (isRankRefusal(err)) {
+      await this.#lose(stream, [entry], 'beyond_quantity')
+      return
+    }
     const attempts = this.held.refused(entry.id)
     const reason = err instanceof Error ? err.message : String(err)
     if (attempts < this.#o.maxAttempts) {
@@ -173,6 +202,31 @@ export class RowPersister {
       throw failure
     }
     this.held.done([entry.id])
+  }
+
+  /**
+   * Wins the database refused for their rank: answered, and never to be rows. Each
+   * goes to the dead letters with its reason, is counted and logged with its user;
+   * and the gate, which gave a rank the database holds, is marked behind.
+   */
+  async #lose(stream: CouponStream, entries: StreamWin[], cause: LostCause) {
+    const { couponId } = stream
+    await this.#o.markBehind?.(couponId).catch(() => {})
+    for (const [i, entry] of entries.entries()) {
+      const reason =
+        cause === 'rank_taken'
+          ? `rank ${entry.win.rank} is another user's in the database (Redis lost data)`
+          : `rank ${entry.win.rank} lies past the coupon's quantity`
+      try {
+        await this.#deadLetter(stream, entry, `lost: ${reason}`)
+      } catch (err) {
+        this.held.add(couponId, entries.slice(i))
+        throw err
+      }
+      this.held.done([entry.id])
+      this.#o.metrics?.winsLost.inc({ coupon: String(couponId), cause })
+      this.#o.lost(entry, cause, reason)
+    }
   }
 
   /**

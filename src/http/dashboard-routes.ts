@@ -4,8 +4,8 @@
  */
 import { readFileSync } from 'node:fs'
 import type { FastifyPluginAsync } from 'fastify'
-import { adminGuard, routeSecurity } from '../http/auth.js'
-import type { Overview } from './overview.js'
+import type { Overview } from '../ops/overview.js'
+import { adminGuard, routeSecurity } from './auth.js'
 
 const page = readFileSync(new URL('./dashboard.html', import.meta.url))
 /** A bolt on the page's blue: browsers take an SVG under the icon's usual name. */
