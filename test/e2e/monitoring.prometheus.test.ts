@@ -146,6 +146,7 @@ describe('a real Prometheus scraping a real firstcome', { skip }, () => {
       headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
       body: JSON.stringify({
         url: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/`,
+        events: ['coupon.issued'],
       }),
     })
     assert.equal(hook.status, 201)
