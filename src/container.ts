@@ -18,8 +18,11 @@ import { migrateToLatest } from './db/migrate.js'
 import { countSpent } from './db/spends-repo.js'
 import { limitOf, rulesOf, type Win } from './domain/coupon.js'
 import type { CouponEvents } from './events/coupon-events.js'
+import { EventPump } from './events/event-pump.js'
+import { type FeedSignal, MemoryFeedSignal, RedisFeedSignal } from './events/feed-signal.js'
 import { MemoryCouponEvents } from './events/memory-coupon-events.js'
 import { RedisCouponEvents } from './events/redis-coupon-events.js'
+import { WebhookStatuses, webhookGauges } from './events/webhook-status.js'
 import { GateClock, gateNodesOf } from './gate/gate-clock.js'
 import { MemoryStockGate } from './gate/memory-stock-gate.js'
 import { RedisStockGate } from './gate/redis-stock-gate.js'
@@ -102,6 +105,12 @@ export interface Container {
   verifyUser: UserVerifier | null
   /** issue requests per client and per user: in Redis in Redis mode, shared by every process */
   limits: IssueLimits
+  /** wakes the events feed's long polls */
+  feedSignal: FeedSignal
+  /** sequences events and delivers webhooks while it holds the lease; started by serve and worker */
+  pump: EventPump
+  /** each webhook endpoint's lag and last outcome */
+  webhookStatuses: WebhookStatuses
   /** Redis mode only: starts a stream worker (with its own connection) in this process. */
   startWorker?: () => Promise<WorkerHandle>
   /** Drains what is in hand and closes every connection, in dependency order. */
@@ -164,9 +173,20 @@ export async function createContainer(
     await closeDatabases().catch(() => {})
     throw err
   }
-  const { gate, recorder, cache, events, limits } = adapters
+  const { gate, recorder, cache, events, limits, feedSignal } = adapters
   const { gateClock } = adapters
   const gateNow = gateClock ? () => gateClock.now() : Date.now
+  const webhookStatuses = new WebhookStatuses(database.db)
+  webhookGauges(metrics.registry, webhookStatuses)
+  const pump = new EventPump({
+    db: database.db,
+    signal: feedSignal,
+    webhooks: config.events.webhooks,
+    leaseMs: config.events.leaseMs,
+    tickMs: config.events.tickMs,
+    metrics,
+    logger,
+  })
   // Every node hears of a coupon created anywhere (and of every change, which is
   // of a coupon that exists).
   events.subscribe((id) => {
@@ -252,9 +272,13 @@ export async function createContainer(
     verifyUser: config.jwt ? userVerifier(config.jwt) : null,
     limits,
     startWorker: adapters.startWorker,
+    feedSignal,
+    pump,
+    webhookStatuses,
     async close() {
       codes.close()
       watch.stop()
+      await pump.stop()
       await fleet.stop()
       await adapters.close()
       await closeDatabases()
@@ -284,6 +308,12 @@ export function appDepsOf(c: Container): AppDeps {
     limits: c.limits,
     http: c.config.http,
     trustProxy: c.config.trustProxy,
+    events: {
+      db: c.database.db,
+      signal: c.feedSignal,
+      statuses: c.webhookStatuses,
+      allowedHosts: c.config.events.allowedHosts,
+    },
   }
 }
 
@@ -293,6 +323,7 @@ interface Adapters {
   recorder: WinRecorder | null
   cache: CouponCache | null
   events: CouponEvents
+  feedSignal: FeedSignal
   checks: ReadinessChecks
   limits: IssueLimits
   oldestQueuedAt?: (couponId: number) => Promise<number | null>
@@ -327,7 +358,9 @@ async function embeddedAdapters(
     metrics,
   })
   const events = new MemoryCouponEvents()
+  const feedSignal = new MemoryFeedSignal()
   return {
+    feedSignal,
     gate,
     recorder,
     // The in-process gate is as fast as a cache would be.
@@ -343,6 +376,7 @@ async function embeddedAdapters(
         logger.error({ wins: recorder.backlog }, 'stopping with unwritten (unanswered) wins')
       }
       await events.close()
+      await feedSignal.close()
       await gate.close()
     },
   }
@@ -467,6 +501,8 @@ async function redisAdapters(
   await gateClock.start()
   const events = new RedisCouponEvents(client, subscriber, keys.couponChanged)
   await events.start()
+  const feedSignal = new RedisFeedSignal(client, subscriber, `${redis.keyPrefix}events:feed`)
+  await feedSignal.start()
   // With the limit that applies (the codes', while fewer): new codes forget a SOLD_OUT.
   const cache = new CouponCache(
     async (id) => {
@@ -485,6 +521,7 @@ async function redisAdapters(
     recorder: null,
     cache,
     events,
+    feedSignal,
     limits: redisIssueLimits(limitsConfig(config), client, redis.keyPrefix, (err) =>
       logger.warn({ err }, 'rate limit store unavailable; request let through'),
     ),
@@ -525,6 +562,7 @@ async function redisAdapters(
     async close() {
       gateClock.stop()
       await Promise.all(workers.map((w) => w.stop()))
+      await feedSignal.close()
       await events.close()
       await gate.close()
     },
