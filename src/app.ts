@@ -16,6 +16,7 @@ import { couponRoutes } from './http/coupon-routes.js'
 import { dashboardRoutes } from './http/dashboard-routes.js'
 import { drawRoutes } from './http/draw-routes.js'
 import { frameworkError, RETRY_AFTER_SECONDS, registerErrorHandling } from './http/errors.js'
+import { type EventRoutesOptions, eventRoutes, webhookOverview } from './http/event-routes.js'
 import { COMPAT_ROUTES, ISSUE_ROUTE } from './http/issue-endpoint.js'
 import { IssueFastLane } from './http/issue-fast-lane.js'
 import { issueRoutes } from './http/issue-routes.js'
@@ -63,6 +64,8 @@ export interface AppDeps {
   http: HttpLimits
   trustProxy?: boolean
   logger?: FastifyBaseLogger
+  /** the events feed and webhooks; none: their routes are absent */
+  events?: Omit<EventRoutesOptions, 'adminToken'> | undefined
   /** the clock that judges the issue window, shown to the event page (default: this process's) */
   now?: () => number | Promise<number>
 }
@@ -188,9 +191,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       processes: () => deps.fleet.shares(),
       workersAlive: deps.workersAlive,
       mode: deps.mode,
+      webhooks: deps.events && webhookOverview(deps.events.statuses),
     }),
     adminToken: deps.adminToken,
   })
+  if (deps.events) await app.register(eventRoutes, { ...deps.events, adminToken: deps.adminToken })
   await app.register(eventPageRoutes, { now: deps.now ?? Date.now })
   lane.attach(app)
   deps.metrics.watchConnections(app.server)

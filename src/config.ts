@@ -64,6 +64,24 @@ export interface HttpLimits {
   queueTimeoutMs: number
 }
 
+/** Events and webhooks (docs/events.md). */
+export interface EventsConfig {
+  /** WEBHOOK_ALLOWED_HOSTS; null: any host */
+  allowedHosts: readonly string[] | null
+  webhooks: {
+    timeoutMs: number
+    retryForMs: number
+    retryBaseMs: number
+    retryMaxMs: number
+  }
+  /** the dispatcher's lease; a dead holder is replaced after this */
+  leaseMs: number
+  /** how often the dispatcher looks for new events when idle */
+  tickMs: number
+  /** EVENTS_PUMP: this process competes for the dispatcher's lease (false: never) */
+  pump: boolean
+}
+
 export interface Config {
   port: number
   host: string
@@ -103,6 +121,7 @@ export interface Config {
   rateLimitPerIp: number | null
   rateLimitPerUser: number | null
   logLevel: LogLevel
+  events: EventsConfig
   worker: {
     batchSize: number
     /** rows per transaction when the stream has a backlog (several batches, one commit) */
@@ -258,6 +277,28 @@ function publicUrl(env: Env): string | null {
   return url.href.replace(/\/+$/, '')
 }
 
+function eventsConfig(env: Env): EventsConfig {
+  const hosts = str(env, 'WEBHOOK_ALLOWED_HOSTS')
+  return {
+    allowedHosts:
+      hosts === null
+        ? null
+        : hosts
+            .split(',')
+            .map((h) => h.trim().toLowerCase())
+            .filter((h) => h !== ''),
+    webhooks: {
+      timeoutMs: int(env, 'WEBHOOK_TIMEOUT_MS', 10_000, 100, 600_000),
+      retryForMs: int(env, 'WEBHOOK_RETRY_FOR_MS', 86_400_000, 1000, 30 * 86_400_000),
+      retryBaseMs: int(env, 'WEBHOOK_RETRY_BASE_MS', 1000, 10, 3_600_000),
+      retryMaxMs: int(env, 'WEBHOOK_RETRY_MAX_MS', 3_600_000, 10, 86_400_000),
+    },
+    leaseMs: int(env, 'EVENTS_LEASE_MS', 15_000, 500, 600_000),
+    tickMs: int(env, 'EVENTS_TICK_MS', 100, 5, 60_000),
+    pump: str(env, 'EVENTS_PUMP') === null ? true : bool(env, 'EVENTS_PUMP'),
+  }
+}
+
 export function loadConfig(env: Env): Readonly<Config> {
   const databaseUrl = str(env, 'DATABASE_URL') ?? 'sqlite:./data/firstcome.sqlite'
   const logLevel = (str(env, 'LOG_LEVEL') ?? 'info').toLowerCase() as LogLevel
@@ -308,6 +349,7 @@ export function loadConfig(env: Env): Readonly<Config> {
     rateLimitPerUser: ratePerUser === 0 ? null : ratePerUser,
     logLevel,
     drawLeaseMs: int(env, 'DRAW_LEASE_MS', 10_000, 300, 600_000),
+    events: eventsConfig(env),
     worker: {
       batchSize: int(env, 'WORKER_BATCH_SIZE', 1000, 1, 10_000),
       txRows: int(env, 'WORKER_TX_ROWS', 10_000, 1, 1_000_000),

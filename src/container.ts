@@ -35,8 +35,11 @@ import {
 } from './draw/runner.js'
 import { DrawSeeds } from './draw/seeds.js'
 import type { CouponEvents } from './events/coupon-events.js'
+import { EventPump } from './events/event-pump.js'
+import { type FeedSignal, MemoryFeedSignal, RedisFeedSignal } from './events/feed-signal.js'
 import { MemoryCouponEvents } from './events/memory-coupon-events.js'
 import { RedisCouponEvents } from './events/redis-coupon-events.js'
+import { WebhookStatuses, webhookGauges } from './events/webhook-status.js'
 import { GateClock, gateNodesOf } from './gate/gate-clock.js'
 import { MemoryStockGate } from './gate/memory-stock-gate.js'
 import { RedisStockGate } from './gate/redis-stock-gate.js'
@@ -120,6 +123,12 @@ export interface Container {
   verifyUser: UserVerifier | null
   /** issue requests per client and per user: in Redis in Redis mode, shared by every process */
   limits: IssueLimits
+  /** wakes the events feed's long polls */
+  feedSignal: FeedSignal
+  /** sequences events and delivers webhooks while it holds the lease; started by serve and worker */
+  pump: EventPump
+  /** each webhook endpoint's lag and last outcome */
+  webhookStatuses: WebhookStatuses
   /** Redis mode only: starts a stream worker (with its own connection) in this process. */
   startWorker?: () => Promise<WorkerHandle>
   /** the draws' public records */
@@ -205,7 +214,7 @@ export async function createContainer(
     await closeDatabases().catch(() => {})
     throw err
   }
-  const { gate, recorder, cache, events, limits } = adapters
+  const { gate, recorder, cache, events, limits, feedSignal } = adapters
   const draws = new DrawRunner({
     db: database.db,
     gate,
@@ -219,6 +228,17 @@ export async function createContainer(
   }).start()
   const { gateClock } = adapters
   const gateNow = gateClock ? () => gateClock.now() : Date.now
+  const webhookStatuses = new WebhookStatuses(database.db)
+  webhookGauges(metrics.registry, webhookStatuses)
+  const pump = new EventPump({
+    db: database.db,
+    signal: feedSignal,
+    webhooks: config.events.webhooks,
+    leaseMs: config.events.leaseMs,
+    tickMs: config.events.tickMs,
+    metrics,
+    logger,
+  })
   // Every node hears of a coupon created anywhere (and of every change, which is
   // of a coupon that exists).
   events.subscribe((id) => {
@@ -307,10 +327,14 @@ export async function createContainer(
     startWorker: adapters.startWorker,
     draws,
     drawRecords: new DrawRecords(reads.db),
+    feedSignal,
+    pump,
+    webhookStatuses,
     async close() {
       codes.close()
       watch.stop()
       await draws.stop()
+      await pump.stop()
       await fleet.stop()
       await adapters.close()
       await closeDatabases()
@@ -341,6 +365,12 @@ export function appDepsOf(c: Container): AppDeps {
     limits: c.limits,
     http: c.config.http,
     trustProxy: c.config.trustProxy,
+    events: {
+      db: c.database.db,
+      signal: c.feedSignal,
+      statuses: c.webhookStatuses,
+      allowedHosts: c.config.events.allowedHosts,
+    },
   }
 }
 
@@ -350,6 +380,7 @@ interface Adapters {
   recorder: WinRecorder | null
   cache: CouponCache | null
   events: CouponEvents
+  feedSignal: FeedSignal
   checks: ReadinessChecks
   limits: IssueLimits
   oldestQueuedAt?: (couponId: number) => Promise<number | null>
@@ -393,7 +424,9 @@ async function embeddedAdapters(
     metrics,
   })
   const events = new MemoryCouponEvents()
+  const feedSignal = new MemoryFeedSignal()
   return {
+    feedSignal,
     gate,
     recorder,
     // The in-process gate is as fast as a cache would be.
@@ -438,6 +471,7 @@ async function embeddedAdapters(
         logger.error({ wins: recorder.backlog }, 'stopping with unwritten (unanswered) wins')
       }
       await events.close()
+      await feedSignal.close()
       await gate.close()
     },
   }
@@ -564,6 +598,8 @@ async function redisAdapters(
   await gateClock.start()
   const events = new RedisCouponEvents(client, subscriber, keys.couponChanged)
   await events.start()
+  const feedSignal = new RedisFeedSignal(client, subscriber, `${redis.keyPrefix}events:feed`)
+  await feedSignal.start()
   // With the limit that applies (the codes', while fewer): new codes forget a SOLD_OUT.
   const cache = new CouponCache(
     async (id) => {
@@ -597,6 +633,7 @@ async function redisAdapters(
       await recordDraw(database.db, d.couponId, recordOf(d), new Date())
     },
     events,
+    feedSignal,
     limits: redisIssueLimits(limitsConfig(config), client, redis.keyPrefix, (err) =>
       logger.warn({ err }, 'rate limit store unavailable; request let through'),
     ),
@@ -637,6 +674,7 @@ async function redisAdapters(
     async close() {
       gateClock.stop()
       await Promise.all(workers.map((w) => w.stop()))
+      await feedSignal.close()
       await events.close()
       await gate.close()
     },

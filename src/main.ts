@@ -97,6 +97,7 @@ async function serve(config: Readonly<Config>, logger: Logger, withWorker: boole
     await container.close()
   })
   await container.watch.start()
+  if (config.events.pump) container.pump.start()
   await app.listen({ port: config.port, host: config.host, backlog: config.listenBacklog })
   container.fleet.start()
   const address = app.server.address()
@@ -117,6 +118,7 @@ async function runWorker(config: Readonly<Config>, logger: Logger) {
     )
   }
   const worker = await container.startWorker()
+  if (config.events.pump) container.pump.start()
   processGauge(container.metrics.registry, 'worker')
   let accepting = true
   const server = await startWorkerServer(

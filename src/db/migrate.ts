@@ -14,6 +14,7 @@ import { rankGuard } from './migrations/003-rank-guard.js'
 import { requestId } from './migrations/004-request-id.js'
 import { draw } from './migrations/005-draw.js'
 import { couponCodes } from './migrations/006-coupon-codes.js'
+import { events } from './migrations/007-events.js'
 
 export function migrations(dialect: Dialect): Record<string, Migration> {
   return {
@@ -23,6 +24,7 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
     '004-request-id': requestId(dialect),
     '005-draw': draw(dialect),
     '006-coupon-codes': couponCodes(dialect),
+    '007-events': events(dialect),
   }
 }
 

@@ -77,6 +77,55 @@ export interface CouponEntriesTable {
   user_id: string
 }
 
+/** What happened (migration 007): written by triggers, `seq` given by the sequencer. */
+export interface EventsTable {
+  id: Generated<number>
+  /** the feed id; null until sequenced */
+  seq: number | null
+  type: string
+  coupon_id: number
+  user_id: string | null
+  rank: number | null
+  order_id: string | null
+  quantity: number | null
+  issued_at: Instant | null
+  occurred_at: Instant
+}
+
+export interface EventFeedTable {
+  id: number
+  last_seq: number
+}
+
+/** A webhook endpoint and where its delivery stands; times are epoch ms. */
+export interface WebhooksTable {
+  id: Generated<number>
+  url: string
+  /** comma-joined event types */
+  types: string
+  secret: string
+  /** the last feed id delivered (or skipped: not of its types) */
+  delivered_seq: number
+  /** 'active' | 'failing' */
+  state: string
+  /** failed attempts at the batch in hand */
+  attempts: number
+  next_attempt_at: number
+  failing_since: number | null
+  last_status: number | null
+  last_error: string | null
+  last_attempt_at: number | null
+  last_success_at: number | null
+  created_at: number
+}
+
+export interface EventLeasesTable {
+  name: string
+  holder: string
+  /** epoch ms */
+  expires_at: number
+}
+
 export interface Tables {
   coupon_draws: CouponDrawsTable
   coupon_entries: CouponEntriesTable
@@ -84,6 +133,10 @@ export interface Tables {
   coupon_issues: CouponIssuesTable
   coupon_codes: CouponCodesTable
   coupon_code_pools: CouponCodePoolsTable
+  events: EventsTable
+  event_feed: EventFeedTable
+  webhooks: WebhooksTable
+  event_leases: EventLeasesTable
 }
 
 export function toDate(value: Date | string | number): Date {

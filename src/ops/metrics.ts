@@ -159,6 +159,18 @@ export class Metrics {
     labelNames: ['result'] as const,
     registers: [this.registry],
   })
+  readonly webhookDeliveries = new Counter({
+    name: 'firstcome_webhook_deliveries_total',
+    help: 'Webhook POSTs (batches of up to 100 events), by endpoint and outcome (delivered, failed)',
+    labelNames: ['webhook', 'outcome'] as const,
+    registers: [this.registry],
+  })
+  readonly webhookEvents = new Counter({
+    name: 'firstcome_webhook_events_delivered_total',
+    help: 'Events delivered to each webhook endpoint (a batch sent again counts again)',
+    labelNames: ['webhook'] as const,
+    registers: [this.registry],
+  })
   /**
    * Redis mode: the gate's clock (Redis TIME, which judges every window) minus
    * this process's, at the last probe (GateClock). Processes of one host share a

@@ -25,6 +25,18 @@ export interface OverviewSources {
   /** Redis mode: stream workers alive; embedded mode has none (the group commit) */
   workersAlive?: (() => Promise<number>) | undefined
   mode: 'embedded' | 'redis'
+  /** each webhook endpoint's lag and last outcome (none: no events routes) */
+  webhooks?: (() => Promise<WebhookOverview[]>) | undefined
+}
+
+export interface WebhookOverview {
+  id: number
+  url: string
+  state: string
+  lagEvents: number
+  lagSeconds: number
+  lastStatus: number | null
+  lastError: string | null
 }
 
 export interface CouponOverview extends CouponFigure {
@@ -63,6 +75,7 @@ export interface OverviewSnapshot {
   /** the issue route's latency histogram so far, every live API process's buckets summed: [upper bound in seconds, count ≤ it] */
   issueLatency: [number, number][]
   coupons: CouponOverview[]
+  webhooks: WebhookOverview[]
 }
 
 export class Overview {
@@ -86,11 +99,12 @@ export class Overview {
 
   async #take(at: number): Promise<OverviewSnapshot> {
     const o = this.#o
-    const [figures, ready, workers, processes] = await Promise.all([
+    const [figures, ready, workers, processes, webhooks] = await Promise.all([
       o.figures.get(),
       o.readiness.state(),
       o.workersAlive?.().catch(() => 0) ?? null,
       o.processes().catch(() => null),
+      o.webhooks?.().catch(() => []) ?? [],
     ])
     const merged = mergeFigures((processes ?? []).map((p) => p.figures))
     const bound = (le: string) => (le === '+Inf' ? Number.POSITIVE_INFINITY : Number(le))
@@ -116,6 +130,7 @@ export class Overview {
         outcomes: merged.outcomes[String(f.id)] ?? {},
         lost: merged.lost?.[String(f.id)] ?? 0,
       })),
+      webhooks,
     }
   }
 }

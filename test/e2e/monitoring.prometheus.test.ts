@@ -11,12 +11,14 @@ import assert from 'node:assert/strict'
 import { type ChildProcess, execFile, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
-import { createCoupon, type Deployment, deployment } from '../helpers/cockpit.js'
+import { ADMIN_TOKEN, createCoupon, type Deployment, deployment } from '../helpers/cockpit.js'
 import { redisClient } from '../helpers/redis.js'
 import { freePort } from '../helpers/redis-server.js'
 import { skipUnless, skipUnlessInstalled } from '../helpers/services.js'
@@ -132,6 +134,22 @@ describe('a real Prometheus scraping a real firstcome', { skip }, () => {
 
   it('every Grafana panel and every alert expression returns data', async (t) => {
     const couponId = await createCoupon(d.server.url, { totalQuantity: 1_000_000 })
+    // A webhook endpoint that takes everything, so its series exist.
+    const receiver = createServer((req, res) => {
+      req.resume()
+      req.on('end', () => res.writeHead(200).end())
+    })
+    await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r))
+    t.after(() => new Promise((r) => receiver.close(r)))
+    const hook = await fetch(`${d.server.url}/v1/webhooks`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        url: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/`,
+        events: ['coupon.issued'],
+      }),
+    })
+    assert.equal(hook.status, 201)
     const pool = httpPool(d.server.url, 20)
     const load = continuousStorm(pool, couponId, 'p', 10)
     try {

@@ -119,6 +119,32 @@ describe('loadConfig', () => {
     assert.equal(loadConfig({ DATABASE_URL: 'sqlite::memory:' }).dialect, 'sqlite')
   })
 
+  it('reads the events settings, with defaults', () => {
+    const d = loadConfig({}).events
+    assert.deepEqual(d, {
+      allowedHosts: null,
+      webhooks: {
+        timeoutMs: 10_000,
+        retryForMs: 86_400_000,
+        retryBaseMs: 1000,
+        retryMaxMs: 3_600_000,
+      },
+      leaseMs: 15_000,
+      tickMs: 100,
+      pump: true,
+    })
+    const c = loadConfig({
+      WEBHOOK_ALLOWED_HOSTS: ' Hooks.Example.com, *.shop.example ,',
+      WEBHOOK_TIMEOUT_MS: '2500',
+      EVENTS_PUMP: 'false',
+    }).events
+    assert.deepEqual(c.allowedHosts, ['hooks.example.com', '*.shop.example'])
+    assert.equal(c.webhooks.timeoutMs, 2500)
+    assert.equal(c.pump, false)
+    assert.throws(() => loadConfig({ EVENTS_PUMP: 'maybe' }), /EVENTS_PUMP/)
+    assert.throws(() => loadConfig({ WEBHOOK_TIMEOUT_MS: '0' }), /WEBHOOK_TIMEOUT_MS/)
+  })
+
   it('parses cluster nodes, which take precedence over REDIS_URL', () => {
     const c = loadConfig({
       REDIS_CLUSTER_NODES: '127.0.0.1:7000, 127.0.0.1:7001',

@@ -1,0 +1,200 @@
+/**
+ * The events feed: the sequencer that gives committed events their feed id, and
+ * the reads of the feed.
+ *
+ * Why a sequencer. The triggers (migration 007) write each event in the
+ * transaction of its change, and the row gets an auto-increment `id` then. Ids
+ * are handed out at insert, not at commit: a worker's transaction holding id 7
+ * may commit after another's holding id 8. A reader paging by `id > 8` would
+ * never see 7. So the feed is ordered by `seq`, which `sequence()` gives after
+ * commit, in one short transaction that first locks the `event_feed` row:
+ *   lock event_feed → the oldest N committed events without seq →
+ *   seq = id + (last_seq − lowest id + 1) for them → last_seq = the highest seq.
+ * The lock makes these transactions take turns, so each one's seqs are above
+ * every earlier one's and commit after them: when a reader sees seq s, every
+ * seq below s is already visible to it. A straggler (an event committed late
+ * with a small id) gets a seq above everything sequenced before it.
+ * Any number of processes may call `sequence()`; the dispatcher's lease holder
+ * does (src/events/event-pump.ts), a few times a second and after each batch.
+ * Seqs increase but are not dense (gaps are normal).
+ */
+import { sql } from 'kysely'
+import { type Db, dialectOf } from '../db/database.js'
+import { toDate } from '../db/schema.js'
+
+export const EVENT_TYPES = [
+  'coupon.issued',
+  'coupon.used',
+  'coupon.use_cancelled',
+  'coupon.sold_out',
+  'coupon.draw_done',
+] as const
+export type EventType = (typeof EVENT_TYPES)[number]
+
+/** An event as the feed and webhooks show it. */
+export interface FeedEvent {
+  id: number
+  type: string
+  createdAt: string
+  data: Record<string, unknown>
+}
+
+/** events sequenced per transaction at most */
+export const SEQUENCE_BATCH = 20_000
+
+/**
+ * Gives feed ids to committed events that have none, oldest first, at most
+ * `limit`. Returns how many were given (0: none waiting).
+ */
+export async function sequence(db: Db, limit = SEQUENCE_BATCH): Promise<number> {
+  // Idle: one index probe, no transaction.
+  const any = await db
+    .selectFrom('events')
+    .select('id')
+    .where('seq', 'is', null)
+    .limit(1)
+    .executeTakeFirst()
+  if (!any) return 0
+  const dialect = dialectOf(db)
+  let tx = db.transaction()
+  // No gap locks on MySQL: the workers' inserts of new events go on meanwhile.
+  if (dialect !== 'sqlite') tx = tx.setIsolationLevel('read committed')
+  return tx.execute(async (trx) => {
+    let head = trx.selectFrom('event_feed').select('last_seq').where('id', '=', 1)
+    if (dialect !== 'sqlite') head = head.forUpdate()
+    const row = await head.executeTakeFirst()
+    if (!row) throw new Error('event_feed has no row: migration 007 has not run')
+    const last = Number(row.last_seq)
+    // The range of the oldest `limit` waiting: two index probes, no ids carried.
+    const unsequenced = trx.selectFrom('events').select('id').where('seq', 'is', null).orderBy('id')
+    const lo = await unsequenced.limit(1).executeTakeFirst()
+    if (!lo) return 0
+    const hi =
+      (await unsequenced
+        .offset(limit - 1)
+        .limit(1)
+        .executeTakeFirst()) ??
+      (await trx
+        .selectFrom('events')
+        .select((eb) => eb.fn.max('id').as('id'))
+        .where('seq', 'is', null)
+        .executeTakeFirstOrThrow())
+    const offset = last - Number(lo.id) + 1
+    // Only the ids seen: an event below `lo` committing meanwhile waits for the
+    // next round (its seq must be above `last`).
+    const result = await trx
+      .updateTable('events')
+      .set({ seq: sql`id + ${offset}` })
+      .where('seq', 'is', null)
+      .where('id', '>=', Number(lo.id))
+      .where('id', '<=', Number(hi.id))
+      .executeTakeFirst()
+    await trx
+      .updateTable('event_feed')
+      .set({ last_seq: Number(hi.id) + offset })
+      .where('id', '=', 1)
+      .execute()
+    return Number(result.numUpdatedRows)
+  })
+}
+
+/** The highest feed id given so far. */
+export async function feedHead(db: Db): Promise<number> {
+  const row = await db
+    .selectFrom('event_feed')
+    .select('last_seq')
+    .where('id', '=', 1)
+    .executeTakeFirst()
+  return Number(row?.last_seq ?? 0)
+}
+
+/** Events committed but not yet sequenced, and the oldest one's time (null: none). */
+export async function unsequenced(db: Db): Promise<{ count: number; oldest: Date | null }> {
+  const row = await db
+    .selectFrom('events')
+    .select((eb) => [eb.fn.countAll<number>().as('n'), eb.fn.min('occurred_at').as('oldest')])
+    .where('seq', 'is', null)
+    .executeTakeFirst()
+  return {
+    count: Number(row?.n ?? 0),
+    oldest: row?.oldest == null ? null : toDate(row.oldest as Date | string),
+  }
+}
+
+export interface ReadOptions {
+  after: number
+  limit: number
+  /** only these types (none: all) */
+  types?: readonly string[] | undefined
+  /** only up to this feed id */
+  upTo?: number | undefined
+}
+
+/** Events with a feed id above `after`, in feed order. */
+export async function readFeed(db: Db, o: ReadOptions): Promise<FeedEvent[]> {
+  let query = db
+    .selectFrom('events')
+    .select([
+      'seq',
+      'type',
+      'coupon_id',
+      'user_id',
+      'rank',
+      'order_id',
+      'quantity',
+      'issued_at',
+      'occurred_at',
+    ])
+    .where('seq', '>', o.after)
+  if (o.upTo !== undefined) query = query.where('seq', '<=', o.upTo)
+  if (o.types && o.types.length > 0) query = query.where('type', 'in', [...o.types])
+  const rows = await query.orderBy('seq').limit(o.limit).execute()
+  return rows.map((r) => {
+    const event: FeedEvent = {
+      id: Number(r.seq),
+      type: r.type,
+      createdAt: toDate(r.occurred_at).toISOString(),
+      data: dataOf(r),
+    }
+    return event
+  })
+}
+
+interface EventRow {
+  type: string
+  coupon_id: number
+  user_id: string | null
+  rank: number | null
+  order_id: string | null
+  quantity: number | null
+  issued_at: Date | string | null
+  occurred_at: Date | string
+}
+
+function dataOf(r: EventRow): Record<string, unknown> {
+  const couponId = Number(r.coupon_id)
+  const at = toDate(r.occurred_at).toISOString()
+  switch (r.type) {
+    case 'coupon.issued':
+      return {
+        couponId,
+        userId: r.user_id,
+        rank: Number(r.rank),
+        issuedAt: r.issued_at === null ? null : toDate(r.issued_at).toISOString(),
+      }
+    case 'coupon.used':
+      return { couponId, userId: r.user_id, rank: Number(r.rank), orderId: r.order_id, usedAt: at }
+    case 'coupon.use_cancelled':
+      return {
+        couponId,
+        userId: r.user_id,
+        rank: Number(r.rank),
+        orderId: r.order_id,
+        cancelledAt: at,
+      }
+    case 'coupon.sold_out':
+      return { couponId, totalQuantity: Number(r.quantity), soldOutAt: at }
+    default:
+      return { couponId }
+  }
+}
