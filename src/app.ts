@@ -14,6 +14,7 @@ import { codeRoutes } from './http/code-routes.js'
 import { compatRoutes } from './http/compat-routes.js'
 import { couponRoutes } from './http/coupon-routes.js'
 import { dashboardRoutes } from './http/dashboard-routes.js'
+import { drawRoutes } from './http/draw-routes.js'
 import { frameworkError, RETRY_AFTER_SECONDS, registerErrorHandling } from './http/errors.js'
 import { type EventRoutesOptions, eventRoutes, webhookOverview } from './http/event-routes.js'
 import { COMPAT_ROUTES, ISSUE_ROUTE } from './http/issue-endpoint.js'
@@ -32,6 +33,7 @@ import type { Readiness } from './ops/readiness.js'
 import type { CodePool } from './service/code-pool.js'
 import type { CouponBox } from './service/coupon-box.js'
 import type { CouponService } from './service/coupon-service.js'
+import type { DrawRecords } from './service/draw-records.js'
 import type { IssueService } from './service/issue-service.js'
 import type { SpendService } from './service/spend-service.js'
 import type { WinnersExport } from './service/winners-export.js'
@@ -43,6 +45,8 @@ export interface AppDeps {
   box: CouponBox
   codes: CodePool
   winners: WinnersExport
+  /** the opening draws' public records (absent: no draw routes) */
+  draws?: DrawRecords
   metrics: Metrics
   readiness: Readiness
   /** the dashboard's coupon figures (cached a second) */
@@ -148,6 +152,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(swaggerUi, { routePrefix: '/docs' })
 
   await app.register(couponRoutes, { coupons: deps.coupons, adminToken: deps.adminToken })
+  if (deps.draws) await app.register(drawRoutes, { draws: deps.draws, adminToken: deps.adminToken })
   await app.register(issueRoutes, {
     issues: deps.issues,
     adminToken: deps.adminToken,

@@ -92,6 +92,8 @@ export interface Config {
   /** API processes sharing the port (Redis mode; embedded mode holds its stock in one) */
   apiProcesses: number
   listenBacklog: number
+  /** Redis mode: the opening draw's lease; a process that dies mid-draw is replaced after this long */
+  drawLeaseMs: number
   http: HttpLimits
   /**
    * V8 grows the heap to (1 + this/100) × the live data before its next full
@@ -346,6 +348,7 @@ export function loadConfig(env: Env): Readonly<Config> {
     rateLimitPerIp: rate === 0 ? null : rate,
     rateLimitPerUser: ratePerUser === 0 ? null : ratePerUser,
     logLevel,
+    drawLeaseMs: int(env, 'DRAW_LEASE_MS', 10_000, 300, 600_000),
     events: eventsConfig(env),
     worker: {
       batchSize: int(env, 'WORKER_BATCH_SIZE', 1000, 1, 10_000),

@@ -12,11 +12,28 @@ import { oldestQueuedAt, readQueued } from './coupon-state/queued.js'
 import { codesFrom, countCodes, countCodesOf } from './db/codes-repo.js'
 import { findCoupon, listCouponIds, listCoupons } from './db/coupons-repo.js'
 import { type Database, openDatabase, openExportDatabase } from './db/database.js'
+import {
+  entrantPages,
+  findDraw,
+  insertEntries,
+  listOpenDraws,
+  recordDraw,
+} from './db/draws-repo.js'
 import { databaseGateSource } from './db/gate-source.js'
-import { listWins } from './db/issues-repo.js'
+import { listWins, persistWins } from './db/issues-repo.js'
 import { migrateToLatest } from './db/migrate.js'
 import { countSpent } from './db/spends-repo.js'
 import { limitOf, rulesOf, type Win } from './domain/coupon.js'
+import { EntryRecorder } from './draw/entry-recorder.js'
+import { redisDrawLease } from './draw/redis-lease.js'
+import {
+  DRAW_REQUEST_ID,
+  type DrawnCoupon,
+  DrawRunner,
+  type DrawRunnerOptions,
+  localDrawLease,
+} from './draw/runner.js'
+import { DrawSeeds } from './draw/seeds.js'
 import type { CouponEvents } from './events/coupon-events.js'
 import { EventPump } from './events/event-pump.js'
 import { type FeedSignal, MemoryFeedSignal, RedisFeedSignal } from './events/feed-signal.js'
@@ -53,6 +70,7 @@ import { CodePool } from './service/code-pool.js'
 import { CouponBox } from './service/coupon-box.js'
 import { CouponCache } from './service/coupon-cache.js'
 import { CouponService } from './service/coupon-service.js'
+import { DrawRecords } from './service/draw-records.js'
 import { IssueService } from './service/issue-service.js'
 import { KnownCoupons } from './service/known-coupons.js'
 import { SpendService } from './service/spend-service.js'
@@ -113,17 +131,28 @@ export interface Container {
   webhookStatuses: WebhookStatuses
   /** Redis mode only: starts a stream worker (with its own connection) in this process. */
   startWorker?: () => Promise<WorkerHandle>
+  /** the draws' public records */
+  drawRecords: DrawRecords
+  /** runs each coupon's opening draw at its drawAt (every process; a lease picks one) */
+  draws: DrawRunner
   /** Drains what is in hand and closes every connection, in dependency order. */
   close(): Promise<void>
 }
 
 const RESTORE_CODES_CHUNK = 20_000
 
-/** Rebuilds the in-process gate from the system of record. */
-async function restoreMemoryGate(database: Database): Promise<MemoryStockGate> {
-  const gate = new MemoryStockGate()
+/** Rebuilds the in-process gate from the system of record, draws' entrants included. */
+async function restoreMemoryGate(database: Database, seeds: DrawSeeds): Promise<MemoryStockGate> {
+  const gate = new MemoryStockGate(seeds)
+  const open = new Set(await listOpenDraws(database.db))
   for (const coupon of await listCoupons(database.db)) {
-    gate.restore(rulesOf(coupon), await listWins(database.db, coupon.id))
+    let draw: { drawn: boolean; entrants: { pseudonym: string; userId: string }[] } | undefined
+    if (coupon.drawAt !== null) {
+      const entrants = []
+      for await (const page of entrantPages(database.db, coupon.id)) entrants.push(...page)
+      draw = { drawn: !open.has(coupon.id), entrants }
+    }
+    gate.restore(rulesOf(coupon), await listWins(database.db, coupon.id), [], draw)
     // Its partner codes, read in chunks: a million rows at once would peak the heap.
     for (let seq = 1; ; ) {
       const codes = await codesFrom(database.db, coupon.id, seq, RESTORE_CODES_CHUNK)
@@ -133,6 +162,17 @@ async function restoreMemoryGate(database: Database): Promise<MemoryStockGate> {
     }
   }
   return gate
+}
+
+/** The draw's record, as both modes write it once the winners are the gate's. */
+function recordOf(d: DrawnCoupon) {
+  return {
+    drawAt: d.drawAt,
+    quantity: d.quantity,
+    entrants: d.pseudonyms.length,
+    entrantsDigest: d.entrantsDigest,
+    winners: d.winners,
+  }
 }
 
 export async function createContainer(
@@ -163,17 +203,29 @@ export async function createContainer(
   const metrics = new Metrics()
   // Requests for ids that do not exist are answered from it, not by a query each.
   const known = new KnownCoupons(() => listCouponIds(database.db))
+  const seeds = new DrawSeeds(async (id) => (await findDraw(database.db, id))?.seed ?? null)
   let adapters: Adapters
   try {
     await migrateToLatest(database.db, config.dialect)
     adapters = config.redis
-      ? await redisAdapters(config, config.redis, logger, database, metrics, known)
-      : await embeddedAdapters(config, logger, database, metrics)
+      ? await redisAdapters(config, config.redis, logger, database, metrics, known, seeds)
+      : await embeddedAdapters(config, logger, database, metrics, seeds)
   } catch (err) {
     await closeDatabases().catch(() => {})
     throw err
   }
   const { gate, recorder, cache, events, limits, feedSignal } = adapters
+  const draws = new DrawRunner({
+    db: database.db,
+    gate,
+    lease: adapters.drawLease,
+    entrants: adapters.entrants,
+    commit: adapters.commitDraw,
+    ...(adapters.dueDraws ? { due: adapters.dueDraws } : {}),
+    ...(adapters.syncDraw ? { sync: adapters.syncDraw } : {}),
+    logger,
+    metrics,
+  }).start()
   const { gateClock } = adapters
   const gateNow = gateClock ? () => gateClock.now() : Date.now
   const webhookStatuses = new WebhookStatuses(database.db)
@@ -240,6 +292,7 @@ export async function createContainer(
       gate,
       recorder,
       cache,
+      entries: adapters.entries ?? null,
       onOutcome: (id, o) => metrics.countOutcome(id, o),
     }),
     coupons: new CouponService(database.db, gate, events, logger, readCoupon),
@@ -272,12 +325,15 @@ export async function createContainer(
     verifyUser: config.jwt ? userVerifier(config.jwt) : null,
     limits,
     startWorker: adapters.startWorker,
+    draws,
+    drawRecords: new DrawRecords(reads.db),
     feedSignal,
     pump,
     webhookStatuses,
     async close() {
       codes.close()
       watch.stop()
+      await draws.stop()
       await pump.stop()
       await fleet.stop()
       await adapters.close()
@@ -295,6 +351,7 @@ export function appDepsOf(c: Container): AppDeps {
     box: c.box,
     codes: c.codes,
     winners: c.winners,
+    draws: c.drawRecords,
     metrics: c.metrics,
     readiness: c.readiness,
     figures: c.figures,
@@ -337,6 +394,13 @@ interface Adapters {
   /** Redis mode: Redis's clock, which judges every window, as this process knows it */
   gateClock?: GateClock
   startWorker?: Container['startWorker']
+  /** embedded: writes entries before they are answered */
+  entries?: EntryRecorder
+  drawLease: DrawRunnerOptions['lease']
+  entrants: DrawRunnerOptions['entrants']
+  commitDraw: DrawRunnerOptions['commit']
+  dueDraws?: DrawRunnerOptions['due']
+  syncDraw?: DrawRunnerOptions['sync']
   /** everything but the database, which closes last */
   close(): Promise<void>
 }
@@ -351,8 +415,10 @@ async function embeddedAdapters(
   logger: Logger,
   database: Database,
   metrics: Metrics,
+  seeds: DrawSeeds,
 ): Promise<Adapters> {
-  const gate = await restoreMemoryGate(database)
+  const gate = await restoreMemoryGate(database, seeds)
+  const entries = new EntryRecorder(database.db)
   const recorder = new GroupCommitRecorder(database, {
     onError: (err, wins) => logger.error({ err, wins }, 'group commit failed; retrying'),
     metrics,
@@ -366,6 +432,35 @@ async function embeddedAdapters(
     // The in-process gate is as fast as a cache would be.
     cache: null,
     queuedWins: async () => [],
+    entries,
+    drawLease: localDrawLease(),
+    // One process holds the stock: it draws the coupons its gate holds, and takes
+    // a draw another process on the same database recorded (winners as recorded).
+    dueDraws: async (now) => gate.dueDraws(now.getTime()),
+    async syncDraw(couponId) {
+      const wins = await listWins(database.db, couponId)
+      await gate.enterWinners(
+        couponId,
+        wins.filter((w) => w.requestId === DRAW_REQUEST_ID).sort((a, b) => a.rank - b.rank),
+      )
+    },
+    // Entries are written before they are answered: once the ones in hand are
+    // written, the table holds every entry answered 202.
+    async *entrants(couponId) {
+      await entries.drain()
+      for await (const page of entrantPages(database.db, couponId))
+        yield { pseudonyms: page.map((e) => e.pseudonym), userIds: page.map((e) => e.userId) }
+    },
+    // The winners' rows and the record in one transaction: after a crash either
+    // the whole draw is in the database or none of it (and it runs again).
+    async commitDraw(d) {
+      await database.db.transaction().execute(async (trx) => {
+        const inserted = await persistWins(trx, d.wins, new Date())
+        metrics.persisted.inc({ coupon: String(d.couponId) }, inserted)
+        await recordDraw(trx, d.couponId, recordOf(d), new Date())
+      })
+      await gate.enterWinners(d.couponId, d.wins)
+    },
     events,
     checks: {},
     limits: memoryIssueLimits(limitsConfig(config)),
@@ -432,6 +527,7 @@ async function redisAdapters(
   database: Database,
   metrics: Metrics,
   known: KnownCoupons,
+  seeds: DrawSeeds,
 ): Promise<Adapters> {
   const keys = new RedisKeys(redis.keyPrefix)
   const client = createRedis(redis, 'firstcome-api')
@@ -479,7 +575,8 @@ async function redisAdapters(
       )
     },
   })
-  const gate = new RedisStockGate({ state, metrics })
+
+  const gate = new RedisStockGate({ state, metrics, seeds })
   const gateClock = new GateClock({
     nodes: () => gateNodesOf(client),
     boundMs: redis.clockSkewBoundMs,
@@ -520,6 +617,21 @@ async function redisAdapters(
     gate,
     recorder: null,
     cache,
+    drawLease: redisDrawLease(client, keys, config.drawLeaseMs),
+    entrants: (couponId) => gate.entrantPages(couponId),
+    // The winners enter the gate first (answerable at once, persisted by the
+    // worker like any win); then the entrants and the record go to the database,
+    // the record last: until it is there, the draw is not done and runs again.
+    async commitDraw(d) {
+      await gate.enterWinners(d.couponId, d.wins)
+      const entrants = d.pseudonyms.map((pseudonym, i) => ({
+        pseudonym,
+        userId: d.userIds[i] as string,
+      }))
+      await insertEntries(database.db, d.couponId, entrants)
+      if (!d.leaseHeld()) throw new Error(`coupon ${d.couponId}: the draw's lease was lost`)
+      await recordDraw(database.db, d.couponId, recordOf(d), new Date())
+    },
     events,
     feedSignal,
     limits: redisIssueLimits(limitsConfig(config), client, redis.keyPrefix, (err) =>

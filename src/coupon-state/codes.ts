@@ -24,6 +24,12 @@ export const CODES = {
    * call again (stamp.lua)
    */
   BEHIND: -8,
+  /** the coupon has a draw that has not run: its requests are entries (enter.lua) */
+  DRAW_PENDING: -9,
+  /** the coupon has no draw, or its draw has run: its requests are decided by issue.lua */
+  NO_DRAW: -10,
+  /** drawAt has passed and the draw is being run: answered DRAWING (retry shortly) */
+  DRAWING: -11,
 } as const
 
 export type CodeName = keyof typeof CODES

@@ -257,7 +257,7 @@ export class CouponState {
         (await scripts.stamp.run(this.client, [k.meta, k.live], ['check'])) === 1 ||
         (await this.client.exists(k.meta)) === 0,
       async (token) => {
-        await this.#source.withCouponLocked(couponId, async ({ rules, wins, readCodes }) => {
+        await this.#source.withCouponLocked(couponId, async ({ rules, wins, readCodes, drawn }) => {
           if (!rules) return
           if ((await scripts.stamp.run(this.client, [k.meta, k.live], ['check'])) === 1) return
           // What the gate holds now (a state from before the loss: a prefix of what
@@ -280,7 +280,14 @@ export class CouponState {
           // not kept: the database refuses its row (the worker counts it lost).
           for (const [userId, w] of winners)
             if (held.has(w.rank) && held.get(w.rank) !== userId) winners.delete(userId)
-          const holes = await this.#install(k, token, rules, [...winners.values()], readCodes)
+          const holes = await this.#install(
+            k,
+            token,
+            rules,
+            [...winners.values()],
+            readCodes,
+            drawn,
+          )
           // Ranks below the top that nobody holds now and were no holes before:
           // answered, then lost before they were persisted; they go to others.
           const freed = holes.filter((r) => !holesBefore.has(String(r))).length
@@ -346,7 +353,7 @@ export class CouponState {
       couponId,
       async () => (await this.client.exists(k.meta)) === 1,
       (token) =>
-        this.#source.withCouponLocked(couponId, async ({ rules, wins, readCodes }) => {
+        this.#source.withCouponLocked(couponId, async ({ rules, wins, readCodes, drawn }) => {
           if (!rules) {
             found = false
             return
@@ -356,7 +363,7 @@ export class CouponState {
           for (const w of await readQueuedWins(this.client, k.stream, couponId))
             winners.set(w.userId, w)
           for (const w of wins) winners.set(w.userId, w) // the database wins a disagreement
-          await this.#install(k, token, rules, [...winners.values()], readCodes)
+          await this.#install(k, token, rules, [...winners.values()], readCodes, drawn)
           this.#onRebuild(couponId, winners.size)
         }),
     )
@@ -402,7 +409,16 @@ export class CouponState {
     rules: CouponRules,
     winners: Win[],
     readCodes: ReadCodes,
+    drawn = false,
   ): Promise<number[]> {
+    // A draw coupon's draw state goes back before its rules: issue.lua must never
+    // see the rules without it (it would let first-come wins in before the draw).
+    // Entries not yet drawn are Redis's alone (docs/draw.md).
+    if (rules.drawAt != null) {
+      await this.client.hset(k.draw, 'at', rules.drawAt)
+      if (drawn) await this.client.hset(k.draw, 'state', 'drawn')
+      else await this.client.hsetnx(k.draw, 'state', 'open')
+    }
     const holes = await this.#stage(k, winners)
     await this.#stageCodes(k, readCodes)
     const args = [token, rules.issueStart, rules.issueEnd, rules.totalQuantity ?? -1, PERSIST_GROUP]

@@ -9,6 +9,8 @@ export interface CouponSnapshot {
   /** null: no such coupon */
   rules: CouponRules | null
   wins: Win[]
+  /** the coupon's opening draw has run (its record is in the database) */
+  drawn?: boolean
   /** up to `max` of the coupon's partner codes, from number `fromSeq` on, in number order */
   readCodes(fromSeq: number, max: number): Promise<string[]>
 }

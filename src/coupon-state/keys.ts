@@ -14,6 +14,12 @@ export interface CouponKeys {
   live: string
   stagingUsers: string
   stagingHoles: string
+  /** the opening draw: hash at (epoch ms), state (open | closed | drawn) */
+  draw: string
+  /** the draw's entrants: zset, every score 0, member pseudonym ‖ userId (lex order = pseudonym order) */
+  entries: string
+  /** the draw's lease: one process runs the draw */
+  drawLease: string
   /** partner codes: a hash of number r → code r, numbered 1..n */
   codes: string
   stagingCodes: string
@@ -59,6 +65,9 @@ export class RedisKeys {
       live: `${base}live`,
       stagingUsers: `${base}staging:users`,
       stagingHoles: `${base}staging:holes`,
+      draw: `${base}draw`,
+      entries: `${base}entries`,
+      drawLease: `${base}draw:lease`,
       codes: `${base}codes`,
       stagingCodes: `${base}staging:codes`,
     }
@@ -70,5 +79,5 @@ export const PERSIST_GROUP = 'persist'
 
 /** issue.lua's keys, in its order. */
 export function issueKeys(k: CouponKeys): string[] {
-  return [k.meta, k.users, k.holes, k.stream, k.live, k.codes]
+  return [k.meta, k.users, k.holes, k.stream, k.live, k.codes, k.draw]
 }

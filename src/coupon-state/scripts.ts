@@ -32,6 +32,16 @@ export const scripts = {
   deadLetter: script('dead-letter'),
   /** the worker: drop a dead worker's consumer once it holds nothing */
   forgetConsumer: script('forget-consumer'),
+  /** the draw: a batch of entries */
+  enter: script('enter'),
+  /** the draw: set or clear a coupon's drawAt */
+  drawConfigure: script('draw-configure'),
+  /** the draw: close the entries */
+  drawClose: script('draw-close'),
+  /** the draw: enter a chunk of winners */
+  drawEnter: script('draw-enter'),
+  /** the draw: extend its lease while it runs */
+  renew: script('renew'),
 } as const
 
 export type ScriptName = keyof typeof scripts

@@ -17,6 +17,8 @@ export function toCoupon(row: Selectable<CouponsTable>): Coupon {
     issueEnd: toDate(row.date_issue_end),
     createdAt: toDate(row.date_created),
     updatedAt: toDate(row.date_updated),
+    drawAt: row.draw_at == null ? null : toDate(row.draw_at),
+    drawCommitment: row.draw_commitment ?? null,
   }
 }
 
@@ -28,6 +30,7 @@ function draftColumns(draft: CouponDraft) {
     min_available_amount: draft.minAvailableAmount,
     date_issue_start: draft.issueStart,
     date_issue_end: draft.issueEnd,
+    draw_at: draft.drawAt ?? null,
   }
 }
 

@@ -12,6 +12,7 @@ import { initial } from './migrations/001-initial.js'
 import { orderId } from './migrations/002-order-id.js'
 import { rankGuard } from './migrations/003-rank-guard.js'
 import { requestId } from './migrations/004-request-id.js'
+import { draw } from './migrations/005-draw.js'
 import { couponCodes } from './migrations/006-coupon-codes.js'
 import { events } from './migrations/007-events.js'
 
@@ -21,6 +22,7 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
     '002-order-id': orderId(dialect),
     '003-rank-guard': rankGuard(dialect),
     '004-request-id': requestId(dialect),
+    '005-draw': draw(dialect),
     '006-coupon-codes': couponCodes(dialect),
     '007-events': events(dialect),
   }

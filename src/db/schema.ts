@@ -22,6 +22,10 @@ export interface CouponsTable {
   date_issue_end: Instant
   date_created: Instant
   date_updated: Instant
+  /** the opening draw's instant; null: no draw (migration 005) */
+  draw_at: ColumnType<Date | string | null, Date | null | undefined, Date | null>
+  /** hex SHA-256 of the draw's seed; null until a drawAt is first set */
+  draw_commitment: ColumnType<string | null, string | null | undefined, string | null>
 }
 
 export interface CouponIssuesTable {
@@ -50,6 +54,27 @@ export interface CouponCodesTable {
 export interface CouponCodePoolsTable {
   coupon_id: number
   codes: number
+}
+
+/** A coupon's draw: its secret seed, and once drawn its record (migration 005). */
+export interface CouponDrawsTable {
+  coupon_id: number
+  seed: string
+  commitment: string
+  draw_at: ColumnType<Date | string | null, Date | null | undefined, Date | null>
+  quantity: number | null
+  entrants: number | null
+  entrants_digest: string | null
+  /** the winners' pseudonyms, rank 1 first, joined by line feeds */
+  winners: string | null
+  drawn_at: ColumnType<Date | string | null, Date | null | undefined, Date | null>
+}
+
+/** One entrant of a coupon's draw, by pseudonym. */
+export interface CouponEntriesTable {
+  coupon_id: number
+  pseudonym: string
+  user_id: string
 }
 
 /** What happened (migration 007): written by triggers, `seq` given by the sequencer. */
@@ -102,6 +127,8 @@ export interface EventLeasesTable {
 }
 
 export interface Tables {
+  coupon_draws: CouponDrawsTable
+  coupon_entries: CouponEntriesTable
   coupons: CouponsTable
   coupon_issues: CouponIssuesTable
   coupon_codes: CouponCodesTable

@@ -22,6 +22,10 @@ export interface Coupon {
   issueEnd: Date
   createdAt: Date
   updatedAt: Date
+  /** the opening draw (docs/draw.md); null: first-come from issueStart */
+  drawAt: Date | null
+  /** hex SHA-256 of the draw's secret seed, from the moment drawAt is first set */
+  drawCommitment: string | null
 }
 
 /** What the gate needs to decide an issue; instants in epoch milliseconds. */
@@ -30,6 +34,11 @@ export interface CouponRules {
   totalQuantity: number | null
   issueStart: number
   issueEnd: number
+  /**
+   * the opening draw's instant: before it a request inside the window is an
+   * entry, not a win; null or absent: no draw
+   */
+  drawAt?: number | null
 }
 
 export function rulesOf(coupon: Coupon): CouponRules {
@@ -38,6 +47,7 @@ export function rulesOf(coupon: Coupon): CouponRules {
     totalQuantity: coupon.totalQuantity,
     issueStart: coupon.issueStart.getTime(),
     issueEnd: coupon.issueEnd.getTime(),
+    drawAt: coupon.drawAt === null ? null : coupon.drawAt.getTime(),
   }
 }
 
@@ -53,6 +63,12 @@ export const REFUSALS = [
   'ISSUE_ENDED',
   'ALREADY_ISSUED',
   'SOLD_OUT',
+  /** not a refusal: an entry in the coupon's draw (202), with `drawAt` */
+  'ENTERED',
+  /** the user entered the draw and was not drawn */
+  'NOT_DRAWN',
+  /** drawAt has passed and the draw is being run: asked again in a moment, it is decided */
+  'DRAWING',
 ] as const
 
 export type Refusal = (typeof REFUSALS)[number]
@@ -75,7 +91,9 @@ export interface Win {
  * `code`: the win's partner code (code number rank), when the coupon has one for
  * it; only the answer to the winner's own request carries it.
  */
-export type IssueOutcome = { won: true; win: Win; code?: string } | { won: false; refusal: Refusal }
+export type IssueOutcome =
+  | { won: true; win: Win; code?: string }
+  | { won: false; refusal: Refusal; drawAt?: number; pseudonym?: string }
 
 /** The window is `issueStart <= now < issueEnd`. */
 export function windowRefusal(rules: CouponRules, now: number): Refusal | null {
@@ -126,6 +144,8 @@ export interface CouponDraft {
   minAvailableAmount: number
   issueStart: Date
   issueEnd: Date
+  /** null or absent: no draw */
+  drawAt?: Date | null
 }
 
 /** Cross-field rules a JSON schema cannot express. Returns a message, or null when valid. */
@@ -134,6 +154,13 @@ export function draftProblem(draft: CouponDraft): string | null {
   if (Number.isNaN(draft.issueEnd.getTime())) return 'issueEnd is not a valid instant'
   if (draft.issueEnd.getTime() <= draft.issueStart.getTime()) {
     return 'issueEnd must be after issueStart'
+  }
+  if (draft.drawAt != null) {
+    const at = draft.drawAt.getTime()
+    if (Number.isNaN(at)) return 'drawAt is not a valid instant'
+    if (at <= draft.issueStart.getTime() || at > draft.issueEnd.getTime())
+      return 'drawAt must be after issueStart and no later than issueEnd'
+    if (draft.totalQuantity === null) return 'a coupon with a drawAt needs a totalQuantity'
   }
   return null
 }
@@ -155,11 +182,19 @@ export function strictestRules(a: CouponRules, b: CouponRules): CouponRules {
       : b.totalQuantity === null
         ? a.totalQuantity
         : Math.min(a.totalQuantity, b.totalQuantity)
+  // A draw is the stricter: while either has one, nobody wins before it.
+  const drawAt =
+    a.drawAt == null
+      ? (b.drawAt ?? null)
+      : b.drawAt == null
+        ? a.drawAt
+        : Math.max(a.drawAt, b.drawAt)
   return {
     couponId: a.couponId,
     totalQuantity,
     issueStart: Math.max(a.issueStart, b.issueStart),
     issueEnd: Math.min(a.issueEnd, b.issueEnd),
+    drawAt,
   }
 }
 

@@ -18,9 +18,21 @@ import {
   quantityBelowWon,
   rankHoles,
   type Win,
+  windowRefusal,
 } from '../domain/coupon.js'
 import { newRequestId } from '../domain/request-id.js'
-import type { ConfigureResult, StockGate } from './stock-gate.js'
+import type { DrawSeeds } from '../draw/seeds.js'
+import { pseudonymOf } from '../draw/shuffle.js'
+import type { ConfigureResult, EntryState, StockGate } from './stock-gate.js'
+
+/** A coupon's opening draw, as the gate holds it. */
+interface DrawStock {
+  at: number
+  /** open: entries taken; closed: being drawn; drawn: run, first-come from here */
+  state: 'open' | 'closed' | 'drawn'
+  /** userId → pseudonym */
+  entrants: Map<string, string>
+}
 
 interface CouponStock {
   rules: CouponRules
@@ -32,21 +44,45 @@ interface CouponStock {
   winners: Map<string, Win>
   /** free ranks below the highest in use, ascending */
   holes: number[]
+  draw: DrawStock | null
+}
+
+/** What a restored coupon's draw holds: entrants (pseudonym, userId), and whether it has run. */
+export interface DrawSnapshot {
+  drawn: boolean
+  entrants: readonly { pseudonym: string; userId: string }[]
 }
 
 export class MemoryStockGate implements StockGate {
   readonly #coupons = new Map<number, CouponStock>()
+  readonly #seeds: DrawSeeds | null
 
-  /** Loads a coupon with the wins already persisted for it, and its partner codes. */
-  restore(rules: CouponRules, wins: readonly Win[], codes: readonly string[] = []): void {
+  /** seeds: where a draw coupon's seed is read (null: no draws) */
+  constructor(seeds: DrawSeeds | null = null) {
+    this.#seeds = seeds
+  }
+
+  /** Loads a coupon with the wins already persisted for it its partner codes and its draw's entrants. */
+  restore(
+    rules: CouponRules,
+    wins: readonly Win[],
+    codes: readonly string[] = [],
+    draw?: DrawSnapshot,
+  ): void {
     const winners = new Map<string, Win>()
     for (const w of wins) winners.set(w.userId, w)
+    let drawStock: DrawStock | null = null
+    if (rules.drawAt != null) {
+      drawStock = { at: rules.drawAt, state: draw?.drawn ? 'drawn' : 'open', entrants: new Map() }
+      for (const e of draw?.entrants ?? []) drawStock.entrants.set(e.userId, e.pseudonym)
+    }
     this.#coupons.set(rules.couponId, {
       rules,
       limited: limited(rules, codes.length),
       codes: [...codes],
       winners,
       holes: rankHoles(wins.map((w) => w.rank)),
+      draw: drawStock,
     })
   }
 
@@ -60,6 +96,11 @@ export class MemoryStockGate implements StockGate {
     if (quantityBelowWon(rules.totalQuantity, stock.winners.size)) return 'QUANTITY_BELOW_ISSUED'
     stock.rules = rules
     stock.limited = limited(rules, stock.codes.length)
+    if (stock.draw?.state !== 'drawn') {
+      if (rules.drawAt == null) stock.draw = null
+      else if (stock.draw) stock.draw.at = rules.drawAt
+      else stock.draw = { at: rules.drawAt, state: 'open', entrants: new Map() }
+    }
     return 'OK'
   }
 
@@ -88,12 +129,66 @@ export class MemoryStockGate implements StockGate {
     // This very request's win (granted inside the window, whenever it is asked again).
     const held = stock.winners.get(userId)
     if (held && held.requestId === requestId) return withCode(stock, held)
+    if (stock.draw && stock.draw.state !== 'drawn') return this.#enter(stock, userId, now)
     const refusal = decideIssue(stock.limited, stock.winners.has(userId), stock.winners.size, now)
+    if (refusal === 'SOLD_OUT' && stock.draw?.entrants.has(userId))
+      return { won: false, refusal: 'NOT_DRAWN' }
     if (refusal) return { won: false, refusal }
     const rank = stock.holes.length > 0 ? (stock.holes.shift() as number) : stock.winners.size + 1
     const win: Win = { couponId, userId, rank, issuedAt: now, requestId }
     stock.winners.set(userId, win)
     return withCode(stock, win)
+  }
+
+  /** A request before the draw has run: an entry, one per user. */
+  async #enter(stock: CouponStock, userId: string, now: number): Promise<IssueOutcome> {
+    const refusal = windowRefusal(stock.rules, now)
+    if (refusal) return { won: false, refusal }
+    const draw = stock.draw as DrawStock
+    if (draw.state !== 'open' || now >= draw.at) return { won: false, refusal: 'DRAWING' }
+    let pseudonym = draw.entrants.get(userId)
+    if (pseudonym === undefined) {
+      const couponId = stock.rules.couponId
+      const seed = this.#seeds?.peek(couponId) ?? (await this.#seeds?.get(couponId))
+      if (!seed) throw new Error(`coupon ${couponId} has a drawAt but no seed`)
+      pseudonym = pseudonymOf(seed, userId)
+      // The seed may have been awaited: the draw may have closed meanwhile.
+      if (stock.draw !== draw || draw.state !== 'open') return { won: false, refusal: 'DRAWING' }
+      draw.entrants.set(userId, pseudonym)
+    }
+    return { won: false, refusal: 'ENTERED', drawAt: draw.at, pseudonym }
+  }
+
+  /** The coupons this gate holds whose draw is due and not yet entered. */
+  dueDraws(now: number): number[] {
+    const due: number[] = []
+    for (const [couponId, stock] of this.#coupons)
+      if (stock.draw && stock.draw.state !== 'drawn' && stock.draw.at <= now) due.push(couponId)
+    return due
+  }
+
+  async entry(couponId: number, userId: string): Promise<EntryState | null> {
+    const draw = this.#coupons.get(couponId)?.draw
+    if (!draw?.entrants.has(userId)) return null
+    return { drawAt: draw.at, drawn: draw.state === 'drawn' }
+  }
+
+  async closeEntries(couponId: number): Promise<void> {
+    const draw = this.#coupons.get(couponId)?.draw
+    if (draw?.state === 'open') draw.state = 'closed'
+  }
+
+  async enterWinners(couponId: number, winners: readonly Win[]): Promise<void> {
+    const stock = this.#coupons.get(couponId)
+    if (!stock?.draw || stock.draw.state === 'drawn') return
+    for (const w of winners) if (!stock.winners.has(w.userId)) stock.winners.set(w.userId, w)
+    stock.draw.state = 'drawn'
+  }
+
+  /** The entrants the gate holds, pseudonym and user (embedded: the draw's check). */
+  entrants(couponId: number): { pseudonym: string; userId: string }[] {
+    const draw = this.#coupons.get(couponId)?.draw
+    return draw ? [...draw.entrants].map(([userId, pseudonym]) => ({ pseudonym, userId })) : []
   }
 
   async lookup(couponId: number, userId: string): Promise<Win | null> {

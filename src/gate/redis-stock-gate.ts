@@ -16,10 +16,13 @@ import { issueKeys } from '../coupon-state/keys.js'
 import { scripts } from '../coupon-state/scripts.js'
 import type { CouponRules, IssueOutcome, Refusal, Win } from '../domain/coupon.js'
 import { newRequestId } from '../domain/request-id.js'
+import type { EntrantPage } from '../draw/runner.js'
+import type { DrawSeeds } from '../draw/seeds.js'
+import { pseudonymOf } from '../draw/shuffle.js'
 import type { Metrics } from '../ops/metrics.js'
 import { toRedisFailure } from '../redis/errors.js'
 import type { LuaReply } from '../redis/lua-script.js'
-import type { ConfigureResult, StockGate } from './stock-gate.js'
+import type { ConfigureResult, EntryState, StockGate } from './stock-gate.js'
 
 /** The script's code of each refusal it can answer (an unknown coupon is the service's). */
 const REFUSAL_CODES = {
@@ -27,7 +30,8 @@ const REFUSAL_CODES = {
   ISSUE_ENDED: CODES.ISSUE_ENDED,
   ALREADY_ISSUED: CODES.ALREADY_ISSUED,
   SOLD_OUT: CODES.SOLD_OUT,
-} satisfies Record<Exclude<Refusal, 'COUPON_NOT_FOUND'>, number>
+  DRAWING: CODES.DRAWING,
+} satisfies Record<Exclude<Refusal, 'COUPON_NOT_FOUND' | 'ENTERED' | 'NOT_DRAWN'>, number>
 
 const ISSUE_REFUSALS: Record<number, Refusal> = Object.fromEntries(
   Object.entries(REFUSAL_CODES).map(([refusal, code]) => [code, refusal as Refusal]),
@@ -50,6 +54,8 @@ interface Waiter {
 export interface RedisStockGateOptions {
   state: CouponState
   metrics?: Metrics
+  /** where a draw coupon's seed is read (its entrants' pseudonyms); null: no draws */
+  seeds?: DrawSeeds | null
   /**
    * 'redis' (the default, the service's): the window is judged by Redis's TIME.
    * 'caller': by each request's `now` (tests of the window's exact edges, which
@@ -58,9 +64,25 @@ export interface RedisStockGateOptions {
   clock?: 'redis' | 'caller'
 }
 
+/** The draw's winners entered per script call. */
+const WINNERS_PER_CALL = 1000
+/** Entrants read per ZRANGE (about 0.75 MB a reply), and ZRANGEs in flight at once. */
+const ENTRANTS_PER_PAGE = 10_000
+const PAGES_AT_ONCE = 8
+/** A pseudonym's length: the entries' members are pseudonym ‖ userId. */
+const PSEUDONYM = 64
+
 export class RedisStockGate implements StockGate {
   readonly #state: CouponState
   readonly #metrics: Metrics | undefined
+  readonly #seeds: DrawSeeds | null
+  /**
+   * Coupons known to have a draw: 'entering' while it has not run (their requests
+   * go to enter.lua), 'drawn' after (issue.lua, and SOLD_OUT for an entrant is
+   * NOT_DRAWN). Learnt from the scripts' answers, which are the truth: issue.lua
+   * refuses a batch of a coupon whose draw has not run, enter.lua one whose has.
+   */
+  readonly #draws = new Map<number, 'entering' | 'drawn' | 'none'>()
   readonly #callerClock: boolean
   /** This turn's requests, per coupon; sent when the turn's I/O is done. */
   #batches = new Map<number, Waiter[]>()
@@ -69,6 +91,7 @@ export class RedisStockGate implements StockGate {
   constructor(options: RedisStockGateOptions) {
     this.#state = options.state
     this.#metrics = options.metrics
+    this.#seeds = options.seeds ?? null
     this.#callerClock = options.clock === 'caller'
   }
 
@@ -113,6 +136,10 @@ export class RedisStockGate implements StockGate {
   }
 
   #decide(couponId: number, waiters: Waiter[]) {
+    if (this.#draws.get(couponId) === 'entering') {
+      this.#enter(couponId, waiters)
+      return
+    }
     const args: (string | number)[] = []
     // '' for now: the script judges by Redis's clock
     const caller = this.#callerClock
@@ -123,6 +150,11 @@ export class RedisStockGate implements StockGate {
       .then(
         (codes) => {
           this.#metrics?.gateDecided(started, waiters.length)
+          if (codes === CODES.DRAW_PENDING) {
+            this.#draws.set(couponId, 'entering')
+            this.#enter(couponId, waiters)
+            return
+          }
           if (codes === null) {
             for (const w of waiters) w.resolve({ won: false, refusal: 'COUPON_NOT_FOUND' })
             return
@@ -138,9 +170,16 @@ export class RedisStockGate implements StockGate {
           const clock = Number(codes[0])
           const { recent } = this.#state
           const at = Date.now()
+          // SOLD_OUT may be NOT_DRAWN: for a coupon whose draw has run, or may have.
+          const maybeDrawn = this.#draws.get(couponId) !== 'none'
           for (let i = 0; i < waiters.length; i++) {
             const w = waiters[i] as Waiter
-            const win = settle(couponId, w, codes[i + 1], this.#callerClock ? w.now : clock)
+            const reply = codes[i + 1]
+            if (maybeDrawn && Number(reply) === CODES.SOLD_OUT) {
+              this.#soldOutOrNotDrawn(couponId, w)
+              continue
+            }
+            const win = settle(couponId, w, reply, this.#callerClock ? w.now : clock)
             // kept a few seconds, to be audited if Redis turns out to have lost it
             if (win) recent.add({ ...win, at })
           }
@@ -152,12 +191,148 @@ export class RedisStockGate implements StockGate {
       )
   }
 
-  register(rules: CouponRules): Promise<void> {
-    return this.#state.register(rules)
+  /** A batch of a coupon whose draw has not run: entries (enter.lua). */
+  async #enter(couponId: number, waiters: Waiter[]) {
+    try {
+      const seed = this.#seeds?.peek(couponId) ?? (await this.#seeds?.get(couponId))
+      if (!seed) throw new Error(`coupon ${couponId} has a draw but no seed`)
+      const args: (string | number)[] = []
+      const pseudonyms: string[] = []
+      for (const w of waiters) {
+        const pseudonym = pseudonymOf(seed, w.userId)
+        pseudonyms.push(pseudonym)
+        args.push(w.userId, this.#callerClock ? w.now : '', pseudonym + w.userId)
+      }
+      const reply = await this.#state.whenLoaded(couponId, (k) =>
+        scripts.enter.runNow(this.#state.client, [k.meta, k.draw, k.entries], args),
+      )
+      if (reply === null) {
+        for (const w of waiters) w.resolve({ won: false, refusal: 'COUPON_NOT_FOUND' })
+        return
+      }
+      if (reply === CODES.NO_DRAW) {
+        this.#draws.set(couponId, 'drawn')
+        this.#decide(couponId, waiters)
+        return
+      }
+      if (!Array.isArray(reply) || reply.length !== waiters.length + 1)
+        throw new Error(`enter.lua answered ${waiters.length} requests with ${String(reply)}`)
+      const drawAt = Number(reply[0])
+      for (let i = 0; i < waiters.length; i++) {
+        const w = waiters[i] as Waiter
+        const code = Number(reply[i + 1])
+        if (code === CODES.OK)
+          w.resolve({ won: false, refusal: 'ENTERED', drawAt, pseudonym: pseudonyms[i] as string })
+        else if (code === CODES.DRAWING) w.resolve({ won: false, refusal: 'DRAWING' })
+        else settle(couponId, w, code, w.now)
+      }
+    } catch (err) {
+      this.#metrics?.gateFailed(err)
+      for (const w of waiters) w.reject(err)
+    }
   }
 
-  configure(rules: CouponRules): Promise<ConfigureResult> {
-    return this.#state.configure(rules)
+  /** After the draw a sold-out coupon tells an entrant NOT_DRAWN. */
+  #soldOutOrNotDrawn(couponId: number, w: Waiter) {
+    this.#entered(couponId, w.userId).then(
+      (entry) => w.resolve({ won: false, refusal: entry ? 'NOT_DRAWN' : 'SOLD_OUT' }),
+      () => w.resolve({ won: false, refusal: 'SOLD_OUT' }),
+    )
+  }
+
+  async #entered(couponId: number, userId: string): Promise<EntryState | null> {
+    const k = this.#state.keys.coupon(couponId)
+    const [at, state] = await this.#state.client.hmget(k.draw, 'at', 'state')
+    // Learnt for the next SOLD_OUT (a draw set later makes issue.lua say so).
+    if (!this.#draws.has(couponId) || this.#draws.get(couponId) === 'none')
+      this.#draws.set(couponId, state ? (state === 'drawn' ? 'drawn' : 'entering') : 'none')
+    if (!state) return null
+    const pseudonym = await this.#seeds?.pseudonym(couponId, userId)
+    if (!pseudonym) return null
+    const score = await this.#state.client.zscore(k.entries, pseudonym + userId)
+    return score === null ? null : { drawAt: Number(at), drawn: state === 'drawn' }
+  }
+
+  entry(couponId: number, userId: string): Promise<EntryState | null> {
+    this.#state.assertReady()
+    return this.#entered(couponId, userId).catch((err: unknown) => {
+      throw toRedisFailure(err)
+    })
+  }
+
+  async closeEntries(couponId: number): Promise<void> {
+    const k = this.#state.keys.coupon(couponId)
+    await scripts.drawClose.run(this.#state.client, [k.draw], [])
+  }
+
+  async enterWinners(couponId: number, winners: readonly Win[]): Promise<void> {
+    const k = this.#state.keys.coupon(couponId)
+    const issuedAt = winners[0]?.issuedAt ?? 0
+    let i = 0
+    do {
+      const chunk = winners.slice(i, i + WINNERS_PER_CALL)
+      i += WINNERS_PER_CALL
+      const args: (string | number)[] = [issuedAt, i >= winners.length ? '1' : '0']
+      for (const w of chunk) args.push(w.userId, w.rank)
+      await this.#state.whenLoaded(couponId, (kk) =>
+        scripts.drawEnter.run(this.#state.client, [kk.users, kk.stream, k.draw], args),
+      )
+    } while (i < winners.length)
+    this.#draws.set(couponId, 'drawn')
+  }
+
+  /**
+   * The draw's entrants, pseudonym order, a page at a time (read once entries are
+   * closed, so the set no longer changes). Pages are small (a command's reply
+   * stays well inside the command timeout) and several are asked for at once.
+   */
+  async *entrantPages(couponId: number): AsyncGenerator<EntrantPage> {
+    const k = this.#state.keys.coupon(couponId)
+    const client = this.#state.client
+    const total = await client.zcard(k.entries)
+    for (let start = 0; start < total; start += ENTRANTS_PER_PAGE * PAGES_AT_ONCE) {
+      const pages = await Promise.all(
+        Array.from({ length: PAGES_AT_ONCE }, (_, i) => {
+          const from = start + i * ENTRANTS_PER_PAGE
+          return from < total
+            ? client.zrange(k.entries, from, from + ENTRANTS_PER_PAGE - 1)
+            : Promise.resolve([])
+        }),
+      )
+      for (const members of pages) {
+        if (members.length === 0) continue
+        yield {
+          pseudonyms: members.map((m) => m.slice(0, PSEUDONYM)),
+          userIds: members.map((m) => m.slice(PSEUDONYM)),
+        }
+      }
+    }
+  }
+
+  async register(rules: CouponRules): Promise<void> {
+    await this.#state.register(rules)
+    const k = this.#state.keys.coupon(rules.couponId)
+    try {
+      await this.#state.client.del(k.draw, k.entries)
+      if (rules.drawAt != null)
+        await scripts.drawConfigure.run(this.#state.client, [k.draw, k.entries], [rules.drawAt])
+    } catch (err) {
+      throw toRedisFailure(err)
+    }
+    this.#draws.delete(rules.couponId)
+  }
+
+  async configure(rules: CouponRules): Promise<ConfigureResult> {
+    const result = await this.#state.configure(rules)
+    if (result !== 'OK') return result
+    const k = this.#state.keys.coupon(rules.couponId)
+    await scripts.drawConfigure
+      .run(this.#state.client, [k.draw, k.entries], [rules.drawAt ?? ''])
+      .catch((err: unknown) => {
+        throw toRedisFailure(err)
+      })
+    this.#draws.delete(rules.couponId)
+    return result
   }
 
   appendCodes(

@@ -9,6 +9,12 @@
  */
 import type { CouponRules, IssueOutcome, Win } from '../domain/coupon.js'
 
+export interface EntryState {
+  drawAt: number
+  /** the draw has run (and this user is not among its winners unless lookup finds a win) */
+  drawn: boolean
+}
+
 export type ConfigureResult = 'OK' | 'QUANTITY_BELOW_ISSUED' | 'NOT_LOADED'
 
 export interface StockGate {
@@ -66,6 +72,18 @@ export interface StockGate {
   ): Promise<number | 'NOT_LOADED'>
   /** How many wins the gate has accepted for the coupon. */
   won(couponId: number): Promise<number>
+  /**
+   * The user's entry in the coupon's opening draw: null when the coupon has no
+   * draw or the user did not enter; `drawn` once the draw has run.
+   */
+  entry(couponId: number, userId: string): Promise<EntryState | null>
+  /** The draw begins: no more entries; requests are answered DRAWING until it is entered. */
+  closeEntries(couponId: number): Promise<void>
+  /**
+   * Enters the draw's winners as wins, in drawn order (ranks 1..n), and marks the
+   * draw done. Idempotent: a winner already held is skipped.
+   */
+  enterWinners(couponId: number, winners: readonly Win[]): Promise<void>
   ping(): Promise<void>
   close(): Promise<void>
 }

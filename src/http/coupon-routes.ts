@@ -45,6 +45,7 @@ export const couponRoutes: FastifyPluginAsyncTypebox<CouponRoutesOptions> = asyn
         minAvailableAmount: b.minAvailableAmount,
         issueStart: instant(b.issueStart),
         issueEnd: instant(b.issueEnd),
+        drawAt: b.drawAt == null ? null : instant(b.drawAt),
       })
       return reply.code(201).send(coupon)
     },
@@ -72,6 +73,7 @@ export const couponRoutes: FastifyPluginAsyncTypebox<CouponRoutesOptions> = asyn
         minAvailableAmount: b.minAvailableAmount,
         issueStart: b.issueStart === undefined ? undefined : instant(b.issueStart),
         issueEnd: b.issueEnd === undefined ? undefined : instant(b.issueEnd),
+        drawAt: b.drawAt === undefined ? undefined : b.drawAt === null ? null : instant(b.drawAt),
       })
     },
   )

@@ -29,10 +29,16 @@ export const refusalMessages: Record<Refusal, string> = {
   ISSUE_ENDED: 'The issue window has ended.',
   ALREADY_ISSUED: 'This user has already been issued this coupon.',
   SOLD_OUT: 'All coupons have been issued.',
+  NOT_DRAWN: 'This user entered the draw and was not drawn.',
+  ENTERED: 'Entered in the draw.',
+  DRAWING: 'The draw is running; retry in a moment.',
 }
 
+/** The causes the original knew (the draw's outcomes are answered as one of them). */
+type OriginalCause = Exclude<Refusal, 'ENTERED' | 'NOT_DRAWN' | 'DRAWING'>
+
 /** The original's messages, by cause. */
-export const compatComments: Record<Refusal | 'FAILED', string> = {
+export const compatComments: Record<OriginalCause | 'FAILED', string> = {
   SOLD_OUT: '쿠폰 발급 수량이 유효하지 않습니다.',
   ISSUE_NOT_STARTED: '쿠폰 발급 기간이 유효하지 않습니다.',
   ISSUE_ENDED: '쿠폰 발급 기간이 유효하지 않습니다.',
@@ -44,7 +50,7 @@ export const compatComments: Record<Refusal | 'FAILED', string> = {
 export const compatSuccess = { isSuccess: true } as const
 export const compatFailures = Object.fromEntries(
   Object.entries(compatComments).map(([cause, comment]) => [cause, { isSuccess: false, comment }]),
-) as Record<Refusal | 'FAILED', { isSuccess: false; comment: string }>
+) as Record<OriginalCause | 'FAILED', { isSuccess: false; comment: string }>
 
 export const OVERLOADED = Object.freeze({
   code: 'UNAVAILABLE',
@@ -64,18 +70,28 @@ const answerOf = (status: number, body: unknown, headers?: Answer['headers']): A
   headers,
 })
 
-// Every answer but a win is one of a few fixed bodies: built once.
+const RETRY_AFTER = { 'retry-after': String(RETRY_AFTER_SECONDS) }
+// Every answer but a win or an entry is one of a few fixed bodies: built once.
 const refusals = Object.fromEntries(
   Object.entries(refusalMessages).map(([code, message]) => [
     code,
-    answerOf(codeToStatus[code as Refusal], { code, message }),
+    code === 'DRAWING'
+      ? answerOf(503, { code: 'UNAVAILABLE', message }, RETRY_AFTER)
+      : answerOf(codeToStatus[code as Exclude<Refusal, 'ENTERED' | 'DRAWING'>] ?? 500, {
+          code,
+          message,
+        }),
   ]),
 ) as Record<Refusal, Answer>
 const compatRefusals = Object.fromEntries(
   Object.entries(compatFailures).map(([cause, body]) => [cause, answerOf(200, body)]),
 ) as Record<Refusal, Answer>
 const COMPAT_WON = answerOf(200, compatSuccess)
-const RETRY_AFTER = { 'retry-after': String(RETRY_AFTER_SECONDS) }
+// An entry in a draw: the original's clients hear success, as for a win; an
+// entrant not drawn, that the quantity is gone.
+compatRefusals.ENTERED = COMPAT_WON
+compatRefusals.NOT_DRAWN = answerOf(200, compatFailures.SOLD_OUT)
+compatRefusals.DRAWING = answerOf(503, compatFailures.FAILED, RETRY_AFTER)
 const COMPAT_UNAVAILABLE = answerOf(503, compatFailures.FAILED, RETRY_AFTER)
 const ISSUE_OVERLOADED = answerOf(503, OVERLOADED, RETRY_AFTER)
 
@@ -129,7 +145,14 @@ export function outcomeAnswer(
   outcome: IssueOutcome,
 ): Answer {
   if (compat) return outcome.won ? COMPAT_WON : compatRefusals[outcome.refusal]
-  if (!outcome.won) return refusals[outcome.refusal]
+  if (!outcome.won) {
+    if (outcome.refusal === 'ENTERED') {
+      const drawAt = new Date(outcome.drawAt ?? 0).toISOString()
+      const body = `{"couponId":${couponId},"userId":${JSON.stringify(userId)},"state":"ENTERED","drawAt":"${drawAt}"}`
+      return { status: 202, body: Buffer.from(body) }
+    }
+    return refusals[outcome.refusal]
+  }
   // The partner code: this answer goes to the winner's own request (SPEC).
   const code = outcome.code === undefined ? '' : `,"code":${JSON.stringify(outcome.code)}`
   const body = `{"couponId":${couponId},"userId":${JSON.stringify(userId)},"rank":${outcome.win.rank}${code}}`

@@ -4,6 +4,7 @@
  * are issue-endpoint.ts's bytes, as the fast lane's are.
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from '@sinclair/typebox'
 import type { FastifyRequest } from 'fastify'
 import { AppError } from '../domain/errors.js'
 import type { IssueLimits } from '../limits/issue-limits.js'
@@ -20,6 +21,8 @@ import { clientLimitHook, userLimited } from './issue-limit-hooks.js'
 import type { Overload } from './overload.js'
 import {
   CouponIdParams,
+  EntryOut,
+  EntryStatusOut,
   ErrorBody,
   IssueBody,
   IssueBodyAuthed,
@@ -56,12 +59,12 @@ export const issueRoutes: FastifyPluginAsyncTypebox<IssueRoutesOptions> = async 
         tags: ['public'],
         summary: 'Try to win a coupon',
         description:
-          '201 with the rank on a win (and `code`, the partner code number rank, when the coupon has codes: a coupon with codes never has more wins than codes); 409 ISSUE_NOT_STARTED / ISSUE_ENDED (window checked first), ALREADY_ISSUED or SOLD_OUT otherwise. With an Idempotency-Key, the same key and user again get the same answer as the win (201, same rank).',
+          '201 with the rank on a win (and `code`, the partner code number rank, when the coupon has codes: a coupon with codes never has more wins than codes); 202 ENTERED before the draw of a coupon that has one (one entry per user; 404 NOT_DRAWN after it for an entrant not drawn); 409 ISSUE_NOT_STARTED / ISSUE_ENDED (window checked first), ALREADY_ISSUED or SOLD_OUT otherwise. With an Idempotency-Key, the same key and user again get the same answer as the win (201, same rank).',
         security: userSecurity,
         headers: IssueHeaders,
         params: CouponIdParams,
         body: verifyUser ? IssueBodyAuthed : IssueBody,
-        response: { 201: IssueOut, '4xx': ErrorBody, '5xx': ErrorBody },
+        response: { 201: IssueOut, 202: EntryOut, '4xx': ErrorBody, '5xx': ErrorBody },
       },
     },
     async (request, reply) => {
@@ -80,20 +83,28 @@ export const issueRoutes: FastifyPluginAsyncTypebox<IssueRoutesOptions> = async 
     {
       schema: {
         tags: ['public'],
-        summary: "A user's coupon: QUEUED (won, not yet persisted), ISSUED or USED",
+        summary:
+          "A user's coupon: QUEUED (won, not yet persisted), ISSUED or USED; ENTERED in a draw",
         description:
-          "`code` (the coupon's partner code for this win, null when it has none) only for the callers who may spend the coupon: the service or admin token, or with user auth on the user's own token. Without a token (user auth off) the answer has no `code`; a token that is none of these is 401.",
+          "Before a coupon's draw has run, an entrant's state is ENTERED, with drawAt; after it, an entrant who was not drawn is 404 NOT_DRAWN. `code` (the coupon's partner code for this win, null when it has none) only for the callers who may spend the coupon: the service or admin token, or with user auth on the user's own token. Without a token (user auth off) the answer has no `code`; a token that is none of these is 401.",
         security: routeSecurity.status(verifyUser !== null),
         params: IssueParams,
-        response: { 200: IssueStatusOut, '4xx': ErrorBody, '5xx': ErrorBody },
+        response: {
+          200: Type.Union([IssueStatusOut, EntryStatusOut]),
+          '4xx': ErrorBody,
+          '5xx': ErrorBody,
+        },
       },
     },
     async (request) => {
       const couponId = Number(request.params.couponId)
       const { userId, withCode } = await reader(request, request.params.userId)
       const status = await issues.status(couponId, userId, withCode)
-      if (!status) throw new AppError('NOT_ISSUED', `user ${userId} has not won coupon ${couponId}`)
-      return status
+      if (status) return status
+      const entry = await issues.entry(couponId, userId)
+      if (entry)
+        return { couponId, userId, state: 'ENTERED' as const, drawAt: new Date(entry.drawAt) }
+      throw new AppError('NOT_ISSUED', `user ${userId} has not won coupon ${couponId}`)
     },
   )
 

@@ -16,6 +16,10 @@ const InstantIn = Type.String({
 /** Serialized from a Date by fast-json-stringify (toISOString, UTC). */
 const InstantOut = Type.Unsafe<Date>({ type: 'string', format: 'date-time' })
 const Title = Type.String({ minLength: 1, maxLength: 255 })
+const DrawAtIn = Type.Union([InstantIn, Type.Null()], {
+  description:
+    'the opening draw (docs/draw.md): from issueStart until drawAt a request is an entry (202), at drawAt the entrants are shuffled and the first totalQuantity win; issueStart < drawAt <= issueEnd, needs a totalQuantity; null: no draw. Changeable until the draw has run (then 409 DRAW_DONE)',
+})
 
 export const UserIdIn = Type.Union(
   [
@@ -59,6 +63,7 @@ export const CreateCouponBody = Type.Object(
     minAvailableAmount: Amount,
     issueStart: InstantIn,
     issueEnd: InstantIn,
+    drawAt: Type.Optional(DrawAtIn),
   },
   { additionalProperties: false },
 )
@@ -72,6 +77,7 @@ export const PatchCouponBody = Type.Object(
     minAvailableAmount: Type.Optional(Amount),
     issueStart: Type.Optional(InstantIn),
     issueEnd: Type.Optional(InstantIn),
+    drawAt: Type.Optional(DrawAtIn),
   },
   { additionalProperties: false },
 )
@@ -106,6 +112,11 @@ const couponFields = {
   issueEnd: InstantOut,
   createdAt: InstantOut,
   updatedAt: InstantOut,
+  drawAt: Type.Union([InstantOut, Type.Null()], { description: 'the opening draw; null: none' }),
+  drawCommitment: Type.Union([Type.String(), Type.Null()], {
+    description:
+      "hex SHA-256 of the draw's secret seed, shown from the moment drawAt is set; the seed is revealed after the draw (GET …/draw)",
+  }),
 }
 export const CouponOut = Type.Object(couponFields)
 export const CouponViewOut = Type.Object({
@@ -144,6 +155,21 @@ export const IssueStatusOut = Type.Object({
     description: 'the order the coupon was spent on; null while unused',
   }),
   code: Type.Optional(PartnerCode),
+})
+
+/** An entry in a coupon's draw (docs/draw.md). */
+export const EntryOut = Type.Object({
+  couponId: Type.Integer(),
+  userId: Type.String(),
+  state: Type.Literal('ENTERED'),
+  drawAt: Type.String({ format: 'date-time', description: 'when the draw runs' }),
+})
+
+export const EntryStatusOut = Type.Object({
+  couponId: Type.Integer(),
+  userId: Type.String(),
+  state: Type.Literal('ENTERED'),
+  drawAt: InstantOut,
 })
 
 export const StatsOut = Type.Object({

@@ -110,6 +110,24 @@ export class Metrics {
     labelNames: ['kind'] as const,
     registers: [this.registry],
   })
+  readonly drawDuration = new Histogram({
+    name: 'firstcome_draw_duration_seconds',
+    help: 'Time of one opening draw, from closing the entries to its record',
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 30],
+    registers: [this.registry],
+  })
+  readonly drawWinners = new Counter({
+    name: 'firstcome_draw_winners_total',
+    help: 'Winners drawn by opening draws, by coupon',
+    labelNames: ['coupon'] as const,
+    registers: [this.registry],
+  })
+  readonly drawEntrants = new Counter({
+    name: 'firstcome_draw_entrants_total',
+    help: 'Entrants of the opening draws that have run, by coupon',
+    labelNames: ['coupon'] as const,
+    registers: [this.registry],
+  })
   readonly gateRebuilds = new Counter({
     name: 'firstcome_gate_rebuilds_total',
     help: 'Coupons whose gate state was loaded into Redis from the database',

@@ -79,7 +79,9 @@ export class CouponCache {
     const window = this.#gateTime
       ? certainWindowRefusal(entry.rules, this.#gateTime())
       : windowRefusal(entry.rules, now)
-    return window ?? (entry.soldOut ? 'SOLD_OUT' : null)
+    // A draw coupon's entrant not drawn is told NOT_DRAWN, which only the gate knows.
+    const soldOut = entry.soldOut && entry.rules.drawAt == null
+    return window ?? (soldOut ? 'SOLD_OUT' : null)
   }
 
   /** The gate said SOLD_OUT: certain until the quantity is raised (which invalidates). */

@@ -29,6 +29,7 @@ import {
   updateCoupon,
 } from '../db/coupons-repo.js'
 import type { Db } from '../db/database.js'
+import { deleteEntries, ensureDrawSeed, findDraw } from '../db/draws-repo.js'
 import {
   type Coupon,
   type CouponDraft,
@@ -91,6 +92,7 @@ export class CouponService {
       .transaction()
       .execute(async (trx) => {
         const created = await insertCoupon(trx, draft, new Date())
+        if (created.drawAt !== null) created.drawCommitment = await ensureDrawSeed(trx, created.id)
         await this.#gate.register(rulesOf(created))
         return created
       })
@@ -144,12 +146,23 @@ export class CouponService {
           minAvailableAmount: patch.minAvailableAmount ?? current.minAvailableAmount,
           issueStart: patch.issueStart ?? current.issueStart,
           issueEnd: patch.issueEnd ?? current.issueEnd,
+          drawAt: patch.drawAt === undefined ? current.drawAt : patch.drawAt,
         }
         const problem = draftProblem(draft)
         if (problem) throw new AppError('VALIDATION_FAILED', problem)
+        let drawCommitment = current.drawCommitment
+        if (patch.drawAt !== undefined) await this.#checkDrawChange(trx, current, draft)
+        if (draft.drawAt != null) drawCommitment = await ensureDrawSeed(trx, id)
+        else if (current.drawAt !== null) await deleteEntries(trx, id)
         await this.#checkCodes(trx, id, patch.totalQuantity)
         const now = new Date()
-        const changed: Coupon = { ...current, ...draft, updatedAt: now }
+        const changed: Coupon = {
+          ...current,
+          ...draft,
+          drawAt: draft.drawAt ?? null,
+          drawCommitment,
+          updatedAt: now,
+        }
         gateTouched = true
         const result = await this.#gate.configure(
           strictestRules(rulesOf(current), rulesOf(changed)),
@@ -235,6 +248,24 @@ export class CouponService {
   }
 
   /**
+   * drawAt changes until the draw: not once it is due (it may be running) or has
+   * run (409 DRAW_DONE), and a draw is not added to a coupon that already has
+   * first-come wins (their ranks are the draw's).
+   */
+  async #checkDrawChange(trx: Db, current: Coupon, draft: CouponDraft) {
+    const same = (draft.drawAt?.getTime() ?? null) === (current.drawAt?.getTime() ?? null)
+    if (same) return
+    const drawn = current.drawCommitment !== null && (await findDraw(trx, current.id))?.drawn
+    if (drawn || (current.drawAt !== null && current.drawAt.getTime() <= Date.now()))
+      throw new AppError('DRAW_DONE', `the draw of coupon ${current.id} has run or is running`)
+    if (current.drawAt === null && draft.drawAt != null && (await this.#gate.won(current.id)) > 0)
+      throw new AppError(
+        'VALIDATION_FAILED',
+        `coupon ${current.id} already has first-come wins: a draw cannot be added`,
+      )
+  }
+
+  /**
    * A coupon never holds more partner codes than its quantity: an upload checks
    * under this same row lock (see CodePool), so neither can slip past the other.
    */
@@ -276,5 +307,6 @@ function described(c: Coupon) {
     totalQuantity: c.totalQuantity,
     issueStart: c.issueStart.toISOString(),
     issueEnd: c.issueEnd.toISOString(),
+    drawAt: c.drawAt?.toISOString() ?? null,
   }
 }

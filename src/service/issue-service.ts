@@ -18,9 +18,10 @@ import {
   remainingQuantity,
   type Win,
 } from '../domain/coupon.js'
-import { AppError } from '../domain/errors.js'
+import { AppError, UnavailableError } from '../domain/errors.js'
 import { newRequestId } from '../domain/request-id.js'
-import type { StockGate } from '../gate/stock-gate.js'
+import type { EntryRecorder } from '../draw/entry-recorder.js'
+import type { EntryState, StockGate } from '../gate/stock-gate.js'
 import type { WinRecorder } from '../queue/win-recorder.js'
 import type { CouponCache } from './coupon-cache.js'
 
@@ -85,6 +86,8 @@ export interface IssueServiceDeps {
   recorder: WinRecorder | null
   /** null in embedded mode, where the gate is in-process and as fast as a cache */
   cache: CouponCache | null
+  /** embedded mode: writes a draw's entry before it is answered (Redis: the gate's step) */
+  entries?: EntryRecorder | null
   /** the coupon, for status and stats (default: a query of `db`) */
   findCoupon?: (couponId: number) => Promise<Coupon | null>
   onOutcome?: (couponId: number, outcome: IssueOutcome) => void
@@ -96,6 +99,7 @@ export class IssueService {
   readonly #gate: StockGate
   readonly #recorder: WinRecorder | null
   readonly #cache: CouponCache | null
+  readonly #entries: EntryRecorder | null
   readonly #findCoupon: (couponId: number) => Promise<Coupon | null>
   readonly #onOutcome: (couponId: number, outcome: IssueOutcome) => void
   readonly #now: () => number
@@ -105,6 +109,7 @@ export class IssueService {
     this.#gate = deps.gate
     this.#recorder = deps.recorder
     this.#cache = deps.cache
+    this.#entries = deps.entries ?? null
     this.#findCoupon = deps.findCoupon ?? ((id) => findCoupon(deps.db, id))
     this.#onOutcome = deps.onOutcome ?? (() => {})
     this.#now = deps.now ?? Date.now
@@ -155,6 +160,10 @@ export class IssueService {
       if (this.#recorder) await this.#recorder.record(outcome.win)
     } else if (outcome.refusal === 'SOLD_OUT') {
       this.#cache?.markSoldOut(couponId)
+    } else if (outcome.refusal === 'ENTERED' && this.#entries && outcome.pseudonym) {
+      await this.#entries.record(couponId, userId, outcome.pseudonym).catch((err: unknown) => {
+        throw err instanceof UnavailableError ? err : new UnavailableError('database', err)
+      })
     }
     return this.#outcome(couponId, outcome)
   }
@@ -179,6 +188,20 @@ export class IssueService {
     const status = row ? issuedStatus(row) : queuedStatus(win)
     if (withCode) status.code = await findCode(this.#db, couponId, status.rank)
     return status
+  }
+
+  /**
+   * The user's entry in the coupon's draw, for a user with no win: null when
+   * not entered (or no draw). Throws NOT_DRAWN once the draw has run.
+   */
+  async entry(couponId: number, userId: string): Promise<EntryState | null> {
+    const entry = await this.#gate.entry(couponId, userId)
+    if (entry?.drawn)
+      throw new AppError(
+        'NOT_DRAWN',
+        `user ${userId} entered the draw of coupon ${couponId} and was not drawn`,
+      )
+    return entry
   }
 
   async stats(couponId: number): Promise<CouponStats> {

@@ -1,8 +1,7 @@
 /**
  * `firstcome verify-draw` against the real service: a coupon with a draw, users
  * entering (202), the draw at drawAt, then the command over the service's own
- * public answers, for a winner, a loser and a stranger. Skipped until the draw's
- * routes are in the service (the draw's second part enables it).
+ * public answers, for a winner, a loser and a stranger.
  */
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
@@ -13,9 +12,7 @@ import { verifyDrawCommand } from '../helpers/verify-draw.js'
 const ENTRANTS = 40
 const QUANTITY = 5
 
-describe('verify-draw against the service', {
-  skip: 'enabled with the draw in the issue path (entries, the draw run, its routes)',
-}, () => {
+describe('verify-draw against the service', () => {
   it('finds the published draw to be the shuffle, and tells each user their fate', async () => {
     const t = await startApp()
     try {

@@ -4,7 +4,9 @@
  * phone's runs an hour ahead, keeps the button disabled until the opening, then
  * shows the win and its rank without a reload; it says so for a user who already
  * won, a sold-out coupon and a closed event; it speaks Korean (rendered, not as
- * boxes) or English by Accept-Language; with user auth on it takes the token
+ * boxes) or English by Accept-Language; a draw coupon takes two users' entries
+ * after the opening and shows each the draw's result without a reload (one
+ * won, one not drawn); with user auth on it takes the token
  * from the fragment and sends no userId. No horizontal overflow anywhere.
  * Screenshots are kept in a temporary directory whose path is printed.
  */
@@ -47,7 +49,7 @@ describe('the event page in a browser', {
   })
 
   async function createCoupon(
-    fields: { title?: string; total: number; start: number; end: number },
+    fields: { title?: string; total: number; start: number; end: number; drawAt?: number },
     base = url,
   ) {
     const res = await fetch(`${base}/v1/coupons`, {
@@ -60,6 +62,7 @@ describe('the event page in a browser', {
         minAvailableAmount: 110_000,
         issueStart: new Date(fields.start).toISOString(),
         issueEnd: new Date(fields.end).toISOString(),
+        ...(fields.drawAt ? { drawAt: new Date(fields.drawAt).toISOString() } : {}),
       }),
     })
     assert.equal(res.status, 201)
@@ -134,6 +137,54 @@ describe('the event page in a browser', {
       await fitsAndShoot(page, '2-won')
     } finally {
       await context.close()
+    }
+  })
+
+  it('enters two users in a draw, then shows each the result without a reload', async () => {
+    const start = Date.now() + 5_000
+    const drawAt = start + 5_000
+    const id = await createCoupon({
+      title: '네고왕 추첨',
+      total: 1,
+      start,
+      end: start + HOUR,
+      drawAt,
+    })
+    const contexts = [await phone('en-US'), await phone('ko-KR')]
+    try {
+      const pages = await Promise.all(contexts.map((c) => c.newPage()))
+      for (const [i, page] of pages.entries()) {
+        await page.goto(`${url}/e/${id}`)
+        await enterId(page, `draw-user-${i}`)
+        assert.equal(await page.locator('#claim').isDisabled(), true, 'disabled before the opening')
+        await page.evaluate('window.loadedOnce = true')
+      }
+      assert.equal(await pages[0]?.locator('#claim').textContent(), 'Enter the draw')
+      for (const page of pages) {
+        await page.locator('#claim:enabled').waitFor({ timeout: 20_000 })
+        await page.locator('#claim').click()
+      }
+      await outcome(pages[0] as Page, 'You are in the draw')
+      await outcome(pages[1] as Page, '추첨에 응모했어요')
+      await fitsAndShoot(pages[0] as Page, '7-entered')
+      // After drawAt each page asks for its result by itself: one won, one not.
+      const results = await Promise.all(
+        pages.map(async (page) => {
+          await page
+            .locator('#outcome', { hasText: /Rank 1|Not drawn|순번 1번|당첨되지/ })
+            .waitFor({ timeout: 30_000 })
+          assert.equal(await page.evaluate('window.loadedOnce'), true, 'not reloaded')
+          return (await page.locator('#outcome').textContent()) ?? ''
+        }),
+      )
+      const won = results.filter((r) => !/Not drawn|당첨되지/.test(r))
+      assert.equal(won.length, 1, results.join(' / '))
+      const koreanPage = pages[1] as Page
+      await fitsAndShoot(koreanPage, '8-drawn-ko')
+      const status = await fetch(`${url}/v1/coupons/${id}/draw`)
+      assert.equal(status.status, 200)
+    } finally {
+      for (const c of contexts) await c.close()
     }
   })
 

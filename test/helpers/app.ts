@@ -94,6 +94,7 @@ export interface CouponInput {
   minAvailableAmount?: number
   issueStart?: string
   issueEnd?: string
+  drawAt?: string | null
 }
 
 export const HOUR = 3_600_000

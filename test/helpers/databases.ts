@@ -118,6 +118,7 @@ export async function insertRulesCoupon(
       minAvailableAmount: 0,
       issueStart: new Date(rules.issueStart),
       issueEnd: new Date(rules.issueEnd),
+      drawAt: rules.drawAt == null ? null : new Date(rules.drawAt),
     },
     new Date(),
   )

@@ -8,6 +8,7 @@ import { RedisKeys } from '../../src/coupon-state/keys.js'
 import type { Db } from '../../src/db/database.js'
 import { databaseGateSource } from '../../src/db/gate-source.js'
 import type { CouponRules } from '../../src/domain/coupon.js'
+import { DrawSeeds } from '../../src/draw/seeds.js'
 import { MemoryStockGate } from '../../src/gate/memory-stock-gate.js'
 import { RedisStockGate } from '../../src/gate/redis-stock-gate.js'
 import type { StockGate } from '../../src/gate/stock-gate.js'
@@ -20,6 +21,8 @@ import { skipUnless } from './services.js'
 
 export interface GateUnderTest {
   gate: StockGate
+  /** the draws' seeds the gate reads, by coupon id (set one before a draw coupon's entries) */
+  seeds: Map<number, Buffer>
   /** Makes a coupon known to the gate the way the service does (create). */
   addCoupon(rules: Omit<CouponRules, 'couponId'>): Promise<number>
   dispose(): Promise<void>
@@ -35,10 +38,12 @@ export const memoryGate: GateFactory = {
   name: 'memory',
   skip: async () => false,
   async create() {
-    const gate = new MemoryStockGate()
+    const seeds = new Map<number, Buffer>()
+    const gate = new MemoryStockGate(new DrawSeeds(async (id) => seeds.get(id) ?? null))
     let nextId = 1
     return {
       gate,
+      seeds,
       async addCoupon(rules) {
         const couponId = nextId++
         await gate.register({ couponId, ...rules })
@@ -120,9 +125,15 @@ export async function createRedisGate(options: RedisGateOptions): Promise<RedisG
     ...(options.onCatchUp ? { onCatchUp: options.onCatchUp } : {}),
     ...(options.onLost ? { onLost: options.onLost } : {}),
   })
-  const gate = new RedisStockGate({ state, clock: options.clock ?? 'caller' })
+  const seeds = new Map<number, Buffer>()
+  const gate = new RedisStockGate({
+    state,
+    clock: options.clock ?? 'caller',
+    seeds: new DrawSeeds(async (id) => seeds.get(id) ?? null),
+  })
   return {
     gate,
+    seeds,
     state,
     client,
     keys,

@@ -21,6 +21,8 @@ import {
 const COUPON_KEYS = [
   'createdAt',
   'discountAmount',
+  'drawAt',
+  'drawCommitment',
   'id',
   'issueEnd',
   'issueStart',
@@ -76,6 +78,8 @@ describe('coupon API', () => {
         issueEnd: '2026-11-25T04:00:00.500Z',
         createdAt: '',
         updatedAt: '',
+        drawAt: null,
+        drawCommitment: null,
       },
     )
     assert.match(c.createdAt, ISO_UTC)
@@ -97,6 +101,87 @@ describe('coupon API', () => {
       assert.equal(c.totalQuantity, payload.totalQuantity)
       assert.equal(c.minAvailableAmount, payload.minAvailableAmount)
     }
+  })
+
+  it('takes a drawAt inside the window with a quantity, and commits to its seed for good', async () => {
+    const body = couponBody({
+      issueStart: iso(Date.now() + 60_000),
+      issueEnd: iso(Date.now() + HOUR),
+    })
+    const start = Date.parse(body.issueStart)
+    const end = Date.parse(body.issueEnd)
+    for (const over of [
+      { drawAt: iso(start) },
+      { drawAt: iso(end + 1) },
+      { drawAt: iso(start + 1000), totalQuantity: null },
+      { drawAt: 'soon' },
+    ]) {
+      const payload = { ...body, ...over }
+      const res = await inject({ method: 'POST', url: '/v1/coupons', headers: admin, payload })
+      assert.equal(res.statusCode, 400, JSON.stringify(over))
+      assert.equal(res.json().code, 'VALIDATION_FAILED')
+    }
+    const payload = { ...body, drawAt: iso(end) }
+    const created = await inject({ method: 'POST', url: '/v1/coupons', headers: admin, payload })
+    assert.equal(created.statusCode, 201, created.body)
+    const c = created.json()
+    assert.equal(c.drawAt, iso(end))
+    assert.match(c.drawCommitment, /^[0-9a-f]{64}$/)
+    const moved = await patch(c.id, { drawAt: iso(start + 5000) })
+    assert.equal(moved.statusCode, 200, moved.body)
+    assert.equal(moved.json().drawCommitment, c.drawCommitment, 'the same seed')
+    const outside = await patch(c.id, { issueEnd: iso(start + 4000) })
+    assert.equal(outside.statusCode, 400, 'the window must still hold drawAt')
+    const removed = await patch(c.id, { drawAt: null })
+    assert.equal(removed.json().drawAt, null)
+    const back = await patch(c.id, { drawAt: iso(start + 6000) })
+    assert.equal(back.json().drawCommitment, c.drawCommitment, 'still the same seed')
+    const plain = (await inject({ method: 'GET', url: `/v1/coupons/${c.id}` })).json()
+    assert.equal(plain.drawCommitment, c.drawCommitment)
+    assert.equal(plain.seed, undefined)
+  })
+
+  it('drops the entries of a draw taken off its coupon', async () => {
+    const end = Date.now() + HOUR
+    const id = await createCoupon(t.app, {
+      totalQuantity: 10,
+      issueStart: iso(Date.now() - 1000),
+      drawAt: iso(end - 1000),
+      issueEnd: iso(end),
+    })
+    assert.equal((await requestIssue(t.app, id, 'entrant')).statusCode, 202)
+    const status = () => inject({ method: 'GET', url: `/v1/coupons/${id}/issues/entrant` })
+    assert.equal((await status()).json().state, 'ENTERED')
+    assert.equal((await patch(id, { drawAt: null })).statusCode, 200)
+    assert.equal((await status()).json().code, 'NOT_ISSUED')
+    const rows = await t.container.database.db
+      .selectFrom('coupon_entries')
+      .select('user_id')
+      .where('coupon_id', '=', id)
+      .execute()
+    assert.deepEqual(rows, [])
+    assert.equal((await patch(id, { drawAt: iso(end - 1000) })).statusCode, 200)
+    assert.equal((await status()).json().code, 'NOT_ISSUED')
+  })
+
+  it('refuses a draw added to a coupon with wins, and a drawAt moved once due', async () => {
+    const id = await createCoupon(t.app, { totalQuantity: 10 })
+    assert.equal((await requestIssue(t.app, id, 'early-bird')).statusCode, 201)
+    const end = Date.now() + HOUR
+    const added = await patch(id, { drawAt: iso(end - 1000) })
+    assert.equal(added.statusCode, 400, added.body)
+    assert.equal(added.json().code, 'VALIDATION_FAILED')
+
+    const due = await createCoupon(t.app, {
+      totalQuantity: 10,
+      issueStart: iso(Date.now() - 1000),
+      drawAt: iso(Date.now() + 300),
+      issueEnd: iso(end),
+    })
+    await new Promise((r) => setTimeout(r, 400))
+    const late = await patch(due, { drawAt: iso(end - 1000) })
+    assert.equal(late.statusCode, 409, late.body)
+    assert.equal(late.json().code, 'DRAW_DONE')
   })
 
   it('answers 401 UNAUTHORIZED on every admin route without the right token', async () => {

@@ -19,6 +19,8 @@ function coupon(startIn: number, endIn: number, total: number | null): Coupon {
     issueEnd: new Date(now + endIn),
     createdAt: new Date(now),
     updatedAt: new Date(now),
+    drawAt: null,
+    drawCommitment: null,
   }
 }
 

@@ -116,12 +116,20 @@ describe('strictestRules', () => {
       totalQuantity: 2,
       issueStart: 1500,
       issueEnd: 2000,
+      drawAt: null,
     })
     assert.deepEqual(strictestRules(other, rules), strictestRules(rules, other))
     const unlimited = { ...rules, totalQuantity: null }
     assert.equal(strictestRules(unlimited, other).totalQuantity, 5)
     assert.equal(strictestRules(other, unlimited).totalQuantity, 5)
     assert.equal(strictestRules(unlimited, unlimited).totalQuantity, null)
+  })
+
+  it('keeps a draw while either has one, at the later drawAt', () => {
+    const drawn = { ...rules, drawAt: 1800 }
+    assert.equal(strictestRules(rules, drawn).drawAt, 1800)
+    assert.equal(strictestRules(drawn, rules).drawAt, 1800)
+    assert.equal(strictestRules(drawn, { ...rules, drawAt: 1900 }).drawAt, 1900)
   })
 
   it('may leave no window at all: nothing can be won under it', () => {

@@ -25,6 +25,8 @@
 --                 (stamp.lua: the guard against a Redis that lost data)
 -- KEYS[6] codes   hash  partner codes: number r -> code r, numbered 1..n: while
 --                 there are any, at most that many wins; a win is answered with its code
+-- KEYS[7] draw    hash  the coupon's opening draw (docs/draw.md): while it has
+--                       not run, requests are entries, not wins (enter.lua)
 -- ARGV    triples of userId, now, requestId: one per request. now is '' (the
 --         service's calls): the window is judged by this Redis's own clock (TIME),
 --         one clock for every API process whatever theirs say, and the win is
@@ -38,6 +40,7 @@
 --   -8 BEHIND       the state is not stamped by this Redis server (restarted,
 --                   promoted, or marked behind): catch up from the database and
 --                   call again
+--   -9 DRAW_PENDING the coupon's draw has not run: send the batch to enter.lua
 -- or { the clock (epoch ms, TIME), then one outcome per request, in order }: the
 -- rank (>= 1) on a win;
 -- "<rank>:<issuedAt ms>" (a string) when the user's win is this same request's,
@@ -63,6 +66,10 @@ if redis.call('EXISTS', KEYS[5]) == 0 then
   redis.set_repl(redis.REPL_NONE)
   redis.call('SET', KEYS[5], '1', 'PX', 250)
   redis.set_repl(redis.REPL_ALL)
+end
+local drawing = redis.call('HGET', KEYS[7], 'state')
+if drawing and drawing ~= 'drawn' then
+  return -9
 end
 local start, stop, total = tonumber(meta[1]), tonumber(meta[2]), tonumber(meta[3])
 local codes = redis.call('HLEN', KEYS[6])
