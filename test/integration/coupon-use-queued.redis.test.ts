@@ -63,6 +63,8 @@ for (const dialect of ['postgres', 'mysql'] as const) {
       assert.deepEqual(await getStats(s.pool, id), {
         couponId: id,
         totalQuantity: 10,
+        codes: 0,
+        limit: 10,
         won: 5,
         persisted: 1,
         queued: 4,
@@ -90,6 +92,8 @@ for (const dialect of ['postgres', 'mysql'] as const) {
       assert.deepEqual(stats, {
         couponId: id,
         totalQuantity: 10,
+        codes: 0,
+        limit: 10,
         won: 5,
         persisted: 5,
         queued: 0,
