@@ -1,6 +1,7 @@
 /** webhooks rows: registration, where each endpoint stands, its lag. */
+import type { Selectable } from 'kysely'
 import type { Db } from '../db/database.js'
-import { toDate } from '../db/schema.js'
+import { toDate, type WebhooksTable } from '../db/schema.js'
 import { feedHead } from './feed.js'
 
 export type WebhookState = 'active' | 'failing'
@@ -22,22 +23,8 @@ export interface Webhook {
   createdAt: number
 }
 
-type Row = {
-  id: number
-  url: string
-  types: string
-  secret: string
-  delivered_seq: number
-  state: string
-  attempts: number
-  next_attempt_at: number
-  failing_since: number | null
-  last_status: number | null
-  last_error: string | null
-  last_attempt_at: number | null
-  last_success_at: number | null
-  created_at: number
-}
+/** A row as read: numbers, as the dialects' drivers give them back (see webhookOf). */
+type Row = Selectable<WebhooksTable>
 
 const n = (v: number | null) => (v === null ? null : Number(v))
 
