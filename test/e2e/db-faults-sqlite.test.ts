@@ -41,7 +41,7 @@ describe('database faults on SQLite (a server process)', { skip: await skipUnles
   let server: ServerProcess
   let databaseUrl = ''
   before(async () => {
-    disk = await mountTmpfs(1024)
+    disk = await mountTmpfs(4096)
     databaseUrl = `sqlite:${join(disk.dir, 'firstcome.sqlite')}`
     server = await startServer({
       databaseUrl,
