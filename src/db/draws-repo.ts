@@ -180,19 +180,37 @@ export interface DrawOutcome {
   winners: readonly string[]
 }
 
-/** The draw's record; a record already there stays (the draw runs once). */
+/**
+ * The draw's record; a record already there stays (the draw runs once). The
+ * draw's `coupon.draw_done` event is written with it, in one transaction (or in
+ * the caller's), only by the call that wrote the record.
+ */
 export async function recordDraw(db: Db, couponId: number, o: DrawOutcome, now: Date) {
-  await db
-    .updateTable('coupon_draws')
-    .set({
-      draw_at: o.drawAt,
-      quantity: o.quantity,
-      entrants: o.entrants,
-      entrants_digest: o.entrantsDigest,
-      winners: o.winners.join('\n'),
-      drawn_at: now,
-    })
-    .where('coupon_id', '=', couponId)
-    .where('drawn_at', 'is', null)
-    .execute()
+  const write = async (trx: Db) => {
+    const updated = await trx
+      .updateTable('coupon_draws')
+      .set({
+        draw_at: o.drawAt,
+        quantity: o.quantity,
+        entrants: o.entrants,
+        entrants_digest: o.entrantsDigest,
+        winners: o.winners.join('\n'),
+        drawn_at: now,
+      })
+      .where('coupon_id', '=', couponId)
+      .where('drawn_at', 'is', null)
+      .executeTakeFirst()
+    if (Number(updated.numUpdatedRows) === 0) return
+    await trx
+      .insertInto('events')
+      .values({
+        type: 'coupon.draw_done',
+        coupon_id: couponId,
+        quantity: o.winners.length,
+        occurred_at: now,
+      })
+      .execute()
+  }
+  if (db.isTransaction) await write(db)
+  else await db.transaction().execute(write)
 }

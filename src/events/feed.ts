@@ -194,6 +194,9 @@ function dataOf(r: EventRow): Record<string, unknown> {
       }
     case 'coupon.sold_out':
       return { couponId, totalQuantity: Number(r.quantity), soldOutAt: at }
+    // The record itself (seed, entrants, winners' pseudonyms): GET /v1/coupons/{id}/draw.
+    case 'coupon.draw_done':
+      return { couponId, winners: Number(r.quantity), drawnAt: at }
     default:
       return { couponId }
   }

@@ -27,6 +27,7 @@ import {
   twiceShuffled,
   users,
   waitDrained,
+  waitFor,
 } from '../helpers/storm.js'
 
 const QUANTITY = 100
@@ -164,6 +165,20 @@ for (const mode of MODES) {
       )
       const refused = await get(s.pool, `/v1/coupons/${couponId}/draw/entrants?as=userIds`)
       assert.equal(refused.status, 401)
+
+      // The feed says the draw is done, once, with its winners' count.
+      s.container.pump.start()
+      const done = await waitFor('the draw_done event', async () => {
+        const feed = JSON.parse((await get(s.pool, '/v1/events?after=0&limit=1000', admin)).text)
+        const mine = (
+          feed.items as { type: string; data: { couponId: number; winners?: number } }[]
+        ).filter((e) => e.type === 'coupon.draw_done' && e.data.couponId === couponId)
+        return mine.length > 0 ? mine : null
+      })
+      assert.deepEqual(
+        done.map((e) => e.data.winners),
+        [QUANTITY],
+      )
     })
 
     it('Redis losing the coupon mid-entries: the rebuilt gate keeps it a draw', {
