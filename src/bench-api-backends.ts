@@ -5,6 +5,7 @@
 import { scripts } from './coupon-state/scripts.js'
 
 export { createContainer } from './container.js'
+export { issueKeys } from './coupon-state/keys.js'
 export { findCoupon } from './db/coupons-repo.js'
 export { createDatabaseIfMissing } from './db/create-database.js'
 export { openDatabase } from './db/database.js'

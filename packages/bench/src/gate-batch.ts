@@ -25,7 +25,7 @@ import {
   spawnDelayProxy,
 } from './delay-proxy.js'
 import { ConfigError, RedisKeys } from './service.js'
-import { issueScript, stampScript } from './service-backends.js'
+import { issueKeys, issueScript, stampScript } from './service-backends.js'
 
 export const GATE_USAGE = `Usage: firstcome bench gate [options]
 
@@ -124,7 +124,7 @@ async function runOne(
   inFlight: number,
 ): Promise<{ decisions: number; seconds: number }> {
   const k = keys.coupon(couponId)
-  const keyList = [k.meta, k.users, k.holes, k.stream, k.live, k.codes]
+  const keyList = issueKeys(k)
   let next = 0
   let decisions = 0
   const started = performance.now()
@@ -193,7 +193,7 @@ export async function runGateBench(args: string[]): Promise<GateReport | 'help'>
     const keys = new RedisKeys(`fcbench:${process.pid}:`)
     const runs: GateRun[] = []
     const k0 = keys.coupon(0)
-    await issueScript.run(direct, [k0.meta, k0.users, k0.holes, k0.stream, k0.live, k0.codes], []) // loads the script
+    await issueScript.run(direct, issueKeys(k0), []) // loads the script
     let couponId = 1
     const inProxy = proxy?.timeInProxy() ?? null
     for (const batch of batches) {

@@ -13,6 +13,7 @@ export const {
   createDatabaseIfMissing,
   createRedis,
   findCoupon,
+  issueKeys,
   issueScript,
   openDatabase,
   stampScript,
