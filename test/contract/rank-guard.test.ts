@@ -14,6 +14,7 @@ import { openDatabase } from '../../src/db/database.js'
 import { isRankRefusal, isRowError, RankRefusedError } from '../../src/db/errors.js'
 import { insertWins, persistWins, refusedWins } from '../../src/db/issues-repo.js'
 import { migrations } from '../../src/db/migrate.js'
+import { markUsed } from '../../src/db/spends-repo.js'
 import type { Win } from '../../src/domain/coupon.js'
 import {
   createDatabaseUrl,
@@ -127,6 +128,24 @@ for (const dialect of DIALECTS) {
         await insertWins(t.database.db, [win(unlimited, 'far', 1_000_000)], new Date()),
         1,
       )
+    })
+    it('a spend does not wait for the coupon the worker holds (no deadlock)', {
+      skip: dialect === 'sqlite' && 'SQLite has one writer at a time: nothing to interleave',
+    }, async () => {
+      const couponId = await insertRulesCoupon(t.database.db, { ...RULES, totalQuantity: 5 })
+      await insertWins(t.database.db, [win(couponId, 'spender', 1)], new Date())
+      // The worker's transaction holds the coupon's row (as lockCoupons does) ...
+      await t.database.db.transaction().execute(async (worker) => {
+        await sql`select id from coupons where id = ${couponId} for update`.execute(worker)
+        // ... while a spend marks its row used: the guard must not read the coupon
+        // for an update that leaves the rank alone, or the two deadlock once the
+        // worker's insert meets the spend's row.
+        const spent = await Promise.race([
+          markUsed(t.database.db, couponId, 'spender', 'order-1', new Date()).then(() => 'spent'),
+          new Promise((resolve) => setTimeout(resolve, 3000, 'waited for the coupon')),
+        ])
+        assert.equal(spent, 'spent')
+      })
     })
   })
 

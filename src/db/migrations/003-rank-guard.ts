@@ -85,14 +85,21 @@ async function createTrigger(db: Kysely<unknown>, dialect: Dialect) {
     return
   }
   // MySQL/MariaDB: per row; 3819 is ER_CHECK_CONSTRAINT_VIOLATED (SQLSTATE 23000).
+  // An update is checked only when it changes the rank: InnoDB reads the coupon
+  // in a trigger with a shared lock, and a spend (an update of order_id, holding
+  // its row) waiting for it behind the worker (holding the coupon, inserting
+  // beside that row) would be a deadlock.
+  const check = `if new.\`rank\` < 1 or new.\`rank\` > (select total_quantity from coupons where id = new.coupon_id) then
+          signal sqlstate '23000' set mysql_errno = 3819, message_text = '${RANK_REFUSED}';
+        end if;`
   for (const event of ['insert', 'update']) {
     await sql.raw(`drop trigger if exists ${TRIGGER}_${event}`).execute(db)
+    const body =
+      event === 'insert' ? check : `if new.\`rank\` <> old.\`rank\` then ${check} end if;`
     await sql
       .raw(`create trigger ${TRIGGER}_${event} before ${event} on coupon_issues for each row
       begin
-        if new.\`rank\` < 1 or new.\`rank\` > (select total_quantity from coupons where id = new.coupon_id) then
-          signal sqlstate '23000' set mysql_errno = 3819, message_text = '${RANK_REFUSED}';
-        end if;
+        ${body}
       end`)
       .execute(db)
   }
