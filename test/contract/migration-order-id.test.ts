@@ -6,7 +6,6 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { type Kysely, Migrator } from 'kysely'
-import { insertCoupon } from '../../src/db/coupons-repo.js'
 import { type Database, openDatabase } from '../../src/db/database.js'
 import { findIssue } from '../../src/db/issues-repo.js'
 import { migrateToLatest, migrations } from '../../src/db/migrate.js'
@@ -16,6 +15,7 @@ import {
   createDatabaseUrl,
   DIALECTS,
   dropDatabaseUrl,
+  insertFirstReleaseCoupon,
   skipUnlessDialect,
 } from '../helpers/databases.js'
 
@@ -42,18 +42,13 @@ for (const dialect of DIALECTS) {
       })
       const first = await previous.migrateToLatest()
       assert.equal(first.error, undefined)
-      const coupon = await insertCoupon(
-        db,
-        {
-          title: 'old',
+      const coupon = {
+        id: await insertFirstReleaseCoupon(db, {
           totalQuantity: 10,
-          discountAmount: 1000,
-          minAvailableAmount: 0,
-          issueStart: new Date('2026-11-24T00:00:00Z'),
-          issueEnd: new Date('2026-11-25T00:00:00Z'),
-        },
-        new Date(),
-      )
+          issueStart: Date.parse('2026-11-24T00:00:00Z'),
+          issueEnd: Date.parse('2026-11-25T00:00:00Z'),
+        }),
+      }
       const issuedAt = Date.parse('2026-11-24T01:00:00.123Z')
       // The previous release's columns only (no later migration's).
       const created = new Date()

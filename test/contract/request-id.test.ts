@@ -17,6 +17,7 @@ import {
   createDatabaseUrl,
   DIALECTS,
   dropDatabaseUrl,
+  insertFirstReleaseCoupon,
   insertRulesCoupon,
   skipUnlessDialect,
 } from '../helpers/databases.js'
@@ -49,7 +50,7 @@ for (const dialect of DIALECTS) {
         provider: { getMigrations: async () => previous },
       }).migrateToLatest()
       assert.equal(first.error, undefined)
-      const couponId = await insertRulesCoupon(db, RULES, 'old')
+      const couponId = await insertFirstReleaseCoupon(db, RULES)
       const now = new Date()
       await db
         .insertInto('coupon_issues')

@@ -124,3 +124,39 @@ export async function insertRulesCoupon(
   )
   return coupon.id
 }
+
+/**
+ * A coupon row with only the columns migration 001 made, as the first release
+ * wrote it: for the tests of a later migration applied to an older database
+ * (the repositories of today would name columns it does not have yet).
+ */
+export async function insertFirstReleaseCoupon(
+  db: Db,
+  rules: Omit<CouponRules, 'couponId'>,
+  title = 'old',
+): Promise<number> {
+  const now = new Date()
+  const result = await db
+    .insertInto('coupons')
+    .values({
+      title,
+      coupon_type: 'FIRST_COME_FIRST_SERVED',
+      total_quantity: rules.totalQuantity,
+      issued_quantity: 0,
+      discount_amount: 1000,
+      min_available_amount: 0,
+      date_issue_start: new Date(rules.issueStart),
+      date_issue_end: new Date(rules.issueEnd),
+      date_created: now,
+      date_updated: now,
+    })
+    .executeTakeFirstOrThrow()
+  if (result.insertId !== undefined) return Number(result.insertId)
+  const row = await db
+    .selectFrom('coupons')
+    .select('id')
+    .where('title', '=', title)
+    .orderBy('id', 'desc')
+    .executeTakeFirstOrThrow()
+  return Number(row.id)
+}
