@@ -69,16 +69,23 @@ export async function sequence(db: Db, limit = SEQUENCE_BATCH): Promise<number> 
     const unsequenced = trx.selectFrom('events').select('id').where('seq', 'is', null).orderBy('id')
     const lo = await unsequenced.limit(1).executeTakeFirst()
     if (!lo) return 0
-    const hi =
+    const top =
       (await unsequenced
         .offset(limit - 1)
         .limit(1)
         .executeTakeFirst()) ??
       (await trx
         .selectFrom('events')
-        .select((eb) => eb.fn.max('id').as('id'))
+        .select('id')
         .where('seq', 'is', null)
-        .executeTakeFirstOrThrow())
+        .orderBy('id', 'desc')
+        .limit(1)
+        .executeTakeFirst()) ??
+      lo
+    // Each statement reads what is committed by then (read committed): should
+    // the second find none, the range is lo alone, never one that ends below it
+    // (last_seq would go back, and the next round give a seq twice).
+    const hi = { id: Math.max(Number(top.id), Number(lo.id)) }
     const offset = last - Number(lo.id) + 1
     // Only the ids seen: an event below `lo` committing meanwhile waits for the
     // next round (its seq must be above `last`).
