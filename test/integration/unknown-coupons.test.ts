@@ -29,7 +29,17 @@ interface QueryCounter {
   restore(): void
 }
 
-/** Every query this process sends through Kysely (embedded: the only way it queries). */
+/**
+ * Does the query read the coupons table, other than the draw runner's look for
+ * due draws? Only those count: the processes also query on their own meanwhile
+ * (that look, the event sequencer's probe), whatever the requests ask.
+ */
+const readsCoupons = (text: unknown) =>
+  typeof text === 'string' &&
+  /\bfrom ["`]?coupons["`]?(?![_\w])/i.test(text) &&
+  !/draw_at/.test(text)
+
+/** Every query on coupons this process sends through Kysely (embedded: the only way it queries). */
 function countKyselyQueries(): QueryCounter {
   const base = Object.getPrototypeOf(DefaultQueryExecutor.prototype) as {
     executeQuery: (...args: unknown[]) => unknown
@@ -42,13 +52,14 @@ function countKyselyQueries(): QueryCounter {
     },
   }
   base.executeQuery = function (this: unknown, ...args: unknown[]) {
-    counter.n++
+    const compiled = args[0] as { sql?: string } | undefined
+    if (readsCoupons(compiled?.sql)) counter.n++
     return original.apply(this, args)
   }
   return counter
 }
 
-/** Queries sent by this process's services to PostgreSQL, however sent (Redis mode). */
+/** Queries on coupons sent by this process's services to PostgreSQL, however sent (Redis mode). */
 function countServiceQueries(): QueryCounter {
   const proto = pg.Client.prototype as unknown as {
     query: (...args: unknown[]) => unknown
@@ -63,7 +74,10 @@ function countServiceQueries(): QueryCounter {
     },
   }
   proto.query = function (this: typeof proto, ...args: unknown[]) {
-    if (ours.test(this.connectionParameters?.application_name ?? '')) counter.n++
+    const [query] = args as [string | { text?: string } | undefined]
+    const text = typeof query === 'string' ? query : query?.text
+    if (ours.test(this.connectionParameters?.application_name ?? '') && readsCoupons(text))
+      counter.n++
     return original.apply(this, args)
   }
   return counter
