@@ -14,7 +14,7 @@ import { describe, it } from 'node:test'
 import { ADMIN_TOKEN, admin, createCoupon, service } from '../helpers/app.js'
 import { DIALECTS } from '../helpers/databases.js'
 import { embedded, redisMode } from '../helpers/modes.js'
-import { type ServerProcess, startServer, stopAll } from '../helpers/processes.js'
+import { serversOfTest } from '../helpers/processes.js'
 import {
   checkRows,
   httpPool,
@@ -70,18 +70,11 @@ for (const mode of MODES) {
     it('every winner answered before the crash keeps its code; no code twice after', {
       timeout: 180_000,
     }, async (tc) => {
-      const servers: ServerProcess[] = []
-      tc.after(() => stopAll(servers))
-      const start = async (args: string[] = []) => {
-        const server = await startServer({
-          databaseUrl: suite.databaseUrl,
-          adminToken: ADMIN_TOKEN,
-          env: suite.processEnv,
-          args,
-        })
-        servers.push(server)
-        return server
-      }
+      const start = serversOfTest(tc, {
+        databaseUrl: suite.databaseUrl,
+        adminToken: ADMIN_TOKEN,
+        env: suite.processEnv,
+      })
       const first = await start(mode.mode === 'redis' ? ['--no-worker'] : [])
       const couponId = await createCoupon(first, { totalQuantity: QUANTITY })
       await upload(

@@ -14,7 +14,7 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { ADMIN_TOKEN, createCoupon } from '../helpers/app.js'
 import { embedded, type ModeName, redisMode } from '../helpers/modes.js'
-import { type ServerProcess, startServer, stopAll } from '../helpers/processes.js'
+import { serversOfTest } from '../helpers/processes.js'
 import {
   checkRows,
   httpPool,
@@ -51,18 +51,11 @@ for (const mode of MODES) {
     it('loses no spend answered 200 and counts every win once', {
       timeout: 180_000,
     }, async (tc) => {
-      const servers: ServerProcess[] = []
-      tc.after(() => stopAll(servers))
-      const start = async (args: string[] = []) => {
-        const server = await startServer({
-          databaseUrl: suite.databaseUrl,
-          adminToken: ADMIN_TOKEN,
-          env: suite.processEnv,
-          args,
-        })
-        servers.push(server)
-        return server
-      }
+      const start = serversOfTest(tc, {
+        databaseUrl: suite.databaseUrl,
+        adminToken: ADMIN_TOKEN,
+        env: suite.processEnv,
+      })
       const { winners: WINNERS, killAfterSpends: KILL_AFTER_SPENDS } = crash
 
       const first = await start(crash.firstArgs)

@@ -7,7 +7,7 @@
  */
 import { spawn } from 'node:child_process'
 import { globSync } from 'node:fs'
-import { after } from 'node:test'
+import { after, type TestContext } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { SERVICE_TOKEN } from './app.js'
@@ -255,5 +255,22 @@ export function serversOnOneDatabase() {
       servers.push(server)
       return server
     },
+  }
+}
+
+/**
+ * Starts server processes with the same options (the arguments apart), each
+ * killed when the test ends, whatever the test did to it meanwhile.
+ */
+export function serversOfTest(
+  tc: TestContext,
+  options: Omit<ServerOptions, 'args'>,
+): (args?: string[]) => Promise<ServerProcess> {
+  const servers: ServerProcess[] = []
+  tc.after(() => stopAll(servers))
+  return async (args = []) => {
+    const server = await startServer({ ...options, args })
+    servers.push(server)
+    return server
   }
 }
