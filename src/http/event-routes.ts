@@ -129,6 +129,8 @@ export function webhookOverview(statuses: WebhookStatuses) {
     }))
 }
 
+const noWebhook = (id: number) => new AppError('NOT_FOUND', `No webhook ${id}.`)
+
 function intOf(raw: string | undefined, fallback: number, min: number, max: number, name: string) {
   if (raw === undefined) return fallback
   const n = Number(raw)
@@ -140,6 +142,12 @@ function intOf(raw: string | undefined, fallback: number, min: number, max: numb
 export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async (app, opts) => {
   const { db, signal, statuses } = opts
   const onRequest = adminGuard(opts.adminToken)
+  /** The endpoint as it stands now (read fresh), or NOT_FOUND. */
+  const webhookNow = async (id: number) => {
+    const s = (await statuses.fresh()).find((x) => x.webhook.id === id)
+    if (!s) throw noWebhook(id)
+    return webhookOut(s.webhook, s.lag)
+  }
 
   app.get(
     '/v1/events',
@@ -235,10 +243,7 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
       },
     },
     async (request) => {
-      const id = Number(request.params.id)
-      const s = (await statuses.fresh()).find((x) => x.webhook.id === id)
-      if (!s) throw new AppError('NOT_FOUND', `No webhook ${id}.`)
-      return webhookOut(s.webhook, s.lag)
+      return webhookNow(Number(request.params.id))
     },
   )
 
@@ -256,7 +261,7 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
     },
     async (request, reply) => {
       const id = Number(request.params.id)
-      if (!(await deleteWebhook(db, id))) throw new AppError('NOT_FOUND', `No webhook ${id}.`)
+      if (!(await deleteWebhook(db, id))) throw noWebhook(id)
       reply.code(204)
       return null
     },
@@ -276,10 +281,8 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
     },
     async (request) => {
       const id = Number(request.params.id)
-      if (!(await enableWebhook(db, id))) throw new AppError('NOT_FOUND', `No webhook ${id}.`)
-      const s = (await statuses.fresh()).find((x) => x.webhook.id === id)
-      if (!s) throw new AppError('NOT_FOUND', `No webhook ${id}.`)
-      return webhookOut(s.webhook, s.lag)
+      if (!(await enableWebhook(db, id))) throw noWebhook(id)
+      return webhookNow(id)
     },
   )
 }
