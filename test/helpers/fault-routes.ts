@@ -5,8 +5,10 @@
  */
 import assert from 'node:assert/strict'
 import type { LightMyRequestResponse } from 'fastify'
+import { GroupCommitRecorder } from '../../src/queue/group-commit-recorder.js'
 import { admin, couponBody, type TestApp } from './app.js'
 import { useCoupon } from './use.js'
+import { waitFor } from './wait.js'
 
 export interface RouteAnswer {
   route: string
@@ -70,6 +72,19 @@ export async function otherWrites(t: TestApp, couponId: number, winner: string) 
 
 export async function readiness(t: TestApp) {
   return answerOf('readyz', await t.app.inject({ method: 'GET', url: '/readyz' }))
+}
+
+/** Waits until every win handed to the group commit is a row, and readiness is back. */
+export function recovered(t: TestApp) {
+  return waitFor(
+    'writes to pass and readiness to be back',
+    async () => {
+      const recorder = t.container.recorder
+      const backlog = recorder instanceof GroupCommitRecorder ? recorder.backlog : 0
+      return backlog === 0 && (await readiness(t)).status === 200
+    },
+    30_000,
+  )
 }
 
 export function assertUnavailable(answers: readonly RouteAnswer[], fault: string) {

@@ -11,7 +11,6 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import mysql from 'mysql2/promise'
-import { GroupCommitRecorder } from '../../src/queue/group-commit-recorder.js'
 import { createCoupon, startApp, type TestApp } from '../helpers/app.js'
 import { createDatabaseUrl, dropDatabaseUrl, skipUnlessDialect } from '../helpers/databases.js'
 import { mysqlTableFull } from '../helpers/disk-faults.js'
@@ -21,6 +20,7 @@ import {
   issueWithKey,
   type RouteAnswer,
   readiness,
+  recovered,
 } from '../helpers/fault-routes.js'
 import { assertInvariants } from '../helpers/invariants.js'
 import { waitFor } from '../helpers/storm.js'
@@ -42,17 +42,6 @@ describe('database faults on MySQL/MariaDB (embedded mode)', {
     if (url) await dropDatabaseUrl(url)
   })
 
-  const recovered = () =>
-    waitFor(
-      'writes to pass and readiness to be back',
-      async () => {
-        const recorder = t.container.recorder
-        const backlog = recorder instanceof GroupCommitRecorder ? recorder.backlog : 0
-        return backlog === 0 && (await readiness(t)).status === 200
-      },
-      30_000,
-    )
-
   /** A coupon with `spender` already won, and what its 201 said. */
   const couponWithWinner = async (spender: string) => {
     const couponId = await createCoupon(t.app, { totalQuantity: 100 })
@@ -63,7 +52,7 @@ describe('database faults on MySQL/MariaDB (embedded mode)', {
 
   /** The retried issue and checkout pass; the rows hold both wins. */
   const settles = async (couponId: number, spender: string, rank: number, user: string) => {
-    await recovered()
+    await recovered(t)
     const retried = await issueWithKey(t, couponId, user, `key-${user}`)
     assert.equal(retried.status, 201)
     assert.equal((await checkout(t, couponId, spender)).status, 200)

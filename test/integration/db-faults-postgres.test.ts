@@ -11,7 +11,6 @@ import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import pg from 'pg'
-import { GroupCommitRecorder } from '../../src/queue/group-commit-recorder.js'
 import { createCoupon, startApp, type TestApp } from '../helpers/app.js'
 import { createDatabaseUrl, dropDatabaseUrl, skipUnlessDialect } from '../helpers/databases.js'
 import { resetReadOnly, setReadOnly } from '../helpers/db-faults.js'
@@ -22,10 +21,11 @@ import {
   issueWithKey,
   otherWrites,
   readiness,
+  recovered,
 } from '../helpers/fault-routes.js'
 import { assertInvariants } from '../helpers/invariants.js'
 import { keyedStorm } from '../helpers/keyed-storm.js'
-import { tally, users, waitFor, winsOf } from '../helpers/storm.js'
+import { tally, users, winsOf } from '../helpers/storm.js'
 
 const STATEMENT_TIMEOUT_MS = 1000
 
@@ -51,18 +51,6 @@ describe('database faults on PostgreSQL (embedded mode)', {
     await disk?.release()
   })
 
-  /** Waits until every win handed to the group commit is a row, and readiness is back. */
-  const recovered = () =>
-    waitFor(
-      'writes to pass and readiness to be back',
-      async () => {
-        const recorder = t.container.recorder
-        const backlog = recorder instanceof GroupCommitRecorder ? recorder.backlog : 0
-        return backlog === 0 && (await readiness(t)).status === 200
-      },
-      30_000,
-    )
-
   it('read-only: every write route answers 503 with Retry-After, reads answer, nothing is lost', async () => {
     const couponId = await createCoupon(t.app, { totalQuantity: 100 })
     const before = await issueWithKey(t, couponId, 'spender', 'ro-spender')
@@ -80,7 +68,7 @@ describe('database faults on PostgreSQL (embedded mode)', {
     } finally {
       await resetReadOnly(url)
     }
-    await recovered()
+    await recovered(t)
     const retried = await issueWithKey(t, couponId, 'ro-user', 'ro-key')
     assert.equal(retried.status, 201, 'the win held through the fault is the retry’s')
     assert.equal((await checkout(t, couponId, 'spender')).status, 200)
@@ -123,7 +111,7 @@ describe('database faults on PostgreSQL (embedded mode)', {
     assertUnavailable(refused, 'disk full')
 
     await disk.grow()
-    await recovered()
+    await recovered(t)
     const again = await keyedStorm(t.url, couponId, everyone)
     assert.deepEqual(tally(again), { '201': everyone.length }, 'the waiting wins are the retries’')
     const won = winsOf(again)
@@ -149,7 +137,7 @@ describe('database faults on PostgreSQL (embedded mode)', {
       await locker.end()
     }
     assert.notEqual((await readiness(t)).status, 503, 'a timeout says nothing of writes')
-    await recovered()
+    await recovered(t)
     const retried = await issueWithKey(t, couponId, 'st-user', 'st-key')
     assert.equal(retried.status, 201)
     assert.equal((await checkout(t, couponId, 'st-spender')).status, 200)
@@ -196,7 +184,7 @@ describe('database faults on PostgreSQL (embedded mode)', {
       replies.some((r) => r.status === 503),
       `the cuts reached the commits: ${JSON.stringify(tally(replies))}`,
     )
-    await recovered()
+    await recovered(t)
     const again = await keyedStorm(t.url, couponId, everyone)
     assert.deepEqual(tally(again), { '201': everyone.length })
     const won = winsOf(again)
