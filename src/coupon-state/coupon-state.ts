@@ -239,7 +239,7 @@ export class CouponState {
         held = await this.client.hmget(k.users, ...slice.map((w) => w.userId))
       } catch (err) {
         // Not looked up: kept for the next audit (the reconnect that follows).
-        for (const w of wins.slice(i)) this.recent.add(w)
+        this.recent.putBack(wins.slice(i), Date.now())
         throw err
       }
       slice.forEach((w, j) => {

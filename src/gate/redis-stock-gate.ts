@@ -181,7 +181,7 @@ export class RedisStockGate implements StockGate {
             }
             const win = settle(couponId, w, reply, this.#callerClock ? w.now : clock)
             // kept a few seconds, to be audited if Redis turns out to have lost it
-            if (win) recent.add({ ...win, at })
+            if (win) recent.add(couponId, win.userId, win.rank, win.requestId, at)
           }
         },
         (err: unknown) => {
