@@ -15,10 +15,16 @@ import { compatRoutes } from './http/compat-routes.js'
 import { couponRoutes } from './http/coupon-routes.js'
 import { dashboardRoutes } from './http/dashboard-routes.js'
 import { drawRoutes } from './http/draw-routes.js'
-import { frameworkError, RETRY_AFTER_SECONDS, registerErrorHandling } from './http/errors.js'
+import {
+  frameworkError,
+  RETRY_AFTER_SECONDS,
+  registerErrorHandling,
+  SHUTTING_DOWN,
+} from './http/errors.js'
 import { type EventRoutesOptions, eventRoutes, webhookOverview } from './http/event-routes.js'
 import { COMPAT_ROUTES, ISSUE_ROUTE } from './http/issue-endpoint.js'
 import { IssueFastLane } from './http/issue-fast-lane.js'
+import { IssuePipeline } from './http/issue-pipeline.js'
 import { issueRoutes } from './http/issue-routes.js'
 import { Overload } from './http/overload.js'
 import { clientError, serverFactory } from './http/server.js'
@@ -74,13 +80,22 @@ export interface AppDeps {
 export const BODY_LIMIT_BYTES = 16 * 1024
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
-  // The one shutdown flag: set once close() has begun; readiness says so, every
-  // request is refused, and the fast lane stands aside.
+  // The one shutdown flag: set once close() has begun; readiness says so and every
+  // request is refused (the issue routes by the issue pipeline); the fast lane
+  // stands aside.
   let closing = false
   const isClosing = () => closing
   const overload = new Overload(deps.http.queueTimeoutMs, (reason) =>
     deps.metrics.countShed(reason),
   )
+  // Every issue request's steps, whichever transport carries it (issue-pipeline.ts).
+  const pipeline = new IssuePipeline({
+    issues: deps.issues,
+    verifyUser: deps.verifyUser,
+    limits: deps.limits,
+    overload,
+    closing: isClosing,
+  })
   // The issue routes' common case skips Fastify's lifecycle (see issue-fast-lane.ts).
   const lane = new IssueFastLane({
     issues: deps.issues,
@@ -118,10 +133,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   })
   // The app's own per-request hooks: the fast lane does what they do on its routes.
   lane.watch(app, () => {
-    refuseWhileClosing(app, isClosing)
+    refuseWhileClosing(app, isClosing, new Set([ISSUE_ROUTE, ...COMPAT_ROUTES]))
     observeRequests(app, deps.metrics)
-    overload.register(app, new Set([ISSUE_ROUTE, ...COMPAT_ROUTES]), COMPAT_ROUTES)
   })
+  overload.register(app)
 
   await app.register(swagger, {
     openapi: {
@@ -158,8 +173,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     adminToken: deps.adminToken,
     serviceToken: deps.serviceToken,
     verifyUser: deps.verifyUser,
-    limits: deps.limits,
-    overload,
+    pipeline,
   })
   await app.register(useRoutes, {
     spends: deps.spends,
@@ -173,12 +187,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     winners: deps.winners,
     adminToken: deps.adminToken,
   })
-  await app.register(compatRoutes, {
-    issues: deps.issues,
-    verifyUser: deps.verifyUser,
-    limits: deps.limits,
-    overload,
-  })
+  await app.register(compatRoutes, { pipeline, userAuth: deps.verifyUser !== null })
   await app.register(healthRoutes, {
     readiness: deps.readiness,
     metrics: deps.metrics,
@@ -207,15 +216,17 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
  * Once close() has begun, requests still arriving on kept-alive connections get a
  * 503 UNAVAILABLE (Fastify sets `Connection: close` on them), so clients retry
  * elsewhere; requests already in flight finish normally. Fastify's built-in 503
- * for this has a body of another shape.
+ * for this has a body of another shape. The issue routes (`pipelined`) are the
+ * issue pipeline's to refuse, each in its own shape.
  */
-function refuseWhileClosing(app: FastifyInstance, closing: () => boolean) {
-  app.addHook('onRequest', (_request, reply, done) => {
-    if (!closing()) return done()
-    reply
-      .code(503)
-      .header('retry-after', String(RETRY_AFTER_SECONDS))
-      .send({ code: 'UNAVAILABLE', message: 'The server is shutting down; retry shortly.' })
+function refuseWhileClosing(
+  app: FastifyInstance,
+  closing: () => boolean,
+  pipelined: ReadonlySet<string>,
+) {
+  app.addHook('onRequest', (request, reply, done) => {
+    if (!closing() || pipelined.has(request.routeOptions.url ?? '')) return done()
+    reply.code(503).header('retry-after', String(RETRY_AFTER_SECONDS)).send(SHUTTING_DOWN)
   })
 }
 

@@ -1,16 +1,17 @@
 /**
- * The issue endpoint's one core, shared by its two transports (the Fastify routes
- * and the fast lane): what a request body asks for, how an outcome is answered
- * (status, body bytes, headers) and the messages it is answered with.
+ * The issue endpoint's answers, shared by its two transports (the Fastify routes
+ * and the fast lane) through the pipeline (issue-pipeline.ts): how each outcome
+ * and refusal is answered (status, body bytes, headers) and the messages it is
+ * answered with.
  * docs/architecture.md, "The HTTP layer".
  */
 import { TypeCompiler } from '@sinclair/typebox/compiler'
-import type { FastifyBaseLogger, FastifyReply } from 'fastify'
+import type { FastifyBaseLogger } from 'fastify'
 import type { IssueOutcome, Refusal } from '../domain/coupon.js'
 import { codeToStatus, UnavailableError } from '../domain/errors.js'
 import type { Limited } from '../limits/issue-limits.js'
 import type { Metrics, RequestTimer } from '../ops/metrics.js'
-import { errorAnswer, logUnavailable, RETRY_AFTER_SECONDS } from './errors.js'
+import { errorAnswer, logUnavailable, RETRY_AFTER_SECONDS, SHUTTING_DOWN } from './errors.js'
 import { CompatIssueBody, IssueBody, IssueBodyAuthed } from './schemas.js'
 
 /** The native issue route, as Fastify names it (metrics, overload). */
@@ -95,6 +96,7 @@ compatRefusals.NOT_DRAWN = answerOf(200, compatFailures.SOLD_OUT)
 compatRefusals.DRAWING = answerOf(503, compatFailures.FAILED, RETRY_AFTER)
 const COMPAT_UNAVAILABLE = answerOf(503, compatFailures.FAILED, RETRY_AFTER)
 const ISSUE_OVERLOADED = answerOf(503, OVERLOADED, RETRY_AFTER)
+const ISSUE_CLOSING = answerOf(503, SHUTTING_DOWN, RETRY_AFTER)
 
 /** What a request asks for: the user it claims to be (unchecked with user auth), the coupon. */
 export interface IssueRequest {
@@ -153,6 +155,10 @@ export function outcomeAnswer(
 export const overloadedAnswer = (compat: boolean): Answer =>
   compat ? COMPAT_UNAVAILABLE : ISSUE_OVERLOADED
 
+/** 503 once the app has begun to close: the client retries elsewhere. */
+export const closingAnswer = (compat: boolean): Answer =>
+  compat ? COMPAT_UNAVAILABLE : ISSUE_CLOSING
+
 /** 429: the client or the user is over its limit. */
 export const limitedAnswer = (limited: Limited): Answer =>
   answerOf(429, limited.body, { 'retry-after': String(limited.retryAfterSeconds) })
@@ -168,13 +174,6 @@ export function failureAnswer(compat: boolean, err: unknown, log: FastifyBaseLog
   }
   const answer = errorAnswer(err instanceof Error ? err : new Error(String(err)), log)
   return answerOf(answer.status, answer.body, answer.headers)
-}
-
-/** The Fastify transport: the answer's bytes as they are (no serializer). */
-export function sendAnswer(reply: FastifyReply, answer: Answer): FastifyReply {
-  reply.code(answer.status).header('content-type', CONTENT_TYPE)
-  if (answer.headers) reply.headers(answer.headers)
-  return reply.send(answer.body)
 }
 
 /**
