@@ -81,8 +81,7 @@ export const BODY_LIMIT_BYTES = 16 * 1024
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // The one shutdown flag: set once close() has begun; readiness says so and every
-  // request is refused (the issue routes by the issue pipeline); the fast lane
-  // stands aside.
+  // request is refused (the issue routes by the issue pipeline).
   let closing = false
   const isClosing = () => closing
   const overload = new Overload(deps.http.queueTimeoutMs, (reason) =>
@@ -98,13 +97,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   })
   // The issue routes' common case skips Fastify's lifecycle (see issue-fast-lane.ts).
   const lane = new IssueFastLane({
-    issues: deps.issues,
+    pipeline,
     metrics: deps.metrics,
-    verifyUser: deps.verifyUser,
     bodyLimit: BODY_LIMIT_BYTES,
     closing: isClosing,
-    overload,
-    limits: deps.limits,
     trustProxy: deps.trustProxy ?? false,
   })
   const app = Fastify({

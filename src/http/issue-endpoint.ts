@@ -5,14 +5,12 @@
  * answered with.
  * docs/architecture.md, "The HTTP layer".
  */
-import { TypeCompiler } from '@sinclair/typebox/compiler'
 import type { FastifyBaseLogger } from 'fastify'
 import type { IssueOutcome, Refusal } from '../domain/coupon.js'
 import { codeToStatus, UnavailableError } from '../domain/errors.js'
 import type { Limited } from '../limits/issue-limits.js'
 import type { Metrics, RequestTimer } from '../ops/metrics.js'
 import { errorAnswer, logUnavailable, RETRY_AFTER_SECONDS, SHUTTING_DOWN } from './errors.js'
-import { CompatIssueBody, IssueBody, IssueBodyAuthed } from './schemas.js'
 
 /** The native issue route, as Fastify names it (metrics, overload). */
 export const ISSUE_ROUTE = '/v1/coupons/:couponId/issues'
@@ -97,34 +95,6 @@ compatRefusals.DRAWING = answerOf(503, compatFailures.FAILED, RETRY_AFTER)
 const COMPAT_UNAVAILABLE = answerOf(503, compatFailures.FAILED, RETRY_AFTER)
 const ISSUE_OVERLOADED = answerOf(503, OVERLOADED, RETRY_AFTER)
 const ISSUE_CLOSING = answerOf(503, SHUTTING_DOWN, RETRY_AFTER)
-
-/** What a request asks for: the user it claims to be (unchecked with user auth), the coupon. */
-export interface IssueRequest {
-  userId: unknown
-  couponId: number
-}
-
-// The routes' body schemas, compiled once: what Fastify's validator checks, and
-// nothing written a second time by hand.
-const issueBody = TypeCompiler.Compile(IssueBody)
-const issueBodyAuthed = TypeCompiler.Compile(IssueBodyAuthed)
-const compatBody = TypeCompiler.Compile(CompatIssueBody)
-
-/**
- * A parsed body that is IssueBody — or with user auth on, IssueBodyAuthed (the
- * field may be left out). The coupon is the path's. null: not that shape, the
- * route's validator decides.
- */
-export function decodeIssue(body: unknown, couponId: number, authOn: boolean): IssueRequest | null {
-  if (authOn ? issueBodyAuthed.Check(body) : issueBody.Check(body))
-    return { userId: (body as { userId?: unknown }).userId, couponId }
-  return null
-}
-
-/** A parsed body that is CompatIssueBody: `{userId, couponId}`, positive integers. */
-export function decodeCompat(body: unknown): IssueRequest | null {
-  return compatBody.Check(body) ? body : null
-}
 
 /**
  * The answer to a decided request: 201 (compat: 200) on a win, with the win's

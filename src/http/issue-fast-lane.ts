@@ -2,53 +2,39 @@
  * The issue fast lane: the issue routes' common case answered on node:http
  * directly, skipping Fastify's generic lifecycle; everything else goes to Fastify.
  * Only the transport is here (which requests it takes, reading the body, writing
- * the answer); what a body asks for and how an outcome is answered is the
- * endpoint's core, issue-endpoint.ts, which the Fastify routes use too.
+ * the answer); every step from headers to answer is the issue pipeline's
+ * (issue-pipeline.ts), which the Fastify routes run too.
  *
- * It applies the app's own hooks on these routes itself (closing, overload,
- * metrics, rate limits) and refuses to start when they carry any other hook.
+ * It applies the app's own hooks on these routes itself (closing, metrics, and
+ * through the pipeline its routes' own) and refuses to start when they carry any
+ * other hook.
  * docs/architecture.md, "The HTTP layer".
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { performance } from 'node:perf_hooks'
 import type { FastifyInstance, RouteOptions } from 'fastify'
 import { isIdempotencyKey } from '../domain/request-id.js'
-import { normaliseUserId } from '../domain/user-id.js'
-import type { IssueLimits } from '../limits/issue-limits.js'
 import type { Metrics, RequestTimer } from '../ops/metrics.js'
-import type { IssueService } from '../service/issue-service.js'
-import { actingUser, type UserVerifier } from './auth.js'
 import { INTERNAL_ERROR } from './errors.js'
 import {
   type Answer,
   COMPAT_ROUTES,
   CONTENT_TYPE,
-  decodeCompat,
-  decodeIssue,
   EndpointMetrics,
-  failureAnswer,
   ISSUE_ROUTE,
-  type IssueRequest,
-  limitedAnswer,
-  outcomeAnswer,
-  overloadedAnswer,
 } from './issue-endpoint.js'
-import type { Overload } from './overload.js'
+import type { IssueInput, IssuePipeline } from './issue-pipeline.js'
 import { COUPON_ID_DIGITS } from './schemas.js'
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void
 
 export interface IssueFastLaneOptions {
-  issues: IssueService
+  pipeline: IssuePipeline
   metrics: Metrics
-  verifyUser: UserVerifier | null
   /** the app's body limit: a longer body is Fastify's to refuse */
   bodyLimit: number
-  /** true once the app has begun to close: the lane stands aside, Fastify answers */
+  /** true once the app has begun to close: each answer then closes its connection */
   closing: () => boolean
-  overload: Overload
-  /** RATE_LIMIT_PER_IP and RATE_LIMIT_PER_USER, counted as on the Fastify routes */
-  limits: IssueLimits
   /** TRUST_PROXY: the client is the leftmost X-Forwarded-For address, as Fastify's request.ip */
   trustProxy: boolean
 }
@@ -73,19 +59,17 @@ const LIFECYCLE_HOOKS = [
   'onRequestAbort',
 ] as const
 
-interface Lane {
-  /** the Fastify route it stands for: its metrics */
-  timer: RequestTimer
-  compat: boolean
-  /** from the path (issue route); the compat routes carry it in the body */
-  couponId: number
-  /** the issue route's Idempotency-Key, valid (an invalid one is Fastify's 400) */
+/** One request the lane took: the pipeline's input, and its route's metrics. */
+interface LaneRequest extends IssueInput {
+  readonly timer: RequestTimer
   key: string | undefined
-  started: number
+  body: unknown
+  ip: string
 }
 
 export class IssueFastLane {
   readonly #o: IssueFastLaneOptions
+  readonly #pipeline: IssuePipeline
   readonly #metrics: EndpointMetrics
   #app: FastifyInstance | null = null
   /** the hooks the app adds knowing the lane applies them itself */
@@ -95,6 +79,7 @@ export class IssueFastLane {
 
   constructor(options: IssueFastLaneOptions) {
     this.#o = options
+    this.#pipeline = options.pipeline
     this.#metrics = new EndpointMetrics(options.metrics)
   }
 
@@ -160,13 +145,13 @@ export class IssueFastLane {
     if (unknown.size === 0) return undefined
     const list = [...unknown.values()].map((u) => `${u.label} on ${u.routes.join(', ')}`)
     return new Error(
-      `the issue fast lane would skip ${list.join('; ')}: apply it in src/http/issue-fast-lane.ts too, or keep it off these routes`,
+      `the issue fast lane would skip ${list.join('; ')}: apply it in src/http/issue-pipeline.ts too, or keep it off these routes`,
     )
   }
 
   #take(req: IncomingMessage, res: ServerResponse): boolean {
-    if (req.method !== 'POST' || this.#o.closing() || !this.#app) return false
-    const lane = this.#laneOf(req.url ?? '')
+    if (req.method !== 'POST' || !this.#app) return false
+    const lane = this.#laneOf(req, req.url ?? '')
     if (!lane) return false
     const headers = req.headers
     const type = headers['content-type']
@@ -179,11 +164,11 @@ export class IssueFastLane {
       if (key !== undefined && !isIdempotencyKey(key)) return false
       lane.key = key
     }
-    // Admission (overload.ts), once the lane takes the request (the rest is
-    // Fastify's, checked in its onRequest): refused before its body is read
-    // (node:http reads and drops it after the answer).
-    if (!this.#o.overload.admit()) {
-      this.#send(res, lane, overloadedAnswer(lane.compat))
+    // Closing and admission, once the lane takes the request: refused before its
+    // body is read (node:http reads and drops it after the answer).
+    const refused = this.#pipeline.head(lane.compat)
+    if (refused) {
+      this.#send(res, lane, refused)
       return true
     }
 
@@ -198,53 +183,41 @@ export class IssueFastLane {
     return true
   }
 
-  #laneOf(url: string): Lane | null {
-    const compatTimer = this.#metrics.compat(url)
-    if (compatTimer)
-      return { timer: compatTimer, compat: true, couponId: 0, key: undefined, started: now() }
-    const m = ISSUE_PATH.exec(url)
-    if (!m) return null
-    const couponId = Number(m[1])
-    return { timer: this.#metrics.issue, compat: false, couponId, key: undefined, started: now() }
+  #laneOf(req: IncomingMessage, url: string): LaneRequest | null {
+    let timer = this.#metrics.compat(url)
+    const compat = timer !== undefined
+    let couponId = 0
+    if (!timer) {
+      const m = ISSUE_PATH.exec(url)
+      if (!m) return null
+      timer = this.#metrics.issue
+      couponId = Number(m[1])
+    }
+    return {
+      timer,
+      compat,
+      couponId,
+      body: undefined,
+      headers: req.headers,
+      ip: '',
+      key: undefined,
+      started: now(),
+      log: (this.#app as FastifyInstance).log,
+    }
   }
 
-  #answer(req: IncomingMessage, res: ServerResponse, lane: Lane, body: Buffer) {
-    let parsed: unknown
+  #answer(req: IncomingMessage, res: ServerResponse, lane: LaneRequest, body: Buffer) {
     try {
-      parsed = JSON.parse(body.toString())
+      lane.body = JSON.parse(body.toString())
     } catch {
       return this.#replay(req, res, body)
     }
-    const request = lane.compat
-      ? decodeCompat(parsed)
-      : decodeIssue(parsed, lane.couponId, !!this.#o.verifyUser)
-    if (!request) return this.#replay(req, res, body)
-    // The client's limit, as Fastify's onRequest hook counts it: once, and only
-    // for a request the lane answers (a replayed one is counted by Fastify).
-    const limited = this.#o.limits.client(this.#clientIp(req))
-    if (!limited) return this.#act(req, res, lane, request)
-    limited.then((over) =>
-      over ? this.#send(res, lane, limitedAnswer(over)) : this.#act(req, res, lane, request),
-    )
-  }
-
-  #act(req: IncomingMessage, res: ServerResponse, lane: Lane, request: IssueRequest) {
-    const { couponId } = request
-    // Without user auth the body's userId is the user (the shape check vouched for it).
-    if (!this.#o.verifyUser)
-      return this.#issue(res, lane, couponId, normaliseUserId(request.userId) as string)
-    actingUser(req, this.#o.verifyUser, request.userId).then(
-      (userId) => this.#issue(res, lane, couponId, userId),
-      (err: unknown) => this.#fail(res, lane, err),
-    )
-  }
-
-  #issue(res: ServerResponse, lane: Lane, couponId: number, userId: string) {
-    const limited = this.#o.limits.user(userId)
-    if (!limited) return this.#decide(res, lane, couponId, userId)
-    limited.then((over) =>
-      over ? this.#send(res, lane, limitedAnswer(over)) : this.#decide(res, lane, couponId, userId),
-    )
+    lane.ip = this.#clientIp(req)
+    const answer = this.#pipeline.handle(lane)
+    // Not the route's shape: Fastify's validator answers it.
+    if (answer === null) return this.#replay(req, res, body)
+    if (!(answer instanceof Promise)) return this.#send(res, lane, answer)
+    answer.then((decided) => this.#send(res, lane, decided))
   }
 
   #clientIp(req: IncomingMessage): string {
@@ -253,24 +226,7 @@ export class IssueFastLane {
     return first || (req.socket.remoteAddress ?? '')
   }
 
-  /** Answered in this turn when the service is certain at once (a cached refusal). */
-  #decide(res: ServerResponse, lane: Lane, couponId: number, userId: string) {
-    if (this.#o.overload.overdue(now() - lane.started))
-      return this.#send(res, lane, overloadedAnswer(lane.compat))
-    const outcome = this.#o.issues.issue(couponId, userId, lane.key)
-    if (!(outcome instanceof Promise))
-      return this.#send(res, lane, outcomeAnswer(lane.compat, couponId, userId, outcome))
-    outcome.then(
-      (decided) => this.#send(res, lane, outcomeAnswer(lane.compat, couponId, userId, decided)),
-      (err: unknown) => this.#fail(res, lane, err),
-    )
-  }
-
-  #fail(res: ServerResponse, lane: Lane, err: unknown) {
-    this.#send(res, lane, failureAnswer(lane.compat, err, (this.#app as FastifyInstance).log))
-  }
-
-  #send(res: ServerResponse, lane: Lane, answer: Answer) {
+  #send(res: ServerResponse, lane: LaneRequest, answer: Answer) {
     const headers = ['content-type', CONTENT_TYPE, 'content-length', String(answer.body.length)]
     if (answer.headers)
       for (const [name, value] of Object.entries(answer.headers)) headers.push(name, value)
