@@ -164,13 +164,20 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   await app.register(couponRoutes, { coupons: deps.coupons, adminToken: deps.adminToken })
   if (deps.draws) await app.register(drawRoutes, { draws: deps.draws, adminToken: deps.adminToken })
-  await app.register(issueRoutes, {
-    issues: deps.issues,
-    adminToken: deps.adminToken,
-    serviceToken: deps.serviceToken,
-    verifyUser: deps.verifyUser,
-    pipeline,
-  })
+  // The issue routes, native and compat, in the lane's scope: no hook it cannot see.
+  await app.register(
+    lane.scope(async (scope) => {
+      const typed = scope.withTypeProvider<TypeBoxTypeProvider>()
+      await issueRoutes(typed, {
+        issues: deps.issues,
+        adminToken: deps.adminToken,
+        serviceToken: deps.serviceToken,
+        verifyUser: deps.verifyUser,
+        pipeline,
+      })
+      await compatRoutes(typed, { pipeline, userAuth: deps.verifyUser !== null })
+    }),
+  )
   await app.register(useRoutes, {
     spends: deps.spends,
     box: deps.box,
@@ -183,7 +190,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     winners: deps.winners,
     adminToken: deps.adminToken,
   })
-  await app.register(compatRoutes, { pipeline, userAuth: deps.verifyUser !== null })
   await app.register(healthRoutes, {
     readiness: deps.readiness,
     metrics: deps.metrics,

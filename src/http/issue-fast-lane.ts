@@ -5,14 +5,27 @@
  * the answer); every step from headers to answer is the issue pipeline's
  * (issue-pipeline.ts), which the Fastify routes run too.
  *
- * It applies the app's own hooks on these routes itself (closing, metrics, and
- * through the pipeline its routes' own) and refuses to start when they carry any
- * other hook.
+ * Hooks, through Fastify's public API only. The lane skips Fastify's lifecycle,
+ * so every per-request hook that would run on its routes must be one it applies
+ * itself, or the app refuses to start, naming it. What can reach its routes:
+ * - a hook added to the root instance (the app's, or a fastify-plugin plugin's at
+ *   the root): `watch` puts a recorder in front of the root's `addHook` for the
+ *   app's life, which notes each lifecycle hook with the instance it is added to;
+ * - a hook added inside the encapsulated plugin its routes are declared in
+ *   (`scope`): that instance's `addHook` is the recorder too;
+ * - the routes' own hooks, from their options: the lane's `onRoute` hook, the
+ *   first, notes those the routes are declared with (the pipeline's), and reads
+ *   the options again once the app is ready, so a hook a later plugin's `onRoute`
+ *   adds is seen.
+ * A hook added inside any other plugin is encapsulated there and cannot reach
+ * these routes, and a lane route declared anywhere but the root or the lane's
+ * scope makes the app refuse to start. The hooks the app adds inside `watch`
+ * (the closing refusal, request metrics) are the lane's own to apply.
  * docs/architecture.md, "The HTTP layer".
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { performance } from 'node:perf_hooks'
-import type { FastifyInstance, RouteOptions } from 'fastify'
+import type { FastifyInstance, FastifyPluginAsync, RouteOptions } from 'fastify'
 import { isIdempotencyKey } from '../domain/request-id.js'
 import type { Metrics, RequestTimer } from '../ops/metrics.js'
 import { INTERNAL_ERROR } from './errors.js'
@@ -58,6 +71,9 @@ const LIFECYCLE_HOOKS = [
   'onTimeout',
   'onRequestAbort',
 ] as const
+type HookName = (typeof LIFECYCLE_HOOKS)[number]
+const isLifecycleHook = (name: unknown): name is HookName =>
+  (LIFECYCLE_HOOKS as readonly unknown[]).includes(name)
 
 /** One request the lane took: the pipeline's input, and its route's metrics. */
 interface LaneRequest extends IssueInput {
@@ -67,15 +83,33 @@ interface LaneRequest extends IssueInput {
   ip: string
 }
 
+/** A hook as it was added: to which instance, under which name. */
+interface AddedHook {
+  instance: object
+  name: HookName
+  fn: { name: string }
+}
+
 export class IssueFastLane {
   readonly #o: IssueFastLaneOptions
   readonly #pipeline: IssuePipeline
   readonly #metrics: EndpointMetrics
   #app: FastifyInstance | null = null
-  /** the hooks the app adds knowing the lane applies them itself */
+  /** the root instance, and the plugin instance the lane's routes are declared in */
+  #root: object | null = null
+  #scope: object | null = null
+  /** true while the app adds the hooks the lane applies itself */
+  #adding = false
+  /** the hooks the lane applies itself */
   readonly #handled = new Set<unknown>()
-  /** each lane route, and the instance it was declared on: whose hooks it runs */
-  readonly #routes: { route: RouteOptions; instance: FastifyInstance }[] = []
+  /** every lifecycle hook added to the root or the scope, but the handled ones */
+  readonly #added: AddedHook[] = []
+  /** each lane route, and the instance it was declared on */
+  readonly #routes: { route: RouteOptions; instance: object }[] = []
+  /** the recording addHook functions */
+  readonly #recorders = new WeakSet<object>()
+  /** lane routes declared outside the scope, whose hooks the lane cannot see */
+  readonly #misplaced: string[] = []
 
   constructor(options: IssueFastLaneOptions) {
     this.#o = options
@@ -91,34 +125,39 @@ export class IssueFastLane {
   }
 
   /**
-   * Before any route is declared: the hooks `add` adds to the app, and the issue
-   * routes' own, are the lane's to apply itself; any other hook on its routes (a
-   * global one, a plugin's) makes the app refuse to start, naming it.
+   * Before anything else is added to the app: records the hooks added to it from
+   * now on, the ones `add` adds being the lane's to apply itself, and refuses to
+   * let the app start if any other would reach the lane's routes.
    */
   watch(app: FastifyInstance, add: () => void): void {
-    // Fastify adds a hook only once the plugins before it have loaded: the
-    // functions are noted as they are handed over.
-    const addHook = app.addHook
-    const handled = this.#handled
-    app.addHook = function (this: FastifyInstance, ...args: unknown[]) {
-      handled.add(args[1])
-      return (addHook as (...a: unknown[]) => FastifyInstance).apply(this, args)
-    } as typeof addHook
+    this.#root = app
+    app.addHook = this.#recorder(app.addHook)
+    this.#adding = true
     try {
       add()
     } finally {
-      app.addHook = addHook
+      this.#adding = false
     }
-    const routes = this.#routes
+    const lane = this
     app.addHook('onRoute', function (this: FastifyInstance, route: RouteOptions) {
-      if (route.method !== 'POST' || (route.url !== ISSUE_ROUTE && !COMPAT_ROUTES.has(route.url)))
-        return
-      // As declared (issue-routes.ts, compat-routes.ts); a later plugin's onRoute
-      // hook may add more.
-      for (const hook of routeHooks(route)) handled.add(hook.fn)
-      routes.push({ route, instance: this })
+      lane.#declared(this, route)
     })
-    app.addHook('onReady', (done) => done(this.#unknownHooks()))
+    app.addHook('onReady', (done) => done(this.#skipped()))
+  }
+
+  /**
+   * The encapsulated plugin the lane's routes are declared in: `declare` declares
+   * them on the instance it is given (not in a plugin of its own: a hook added
+   * there would be out of the lane's sight).
+   */
+  scope(declare: (scope: FastifyInstance) => Promise<void>): FastifyPluginAsync {
+    return async (scope) => {
+      this.#scope = scope
+      // It inherits the root's recorder; should Fastify ever give it an addHook of
+      // its own, that is recorded too.
+      if (!this.#recorders.has(scope.addHook)) scope.addHook = this.#recorder(scope.addHook)
+      await declare(scope)
+    }
   }
 
   /** Once the app is built: bodies to replay go to it. */
@@ -126,13 +165,48 @@ export class IssueFastLane {
     this.#app = app
   }
 
-  #unknownHooks(): Error | undefined {
+  /** addHook, noting each lifecycle hook and the instance it is added to. */
+  #recorder(addHook: FastifyInstance['addHook']): FastifyInstance['addHook'] {
+    const lane = this
+    const recorder = function (this: FastifyInstance, ...args: unknown[]) {
+      const [name, fn] = args
+      if (isLifecycleHook(name)) {
+        if (lane.#adding) lane.#handled.add(fn)
+        else lane.#added.push({ instance: this, name, fn: fn as { name: string } })
+      }
+      return (addHook as (...a: unknown[]) => FastifyInstance).apply(this, args)
+    } as FastifyInstance['addHook']
+    this.#recorders.add(recorder)
+    return recorder
+  }
+
+  #declared(instance: object, route: RouteOptions): void {
+    const methods = Array.isArray(route.method) ? route.method : [route.method]
+    if (!methods.includes('POST') || (route.url !== ISSUE_ROUTE && !COMPAT_ROUTES.has(route.url)))
+      return
+    if (instance !== this.#root && instance !== this.#scope) {
+      this.#misplaced.push(`POST ${route.url}`)
+      return
+    }
+    // As declared (issue-routes.ts, compat-routes.ts): the pipeline's own. A later
+    // plugin's onRoute hook may add more.
+    for (const hook of routeHooks(route)) this.#handled.add(hook.fn)
+    this.#routes.push({ route, instance })
+  }
+
+  #skipped(): Error | undefined {
+    if (this.#misplaced.length > 0)
+      return new Error(
+        `the issue fast lane cannot see the hooks of ${this.#misplaced.join(', ')}: declare it in the lane's scope (IssueFastLane.scope)`,
+      )
+    const problems: string[] = []
     // hook → the routes it would be skipped on
     const unknown = new Map<unknown, { label: string; routes: string[] }>()
     for (const { route, instance } of this.#routes) {
-      const hooks = hooksOf(instance)
-      const all = LIFECYCLE_HOOKS.flatMap((name) => hooks[name].map((fn) => ({ name, fn })))
-      for (const { name, fn } of [...all, ...routeHooks(route)]) {
+      const reaching = this.#added.filter(
+        (h) => h.instance === this.#root || h.instance === instance,
+      )
+      for (const { name, fn } of [...reaching, ...routeHooks(route)]) {
         if (this.#handled.has(fn)) continue
         const seen = unknown.get(fn) ?? {
           label: `${name} hook ${fn.name || '(anonymous)'}`,
@@ -142,10 +216,10 @@ export class IssueFastLane {
         unknown.set(fn, seen)
       }
     }
-    if (unknown.size === 0) return undefined
-    const list = [...unknown.values()].map((u) => `${u.label} on ${u.routes.join(', ')}`)
+    for (const u of unknown.values()) problems.push(`${u.label} on ${u.routes.join(', ')}`)
+    if (problems.length === 0) return undefined
     return new Error(
-      `the issue fast lane would skip ${list.join('; ')}: apply it in src/http/issue-pipeline.ts too, or keep it off these routes`,
+      `the issue fast lane would skip ${problems.join('; ')}: apply it in src/http/issue-pipeline.ts too, or keep it off these routes`,
     )
   }
 
@@ -266,9 +340,6 @@ export class IssueFastLane {
   }
 }
 
-type HookName = (typeof LIFECYCLE_HOOKS)[number]
-type Hooks = Record<HookName, readonly { name: string }[]>
-
 /** A route's own hooks (its options'), by name. */
 function routeHooks(route: RouteOptions): { name: HookName; fn: { name: string } }[] {
   const own: { name: HookName; fn: { name: string } }[] = []
@@ -278,20 +349,4 @@ function routeHooks(route: RouteOptions): { name: HookName; fn: { name: string }
     for (const fn of fns) own.push({ name, fn })
   }
   return own
-}
-
-/**
- * An instance's per-request hooks, as Fastify will run them on its routes. Fastify
- * has no public way to list them: they are read from its own field, and an app
- * where that field is gone refuses to start rather than guess.
- */
-function hooksOf(instance: FastifyInstance): Hooks {
-  let hooks: Hooks | undefined
-  for (let o: object | null = instance; o && !hooks; o = Object.getPrototypeOf(o)) {
-    const key = Object.getOwnPropertySymbols(o).find((s) => s.description === 'fastify.hooks')
-    if (key) hooks = (o as Record<symbol, Hooks>)[key]
-  }
-  if (!hooks || !LIFECYCLE_HOOKS.every((name) => Array.isArray(hooks[name])))
-    throw new Error("the issue fast lane cannot see Fastify's hooks on its routes")
-  return hooks
 }

@@ -381,6 +381,60 @@ describe('issue fast lane: a hook it does not apply', () => {
     }
   })
 
+  const bare = () => {
+    const app = Fastify()
+    const lane = new IssueFastLane({ metrics: new Metrics() } as IssueFastLaneOptions)
+    lane.watch(app, () => {})
+    return { app, lane }
+  }
+
+  it("starts with a hook in another plugin: encapsulated there, it cannot reach the lane's routes", async () => {
+    const { app, lane } = bare()
+    await app.register(async (other) => {
+      other.addHook('onSend', async function elsewhere(_request, _reply, payload) {
+        return payload
+      })
+      other.get('/elsewhere', async () => 'x')
+    })
+    await app.register(lane.scope(async (scope) => void scope.post(ISSUE_ROUTE, async () => ({}))))
+    try {
+      await app.ready()
+    } finally {
+      await app.close()
+    }
+  })
+
+  it("refuses to start when a hook is added in the lane's scope", async () => {
+    const { app, lane } = bare()
+    await app.register(
+      lane.scope(async (scope) => {
+        scope.addHook('preHandler', async function inScope() {})
+        scope.post(ISSUE_ROUTE, async () => ({}))
+      }),
+    )
+    try {
+      await assert.rejects(
+        async () => app.ready(),
+        /skip preHandler hook inScope on POST \/v1\/coupons/,
+      )
+    } finally {
+      await app.close()
+    }
+  })
+
+  it("refuses to start when an issue route is declared outside the lane's scope", async () => {
+    const { app } = bare()
+    await app.register(async (other) => void other.post('/v1/issue', async () => ({})))
+    try {
+      await assert.rejects(
+        async () => app.ready(),
+        /cannot see the hooks of POST \/v1\/issue: declare it in the lane's scope/,
+      )
+    } finally {
+      await app.close()
+    }
+  })
+
   it('tells answers apart by any header but the hop-by-hop ones', () => {
     const seen = (headers: Record<string, string>): Seen => ({
       status: 201,
