@@ -15,10 +15,16 @@ import { compatRoutes } from './http/compat-routes.js'
 import { couponRoutes } from './http/coupon-routes.js'
 import { dashboardRoutes } from './http/dashboard-routes.js'
 import { drawRoutes } from './http/draw-routes.js'
-import { frameworkError, RETRY_AFTER_SECONDS, registerErrorHandling } from './http/errors.js'
+import {
+  frameworkError,
+  RETRY_AFTER_SECONDS,
+  registerErrorHandling,
+  SHUTTING_DOWN,
+} from './http/errors.js'
 import { type EventRoutesOptions, eventRoutes, webhookOverview } from './http/event-routes.js'
 import { COMPAT_ROUTES, ISSUE_ROUTE } from './http/issue-endpoint.js'
 import { IssueFastLane } from './http/issue-fast-lane.js'
+import { IssuePipeline } from './http/issue-pipeline.js'
 import { issueRoutes } from './http/issue-routes.js'
 import { Overload } from './http/overload.js'
 import { clientError, serverFactory } from './http/server.js'
@@ -74,22 +80,27 @@ export interface AppDeps {
 export const BODY_LIMIT_BYTES = 16 * 1024
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
-  // The one shutdown flag: set once close() has begun; readiness says so, every
-  // request is refused, and the fast lane stands aside.
+  // The one shutdown flag: set once close() has begun; readiness says so and every
+  // request is refused (the issue routes by the issue pipeline).
   let closing = false
   const isClosing = () => closing
   const overload = new Overload(deps.http.queueTimeoutMs, (reason) =>
     deps.metrics.countShed(reason),
   )
+  // Every issue request's steps, whichever transport carries it (issue-pipeline.ts).
+  const pipeline = new IssuePipeline({
+    issues: deps.issues,
+    verifyUser: deps.verifyUser,
+    limits: deps.limits,
+    overload,
+    closing: isClosing,
+  })
   // The issue routes' common case skips Fastify's lifecycle (see issue-fast-lane.ts).
   const lane = new IssueFastLane({
-    issues: deps.issues,
+    pipeline,
     metrics: deps.metrics,
-    verifyUser: deps.verifyUser,
     bodyLimit: BODY_LIMIT_BYTES,
     closing: isClosing,
-    overload,
-    limits: deps.limits,
     trustProxy: deps.trustProxy ?? false,
   })
   const app = Fastify({
@@ -118,10 +129,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   })
   // The app's own per-request hooks: the fast lane does what they do on its routes.
   lane.watch(app, () => {
-    refuseWhileClosing(app, isClosing)
+    refuseWhileClosing(app, isClosing, new Set([ISSUE_ROUTE, ...COMPAT_ROUTES]))
     observeRequests(app, deps.metrics)
-    overload.register(app, new Set([ISSUE_ROUTE, ...COMPAT_ROUTES]), COMPAT_ROUTES)
   })
+  overload.register(app)
 
   await app.register(swagger, {
     openapi: {
@@ -153,14 +164,20 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   await app.register(couponRoutes, { coupons: deps.coupons, adminToken: deps.adminToken })
   if (deps.draws) await app.register(drawRoutes, { draws: deps.draws, adminToken: deps.adminToken })
-  await app.register(issueRoutes, {
-    issues: deps.issues,
-    adminToken: deps.adminToken,
-    serviceToken: deps.serviceToken,
-    verifyUser: deps.verifyUser,
-    limits: deps.limits,
-    overload,
-  })
+  // The issue routes, native and compat, in the lane's scope: no hook it cannot see.
+  await app.register(
+    lane.scope(async (scope) => {
+      const typed = scope.withTypeProvider<TypeBoxTypeProvider>()
+      await issueRoutes(typed, {
+        issues: deps.issues,
+        adminToken: deps.adminToken,
+        serviceToken: deps.serviceToken,
+        verifyUser: deps.verifyUser,
+        pipeline,
+      })
+      await compatRoutes(typed, { pipeline, userAuth: deps.verifyUser !== null })
+    }),
+  )
   await app.register(useRoutes, {
     spends: deps.spends,
     box: deps.box,
@@ -172,12 +189,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     codes: deps.codes,
     winners: deps.winners,
     adminToken: deps.adminToken,
-  })
-  await app.register(compatRoutes, {
-    issues: deps.issues,
-    verifyUser: deps.verifyUser,
-    limits: deps.limits,
-    overload,
   })
   await app.register(healthRoutes, {
     readiness: deps.readiness,
@@ -207,15 +218,17 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
  * Once close() has begun, requests still arriving on kept-alive connections get a
  * 503 UNAVAILABLE (Fastify sets `Connection: close` on them), so clients retry
  * elsewhere; requests already in flight finish normally. Fastify's built-in 503
- * for this has a body of another shape.
+ * for this has a body of another shape. The issue routes (`pipelined`) are the
+ * issue pipeline's to refuse, each in its own shape.
  */
-function refuseWhileClosing(app: FastifyInstance, closing: () => boolean) {
-  app.addHook('onRequest', (_request, reply, done) => {
-    if (!closing()) return done()
-    reply
-      .code(503)
-      .header('retry-after', String(RETRY_AFTER_SECONDS))
-      .send({ code: 'UNAVAILABLE', message: 'The server is shutting down; retry shortly.' })
+function refuseWhileClosing(
+  app: FastifyInstance,
+  closing: () => boolean,
+  pipelined: ReadonlySet<string>,
+) {
+  app.addHook('onRequest', (request, reply, done) => {
+    if (!closing() || pipelined.has(request.routeOptions.url ?? '')) return done()
+    reply.code(503).header('retry-after', String(RETRY_AFTER_SECONDS)).send(SHUTTING_DOWN)
   })
 }
 

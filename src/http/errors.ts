@@ -80,6 +80,12 @@ export interface ErrorAnswer {
 const NO_HEADERS: Record<string, string> = Object.freeze({}) as Record<string, string>
 const RETRY_HEADERS = Object.freeze({ 'retry-after': String(RETRY_AFTER_SECONDS) })
 
+/** The body of a request refused once the app has begun to close. */
+export const SHUTTING_DOWN = Object.freeze({
+  code: 'UNAVAILABLE',
+  message: 'The server is shutting down; retry shortly.',
+} as const)
+
 /** The body of every 500: nothing about what went wrong. */
 export const INTERNAL_ERROR = Object.freeze({ code: 'INTERNAL', message: 'Internal server error.' })
 

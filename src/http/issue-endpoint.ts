@@ -1,16 +1,16 @@
 /**
- * The issue endpoint's one core, shared by its two transports (the Fastify routes
- * and the fast lane): what a request body asks for, how an outcome is answered
- * (status, body bytes, headers) and the messages it is answered with.
+ * The issue endpoint's answers, shared by its two transports (the Fastify routes
+ * and the fast lane) through the pipeline (issue-pipeline.ts): how each outcome
+ * and refusal is answered (status, body bytes, headers) and the messages it is
+ * answered with.
  * docs/architecture.md, "The HTTP layer".
  */
-import type { FastifyBaseLogger, FastifyReply } from 'fastify'
+import type { FastifyBaseLogger } from 'fastify'
 import type { IssueOutcome, Refusal } from '../domain/coupon.js'
 import { codeToStatus, UnavailableError } from '../domain/errors.js'
-import { normaliseUserId } from '../domain/user-id.js'
 import type { Limited } from '../limits/issue-limits.js'
 import type { Metrics, RequestTimer } from '../ops/metrics.js'
-import { errorAnswer, logUnavailable, RETRY_AFTER_SECONDS } from './errors.js'
+import { errorAnswer, logUnavailable, RETRY_AFTER_SECONDS, SHUTTING_DOWN } from './errors.js'
 
 /** The native issue route, as Fastify names it (metrics, overload). */
 export const ISSUE_ROUTE = '/v1/coupons/:couponId/issues'
@@ -94,45 +94,7 @@ compatRefusals.NOT_DRAWN = answerOf(200, compatFailures.SOLD_OUT)
 compatRefusals.DRAWING = answerOf(503, compatFailures.FAILED, RETRY_AFTER)
 const COMPAT_UNAVAILABLE = answerOf(503, compatFailures.FAILED, RETRY_AFTER)
 const ISSUE_OVERLOADED = answerOf(503, OVERLOADED, RETRY_AFTER)
-
-/** What a request asks for: the user it claims to be (unchecked with user auth), the coupon. */
-export interface IssueRequest {
-  userId: unknown
-  couponId: number
-}
-
-const isPlainObject = (v: unknown): v is Record<string, unknown> =>
-  typeof v === 'object' && v !== null && !Array.isArray(v)
-
-function keyCount(o: Record<string, unknown>): number {
-  let n = 0
-  for (const _ in o) n++
-  return n
-}
-
-/**
- * A parsed body that is exactly IssueBody — `{userId}`, userId valid — or with
- * user auth on, IssueBodyAuthed (the field may be left out). The coupon is the
- * path's. null: not exactly that shape, the route's validator decides.
- */
-export function decodeIssue(body: unknown, couponId: number, authOn: boolean): IssueRequest | null {
-  if (!isPlainObject(body)) return null
-  const n = keyCount(body)
-  if (n === 0 && authOn) return { userId: undefined, couponId }
-  if (n !== 1 || !Object.hasOwn(body, 'userId') || normaliseUserId(body.userId) === null)
-    return null
-  return { userId: body.userId, couponId }
-}
-
-const isId = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 1
-
-/** A parsed body that is exactly CompatIssueBody: `{userId, couponId}`, positive integers. */
-export function decodeCompat(body: unknown): IssueRequest | null {
-  if (!isPlainObject(body) || keyCount(body) !== 2) return null
-  const { userId, couponId } = body
-  if (!isId(userId) || !isId(couponId)) return null
-  return { userId, couponId }
-}
+const ISSUE_CLOSING = answerOf(503, SHUTTING_DOWN, RETRY_AFTER)
 
 /**
  * The answer to a decided request: 201 (compat: 200) on a win, with the win's
@@ -163,6 +125,10 @@ export function outcomeAnswer(
 export const overloadedAnswer = (compat: boolean): Answer =>
   compat ? COMPAT_UNAVAILABLE : ISSUE_OVERLOADED
 
+/** 503 once the app has begun to close: the client retries elsewhere. */
+export const closingAnswer = (compat: boolean): Answer =>
+  compat ? COMPAT_UNAVAILABLE : ISSUE_CLOSING
+
 /** 429: the client or the user is over its limit. */
 export const limitedAnswer = (limited: Limited): Answer =>
   answerOf(429, limited.body, { 'retry-after': String(limited.retryAfterSeconds) })
@@ -178,13 +144,6 @@ export function failureAnswer(compat: boolean, err: unknown, log: FastifyBaseLog
   }
   const answer = errorAnswer(err instanceof Error ? err : new Error(String(err)), log)
   return answerOf(answer.status, answer.body, answer.headers)
-}
-
-/** The Fastify transport: the answer's bytes as they are (no serializer). */
-export function sendAnswer(reply: FastifyReply, answer: Answer): FastifyReply {
-  reply.code(answer.status).header('content-type', CONTENT_TYPE)
-  if (answer.headers) reply.headers(answer.headers)
-  return reply.send(answer.body)
 }
 
 /**

@@ -2,53 +2,52 @@
  * The issue fast lane: the issue routes' common case answered on node:http
  * directly, skipping Fastify's generic lifecycle; everything else goes to Fastify.
  * Only the transport is here (which requests it takes, reading the body, writing
- * the answer); what a body asks for and how an outcome is answered is the
- * endpoint's core, issue-endpoint.ts, which the Fastify routes use too.
+ * the answer); every step from headers to answer is the issue pipeline's
+ * (issue-pipeline.ts), which the Fastify routes run too.
  *
- * It applies the app's own hooks on these routes itself (closing, overload,
- * metrics, rate limits) and refuses to start when they carry any other hook.
+ * Hooks, through Fastify's public API only. The lane skips Fastify's lifecycle,
+ * so every per-request hook that would run on its routes must be one it applies
+ * itself, or the app refuses to start, naming it. What can reach its routes:
+ * - a hook added to the root instance (the app's, or a fastify-plugin plugin's at
+ *   the root): `watch` puts a recorder in front of the root's `addHook` for the
+ *   app's life, which notes each lifecycle hook with the instance it is added to;
+ * - a hook added inside the encapsulated plugin its routes are declared in
+ *   (`scope`): that instance's `addHook` is the recorder too;
+ * - the routes' own hooks, from their options: the lane's `onRoute` hook, the
+ *   first, notes those the routes are declared with (the pipeline's), and reads
+ *   the options again once the app is ready, so a hook a later plugin's `onRoute`
+ *   adds is seen.
+ * A hook added inside any other plugin is encapsulated there and cannot reach
+ * these routes, and a lane route declared anywhere but the root or the lane's
+ * scope makes the app refuse to start. The hooks the app adds inside `watch`
+ * (the closing refusal, request metrics) are the lane's own to apply.
  * docs/architecture.md, "The HTTP layer".
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { performance } from 'node:perf_hooks'
-import type { FastifyInstance, RouteOptions } from 'fastify'
+import type { FastifyInstance, FastifyPluginAsync, RouteOptions } from 'fastify'
 import { isIdempotencyKey } from '../domain/request-id.js'
-import { normaliseUserId } from '../domain/user-id.js'
-import type { IssueLimits } from '../limits/issue-limits.js'
 import type { Metrics, RequestTimer } from '../ops/metrics.js'
-import type { IssueService } from '../service/issue-service.js'
-import { actingUser, type UserVerifier } from './auth.js'
 import { INTERNAL_ERROR } from './errors.js'
 import {
   type Answer,
   COMPAT_ROUTES,
   CONTENT_TYPE,
-  decodeCompat,
-  decodeIssue,
   EndpointMetrics,
-  failureAnswer,
   ISSUE_ROUTE,
-  type IssueRequest,
-  limitedAnswer,
-  outcomeAnswer,
-  overloadedAnswer,
 } from './issue-endpoint.js'
-import type { Overload } from './overload.js'
+import type { IssueInput, IssuePipeline } from './issue-pipeline.js'
 import { COUPON_ID_DIGITS } from './schemas.js'
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void
 
 export interface IssueFastLaneOptions {
-  issues: IssueService
+  pipeline: IssuePipeline
   metrics: Metrics
-  verifyUser: UserVerifier | null
   /** the app's body limit: a longer body is Fastify's to refuse */
   bodyLimit: number
-  /** true once the app has begun to close: the lane stands aside, Fastify answers */
+  /** true once the app has begun to close: each answer then closes its connection */
   closing: () => boolean
-  overload: Overload
-  /** RATE_LIMIT_PER_IP and RATE_LIMIT_PER_USER, counted as on the Fastify routes */
-  limits: IssueLimits
   /** TRUST_PROXY: the client is the leftmost X-Forwarded-For address, as Fastify's request.ip */
   trustProxy: boolean
 }
@@ -72,29 +71,49 @@ const LIFECYCLE_HOOKS = [
   'onTimeout',
   'onRequestAbort',
 ] as const
+type HookName = (typeof LIFECYCLE_HOOKS)[number]
+const isLifecycleHook = (name: unknown): name is HookName =>
+  (LIFECYCLE_HOOKS as readonly unknown[]).includes(name)
 
-interface Lane {
-  /** the Fastify route it stands for: its metrics */
-  timer: RequestTimer
-  compat: boolean
-  /** from the path (issue route); the compat routes carry it in the body */
-  couponId: number
-  /** the issue route's Idempotency-Key, valid (an invalid one is Fastify's 400) */
+/** One request the lane took: the pipeline's input, and its route's metrics. */
+interface LaneRequest extends IssueInput {
+  readonly timer: RequestTimer
   key: string | undefined
-  started: number
+  body: unknown
+  ip: string
+}
+
+/** A hook as it was added: to which instance, under which name. */
+interface AddedHook {
+  instance: object
+  name: HookName
+  fn: { name: string }
 }
 
 export class IssueFastLane {
   readonly #o: IssueFastLaneOptions
+  readonly #pipeline: IssuePipeline
   readonly #metrics: EndpointMetrics
   #app: FastifyInstance | null = null
-  /** the hooks the app adds knowing the lane applies them itself */
+  /** the root instance, and the plugin instance the lane's routes are declared in */
+  #root: object | null = null
+  #scope: object | null = null
+  /** true while the app adds the hooks the lane applies itself */
+  #adding = false
+  /** the hooks the lane applies itself */
   readonly #handled = new Set<unknown>()
-  /** each lane route, and the instance it was declared on: whose hooks it runs */
-  readonly #routes: { route: RouteOptions; instance: FastifyInstance }[] = []
+  /** every lifecycle hook added to the root or the scope, but the handled ones */
+  readonly #added: AddedHook[] = []
+  /** each lane route, and the instance it was declared on */
+  readonly #routes: { route: RouteOptions; instance: object }[] = []
+  /** the recording addHook functions */
+  readonly #recorders = new WeakSet<object>()
+  /** lane routes declared outside the scope, whose hooks the lane cannot see */
+  readonly #misplaced: string[] = []
 
   constructor(options: IssueFastLaneOptions) {
     this.#o = options
+    this.#pipeline = options.pipeline
     this.#metrics = new EndpointMetrics(options.metrics)
   }
 
@@ -106,34 +125,39 @@ export class IssueFastLane {
   }
 
   /**
-   * Before any route is declared: the hooks `add` adds to the app, and the issue
-   * routes' own, are the lane's to apply itself; any other hook on its routes (a
-   * global one, a plugin's) makes the app refuse to start, naming it.
+   * Before anything else is added to the app: records the hooks added to it from
+   * now on, the ones `add` adds being the lane's to apply itself, and refuses to
+   * let the app start if any other would reach the lane's routes.
    */
   watch(app: FastifyInstance, add: () => void): void {
-    // Fastify adds a hook only once the plugins before it have loaded: the
-    // functions are noted as they are handed over.
-    const addHook = app.addHook
-    const handled = this.#handled
-    app.addHook = function (this: FastifyInstance, ...args: unknown[]) {
-      handled.add(args[1])
-      return (addHook as (...a: unknown[]) => FastifyInstance).apply(this, args)
-    } as typeof addHook
+    this.#root = app
+    app.addHook = this.#recorder(app.addHook)
+    this.#adding = true
     try {
       add()
     } finally {
-      app.addHook = addHook
+      this.#adding = false
     }
-    const routes = this.#routes
+    const lane = this
     app.addHook('onRoute', function (this: FastifyInstance, route: RouteOptions) {
-      if (route.method !== 'POST' || (route.url !== ISSUE_ROUTE && !COMPAT_ROUTES.has(route.url)))
-        return
-      // As declared (issue-routes.ts, compat-routes.ts); a later plugin's onRoute
-      // hook may add more.
-      for (const hook of routeHooks(route)) handled.add(hook.fn)
-      routes.push({ route, instance: this })
+      lane.#declared(this, route)
     })
-    app.addHook('onReady', (done) => done(this.#unknownHooks()))
+    app.addHook('onReady', (done) => done(this.#skipped()))
+  }
+
+  /**
+   * The encapsulated plugin the lane's routes are declared in: `declare` declares
+   * them on the instance it is given (not in a plugin of its own: a hook added
+   * there would be out of the lane's sight).
+   */
+  scope(declare: (scope: FastifyInstance) => Promise<void>): FastifyPluginAsync {
+    return async (scope) => {
+      this.#scope = scope
+      // It inherits the root's recorder; should Fastify ever give it an addHook of
+      // its own, that is recorded too.
+      if (!this.#recorders.has(scope.addHook)) scope.addHook = this.#recorder(scope.addHook)
+      await declare(scope)
+    }
   }
 
   /** Once the app is built: bodies to replay go to it. */
@@ -141,13 +165,48 @@ export class IssueFastLane {
     this.#app = app
   }
 
-  #unknownHooks(): Error | undefined {
+  /** addHook, noting each lifecycle hook and the instance it is added to. */
+  #recorder(addHook: FastifyInstance['addHook']): FastifyInstance['addHook'] {
+    const lane = this
+    const recorder = function (this: FastifyInstance, ...args: unknown[]) {
+      const [name, fn] = args
+      if (isLifecycleHook(name)) {
+        if (lane.#adding) lane.#handled.add(fn)
+        else lane.#added.push({ instance: this, name, fn: fn as { name: string } })
+      }
+      return (addHook as (...a: unknown[]) => FastifyInstance).apply(this, args)
+    } as FastifyInstance['addHook']
+    this.#recorders.add(recorder)
+    return recorder
+  }
+
+  #declared(instance: object, route: RouteOptions): void {
+    const methods = Array.isArray(route.method) ? route.method : [route.method]
+    if (!methods.includes('POST') || (route.url !== ISSUE_ROUTE && !COMPAT_ROUTES.has(route.url)))
+      return
+    if (instance !== this.#root && instance !== this.#scope) {
+      this.#misplaced.push(`POST ${route.url}`)
+      return
+    }
+    // As declared (issue-routes.ts, compat-routes.ts): the pipeline's own. A later
+    // plugin's onRoute hook may add more.
+    for (const hook of routeHooks(route)) this.#handled.add(hook.fn)
+    this.#routes.push({ route, instance })
+  }
+
+  #skipped(): Error | undefined {
+    if (this.#misplaced.length > 0)
+      return new Error(
+        `the issue fast lane cannot see the hooks of ${this.#misplaced.join(', ')}: declare it in the lane's scope (IssueFastLane.scope)`,
+      )
+    const problems: string[] = []
     // hook → the routes it would be skipped on
     const unknown = new Map<unknown, { label: string; routes: string[] }>()
     for (const { route, instance } of this.#routes) {
-      const hooks = hooksOf(instance)
-      const all = LIFECYCLE_HOOKS.flatMap((name) => hooks[name].map((fn) => ({ name, fn })))
-      for (const { name, fn } of [...all, ...routeHooks(route)]) {
+      const reaching = this.#added.filter(
+        (h) => h.instance === this.#root || h.instance === instance,
+      )
+      for (const { name, fn } of [...reaching, ...routeHooks(route)]) {
         if (this.#handled.has(fn)) continue
         const seen = unknown.get(fn) ?? {
           label: `${name} hook ${fn.name || '(anonymous)'}`,
@@ -157,16 +216,16 @@ export class IssueFastLane {
         unknown.set(fn, seen)
       }
     }
-    if (unknown.size === 0) return undefined
-    const list = [...unknown.values()].map((u) => `${u.label} on ${u.routes.join(', ')}`)
+    for (const u of unknown.values()) problems.push(`${u.label} on ${u.routes.join(', ')}`)
+    if (problems.length === 0) return undefined
     return new Error(
-      `the issue fast lane would skip ${list.join('; ')}: apply it in src/http/issue-fast-lane.ts too, or keep it off these routes`,
+      `the issue fast lane would skip ${problems.join('; ')}: apply it in src/http/issue-pipeline.ts too, or keep it off these routes`,
     )
   }
 
   #take(req: IncomingMessage, res: ServerResponse): boolean {
-    if (req.method !== 'POST' || this.#o.closing() || !this.#app) return false
-    const lane = this.#laneOf(req.url ?? '')
+    if (req.method !== 'POST' || !this.#app) return false
+    const lane = this.#laneOf(req, req.url ?? '')
     if (!lane) return false
     const headers = req.headers
     const type = headers['content-type']
@@ -179,11 +238,11 @@ export class IssueFastLane {
       if (key !== undefined && !isIdempotencyKey(key)) return false
       lane.key = key
     }
-    // Admission (overload.ts), once the lane takes the request (the rest is
-    // Fastify's, checked in its onRequest): refused before its body is read
-    // (node:http reads and drops it after the answer).
-    if (!this.#o.overload.admit()) {
-      this.#send(res, lane, overloadedAnswer(lane.compat))
+    // Closing and admission, once the lane takes the request: refused before its
+    // body is read (node:http reads and drops it after the answer).
+    const refused = this.#pipeline.head(lane.compat)
+    if (refused) {
+      this.#send(res, lane, refused)
       return true
     }
 
@@ -198,53 +257,41 @@ export class IssueFastLane {
     return true
   }
 
-  #laneOf(url: string): Lane | null {
-    const compatTimer = this.#metrics.compat(url)
-    if (compatTimer)
-      return { timer: compatTimer, compat: true, couponId: 0, key: undefined, started: now() }
-    const m = ISSUE_PATH.exec(url)
-    if (!m) return null
-    const couponId = Number(m[1])
-    return { timer: this.#metrics.issue, compat: false, couponId, key: undefined, started: now() }
+  #laneOf(req: IncomingMessage, url: string): LaneRequest | null {
+    let timer = this.#metrics.compat(url)
+    const compat = timer !== undefined
+    let couponId = 0
+    if (!timer) {
+      const m = ISSUE_PATH.exec(url)
+      if (!m) return null
+      timer = this.#metrics.issue
+      couponId = Number(m[1])
+    }
+    return {
+      timer,
+      compat,
+      couponId,
+      body: undefined,
+      headers: req.headers,
+      ip: '',
+      key: undefined,
+      started: now(),
+      log: (this.#app as FastifyInstance).log,
+    }
   }
 
-  #answer(req: IncomingMessage, res: ServerResponse, lane: Lane, body: Buffer) {
-    let parsed: unknown
+  #answer(req: IncomingMessage, res: ServerResponse, lane: LaneRequest, body: Buffer) {
     try {
-      parsed = JSON.parse(body.toString())
+      lane.body = JSON.parse(body.toString())
     } catch {
       return this.#replay(req, res, body)
     }
-    const request = lane.compat
-      ? decodeCompat(parsed)
-      : decodeIssue(parsed, lane.couponId, !!this.#o.verifyUser)
-    if (!request) return this.#replay(req, res, body)
-    // The client's limit, as Fastify's onRequest hook counts it: once, and only
-    // for a request the lane answers (a replayed one is counted by Fastify).
-    const limited = this.#o.limits.client(this.#clientIp(req))
-    if (!limited) return this.#act(req, res, lane, request)
-    limited.then((over) =>
-      over ? this.#send(res, lane, limitedAnswer(over)) : this.#act(req, res, lane, request),
-    )
-  }
-
-  #act(req: IncomingMessage, res: ServerResponse, lane: Lane, request: IssueRequest) {
-    const { couponId } = request
-    // Without user auth the body's userId is the user (the shape check vouched for it).
-    if (!this.#o.verifyUser)
-      return this.#issue(res, lane, couponId, normaliseUserId(request.userId) as string)
-    actingUser(req, this.#o.verifyUser, request.userId).then(
-      (userId) => this.#issue(res, lane, couponId, userId),
-      (err: unknown) => this.#fail(res, lane, err),
-    )
-  }
-
-  #issue(res: ServerResponse, lane: Lane, couponId: number, userId: string) {
-    const limited = this.#o.limits.user(userId)
-    if (!limited) return this.#decide(res, lane, couponId, userId)
-    limited.then((over) =>
-      over ? this.#send(res, lane, limitedAnswer(over)) : this.#decide(res, lane, couponId, userId),
-    )
+    lane.ip = this.#clientIp(req)
+    const answer = this.#pipeline.handle(lane)
+    // Not the route's shape: Fastify's validator answers it.
+    if (answer === null) return this.#replay(req, res, body)
+    if (!(answer instanceof Promise)) return this.#send(res, lane, answer)
+    answer.then((decided) => this.#send(res, lane, decided))
   }
 
   #clientIp(req: IncomingMessage): string {
@@ -253,24 +300,7 @@ export class IssueFastLane {
     return first || (req.socket.remoteAddress ?? '')
   }
 
-  /** Answered in this turn when the service is certain at once (a cached refusal). */
-  #decide(res: ServerResponse, lane: Lane, couponId: number, userId: string) {
-    if (this.#o.overload.overdue(now() - lane.started))
-      return this.#send(res, lane, overloadedAnswer(lane.compat))
-    const outcome = this.#o.issues.issue(couponId, userId, lane.key)
-    if (!(outcome instanceof Promise))
-      return this.#send(res, lane, outcomeAnswer(lane.compat, couponId, userId, outcome))
-    outcome.then(
-      (decided) => this.#send(res, lane, outcomeAnswer(lane.compat, couponId, userId, decided)),
-      (err: unknown) => this.#fail(res, lane, err),
-    )
-  }
-
-  #fail(res: ServerResponse, lane: Lane, err: unknown) {
-    this.#send(res, lane, failureAnswer(lane.compat, err, (this.#app as FastifyInstance).log))
-  }
-
-  #send(res: ServerResponse, lane: Lane, answer: Answer) {
+  #send(res: ServerResponse, lane: LaneRequest, answer: Answer) {
     const headers = ['content-type', CONTENT_TYPE, 'content-length', String(answer.body.length)]
     if (answer.headers)
       for (const [name, value] of Object.entries(answer.headers)) headers.push(name, value)
@@ -310,9 +340,6 @@ export class IssueFastLane {
   }
 }
 
-type HookName = (typeof LIFECYCLE_HOOKS)[number]
-type Hooks = Record<HookName, readonly { name: string }[]>
-
 /** A route's own hooks (its options'), by name. */
 function routeHooks(route: RouteOptions): { name: HookName; fn: { name: string } }[] {
   const own: { name: HookName; fn: { name: string } }[] = []
@@ -322,20 +349,4 @@ function routeHooks(route: RouteOptions): { name: HookName; fn: { name: string }
     for (const fn of fns) own.push({ name, fn })
   }
   return own
-}
-
-/**
- * An instance's per-request hooks, as Fastify will run them on its routes. Fastify
- * has no public way to list them: they are read from its own field, and an app
- * where that field is gone refuses to start rather than guess.
- */
-function hooksOf(instance: FastifyInstance): Hooks {
-  let hooks: Hooks | undefined
-  for (let o: object | null = instance; o && !hooks; o = Object.getPrototypeOf(o)) {
-    const key = Object.getOwnPropertySymbols(o).find((s) => s.description === 'fastify.hooks')
-    if (key) hooks = (o as Record<symbol, Hooks>)[key]
-  }
-  if (!hooks || !LIFECYCLE_HOOKS.every((name) => Array.isArray(hooks[name])))
-    throw new Error("the issue fast lane cannot see Fastify's hooks on its routes")
-  return hooks
 }

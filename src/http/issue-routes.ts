@@ -1,24 +1,17 @@
 /**
  * The public issue API: issue, the user's status, the coupon's stats.
- * The issue route is the hot path: nothing is logged per request, and its answers
- * are issue-endpoint.ts's bytes, as the fast lane's are.
+ * The issue route is the hot path: nothing is logged per request, and it is an
+ * adapter of the issue pipeline (issue-pipeline.ts), as the fast lane is.
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import type { FastifyRequest } from 'fastify'
 import { AppError } from '../domain/errors.js'
-import type { IssueLimits } from '../limits/issue-limits.js'
 import type { IssueService } from '../service/issue-service.js'
-import {
-  actingUser,
-  routeSecurity,
-  type SpenderTokens,
-  statusReader,
-  type UserVerifier,
-} from './auth.js'
-import { ISSUE_ROUTE, outcomeAnswer, overloadedAnswer, sendAnswer } from './issue-endpoint.js'
-import { clientLimitHook, userLimited } from './issue-limit-hooks.js'
-import type { Overload } from './overload.js'
+import { routeSecurity, type SpenderTokens, statusReader, type UserVerifier } from './auth.js'
+import { ISSUE_ROUTE } from './issue-endpoint.js'
+import { answerIssue, pipelineHead } from './issue-fastify.js'
+import type { IssuePipeline } from './issue-pipeline.js'
 import {
   CouponIdParams,
   EntryOut,
@@ -36,8 +29,7 @@ import {
 export interface IssueRoutesOptions extends SpenderTokens {
   issues: IssueService
   verifyUser: UserVerifier | null
-  limits: IssueLimits
-  overload: Overload
+  pipeline: IssuePipeline
 }
 
 async function emptyBodyIfNone(request: FastifyRequest) {
@@ -45,14 +37,14 @@ async function emptyBodyIfNone(request: FastifyRequest) {
 }
 
 export const issueRoutes: FastifyPluginAsyncTypebox<IssueRoutesOptions> = async (app, opts) => {
-  const { issues, verifyUser, overload, limits } = opts
+  const { issues, verifyUser, pipeline } = opts
   const userSecurity = routeSecurity.user(verifyUser !== null)
   const reader = statusReader(opts)
 
   app.post(
     ISSUE_ROUTE,
     {
-      onRequest: clientLimitHook(limits),
+      onRequest: pipelineHead(pipeline, false),
       // With user auth on, the token names the user, so a request may carry no body.
       preValidation: verifyUser ? emptyBodyIfNone : undefined,
       schema: {
@@ -67,15 +59,15 @@ export const issueRoutes: FastifyPluginAsyncTypebox<IssueRoutesOptions> = async 
         response: { 201: IssueOut, 202: EntryOut, '4xx': ErrorBody, '5xx': ErrorBody },
       },
     },
-    async (request, reply) => {
-      const couponId = Number(request.params.couponId)
-      const userId = await actingUser(request, verifyUser, request.body?.userId)
-      const limited = await userLimited(limits, userId, reply)
-      if (limited) return limited
-      if (overload.overdue(reply.elapsedTime)) return sendAnswer(reply, overloadedAnswer(false))
-      const outcome = await issues.issue(couponId, userId, request.headers['idempotency-key'])
-      return sendAnswer(reply, outcomeAnswer(false, couponId, userId, outcome))
-    },
+    (request, reply) =>
+      answerIssue(
+        pipeline,
+        request,
+        reply,
+        false,
+        Number(request.params.couponId),
+        request.headers['idempotency-key'],
+      ),
   )
 
   app.get(

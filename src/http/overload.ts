@@ -22,7 +22,6 @@
  */
 import type { FastifyInstance } from 'fastify'
 import { Admission } from './admission.js'
-import { overloadedAnswer, sendAnswer } from './issue-endpoint.js'
 
 /** How often the event-loop delay is measured. */
 const TICK_MS = 20
@@ -60,11 +59,10 @@ export class Overload {
   }
 
   /**
-   * Measures the event-loop delay while the app runs, and refuses the given
-   * routes (their Fastify path) in onRequest when admission turns them away;
-   * `compat` routes in their own shape.
+   * Measures the event-loop delay while the app runs. The issue pipeline asks
+   * admit() of each issue request (issue-pipeline.ts).
    */
-  register(app: FastifyInstance, routes: ReadonlySet<string>, compat: ReadonlySet<string>): void {
+  register(app: FastifyInstance): void {
     if (this.#boundMs === 0) return
     let timer: NodeJS.Timeout | null = null
     app.addHook('onReady', (done) => {
@@ -79,11 +77,6 @@ export class Overload {
     app.addHook('onClose', (_app, done) => {
       if (timer) clearInterval(timer)
       done()
-    })
-    app.addHook('onRequest', (request, reply, done) => {
-      const url = request.routeOptions.url ?? ''
-      if (!routes.has(url) || this.admit()) return done()
-      sendAnswer(reply, overloadedAnswer(compat.has(url)))
     })
   }
 }

@@ -2,12 +2,15 @@
  * Comparing the issue fast lane with Fastify: each request goes once over a real
  * socket (the lane takes what it can, hands the rest to Fastify) and once through
  * `app.inject()` (Fastify alone), to two coupons set up alike. Status, body and
- * every header but the hop-by-hop ones must match.
+ * every header but the hop-by-hop ones must match, and each answer must come from
+ * the transport the case expects, as the lane's metric counts it
+ * (`firstcome_issue_fast_lane_answers_total`): a lane that stood aside fails.
  */
 import assert from 'node:assert/strict'
 import type { Readable } from 'node:stream'
 import { request } from 'undici'
 import type { TestApp } from './app.js'
+import { metricValue } from './metrics.js'
 
 export const JSON_TYPE = { 'content-type': 'application/json' }
 
@@ -16,7 +19,34 @@ export interface Req {
   path?: string
   body?: string | (() => Readable)
   headers?: Record<string, string>
+  /**
+   * who answers it over a socket: the fast lane (the default), or Fastify (the
+   * lane did not take it, or handed its body over); through inject() always Fastify
+   */
+  via?: Transport
 }
+
+export type Transport = 'lane' | 'fastify'
+
+/** The answers the fast lane has given so far, as /metrics counts them. */
+export const laneAnswers = (t: TestApp): Promise<number> =>
+  metricValue(t.container.metrics.fastLane)
+
+/** Runs `send` and tells which transport answered it. */
+export async function answeredBy<T>(
+  t: TestApp,
+  send: () => Promise<T>,
+): Promise<{ seen: T; via: Transport }> {
+  const before = await laneAnswers(t)
+  const seen = await send()
+  const lane = (await laneAnswers(t)) - before
+  assert.ok(lane === 0 || lane === 1, `one request, ${lane} lane answers`)
+  return { seen, via: lane === 1 ? 'lane' : 'fastify' }
+}
+
+/** The requests, each to be answered by Fastify. */
+export const viaFastify = (requests: Req[]): Req[] =>
+  requests.map((r) => ({ ...r, via: 'fastify' }))
 
 export interface Seen {
   status: number
@@ -108,9 +138,17 @@ export async function sameAnswers(
   })
   for (const req of requests) {
     const path = req.path ?? '/v1/coupons/{c}/issues'
-    const s = await viaSocket(t, path.replace('{c}', String(bySocket)), forCoupon(req, bySocket))
-    const i = await viaInject(t, path.replace('{c}', String(byInject)), forCoupon(req, byInject))
     const what = `${path} ${typeof req.body === 'string' ? req.body.slice(0, 80) : '(stream)'}`
+    const socket = await answeredBy(t, () =>
+      viaSocket(t, path.replace('{c}', String(bySocket)), forCoupon(req, bySocket)),
+    )
+    const inject = await answeredBy(t, () =>
+      viaInject(t, path.replace('{c}', String(byInject)), forCoupon(req, byInject)),
+    )
+    assert.equal(socket.via, req.via ?? 'lane', `the transport of ${what} over a socket`)
+    assert.equal(inject.via, 'fastify', `the transport of ${what} through inject()`)
+    const s = socket.seen
+    const i = inject.seen
     assert.equal(s.status, i.status, `status of ${what}`)
     assert.equal(
       couponIdsAway(s.body, bySocket),

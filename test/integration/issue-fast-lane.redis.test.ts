@@ -6,7 +6,14 @@
 import assert from 'node:assert/strict'
 import { before, describe, it } from 'node:test'
 import { createCoupon, HOUR, iso } from '../helpers/app.js'
-import { compat, issueBody, type Req, sameAnswers, viaSocket } from '../helpers/fast-lane.js'
+import {
+  compat,
+  issueBody,
+  laneAnswers,
+  type Req,
+  sameAnswers,
+  viaSocket,
+} from '../helpers/fast-lane.js'
 import { countIssues } from '../helpers/issue-counts.js'
 import { redisSuite, type Service, skipUnlessRedisSuite } from '../helpers/redis-suite.js'
 import { waitDrained } from '../helpers/storm.js'
@@ -82,6 +89,7 @@ describe('issue fast lane in Redis mode: cache refusals answered as Fastify answ
   it("counts every refusal the cache answers in the lane, with the gate's", async () => {
     const couponId = await createCoupon(s.app, { totalQuantity: 2 })
     const before = await outcomes(s)
+    const laneBefore = await laneAnswers(s)
     const path = `/v1/coupons/${couponId}/issues`
     const users = Array.from({ length: 200 }, (_, i) => i + 1)
     // Concurrently: some refusals come from the gate, the rest from the cache.
@@ -91,6 +99,7 @@ describe('issue fast lane in Redis mode: cache refusals answered as Fastify answ
     const soldOut = answers.filter((a) => a.status === 409 && a.body.includes('SOLD_OUT')).length
     assert.equal(won, 2)
     assert.equal(soldOut, 198)
+    assert.equal((await laneAnswers(s)) - laneBefore, 200, 'every one answered by the lane')
     assert.equal((after.WON ?? 0) - (before.WON ?? 0), 2)
     assert.equal((after.SOLD_OUT ?? 0) - (before.SOLD_OUT ?? 0), 198)
     await waitDrained(s.pool, couponId)

@@ -1,8 +1,10 @@
 /**
- * The issue fast lane answers exactly as Fastify does. Every case runs twice, on
+ * The issue pipeline answers alike through its three adapters: the fast lane, the
+ * Fastify issue route and the Fastify compat routes. Every case runs twice, on
  * two coupons set up alike: once over a real socket (the lane takes what it can,
  * hands the rest to Fastify) and once through `app.inject()` (Fastify alone).
- * Status, body (coupon ids aside) and the headers a client reads must match.
+ * Status, body (coupon ids aside) and the headers a client reads must match, and
+ * each answer must come from the transport the case expects (the lane's metric).
  */
 import assert from 'node:assert/strict'
 import { Readable } from 'node:stream'
@@ -18,9 +20,11 @@ import {
   compat,
   issueBody,
   JSON_TYPE,
+  laneAnswers,
   type Req,
   type Seen,
   sameAnswers,
+  viaFastify,
   viaInject,
   viaSocket,
 } from '../helpers/fast-lane.js'
@@ -104,7 +108,7 @@ describe('issue fast lane: the same answers as Fastify', () => {
       { path: '/v1/coupons/12345678901234567/issues', body: issueBody(1) },
       { path: '/v1/coupons/x/issues', body: issueBody(1) },
     ]
-    const { answers, coupons } = await sameAnswers(t, open(), bad)
+    const { answers, coupons } = await sameAnswers(t, open(), viaFastify(bad))
     for (const a of answers) {
       assert.ok(a.status >= 400 && a.status < 500, `a 4xx, got ${a.status} ${a.body}`)
       assert.deepEqual(Object.keys(JSON.parse(a.body)), ['code', 'message'])
@@ -119,11 +123,15 @@ describe('issue fast lane: the same answers as Fastify', () => {
 
   it('answers a chunked body, a query string and a trailing slash alike (through Fastify)', async () => {
     const chunked = () => Readable.from([Buffer.from('{"userId":'), Buffer.from('42}')])
-    const { answers } = await sameAnswers(t, open(), [
-      { body: chunked },
-      { path: '/v1/coupons/{c}/issues?source=app', body: issueBody(43) },
-      { path: '/v1/coupons/{c}/issues/', body: issueBody(44) },
-    ])
+    const { answers } = await sameAnswers(
+      t,
+      open(),
+      viaFastify([
+        { body: chunked },
+        { path: '/v1/coupons/{c}/issues?source=app', body: issueBody(43) },
+        { path: '/v1/coupons/{c}/issues/', body: issueBody(44) },
+      ]),
+    )
     assert.deepEqual(
       answers.map((a) => a.status),
       [201, 201, 404],
@@ -136,10 +144,12 @@ describe('issue fast lane: the same answers as Fastify', () => {
       compat(7),
       compat(8),
       compat(7, 987654321),
-      compat('7'),
-      compat(7, '1'),
-      { path: '/v2/issue-async', body: '{"userId": 9, "couponId": 1, "x": 1}' },
-      { path: '/v2/issue-async', body: '{"userId": 9}' },
+      ...viaFastify([
+        compat('7'),
+        compat(7, '1'),
+        { path: '/v2/issue-async', body: '{"userId": 9, "couponId": 1, "x": 1}' },
+        { path: '/v2/issue-async', body: '{"userId": 9}' },
+      ]),
       { path: '/v1/issue', body: '{"userId": 9, "couponId": 987654321}' },
       { path: '/v1/issue-async', body: '{"userId": 9, "couponId": 987654321}' },
     ])
@@ -163,11 +173,13 @@ describe('issue fast lane: the same answers as Fastify', () => {
       { body: issueBody(2), headers: key('try-1') },
       { body: issueBody(3), headers: key('a.B:c_d-9') },
       { body: issueBody(1), headers: key('try-1') },
-      { body: issueBody(4), headers: key('') },
-      { body: issueBody(4), headers: key('K'.repeat(65)) },
-      { body: issueBody(4), headers: key('has space') },
-      { body: issueBody(4), headers: key('é') },
-      { body: issueBody(4), headers: key('~abc') },
+      ...viaFastify([
+        { body: issueBody(4), headers: key('') },
+        { body: issueBody(4), headers: key('K'.repeat(65)) },
+        { body: issueBody(4), headers: key('has space') },
+        { body: issueBody(4), headers: key('é') },
+        { body: issueBody(4), headers: key('~abc') },
+      ]),
       compat(5),
       { ...compat(6), headers: key('bad key, ignored here') },
     ])
@@ -263,13 +275,6 @@ describe('issue fast lane with rate limits: the same answers as Fastify', () => 
       assert.equal(JSON.parse(x.body).code, 'RATE_LIMITED')
     })
   }
-  const laneAnswers = async () => {
-    const text = (await t.app.inject({ method: 'GET', url: '/metrics' })).body
-    const line = text
-      .split('\n')
-      .find((l) => l.startsWith('firstcome_issue_fast_lane_answers_total'))
-    return Number(line?.split(' ').at(-1) ?? 0)
-  }
 
   it('refuses a client over its limit 429 alike, every issue route counting once', async () => {
     const id = await createCoupon(t.app)
@@ -325,19 +330,19 @@ describe('issue fast lane with rate limits: the same answers as Fastify', () => 
 
   it('keeps the fast lane on with the limits on', async () => {
     const id = await createCoupon(t.app)
-    const before = await laneAnswers()
+    const before = await laneAnswers(t)
     for (const u of ['l1', 'l2', 'l3'])
       await viaSocket(t, `/v1/coupons/${id}/issues`, {
         body: issueBody(u),
         headers: from('10.3.0.1'),
       })
-    assert.equal(await laneAnswers(), before + 3)
+    assert.equal(await laneAnswers(t), before + 3)
     // Fastify's own answers are not the lane's.
     await viaInject(t, `/v1/coupons/${id}/issues`, {
       body: issueBody('l4'),
       headers: from('10.3.0.2'),
     })
-    assert.equal(await laneAnswers(), before + 3)
+    assert.equal(await laneAnswers(t), before + 3)
   })
 })
 
@@ -375,6 +380,60 @@ describe('issue fast lane: a hook it does not apply', () => {
           assert.doesNotMatch(err.message, /declared/)
           return true
         },
+      )
+    } finally {
+      await app.close()
+    }
+  })
+
+  const bare = () => {
+    const app = Fastify()
+    const lane = new IssueFastLane({ metrics: new Metrics() } as IssueFastLaneOptions)
+    lane.watch(app, () => {})
+    return { app, lane }
+  }
+
+  it("starts with a hook in another plugin: encapsulated there, it cannot reach the lane's routes", async () => {
+    const { app, lane } = bare()
+    await app.register(async (other) => {
+      other.addHook('onSend', async function elsewhere(_request, _reply, payload) {
+        return payload
+      })
+      other.get('/elsewhere', async () => 'x')
+    })
+    await app.register(lane.scope(async (scope) => void scope.post(ISSUE_ROUTE, async () => ({}))))
+    try {
+      await app.ready()
+    } finally {
+      await app.close()
+    }
+  })
+
+  it("refuses to start when a hook is added in the lane's scope", async () => {
+    const { app, lane } = bare()
+    await app.register(
+      lane.scope(async (scope) => {
+        scope.addHook('preHandler', async function inScope() {})
+        scope.post(ISSUE_ROUTE, async () => ({}))
+      }),
+    )
+    try {
+      await assert.rejects(
+        async () => app.ready(),
+        /skip preHandler hook inScope on POST \/v1\/coupons/,
+      )
+    } finally {
+      await app.close()
+    }
+  })
+
+  it("refuses to start when an issue route is declared outside the lane's scope", async () => {
+    const { app } = bare()
+    await app.register(async (other) => void other.post('/v1/issue', async () => ({})))
+    try {
+      await assert.rejects(
+        async () => app.ready(),
+        /cannot see the hooks of POST \/v1\/issue: declare it in the lane's scope/,
       )
     } finally {
       await app.close()
