@@ -185,17 +185,14 @@ export async function readFeedJson(db: Db, o: ReadOptions): Promise<EncodedEvent
   if (o.upTo !== undefined) query = query.where('seq', '<=', o.upTo)
   if (o.types && o.types.length > 0) query = query.where('type', 'in', [...o.types])
   const rows = await query.orderBy('seq').limit(o.limit).execute()
-  const out: EncodedEvent[] = new Array(rows.length)
-  for (let i = 0; i < rows.length; i++) {
-    const r = rows[i] as EventRow
+  return rows.map((r) => {
     const id = Number(r.seq)
-    out[i] = {
+    return {
       id,
       type: r.type,
-      json: `{"id":${id},"type":${JSON.stringify(r.type)},"createdAt":${JSON.stringify(r.created)},"data":${dataJson(r)}}`,
+      json: `{"id":${id},"type":${text(r.type)},"createdAt":${text(r.created)},"data":${dataJson(r)}}`,
     }
-  }
-  return out
+  })
 }
 
 /** Events with a feed id above `after`, in feed order, as objects. */
