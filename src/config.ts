@@ -78,7 +78,10 @@ export interface EventsConfig {
   leaseMs: number
   /** how often the dispatcher looks for new events when idle */
   tickMs: number
-  /** EVENTS_PUMP: this process competes for the dispatcher's lease (false: never) */
+  /**
+   * EVENTS_PUMP: this process competes for the dispatcher's lease (false: never;
+   * Redis mode only, where `firstcome worker` processes pump instead)
+   */
   pump: boolean
 }
 
@@ -315,6 +318,12 @@ export function loadConfig(env: Env): Readonly<Config> {
       'API_PROCESSES > 1 needs Redis (REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES): the embedded gate holds its stock in one process',
     )
   }
+  const events = eventsConfig(env)
+  if (!events.pump && !redis) {
+    throw new ConfigError(
+      'EVENTS_PUMP=false needs Redis (REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES) and a `firstcome worker` to pump the events: in embedded mode no other process would sequence them or deliver webhooks',
+    )
+  }
   const dbTimeouts: DbTimeouts = {
     statementMs: int(env, 'DB_STATEMENT_TIMEOUT_MS', 30_000, 100, 3_600_000),
     lockMs: int(env, 'DB_LOCK_TIMEOUT_MS', 3000, 100, 3_600_000),
@@ -349,7 +358,7 @@ export function loadConfig(env: Env): Readonly<Config> {
     rateLimitPerUser: ratePerUser === 0 ? null : ratePerUser,
     logLevel,
     drawLeaseMs: int(env, 'DRAW_LEASE_MS', 10_000, 300, 600_000),
-    events: eventsConfig(env),
+    events,
     worker: {
       batchSize: int(env, 'WORKER_BATCH_SIZE', 1000, 1, 10_000),
       txRows: int(env, 'WORKER_TX_ROWS', 10_000, 1, 1_000_000),

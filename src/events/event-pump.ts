@@ -17,15 +17,15 @@ import { randomUUID } from 'node:crypto'
 import type { Logger } from 'pino'
 import type { Db } from '../db/database.js'
 import type { Metrics } from '../ops/metrics.js'
-import { readFeed, SEQUENCE_BATCH, sequence } from './feed.js'
+import { SEQUENCE_BATCH, sequence } from './feed.js'
 import type { FeedSignal } from './feed-signal.js'
 import { releaseLease, tryLease } from './lease.js'
-import { postSigned } from './webhook-delivery.js'
-import { advance, listWebhooks, recordFailure, type Webhook } from './webhooks-repo.js'
+import { batchesOf, CursorMoves } from './webhook-batches.js'
+import { WebhookPoster } from './webhook-delivery.js'
+import { listWebhooks, recordFailure, type Webhook } from './webhooks-repo.js'
 
 export const LEASE_NAME = 'events'
-export const WEBHOOK_BATCH = 100
-/** events read per query, POSTed WEBHOOK_BATCH at a time */
+/** events read per query, POSTed WEBHOOK_BATCH (100) at a time */
 const READ_AHEAD = 1000
 const WARN_EVERY_MS = 10_000
 
@@ -69,6 +69,7 @@ export class EventPump {
   #holding = false
   #leaseCheckedAt = 0
   #warnedAt = 0
+  #poster = new WebhookPoster()
 
   constructor(options: EventPumpOptions) {
     this.#o = options
@@ -93,6 +94,10 @@ export class EventPump {
     this.#wake?.()
     await this.#loop
     await Promise.allSettled(this.#inFlight.values())
+    // Its kept-alive connections closed; a new one for a start after this.
+    const poster = this.#poster
+    this.#poster = new WebhookPoster()
+    await poster.close()
     if (this.#holding) await releaseLease(this.#o.db, LEASE_NAME, this.holder).catch(() => {})
     this.#holding = false
   }
@@ -149,66 +154,55 @@ export class EventPump {
   }
 
   /**
-   * Delivers the endpoint's batches while they succeed and there are more. Reads
-   * up to READ_AHEAD events at once and POSTs them 100 at a time, one after the
-   * other; each cursor move (a compare-and-set) goes to the database while the
-   * next POST is in flight, and all are done before the next read or a failure
-   * is recorded. A dispatcher that dies meanwhile sends again what it had not
-   * yet recorded: at least once.
+   * Delivers the endpoint's batches while they succeed and there are more, one
+   * POST at a time. The next batch is read and built while a POST is in flight
+   * (batchesOf), and the cursor moves are written behind the POSTs
+   * (CursorMoves); all are written before a failure is recorded or the run
+   * ends. A dispatcher that dies meanwhile sends again what it had not yet
+   * recorded: at least once.
    */
   async #deliver(start: Webhook) {
     const { db } = this.#o
     const label = { webhook: String(start.id) }
-    const types = new Set(start.types)
-    let cursor = start.deliveredSeq
+    const headers = { 'firstcome-webhook-id': String(start.id) }
     let w = start
-    // Every type, filtered here: `seq > cursor order by seq limit n` is an index
-    // walk on every dialect, whatever the planner knows of the table.
-    const readAfter = (after: number) => {
-      const reading = readFeed(db, { after, limit: READ_AHEAD })
-      reading.catch(() => {}) // a read-ahead dropped after a failed POST
-      return reading
-    }
-    let reading = readAfter(cursor)
-    while (this.#running && this.#holding) {
-      const read = await reading
-      const end = read.at(-1)?.id
-      if (end === undefined) return
-      // The next read goes on while this one is POSTed.
-      if (read.length === READ_AHEAD) reading = readAfter(end)
-      const events = read.filter((e) => types.has(e.type))
-      let moves: Promise<boolean> = Promise.resolve(true)
-      if (events.length === 0) moves = advance(db, w.id, cursor, end, null)
-      for (let i = 0; i < events.length; i += WEBHOOK_BATCH) {
-        const batch = events.slice(i, i + WEBHOOK_BATCH)
-        // The read's last batch takes the cursor past the others' events too.
-        const to = i + WEBHOOK_BATCH >= events.length ? end : (batch.at(-1)?.id ?? end)
+    const moves = new CursorMoves(db, start.id, start.deliveredSeq)
+    const batches = batchesOf(db, start, READ_AHEAD)
+    let next = batches.next()
+    try {
+      // stale: the cursor was elsewhere (deleted, or another dispatcher moved it)
+      while (this.#running && this.#holding && !moves.stale) {
+        const { value: batch, done } = await next
+        if (done) break
+        if (batch.body === null) {
+          moves.move(batch.to, null)
+          next = batches.next()
+          continue
+        }
         const at = Date.now()
-        const outcome = await postSigned(
+        const posting = this.#poster.post(
           w.url,
-          JSON.stringify({ webhookId: w.id, events: batch }),
+          batch.body,
           w.secret,
-          { 'firstcome-webhook-id': String(w.id) },
+          headers,
           this.#o.webhooks.timeoutMs,
         )
+        next = batches.next()
+        const outcome = await posting
         if (!outcome.ok) {
           this.#o.metrics?.webhookDeliveries.inc({ ...label, outcome: 'failed' })
-          if (!(await moves)) return
-          await this.#failed(w, cursor, outcome.status, outcome.error ?? 'failed', at)
+          if (!(await moves.written())) return
+          await this.#failed(w, moves.cursor, outcome.status, outcome.error ?? 'failed', at)
           return
         }
         this.#o.metrics?.webhookDeliveries.inc({ ...label, outcome: 'delivered' })
-        this.#o.metrics?.webhookEvents.inc(label, batch.length)
-        const from = cursor
-        const status = outcome.status ?? 200
-        moves = moves.then((ok) => ok && advance(db, w.id, from, to, { status, at }))
-        cursor = to
+        this.#o.metrics?.webhookEvents.inc(label, batch.events)
+        moves.move(batch.to, { status: outcome.status ?? 200, at })
         w = { ...w, attempts: 0, failingSince: null }
       }
-      // false: deleted, or another dispatcher moved it
-      if (!(await moves)) return
-      cursor = end
-      if (read.length < READ_AHEAD) return
+      await moves.written()
+    } finally {
+      next.catch(() => {}) // a batch read ahead and not sent
     }
   }
 

@@ -19,6 +19,7 @@
  * Seqs increase but are not dense (gaps are normal).
  */
 import { sql } from 'kysely'
+import type { Dialect } from '../config.js'
 import { type Db, dialectOf } from '../db/database.js'
 import { toDate } from '../db/schema.js'
 
@@ -137,8 +138,36 @@ export interface ReadOptions {
   upTo?: number | undefined
 }
 
-/** Events with a feed id above `after`, in feed order. */
-export async function readFeed(db: Db, o: ReadOptions): Promise<FeedEvent[]> {
+/** An event as sent: its feed id and type, and its JSON text (a FeedEvent). */
+export interface EncodedEvent {
+  id: number
+  type: string
+  json: string
+}
+
+/**
+ * An instant column as the feed shows it (ISO 8601, UTC, to the millisecond,
+ * as `Date#toISOString` writes it), formatted by the database: no Date per
+ * event on the way out.
+ */
+function isoText(dialect: Dialect, column: 'issued_at' | 'occurred_at') {
+  const c = sql.ref(column)
+  switch (dialect) {
+    case 'postgres':
+      return sql<string | null>`to_char(${c} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`
+    case 'mysql':
+      return sql<string | null>`concat(left(date_format(${c}, '%Y-%m-%dT%H:%i:%s.%f'), 23), 'Z')`
+    case 'sqlite':
+      return sql<string | null>`strftime('%Y-%m-%dT%H:%M:%fZ', ${c})`
+  }
+}
+
+/**
+ * Events with a feed id above `after`, in feed order, each already in its JSON
+ * text: what the feed answers and webhooks send, built once, here.
+ */
+export async function readFeedJson(db: Db, o: ReadOptions): Promise<EncodedEvent[]> {
+  const dialect = dialectOf(db)
   let query = db
     .selectFrom('events')
     .select([
@@ -149,62 +178,61 @@ export async function readFeed(db: Db, o: ReadOptions): Promise<FeedEvent[]> {
       'rank',
       'order_id',
       'quantity',
-      'issued_at',
-      'occurred_at',
+      isoText(dialect, 'issued_at').as('issued'),
+      isoText(dialect, 'occurred_at').as('created'),
     ])
     .where('seq', '>', o.after)
   if (o.upTo !== undefined) query = query.where('seq', '<=', o.upTo)
   if (o.types && o.types.length > 0) query = query.where('type', 'in', [...o.types])
   const rows = await query.orderBy('seq').limit(o.limit).execute()
   return rows.map((r) => {
-    const event: FeedEvent = {
-      id: Number(r.seq),
+    const id = Number(r.seq)
+    return {
+      id,
       type: r.type,
-      createdAt: toDate(r.occurred_at).toISOString(),
-      data: dataOf(r),
+      json: `{"id":${id},"type":${text(r.type)},"createdAt":${text(r.created)},"data":${dataJson(r)}}`,
     }
-    return event
   })
 }
 
+/** Events with a feed id above `after`, in feed order, as objects. */
+export async function readFeed(db: Db, o: ReadOptions): Promise<FeedEvent[]> {
+  return (await readFeedJson(db, o)).map((e) => JSON.parse(e.json) as FeedEvent)
+}
+
 interface EventRow {
+  seq: number | null
   type: string
   coupon_id: number
   user_id: string | null
   rank: number | null
   order_id: string | null
   quantity: number | null
-  issued_at: Date | string | null
-  occurred_at: Date | string
+  /** ISO text (isoText) */
+  issued: string | null
+  created: string | null
 }
 
-function dataOf(r: EventRow): Record<string, unknown> {
-  const couponId = Number(r.coupon_id)
-  const at = toDate(r.occurred_at).toISOString()
+const num = (v: number | null) => (v === null ? 'null' : String(Number(v)))
+const text = (v: string | null) => JSON.stringify(v)
+
+/** `data` of each type, as JSON text. */
+function dataJson(r: EventRow): string {
+  const coupon = `{"couponId":${num(r.coupon_id)}`
+  const at = text(r.created)
   switch (r.type) {
     case 'coupon.issued':
-      return {
-        couponId,
-        userId: r.user_id,
-        rank: Number(r.rank),
-        issuedAt: r.issued_at === null ? null : toDate(r.issued_at).toISOString(),
-      }
+      return `${coupon},"userId":${text(r.user_id)},"rank":${num(r.rank)},"issuedAt":${text(r.issued)}}`
     case 'coupon.used':
-      return { couponId, userId: r.user_id, rank: Number(r.rank), orderId: r.order_id, usedAt: at }
+      return `${coupon},"userId":${text(r.user_id)},"rank":${num(r.rank)},"orderId":${text(r.order_id)},"usedAt":${at}}`
     case 'coupon.use_cancelled':
-      return {
-        couponId,
-        userId: r.user_id,
-        rank: Number(r.rank),
-        orderId: r.order_id,
-        cancelledAt: at,
-      }
+      return `${coupon},"userId":${text(r.user_id)},"rank":${num(r.rank)},"orderId":${text(r.order_id)},"cancelledAt":${at}}`
     case 'coupon.sold_out':
-      return { couponId, totalQuantity: Number(r.quantity), soldOutAt: at }
+      return `${coupon},"totalQuantity":${num(r.quantity)},"soldOutAt":${at}}`
     // The record itself (seed, entrants, winners' pseudonyms): GET /v1/coupons/{id}/draw.
     case 'coupon.draw_done':
-      return { couponId, winners: Number(r.quantity), drawnAt: at }
+      return `${coupon},"winners":${num(r.quantity)},"drawnAt":${at}}`
     default:
-      return { couponId }
+      return `${coupon}}`
   }
 }

@@ -7,6 +7,7 @@
  * the raw body, compares in constant time and refuses a `t` too old (replays).
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
+import { Agent, request } from 'undici'
 
 export const SIGNATURE_HEADER = 'firstcome-signature'
 
@@ -105,39 +106,61 @@ export interface PostOutcome {
   error: string | null
 }
 
-/** POSTs a signed body; never follows a redirect; gives up after `timeoutMs`. */
-export async function postSigned(
-  url: string,
-  body: string,
-  secret: string,
-  headers: Record<string, string>,
-  timeoutMs: number,
-): Promise<PostOutcome> {
-  const t = Math.floor(Date.now() / 1000)
-  try {
-    const res = await fetch(url, {
-      method: 'POST',
-      body,
-      redirect: 'manual',
-      signal: AbortSignal.timeout(timeoutMs),
-      headers: {
-        'content-type': 'application/json',
-        'user-agent': 'firstcome-webhooks/1',
-        [SIGNATURE_HEADER]: sign(secret, body, t),
-        ...headers,
-      },
-    })
-    await res.body?.cancel().catch(() => {})
-    if (res.status >= 200 && res.status < 300) return { ok: true, status: res.status, error: null }
-    if (res.status >= 300 && res.status < 400) {
-      return { ok: false, status: res.status, error: `redirect (${res.status}) not followed` }
+/**
+ * POSTs to the endpoints over connections kept alive between POSTs (each
+ * endpoint gets one POST at a time, so one connection each). undici's request,
+ * not fetch: no WHATWG objects per POST, redirects never followed, and an idle
+ * connection is dropped before a receiver's keep-alive timeout could reset it
+ * under a POST.
+ */
+export class WebhookPoster {
+  readonly #connections = new Agent({ keepAliveTimeout: 4000, keepAliveMaxTimeout: 30_000 })
+
+  /** POSTs a signed body; never follows a redirect; gives up after `timeoutMs`. */
+  async post(
+    url: string,
+    body: string,
+    secret: string,
+    headers: Record<string, string>,
+    timeoutMs: number,
+  ): Promise<PostOutcome> {
+    const t = Math.floor(Date.now() / 1000)
+    try {
+      const res = await request(url, {
+        method: 'POST',
+        body,
+        dispatcher: this.#connections,
+        // Connect and answer together.
+        signal: AbortSignal.timeout(timeoutMs),
+        headers: {
+          'content-type': 'application/json',
+          'user-agent': 'firstcome-webhooks/1',
+          [SIGNATURE_HEADER]: sign(secret, body, t),
+          ...headers,
+        },
+      })
+      await res.body.dump().catch(() => {})
+      const status = res.statusCode
+      if (status >= 200 && status < 300) return { ok: true, status, error: null }
+      if (status >= 300 && status < 400) {
+        return { ok: false, status, error: `redirect (${status}) not followed` }
+      }
+      return { ok: false, status, error: `HTTP ${status}` }
+    } catch (err) {
+      const e = err as Error & { code?: string; cause?: { code?: string; message?: string } }
+      if (e.name === 'TimeoutError' || e.name === 'AbortError') {
+        return { ok: false, status: null, error: `no answer within ${timeoutMs} ms` }
+      }
+      return {
+        ok: false,
+        status: null,
+        error: e.code ?? e.cause?.code ?? e.cause?.message ?? e.message,
+      }
     }
-    return { ok: false, status: res.status, error: `HTTP ${res.status}` }
-  } catch (err) {
-    const e = err as Error & { cause?: { code?: string; message?: string } }
-    if (e.name === 'TimeoutError' || e.name === 'AbortError') {
-      return { ok: false, status: null, error: `no answer within ${timeoutMs} ms` }
-    }
-    return { ok: false, status: null, error: e.cause?.code ?? e.cause?.message ?? e.message }
+  }
+
+  /** Closes the connections (a POST in flight is cut). */
+  async close(): Promise<void> {
+    await this.#connections.destroy().catch(() => {})
   }
 }

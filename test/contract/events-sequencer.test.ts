@@ -9,6 +9,8 @@
  *   order, and the same list as a read from 0 afterwards.
  * - The triggers: an insert skipped as a duplicate writes no event; a spend, a
  *   give-back and a sell-out each write one.
+ * - Each event's JSON as the feed and webhooks send it: its type's fields, and
+ *   the instants exactly as the rows hold them, written by the database.
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
@@ -16,7 +18,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { Db } from '../../src/db/database.js'
 import { insertWins, persistWins } from '../../src/db/issues-repo.js'
 import { markUsed, unmarkUsed } from '../../src/db/spends-repo.js'
-import { type FeedEvent, readFeed, sequence } from '../../src/events/feed.js'
+import { type FeedEvent, readFeed, readFeedJson, sequence } from '../../src/events/feed.js'
 import {
   createTestDatabase,
   DIALECTS,
@@ -184,6 +186,61 @@ for (const dialect of DIALECTS) {
       assert.deepEqual((events[2] as [string, Record<string, unknown>])[1].totalQuantity, 2)
       assert.equal((events[3] as [string, Record<string, unknown>])[1].orderId, 'order-1')
       assert.equal((events[4] as [string, Record<string, unknown>])[1].orderId, 'order-1')
+    })
+
+    it("each event's JSON: its type's fields, the rows' instants to the millisecond", async () => {
+      const id = await coupon(1)
+      await sequence(db)
+      const start = (await readAll(db)).at(-1)?.id ?? 0
+      // Milliseconds a double does not hold exactly (…412, …005), and a UTC day
+      // that is another in Seoul.
+      const persisted = new Date('2026-12-07T23:59:59.412Z')
+      const issuedAt = Date.parse('2026-12-07T23:59:58.005Z')
+      const used = new Date('2026-12-08T00:00:01.999Z')
+      const given = new Date('2026-12-08T00:00:02.001Z')
+      const order = 'o-"1"\\x'
+      assert.equal(
+        await persistWins(db, [{ couponId: id, userId: 'j', rank: 1, issuedAt }], persisted),
+        1,
+      )
+      assert.ok(await markUsed(db, id, 'j', order, used))
+      assert.ok(await unmarkUsed(db, id, 'j', order, given))
+      await sequence(db)
+      const encoded = await readFeedJson(db, { after: start, limit: 10 })
+      for (const e of encoded) {
+        assert.equal(e.json, JSON.stringify(JSON.parse(e.json)), 'compact JSON')
+        assert.equal((JSON.parse(e.json) as FeedEvent).id, e.id)
+      }
+      const [issued, soldOut, use, cancel, ...rest] = encoded.map(
+        (e) => JSON.parse(e.json) as FeedEvent,
+      )
+      assert.equal(rest.length, 0)
+      const data = { couponId: id, userId: 'j', rank: 1 }
+      assert.deepEqual(issued, {
+        id: issued?.id,
+        type: 'coupon.issued',
+        createdAt: '2026-12-07T23:59:59.412Z',
+        data: { ...data, issuedAt: '2026-12-07T23:59:58.005Z' },
+      })
+      assert.match(String(soldOut?.createdAt), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/)
+      assert.deepEqual(soldOut, {
+        id: soldOut?.id,
+        type: 'coupon.sold_out',
+        createdAt: soldOut?.createdAt,
+        data: { couponId: id, totalQuantity: 1, soldOutAt: soldOut?.createdAt },
+      })
+      assert.deepEqual(use, {
+        id: use?.id,
+        type: 'coupon.used',
+        createdAt: '2026-12-08T00:00:01.999Z',
+        data: { ...data, orderId: order, usedAt: '2026-12-08T00:00:01.999Z' },
+      })
+      assert.deepEqual(cancel, {
+        id: cancel?.id,
+        type: 'coupon.use_cancelled',
+        createdAt: '2026-12-08T00:00:02.001Z',
+        data: { ...data, orderId: order, cancelledAt: '2026-12-08T00:00:02.001Z' },
+      })
     })
   })
 }

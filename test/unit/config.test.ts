@@ -137,11 +137,14 @@ describe('loadConfig', () => {
       WEBHOOK_ALLOWED_HOSTS: ' Hooks.Example.com, *.shop.example ,',
       WEBHOOK_TIMEOUT_MS: '2500',
       EVENTS_PUMP: 'false',
+      REDIS_URL: 'redis://127.0.0.1:6379/0',
     }).events
     assert.deepEqual(c.allowedHosts, ['hooks.example.com', '*.shop.example'])
     assert.equal(c.webhooks.timeoutMs, 2500)
     assert.equal(c.pump, false)
     assert.throws(() => loadConfig({ EVENTS_PUMP: 'maybe' }), /EVENTS_PUMP/)
+    // Embedded mode has no worker process to pump the events instead.
+    assert.throws(() => loadConfig({ EVENTS_PUMP: 'false' }), /EVENTS_PUMP=false needs Redis/)
     assert.throws(() => loadConfig({ WEBHOOK_TIMEOUT_MS: '0' }), /WEBHOOK_TIMEOUT_MS/)
   })
 

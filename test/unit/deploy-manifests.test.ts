@@ -110,6 +110,10 @@ describe('deploy/kubernetes', { skip }, () => {
     const pod = deployment.spec.template.spec
     const [container] = pod.containers
     assert.deepEqual(container.args, ['serve', '--no-worker'])
+    // The workers pump the events; the API pods never take the lease.
+    const env = Object.fromEntries(container.env.map((e: Obj) => [e.name, e.value]))
+    assert.equal(loadConfig({ ...config, ...env }).events.pump, false)
+    assert.equal(loadConfig(config).events.pump, true, 'the workers (the ConfigMap alone) pump')
     const http = container.ports.find((p: Obj) => p.name === 'http')
     assert.equal(http.containerPort, loadConfig(config).port)
     for (const probe of ['startupProbe', 'readinessProbe', 'livenessProbe']) {
@@ -160,6 +164,9 @@ describe('deploy/compose.yaml', () => {
     }
     assert.deepEqual(compose.services.api1.command, ['serve', '--no-worker'])
     assert.deepEqual(compose.services.worker1.command, ['worker'])
+    // The workers pump the events; the API containers never take the lease.
+    assert.equal(compose.services.api1.environment.EVENTS_PUMP, 'false')
+    assert.equal(compose.services.worker1.environment.EVENTS_PUMP, undefined)
     assert.match(compose.services.api1.healthcheck.test.join(' '), /\/readyz/)
   })
 

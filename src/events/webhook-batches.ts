@@ -1,0 +1,124 @@
+/**
+ * The two halves of delivering to one endpoint around its POSTs: the batches
+ * to send, read and built ahead, and the cursor moves, written behind.
+ */
+import type { Db } from '../db/database.js'
+import { readFeedJson } from './feed.js'
+import { advance, type Webhook } from './webhooks-repo.js'
+
+export const WEBHOOK_BATCH = 100
+
+export interface Batch {
+  /** the POST's body; null: none of the endpoint's types up to `to` */
+  body: string | null
+  /** how many events it carries */
+  events: number
+  /** where the endpoint's cursor stands once it is delivered */
+  to: number
+}
+
+/**
+ * The endpoint's batches after its cursor. Reads `readAhead` events at a time,
+ * every type, and keeps the endpoint's here (`seq > cursor order by seq limit
+ * n` is an index walk on every dialect, whatever the planner knows of the
+ * table); the next read is on its way while this one's batches are POSTed. A
+ * body is the events' JSON text (feed.ts) joined: no event is parsed, copied
+ * or serialised again here.
+ */
+export async function* batchesOf(db: Db, w: Webhook, readAhead: number): AsyncGenerator<Batch> {
+  const types = new Set(w.types)
+  const head = `{"webhookId":${w.id},"events":[`
+  const readAfter = (after: number) => {
+    const reading = readFeedJson(db, { after, limit: readAhead })
+    reading.catch(() => {}) // a read-ahead dropped after a failed POST
+    return reading
+  }
+  let reading = readAfter(w.deliveredSeq)
+  for (;;) {
+    const read = await reading
+    const end = read.at(-1)?.id
+    if (end === undefined) return
+    if (read.length === readAhead) reading = readAfter(end)
+    const events = read.filter((e) => types.has(e.type))
+    if (events.length === 0) yield { body: null, events: 0, to: end }
+    for (let i = 0; i < events.length; i += WEBHOOK_BATCH) {
+      const batch = events.slice(i, i + WEBHOOK_BATCH)
+      // The read's last batch takes the cursor past the others' events too.
+      const last = i + WEBHOOK_BATCH >= events.length
+      yield {
+        body: `${head}${batch.map((e) => e.json).join(',')}]}`,
+        events: batch.length,
+        to: last ? end : (batch.at(-1)?.id ?? end),
+      }
+    }
+    if (read.length < readAhead) return
+  }
+}
+
+type Outcome = { status: number; at: number }
+
+/**
+ * An endpoint's cursor moves, written one at a time behind the POSTs. While
+ * one is on its way to the database the later ones collapse into one, from
+ * where the database has the cursor to the latest batch delivered: a POST
+ * never waits for a commit, and a receiver faster than the database costs a
+ * write per round trip of the database, not per batch. Each write is a
+ * compare-and-set (webhooks-repo `advance`).
+ */
+export class CursorMoves {
+  readonly #db: Db
+  readonly #id: number
+  /** where the database has it */
+  #written: number
+  #next: { to: number; outcome: Outcome | null } | null = null
+  #writing: Promise<void> | null = null
+  #ok = true
+  #error: unknown = null
+
+  constructor(db: Db, id: number, from: number) {
+    this.#db = db
+    this.#id = id
+    this.#written = from
+  }
+
+  /** Where the cursor stands once every move is written. */
+  get cursor(): number {
+    return this.#next?.to ?? this.#written
+  }
+
+  /** A move found the cursor elsewhere (deleted, or another dispatcher moved it), or failed. */
+  get stale(): boolean {
+    return !this.#ok
+  }
+
+  /** The cursor to `to`; `outcome`: a batch delivered (null: skipped events). */
+  move(to: number, outcome: Outcome | null): void {
+    // A skip after a delivery keeps the delivery's outcome.
+    this.#next = { to, outcome: outcome ?? this.#next?.outcome ?? null }
+    // Cleared in a reaction, so never before it is set.
+    this.#writing ??= this.#write().finally(() => {
+      this.#writing = null
+    })
+  }
+
+  /** Resolves once every move is written: true if all took; rejects if one failed. */
+  async written(): Promise<boolean> {
+    while (this.#writing) await this.#writing
+    if (this.#error !== null) throw this.#error
+    return this.#ok
+  }
+
+  async #write(): Promise<void> {
+    try {
+      while (this.#next && this.#ok) {
+        const { to, outcome } = this.#next
+        this.#next = null
+        this.#ok = await advance(this.#db, this.#id, this.#written, to, outcome)
+        if (this.#ok) this.#written = to
+      }
+    } catch (err) {
+      this.#ok = false
+      this.#error = err
+    }
+  }
+}

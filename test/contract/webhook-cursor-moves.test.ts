@@ -1,0 +1,95 @@
+/**
+ * An endpoint's cursor moves, written behind the POSTs (CursorMoves), on every
+ * dialect:
+ * - moves made while one is being written collapse into one write, and the
+ *   cursor ends where the last move said, with its outcome;
+ * - a cursor moved by someone else (another dispatcher, a delete) makes the
+ *   moves stale: nothing more is written, and `written()` says false.
+ */
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import {
+  type KyselyPlugin,
+  type PluginTransformQueryArgs,
+  type PluginTransformResultArgs,
+  type QueryResult,
+  type RootOperationNode,
+  type UnknownRow,
+  UpdateQueryNode,
+} from 'kysely'
+import type { Db } from '../../src/db/database.js'
+import { CursorMoves } from '../../src/events/webhook-batches.js'
+import { findWebhook, insertWebhook } from '../../src/events/webhooks-repo.js'
+import {
+  createTestDatabase,
+  DIALECTS,
+  skipUnlessDialect,
+  type TestDatabase,
+} from '../helpers/databases.js'
+
+/** Counts the UPDATE statements run through it. */
+class Updates implements KyselyPlugin {
+  count = 0
+
+  transformQuery(args: PluginTransformQueryArgs): RootOperationNode {
+    if (UpdateQueryNode.is(args.node)) this.count++
+    return args.node
+  }
+
+  async transformResult(args: PluginTransformResultArgs): Promise<QueryResult<UnknownRow>> {
+    return args.result
+  }
+}
+
+for (const dialect of DIALECTS) {
+  describe(`webhook cursor moves (${dialect})`, { skip: await skipUnlessDialect(dialect) }, () => {
+    let t: TestDatabase
+    let db: Db
+    const endpoint = () =>
+      insertWebhook(db, { url: 'http://127.0.0.1:9/in', types: ['coupon.issued'], secret: 's' })
+
+    before(async () => {
+      t = await createTestDatabase(dialect)
+      db = t.database.db
+    })
+    after(() => t.drop())
+
+    it('moves made while one is written collapse into one write; the last one stands', async () => {
+      const w = await endpoint()
+      const updates = new Updates()
+      const moves = new CursorMoves(db.withPlugin(updates), w.id, w.deliveredSeq)
+      const at = 1_796_000_000_000
+      moves.move(100, { status: 200, at })
+      moves.move(200, { status: 202, at: at + 1 })
+      moves.move(300, null) // events of other types only: the last delivery's outcome stays
+      moves.move(400, { status: 204, at: at + 2 })
+      moves.move(500, null)
+      assert.equal(moves.cursor, 500)
+      assert.equal(await moves.written(), true)
+      assert.equal(updates.count, 2, 'the first move, then the four made meanwhile as one')
+      const row = await findWebhook(db, w.id)
+      assert.equal(row?.deliveredSeq, 500)
+      assert.equal(row?.lastStatus, 204)
+      assert.equal(row?.lastSuccessAt, at + 2)
+      moves.move(600, { status: 200, at: at + 3 })
+      assert.equal(await moves.written(), true)
+      assert.equal((await findWebhook(db, w.id))?.deliveredSeq, 600)
+      assert.equal(updates.count, 3)
+    })
+
+    it('a cursor moved elsewhere: stale, and nothing more is written', async () => {
+      const w = await endpoint()
+      const updates = new Updates()
+      const moves = new CursorMoves(db.withPlugin(updates), w.id, w.deliveredSeq)
+      // Another dispatcher delivered meanwhile.
+      await db.updateTable('webhooks').set({ delivered_seq: 50 }).where('id', '=', w.id).execute()
+      moves.move(40, { status: 200, at: 1 })
+      assert.equal(await moves.written(), false)
+      assert.equal(moves.stale, true)
+      moves.move(80, { status: 200, at: 2 })
+      assert.equal(await moves.written(), false)
+      assert.equal(updates.count, 1, 'no write after the one that found it elsewhere')
+      assert.equal((await findWebhook(db, w.id))?.deliveredSeq, 50, 'never moved back')
+    })
+  })
+}
