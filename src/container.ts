@@ -13,6 +13,7 @@ import { codesFrom, countCodes, countCodesOf } from './db/codes-repo.js'
 import { findCoupon, listCouponIds, listCoupons } from './db/coupons-repo.js'
 import { type Database, openDatabase, openExportDatabase } from './db/database.js'
 import {
+  drawSummaries,
   entrantPages,
   findDraw,
   insertEntries,
@@ -259,6 +260,8 @@ export async function createContainer(
     spent: (ids) => countSpent(database.db, ids),
     codes: (ids) => countCodesOf(database.db, ids),
     oldestQueuedAt: adapters.oldestQueuedAt,
+    draws: (ids) => drawSummaries(database.db, ids),
+    entrants: (id) => gate.entrantCount(id),
   })
   couponGauges(metrics.registry, figures)
   const watch = new CouponWatch({

@@ -81,6 +81,38 @@ export async function findDraw(db: Db, couponId: number): Promise<DrawRow | null
   }
 }
 
+/** What the cockpit shows of a draw: its record's figures, never its seed or winners. */
+export interface DrawSummary {
+  commitment: string
+  /** null until the draw has run */
+  drawnAt: Date | null
+  quantity: number | null
+  entrants: number | null
+}
+
+/** The draws of these coupons (absent: no draw), in one query. */
+export async function drawSummaries(
+  db: Db,
+  couponIds: readonly number[],
+): Promise<Map<number, DrawSummary>> {
+  const summaries = new Map<number, DrawSummary>()
+  if (couponIds.length === 0) return summaries
+  const rows = await db
+    .selectFrom('coupon_draws')
+    .select(['coupon_id', 'commitment', 'drawn_at', 'quantity', 'entrants'])
+    .where('coupon_id', 'in', couponIds)
+    .execute()
+  const num = (v: unknown) => (v === null || v === undefined ? null : Number(v))
+  for (const r of rows)
+    summaries.set(Number(r.coupon_id), {
+      commitment: r.commitment,
+      drawnAt: r.drawn_at === null ? null : toDate(r.drawn_at as Date | string),
+      quantity: num(r.quantity),
+      entrants: num(r.entrants),
+    })
+  return summaries
+}
+
 /** The coupons whose draw is due (drawAt ≤ now) and has not run. */
 export async function listDueDraws(db: Db, now: Date): Promise<number[]> {
   const rows = await db

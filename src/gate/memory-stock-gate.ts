@@ -173,6 +173,10 @@ export class MemoryStockGate implements StockGate {
     return { drawAt: draw.at, drawn: draw.state === 'drawn' }
   }
 
+  async entrantCount(couponId: number): Promise<number> {
+    return this.#coupons.get(couponId)?.draw?.entrants.size ?? 0
+  }
+
   async closeEntries(couponId: number): Promise<void> {
     const draw = this.#coupons.get(couponId)?.draw
     if (draw?.state === 'open') draw.state = 'closed'
