@@ -223,7 +223,10 @@ export async function createContainer(
     entrants: adapters.entrants,
     commit: adapters.commitDraw,
     ...(adapters.dueDraws ? { due: adapters.dueDraws } : {}),
+    ...(adapters.nextDraw ? { next: adapters.nextDraw } : {}),
     ...(adapters.syncDraw ? { sync: adapters.syncDraw } : {}),
+    // A drawAt set, moved or taken off anywhere: the runner reads the next one again.
+    subscribe: (listener) => events.subscribe(() => listener()),
     logger,
     metrics,
   }).start()
@@ -403,6 +406,7 @@ interface Adapters {
   entrants: DrawRunnerOptions['entrants']
   commitDraw: DrawRunnerOptions['commit']
   dueDraws?: DrawRunnerOptions['due']
+  nextDraw?: DrawRunnerOptions['next']
   syncDraw?: DrawRunnerOptions['sync']
   /** everything but the database, which closes last */
   close(): Promise<void>
@@ -440,6 +444,7 @@ async function embeddedAdapters(
     // One process holds the stock: it draws the coupons its gate holds, and takes
     // a draw another process on the same database recorded (winners as recorded).
     dueDraws: async (now) => gate.dueDraws(now.getTime()),
+    nextDraw: async () => gate.nextDrawAt(),
     async syncDraw(couponId) {
       const wins = await listWins(database.db, couponId)
       await gate.enterWinners(

@@ -125,6 +125,23 @@ export async function listDueDraws(db: Db, now: Date): Promise<number[]> {
   return rows.map((r) => Number(r.id))
 }
 
+/**
+ * The earliest drawAt of the draws not yet run (due or not), or null when none
+ * is: what the draw runner sleeps until.
+ */
+export async function nextDrawAt(db: Db): Promise<Date | null> {
+  const row = await db
+    .selectFrom('coupons')
+    .innerJoin('coupon_draws', 'coupon_draws.coupon_id', 'coupons.id')
+    .select('coupons.draw_at')
+    .where('coupons.draw_at', 'is not', null)
+    .where('coupon_draws.drawn_at', 'is', null)
+    .orderBy('coupons.draw_at')
+    .limit(1)
+    .executeTakeFirst()
+  return row?.draw_at == null ? null : toDate(row.draw_at as Date | string)
+}
+
 /** The coupons with a draw not yet run (embedded mode restores their entrants). */
 export async function listOpenDraws(db: Db): Promise<number[]> {
   const rows = await db

@@ -167,6 +167,15 @@ export class MemoryStockGate implements StockGate {
     return due
   }
 
+  /** The earliest drawAt of the draws this gate holds that have not been entered; null: none. */
+  nextDrawAt(): number | null {
+    let next: number | null = null
+    for (const stock of this.#coupons.values())
+      if (stock.draw && stock.draw.state !== 'drawn' && (next === null || stock.draw.at < next))
+        next = stock.draw.at
+    return next
+  }
+
   async entry(couponId: number, userId: string): Promise<EntryState | null> {
     const draw = this.#coupons.get(couponId)?.draw
     if (!draw?.entrants.has(userId)) return null
