@@ -72,7 +72,8 @@ Target:
                            server gets this token, or ADMIN_TOKEN, or a random one)
   --database-url URL       the target's database, for the duplicate-row checks
                            (known without it when the bench starts the server)
-  --drain-timeout SECONDS  how long to wait for queued = 0 after the load (default 60)
+  --drain-timeout SECONDS  how long to wait for queued = 0 after the load, and in
+                           the draw scenario for the draw's record  (default 60)
   --server-node-option=OPT a node option for the started server (repeatable), e.g.
                            --server-node-option=--cpu-prof
   --server-cpus LIST       run the started servers (firstcome and the baseline) on
