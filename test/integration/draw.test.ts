@@ -236,12 +236,40 @@ for (const mode of MODES) {
         ),
       )
       for (const a of answers) assert.deepEqual([a.status, a.body], [200, { isSuccess: true }])
+      // The cockpit: the draw's phase and its entrants, live (figures are a second old at most).
+      const drawOf = async () => {
+        const overview = JSON.parse((await get(s.pool, '/v1/admin/overview', admin)).text) as {
+          coupons: { id: number; draw: Record<string, unknown> | null }[]
+        }
+        return overview.coupons.find((c) => c.id === couponId)?.draw
+      }
+      const entering = await waitFor('the entrants counted', async () => {
+        const draw = await drawOf()
+        return draw?.entrants === 3 ? draw : null
+      })
+      assert.equal(entering.phase, 'entries')
+      assert.equal(entering.winners, null)
       const { record } = await servedDraw((path) => get(s.pool, path), couponId)
       assert.equal(record.entrants, 3)
       assert.equal(record.winners.length, 1)
       const seed = seedFromHex(record.seed)
       const winner = ['880', '881', '882'].find((u) => pseudonymOf(seed, u) === record.winners[0])
       assert.ok(winner)
+      const drawn = await waitFor('the draw shown drawn', async () => {
+        const draw = await drawOf()
+        return draw?.phase === 'drawn' ? draw : null
+      })
+      assert.deepEqual([drawn.entrants, drawn.winners], [3, 1])
+      assert.equal(drawn.commitment, record.commitment)
+      const metrics = (await get(s.pool, '/metrics')).text
+      assert.match(
+        metrics,
+        new RegExp(`^firstcome_coupon_entrants\\{coupon="${couponId}"\\} 3$`, 'm'),
+      )
+      assert.match(
+        metrics,
+        new RegExp(`^firstcome_draw_overdue_seconds\\{coupon="${couponId}"\\} 0$`, 'm'),
+      )
       for (const [i, userId] of ['880', '881', '882'].entries()) {
         const after = await issueOnce(s.pool, couponId, Number(userId), {
           compatRoute: routes[i] as string,
