@@ -1,12 +1,13 @@
 /**
  * What the load generator (the workspace package packages/bench) may use of the
- * service, and all it imports of it, in three modules so that each of its
+ * service, and all it imports of it, in four modules so that each of its
  * processes loads no more of the service than it needs (the baseline server and
  * the delaying proxy are measured):
  *
  *   bench-api.ts           the configuration, the Redis keys, how to start `firstcome`
  *   bench-api-messages.ts  the messages the API answers with
  *   bench-api-backends.ts  the container, the database, Redis and the gate's script
+ *   bench-api-draw.ts      the opening draw's check (verify-draw's)
  */
 import { extname } from 'node:path'
 import { fileURLToPath } from 'node:url'

@@ -13,6 +13,7 @@ import { codesFrom, countCodes, countCodesOf } from './db/codes-repo.js'
 import { findCoupon, listCouponIds, listCoupons } from './db/coupons-repo.js'
 import { type Database, openDatabase, openExportDatabase } from './db/database.js'
 import {
+  drawSummaries,
   entrantPages,
   findDraw,
   insertEntries,
@@ -222,7 +223,10 @@ export async function createContainer(
     entrants: adapters.entrants,
     commit: adapters.commitDraw,
     ...(adapters.dueDraws ? { due: adapters.dueDraws } : {}),
+    ...(adapters.nextDraw ? { next: adapters.nextDraw } : {}),
     ...(adapters.syncDraw ? { sync: adapters.syncDraw } : {}),
+    // A drawAt set, moved or taken off anywhere: the runner reads the next one again.
+    subscribe: (listener) => events.subscribe(() => listener()),
     logger,
     metrics,
   }).start()
@@ -259,6 +263,8 @@ export async function createContainer(
     spent: (ids) => countSpent(database.db, ids),
     codes: (ids) => countCodesOf(database.db, ids),
     oldestQueuedAt: adapters.oldestQueuedAt,
+    draws: (ids) => drawSummaries(database.db, ids),
+    entrants: (id) => gate.entrantCount(id),
   })
   couponGauges(metrics.registry, figures)
   const watch = new CouponWatch({
@@ -400,6 +406,7 @@ interface Adapters {
   entrants: DrawRunnerOptions['entrants']
   commitDraw: DrawRunnerOptions['commit']
   dueDraws?: DrawRunnerOptions['due']
+  nextDraw?: DrawRunnerOptions['next']
   syncDraw?: DrawRunnerOptions['sync']
   /** everything but the database, which closes last */
   close(): Promise<void>
@@ -437,6 +444,7 @@ async function embeddedAdapters(
     // One process holds the stock: it draws the coupons its gate holds, and takes
     // a draw another process on the same database recorded (winners as recorded).
     dueDraws: async (now) => gate.dueDraws(now.getTime()),
+    nextDraw: async () => gate.nextDrawAt(),
     async syncDraw(couponId) {
       const wins = await listWins(database.db, couponId)
       await gate.enterWinners(

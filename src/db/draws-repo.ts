@@ -81,6 +81,38 @@ export async function findDraw(db: Db, couponId: number): Promise<DrawRow | null
   }
 }
 
+/** What the cockpit shows of a draw: its record's figures, never its seed or winners. */
+export interface DrawSummary {
+  commitment: string
+  /** null until the draw has run */
+  drawnAt: Date | null
+  quantity: number | null
+  entrants: number | null
+}
+
+/** The draws of these coupons (absent: no draw), in one query. */
+export async function drawSummaries(
+  db: Db,
+  couponIds: readonly number[],
+): Promise<Map<number, DrawSummary>> {
+  const summaries = new Map<number, DrawSummary>()
+  if (couponIds.length === 0) return summaries
+  const rows = await db
+    .selectFrom('coupon_draws')
+    .select(['coupon_id', 'commitment', 'drawn_at', 'quantity', 'entrants'])
+    .where('coupon_id', 'in', couponIds)
+    .execute()
+  const num = (v: unknown) => (v === null || v === undefined ? null : Number(v))
+  for (const r of rows)
+    summaries.set(Number(r.coupon_id), {
+      commitment: r.commitment,
+      drawnAt: r.drawn_at === null ? null : toDate(r.drawn_at as Date | string),
+      quantity: num(r.quantity),
+      entrants: num(r.entrants),
+    })
+  return summaries
+}
+
 /** The coupons whose draw is due (drawAt ≤ now) and has not run. */
 export async function listDueDraws(db: Db, now: Date): Promise<number[]> {
   const rows = await db
@@ -91,6 +123,23 @@ export async function listDueDraws(db: Db, now: Date): Promise<number[]> {
     .where('coupon_draws.drawn_at', 'is', null)
     .execute()
   return rows.map((r) => Number(r.id))
+}
+
+/**
+ * The earliest drawAt of the draws not yet run (due or not), or null when none
+ * is: what the draw runner sleeps until.
+ */
+export async function nextDrawAt(db: Db): Promise<Date | null> {
+  const row = await db
+    .selectFrom('coupons')
+    .innerJoin('coupon_draws', 'coupon_draws.coupon_id', 'coupons.id')
+    .select('coupons.draw_at')
+    .where('coupons.draw_at', 'is not', null)
+    .where('coupon_draws.drawn_at', 'is', null)
+    .orderBy('coupons.draw_at')
+    .limit(1)
+    .executeTakeFirst()
+  return row?.draw_at == null ? null : toDate(row.draw_at as Date | string)
 }
 
 /** The coupons with a draw not yet run (embedded mode restores their entrants). */

@@ -9,6 +9,13 @@
  * entrant list, its digest and the winners are the same; entering the winners
  * skips those already in the gate, and the record is written once.
  *
+ * A process asks for due draws only around a drawAt: it knows the earliest
+ * drawAt of the draws not yet run (read at start, again on every change notice
+ * of a coupon, and every RESYNC_MS in case a notice was lost) and sleeps until
+ * then. From drawAt until no draw is due any more it looks every `intervalMs`,
+ * so a process that sees another's lease expire (the other was killed mid-draw)
+ * takes the draw over, as before.
+ *
  * The steps: close the entries (from here requests are answered DRAWING), read
  * the entrants in pseudonym order and hash them, shuffle, then the mode's
  * `commit`: the winners enter the gate in drawn order, ranks 1..n (first-come
@@ -20,7 +27,7 @@ import type { Logger } from 'pino'
 import { countCodes } from '../db/codes-repo.js'
 import { findCoupon } from '../db/coupons-repo.js'
 import type { Db } from '../db/database.js'
-import { findDraw, listDueDraws } from '../db/draws-repo.js'
+import { findDraw, listDueDraws, nextDrawAt } from '../db/draws-repo.js'
 import { limitOf, type Win } from '../domain/coupon.js'
 import type { StockGate } from '../gate/stock-gate.js'
 import type { Metrics } from '../ops/metrics.js'
@@ -62,6 +69,11 @@ export interface DrawnCoupon {
   leaseHeld: () => boolean
 }
 
+/** The earliest drawAt is read again this often, in case a change notice was lost. */
+const RESYNC_MS = 5000
+/** setTimeout takes at most 2^31-1 ms. */
+const MAX_DELAY_MS = 86_400_000
+
 export interface DrawRunnerOptions {
   db: Db
   gate: StockGate
@@ -76,12 +88,22 @@ export interface DrawRunnerOptions {
    * coupons it holds.
    */
   due?: (now: Date) => Promise<number[]>
+  /**
+   * The earliest drawAt (epoch ms) of the draws not yet run as this process sees
+   * them, due or not; null: none (default: the database's). Embedded mode asks
+   * its own gate.
+   */
+  next?: () => Promise<number | null>
+  /** change notices of coupons (a drawAt set, moved or taken off): the next drawAt is read again */
+  subscribe?: (listener: () => void) => void
   /** the draw was found recorded (by another process): the gate takes its winners */
   sync?: (couponId: number) => Promise<void>
   logger?: Logger
   metrics?: Metrics
-  /** how often the runner looks for a due draw */
+  /** how often the runner looks for a due draw while one is due */
   intervalMs?: number
+  /** how often the earliest drawAt is read again without a notice (default RESYNC_MS) */
+  resyncMs?: number
   now?: () => number
 }
 
@@ -90,13 +112,20 @@ export class DrawRunner {
   #timer: NodeJS.Timeout | null = null
   #running: Promise<void> | null = null
   #stopped = false
+  /** the earliest drawAt of the draws not yet run; null: none */
+  #next: number | null = null
+  /** when #next was read (epoch ms); 0: to be read at the next turn */
+  #readAt = 0
+  /** a change notice came during a turn: the next turn starts at once */
+  #again = false
 
   constructor(options: DrawRunnerOptions) {
     this.#o = options
   }
 
   start(): this {
-    this.#schedule()
+    this.#o.subscribe?.(() => this.changed())
+    this.#schedule(0)
     return this
   }
 
@@ -106,31 +135,82 @@ export class DrawRunner {
     await this.#running
   }
 
-  #schedule() {
+  /** A coupon changed: the earliest drawAt is read again, now. */
+  changed(): void {
+    this.#readAt = 0
+    if (this.#stopped) return
+    if (this.#running) {
+      this.#again = true // the turn in hand schedules the next
+      return
+    }
+    if (this.#timer) clearTimeout(this.#timer)
+    this.#schedule(0)
+  }
+
+  #now(): number {
+    return (this.#o.now ?? Date.now)()
+  }
+
+  #schedule(delayMs: number) {
     if (this.#stopped) return
     this.#timer = setTimeout(() => {
-      this.#running = this.runDue()
-        .catch((err: unknown) => this.#o.logger?.warn({ err }, 'could not look for due draws'))
+      this.#timer = null
+      let next = this.#o.intervalMs ?? 200
+      this.#running = this.#turn()
+        .then((delay) => {
+          next = delay
+        })
+        .catch((err: unknown) => {
+          this.#readAt = 0
+          this.#o.logger?.warn({ err }, 'could not look for due draws')
+        })
         .finally(() => {
           this.#running = null
-          this.#schedule()
+          const again = this.#again
+          this.#again = false
+          this.#schedule(again ? 0 : next)
         })
-    }, this.#o.intervalMs ?? 200)
+    }, delayMs)
     this.#timer.unref()
   }
 
-  /** Runs every due draw that no other process is running. */
-  async runDue(): Promise<void> {
-    const now = new Date((this.#o.now ?? Date.now)())
+  /**
+   * One turn: the earliest drawAt read if stale, the due draws run if it has
+   * come. Answers how long to sleep: until that drawAt (at most RESYNC_MS),
+   * or `intervalMs` while a draw is due.
+   */
+  async #turn(): Promise<number> {
+    const resync = this.#o.resyncMs ?? RESYNC_MS
+    let now = this.#now()
+    if (this.#readAt === 0 || now - this.#readAt >= resync) {
+      this.#readAt = now
+      this.#next = this.#o.next
+        ? await this.#o.next()
+        : ((await nextDrawAt(this.#o.db))?.getTime() ?? null)
+    }
+    if (this.#next !== null && this.#next <= now) {
+      // Once none is due (every one drawn, here or elsewhere), the next drawAt is read again.
+      if ((await this.runDue()) === 0) this.#readAt = 0
+      return this.#o.intervalMs ?? 200
+    }
+    now = this.#now()
+    const until = this.#next === null ? resync : Math.max(0, this.#next - now)
+    return Math.max(0, Math.min(until, resync - (now - this.#readAt), MAX_DELAY_MS))
+  }
+
+  /** Runs every due draw that no other process is running; answers how many were due. */
+  async runDue(): Promise<number> {
+    const now = new Date(this.#now())
     const due = this.#o.due ? await this.#o.due(now) : await listDueDraws(this.#o.db, now)
     for (const couponId of due) {
-      if (this.#stopped) return
+      if (this.#stopped) break
       try {
         await this.run(couponId)
       } catch (err) {
         this.#o.logger?.error({ err, couponId }, `the draw of coupon ${couponId} failed; retrying`)
       }
     }
+    return due.length
   }
 
   /** Draws the coupon if its draw is due and not done, holding its lease. */

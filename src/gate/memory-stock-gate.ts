@@ -167,10 +167,23 @@ export class MemoryStockGate implements StockGate {
     return due
   }
 
+  /** The earliest drawAt of the draws this gate holds that have not been entered; null: none. */
+  nextDrawAt(): number | null {
+    let next: number | null = null
+    for (const stock of this.#coupons.values())
+      if (stock.draw && stock.draw.state !== 'drawn' && (next === null || stock.draw.at < next))
+        next = stock.draw.at
+    return next
+  }
+
   async entry(couponId: number, userId: string): Promise<EntryState | null> {
     const draw = this.#coupons.get(couponId)?.draw
     if (!draw?.entrants.has(userId)) return null
     return { drawAt: draw.at, drawn: draw.state === 'drawn' }
+  }
+
+  async entrantCount(couponId: number): Promise<number> {
+    return this.#coupons.get(couponId)?.draw?.entrants.size ?? 0
   }
 
   async closeEntries(couponId: number): Promise<void> {

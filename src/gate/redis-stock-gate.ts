@@ -260,6 +260,15 @@ export class RedisStockGate implements StockGate {
     })
   }
 
+  async entrantCount(couponId: number): Promise<number> {
+    this.#state.assertReady()
+    try {
+      return await this.#state.client.zcard(this.#state.keys.coupon(couponId).entries)
+    } catch (err) {
+      throw toRedisFailure(err)
+    }
+  }
+
   async closeEntries(couponId: number): Promise<void> {
     const k = this.#state.keys.coupon(couponId)
     await scripts.drawClose.run(this.#state.client, [k.draw], [])

@@ -77,6 +77,11 @@ export interface StockGate {
    * draw or the user did not enter; `drawn` once the draw has run.
    */
   entry(couponId: number, userId: string): Promise<EntryState | null>
+  /**
+   * How many users have entered the coupon's opening draw so far (0: no draw, or
+   * none yet): the cockpit's live count. Never loads the coupon.
+   */
+  entrantCount(couponId: number): Promise<number>
   /** The draw begins: no more entries; requests are answered DRAWING until it is entered. */
   closeEntries(couponId: number): Promise<void>
   /**

@@ -1,9 +1,12 @@
 /**
  * Where each current coupon stands — won, persisted, queued, remaining, and when
- * its oldest queued win was accepted — read at most once a second in a process
+ * its oldest queued win was accepted; for a coupon with an opening draw, its
+ * phase, entrants and winners — read at most once a second in a process
  * however many scrapes and dashboards ask (one coupon list from the database and
- * one gate count per coupon, plus in Redis mode the head of its stream).
+ * one gate count per coupon, plus in Redis mode the head of its stream; for the
+ * draws, one query for their records and one gate count per draw not yet run).
  */
+import type { DrawSummary } from '../db/draws-repo.js'
 import { type Coupon, limitOf, remainingQuantity } from '../domain/coupon.js'
 
 /** Coupons whose window ended longer ago than this are no longer shown or measured. */
@@ -31,6 +34,28 @@ export interface CouponFigure {
   remaining: number | null
   /** epoch ms at which the oldest win not yet persisted was accepted; null: none queued */
   oldestQueuedAt: number | null
+  /** the coupon's opening draw; null: none (first-come from issueStart) */
+  draw: DrawFigure | null
+}
+
+/**
+ * A draw's phase: `entries` until drawAt (entries are answered 202 from
+ * issueStart), `drawing` from drawAt until its record is written, `drawn` after.
+ */
+export type DrawPhase = 'entries' | 'drawing' | 'drawn'
+
+export interface DrawFigure {
+  /** drawAt, epoch ms */
+  at: number
+  phase: DrawPhase
+  /** users entered so far (the gate's count), or the record's once drawn */
+  entrants: number
+  /** the record's winners, once drawn: min(quantity, entrants) */
+  winners: number | null
+  /** epoch ms at which the record was written; null: not drawn */
+  drawnAt: number | null
+  /** hex SHA-256 of the seed, shown from the moment drawAt was set */
+  commitment: string | null
 }
 
 export interface FigureSources {
@@ -42,6 +67,10 @@ export interface FigureSources {
   codes?: (couponIds: readonly number[]) => Promise<Map<number, number>>
   /** Redis mode: the time of the first entry left in the coupon's stream */
   oldestQueuedAt?: (couponId: number) => Promise<number | null>
+  /** the draws' records of these coupons (absent: no draw routes) */
+  draws?: (couponIds: readonly number[]) => Promise<Map<number, DrawSummary>>
+  /** users entered in the coupon's draw so far (the gate's count) */
+  entrants?: (couponId: number) => Promise<number>
 }
 
 export class CouponFigures {
@@ -71,19 +100,54 @@ export class CouponFigures {
       .sort((a, b) => b.id - a.id)
       .slice(0, MAX_COUPONS)
     const ids = coupons.map((c) => c.id)
-    const [spent, codes] = await Promise.all([
+    const drawIds = coupons.filter((c) => c.drawAt !== null).map((c) => c.id)
+    const [spent, codes, draws] = await Promise.all([
       this.#sources.spent?.(ids) ?? new Map<number, number>(),
       this.#sources.codes?.(ids) ?? new Map<number, number>(),
+      this.#sources.draws?.(drawIds) ?? new Map<number, DrawSummary>(),
     ])
     return Promise.all(
-      coupons.map((c) => this.#figure(c, spent.get(c.id) ?? 0, codes.get(c.id) ?? 0)),
+      coupons.map((c) =>
+        this.#figure(c, spent.get(c.id) ?? 0, codes.get(c.id) ?? 0, draws.get(c.id), now),
+      ),
     )
   }
 
-  async #figure(c: Coupon, spent: number, codes: number): Promise<CouponFigure> {
-    const [won, oldest] = await Promise.all([
+  async #drawFigure(
+    c: Coupon,
+    summary: DrawSummary | undefined,
+    now: number,
+  ): Promise<DrawFigure | null> {
+    if (c.drawAt === null) return null
+    const at = c.drawAt.getTime()
+    const commitment = summary?.commitment ?? c.drawCommitment
+    if (summary?.drawnAt) {
+      const entrants = summary.entrants ?? 0
+      return {
+        at,
+        phase: 'drawn',
+        entrants,
+        winners: Math.min(summary.quantity ?? 0, entrants),
+        drawnAt: summary.drawnAt.getTime(),
+        commitment,
+      }
+    }
+    const entrants = (await this.#sources.entrants?.(c.id)) ?? 0
+    const phase = now < at ? 'entries' : 'drawing'
+    return { at, phase, entrants, winners: null, drawnAt: null, commitment }
+  }
+
+  async #figure(
+    c: Coupon,
+    spent: number,
+    codes: number,
+    summary: DrawSummary | undefined,
+    now: number,
+  ): Promise<CouponFigure> {
+    const [won, oldest, draw] = await Promise.all([
       this.#sources.won(c.id),
       this.#sources.oldestQueuedAt?.(c.id) ?? null,
+      this.#drawFigure(c, summary, now),
     ])
     const queued = Math.max(0, won - c.issuedQuantity)
     const limit = limitOf(c.totalQuantity, codes)
@@ -101,6 +165,7 @@ export class CouponFigures {
       spent,
       remaining: remainingQuantity({ totalQuantity: limit }, won),
       oldestQueuedAt: queued > 0 ? oldest : null,
+      draw,
     }
   }
 }

@@ -52,6 +52,36 @@ export function couponGauges(registry: Registry, figures: CouponFigures): void {
       }
     },
   })
+  // The opening draws: only coupons that have one get these series.
+  new Gauge({
+    name: 'firstcome_coupon_entrants',
+    help: "Users entered in the coupon's opening draw (live until the draw, then its record's)",
+    labelNames: ['coupon'] as const,
+    registers: [registry],
+    aggregator: 'max',
+    async collect() {
+      const list = await figures.get().catch(() => null)
+      this.reset()
+      for (const f of list ?? []) if (f.draw) this.set({ coupon: String(f.id) }, f.draw.entrants)
+    },
+  })
+  new Gauge({
+    name: 'firstcome_draw_overdue_seconds',
+    help: "Seconds since the coupon's drawAt while its draw is not recorded (0: not due yet, or drawn)",
+    labelNames: ['coupon'] as const,
+    registers: [registry],
+    aggregator: 'max',
+    async collect() {
+      const list = await figures.get().catch(() => null)
+      this.reset()
+      const now = Date.now()
+      for (const f of list ?? []) {
+        if (!f.draw) continue
+        const overdue = f.draw.phase === 'drawn' ? 0 : Math.max(0, now - f.draw.at) / 1000
+        this.set({ coupon: String(f.id) }, overdue)
+      }
+    },
+  })
 }
 
 export function dependencyGauge(registry: Registry, readiness: Readiness): void {

@@ -1,7 +1,7 @@
 /**
  * The draw's part of the StockGate contract, on every gate: before the draw a
  * request inside the window is an entry (ENTERED, one per user, with the
- * user's pseudonym), never a win; closed entries answer DRAWING; the winners
+ * user's pseudonym, counted by entrantCount), never a win; closed entries answer DRAWING; the winners
  * entered once (entering them again changes nothing), ranks 1..n; then a loser
  * is NOT_DRAWN, anyone else first-come for what is left.
  */
@@ -52,6 +52,7 @@ for (const factory of selectedGates()) {
       assert.equal(kind(await g.gate.tryIssue(id, 'c', T0 - 1)), 'ISSUE_NOT_STARTED')
       assert.equal(kind(await g.gate.tryIssue(id, 'c', DRAW_AT)), 'DRAWING')
       assert.equal(await g.gate.won(id), 0)
+      assert.equal(await g.gate.entrantCount(id), 2, 'entrants: a and b, once each')
       assert.deepEqual(await g.gate.entry(id, 'a'), { drawAt: DRAW_AT, drawn: false })
       assert.equal(await g.gate.entry(id, 'c'), null)
     })
@@ -90,6 +91,7 @@ for (const factory of selectedGates()) {
       assert.equal(kind(await g.gate.tryIssue(id, 'a', T0)), 'WON')
       assert.equal(kind(await g.gate.tryIssue(id, 'b', T0)), 'SOLD_OUT')
       assert.equal(await g.gate.entry(id, 'b'), null)
+      assert.equal(await g.gate.entrantCount(id), 0)
     })
   })
 }

@@ -4,7 +4,10 @@
  * through the API (counters and chart change without a reload, the chart
  * spanning the short test), shows the server's error for a refused change,
  * downloads the winners' export, stops
- * the event after a confirmation (the API then answers ISSUE_ENDED), counts a
+ * the event after a confirmation (the API then answers ISSUE_ENDED), follows an
+ * opening draw made from its form (entries open with a countdown, the entrants
+ * counted live, then drawn with its winners and a link to the public record),
+ * counts a
  * long window down in days, takes times in the time zone the operator chooses
  * (KST by default, the browser's own offered), asks for the token without a
  * stale label, has its icon, and fits a 390 px wide phone screen.
@@ -150,6 +153,71 @@ describe('the dashboard in a browser', {
       await late.close()
     }
     await shot('3-stopped')
+  })
+
+  it('follows a draw: entries open, entrants counted live, then drawn with its record', {
+    timeout: 60_000,
+  }, async () => {
+    await page.evaluate("document.getElementById('create').open = true")
+    const form = page.locator('#create-form')
+    await form.locator('[name=title]').fill('추첨 이벤트')
+    await form.locator('[name=totalQuantity]').fill('5')
+    // The form speaks KST by default: drawAt is 12 s from now, on that wall clock.
+    const drawAt = Date.now() + 12_000
+    const kst = new Date(drawAt + 9 * 3_600_000).toISOString().slice(0, 19)
+    await form
+      .locator('[name=issueStart]')
+      .fill(new Date(Date.now() - 60_000 + 9 * 3_600_000).toISOString().slice(0, 19))
+    await form.locator('[name=drawAt]').fill(kst)
+    await form.locator('button[type=submit]').click()
+    const created = page.locator('[data-coupon]', { hasText: '추첨 이벤트' })
+    await created.waitFor()
+    const id = Number(await created.getAttribute('data-coupon'))
+    const coupon = (await (await fetch(`${url}/v1/coupons/${id}`)).json()) as {
+      drawAt: string
+      drawCommitment: string
+    }
+    assert.equal(coupon.drawAt, new Date(Math.floor(drawAt / 1000) * 1000).toISOString())
+
+    const inCard = `document.querySelector('[data-coupon="${id}"]')`
+    const text = (name: string) => `${inCard}?.querySelector('[data-field="${name}"]')?.textContent`
+    await page.waitForFunction(
+      `${text('drawPhase')} === 'entries open' && /^draw in 0:\\d\\d/.test(${text('drawWhen')})`,
+    )
+    assert.match(String(await field(id, 'drawLinks').textContent()), /event page/)
+    assert.match(
+      String(await field(id, 'drawLinks').locator('code').getAttribute('title')),
+      new RegExp(`^${coupon.drawCommitment}$`),
+    )
+    const pool = httpPool(url, 20)
+    try {
+      const entries = await storm(
+        pool,
+        id,
+        Array.from({ length: 30 }, (_, i) => `entrant-${i}`),
+      )
+      assert.equal(entries.filter((r) => r.status === 202).length, 30)
+    } finally {
+      await pool.close()
+    }
+    await page.waitForFunction(`${text('entrants')} === '30'`, null, { timeout: 10_000 })
+    await shot('5-draw-entries')
+
+    await page.waitForFunction(`${text('drawPhase')} === 'drawn'`, null, { timeout: 30_000 })
+    assert.equal(await field(id, 'drawWinners').textContent(), '5')
+    assert.equal(await field(id, 'entrants').textContent(), '30')
+    assert.match(String(await field(id, 'drawWhen').textContent()), /s after drawAt$/)
+    const record = field(id, 'drawLinks').locator('[data-link=record]')
+    assert.equal(await record.getAttribute('href'), `/v1/coupons/${id}/draw`)
+    const published = (await (await fetch(`${url}/v1/coupons/${id}/draw`)).json()) as {
+      entrants: number
+      winners: string[]
+    }
+    assert.equal(published.entrants, 30)
+    assert.equal(published.winners.length, 5)
+    await page.waitForFunction(`${text('won')} === '5'`, null, { timeout: 10_000 })
+    assert.equal(await page.evaluate('window.loadedOnce'), true, 'the page was not reloaded')
+    await shot('6-drawn')
   })
 
   it('counts a long window down in days', async () => {

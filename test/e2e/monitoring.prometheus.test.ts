@@ -3,7 +3,8 @@
  * promtool accepts the configuration and the rules and passes the rules' unit
  * tests; then a Prometheus of the test's own (a temporary directory, a free
  * port, scraping every second with the shipped alert rules) scrapes a real
- * firstcome — Redis mode, two API processes, one worker — under load, and every
+ * firstcome — Redis mode, two API processes, one worker — under load and
+ * through an opening draw, and every
  * Grafana panel's query and every alert's expression is run through its HTTP
  * API: each panel returns data, and every series an alert reads exists.
  */
@@ -22,7 +23,7 @@ import { ADMIN_TOKEN, createCoupon, type Deployment, deployment } from '../helpe
 import { redisClient } from '../helpers/redis.js'
 import { freePort } from '../helpers/redis-server.js'
 import { skipUnless, skipUnlessInstalled } from '../helpers/services.js'
-import { continuousStorm, httpPool, waitFor } from '../helpers/storm.js'
+import { continuousStorm, httpPool, storm, tally, users, waitFor } from '../helpers/storm.js'
 
 const run = promisify(execFile)
 const MONITORING = fileURLToPath(new URL('../../deploy/monitoring/', import.meta.url))
@@ -151,8 +152,24 @@ describe('a real Prometheus scraping a real firstcome', { skip }, () => {
     })
     assert.equal(hook.status, 201)
     const pool = httpPool(d.server.url, 20)
+    // An opening draw: entries, then the draw, so the draw's series exist.
+    const drawCoupon = await createCoupon(d.server.url, {
+      totalQuantity: 5,
+      issueStart: new Date(Date.now() - 1000),
+      drawAt: new Date(Date.now() + 4000),
+    })
+    const entries = await storm(pool, drawCoupon, users('entrant-', 0, 20))
+    assert.deepEqual(
+      tally(entries, (a) => String(a.status)),
+      { '202': 20 },
+    )
     const load = continuousStorm(pool, couponId, 'p', 10)
     try {
+      await waitFor('the draw recorded', async () => {
+        const res = await fetch(`${d.server.url}/v1/coupons/${drawCoupon}/draw`)
+        await res.body?.cancel()
+        return res.status === 200
+      })
       // A dead letter, so the dead-letter series exists as it would after one.
       const redis = redisClient()
       await redis.xadd(`${d.prefix}{c${couponId}}:stream`, '*', 'junk', '1')

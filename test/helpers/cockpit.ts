@@ -98,6 +98,8 @@ export async function createCoupon(
     totalQuantity: number | null
     issueStart: Date
     issueEnd: Date
+    /** an opening draw at this instant */
+    drawAt: Date
   }>,
 ): Promise<number> {
   const res = await fetch(`${url}/v1/coupons`, {
@@ -110,6 +112,7 @@ export async function createCoupon(
       minAvailableAmount: 1,
       issueStart: (fields.issueStart ?? new Date(Date.now() - 60_000)).toISOString(),
       issueEnd: (fields.issueEnd ?? new Date(Date.now() + 3_600_000)).toISOString(),
+      ...(fields.drawAt ? { drawAt: fields.drawAt.toISOString() } : {}),
     }),
   })
   const body = (await res.json()) as { id: number }

@@ -1,7 +1,8 @@
 /**
  * `firstcome bench` end to end: the CLI starts its own embedded server on a fresh
  * SQLite database, loads it briefly (closed loop, then open loop with the
- * baseline), checks the invariants and writes its reports. Pointed at a
+ * baseline, then the draw scenario: entries, the draw, its invariants),
+ * checks the invariants and writes its reports. Pointed at a
  * PostgreSQL database that does not exist, it creates it.
  */
 import assert from 'node:assert/strict'
@@ -161,6 +162,50 @@ describe('firstcome bench', { timeout: 60_000 }, () => {
     assert.equal(baseline.requests.failed, 0)
     assert.ok(report.ratios && report.ratios.throughput > 0 && report.ratios.p99 > 0)
     assert.ok(report.ratios.serverCpuPerRequest === null || report.ratios.serverCpuPerRequest > 0)
+  })
+
+  it('runs the draw scenario: entries at full speed, the draw, its invariants', async () => {
+    const json = join(dir, 'draw.json')
+    const { code, stdout, stderr } = await bench([
+      '--scenario',
+      'draw',
+      '-c',
+      '20',
+      '-d',
+      '2',
+      '--quantity',
+      '50',
+      '--users',
+      '1..400',
+      '--baseline',
+      '--json',
+      json,
+    ])
+    assert.equal(code, 0, stderr)
+    assert.match(stdout, /Invariants \(all pass\)/)
+    assert.match(stderr, /bench: drawn: 50 winners of \d+ entrants, recorded [\d.]+ s after drawAt/)
+    const report = readReport(json)
+    const run = report.runs.firstcome
+    assert.equal(run.requests.failed, 0, JSON.stringify(run.requests))
+    assert.deepEqual(Object.keys(run.outcomes), ['202'])
+    assert.ok(run.distinctUsers.won > 50 && run.distinctUsers.won <= 400)
+    assert.equal(run.distinctUsers.won, run.distinctUsers.answered)
+    assert.deepEqual(
+      report.invariants?.map((l) => [l.name, l.ok]),
+      [
+        ['the draw ran', true],
+        ['the draw verifies (verify-draw)', true],
+        ['entrants = distinct users answered 202', true],
+        ['every user answered 202 is an entrant', true],
+        ['winners = min(quantity, entrants)', true],
+        ['winners ⊆ entrants', true],
+        ['queue drained, gate = database', true],
+        ['ranks 1..n persisted, each the record’s winner', true],
+      ],
+    )
+    // The bare baseline answers the same 202 an entry gets.
+    assert.deepEqual(Object.keys(report.runs.baseline?.outcomes ?? {}), ['202'])
+    assert.ok(report.ratios && report.ratios.throughput > 0)
   })
 
   it('reports what the started server logged at warn or above', async () => {

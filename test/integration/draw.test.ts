@@ -4,13 +4,15 @@
  * per user; every 202 user in the published entrant list; at drawAt the draw,
  * whose winners are the first n of the documented shuffle, ranks 1..n, every
  * one persisted; losers told NOT_DRAWN; a PATCH of drawAt after it 409
- * DRAW_DONE; and with fewer entrants than coupons, the rest first-come.
+ * DRAW_DONE; the original's routes answer an entry a success and a loser that
+ * the quantity is gone; and with fewer entrants than coupons, the rest first-come.
  */
 import assert from 'node:assert/strict'
 import { before, describe, it } from 'node:test'
 import type { Pool } from 'undici'
 import { drawWinners, pseudonymOf, seedFromHex } from '../../src/draw/shuffle.js'
 import { verifyDraw } from '../../src/draw/verify.js'
+import { compatComments } from '../../src/http/issue-endpoint.js'
 import { admin, createCoupon, iso } from '../helpers/app.js'
 import { DIALECTS } from '../helpers/databases.js'
 import { servedDraw } from '../helpers/draws.js'
@@ -214,6 +216,70 @@ for (const mode of MODES) {
       const view = await checkRows(suite.db, couponId)
       assert.deepEqual(sortedRanks(view.ranks.values()), oneTo(5))
       for (const u of view.ranks.keys()) assert.ok(u.startsWith('kept-'), u)
+    })
+
+    it("the original's routes: an entry is a success, a loser hears the quantity is gone", {
+      timeout: 60_000,
+    }, async () => {
+      const now = Date.now()
+      const couponId = await createCoupon(s, {
+        totalQuantity: 1,
+        issueStart: iso(now - 1000),
+        drawAt: iso(now + 1500),
+        issueEnd: iso(now + 600_000),
+      })
+      const routes = ['/v1/issue', '/v1/issue-async', '/v2/issue-async']
+      // Each route enters its user, twice: one entry each, a success each time.
+      const answers = await Promise.all(
+        [...routes, ...routes].map((route, i) =>
+          issueOnce(s.pool, couponId, 880 + (i % 3), { compatRoute: route }),
+        ),
+      )
+      for (const a of answers) assert.deepEqual([a.status, a.body], [200, { isSuccess: true }])
+      // The cockpit: the draw's phase and its entrants, live (figures are a second old at most).
+      const drawOf = async () => {
+        const overview = JSON.parse((await get(s.pool, '/v1/admin/overview', admin)).text) as {
+          coupons: { id: number; draw: Record<string, unknown> | null }[]
+        }
+        return overview.coupons.find((c) => c.id === couponId)?.draw
+      }
+      const entering = await waitFor('the entrants counted', async () => {
+        const draw = await drawOf()
+        return draw?.entrants === 3 ? draw : null
+      })
+      assert.equal(entering.phase, 'entries')
+      assert.equal(entering.winners, null)
+      const { record } = await servedDraw((path) => get(s.pool, path), couponId)
+      assert.equal(record.entrants, 3)
+      assert.equal(record.winners.length, 1)
+      const seed = seedFromHex(record.seed)
+      const winner = ['880', '881', '882'].find((u) => pseudonymOf(seed, u) === record.winners[0])
+      assert.ok(winner)
+      const drawn = await waitFor('the draw shown drawn', async () => {
+        const draw = await drawOf()
+        return draw?.phase === 'drawn' ? draw : null
+      })
+      assert.deepEqual([drawn.entrants, drawn.winners], [3, 1])
+      assert.equal(drawn.commitment, record.commitment)
+      const metrics = (await get(s.pool, '/metrics')).text
+      assert.match(
+        metrics,
+        new RegExp(`^firstcome_coupon_entrants\\{coupon="${couponId}"\\} 3$`, 'm'),
+      )
+      assert.match(
+        metrics,
+        new RegExp(`^firstcome_draw_overdue_seconds\\{coupon="${couponId}"\\} 0$`, 'm'),
+      )
+      for (const [i, userId] of ['880', '881', '882'].entries()) {
+        const after = await issueOnce(s.pool, couponId, Number(userId), {
+          compatRoute: routes[i] as string,
+        })
+        assert.equal(after.status, 200)
+        assert.deepEqual(after.body, {
+          isSuccess: false,
+          comment: userId === winner ? compatComments.ALREADY_ISSUED : compatComments.SOLD_OUT,
+        })
+      }
     })
 
     it('with fewer entrants than coupons, every entrant wins and the rest goes first-come', {

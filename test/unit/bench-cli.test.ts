@@ -98,7 +98,11 @@ describe('firstcome bench flags', () => {
   it('refuses bad values with a message naming the flag', () => {
     assert.throws(
       () => parseBenchArgs(['--scenario', 'nope']),
-      /--scenario must be one of seed, win, compat/,
+      /--scenario must be one of seed, win, compat, draw/,
+    )
+    assert.throws(
+      () => parseBenchArgs(['--scenario', 'draw', '--coupon', '3']),
+      /the draw scenario creates its own coupon/,
     )
     assert.throws(() => parseBenchArgs(['-c', '0']), ConfigError)
     assert.throws(() => parseBenchArgs(['--rate', '-3']), /--rate/)

@@ -149,6 +149,13 @@ describe('outcomes', () => {
       unexpected: 1,
       wins: 5,
     })
+    // An entry is the draw scenario's answer; a DRAWING 503 is not expected.
+    const draw = { '202': 800, '503 UNAVAILABLE': 3 }
+    assert.deepEqual(tallyOutcomes(draw, expectationFor('draw')), {
+      ok: 800,
+      unexpected: 3,
+      wins: 800,
+    })
   })
 })
 

@@ -31,8 +31,15 @@ const json = (status: number, value: unknown): Fixed => ({
 export function fixedAnswers(scenario: ScenarioName): { issue: Fixed; compat: Fixed } {
   const soldOut = json(409, { code: 'SOLD_OUT', message: refusalMessages.SOLD_OUT })
   const won = json(201, { couponId: 1, userId: '1000000', rank: 1000000 })
+  const entered = json(202, {
+    couponId: 1,
+    userId: '1000000',
+    state: 'ENTERED',
+    drawAt: '2026-12-10T03:05:00.000Z',
+  })
   const compat = json(200, { isSuccess: false, comment: compatComments.SOLD_OUT })
-  return { issue: scenario === 'win' ? won : soldOut, compat }
+  const issue = scenario === 'win' ? won : scenario === 'draw' ? entered : soldOut
+  return { issue, compat }
 }
 
 const ISSUE = /^\/v1\/coupons\/\d+\/issues$/

@@ -30,9 +30,14 @@ Scenarios:
   seed     random users in --users, one coupon of --quantity (the original run)
   win      an unlimited coupon and a new user on every request (the win path)
   compat   the original's POST /v2/issue-async {"userId": <long>, "couponId": <long>}
+  draw     random users in --users entering the opening draw of a coupon of
+           --quantity (202 each) for the whole load; when it ends the draw is
+           made due, and once drawn the draw's invariants are checked: entrants
+           = distinct users answered 202, winners = min(quantity, entrants),
+           the draw verifies (verify-draw), winners ranked 1..n in the rows
 
 Load:
-  --scenario NAME          seed | win | compat                       (default seed)
+  --scenario NAME          seed | win | compat | draw                (default seed)
   -c, --connections N      looping connections (closed loop), or the most
                            connections the open loop may open        (default 5000)
   -d, --duration SECONDS   how long requests are sent                 (default 300)
@@ -46,7 +51,7 @@ Load:
                            wrk2, the -c connections are opened first (each answers
                            one GET /healthz; then 1 s of quiet), and requests go
                            to the connection idle longest  (default: closed loop)
-  --users MIN..MAX         user id range; random for seed/compat, sequential from
+  --users MIN..MAX         user id range; random for seed/compat/draw, sequential from
                            MIN for win                      (default 1..10000000)
   --timeout SECONDS        a request with no answer by then is a timeout  (default 30)
   --warmup SECONDS         first load each server this long on the win path (a
@@ -58,7 +63,7 @@ Load:
 
 Target:
   --url URL                load a running server instead of starting one
-  --quantity N             the coupon's quantity (seed, compat)       (default 500)
+  --quantity N             the coupon's quantity (seed, compat, draw) (default 500)
   --codes N                give the created coupon N generated partner codes
                            before the load (win: they are its limit, so N must
                            exceed the wins; each 201 then carries its code)
@@ -67,7 +72,8 @@ Target:
                            server gets this token, or ADMIN_TOKEN, or a random one)
   --database-url URL       the target's database, for the duplicate-row checks
                            (known without it when the bench starts the server)
-  --drain-timeout SECONDS  how long to wait for queued = 0 after the load (default 60)
+  --drain-timeout SECONDS  how long to wait for queued = 0 after the load, and in
+                           the draw scenario for the draw's record  (default 60)
   --server-node-option=OPT a node option for the started server (repeatable), e.g.
                            --server-node-option=--cpu-prof
   --server-cpus LIST       run the started servers (firstcome and the baseline) on
@@ -97,7 +103,7 @@ Report:
 
 Figures: throughput is answers / wall time; failed = timeouts + connection errors
 + answers the scenario does not expect (seed: 201 and 409 SOLD_OUT/ALREADY_ISSUED
-are expected); latency percentiles cover answered requests. The client shares the
+are expected; draw: 202); latency percentiles cover answered requests. The client shares the
 machine with the server: its CPU is printed beside the server's, and so is the
 kernel's accept-queue overflow count (TcpExt ListenOverflows) over the run. A
 server the bench started has its warnings and errors counted, start to stop, and
@@ -174,6 +180,9 @@ export function parseBenchArgs(args: string[]): BenchOptions | 'help' {
     throw new ConfigError('--url must be an http:// URL (the client speaks plain HTTP/1.1)')
   }
   const coupon = values.coupon === undefined ? null : positiveInt('coupon', values.coupon, 0)
+  if (scenario === 'draw' && (coupon !== null || values.codes !== undefined)) {
+    throw new ConfigError('the draw scenario creates its own coupon: no --coupon or --codes')
+  }
   const delayMs = values['delay-ms'] === undefined ? null : parseDelayMs(values['delay-ms'])
   const clusterNodes = values['redis-cluster-nodes'] ?? null
   if (clusterNodes !== null && !/^[^,:\s]+:\d+(,[^,:\s]+:\d+)*$/.test(clusterNodes)) {

@@ -76,3 +76,22 @@ export async function readDbFacts(
     await database.close()
   }
 }
+
+/** The coupon's rows, user → rank (the draw scenario checks each rank's winner). */
+export async function readRanks(
+  url: string,
+  dialect: Dialect,
+  couponId: number,
+): Promise<Map<string, number>> {
+  const database = openDatabase(url, dialect, { poolSize: 1 })
+  try {
+    const rows = await database.db
+      .selectFrom('coupon_issues')
+      .select(['user_id', 'rank'])
+      .where('coupon_id', '=', couponId)
+      .execute()
+    return new Map(rows.map((r) => [r.user_id, Number(r.rank)]))
+  } finally {
+    await database.close()
+  }
+}

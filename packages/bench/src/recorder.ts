@@ -30,6 +30,8 @@ export interface WorkerResult {
   answered: number
   distinctSent: number
   distinctAnswered: number
+  /** distinct users answered with a win (the draw scenario: with 202, entrants) */
+  distinctWon: number
   /** users answered with a win, up to `maxWinners` */
   winners: number[]
   winnersTruncated: boolean
@@ -60,6 +62,9 @@ export class Recorder {
   readonly #counts = new Map<string, number>()
   readonly #distinctSent: DistinctIds | null
   readonly #distinctAnswered: DistinctIds | null
+  /** made at the first win (most loads have few winners, or every id new) */
+  #distinctWon: DistinctIds | null = null
+  #wins = 0
   readonly #winners: number[] = []
   readonly #errorSamples: string[] = []
   readonly #cpuStart = process.cpuUsage()
@@ -104,6 +109,11 @@ export class Recorder {
     this.#counts.set(key, (this.#counts.get(key) ?? 0) + 1)
     if (!this.#o.expect.ok(key)) this.#secondErrors++
     else if (key === this.#o.expect.win) {
+      this.#wins++
+      if (this.#o.range) {
+        this.#distinctWon ??= new DistinctIds(this.#o.range)
+        this.#distinctWon.add(userId)
+      }
       if (this.#winners.length < this.#o.maxWinners) this.#winners.push(userId)
       else this.#winnersTruncated = true
     }
@@ -160,6 +170,7 @@ export class Recorder {
       answered: this.#answered,
       distinctSent: this.#distinctSent?.count ?? this.#sent,
       distinctAnswered: this.#distinctAnswered?.count ?? this.#answered,
+      distinctWon: this.#o.range ? (this.#distinctWon?.count ?? 0) : this.#wins,
       winners: this.#winners,
       winnersTruncated: this.#winnersTruncated,
       lastEventMs: this.#lastEventMs,

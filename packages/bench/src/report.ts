@@ -58,7 +58,8 @@ export interface RunReport {
   firstRequestOnConnectionMs: Percentiles
   /** answers by status and code: { "201": n, "409 SOLD_OUT": n, … } */
   outcomes: Record<string, number>
-  distinctUsers: { sent: number; answered: number }
+  /** won: users answered with a win at least once (the draw scenario: the 202 users) */
+  distinctUsers: { sent: number; answered: number; won: number }
   /** answers that were wins */
   winsAnswered: number
   /** one per second */
@@ -180,7 +181,11 @@ export function buildRunReport(f: RunFacts): RunReport {
     latencyMs: percentiles(mergeHistograms(results.map((r) => r.histogram))),
     firstRequestOnConnectionMs: percentiles(mergeHistograms(results.map((r) => r.freshHistogram))),
     outcomes,
-    distinctUsers: { sent: sum((r) => r.distinctSent), answered: sum((r) => r.distinctAnswered) },
+    distinctUsers: {
+      sent: sum((r) => r.distinctSent),
+      answered: sum((r) => r.distinctAnswered),
+      won: sum((r) => r.distinctWon ?? 0),
+    },
     winsAnswered: tally.wins,
     timeline: mergeTimeline(f.samples),
     clientCpu: cpu(

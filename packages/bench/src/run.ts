@@ -5,8 +5,9 @@
  */
 import { cpus } from 'node:os'
 import { runClients } from './clients.js'
-import { readDbFacts } from './db-check.js'
+import { readDbFacts, readRanks } from './db-check.js'
 import { meanTimeInProxy } from './delay-proxy.js'
+import { awaitDraw, checkDrawInvariants, createDrawCoupon, drawSoon } from './draw.js'
 import { allPass, checkInvariants, type InvariantLine } from './invariants.js'
 import { type ListenCounters, listenCounters, listenDelta, somaxconn } from './kernel.js'
 import { type ServerProcess, startBaseline } from './local-server.js'
@@ -181,6 +182,12 @@ async function warmUp(
 const WARMUP_USERS_FROM = 9_000_000_000_000
 
 async function prepareCoupon(o: BenchOptions, target: Target) {
+  if (o.scenario === 'draw') {
+    if (!target.adminToken) throw new Error('the draw scenario needs --admin-token')
+    const loadMs = (o.durationS + o.rampS + o.timeoutS) * 1000
+    const { id } = await createDrawCoupon(target.url, target.adminToken, o.quantity, loadMs)
+    return { id, quantity: o.quantity, wonBefore: 0 }
+  }
   if (o.couponId !== null) {
     const before = await couponStats(target.url, o.couponId)
     return { id: o.couponId, quantity: before.totalQuantity, wonBefore: before.won }
@@ -197,6 +204,45 @@ async function prepareCoupon(o: BenchOptions, target: Target) {
   // The codes are the limit from now on (fewer than the quantity, or unlimited).
   await generateCodes(target.url, target.adminToken, id, o.codes)
   return { id, quantity: quantity === null ? o.codes : Math.min(quantity, o.codes), wonBefore: 0 }
+}
+
+/**
+ * The draw scenario after its load: the draw is due in a second, then its
+ * record, its entrant lists, the drained queue and the rows are checked.
+ */
+async function verifyDraw(
+  o: BenchOptions,
+  target: Target,
+  coupon: { id: number; quantity: number | null },
+  run: LoadRun,
+  log: (line: string) => void,
+): Promise<InvariantLine[]> {
+  const token = target.adminToken as string
+  const drawAt = await drawSoon(target.url, token, coupon.id)
+  log(`entries closed by the load's end; the draw is due at ${new Date(drawAt).toISOString()}`)
+  const timeoutMs = o.drainTimeoutS * 1000
+  const draw = await awaitDraw(target.url, token, coupon.id, drawAt, timeoutMs)
+  if (draw) {
+    const { record } = draw
+    log(
+      `drawn: ${record.winners.length.toLocaleString('en-US')} winners of ${record.entrants.toLocaleString('en-US')} entrants, recorded ${(draw.recordedAfterMs / 1000).toFixed(2)} s after drawAt`,
+    )
+  }
+  const drain = await waitDrained(target.url, coupon.id, timeoutMs, Date.now())
+  const rows = target.db ? await readRanks(target.db.url, target.db.dialect, coupon.id) : null
+  const r = run.report
+  return checkDrawInvariants({
+    quantity: coupon.quantity ?? 0,
+    draw,
+    waitedMs: Date.now() - drawAt,
+    distinct202: r.distinctUsers.won,
+    uncertain: r.requests.timeouts + r.requests.connectionErrors + r.requests.unexpectedStatus,
+    reported202: run.winners,
+    won: drain.stats.won,
+    persisted: drain.stats.persisted,
+    drained: drain.drained,
+    rows,
+  })
 }
 
 async function verify(
@@ -297,7 +343,10 @@ export async function runBenchmark(
     firstcome = run.report
     logProxyCpu(log, target, proxyCpu, serverCpu, inProxy)
     log('checking invariants')
-    invariants = await verify(o, target, coupon, run)
+    invariants =
+      o.scenario === 'draw'
+        ? await verifyDraw(o, target, coupon, run, log)
+        : await verify(o, target, coupon, run)
   } finally {
     untrack()
     await target.server?.stop()

@@ -1,16 +1,18 @@
 /**
- * The three loads, as plain data a client process can receive, and what each
+ * The four loads, as plain data a client process can receive, and what each
  * means as HTTP requests:
  *   seed   — the original Locust run: random users in a range, one limited coupon
  *   win    — an unlimited coupon and a new user on every request (the win path)
  *   compat — the original's `POST /v2/issue-async {"userId", "couponId"}`
+ *   draw   — random users entering a coupon's opening draw (202 each), before
+ *            its drawAt; the draw follows the load (run.ts, draw.ts)
  */
 import type { Target } from './connection.js'
 import { requestPrefix, withBody } from './http1.js'
 import { type Expectation, expectationFor } from './outcomes.js'
 import { type IdSource, randomIds, sequentialIds, type UserIdRange } from './user-ids.js'
 
-export const SCENARIOS = ['seed', 'win', 'compat'] as const
+export const SCENARIOS = ['seed', 'win', 'compat', 'draw'] as const
 export type ScenarioName = (typeof SCENARIOS)[number]
 
 export type UserPlan = ({ kind: 'random' } & UserIdRange) | { kind: 'sequential'; start: number }
