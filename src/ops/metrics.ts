@@ -45,7 +45,7 @@ export class Metrics {
   readonly issueOutcomes: Counter<'coupon' | 'outcome'>
   readonly persisted = new Counter({
     name: 'firstcome_wins_persisted_total',
-    help: 'Wins written to the database by the stream worker or the group commit',
+    help: 'Rows added to coupon_issues: wins written by the stream worker, a spend of a queued win, the group commit or a draw (a win already a row is not counted again)',
     labelNames: ['coupon'] as const,
     registers: [this.registry],
   })
@@ -135,7 +135,7 @@ export class Metrics {
   })
   readonly persistBatch = new Histogram({
     name: 'firstcome_persist_batch_size',
-    help: 'Wins per database transaction (stream worker, or group commit in embedded mode)',
+    help: 'Wins given to one committed database transaction writing wins, by writer (stream, spend, group_commit), whether or not each became a new row: firstcome_wins_persisted_total counts those that did',
     labelNames: ['writer'] as const,
     buckets: SIZE_BUCKETS,
     registers: [this.registry],
@@ -322,8 +322,11 @@ export class Metrics {
   }
 }
 
-/** stream: the Redis-mode stream worker; group_commit: embedded mode's recorder */
-export type Writer = 'stream' | 'group_commit'
+/**
+ * stream: the Redis-mode stream worker; group_commit: embedded mode's recorder;
+ * spend: a spend of a QUEUED win, which persists it first (spend-service.ts)
+ */
+export type Writer = 'stream' | 'group_commit' | 'spend'
 
 function failureKind(err: unknown): 'timeout' | 'unavailable' | 'error' {
   const messages: string[] = []
