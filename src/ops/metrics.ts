@@ -300,13 +300,6 @@ export class Metrics {
     this.gateBatch.observe(size)
   }
 
-  /** Wins of any coupons written in one transaction. */
-  countPersisted(wins: readonly { couponId: number }[]): void {
-    const byCoupon = new Map<number, number>()
-    for (const w of wins) byCoupon.set(w.couponId, (byCoupon.get(w.couponId) ?? 0) + 1)
-    for (const [id, n] of byCoupon) this.persisted.inc({ coupon: String(id) }, n)
-  }
-
   gateFailed(err: unknown): void {
     this.gateErrors.inc({ kind: failureKind(err) })
   }
