@@ -95,7 +95,14 @@ function runFile(file, slot) {
     const t0 = performance.now()
     const child = spawn(
       process.execPath,
-      ['--import', 'tsx', '--test-reporter=spec', ...nodeOptions, file],
+      [
+        '--conditions=firstcome-source',
+        '--import',
+        'tsx',
+        '--test-reporter=spec',
+        ...nodeOptions,
+        file,
+      ],
       {
         cwd: root,
         env: { ...process.env, FIRSTCOME_TEST_SLOT: String(slot) },

@@ -15,6 +15,7 @@ import type { DrainReport } from '../../packages/bench/src/drain.js'
 import type { GateReport } from '../../packages/bench/src/gate-batch.js'
 import type { BenchReport } from '../../packages/bench/src/report.js'
 import { createDatabaseUrl, dropDatabaseUrl } from '../helpers/databases.js'
+import { FROM_SOURCES } from '../helpers/processes.js'
 import { deleteKeys, REDIS_URL, redisClient, uniquePrefix } from '../helpers/redis.js'
 import { startCluster, type TestCluster } from '../helpers/redis-cluster.js'
 import { skipUnlessRedisServer } from '../helpers/redis-server.js'
@@ -24,7 +25,7 @@ const root = new URL('../..', import.meta.url).pathname
 
 function bench(args: string[], env: Record<string, string>) {
   return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', 'bench', ...args], {
+    const child = spawn(process.execPath, [...FROM_SOURCES, 'src/main.ts', 'bench', ...args], {
       cwd: root,
       env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
