@@ -141,7 +141,8 @@ describe('firstcome bench through a delay, on a cluster', {
     assert.ok(report.pass)
     assert.equal(report.rows, 3000)
     assert.equal(report.delayMs, 1)
-    assert.ok((report.proxyCpuMs ?? -1) >= 0)
+    // Measured from /proc in ticks of 10 ms: a short drain may read 0, never null.
+    assert.equal(typeof report.proxyCpuMs, 'number', 'the proxy CPU was measured')
     // No chunk leaves more than the window (a quarter of the delay) early.
     assert.ok((report.proxyMeanDelayMs ?? 0) >= 0.75, `mean ${report.proxyMeanDelayMs} ms`)
   })
