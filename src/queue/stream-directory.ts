@@ -32,14 +32,19 @@ export class StreamDirectory {
     this.#db = db
   }
 
-  async couponIds(): Promise<number[]> {
+  /**
+   * The ids to poll: the set as read at most REFRESH_MS ago, or now when `fresh`
+   * (a worker with nothing to do asks so: one SMEMBERS per idle pass, and a new
+   * coupon's first wins are not left waiting for the next refresh).
+   */
+  async couponIds(fresh = false): Promise<number[]> {
     const now = Date.now()
     if (now - this.#scannedAt >= SCAN_MS) {
       this.#scannedAt = now
       await this.#scan(now)
       this.#refreshedAt = 0
     }
-    if (now - this.#refreshedAt >= REFRESH_MS) {
+    if (fresh || now - this.#refreshedAt >= REFRESH_MS) {
       this.#refreshedAt = now
       const members = await this.#client.smembers(this.#keys.streams)
       this.#ids = members.map(Number).filter((n) => Number.isSafeInteger(n) && n > 0)

@@ -2,7 +2,8 @@
  * Which coupon streams the workers poll: a coupon registered with the gate but
  * not yet committed is kept through a scan (a new coupon's first wins would
  * otherwise wait for the next one), one the database lacks at two scans in a row
- * and one whose window closed over an hour ago are retired once drained.
+ * and one whose window closed over an hour ago are retired once drained; the set
+ * is read afresh for a worker that found nothing to do.
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
@@ -56,5 +57,20 @@ describe('the stream directory', { skip: await skipUnless('redis') }, () => {
     await client.sadd(keys.streams, String(open), String(ended))
     const directory = new StreamDirectory(client, keys, db)
     assert.deepEqual(await directory.couponIds(), [open])
+  })
+  it('reads the set afresh when asked (an idle worker), else at most every second', async (tc) => {
+    tc.mock.timers.enable({ apis: ['Date'], now: Date.now() })
+    const db = t.database.db
+    const now = Date.now()
+    const rules = { totalQuantity: 1, issueStart: now, issueEnd: now + HOUR_MS }
+    const first = await insertRulesCoupon(db, rules)
+    await client.del(keys.streams)
+    await client.sadd(keys.streams, String(first))
+    const directory = new StreamDirectory(client, keys, db)
+    assert.deepEqual(await directory.couponIds(), [first])
+    const second = await insertRulesCoupon(db, rules)
+    await client.sadd(keys.streams, String(second))
+    assert.deepEqual(await directory.couponIds(), [first], 'within the second: as read')
+    assert.deepEqual((await directory.couponIds(true)).sort(), [first, second].sort())
   })
 })
