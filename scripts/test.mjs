@@ -1,6 +1,10 @@
 // Runs the test files under test/ with node:test (through tsx), several at once.
 //
-//   node scripts/test.mjs [--jobs N] [--list] [--test-… node options] [paths…]
+//   node scripts/test.mjs [--check] [--jobs N] [--list] [--test-… node options] [paths…]
+//
+// --check runs `npm run check` (type-check and lint) as the serial lane's first
+// job, beside the files instead of before them (`npm test` does); it fails the
+// run like a failed file.
 //
 // Paths filter by prefix: `npm test -- test/unit` runs the files under test/unit.
 // Options starting with --test- (--test-name-pattern=…, --test-only) go to every
@@ -12,7 +16,9 @@
 //
 // Lanes, from a comment among a file's first lines:
 //   (none)                        parallel: up to --jobs files at once (default:
-//                                 one more than the CPUs; FIRSTCOME_TEST_JOBS)
+//                                 one more than the CPUs, and one more file
+//                                 outside test/e2e/ while the CPUs sit idle;
+//                                 FIRSTCOME_TEST_JOBS or --jobs: that many, fixed)
 //   // test-lane: serial — why    one serial file at a time, beside the parallel
 //                                 ones: for files that share something machine-
 //                                 wide (podman's image store, a fixed image tag);
@@ -23,7 +29,7 @@
 //                                 finer than a busy machine keeps it
 import { spawn } from 'node:child_process'
 import { readdirSync, readFileSync, statSync } from 'node:fs'
-import { availableParallelism } from 'node:os'
+import { availableParallelism, cpus } from 'node:os'
 import { join, relative } from 'node:path'
 
 const root = new URL('..', import.meta.url).pathname
@@ -55,14 +61,19 @@ function laneOf(file) {
 const args = process.argv.slice(2)
 const nodeOptions = args.filter((a) => a.startsWith('--test-'))
 const list = args.includes('--list')
-let jobs = Number(process.env.FIRSTCOME_TEST_JOBS) || availableParallelism() + 1
+const check = args.includes('--check')
+let jobs = Number(process.env.FIRSTCOME_TEST_JOBS) || 0
 const filters = []
 for (let i = 0; i < args.length; i++) {
   const a = args[i]
   if (a === '--jobs') jobs = Number(args[++i])
   else if (a.startsWith('--jobs=')) jobs = Number(a.slice('--jobs='.length))
-  else if (a !== '--list' && !a.startsWith('--test-')) filters.push(a.replace(/^\.\//, ''))
+  else if (a !== '--list' && a !== '--check' && !a.startsWith('--test-'))
+    filters.push(a.replace(/^\.\//, ''))
 }
+// A number given is kept to; else one file more while the CPUs idle (see below).
+const extraJobs = jobs ? 0 : 1
+jobs ||= availableParallelism() + 1
 if (!(jobs >= 1)) throw new Error('--jobs wants a number ≥ 1')
 
 const files = testFiles(join(root, 'test')).filter(
@@ -74,7 +85,8 @@ if (files.length === 0) {
 }
 // The longest files first, so that none starts last: end-to-end, then
 // integration, then the rest (a file's directory is a fair guess of its length).
-const weight = (f) => ['test/e2e/', 'test/integration/'].findIndex((d) => f.startsWith(d)) >>> 0
+const E2E = 'test/e2e/'
+const weight = (f) => [E2E, 'test/integration/'].findIndex((d) => f.startsWith(d)) >>> 0
 const byLane = { parallel: [], serial: [], alone: [] }
 for (const f of [...files].sort((a, b) => weight(a) - weight(b))) byLane[laneOf(f)].push(f)
 
@@ -87,23 +99,37 @@ const started = performance.now()
 const seconds = (ms) => `${(ms / 1000).toFixed(1)} s`
 const results = []
 const running = new Set()
-const freeSlots = Array.from({ length: jobs + 1 }, (_, i) => i)
+const freeSlots = Array.from({ length: jobs + extraJobs + 1 }, (_, i) => i)
+const CHECK = 'npm run check'
 
-/** Runs one file; resolves with its result once it has exited. */
+/** Runs one file (or the check); resolves with its result once it has exited. */
 function runFile(file, slot) {
   return new Promise((resolve) => {
     const t0 = performance.now()
-    const child = spawn(
-      process.execPath,
-      ['--import', 'tsx', '--test-reporter=spec', ...nodeOptions, file],
-      {
-        cwd: root,
-        env: { ...process.env, FIRSTCOME_TEST_SLOT: String(slot) },
-        stdio: ['ignore', 'pipe', 'pipe'],
-        // A group of its own: a deadline or ^C ends the file and what it started.
-        detached: true,
-      },
-    )
+    const npm = process.env.npm_execpath
+    const [command, argv] =
+      file !== CHECK
+        ? [
+            process.execPath,
+            [
+              '--conditions=firstcome-source',
+              '--import',
+              'tsx',
+              '--test-reporter=spec',
+              ...nodeOptions,
+              file,
+            ],
+          ]
+        : npm
+          ? [process.execPath, [npm, 'run', 'check']]
+          : ['npm', ['run', 'check']]
+    const child = spawn(command, argv, {
+      cwd: root,
+      env: { ...process.env, FIRSTCOME_TEST_SLOT: String(slot) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      // A group of its own: a deadline or ^C ends the file and what it started.
+      detached: true,
+    })
     running.add(child)
     const out = []
     child.stdout.on('data', (c) => out.push(c))
@@ -154,16 +180,82 @@ async function lane(queue, width) {
   )
 }
 
+/** Idle and total CPU time of every core so far (ms). */
+function cpuTimes() {
+  let idle = 0
+  let total = 0
+  for (const { times } of cpus()) {
+    idle += times.idle
+    total += times.user + times.nice + times.sys + times.irq + times.idle
+  }
+  return { idle, total }
+}
+
+/** Over this much of the CPUs idle for a while, one more file may start. */
+const IDLE_SHARE = 0.4
+const IDLE_SAMPLE_MS = 3000
+
+/**
+ * The parallel lane: `width` files at a time, and `extra` more while the CPUs
+ * sit idle. Much of the suite waits (on servers it started, on a database, on a
+ * deadline it provokes), so `width` files leave the cores idle for stretches. An
+ * extra file starts only after IDLE_SAMPLE_MS in which the CPUs were at least
+ * IDLE_SHARE idle, one at a time, and never an end-to-end file: those start
+ * several processes each and turn busy at once, which a machine already running
+ * `width` of them does not absorb.
+ */
+async function parallelLane(queue, width, extra) {
+  const active = new Set()
+  let done
+  const finished = new Promise((resolve) => {
+    done = resolve
+  })
+  const start = (file) => {
+    const slot = freeSlots.shift()
+    const run = runFile(file, slot).then((r) => {
+      results.push(r)
+      freeSlots.push(slot)
+      active.delete(run)
+      fill()
+    })
+    active.add(run)
+  }
+  const fill = () => {
+    while (queue.length > 0 && active.size < width) start(queue.shift())
+    if (queue.length === 0 && active.size === 0) done()
+  }
+  let last = cpuTimes()
+  const sampler =
+    extra > 0 &&
+    setInterval(() => {
+      const now = cpuTimes()
+      const idle = (now.idle - last.idle) / Math.max(1, now.total - last.total)
+      last = now
+      if (idle < IDLE_SHARE || active.size >= width + extra) return
+      const i = queue.findIndex((f) => !f.startsWith(E2E))
+      if (i >= 0) start(queue.splice(i, 1)[0])
+    }, IDLE_SAMPLE_MS)
+  fill()
+  await finished
+  if (sampler) clearInterval(sampler)
+}
+
 console.log(
-  `${files.length} test files: ${byLane.parallel.length} in parallel (${jobs} at once), ` +
-    `${byLane.serial.length} in the serial lane, ${byLane.alone.length} alone at the end`,
+  `${files.length} test files: ${byLane.parallel.length} in parallel (${jobs} at once` +
+    `${extraJobs ? `, ${jobs + extraJobs} while the CPUs idle` : ''}), ` +
+    `${byLane.serial.length} in the serial lane, ${byLane.alone.length} alone at the end` +
+    `${check ? `; ${CHECK} first in the serial lane` : ''}`,
 )
-await Promise.all([lane(byLane.parallel, jobs), lane(byLane.serial, 1)])
+if (check) byLane.serial.unshift(CHECK)
+await Promise.all([parallelLane(byLane.parallel, jobs, extraJobs), lane(byLane.serial, 1)])
 await lane(byLane.alone, 1)
 
 const failed = results.filter((r) => !r.ok)
-const slowest = [...results].sort((a, b) => b.ms - a.ms).slice(0, 5)
-console.log(`\n${results.length} test files in ${seconds(performance.now() - started)}`)
+const slowest = [...results].sort((a, b) => b.ms - a.ms).slice(0, 10)
+const counted = results.length - (check ? 1 : 0)
+console.log(
+  `\n${counted} test files${check ? ' and the check' : ''} in ${seconds(performance.now() - started)}`,
+)
 console.log(`slowest: ${slowest.map((r) => `${r.file} ${seconds(r.ms)}`).join(', ')}`)
 if (failed.length > 0) {
   console.log(`✖ ${failed.length} failed:\n${failed.map((r) => `  ${r.file}`).join('\n')}`)

@@ -22,9 +22,11 @@ const ext = extname(fileURLToPath(import.meta.url))
 
 /**
  * How to start `firstcome` (main) as its own Node process: the module's path, and
- * the node options it needs (the TypeScript loader when run from the sources).
+ * the node options it needs (from the sources: the TypeScript loader, and the
+ * package.json "exports" condition that resolves the workspace packages to theirs).
  */
 export const firstcomeEntry: { path: string; execArgv: string[] } = {
   path: fileURLToPath(new URL(`./main${ext}`, import.meta.url)),
-  execArgv: ext === '.ts' ? ['--import', import.meta.resolve('tsx')] : [],
+  execArgv:
+    ext === '.ts' ? ['--conditions=firstcome-source', '--import', import.meta.resolve('tsx')] : [],
 }

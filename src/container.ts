@@ -308,10 +308,8 @@ export async function createContainer(
       persistDelayMs: config.redis ? config.worker.persistDelayMs : 0,
       // a QUEUED win's instant is the gate's
       now: gateNow,
-      onSpent: (couponId, inserted) => {
-        metrics.spent.inc({ coupon: String(couponId) })
-        metrics.persisted.inc({ coupon: String(couponId) }, inserted)
-      },
+      onSpent: (couponId) => metrics.spent.inc({ coupon: String(couponId) }),
+      metrics,
     }),
     // A public read: the pool apart, like status and stats.
     box: new CouponBox({ db: reads.db, gate, now: gateNow }),

@@ -183,17 +183,13 @@ function limitHeapGrowth(config: Readonly<Config>) {
 }
 
 /**
- * The load generator, the workspace package @firstcome/bench: its sources when
- * this runs from the sources (under tsx), else the installed package. Without
- * it (the service installed alone), `bench` says so and the rest works.
+ * The load generator, the workspace package @firstcome/bench (its sources under
+ * the "exports" condition firstcome-source, else its build). Without it (the
+ * service installed alone), `bench` says so and the rest works.
  */
 async function loadBench(): Promise<{ runBench(args: string[]): Promise<void> }> {
-  const fromSources = import.meta.url.endsWith('.ts')
-  const bench = fromSources
-    ? new URL('../packages/bench/src/cli.ts', import.meta.url).href
-    : BENCH_PACKAGE
   try {
-    return await import(bench)
+    return await import(BENCH_PACKAGE)
   } catch (err) {
     const code = (err as { code?: unknown }).code
     if (code === 'ERR_MODULE_NOT_FOUND' && String(err).includes(BENCH_PACKAGE)) {

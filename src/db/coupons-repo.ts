@@ -78,6 +78,14 @@ export async function listCouponIdsEndingAfter(db: Db, instant: Date): Promise<n
   return rows.map((r) => Number(r.id))
 }
 
+/** Of these coupon ids, those the database holds no coupon for. */
+export async function listAbsentCouponIds(db: Db, ids: readonly number[]): Promise<number[]> {
+  if (ids.length === 0) return []
+  const rows = await db.selectFrom('coupons').select('id').where('id', 'in', ids).execute()
+  const present = new Set(rows.map((r) => Number(r.id)))
+  return ids.filter((id) => !present.has(id))
+}
+
 export async function listCoupons(db: Db): Promise<Coupon[]> {
   const rows = await db.selectFrom('coupons').selectAll().orderBy('id').execute()
   return rows.map(toCoupon)

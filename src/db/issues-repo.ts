@@ -153,9 +153,15 @@ export async function refusedWins<W extends Pick<Win, 'userId'>>(
 /**
  * Groups wins by coupon, inserts them and advances each coupon's issued_quantity.
  * A win whose rank the database refused fails the whole call (RankRefusedError):
- * every win given here was answered, so none may be skipped quietly.
+ * every win given here was answered, so none may be skipped quietly. Answers the
+ * rows inserted; `counted` hears them per coupon (a win already a row adds none).
  */
-export async function persistWins(db: Db, wins: readonly Win[], now: Date): Promise<number> {
+export async function persistWins(
+  db: Db,
+  wins: readonly Win[],
+  now: Date,
+  counted?: (couponId: number, inserted: number) => void,
+): Promise<number> {
   const byCoupon = new Map<number, Win[]>()
   for (const w of wins) {
     const list = byCoupon.get(w.couponId)
@@ -175,6 +181,7 @@ export async function persistWins(db: Db, wins: readonly Win[], now: Date): Prom
         )
     }
     await addIssuedQuantity(db, couponId, n)
+    counted?.(couponId, n)
     inserted += n
   }
   return inserted

@@ -71,27 +71,34 @@ const answerOf = (status: number, body: unknown, headers?: Answer['headers']): A
 })
 
 const RETRY_AFTER = { 'retry-after': String(RETRY_AFTER_SECONDS) }
-// Every answer but a win or an entry is one of a few fixed bodies: built once.
-const refusals = Object.fromEntries(
-  Object.entries(refusalMessages).map(([code, message]) => [
-    code,
-    code === 'DRAWING'
-      ? answerOf(503, { code: 'UNAVAILABLE', message }, RETRY_AFTER)
-      : answerOf(codeToStatus[code as Exclude<Refusal, 'ENTERED' | 'DRAWING'>] ?? 500, {
-          code,
-          message,
-        }),
-  ]),
-) as Record<Refusal, Answer>
-const compatRefusals = Object.fromEntries(
-  Object.entries(compatFailures).map(([cause, body]) => [cause, answerOf(200, body)]),
-) as Record<Refusal, Answer>
+// Every answer but a win or an entry is one of a few fixed bodies, built once:
+// one per refusal, so a refusal added to REFUSALS does not compile until it has
+// its answers here (and its status in codeToStatus).
+const refusalAnswer = (code: Exclude<Refusal, 'ENTERED' | 'DRAWING'>) =>
+  answerOf(codeToStatus[code], { code, message: refusalMessages[code] })
+const refusals: Record<Exclude<Refusal, 'ENTERED'>, Answer> = {
+  COUPON_NOT_FOUND: refusalAnswer('COUPON_NOT_FOUND'),
+  ISSUE_NOT_STARTED: refusalAnswer('ISSUE_NOT_STARTED'),
+  ISSUE_ENDED: refusalAnswer('ISSUE_ENDED'),
+  ALREADY_ISSUED: refusalAnswer('ALREADY_ISSUED'),
+  SOLD_OUT: refusalAnswer('SOLD_OUT'),
+  NOT_DRAWN: refusalAnswer('NOT_DRAWN'),
+  DRAWING: answerOf(503, { code: 'UNAVAILABLE', message: refusalMessages.DRAWING }, RETRY_AFTER),
+}
 const COMPAT_WON = answerOf(200, compatSuccess)
-// An entry in a draw: the original's clients hear success, as for a win; an
-// entrant not drawn, that the quantity is gone.
-compatRefusals.ENTERED = COMPAT_WON
-compatRefusals.NOT_DRAWN = answerOf(200, compatFailures.SOLD_OUT)
-compatRefusals.DRAWING = answerOf(503, compatFailures.FAILED, RETRY_AFTER)
+const compatRefusal = (cause: OriginalCause) => answerOf(200, compatFailures[cause])
+const compatRefusals: Record<Refusal, Answer> = {
+  COUPON_NOT_FOUND: compatRefusal('COUPON_NOT_FOUND'),
+  ISSUE_NOT_STARTED: compatRefusal('ISSUE_NOT_STARTED'),
+  ISSUE_ENDED: compatRefusal('ISSUE_ENDED'),
+  ALREADY_ISSUED: compatRefusal('ALREADY_ISSUED'),
+  SOLD_OUT: compatRefusal('SOLD_OUT'),
+  // An entry in a draw: the original's clients hear success, as for a win; an
+  // entrant not drawn, that the quantity is gone.
+  ENTERED: COMPAT_WON,
+  NOT_DRAWN: compatRefusal('SOLD_OUT'),
+  DRAWING: answerOf(503, compatFailures.FAILED, RETRY_AFTER),
+}
 const COMPAT_UNAVAILABLE = answerOf(503, compatFailures.FAILED, RETRY_AFTER)
 const ISSUE_OVERLOADED = answerOf(503, OVERLOADED, RETRY_AFTER)
 const ISSUE_CLOSING = answerOf(503, SHUTTING_DOWN, RETRY_AFTER)

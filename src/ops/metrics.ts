@@ -45,7 +45,7 @@ export class Metrics {
   readonly issueOutcomes: Counter<'coupon' | 'outcome'>
   readonly persisted = new Counter({
     name: 'firstcome_wins_persisted_total',
-    help: 'Wins written to the database by the stream worker or the group commit',
+    help: 'Rows added to coupon_issues: wins written by the stream worker, a spend of a queued win, the group commit or a draw (a win already a row is not counted again)',
     labelNames: ['coupon'] as const,
     registers: [this.registry],
   })
@@ -135,7 +135,7 @@ export class Metrics {
   })
   readonly persistBatch = new Histogram({
     name: 'firstcome_persist_batch_size',
-    help: 'Wins per database transaction (stream worker, or group commit in embedded mode)',
+    help: 'Wins given to one committed database transaction writing wins, by writer (stream, spend, group_commit), whether or not each became a new row: firstcome_wins_persisted_total counts those that did',
     labelNames: ['writer'] as const,
     buckets: SIZE_BUCKETS,
     registers: [this.registry],
@@ -300,13 +300,6 @@ export class Metrics {
     this.gateBatch.observe(size)
   }
 
-  /** Wins of any coupons written in one transaction. */
-  countPersisted(wins: readonly { couponId: number }[]): void {
-    const byCoupon = new Map<number, number>()
-    for (const w of wins) byCoupon.set(w.couponId, (byCoupon.get(w.couponId) ?? 0) + 1)
-    for (const [id, n] of byCoupon) this.persisted.inc({ coupon: String(id) }, n)
-  }
-
   gateFailed(err: unknown): void {
     this.gateErrors.inc({ kind: failureKind(err) })
   }
@@ -322,8 +315,11 @@ export class Metrics {
   }
 }
 
-/** stream: the Redis-mode stream worker; group_commit: embedded mode's recorder */
-export type Writer = 'stream' | 'group_commit'
+/**
+ * stream: the Redis-mode stream worker; group_commit: embedded mode's recorder;
+ * spend: a spend of a QUEUED win, which persists it first (spend-service.ts)
+ */
+export type Writer = 'stream' | 'group_commit' | 'spend'
 
 function failureKind(err: unknown): 'timeout' | 'unavailable' | 'error' {
   const messages: string[] = []

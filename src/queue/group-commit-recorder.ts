@@ -116,9 +116,13 @@ export class GroupCommitRecorder implements WinRecorder {
     try {
       const now = new Date()
       const wins = batch.map((p) => p.win)
-      await this.#database.db.transaction().execute((trx) => persistWins(trx, wins, now))
+      const inserted: [number, number][] = []
+      await this.#database.db
+        .transaction()
+        .execute((trx) => persistWins(trx, wins, now, (id, n) => inserted.push([id, n])))
       this.#metrics?.persistTimed('group_commit', started, batch.length, true)
-      this.#metrics?.countPersisted(wins)
+      // Rows, not wins: a win a spend persisted first is a row already.
+      for (const [id, n] of inserted) this.#metrics?.persisted.inc({ coupon: String(id) }, n)
       return null
     } catch (err) {
       this.#metrics?.persistTimed('group_commit', started, batch.length, false)

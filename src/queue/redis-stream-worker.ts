@@ -84,6 +84,8 @@ export class RedisStreamWorker {
   > &
     Pick<StreamWorkerOptions, 'metrics' | 'ensureLoaded' | 'heartbeats' | 'markBehind'>
   readonly #directory: StreamDirectory
+  /** the last pass found nothing to do: the next reads the stream set afresh */
+  #idle = false
   readonly #streamOptions: CouponStreamOptions
   readonly #rows: RowPersister
   readonly #newWins: PersistStrategy
@@ -173,7 +175,7 @@ export class RedisStreamWorker {
     const alive = await this.#aliveIfDue()
     const recoverOwn = this.#recoverOwn
     let recovered = true
-    for (const couponId of await this.#directory.couponIds()) {
+    for (const couponId of await this.#directory.couponIds(this.#idle)) {
       if (this.#stopping) break
       const stream = new CouponStream(this.#streamOptions, couponId)
       if (recoverOwn) {
@@ -204,6 +206,7 @@ export class RedisStreamWorker {
       let handled = 0
       try {
         handled = await this.drainOnce()
+        this.#idle = handled === 0
         idleMs = handled > 0 ? 0 : Math.min(MAX_IDLE_MS, Math.max(5, idleMs * 2))
         this.#o.metrics?.workerPasses.inc({ result: 'ok' })
       } catch (err) {

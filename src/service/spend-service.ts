@@ -4,24 +4,33 @@
  * - One order per coupon: a conditional UPDATE (markUsed) decides among orders
  *   racing for it, and the row read back says which order holds it.
  * - The same order again is answered as the first time: a checkout may retry.
- * - A win still QUEUED (Redis mode: answered, not yet persisted by the worker) is
- *   persisted here first, as the worker would: in ONE transaction, under the
- *   coupon's row lock (the lock every worker batch and every gate rebuild take),
- *   the win is read from the gate (DB ⊆ gate: only the gate's own user and rank
- *   become a row), inserted idempotently, counted in issued_quantity by the rows
- *   actually inserted, and marked used. The worker's insert of the same win later
+ * - A win still QUEUED (answered, not yet persisted by the worker or the group
+ *   commit) is persisted here first, as the worker persists it
+ *   (persistVerifiedWins): in ONE transaction, under the coupon's row lock (the
+ *   lock every worker batch and every gate rebuild take), checked against the gate
+ *   (DB ⊆ gate: only the gate's own user and rank become a row), inserted
+ *   idempotently, counted in issued_quantity by the rows actually inserted, and
+ *   marked used. The worker's insert of the same win later
  *   finds the row and counts nothing, so rows, issued_quantity and the stats stay
  *   exact whichever comes first.
  * - The answer leaves after the commit: a spend answered 200 survives kill -9.
  */
 import { setTimeout as sleep } from 'node:timers/promises'
-import { addIssuedQuantity, findCoupon, lockCoupons } from '../db/coupons-repo.js'
+import { findCoupon } from '../db/coupons-repo.js'
 import type { Db } from '../db/database.js'
-import { findIssue, type IssueRow, insertWins } from '../db/issues-repo.js'
+import { findIssue, type IssueRow } from '../db/issues-repo.js'
 import { markUsed, unmarkUsed } from '../db/spends-repo.js'
 import type { Coupon, Win } from '../domain/coupon.js'
 import { AppError, UnavailableError } from '../domain/errors.js'
 import type { StockGate } from '../gate/stock-gate.js'
+import type { Metrics } from '../ops/metrics.js'
+import {
+  GateNotLoaded,
+  gateVerifier,
+  persistVerifiedWins,
+  type WinVerifier,
+  type WinWriter,
+} from '../queue/persist/verified-wins.js'
 import { type IssueStatus, issuedStatus, isUsed, queuedStatus } from './issue-service.js'
 
 export interface SpendReceipt {
@@ -41,8 +50,10 @@ export interface SpendServiceDeps {
    * waits as long before it persists the win itself.
    */
   persistDelayMs?: number
-  /** a coupon was spent (not a retry); `inserted`: rows its QUEUED win added */
-  onSpent?: (couponId: number, inserted: number) => void
+  /** a coupon was spent (not a retry) */
+  onSpent?: (couponId: number) => void
+  /** the persisted wins' metrics (writer `spend`) */
+  metrics?: Metrics | undefined
   now?: () => number
 }
 
@@ -50,8 +61,10 @@ export class SpendService {
   readonly #db: Db
   readonly #gate: StockGate
   readonly #persistDelayMs: number
-  readonly #onSpent: (couponId: number, inserted: number) => void
+  readonly #onSpent: (couponId: number) => void
   readonly #now: () => number
+  readonly #writer: WinWriter
+  readonly #verifier: WinVerifier
 
   constructor(deps: SpendServiceDeps) {
     this.#db = deps.db
@@ -59,6 +72,8 @@ export class SpendService {
     this.#persistDelayMs = deps.persistDelayMs ?? 0
     this.#onSpent = deps.onSpent ?? (() => {})
     this.#now = deps.now ?? Date.now
+    this.#writer = { db: deps.db, writer: 'spend', metrics: deps.metrics }
+    this.#verifier = gateVerifier(deps.gate)
   }
 
   /**
@@ -84,13 +99,13 @@ export class SpendService {
       )
     }
     const now = new Date(this.#now())
-    const spent = win
+    const marked = win
       ? await this.#spendQueued(win, orderId, now)
-      : { inserted: 0, marked: await markUsed(this.#db, couponId, userId, orderId, now) }
+      : await markUsed(this.#db, couponId, userId, orderId, now)
     const after = await findIssue(this.#db, couponId, userId)
     if (!after) throw notIssued(couponId, userId)
     if (after.orderId !== orderId) throw alreadyUsed(couponId, userId)
-    if (spent.marked) this.#onSpent(couponId, spent.inserted)
+    if (marked) this.#onSpent(couponId)
     return receipt(coupon, after)
   }
 
@@ -119,25 +134,27 @@ export class SpendService {
   }
 
   /** See the file's header: the QUEUED win becomes a row, used, in one transaction. */
-  async #spendQueued(win: Win, orderId: string, now: Date) {
-    const { couponId, userId } = win
-    const wait = win.issuedAt + this.#persistDelayMs - this.#now()
+  async #spendQueued(answered: Win, orderId: string, now: Date): Promise<boolean> {
+    const { couponId, userId } = answered
+    const wait = answered.issuedAt + this.#persistDelayMs - this.#now()
     if (wait > 0) await sleep(wait)
+    let win = answered
     for (let attempt = 0; ; attempt++) {
-      const spent = await this.#db.transaction().execute(async (trx) => {
-        await lockCoupons(trx, [couponId])
-        // Not `lookup`: loading a lost coupon takes this row lock too.
-        const held = await this.#gate.lookupLoaded(couponId, userId)
-        if (held === 'NOT_LOADED') return null
-        if (!held) throw notIssued(couponId, userId)
-        const inserted = await insertWins(trx, [held], now)
-        await addIssuedQuantity(trx, couponId, inserted)
-        return { inserted, marked: await markUsed(trx, couponId, userId, orderId, now) }
-      })
-      if (spent) return spent
+      try {
+        const spent = await persistVerifiedWins(this.#writer, couponId, [{ win }], this.#verifier, {
+          now,
+          also: async (trx, { unknown }) =>
+            unknown.length > 0 ? false : markUsed(trx, couponId, userId, orderId, now),
+        })
+        // The gate no longer holds the win it answered (lost, then rebuilt): nothing written.
+        if (spent.unknown.length > 0) throw notIssued(couponId, userId)
+        return spent.also
+      } catch (err) {
+        if (!(err instanceof GateNotLoaded)) throw err
+      }
       // The gate lost the coupon's state: have it loaded, outside the lock, once.
       if (attempt > 0) throw new UnavailableError('redis', new Error('coupon state not loaded'))
-      await this.#gate.lookup(couponId, userId)
+      win = (await this.#gate.lookup(couponId, userId)) ?? win
     }
   }
 

@@ -1,5 +1,5 @@
 /**
- * The real `firstcome` command in child processes (`node --import tsx src/main.ts`),
+ * The real `firstcome` command in child processes (`node …FROM_SOURCES src/main.ts`),
  * for tests that kill -9, signal or restart a server or a worker, or run several
  * at once. Only what the service needs is in its environment: nothing from the
  * test's (REDIS_URL, …) leaks in. A server listens on a port of its own choosing
@@ -14,6 +14,12 @@ import { SERVICE_TOKEN } from './app.js'
 import { createDatabaseUrl, dropDatabaseUrl } from './databases.js'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
+/**
+ * Node options that run the sources: the TypeScript loader, and the package.json
+ * "exports" condition under which the workspace packages resolve to their sources
+ * (`firstcome bench` loads @firstcome/bench, which loads `firstcome/bench-api`).
+ */
+export const FROM_SOURCES = ['--conditions=firstcome-source', '--import', 'tsx']
 const MAX_OUTPUT = 1_000_000
 const SERVER_START_TIMEOUT_MS = 30_000
 
@@ -60,7 +66,7 @@ export function spawnFirstcome(
   env: Record<string, string>,
   options: SpawnOptions = {},
 ): ServiceProcess {
-  const node = [process.execPath, '--import', 'tsx', 'src/main.ts', ...args]
+  const node = [process.execPath, ...FROM_SOURCES, 'src/main.ts', ...args]
   const [command, ...argv] =
     options.descriptorLimit === undefined
       ? node

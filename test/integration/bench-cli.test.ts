@@ -14,6 +14,7 @@ import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
 import type { BenchReport } from '../../packages/bench/src/report.js'
 import { dropDatabaseUrl, skipUnlessDialect } from '../helpers/databases.js'
+import { FROM_SOURCES } from '../helpers/processes.js'
 import { SERVICES } from '../helpers/services.js'
 
 const root = new URL('../..', import.meta.url).pathname
@@ -45,7 +46,7 @@ function bench(
   env: NodeJS.ProcessEnv = {},
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', 'bench', ...args], {
+    const child = spawn(process.execPath, [...FROM_SOURCES, 'src/main.ts', 'bench', ...args], {
       cwd: root,
       env: { ...embeddedEnv(), ...env },
       stdio: ['ignore', 'pipe', 'pipe'],

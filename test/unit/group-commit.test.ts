@@ -1,7 +1,7 @@
 /**
  * The embedded group commit, on a real SQLite file: one transaction per tick,
- * answers only after the commit, 503 and retry while the database is busy, and
- * a refused win that does not take the others down.
+ * answers only after the commit, 503 and retry while the database is busy, a
+ * refused win that does not take the others down, and metrics that count rows.
  */
 import assert from 'node:assert/strict'
 import { DatabaseSync } from 'node:sqlite'
@@ -9,8 +9,10 @@ import { after, before, describe, it } from 'node:test'
 import { sql } from 'kysely'
 import { insertCoupon } from '../../src/db/coupons-repo.js'
 import { sqlitePath } from '../../src/db/database.js'
+import { persistWins } from '../../src/db/issues-repo.js'
 import type { Win } from '../../src/domain/coupon.js'
 import { UnavailableError } from '../../src/domain/errors.js'
+import { Metrics } from '../../src/ops/metrics.js'
 import { GroupCommitRecorder } from '../../src/queue/group-commit-recorder.js'
 import { createTestDatabase, type TestDatabase } from '../helpers/databases.js'
 import { countIssues } from '../helpers/issue-counts.js'
@@ -97,5 +99,22 @@ describe('GroupCommitRecorder', () => {
     )
     await recorder.drain()
     assert.equal(await countIssues(t.database.db, couponId), before + 2)
+  })
+  it('counts the rows it added, not a win that is a row already', async () => {
+    const metrics = new Metrics()
+    const counting = new GroupCommitRecorder(t.database, { metrics })
+    const first = win('counted-1', 30_001)
+    // a spend persisted this QUEUED win first
+    await persistWins(t.database.db, [first], new Date())
+    await Promise.all([counting.record(first), counting.record(win('counted-2', 30_002))])
+    await counting.drain()
+    const persisted = (await metrics.persisted.get()).values
+    assert.deepEqual(
+      persisted.map((v) => [v.labels.coupon, v.value]),
+      [[String(couponId), 1]],
+    )
+    const batch = (await metrics.persistBatch.get()).values
+    const sum = batch.find((v) => v.metricName === 'firstcome_persist_batch_size_sum')
+    assert.equal(sum?.value, 2, 'the batch is the wins it was given')
   })
 })

@@ -11,13 +11,17 @@ const ext = extname(fileURLToPath(import.meta.url))
 export interface NodeEntry {
   /** the module's file path */
   path: string
-  /** node options the module needs (the TypeScript loader when run from sources) */
+  /**
+   * node options the module needs: from the sources, the TypeScript loader and the
+   * "exports" condition that resolves `firstcome/bench-api` to firstcome's sources
+   */
   execArgv: string[]
 }
 
 /** `relative` is resolved from the bench's src/ (or dist/), without an extension. */
 export function nodeEntry(relative: string): NodeEntry {
   const path = fileURLToPath(new URL(`${relative}${ext}`, import.meta.url))
-  const execArgv = ext === '.ts' ? ['--import', import.meta.resolve('tsx')] : []
+  const execArgv =
+    ext === '.ts' ? ['--conditions=firstcome-source', '--import', import.meta.resolve('tsx')] : []
   return { path, execArgv }
 }

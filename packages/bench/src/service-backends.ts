@@ -1,13 +1,8 @@
 /**
  * The service's container, database, Redis connections and gate script
- * (firstcome's src/bench-api-backends.ts).
+ * (`firstcome/bench-api/backends`).
  */
-import type * as Backends from '../../../src/bench-api-backends.js'
-import { surfaceUrl } from './service.js'
-
-const backends: typeof Backends = await import(surfaceUrl('bench-api-backends'))
-
-export const {
+export {
   connectRedis,
   createContainer,
   createDatabaseIfMissing,
@@ -17,4 +12,4 @@ export const {
   issueScript,
   openDatabase,
   stampScript,
-} = backends
+} from 'firstcome/bench-api/backends'

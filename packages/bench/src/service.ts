@@ -1,27 +1,17 @@
 /**
- * The service, as the bench sees it: firstcome's src/bench-api.ts (with
- * service-messages.ts and service-backends.ts here, its two siblings), the only
- * modules of the service the bench imports. The bench lives in the firstcome
- * repository (packages/bench), so the surface is found next to it: the sources
- * when the bench runs from its sources (under tsx), the build (dist/) when it
- * runs built.
+ * The service, as the bench sees it: the `firstcome` package's declared surface
+ * (its package.json "exports": `firstcome/bench-api`, with service-messages.ts
+ * and service-backends.ts here for its two siblings), the only modules of the
+ * service the bench imports. Run from the sources (node --conditions=
+ * firstcome-source --import tsx), the surface resolves to firstcome's src/; else
+ * to its build (dist/).
  */
-import { extname } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import type * as Surface from '../../../src/bench-api.js'
-
-const fromSources = extname(fileURLToPath(import.meta.url)) === '.ts'
-
-/** The URL of one module of the service's surface, by name (`bench-api`, …). */
-export function surfaceUrl(name: string): string {
-  const path = fromSources ? `../../../src/${name}.ts` : `../../../dist/${name}.js`
-  return new URL(path, import.meta.url).href
-}
-
-const surface: typeof Surface = await import(surfaceUrl('bench-api'))
-
-export type { Config, Container, CouponStats, Dialect } from '../../../src/bench-api.js'
-export type ConfigError = Surface.ConfigError
-export type RedisKeys = Surface.RedisKeys
-export const { ConfigError, describeMode, dialectOf, firstcomeEntry, loadConfig, RedisKeys } =
-  surface
+export type { Config, Container, CouponStats, Dialect } from 'firstcome/bench-api'
+export {
+  ConfigError,
+  describeMode,
+  dialectOf,
+  firstcomeEntry,
+  loadConfig,
+  RedisKeys,
+} from 'firstcome/bench-api'

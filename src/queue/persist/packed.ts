@@ -1,17 +1,15 @@
 /**
  * The `packed` strategy (PostgreSQL; see strategy.ts). New entries are read as
  * columns by read-wins.lua and go to the database and back to Redis unsplit: per
- * win, the worker does no JS work. One transaction, as on the row path:
- *   lock the coupon row → ask the gate whether every win is its own (verify.lua,
- *   while the INSERT runs) → insert as new wins → advance issued_quantity; then
- *   acknowledge (ack.lua).
+ * win, the worker does no JS work. One transaction, as on the row path
+ * (persistVerifiedWins, packed: the gate asks verify.lua whether every win is its
+ * own while the INSERT runs); then acknowledge (ack.lua).
  * Any other answer (a win the gate does not know) rolls back and the batch takes
  * the row path (rows.ts), which judges each win; so do the entries read-wins.lua
  * could not pack. So does a batch of which the insert skipped a win: a win
  * already a row (a spend persisted it) and a rank the database holds for another
  * user (migration 003) look alike here, and the row path tells them apart.
  */
-import { performance } from 'node:perf_hooks'
 import {
   msOf,
   type PackedWins,
@@ -19,38 +17,17 @@ import {
   type StreamWin,
   unpackWins,
 } from '../../coupon-state/entries.js'
-import { type CouponKeys, PERSIST_GROUP } from '../../coupon-state/keys.js'
+import { PERSIST_GROUP } from '../../coupon-state/keys.js'
 import { scripts } from '../../coupon-state/scripts.js'
-import { countStrangers } from '../../coupon-state/verify.js'
-import { addIssuedQuantity, lockCoupons } from '../../db/coupons-repo.js'
+import { redisVerifier } from '../../coupon-state/verify.js'
 import type { Db } from '../../db/database.js'
 import { isUniqueViolation } from '../../db/errors.js'
-import { insertNewWins } from '../../db/issues-repo.js'
 import type { Metrics } from '../../ops/metrics.js'
 import type { RedisClient } from '../../redis/connection.js'
 import type { CouponStream } from '../coupon-stream.js'
-import { GateNotLoaded, type RowPersister } from './rows.js'
+import type { RowPersister } from './rows.js'
 import { type NewWins, type PersistStrategy, type ReadSizes, readTransaction } from './strategy.js'
-
-/** Some packed wins are not the gate's: the batch is judged win by win instead. */
-class NotAllKnown extends Error {
-  override readonly name = 'NotAllKnown'
-  readonly code = 'NOT_ALL_KNOWN'
-
-  constructor(n: number) {
-    super(`${n} wins of the batch are not in the gate`)
-  }
-}
-
-/** The insert skipped some wins (see the file's header): the row path sorts them out. */
-class SomeSkipped extends Error {
-  override readonly name = 'SomeSkipped'
-  readonly code = 'SOME_SKIPPED'
-
-  constructor(n: number) {
-    super(`${n} wins of the batch were not inserted`)
-  }
-}
+import { NotAllKnown, persistVerifiedWins, SomeSkipped, type WinWriter } from './verified-wins.js'
 
 /**
  * One read as read-wins.lua delivers it: the packed wins (kept apart per read:
@@ -76,10 +53,12 @@ export interface PackedStrategyOptions extends ReadSizes {
 export class PackedStrategy implements PersistStrategy {
   readonly #rows: RowPersister
   readonly #o: PackedStrategyOptions
+  readonly #writer: WinWriter
 
   constructor(rows: RowPersister, options: PackedStrategyOptions) {
     this.#rows = rows
     this.#o = options
+    this.#writer = { db: options.db, writer: 'stream', metrics: options.metrics }
   }
 
   async readNew(stream: CouponStream): Promise<NewWins> {
@@ -114,28 +93,20 @@ export class PackedStrategy implements PersistStrategy {
     // ids ascend: the last is the youngest
     await this.#rows.waitPersistDelay(msOf(last.ids.slice(last.ids.lastIndexOf(',') + 1)))
     const count = parts.reduce((n, p) => n + p.count, 0)
-    const wins = {
+    const columns = {
       couponId,
       users: joined(parts, 'users'),
       ranks: joined(parts, 'ranks'),
       issuedAts: joined(parts, 'issuedAts'),
       requestIds: joined(parts, 'requestIds'),
     }
-    let inserted: number
-    const started = performance.now()
     try {
-      inserted = await this.#o.db.transaction().execute(async (trx) => {
-        await lockCoupons(trx, [couponId])
-        const [insert, verify] = await Promise.allSettled([
-          insertNewWins(trx, wins, new Date()),
-          this.#verify(stream.keys, parts),
-        ])
-        if (verify.status === 'rejected') throw verify.reason
-        if (insert.status === 'rejected') throw insert.reason
-        if (insert.value < count) throw new SomeSkipped(count - insert.value)
-        await addIssuedQuantity(trx, couponId, insert.value)
-        return insert.value
-      })
+      await persistVerifiedWins(
+        this.#writer,
+        couponId,
+        { columns, parts, count },
+        redisVerifier(this.#o.client, stream.keys),
+      )
     } catch (err) {
       const entries: StreamWin[] = parts.flatMap((p) => unpackWins(couponId, p))
       // Not all the gate's, some skipped, or another unique key refused a row: the
@@ -143,21 +114,9 @@ export class PackedStrategy implements PersistStrategy {
       // already there from a refused rank) sorts them out.
       if (err instanceof NotAllKnown || err instanceof SomeSkipped || isUniqueViolation(err))
         await this.#rows.persist(stream, entries)
-      else {
-        this.#o.metrics?.persistTimed('stream', started, entries.length, false)
-        await this.#rows.failed(stream, entries, err)
-      }
+      else await this.#rows.failed(stream, entries, err)
       return
     }
-    this.#o.metrics?.persistTimed('stream', started, inserted, true)
     await Promise.all(parts.map((p) => stream.ackIds(p.ids)))
-    this.#o.metrics?.persisted.inc({ coupon: String(couponId) }, inserted)
-  }
-
-  /** Throws unless the gate is loaded and every packed win is the gate's. */
-  async #verify(k: CouponKeys, parts: PackedWins[]) {
-    const strangers = await countStrangers(this.#o.client, k, parts)
-    if (strangers === 'NOT_LOADED') throw new GateNotLoaded()
-    if (strangers > 0) throw new NotAllKnown(strangers)
   }
 }

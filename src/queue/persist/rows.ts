@@ -1,9 +1,8 @@
 /**
  * The row path: how the stream worker writes a batch of one coupon's wins to
- * coupon_issues, in ONE transaction, on every dialect:
- *   lock the coupon row → sort the wins by the gate (a win that is not the gate's
- *   is never inserted) → insert idempotently → advance issued_quantity; then
- *   acknowledge the entries and drop them from the stream (ack.lua).
+ * coupon_issues, in ONE transaction, on every dialect (persistVerifiedWins, wins
+ * as objects: a win that is not the gate's is never inserted); then it
+ * acknowledges the entries and drops them from the stream (ack.lua).
  * Every entry but the packed path's first deliveries comes through here: held
  * batches, pending and reclaimed entries, and the packed path's fallback.
  * - Any failure that is not the database refusing a row (see isRowError: down,
@@ -23,30 +22,21 @@
  *   counted (firstcome_wins_lost_total) and logged with its user, and the gate is
  *   marked behind the database so it catches up before it answers again.
  */
-import { performance } from 'node:perf_hooks'
 import { msOf, type StreamWin } from '../../coupon-state/entries.js'
-import type { CouponKeys } from '../../coupon-state/keys.js'
-import { sortByGate } from '../../coupon-state/verify.js'
-import { addIssuedQuantity, lockCoupons } from '../../db/coupons-repo.js'
+import { redisVerifier } from '../../coupon-state/verify.js'
 import type { Db } from '../../db/database.js'
 import { isRankRefusal, isRowError } from '../../db/errors.js'
-import { findIssue, insertWins, refusedWins } from '../../db/issues-repo.js'
+import { findIssue } from '../../db/issues-repo.js'
 import type { Metrics } from '../../ops/metrics.js'
 import type { RedisClient } from '../../redis/connection.js'
 import type { CouponStream } from '../coupon-stream.js'
 import { Held } from './held.js'
-
-/** The coupon has no gate state in Redis (lost and not yet rebuilt). */
-export class GateNotLoaded extends Error {
-  override readonly name = 'GateNotLoaded'
-  readonly code = 'GATE_NOT_LOADED'
-
-  constructor() {
-    super('the coupon has no gate state in Redis yet')
-  }
-}
-
-/** an entry id's time part (epoch ms) */
+import {
+  GateNotLoaded,
+  type Persisted,
+  persistVerifiedWins,
+  type WinWriter,
+} from './verified-wins.js'
 
 export interface RowPersisterOptions {
   client: RedisClient
@@ -70,55 +60,35 @@ export type LostCause = 'rank_taken' | 'beyond_quantity'
 export class RowPersister {
   readonly #o: RowPersisterOptions
   readonly held = new Held()
+  readonly #writer: WinWriter
 
   constructor(options: RowPersisterOptions) {
     this.#o = options
+    this.#writer = { db: options.db, writer: 'stream', metrics: options.metrics }
   }
 
   async persist(stream: CouponStream, entries: StreamWin[]): Promise<void> {
     if (entries.length === 0) return
     const { couponId } = stream
     await this.waitPersistDelay(entries.reduce((max, e) => Math.max(max, msOf(e.id)), 0))
-    let verified: {
-      known: StreamWin[]
-      unknown: StreamWin[]
-      refused: StreamWin[]
-      inserted: number
-    }
-    const started = performance.now()
+    let persisted: Persisted<StreamWin>
     try {
-      verified = await this.#o.db.transaction().execute(async (trx) => {
-        await lockCoupons(trx, [couponId])
-        const { known, unknown } = await this.#verify(stream.keys, entries)
-        const inserted = await insertWins(
-          trx,
-          known.map((e) => e.win),
-          new Date(),
-        )
-        // Fewer rows than wins: a pair already there, or a rank another user holds.
-        const refused =
-          inserted < known.length
-            ? await refusedWins(
-                trx,
-                couponId,
-                known.map((e) => ({ userId: e.win.userId, entry: e })),
-              )
-            : []
-        await addIssuedQuantity(trx, couponId, inserted)
-        return { known, unknown, refused: refused.map((r) => r.entry), inserted }
-      })
+      persisted = await persistVerifiedWins(
+        this.#writer,
+        couponId,
+        entries,
+        redisVerifier(this.#o.client, stream.keys),
+      )
     } catch (err) {
-      this.#o.metrics?.persistTimed('stream', started, entries.length, false)
       await this.failed(stream, entries, err)
       return
     }
-    this.#o.metrics?.persistTimed('stream', started, entries.length, true)
-    const refused = new Set(verified.refused)
-    await stream.ack(verified.known.filter((e) => !refused.has(e)))
+    const { unknown, refused } = persisted
+    const settled = new Set([...unknown, ...refused])
+    await stream.ack(settled.size ? entries.filter((e) => !settled.has(e)) : entries)
     this.held.done(entries.map((e) => e.id))
-    this.#o.metrics?.persisted.inc({ coupon: String(couponId) }, verified.inserted)
-    if (refused.size > 0) await this.#lose(stream, verified.refused, 'rank_taken')
-    for (const [i, entry] of verified.unknown.entries()) {
+    if (refused.length > 0) await this.#lose(stream, refused, 'rank_taken')
+    for (const [i, entry] of unknown.entries()) {
       try {
         await this.#deadLetter(
           stream,
@@ -126,7 +96,7 @@ export class RowPersister {
           'not in the gate: its Redis state was lost before the win was persisted',
         )
       } catch (err) {
-        this.held.add(couponId, verified.unknown.slice(i))
+        this.held.add(couponId, unknown.slice(i))
         throw err
       }
     }
@@ -146,18 +116,6 @@ export class RowPersister {
         throw err
       }
     }
-  }
-
-  /**
-   * Splits the wins the gate knows (same user, same rank) from the others. With
-   * no gate state at all (lost, not yet rebuilt) nothing can be told apart:
-   * GateNotLoaded, and the batch waits for the rebuild, which will count the wins
-   * still in the stream.
-   */
-  async #verify(k: CouponKeys, entries: StreamWin[]) {
-    const sorted = await sortByGate(this.#o.client, k, entries)
-    if (sorted === 'NOT_LOADED') throw new GateNotLoaded()
-    return sorted
   }
 
   /** What a failed batch becomes: held, split, retried or dead-lettered. */
