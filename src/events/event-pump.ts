@@ -187,7 +187,10 @@ export class EventPump {
           headers,
           this.#o.webhooks.timeoutMs,
         )
+        // Read while the POST is in flight: a read failing meanwhile is thrown
+        // when awaited, not left a rejection nobody handles (the process ends).
         next = batches.next()
+        next.catch(() => {})
         const outcome = await posting
         if (!outcome.ok) {
           this.#o.metrics?.webhookDeliveries.inc({ ...label, outcome: 'failed' })
@@ -203,6 +206,7 @@ export class EventPump {
       await moves.written()
     } finally {
       next.catch(() => {}) // a batch read ahead and not sent
+      await moves.written().catch(() => {}) // a failed read: the moves made, written first
     }
   }
 
