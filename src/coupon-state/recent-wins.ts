@@ -39,6 +39,12 @@ interface Slice {
   wins: number
 }
 
+/**
+ * A slice's first chunk is small and each next one twice the last, up to
+ * CHUNK_BYTES: a slice is made per coupon every SLICE_MS that it has a win, and
+ * with many coupons most slices hold a few wins, not a chunk's worth.
+ */
+const FIRST_CHUNK_BYTES = 1024
 const CHUNK_BYTES = 64 * 1024
 /** a request id's length for none */
 const NO_REQUEST = 0xffff
@@ -122,7 +128,8 @@ function write(s: Slice, userId: string, rank: number, requestId: string | undef
   let chunk = s.chunks[s.chunks.length - 1]
   if (!chunk || s.used + most > chunk.length) {
     if (chunk) s.ends.push(s.used)
-    chunk = Buffer.allocUnsafeSlow(Math.max(CHUNK_BYTES, most))
+    const size = chunk ? Math.min(CHUNK_BYTES, 2 * chunk.length) : FIRST_CHUNK_BYTES
+    chunk = Buffer.allocUnsafeSlow(Math.max(size, most))
     s.chunks.push(chunk)
     s.used = 0
   }
