@@ -52,6 +52,8 @@ const NO_REQUEST = 0xffff
 export class RecentWins {
   readonly #byCoupon = new Map<number, Slice[]>()
   #size = 0
+  /** when what aged out was last forgotten */
+  #trimmedAt = Number.NEGATIVE_INFINITY
 
   /** A win answered at `at` (epoch ms). */
   add(couponId: number, userId: string, rank: number, requestId: string | undefined, at: number) {
@@ -62,8 +64,12 @@ export class RecentWins {
     }
     let last = slices[slices.length - 1]
     if (!last || at - last.from >= SLICE_MS) {
-      // a new slice is the moment to forget what aged out, everywhere
-      this.#trim(at)
+      // a new slice is the moment to forget what aged out, everywhere: once a
+      // slice's time at most, not per coupon (each trim visits every coupon)
+      if (at - this.#trimmedAt >= SLICE_MS) {
+        this.#trimmedAt = at
+        this.#trim(at)
+      }
       last = { from: at, to: at, chunks: [], ends: [], used: 0, wins: 0 }
       slices.push(last)
       this.#byCoupon.set(couponId, slices)
