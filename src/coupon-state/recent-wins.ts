@@ -39,6 +39,12 @@ interface Slice {
   wins: number
 }
 
+/**
+ * A slice's first chunk is small and each next one twice the last, up to
+ * CHUNK_BYTES: a slice is made per coupon every SLICE_MS that it has a win, and
+ * with many coupons most slices hold a few wins, not a chunk's worth.
+ */
+const FIRST_CHUNK_BYTES = 1024
 const CHUNK_BYTES = 64 * 1024
 /** a request id's length for none */
 const NO_REQUEST = 0xffff
@@ -46,6 +52,8 @@ const NO_REQUEST = 0xffff
 export class RecentWins {
   readonly #byCoupon = new Map<number, Slice[]>()
   #size = 0
+  /** when what aged out was last forgotten */
+  #trimmedAt = Number.NEGATIVE_INFINITY
 
   /** A win answered at `at` (epoch ms). */
   add(couponId: number, userId: string, rank: number, requestId: string | undefined, at: number) {
@@ -56,8 +64,12 @@ export class RecentWins {
     }
     let last = slices[slices.length - 1]
     if (!last || at - last.from >= SLICE_MS) {
-      // a new slice is the moment to forget what aged out, everywhere
-      this.#trim(at)
+      // a new slice is the moment to forget what aged out, everywhere: once a
+      // slice's time at most, not per coupon (each trim visits every coupon)
+      if (at - this.#trimmedAt >= SLICE_MS) {
+        this.#trimmedAt = at
+        this.#trim(at)
+      }
       last = { from: at, to: at, chunks: [], ends: [], used: 0, wins: 0 }
       slices.push(last)
       this.#byCoupon.set(couponId, slices)
@@ -122,7 +134,8 @@ function write(s: Slice, userId: string, rank: number, requestId: string | undef
   let chunk = s.chunks[s.chunks.length - 1]
   if (!chunk || s.used + most > chunk.length) {
     if (chunk) s.ends.push(s.used)
-    chunk = Buffer.allocUnsafeSlow(Math.max(CHUNK_BYTES, most))
+    const size = chunk ? Math.min(CHUNK_BYTES, 2 * chunk.length) : FIRST_CHUNK_BYTES
+    chunk = Buffer.allocUnsafeSlow(Math.max(size, most))
     s.chunks.push(chunk)
     s.used = 0
   }

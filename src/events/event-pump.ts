@@ -70,6 +70,10 @@ export class EventPump {
   #leaseCheckedAt = 0
   #warnedAt = 0
   #poster = new WebhookPoster()
+  /** lists of the endpoints asked for so far */
+  #lists = 0
+  /** each endpoint's last run ended while this many lists had been asked for */
+  readonly #endedAt = new Map<number, number>()
 
   constructor(options: EventPumpOptions) {
     this.#o = options
@@ -143,12 +147,19 @@ export class EventPump {
   }
 
   async #dispatch(now: number) {
+    const list = ++this.#lists
     const hooks = await listWebhooks(this.#o.db)
     for (const w of hooks) {
       if (w.state !== 'active' || w.nextAttemptAt > now || this.#inFlight.has(w.id)) continue
+      // A run that ended while this list was read may have moved the cursor, or
+      // recorded a failure, after the list's read: the next list has it right.
+      if ((this.#endedAt.get(w.id) ?? 0) >= list) continue
       const run = this.#deliver(w)
         .catch((err) => this.#o.logger?.warn({ err, webhook: w.id }, 'webhook delivery failed'))
-        .finally(() => this.#inFlight.delete(w.id))
+        .finally(() => {
+          this.#inFlight.delete(w.id)
+          this.#endedAt.set(w.id, this.#lists)
+        })
       this.#inFlight.set(w.id, run)
     }
   }
@@ -187,7 +198,10 @@ export class EventPump {
           headers,
           this.#o.webhooks.timeoutMs,
         )
+        // Read while the POST is in flight: a read failing meanwhile is thrown
+        // when awaited, not left a rejection nobody handles (the process ends).
         next = batches.next()
+        next.catch(() => {})
         const outcome = await posting
         if (!outcome.ok) {
           this.#o.metrics?.webhookDeliveries.inc({ ...label, outcome: 'failed' })
@@ -203,6 +217,7 @@ export class EventPump {
       await moves.written()
     } finally {
       next.catch(() => {}) // a batch read ahead and not sent
+      await moves.written().catch(() => {}) // a failed read: the moves made, written first
     }
   }
 

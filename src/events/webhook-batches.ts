@@ -95,10 +95,9 @@ export class CursorMoves {
   move(to: number, outcome: Outcome | null): void {
     // A skip after a delivery keeps the delivery's outcome.
     this.#next = { to, outcome: outcome ?? this.#next?.outcome ?? null }
-    // Cleared in a reaction, so never before it is set.
-    this.#writing ??= this.#write().finally(() => {
-      this.#writing = null
-    })
+    // A write always waits for the database before it ends (#next is set), so
+    // #write clears #writing only after it is set here.
+    if (this.#writing === null && this.#ok) this.#writing = this.#write()
   }
 
   /** Resolves once every move is written: true if all took; rejects if one failed. */
@@ -120,5 +119,8 @@ export class CursorMoves {
       this.#ok = false
       this.#error = err
     }
+    // In the turn that found nothing more to write: a move made after it starts
+    // a write of its own (cleared in a later reaction, one would be left unwritten).
+    this.#writing = null
   }
 }

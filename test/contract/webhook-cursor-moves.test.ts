@@ -4,7 +4,9 @@
  * - moves made while one is being written collapse into one write, and the
  *   cursor ends where the last move said, with its outcome;
  * - a cursor moved by someone else (another dispatcher, a delete) makes the
- *   moves stale: nothing more is written, and `written()` says false.
+ *   moves stale: nothing more is written, and `written()` says false;
+ * - a move made just as the write before it ends is written too, whatever the
+ *   turn it lands in.
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
@@ -75,6 +77,34 @@ for (const dialect of DIALECTS) {
       assert.equal(await moves.written(), true)
       assert.equal((await findWebhook(db, w.id))?.deliveredSeq, 600)
       assert.equal(updates.count, 3)
+    })
+
+    it('a move made as the write before it ends is written too', async () => {
+      // The move lands `hops` microtasks after the first write's result: one of
+      // them is the turn between that write's end and its bookkeeping.
+      for (let hops = 0; hops < 40; hops++) {
+        const w = await endpoint()
+        let moves: CursorMoves | null = null
+        let moved: Promise<void> | null = null
+        const late: KyselyPlugin = {
+          transformQuery: (args) => args.node,
+          async transformResult(args) {
+            if (moved === null) {
+              let p = Promise.resolve()
+              for (let i = 0; i < hops; i++) p = p.then(() => {})
+              moved = p.then(() => moves?.move(200, { status: 200, at: 2 }))
+            }
+            return args.result
+          },
+        }
+        moves = new CursorMoves(db.withPlugin(late), w.id, w.deliveredSeq)
+        moves.move(100, { status: 200, at: 1 })
+        assert.equal(await moves.written(), true)
+        await moved
+        assert.equal(await moves.written(), true)
+        assert.equal(moves.cursor, 200, `after ${hops} hops`)
+        assert.equal((await findWebhook(db, w.id))?.deliveredSeq, 200, `after ${hops} hops`)
+      }
     })
 
     it('a cursor moved elsewhere: stale, and nothing more is written', async () => {

@@ -78,6 +78,17 @@ describe('recent wins', () => {
     assert.deepEqual(r.take(4), added)
   })
 
+  it('holds little memory off the heap for coupons with few wins', () => {
+    const r = new RecentWins()
+    const before = process.memoryUsage().arrayBuffers
+    // 2000 coupons with a win each, then one more each in a later slice
+    for (let c = 0; c < 2000; c++) r.add(c, `user-${c}`, 1, undefined, 1000)
+    for (let c = 0; c < 2000; c++) r.add(c, `late-${c}`, 2, 'req', 1300)
+    const held = process.memoryUsage().arrayBuffers - before
+    assert.ok(held < 4 * 1024 * 1024, `${held} bytes held for 4000 wins`)
+    assert.equal(r.take(1999).length, 2)
+  })
+
   it('takes back wins whose audit failed', () => {
     const r = new RecentWins()
     r.add(3, 'a', 1, 'req', 1000)

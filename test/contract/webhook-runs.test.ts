@@ -1,0 +1,194 @@
+/**
+ * An endpoint's runs in the dispatcher (event-pump.ts), on every dialect:
+ * - the next events are read while a POST is in flight; a read that fails
+ *   meanwhile (the database away) ends the run with the failure, to be retried
+ *   from its cursor: never a rejection nobody handles (which ends the process),
+ *   and what was delivered stays delivered;
+ * - a run that ends while the endpoints are being listed is not followed by one
+ *   started from that list, whose cursor may be from before the run's last
+ *   move: each event is sent once.
+ */
+import assert from 'node:assert/strict'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { after, before, describe, it } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { type KyselyPlugin, SelectQueryNode } from 'kysely'
+import type { Db } from '../../src/db/database.js'
+import { EventPump } from '../../src/events/event-pump.js'
+import { sequence } from '../../src/events/feed.js'
+import { MemoryFeedSignal } from '../../src/events/feed-signal.js'
+import { findWebhook, insertWebhook } from '../../src/events/webhooks-repo.js'
+import {
+  createTestDatabase,
+  DIALECTS,
+  skipUnlessDialect,
+  type TestDatabase,
+} from '../helpers/databases.js'
+import { waitFor } from '../helpers/wait.js'
+
+/** The list of endpoints (webhooks, no where) is answered `ms` late. */
+function slowList(ms: number): KyselyPlugin {
+  const lists = new WeakSet<object>()
+  return {
+    transformQuery(args) {
+      const node = args.node
+      if (
+        SelectQueryNode.is(node) &&
+        !node.where &&
+        JSON.stringify(node.from).includes('"webhooks"')
+      )
+        lists.add(args.queryId)
+      return node
+    },
+    async transformResult(args) {
+      if (lists.has(args.queryId)) await sleep(ms)
+      return args.result
+    },
+  }
+}
+
+/** One read of the feed fails: the `nth` (from 1) that selects events as the feed shows them. */
+function failingFeedRead(nth: number): KyselyPlugin & { reads: number } {
+  return {
+    reads: 0,
+    transformQuery(args) {
+      if (args.node.kind === 'SelectQueryNode' && JSON.stringify(args.node).includes('"created"')) {
+        if (++this.reads === nth) throw new Error('the database went away')
+      }
+      return args.node
+    },
+    async transformResult(args) {
+      return args.result
+    },
+  }
+}
+
+for (const dialect of DIALECTS) {
+  describe(`webhook runs (${dialect})`, { skip: await skipUnlessDialect(dialect) }, () => {
+    let t: TestDatabase
+    let db: Db
+    before(async () => {
+      t = await createTestDatabase(dialect)
+      db = t.database.db
+    })
+    after(() => t.drop())
+
+    it('a read failing during a POST is handled, and delivery resumes', async () => {
+      let received = 0
+      const server = createServer((req, res) => {
+        const chunks: Buffer[] = []
+        req.on('data', (c: Buffer) => chunks.push(c))
+        req.on('end', () => {
+          received += (JSON.parse(Buffer.concat(chunks).toString()) as { events: unknown[] }).events
+            .length
+          // Slow enough that the next read settles while this POST is in flight.
+          setTimeout(() => res.writeHead(200).end('ok'), 30)
+        })
+      })
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+      const { port } = server.address() as AddressInfo
+      const unhandled: unknown[] = []
+      const onUnhandled = (reason: unknown) => unhandled.push(reason)
+      process.on('unhandledRejection', onUnhandled)
+      const w = await insertWebhook(db, {
+        url: `http://127.0.0.1:${port}/hook`,
+        types: ['coupon.issued'],
+        secret: 's',
+      })
+      // A full read-ahead (1000), so the next read is made while its batches are POSTed.
+      const occurred = new Date()
+      await db
+        .insertInto('events')
+        .values(
+          Array.from({ length: 1000 }, (_, i) => ({
+            type: 'coupon.issued',
+            coupon_id: 1,
+            user_id: `u${i}`,
+            rank: i + 1,
+            issued_at: occurred,
+            occurred_at: occurred,
+          })),
+        )
+        .execute()
+      assert.equal(await sequence(db), 1000)
+      const pump = new EventPump({
+        db: db.withPlugin(failingFeedRead(2)),
+        signal: new MemoryFeedSignal(),
+        webhooks: { timeoutMs: 2000, retryForMs: 60_000, retryBaseMs: 20, retryMaxMs: 50 },
+        leaseMs: 5000,
+        tickMs: 10,
+      }).start()
+      try {
+        await waitFor('1000 events delivered, the cursor past them', async () => {
+          const row = await findWebhook(db, w.id)
+          return received >= 1000 && row !== null && row.deliveredSeq > w.deliveredSeq + 999
+        })
+        // The failed read's run has ended; nothing left unhandled by it.
+        await new Promise((r) => setTimeout(r, 50))
+        assert.deepEqual(unhandled, [])
+      } finally {
+        await pump.stop()
+        process.off('unhandledRejection', onUnhandled)
+        await new Promise((r) => server.close(r))
+      }
+    })
+
+    it('a run ending while the endpoints are listed is not followed by a stale one', async () => {
+      const seen = new Map<number, number>()
+      const server = createServer((req, res) => {
+        const chunks: Buffer[] = []
+        req.on('data', (c: Buffer) => chunks.push(c))
+        req.on('end', () => {
+          const { events } = JSON.parse(Buffer.concat(chunks).toString()) as {
+            events: { id: number }[]
+          }
+          for (const e of events) seen.set(e.id, (seen.get(e.id) ?? 0) + 1)
+          // Answered while the next list of endpoints is on its way.
+          setTimeout(() => res.writeHead(200).end('ok'), 100)
+        })
+      })
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+      const { port } = server.address() as AddressInfo
+      const w = await insertWebhook(db, {
+        url: `http://127.0.0.1:${port}/hook`,
+        types: ['coupon.issued'],
+        secret: 's',
+      })
+      const occurred = new Date()
+      await db
+        .insertInto('events')
+        .values(
+          Array.from({ length: 5 }, (_, i) => ({
+            type: 'coupon.issued',
+            coupon_id: 2,
+            user_id: `v${i}`,
+            rank: i + 1,
+            issued_at: occurred,
+            occurred_at: occurred,
+          })),
+        )
+        .execute()
+      assert.equal(await sequence(db), 5)
+      const pump = new EventPump({
+        db: db.withPlugin(slowList(150)),
+        signal: new MemoryFeedSignal(),
+        webhooks: { timeoutMs: 2000, retryForMs: 60_000, retryBaseMs: 20, retryMaxMs: 50 },
+        leaseMs: 5000,
+        tickMs: 10,
+      }).start()
+      try {
+        await waitFor('the 5 events delivered', async () => {
+          const row = await findWebhook(db, w.id)
+          return seen.size === 5 && row !== null && row.deliveredSeq >= w.deliveredSeq + 5
+        })
+        // A few more lists and runs.
+        await sleep(600)
+        assert.deepEqual([...seen.values()], [1, 1, 1, 1, 1], 'each event sent once')
+      } finally {
+        await pump.stop()
+        await new Promise((r) => server.close(r))
+      }
+    })
+  })
+}
