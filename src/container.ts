@@ -84,9 +84,6 @@ import { KnownCoupons } from './service/known-coupons.js'
 import { SpendService } from './service/spend-service.js'
 import { WinnersExport } from './service/winners-export.js'
 
-/** How long a stop waits for the group commit to write what it holds. */
-const DRAIN_TIMEOUT_MS = 10_000
-
 export interface WorkerHandle {
   /** `firstcome worker`'s readiness: its own Redis connection and the database */
   readiness: Readiness
@@ -451,6 +448,7 @@ async function embeddedAdapters(
   const entries = new EntryRecorder(database.db)
   const recorder = new GroupCommitRecorder(database, {
     onError: (err, wins) => logger.error({ err, wins }, 'group commit failed; retrying'),
+    onUnwritten: (wins) => logger.error({ wins }, 'stopping with unwritten (unanswered) wins'),
     metrics,
   })
   const events = new MemoryCouponEvents()
@@ -496,11 +494,7 @@ async function embeddedAdapters(
     checks: {},
     limits: memoryIssueLimits(limitsConfig(config)),
     async close() {
-      // Wins still waiting for an unreachable database were answered 503, never
-      // 201; give them a bounded chance, then stop.
-      if (!(await recorder.drainWithin(DRAIN_TIMEOUT_MS))) {
-        logger.error({ wins: recorder.backlog }, 'stopping with unwritten (unanswered) wins')
-      }
+      await recorder.close()
       await events.close()
       await feedSignal.close()
       await gate.close()
