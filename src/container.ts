@@ -74,6 +74,7 @@ import { persistKindFor } from './queue/persist/strategy.js'
 import { RedisStreamWorker } from './queue/redis-stream-worker.js'
 import type { WinRecorder } from './queue/win-recorder.js'
 import { connectRedis, createRedis, type RedisClient } from './redis/connection.js'
+import { logPersistence } from './redis/persistence.js'
 import { CodePool } from './service/code-pool.js'
 import { CouponBox } from './service/coupon-box.js'
 import { CouponCache } from './service/coupon-cache.js'
@@ -508,40 +509,6 @@ async function connectAll(clients: RedisClient[]) {
   } catch (err) {
     for (const c of clients) c.disconnect()
     throw new Error('cannot connect to Redis', { cause: err })
-  }
-}
-
-/**
- * Says at start what Redis's persistence lets a fault take (docs/operations.md,
- * "When Redis loses data"). CONFIG may be refused (a managed Redis): INFO then.
- */
-async function logPersistence(client: RedisClient, logger: Logger) {
-  try {
-    let appendonly: string | undefined
-    let appendfsync: string | undefined
-    try {
-      const [, aof] = (await client.call('CONFIG', 'GET', 'appendonly')) as string[]
-      const [, fsync] = (await client.call('CONFIG', 'GET', 'appendfsync')) as string[]
-      appendonly = aof
-      appendfsync = fsync
-    } catch {
-      const info = String(await client.call('INFO', 'persistence'))
-      appendonly = /^aof_enabled:1/m.test(info) ? 'yes' : 'no'
-    }
-    const lossWindow =
-      appendonly !== 'yes'
-        ? 'wins not yet persisted when Redis restarts'
-        : appendfsync === 'always'
-          ? 'none'
-          : appendfsync === 'everysec'
-            ? 'about the last second of wins not yet persisted, on a power loss of the Redis host'
-            : 'unknown (appendfsync not readable)'
-    logger.info(
-      { event: 'redis.persistence', appendonly, appendfsync, lossWindow },
-      'Redis persistence: what a Redis data loss can take',
-    )
-  } catch (err) {
-    logger.warn({ err }, 'could not read Redis persistence settings')
   }
 }
 
