@@ -1,10 +1,11 @@
 /**
- * The composition root: the only place that looks at Config to choose adapters.
+ * The composition root: the only place that looks at Config to choose adapters,
+ * and the one place that builds: the services, the HTTP API's parts (buildApp in
+ * app.ts only registers them) and the stream worker with its readiness.
  *   no REDIS_URL → embedded: in-process gate, group commit to the database
  *   REDIS_URL / REDIS_SENTINELS / REDIS_CLUSTER_NODES → Redis gate + stream, stream worker
  */
 import type { Logger } from 'pino'
-import type { AppDeps } from './app.js'
 import type { Config, RedisConfig } from './config.js'
 import { CouponState } from './coupon-state/coupon-state.js'
 import { RedisKeys } from './coupon-state/keys.js'
@@ -46,7 +47,12 @@ import { MemoryStockGate } from './gate/memory-stock-gate.js'
 import { RedisStockGate } from './gate/redis-stock-gate.js'
 import type { StockGate } from './gate/stock-gate.js'
 import { type UserVerifier, userVerifier } from './http/auth.js'
+import { webhookOverview } from './http/event-routes.js'
 import { ISSUE_ROUTE } from './http/issue-endpoint.js'
+import { IssueFastLane } from './http/issue-fast-lane.js'
+import { IssuePipeline } from './http/issue-pipeline.js'
+import { Overload } from './http/overload.js'
+import { BODY_LIMIT_BYTES, ShutdownFlag } from './http/server.js'
 import {
   type IssueLimits,
   type LimitsConfig,
@@ -58,6 +64,7 @@ import { CouponFigures } from './ops/coupon-figures.js'
 import { CouponWatch, claimedOnce, redisClaims } from './ops/coupon-watch.js'
 import { Heartbeats } from './ops/heartbeats.js'
 import { Metrics } from './ops/metrics.js'
+import { Overview } from './ops/overview.js'
 import { processFiguresOf } from './ops/process-figures.js'
 import { Readiness, type ReadinessChecks } from './ops/readiness.js'
 import { RedisFleetStore } from './ops/redis-fleet-store.js'
@@ -67,6 +74,7 @@ import { persistKindFor } from './queue/persist/strategy.js'
 import { RedisStreamWorker } from './queue/redis-stream-worker.js'
 import type { WinRecorder } from './queue/win-recorder.js'
 import { connectRedis, createRedis, type RedisClient } from './redis/connection.js'
+import { logPersistence } from './redis/persistence.js'
 import { CodePool } from './service/code-pool.js'
 import { CouponBox } from './service/coupon-box.js'
 import { CouponCache } from './service/coupon-cache.js'
@@ -77,13 +85,26 @@ import { KnownCoupons } from './service/known-coupons.js'
 import { SpendService } from './service/spend-service.js'
 import { WinnersExport } from './service/winners-export.js'
 
-/** How long a stop waits for the group commit to write what it holds. */
-const DRAIN_TIMEOUT_MS = 10_000
-
 export interface WorkerHandle {
-  /** resolves when the worker's own Redis connection answers */
-  ping(): Promise<void>
+  /** `firstcome worker`'s readiness: its own Redis connection and the database */
+  readiness: Readiness
   stop(): Promise<void>
+}
+
+/**
+ * The HTTP API's parts, for the one app buildApp (app.ts) makes of a container:
+ * it registers them, and sets `shutdown` once its close() has begun.
+ */
+export interface ApiParts {
+  shutdown: ShutdownFlag
+  /** admission and overdue requests (QUEUE_TIMEOUT_MS) */
+  overload: Overload
+  /** every issue request's steps, whichever transport carries it */
+  pipeline: IssuePipeline
+  /** the issue routes' common case, skipping Fastify's lifecycle */
+  lane: IssueFastLane
+  /** the dashboard's snapshot */
+  overview: Overview
 }
 
 export interface Container {
@@ -136,6 +157,8 @@ export interface Container {
   drawRecords: DrawRecords
   /** runs each coupon's opening draw at its drawAt (every process; a lease picks one) */
   draws: DrawRunner
+  /** the HTTP API's parts over the services above */
+  api: ApiParts
   /** Drains what is in hand and closes every connection, in dependency order. */
   close(): Promise<void>
 }
@@ -282,7 +305,7 @@ export async function createContainer(
     store: adapters.fleetStore ?? null,
     onError: (err) => logger.debug({ err }, 'could not publish the dashboard figures'),
   })
-  return {
+  const container: Omit<Container, 'api'> = {
     config,
     logger,
     database,
@@ -344,38 +367,38 @@ export async function createContainer(
       await closeDatabases()
     },
   }
+  return { ...container, api: apiParts(container) }
 }
 
-/** What buildApp needs from a container (the caller adds the logger). */
-export function appDepsOf(c: Container): AppDeps {
-  return {
-    coupons: c.coupons,
+/** The HTTP API's parts over a container's services. */
+function apiParts(c: Omit<Container, 'api'>): ApiParts {
+  const shutdown = new ShutdownFlag()
+  const overload = new Overload(c.config.http.queueTimeoutMs, (reason) =>
+    c.metrics.countShed(reason),
+  )
+  const pipeline = new IssuePipeline({
     issues: c.issues,
-    spends: c.spends,
-    box: c.box,
-    codes: c.codes,
-    winners: c.winners,
-    draws: c.drawRecords,
-    metrics: c.metrics,
-    readiness: c.readiness,
-    figures: c.figures,
-    workersAlive: c.workersAlive,
-    fleet: c.fleet,
-    mode: c.config.redis ? 'redis' : 'embedded',
-    now: c.gateNow,
-    adminToken: c.config.adminToken,
-    serviceToken: c.config.serviceToken,
     verifyUser: c.verifyUser,
     limits: c.limits,
-    http: c.config.http,
+    overload,
+    closing: shutdown.closing,
+  })
+  const lane = new IssueFastLane({
+    pipeline,
+    metrics: c.metrics,
+    bodyLimit: BODY_LIMIT_BYTES,
+    closing: shutdown.closing,
     trustProxy: c.config.trustProxy,
-    events: {
-      db: c.database.db,
-      signal: c.feedSignal,
-      statuses: c.webhookStatuses,
-      allowedHosts: c.config.events.allowedHosts,
-    },
-  }
+  })
+  const overview = new Overview({
+    figures: c.figures,
+    readiness: c.readiness,
+    processes: () => c.fleet.shares(),
+    workersAlive: c.workersAlive,
+    mode: c.config.redis ? 'redis' : 'embedded',
+    webhooks: webhookOverview(c.webhookStatuses),
+  })
+  return { shutdown, overload, pipeline, lane, overview }
 }
 
 /** The adapters one mode chooses; the services are composed alike over them. */
@@ -426,6 +449,7 @@ async function embeddedAdapters(
   const entries = new EntryRecorder(database.db)
   const recorder = new GroupCommitRecorder(database, {
     onError: (err, wins) => logger.error({ err, wins }, 'group commit failed; retrying'),
+    onUnwritten: (wins) => logger.error({ wins }, 'stopping with unwritten (unanswered) wins'),
     metrics,
   })
   const events = new MemoryCouponEvents()
@@ -471,11 +495,7 @@ async function embeddedAdapters(
     checks: {},
     limits: memoryIssueLimits(limitsConfig(config)),
     async close() {
-      // Wins still waiting for an unreachable database were answered 503, never
-      // 201; give them a bounded chance, then stop.
-      if (!(await recorder.drainWithin(DRAIN_TIMEOUT_MS))) {
-        logger.error({ wins: recorder.backlog }, 'stopping with unwritten (unanswered) wins')
-      }
+      await recorder.close()
       await events.close()
       await feedSignal.close()
       await gate.close()
@@ -489,40 +509,6 @@ async function connectAll(clients: RedisClient[]) {
   } catch (err) {
     for (const c of clients) c.disconnect()
     throw new Error('cannot connect to Redis', { cause: err })
-  }
-}
-
-/**
- * Says at start what Redis's persistence lets a fault take (docs/operations.md,
- * "When Redis loses data"). CONFIG may be refused (a managed Redis): INFO then.
- */
-async function logPersistence(client: RedisClient, logger: Logger) {
-  try {
-    let appendonly: string | undefined
-    let appendfsync: string | undefined
-    try {
-      const [, aof] = (await client.call('CONFIG', 'GET', 'appendonly')) as string[]
-      const [, fsync] = (await client.call('CONFIG', 'GET', 'appendfsync')) as string[]
-      appendonly = aof
-      appendfsync = fsync
-    } catch {
-      const info = String(await client.call('INFO', 'persistence'))
-      appendonly = /^aof_enabled:1/m.test(info) ? 'yes' : 'no'
-    }
-    const lossWindow =
-      appendonly !== 'yes'
-        ? 'wins not yet persisted when Redis restarts'
-        : appendfsync === 'always'
-          ? 'none'
-          : appendfsync === 'everysec'
-            ? 'about the last second of wins not yet persisted, on a power loss of the Redis host'
-            : 'unknown (appendfsync not readable)'
-    logger.info(
-      { event: 'redis.persistence', appendonly, appendfsync, lossWindow },
-      'Redis persistence: what a Redis data loss can take',
-    )
-  } catch (err) {
-    logger.warn({ err }, 'could not read Redis persistence settings')
   }
 }
 
@@ -666,9 +652,12 @@ async function redisAdapters(
         ...config.worker,
       }).start()
       const handle = {
-        ping: async () => {
-          await workerClient.ping()
-        },
+        readiness: new Readiness({
+          queue: async () => {
+            await workerClient.ping()
+          },
+          database: () => database.ping(),
+        }),
         async stop() {
           await worker.stop()
           await workerClient.quit().catch(() => workerClient.disconnect())

@@ -8,14 +8,13 @@ import pino, { type Logger } from 'pino'
 import { buildApp } from './app.js'
 import { runPrimary } from './cluster.js'
 import { type Config, ConfigError, dialectOf, loadConfig } from './config.js'
-import { appDepsOf, type Container, createContainer } from './container.js'
+import { type Container, createContainer } from './container.js'
 import { listCoupons } from './db/coupons-repo.js'
 import { missingDatabaseHint } from './db/create-database.js'
 import type { Coupon } from './domain/coupon.js'
 import { runVerifyDraw } from './draw/verify-command.js'
 import { closeGracefully } from './http/server.js'
 import { describeMode } from './mode.js'
-import { Readiness } from './ops/readiness.js'
 import { processGauge } from './ops/scrape-gauges.js'
 import { startWorkerServer } from './ops/worker-server.js'
 
@@ -86,7 +85,7 @@ async function serve(config: Readonly<Config>, logger: Logger, withWorker: boole
   const container = await createContainer(config, logger)
   processGauge(container.metrics.registry, 'api')
   const demo = config.redis ? null : await createDemoCoupon(container)
-  const app = await buildApp({ ...appDepsOf(container), logger })
+  const app = await buildApp(container, logger)
   const worker = withWorker ? await container.startWorker?.() : undefined
   // Before listening: from its first request on, a signal stops it gracefully.
   onShutdown(logger, async () => {
@@ -124,10 +123,7 @@ async function runWorker(config: Readonly<Config>, logger: Logger) {
   const server = await startWorkerServer(
     {
       metrics: container.metrics,
-      readiness: new Readiness({
-        queue: () => worker.ping(),
-        database: () => container.database.ping(),
-      }),
+      readiness: worker.readiness,
       accepting: () => accepting,
       logger,
     },

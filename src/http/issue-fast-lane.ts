@@ -130,6 +130,7 @@ export class IssueFastLane {
    * let the app start if any other would reach the lane's routes.
    */
   watch(app: FastifyInstance, add: () => void): void {
+    if (this.#root) throw new Error('the issue fast lane serves one app, and has one')
     this.#root = app
     app.addHook = this.#recorder(app.addHook)
     this.#adding = true

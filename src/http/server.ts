@@ -28,6 +28,22 @@ const RESERVED_DESCRIPTORS = 128
 /** While closing, connections that finish their last answer are closed this often. */
 const REAP_INTERVAL_MS = 100
 
+/** Request bodies are small JSON objects; anything bigger is refused unread. */
+export const BODY_LIMIT_BYTES = 16 * 1024
+
+/**
+ * The API's one shutdown flag, set once the app's close() has begun: readiness
+ * says so, and every request is refused (the issue routes by the issue pipeline).
+ */
+export class ShutdownFlag {
+  #closing = false
+  /** true once the app has begun to close */
+  readonly closing = (): boolean => this.#closing
+  set(): void {
+    this.#closing = true
+  }
+}
+
 /** The soft limit on open descriptors (Linux), or null where it cannot be read. */
 export function descriptorLimit(): number | null {
   try {

@@ -37,15 +37,20 @@ const MAX_BATCH = 5000
 const MIN_BACKOFF_MS = 50
 const MAX_BACKOFF_MS = 2000
 const settled = () => {}
+/** How long close() waits for the wins in hand to be written. */
+export const CLOSE_DRAIN_MS = 10_000
 
 export interface GroupCommitOptions {
   onError?: (err: unknown, wins: number) => void
+  /** close() stopped with wins still unwritten (none of them was answered 201) */
+  onUnwritten?: (wins: number) => void
   metrics?: Metrics
 }
 
 export class GroupCommitRecorder implements WinRecorder {
   readonly #database: Database
   readonly #onError: (err: unknown, wins: number) => void
+  readonly #onUnwritten: (wins: number) => void
   readonly #metrics: Metrics | undefined
   #pending: Pending[] = []
   #timer: NodeJS.Immediate | NodeJS.Timeout | null = null
@@ -56,6 +61,7 @@ export class GroupCommitRecorder implements WinRecorder {
   constructor(database: Database, options: GroupCommitOptions = {}) {
     this.#database = database
     this.#onError = options.onError ?? (() => {})
+    this.#onUnwritten = options.onUnwritten ?? (() => {})
     this.#metrics = options.metrics
   }
 
@@ -79,6 +85,15 @@ export class GroupCommitRecorder implements WinRecorder {
   /** drain(), given at most `ms`: true if everything handed in was committed by then. */
   drainWithin(ms: number): Promise<boolean> {
     return Promise.race([this.drain().then(() => true), sleep(ms, false, { ref: false })])
+  }
+
+  /**
+   * Before the process stops: wins still waiting for an unreachable database were
+   * answered 503, never 201; they get a bounded chance (`ms`), and those still
+   * unwritten then are reported (onUnwritten).
+   */
+  async close(ms = CLOSE_DRAIN_MS): Promise<void> {
+    if (!(await this.drainWithin(ms))) this.#onUnwritten(this.backlog)
   }
 
   #schedule() {

@@ -7,7 +7,7 @@ import type { FastifyInstance, InjectOptions } from 'fastify'
 import pino, { type Logger } from 'pino'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
-import { appDepsOf, type Container, createContainer } from '../../src/container.js'
+import { type Container, createContainer } from '../../src/container.js'
 import { createDatabaseUrl, dropDatabaseUrl } from './databases.js'
 
 export const ADMIN_TOKEN = 'test-admin-token-0123456789'
@@ -53,7 +53,7 @@ export async function startApp(options: TestAppOptions = {}): Promise<TestApp> {
   })
   const logger = options.logger ?? pino({ level: 'silent' })
   const container = await createContainer(config, logger)
-  const app = await buildApp({ ...appDepsOf(container), ...(options.logger && { logger }) })
+  const app = await buildApp(container, options.logger)
   container.fleet.start() // as `serve` does: the dashboard counts this process
   let worker: { stop(): Promise<void> } | null = null
   const t: TestApp = {

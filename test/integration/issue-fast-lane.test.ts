@@ -393,6 +393,17 @@ describe('issue fast lane: a hook it does not apply', () => {
     return { app, lane }
   }
 
+  it("serves one app: a container's lane refuses a second app it would not watch whole", async () => {
+    const { app, lane } = bare()
+    const second = Fastify()
+    try {
+      assert.throws(() => lane.watch(second, () => {}), /serves one app/)
+    } finally {
+      await app.close()
+      await second.close()
+    }
+  })
+
   it("starts with a hook in another plugin: encapsulated there, it cannot reach the lane's routes", async () => {
     const { app, lane } = bare()
     await app.register(async (other) => {

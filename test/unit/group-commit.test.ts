@@ -117,4 +117,26 @@ describe('GroupCommitRecorder', () => {
     const sum = batch.find((v) => v.metricName === 'firstcome_persist_batch_size_sum')
     assert.equal(sum?.value, 2, 'the batch is the wins it was given')
   })
+
+  it('closes once the wins in hand are written, or reports those it could not write', async () => {
+    const unwritten: number[] = []
+    const closing = new GroupCommitRecorder(t.database, { onUnwritten: (n) => unwritten.push(n) })
+    const before = await countIssues(t.database.db, couponId)
+    await closing.record(win('closed-1', 40_001))
+    await closing.close(1_000)
+    assert.deepEqual(unwritten, [], 'nothing left in hand')
+
+    const other = new DatabaseSync(sqlitePath(t.url))
+    other.exec('begin exclusive')
+    try {
+      await assert.rejects(closing.record(win('closed-2', 40_002)), UnavailableError)
+      await closing.close(50)
+      assert.deepEqual(unwritten, [1], 'the win the locked database never took')
+    } finally {
+      other.exec('rollback')
+      other.close()
+    }
+    await closing.drain()
+    assert.equal(await countIssues(t.database.db, couponId), before + 2)
+  })
 })
