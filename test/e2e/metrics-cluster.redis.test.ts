@@ -109,13 +109,19 @@ describe('metrics across two API processes and a worker process', { skip }, () =
           return n === inDb ? n : null
         })
         assert.equal(persisted, couponId === a ? 300 : 40)
+        const coupon = { coupon: String(couponId) }
+        // Each API process's figures are read at most once a second, and the
+        // processes' gauges are merged by max: a process still a second behind
+        // shows the coupon as it was, so every gauge is waited for, not one.
         const api = await waitFor('the gauges to catch up', async () => {
           const s = await scrape(d.server.url)
-          return sumOf(s, 'firstcome_coupon_persisted', { coupon: String(couponId) }) === inDb
-            ? s
-            : null
+          const caughtUp =
+            sumOf(s, 'firstcome_coupon_persisted', coupon) === inDb &&
+            sumOf(s, 'firstcome_coupon_won', coupon) === inDb &&
+            sumOf(s, 'firstcome_coupon_queued', coupon) === 0 &&
+            sumOf(s, 'firstcome_coupon_remaining', coupon) === 0
+          return caughtUp ? s : null
         })
-        const coupon = { coupon: String(couponId) }
         assert.equal(sumOf(api, 'firstcome_coupon_won', coupon), inDb)
         assert.equal(sumOf(api, 'firstcome_coupon_queued', coupon), 0)
         assert.equal(sumOf(api, 'firstcome_coupon_remaining', coupon), 0)
