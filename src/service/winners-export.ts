@@ -28,9 +28,6 @@ export interface WinnersExportDeps {
   queuedWins: (couponId: number) => Promise<Win[]>
 }
 
-/** Rows per batch handed to the writer. */
-const BATCH = 1000
-
 export class WinnersExport {
   readonly #deps: WinnersExportDeps
 
@@ -71,9 +68,8 @@ export class WinnersExport {
 async function* merged(
   queued: readonly Win[],
   codes: Map<number, string>,
-  rows: AsyncIterable<WinnerRow>,
+  rows: AsyncIterable<WinnerRow[]>,
 ): AsyncGenerator<ExportRow[]> {
-  let batch: ExportRow[] = []
   let q = 0
   const queuedRow = (w: Win): ExportRow => ({
     rank: w.rank,
@@ -86,21 +82,29 @@ async function* merged(
   })
   // A win seen twice in the queue (delivered again) is listed once.
   let last = 0
-  const take = (w: Win) => {
+  const take = (batch: ExportRow[], w: Win) => {
     if (w.rank !== last) batch.push(queuedRow(w))
     last = w.rank
   }
-  for await (const row of rows) {
-    while (q < queued.length && (queued[q] as Win).rank <= row.rank) {
-      const w = queued[q++] as Win
-      if (w.rank < row.rank) take(w)
-    }
-    batch.push({ ...row, state: isUsed(row) ? 'USED' : 'ISSUED' })
-    if (batch.length >= BATCH) {
-      yield batch
+  for await (const page of rows) {
+    // Without queued wins (embedded; Redis mode once the worker has caught up)
+    // the page is the batch, each row given its state in place.
+    let batch = page as ExportRow[]
+    if (q < queued.length && (queued[q] as Win).rank <= (page[page.length - 1] as WinnerRow).rank) {
       batch = []
+      for (const row of page) {
+        while (q < queued.length && (queued[q] as Win).rank <= row.rank) {
+          const w = queued[q++] as Win
+          if (w.rank < row.rank) take(batch, w)
+        }
+        batch.push(row as ExportRow)
+      }
     }
+    for (const row of batch)
+      if (row.state === undefined) row.state = isUsed(row) ? 'USED' : 'ISSUED'
+    yield batch
   }
-  while (q < queued.length) take(queued[q++] as Win)
-  if (batch.length > 0) yield batch
+  const rest: ExportRow[] = []
+  while (q < queued.length) take(rest, queued[q++] as Win)
+  if (rest.length > 0) yield rest
 }
