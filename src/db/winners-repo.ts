@@ -9,9 +9,12 @@
  *   read off the (coupon_id, rank) index. A statement held open for the whole
  *   download would hold a read transaction as long as the client takes, and the
  *   write-ahead log could not be checkpointed past it meanwhile; a page is read
- *   in one synchronous call, not a row per promise.
+ *   in one synchronous call, not a row per promise, and as arrays of values
+ *   (readArrays): node:sqlite's row objects would each outlive V8's young
+ *   generation, and a million of them fill the old one.
  */
-import { type Db, dialectOf } from './database.js'
+import type { Db } from './database.js'
+import type { NodeSqliteDatabase } from './node-sqlite.js'
 import { toDate } from './schema.js'
 
 export interface WinnerRow {
@@ -39,6 +42,27 @@ function query(db: Db, couponId: number) {
 
 type Raw = Awaited<ReturnType<ReturnType<typeof query>['execute']>>[number]
 
+/** A row of `query` as an array, in its select list's order. */
+type RawArray = [
+  Raw['rank'],
+  Raw['user_id'],
+  Raw['date_issued'],
+  Raw['date_used'],
+  Raw['order_id'],
+  Raw['code'],
+]
+
+function winnerRowOf(r: RawArray): WinnerRow {
+  return {
+    rank: Number(r[0]),
+    userId: r[1],
+    issuedAt: toDate(r[2]),
+    usedAt: r[3] === null ? null : toDate(r[3]),
+    orderId: r[4],
+    code: r[5],
+  }
+}
+
 function winnerRow(r: Raw): WinnerRow {
   return {
     rank: Number(r.rank),
@@ -50,19 +74,29 @@ function winnerRow(r: Raw): WinnerRow {
   }
 }
 
-/** The coupon's wins by rank, in batches of up to CURSOR_CHUNK. */
-export async function* streamWinners(db: Db, couponId: number): AsyncGenerator<WinnerRow[]> {
-  if (dialectOf(db) === 'sqlite') {
+/**
+ * The coupon's wins by rank, in batches of up to CURSOR_CHUNK. `sqlite`: the
+ * connection under `db` when it is SQLite's.
+ */
+export async function* streamWinners(
+  db: Db,
+  couponId: number,
+  sqlite?: NodeSqliteDatabase,
+): AsyncGenerator<WinnerRow[]> {
+  if (sqlite) {
     for (let last = 0; ; ) {
-      const page = await query(db, couponId)
+      const { sql, parameters } = query(db, couponId)
         .where('i.rank', '>', last)
         .limit(CURSOR_CHUNK)
-        .execute()
+        .compile()
+      const page = sqlite.readArrays(sql, parameters) as RawArray[]
       if (page.length === 0) return
-      const rows = page.map(winnerRow)
+      const rows = page.map(winnerRowOf)
       last = (rows[rows.length - 1] as WinnerRow).rank
       yield rows
       if (page.length < CURSOR_CHUNK) return
+      // a turn for the event loop between pages when the client reads fast
+      await Promise.resolve()
     }
   }
   let batch: WinnerRow[] = []
