@@ -22,9 +22,16 @@
  */
 import { randomBytes } from 'node:crypto'
 import { loadavg } from 'node:os'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { ADMIN_TOKEN, admin } from '../test/helpers/app.js'
 import { createTestDatabase } from '../test/helpers/databases.js'
-import { download, rssOf, sampleRss, seedWinners } from '../test/helpers/export-load.js'
+import {
+  download,
+  readingStopped,
+  rssOf,
+  sampleRss,
+  seedWinners,
+} from '../test/helpers/export-load.js'
 import { startServer, stopAll } from '../test/helpers/processes.js'
 import { deleteKeys, REDIS_URL, redisClient, uniquePrefix } from '../test/helpers/redis.js'
 
@@ -52,6 +59,11 @@ const server = await (async () => {
     timeoutMs: 300_000,
     env: redisMode ? { REDIS_URL, REDIS_KEY_PREFIX: prefix } : {},
   })
+  // In Redis mode the server loads the seeded coupon's state (its million wins
+  // and codes) into Redis shortly after it starts: measured during that, an
+  // upload's figure would be the load's. Wait until it has stopped reading.
+  await sleep(3000)
+  await readingStopped(s.pid, 32 * 1024, 300_000)
   return Object.assign(s, { exportId })
 })()
 
