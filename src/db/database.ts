@@ -279,8 +279,12 @@ function boundedMysqlPool(pool: Mysql2.Pool, t: DbTimeouts): MysqlPool {
  * main connection would be held for the whole download.
  */
 export function openExportDatabase(url: string, dialect: Dialect, main: Database): Database {
-  if (dialect === 'sqlite' && sqlitePath(url) === ':memory:')
-    return { ...main, close: async () => {} }
+  if (dialect === 'sqlite' && sqlitePath(url) === ':memory:') {
+    // The main connection, then, through Kysely only: a read past Kysely
+    // (readArrays) would not wait for a transaction open on it.
+    const { sqlite: _, ...shared } = main
+    return { ...shared, close: async () => {} }
+  }
   return openDatabase(url, dialect, {
     poolSize: EXPORT_POOL_SIZE,
     role: 'export',
