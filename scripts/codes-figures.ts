@@ -6,6 +6,7 @@
  *   - the winners' export of 1,000,000 rows: rows/s, and the server's peak RSS
  *     over idle while it streams.
  *
+ *   export PATH="$(scripts/supported-node.sh)/bin:$PATH"   # Node 24, as the service
  *   node --import tsx scripts/codes-figures.ts [sqlite|postgres|mysql] [rows] [redis]
  *
  * With `redis` the server runs in Redis mode (the Redis on 127.0.0.1:6379, under
@@ -16,12 +17,21 @@
  * before a full collection.
  *
  * Needs the database services the tests use (README "Tests"). Prints one line a
- * figure; docs/benchmarks.md keeps them.
+ * figure, and the machine's load average before and after (the figures depend on
+ * it); docs/benchmarks.md keeps them.
  */
 import { randomBytes } from 'node:crypto'
+import { loadavg } from 'node:os'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { ADMIN_TOKEN, admin } from '../test/helpers/app.js'
 import { createTestDatabase } from '../test/helpers/databases.js'
-import { download, rssOf, sampleRss, seedWinners } from '../test/helpers/export-load.js'
+import {
+  download,
+  readingStopped,
+  rssOf,
+  sampleRss,
+  seedWinners,
+} from '../test/helpers/export-load.js'
 import { startServer, stopAll } from '../test/helpers/processes.js'
 import { deleteKeys, REDIS_URL, redisClient, uniquePrefix } from '../test/helpers/redis.js'
 
@@ -32,6 +42,11 @@ const prefix = uniquePrefix()
 const MB = 1024 * 1024
 const mb = (bytes: number) => (bytes / MB).toFixed(1)
 
+const load = () =>
+  loadavg()
+    .map((n) => n.toFixed(2))
+    .join(' ')
+console.log(`node ${process.version}; load average ${load()}`)
 const db = await createTestDatabase(dialect)
 const server = await (async () => {
   console.log(
@@ -44,6 +59,11 @@ const server = await (async () => {
     timeoutMs: 300_000,
     env: redisMode ? { REDIS_URL, REDIS_KEY_PREFIX: prefix } : {},
   })
+  // In Redis mode the server loads the seeded coupon's state (its million wins
+  // and codes) into Redis shortly after it starts: measured during that, an
+  // upload's figure would be the load's. Wait until it has stopped reading.
+  await sleep(3000)
+  await readingStopped(s.pid, 32 * 1024, 300_000)
   return Object.assign(s, { exportId })
 })()
 
@@ -110,6 +130,7 @@ try {
   console.error(`${String(err)}\nserver output:\n${server.output().slice(-3000)}`)
   process.exitCode = 1
 } finally {
+  console.log(`load average ${load()}`)
   await stopAll([server])
   await db.drop()
   if (redisMode) {

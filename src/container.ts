@@ -339,6 +339,7 @@ export async function createContainer(
     codes,
     winners: new WinnersExport({
       db: exports.db,
+      ...(exports.sqlite && { sqlite: exports.sqlite }),
       findCoupon: (id) => findCoupon(database.db, id),
       queuedWins: adapters.queuedWins,
     }),

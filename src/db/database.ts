@@ -38,6 +38,8 @@ export type Db = Kysely<Tables>
 export interface Database {
   db: Db
   dialect: Dialect
+  /** SQLite: the connection Kysely drives, for reads it cannot make (readArrays) */
+  sqlite?: NodeSqliteDatabase
   /**
    * Resolves while the database answers and takes writes: it fails, too, while
    * writes are refused for want of room or permission (see WriteHealth), which
@@ -127,7 +129,10 @@ class SqliteDialectKeepingCause extends SqliteDialect {
   }
 }
 
-function openSqlite(url: string, options: DatabaseOptions): KyselyDialect {
+function openSqlite(
+  url: string,
+  options: DatabaseOptions,
+): { dialect: KyselyDialect; database: NodeSqliteDatabase } {
   const timeouts = options.timeouts
   const path = sqlitePath(url)
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true })
@@ -139,7 +144,7 @@ function openSqlite(url: string, options: DatabaseOptions): KyselyDialect {
   database.exec(`pragma busy_timeout = ${timeouts?.lockMs ?? 5000}`)
   database.exec('pragma foreign_keys = ON')
   if (options.sqliteCacheKiB) database.exec(`pragma cache_size = -${options.sqliteCacheKiB}`)
-  return new SqliteDialectKeepingCause(database)
+  return { dialect: new SqliteDialectKeepingCause(database), database }
 }
 
 function openPostgres(url: string, poolSize: number, options: DatabaseOptions): KyselyDialect {
@@ -274,8 +279,12 @@ function boundedMysqlPool(pool: Mysql2.Pool, t: DbTimeouts): MysqlPool {
  * main connection would be held for the whole download.
  */
 export function openExportDatabase(url: string, dialect: Dialect, main: Database): Database {
-  if (dialect === 'sqlite' && sqlitePath(url) === ':memory:')
-    return { ...main, close: async () => {} }
+  if (dialect === 'sqlite' && sqlitePath(url) === ':memory:') {
+    // The main connection, then, through Kysely only: a read past Kysely
+    // (readArrays) would not wait for a transaction open on it.
+    const { sqlite: _, ...shared } = main
+    return { ...shared, close: async () => {} }
+  }
   return openDatabase(url, dialect, {
     poolSize: EXPORT_POOL_SIZE,
     role: 'export',
@@ -286,9 +295,9 @@ export function openExportDatabase(url: string, dialect: Dialect, main: Database
 /** Exports that may stream at once per process (a further one waits for a connection). */
 export const EXPORT_POOL_SIZE = 2
 /**
- * SQLite sorts the export by rank in the process (PostgreSQL and MySQL sort on
- * their server): a small cache makes the sort spill to a temporary file early,
- * so a million rows cost the process a few MB, not the file's size.
+ * The export's SQLite connection reads its pages off the (coupon_id, rank)
+ * index once each: a small page cache is enough, and a million rows cost the
+ * process a few MB of it, not the file's size.
  */
 const EXPORT_SQLITE_CACHE_KIB = 2048
 
@@ -298,12 +307,12 @@ export function openDatabase(
   options: DatabaseOptions = {},
 ): Database {
   const poolSize = options.poolSize ?? 10
+  const sqlite = dialect === 'sqlite' ? openSqlite(url, options) : null
   const driver =
-    dialect === 'sqlite'
-      ? openSqlite(url, options)
-      : dialect === 'postgres'
-        ? openPostgres(url, poolSize, options)
-        : openMysql(url, poolSize, options.timeouts)
+    sqlite?.dialect ??
+    (dialect === 'postgres'
+      ? openPostgres(url, poolSize, options)
+      : openMysql(url, poolSize, options.timeouts))
   const health = new WriteHealth()
   const db = new Kysely<Tables>({
     dialect: classifiedDialect(driver, health),
@@ -312,6 +321,7 @@ export function openDatabase(
   return {
     db,
     dialect,
+    ...(sqlite && { sqlite: sqlite.database }),
     async ping() {
       await sql`select 1`.execute(db)
       const failure = health.failure

@@ -162,6 +162,15 @@ class Statement implements SqliteStatement {
 export interface NodeSqliteDatabase extends SqliteDatabase {
   /** runs SQL without parameters or results (pragmas) */
   exec(sql: string): void
+  /**
+   * Runs a query and returns its rows as arrays of column values, in the
+   * select list's order; the statement is prepared once per SQL text. Rows as
+   * objects (what Kysely's driver reads) are built by node:sqlite in a way V8
+   * keeps past its young generation, so a large read fills the old generation
+   * until the next full collection; arrays are collected young, as the values
+   * made from them are.
+   */
+  readArrays(sql: string, parameters: readonly unknown[]): unknown[][]
   /** whether a transaction is open (SQLite ends one by itself on some errors) */
   inTransaction(): boolean
 }
@@ -169,10 +178,21 @@ export interface NodeSqliteDatabase extends SqliteDatabase {
 /** Opens (and creates) the SQLite file at `path`, or `:memory:`. */
 export function openNodeSqlite(path: string): NodeSqliteDatabase {
   const db = named(() => new DatabaseSync(path))
+  const arrayStatements = new Map<string, StatementSync>()
   return {
     close: () => db.close(),
     prepare: (sql: string) => named(() => new Statement(db.prepare(sql))),
     exec: (sql: string) => named(() => db.exec(sql)),
+    readArrays(sql, parameters) {
+      let stmt = arrayStatements.get(sql)
+      if (!stmt) {
+        stmt = named(() => db.prepare(sql))
+        stmt.setReturnArrays(true)
+        arrayStatements.set(sql, stmt)
+      }
+      const prepared = stmt
+      return named(() => prepared.all(...(parameters as SQLInputValue[]))) as unknown as unknown[][]
+    },
     inTransaction: () => db.isTransaction,
   }
 }

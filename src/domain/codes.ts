@@ -12,6 +12,7 @@
  * was uploaded.
  */
 import { randomBytes } from 'node:crypto'
+import { AppError } from './errors.js'
 
 export const MAX_CODE_LENGTH = 128
 /** codes one upload may carry (SPEC) */
@@ -70,4 +71,69 @@ function encode(bytes: Buffer, at: number): string {
     acc &= (1 << bits) - 1
   }
   return out
+}
+
+/** Codes per part of a CodeList. */
+const PART = 10_000
+
+/**
+ * Codes in order, held compactly: every PART of them joined into one string by
+ * line feeds (a code holds none), so a million codes are some twenty large
+ * strings, not a million small ones and an array. Each code is checked as it is
+ * added: a list holds only codes that can be codes. Read back in ranges
+ * (`slice`), as an array of codes is.
+ */
+export class CodeList {
+  readonly #parts: string[] = []
+  #pending: string[] = []
+  #length = 0
+
+  get length(): number {
+    return this.#length
+  }
+
+  /** Adds a code, or throws 400 VALIDATION_FAILED naming it by its number in the list. */
+  push(code: string): void {
+    const problem = codeProblem(code)
+    if (problem) throw new AppError('VALIDATION_FAILED', `code #${this.#length + 1} ${problem}`)
+    this.#pending.push(code)
+    this.#length++
+    if (this.#pending.length === PART) {
+      this.#parts.push(this.#pending.join('\n'))
+      this.#pending = []
+    }
+  }
+
+  /** Codes number `from + 1` .. `to` (0-based, `to` excluded), as Array.prototype.slice. */
+  slice(from = 0, to = this.#length): string[] {
+    const end = Math.min(to, this.#length)
+    const out: string[] = []
+    for (let i = Math.max(0, from); i < end; ) {
+      const p = Math.floor(i / PART)
+      const codes = this.#part(p)
+      const at = i - p * PART
+      const take = Math.min(end - i, codes.length - at)
+      for (let k = 0; k < take; k++) out.push(codes[at + k] as string)
+      i += take
+    }
+    return out
+  }
+
+  /** Replaces code number `index + 1` (a generated code drawn again). */
+  set(index: number, code: string): void {
+    const problem = codeProblem(code)
+    if (problem || index < 0 || index >= this.#length) throw new RangeError('no such code')
+    const p = Math.floor(index / PART)
+    if (p === this.#parts.length) {
+      this.#pending[index - p * PART] = code
+      return
+    }
+    const codes = this.#part(p)
+    codes[index - p * PART] = code
+    this.#parts[p] = codes.join('\n')
+  }
+
+  #part(p: number): string[] {
+    return p < this.#parts.length ? (this.#parts[p] as string).split('\n') : this.#pending
+  }
 }

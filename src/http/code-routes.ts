@@ -9,7 +9,7 @@
 import type { Readable } from 'node:stream'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
-import { MAX_CODE_LENGTH, MAX_CODES_PER_CALL } from '../domain/codes.js'
+import { type CodeList, MAX_CODE_LENGTH, MAX_CODES_PER_CALL } from '../domain/codes.js'
 import { AppError } from '../domain/errors.js'
 import type { CodePool } from '../service/code-pool.js'
 import type { WinnersExport } from '../service/winners-export.js'
@@ -44,10 +44,14 @@ export const codeRoutes: FastifyPluginAsyncTypebox<CodeRoutesOptions> = async (a
   const { codes, winners } = opts
   const onRequest = adminGuard(opts.adminToken)
 
+  // A CSV body's codes, read into a CodeList (not an array the body schema could
+  // check): the body itself is left empty, and the route takes the list from here.
+  const csvCodes = new WeakMap<FastifyRequest, CodeList>()
   app.addContentTypeParser('text/csv', async (request: FastifyRequest, payload: Readable) => {
     if (tooLarge(request)) throw new AppError('PAYLOAD_TOO_LARGE', 'The request body is too large.')
     const header = hasHeader(request.headers['content-type'])
-    return { codes: await codesFromCsv(payload, { header, limitBytes: CODES_BODY_LIMIT }) }
+    csvCodes.set(request, await codesFromCsv(payload, { header, limitBytes: CODES_BODY_LIMIT }))
+    return {}
   })
 
   app.post(
@@ -69,7 +73,8 @@ export const codeRoutes: FastifyPluginAsyncTypebox<CodeRoutesOptions> = async (a
     },
     async (request) => {
       const couponId = Number(request.params.couponId)
-      const { codes: given, generate } = request.body
+      const { codes: json, generate } = request.body
+      const given = csvCodes.get(request) ?? json
       if ((given === undefined) === (generate === undefined))
         throw new AppError('VALIDATION_FAILED', 'give either codes or generate')
       const total = await codes.add(

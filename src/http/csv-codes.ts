@@ -10,16 +10,18 @@
  * - no header unless the type says so, as RFC 4180 provides:
  *   `Content-Type: text/csv; header=present` skips the first record;
  * - a UTF-8 byte order mark at the start (spreadsheets write one) is skipped.
- * The codes themselves are judged by CodePool (printable ASCII, 1..128).
+ * Each code is judged as it is read (printable ASCII, 1..128: CodeList).
  *
  * The body is received whole first, then parsed: parsing as it arrives would
  * hold the upload back at the parser's pace, and the request must arrive within
  * REQUEST_TIMEOUT_MS. Parsed from memory, in chunks, the event loop still gets
- * a turn between them.
+ * a turn between them; a chunk parsed is let go, and the codes go into a
+ * CodeList, so a million codes are held as the body's bytes and the list's few
+ * large strings, never as a million-element array.
  */
 import { Readable } from 'node:stream'
 import { CsvError, parse } from 'csv-parse'
-import { MAX_CODE_LENGTH, MAX_CODES_PER_CALL } from '../domain/codes.js'
+import { CodeList, MAX_CODE_LENGTH, MAX_CODES_PER_CALL } from '../domain/codes.js'
 import { AppError } from '../domain/errors.js'
 
 /** A record longer than this is not a code: refused before it is gathered whole. */
@@ -49,12 +51,21 @@ export function receive(body: Readable, limitBytes: number): Promise<Buffer[]> {
   })
 }
 
+/** The chunks in order, each let go once taken. */
+function* draining(chunks: (Buffer | undefined)[]): Generator<Buffer> {
+  for (let i = 0; i < chunks.length; i++) {
+    const chunk = chunks[i] as Buffer
+    chunks[i] = undefined
+    yield chunk
+  }
+}
+
 /** The codes of a CSV body of at most `limitBytes`, in order. */
 export async function codesFromCsv(
   payload: Readable,
   options: { header: boolean; limitBytes: number },
-): Promise<string[]> {
-  const body = Readable.from(await receive(payload, options.limitBytes))
+): Promise<CodeList> {
+  const body = Readable.from(draining(await receive(payload, options.limitBytes)))
   const parser = parse({
     bom: true,
     record_delimiter: ['\r\n', '\n'],
@@ -63,7 +74,7 @@ export async function codesFromCsv(
     max_record_size: MAX_RECORD_BYTES,
   })
   body.pipe(parser)
-  const codes: string[] = []
+  const codes = new CodeList()
   let skip = options.header
   try {
     // Records, not { record, info }: csv-parse's info object per record made a

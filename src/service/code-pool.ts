@@ -42,6 +42,7 @@ import {
 import { findCoupon, lockCoupons } from '../db/coupons-repo.js'
 import { type Db, dialectOf } from '../db/database.js'
 import {
+  CodeList,
   codeProblem,
   generateCodes,
   MAX_CODES_PER_CALL,
@@ -51,8 +52,14 @@ import { AppError, UnavailableError } from '../domain/errors.js'
 import type { CouponEvents } from '../events/coupon-events.js'
 import type { StockGate } from '../gate/stock-gate.js'
 
-/** What an upload carries: the codes, or how many to make up. */
-export type CodeUpload = { codes: readonly string[] } | { generate: number }
+/**
+ * What an upload carries: the codes (an array, as JSON gives them, or a CodeList,
+ * as a CSV body is read into), or how many to make up.
+ */
+export type CodeUpload = { codes: readonly string[] | CodeList } | { generate: number }
+
+/** Codes read back in ranges: an array, or a CodeList. */
+type Codes = Pick<CodeList, 'length' | 'slice'>
 
 export interface CodePoolDeps {
   db: Db
@@ -126,7 +133,7 @@ export class CodePool {
   }
 
   /** The committed codes numbered from `firstSeq`, to the gate in chunks. */
-  async #toGate(couponId: number, firstSeq: number, codes: readonly string[]) {
+  async #toGate(couponId: number, firstSeq: number, codes: Codes) {
     const gate = this.#gate
     if (!gate) return
     for (let i = 0; i < codes.length; ) {
@@ -173,10 +180,10 @@ export class CodePool {
   async #store(
     couponId: number,
     upload: CodeUpload,
-  ): Promise<{ total: number; firstSeq: number; codes: readonly string[] }> {
+  ): Promise<{ total: number; firstSeq: number; codes: Codes }> {
     const generate = 'generate' in upload
-    const codes = generate ? generateCodes(upload.generate, this.#random) : upload.codes
-    if (!generate) checkCodes(codes)
+    const codes = generate ? generated(upload.generate, this.#random) : upload.codes
+    checkCodes(codes)
     const coupon = await findCoupon(this.#db, couponId)
     if (!coupon) throw new AppError('COUPON_NOT_FOUND', `coupon ${couponId} does not exist`)
     try {
@@ -192,7 +199,7 @@ export class CodePool {
           if (generate) {
             // the codes as stored, for the gate
             const stored = await this.#redraw(trx, couponId, held + i + 1, batch)
-            for (const [k, code] of stored.entries()) (codes as string[])[i + k] = code
+            for (const [k, code] of stored.entries()) (codes as CodeList).set(i + k, code)
           } else throw await duplicateIn(trx, couponId, held, i, batch)
         }
         await lockCoupons(trx, [couponId])
@@ -233,16 +240,32 @@ export class CodePool {
   }
 }
 
-/** Each code valid (400 naming the first that is not) and at most a million. */
-function checkCodes(codes: readonly string[]) {
+/**
+ * `n` generated codes, in a CodeList: made PART at a time, never a million small
+ * strings at once.
+ */
+function generated(n: number, random: RandomSource | undefined): CodeList {
+  const list = new CodeList()
+  for (let i = 0; i < n; i += GATE_CHUNK)
+    for (const code of generateCodes(Math.min(GATE_CHUNK, n - i), random)) list.push(code)
+  return list
+}
+
+/**
+ * Each code valid (400 naming the first that is not) and at most a million. A
+ * CodeList is valid by construction: only its count is checked.
+ */
+function checkCodes(codes: Codes) {
   if (codes.length === 0) throw new AppError('VALIDATION_FAILED', 'codes: none given')
   if (codes.length > MAX_CODES_PER_CALL)
     throw new AppError(
       'VALIDATION_FAILED',
       `codes: at most ${MAX_CODES_PER_CALL.toLocaleString('en')} per call`,
     )
-  for (let i = 0; i < codes.length; i++) {
-    const problem = codeProblem(codes[i] as string)
+  if (codes instanceof CodeList) return
+  const list = codes as readonly string[]
+  for (let i = 0; i < list.length; i++) {
+    const problem = codeProblem(list[i] as string)
     if (problem) throw new AppError('VALIDATION_FAILED', `code #${i + 1} ${problem}`)
   }
 }

@@ -11,6 +11,7 @@
  */
 import { codesAt } from '../db/codes-repo.js'
 import type { Db } from '../db/database.js'
+import type { NodeSqliteDatabase } from '../db/node-sqlite.js'
 import { streamWinners, type WinnerRow } from '../db/winners-repo.js'
 import type { Coupon, Win } from '../domain/coupon.js'
 import { AppError, UnavailableError } from '../domain/errors.js'
@@ -23,13 +24,12 @@ export interface ExportRow extends WinnerRow {
 export interface WinnersExportDeps {
   /** a pool of its own: a slow download holds its connection as long as it takes */
   db: Db
+  /** SQLite: the connection under `db`, read a page at a time */
+  sqlite?: NodeSqliteDatabase
   findCoupon: (couponId: number) => Promise<Coupon | null>
   /** the coupon's wins not yet persisted, as far as the gate's queue knows (embedded: none) */
   queuedWins: (couponId: number) => Promise<Win[]>
 }
-
-/** Rows per batch handed to the writer. */
-const BATCH = 1000
 
 export class WinnersExport {
   readonly #deps: WinnersExportDeps
@@ -52,7 +52,7 @@ export class WinnersExport {
       couponId,
       queued.map((w) => w.rank),
     )
-    const batches = merged(queued, codes, streamWinners(this.#deps.db, couponId))
+    const batches = merged(queued, codes, streamWinners(this.#deps.db, couponId, this.#deps.sqlite))
     let first: IteratorResult<ExportRow[]>
     try {
       first = await batches.next()
@@ -71,9 +71,8 @@ export class WinnersExport {
 async function* merged(
   queued: readonly Win[],
   codes: Map<number, string>,
-  rows: AsyncIterable<WinnerRow>,
+  rows: AsyncIterable<WinnerRow[]>,
 ): AsyncGenerator<ExportRow[]> {
-  let batch: ExportRow[] = []
   let q = 0
   const queuedRow = (w: Win): ExportRow => ({
     rank: w.rank,
@@ -86,21 +85,29 @@ async function* merged(
   })
   // A win seen twice in the queue (delivered again) is listed once.
   let last = 0
-  const take = (w: Win) => {
+  const take = (batch: ExportRow[], w: Win) => {
     if (w.rank !== last) batch.push(queuedRow(w))
     last = w.rank
   }
-  for await (const row of rows) {
-    while (q < queued.length && (queued[q] as Win).rank <= row.rank) {
-      const w = queued[q++] as Win
-      if (w.rank < row.rank) take(w)
-    }
-    batch.push({ ...row, state: isUsed(row) ? 'USED' : 'ISSUED' })
-    if (batch.length >= BATCH) {
-      yield batch
+  for await (const page of rows) {
+    // Without queued wins (embedded; Redis mode once the worker has caught up)
+    // the page is the batch, each row given its state in place.
+    let batch = page as ExportRow[]
+    if (q < queued.length && (queued[q] as Win).rank <= (page[page.length - 1] as WinnerRow).rank) {
       batch = []
+      for (const row of page) {
+        while (q < queued.length && (queued[q] as Win).rank <= row.rank) {
+          const w = queued[q++] as Win
+          if (w.rank < row.rank) take(batch, w)
+        }
+        batch.push(row as ExportRow)
+      }
     }
+    for (const row of batch)
+      if (row.state === undefined) row.state = isUsed(row) ? 'USED' : 'ISSUED'
+    yield batch
   }
-  while (q < queued.length) take(queued[q++] as Win)
-  if (batch.length > 0) yield batch
+  const rest: ExportRow[] = []
+  while (q < queued.length) take(rest, queued[q++] as Win)
+  if (rest.length > 0) yield rest
 }

@@ -8,6 +8,7 @@ import { Readable } from 'node:stream'
 import { describe, it } from 'node:test'
 import { parse } from 'csv-parse/sync'
 import {
+  CodeList,
   CROCKFORD,
   codeProblem,
   GENERATED_CODE_LENGTH,
@@ -59,21 +60,53 @@ describe('a partner code', () => {
   })
 })
 
+describe('a list of codes', () => {
+  it('gives back any range in order, across its parts, and takes a code replaced', () => {
+    const list = new CodeList()
+    const codes = Array.from({ length: 25_003 }, (_, i) => `C-${i}`)
+    for (const c of codes) list.push(c)
+    assert.equal(list.length, codes.length)
+    assert.deepEqual(list.slice(), codes)
+    for (const [from, to] of [
+      [0, 1],
+      [9_999, 10_001],
+      [5, 25_003],
+      [19_990, 30_000],
+      [25_002, 25_003],
+      [7, 7],
+    ] as const)
+      assert.deepEqual(list.slice(from, to), codes.slice(from, to), `${from}..${to}`)
+    list.set(10_000, 'NEW-A')
+    list.set(25_001, 'NEW-B')
+    codes[10_000] = 'NEW-A'
+    codes[25_001] = 'NEW-B'
+    assert.deepEqual(list.slice(), codes)
+  })
+
+  it('refuses a code that cannot be one, naming its number', () => {
+    const list = new CodeList()
+    list.push('A')
+    assert.throws(() => list.push('a\nb'), /code #2 holds a control character/)
+    assert.throws(() => list.push(''), /code #2 is empty/)
+    assert.equal(list.length, 1)
+  })
+})
+
 describe('a CSV body of codes', () => {
-  const read = (text: string | Buffer, header = false, limitBytes = 1 << 20) =>
-    codesFromCsv(Readable.from([Buffer.from(text)]), { header, limitBytes })
+  const read = async (text: string | Buffer, header = false, limitBytes = 1 << 20) =>
+    (await codesFromCsv(Readable.from([Buffer.from(text)]), { header, limitBytes })).slice()
 
   it('reads one code a record, LF or CRLF, quoted or not, with or without a last line break', async () => {
     assert.deepEqual(await read('a\nb\r\n"c,d"\n"e""f"\n'), ['a', 'b', 'c,d', 'e"f'])
     assert.deepEqual(await read('a\nb'), ['a', 'b'])
     assert.deepEqual(await read('\ufeffa\n'), ['a'])
     assert.deepEqual(await read('code\na\n', true), ['a'])
-    assert.deepEqual(
-      await read('"x\ny"\n'),
-      ['x\ny'],
-      'judged as a code later: a control character',
-    )
-    assert.deepEqual(await read('a\n\nb\n'), ['a', '', 'b'], 'an empty line is an empty code')
+  })
+
+  it('judges each code as it reads it, naming it by its number', async () => {
+    await assert.rejects(read('a\n"x\ny"\n'), /code #2 holds a control character \(U\+000A\)/)
+    await assert.rejects(read('a\n\nb\n'), /code #2 is empty/, 'an empty line is an empty code')
+    await assert.rejects(read('h\na\n b\n', true), /code #2 begins or ends with a space/)
   })
 
   it('refuses what is not one code a line, or not CSV', async () => {

@@ -1,8 +1,8 @@
 /**
  * node:sqlite behind Kysely: the errors SQLite raises carry their SQLite name as
  * `code`, so the error tables classify them (a unique violation, a refused row,
- * a busy database), and statements with and without result rows answer as
- * Kysely expects.
+ * a busy database), statements with and without result rows answer as
+ * Kysely expects, and rows can be read as arrays.
  */
 import assert from 'node:assert/strict'
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -59,6 +59,20 @@ describe('node:sqlite for Kysely', () => {
         (r) => (r as { id: number }).id,
       ),
       [2],
+    )
+  })
+
+  it("reads rows as arrays in the select list's order, one statement per SQL text", () => {
+    const sql = 'select n, u from t where id > ? order by id limit ?'
+    assert.deepEqual(db.readArrays(sql, [0, 5]), [
+      [1, 'a'],
+      [2, 'b'],
+    ])
+    assert.deepEqual(db.readArrays(sql, [1, 5]), [[2, 'b']], 'the same statement, bound again')
+    assert.deepEqual(db.readArrays(sql, [2, 5]), [])
+    assert.equal(
+      codeOf(() => db.readArrays('select nope from t', [])),
+      'SQLITE_ERROR',
     )
   })
 
