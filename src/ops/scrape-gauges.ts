@@ -18,70 +18,62 @@ const COUPON_GAUGES: [Figure, string][] = [
   ['remaining', 'Coupons left to win (absent for an unlimited coupon)'],
 ]
 
+/**
+ * A gauge per coupon, computed from the coupons' figures when scraped: `valueOf`
+ * gives a coupon's value at `now` (epoch ms), or null for no series.
+ */
+function couponGauge(
+  registry: Registry,
+  figures: CouponFigures,
+  name: string,
+  help: string,
+  valueOf: (f: CouponFigure, now: number) => number | null,
+): void {
+  new Gauge({
+    name,
+    help,
+    labelNames: ['coupon'] as const,
+    registers: [registry],
+    aggregator: 'max',
+    async collect() {
+      const list = await figures.get().catch(() => null)
+      this.reset()
+      const now = Date.now()
+      for (const f of list ?? []) {
+        const value = valueOf(f, now)
+        if (value !== null) this.set({ coupon: String(f.id) }, value)
+      }
+    },
+  })
+}
+
 export function couponGauges(registry: Registry, figures: CouponFigures): void {
-  for (const [figure, help] of COUPON_GAUGES) {
-    new Gauge({
-      name: `firstcome_coupon_${figure}`,
-      help,
-      labelNames: ['coupon'] as const,
-      registers: [registry],
-      aggregator: 'max',
-      async collect() {
-        const list = await figures.get().catch(() => null)
-        this.reset()
-        for (const f of list ?? []) {
-          const value = f[figure]
-          if (value !== null) this.set({ coupon: String(f.id) }, value)
-        }
-      },
-    })
-  }
-  new Gauge({
-    name: 'firstcome_queue_oldest_age_seconds',
-    help: 'Age of the oldest win of the coupon not yet written to the database (0: none queued)',
-    labelNames: ['coupon'] as const,
-    registers: [registry],
-    aggregator: 'max',
-    async collect() {
-      const list = await figures.get().catch(() => null)
-      this.reset()
-      const now = Date.now()
-      for (const f of list ?? []) {
-        const age = f.oldestQueuedAt === null ? 0 : Math.max(0, now - f.oldestQueuedAt) / 1000
-        this.set({ coupon: String(f.id) }, age)
-      }
-    },
-  })
+  const gauge = (
+    name: string,
+    help: string,
+    valueOf: (f: CouponFigure, now: number) => number | null,
+  ) => couponGauge(registry, figures, name, help, valueOf)
+  for (const [figure, help] of COUPON_GAUGES)
+    gauge(`firstcome_coupon_${figure}`, help, (f) => f[figure])
+  gauge(
+    'firstcome_queue_oldest_age_seconds',
+    'Age of the oldest win of the coupon not yet written to the database (0: none queued)',
+    (f, now) => (f.oldestQueuedAt === null ? 0 : Math.max(0, now - f.oldestQueuedAt) / 1000),
+  )
   // The opening draws: only coupons that have one get these series.
-  new Gauge({
-    name: 'firstcome_coupon_entrants',
-    help: "Users entered in the coupon's opening draw (live until the draw, then its record's)",
-    labelNames: ['coupon'] as const,
-    registers: [registry],
-    aggregator: 'max',
-    async collect() {
-      const list = await figures.get().catch(() => null)
-      this.reset()
-      for (const f of list ?? []) if (f.draw) this.set({ coupon: String(f.id) }, f.draw.entrants)
+  gauge(
+    'firstcome_coupon_entrants',
+    "Users entered in the coupon's opening draw (live until the draw, then its record's)",
+    (f) => (f.draw ? f.draw.entrants : null),
+  )
+  gauge(
+    'firstcome_draw_overdue_seconds',
+    "Seconds since the coupon's drawAt while its draw is not recorded (0: not due yet, or drawn)",
+    (f, now) => {
+      if (!f.draw) return null
+      return f.draw.phase === 'drawn' ? 0 : Math.max(0, now - f.draw.at) / 1000
     },
-  })
-  new Gauge({
-    name: 'firstcome_draw_overdue_seconds',
-    help: "Seconds since the coupon's drawAt while its draw is not recorded (0: not due yet, or drawn)",
-    labelNames: ['coupon'] as const,
-    registers: [registry],
-    aggregator: 'max',
-    async collect() {
-      const list = await figures.get().catch(() => null)
-      this.reset()
-      const now = Date.now()
-      for (const f of list ?? []) {
-        if (!f.draw) continue
-        const overdue = f.draw.phase === 'drawn' ? 0 : Math.max(0, now - f.draw.at) / 1000
-        this.set({ coupon: String(f.id) }, overdue)
-      }
-    },
-  })
+  )
 }
 
 export function dependencyGauge(registry: Registry, readiness: Readiness): void {
