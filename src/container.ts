@@ -26,15 +26,6 @@ import { listWins, persistWins } from './db/issues-repo.js'
 import { migrateToLatest } from './db/migrate.js'
 import { countSpent } from './db/spends-repo.js'
 import { limitOf, rulesOf, type Win } from './domain/coupon.js'
-import { EntryRecorder } from './draw/entry-recorder.js'
-import { redisDrawLease } from './draw/redis-lease.js'
-import {
-  DRAW_REQUEST_ID,
-  type DrawnCoupon,
-  DrawRunner,
-  type DrawRunnerOptions,
-  localDrawLease,
-} from './draw/runner.js'
 import { DrawSeeds } from './draw/seeds.js'
 import type { CouponEvents } from './events/coupon-events.js'
 import { EventPump } from './events/event-pump.js'
@@ -79,7 +70,16 @@ import { CodePool } from './service/code-pool.js'
 import { CouponBox } from './service/coupon-box.js'
 import { CouponCache } from './service/coupon-cache.js'
 import { CouponService } from './service/coupon-service.js'
+import { redisDrawLease } from './service/draw-lease.js'
 import { DrawRecords } from './service/draw-records.js'
+import {
+  DRAW_REQUEST_ID,
+  type DrawnCoupon,
+  DrawRunner,
+  type DrawRunnerOptions,
+  localDrawLease,
+} from './service/draw-runner.js'
+import { EntryRecorder } from './service/entry-recorder.js'
 import { IssueService } from './service/issue-service.js'
 import { KnownCoupons } from './service/known-coupons.js'
 import { SpendService } from './service/spend-service.js'

@@ -16,13 +16,12 @@ import { issueKeys } from '../coupon-state/keys.js'
 import { scripts } from '../coupon-state/scripts.js'
 import type { CouponRules, IssueOutcome, Refusal, Win } from '../domain/coupon.js'
 import { newRequestId } from '../domain/request-id.js'
-import type { EntrantPage } from '../draw/runner.js'
 import type { DrawSeeds } from '../draw/seeds.js'
 import { pseudonymOf } from '../draw/shuffle.js'
 import type { Metrics } from '../ops/metrics.js'
 import { toRedisFailure } from '../redis/errors.js'
 import type { LuaReply } from '../redis/lua-script.js'
-import type { ConfigureResult, EntryState, StockGate } from './stock-gate.js'
+import type { ConfigureResult, EntrantPage, EntryState, StockGate } from './stock-gate.js'
 
 /** The script's code of each refusal it can answer (an unknown coupon is the service's). */
 const REFUSAL_CODES = {

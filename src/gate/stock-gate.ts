@@ -9,6 +9,12 @@
  */
 import type { CouponRules, IssueOutcome, Win } from '../domain/coupon.js'
 
+/** A page of a draw's entrants in pseudonym order: two columns, line k the same entrant. */
+export interface EntrantPage {
+  pseudonyms: string[]
+  userIds: string[]
+}
+
 export interface EntryState {
   drawAt: number
   /** the draw has run (and this user is not among its winners unless lookup finds a win) */

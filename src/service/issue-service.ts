@@ -20,10 +20,10 @@ import {
 } from '../domain/coupon.js'
 import { AppError, UnavailableError } from '../domain/errors.js'
 import { newRequestId } from '../domain/request-id.js'
-import type { EntryRecorder } from '../draw/entry-recorder.js'
 import type { EntryState, StockGate } from '../gate/stock-gate.js'
 import type { WinRecorder } from '../queue/win-recorder.js'
 import type { CouponCache } from './coupon-cache.js'
+import type { EntryRecorder } from './entry-recorder.js'
 
 export type IssueState = 'QUEUED' | 'ISSUED' | 'USED'
 

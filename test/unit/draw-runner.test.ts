@@ -9,8 +9,8 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Db } from '../../src/db/database.js'
-import { DrawRunner, localDrawLease } from '../../src/draw/runner.js'
 import type { StockGate } from '../../src/gate/stock-gate.js'
+import { DrawRunner, localDrawLease } from '../../src/service/draw-runner.js'
 
 interface Calls {
   next: number

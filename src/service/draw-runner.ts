@@ -29,15 +29,9 @@ import { findCoupon } from '../db/coupons-repo.js'
 import type { Db } from '../db/database.js'
 import { findDraw, listDueDraws, nextDrawAt } from '../db/draws-repo.js'
 import { limitOf, type Win } from '../domain/coupon.js'
-import type { StockGate } from '../gate/stock-gate.js'
+import { shuffledIndices, shuffleKey } from '../draw/shuffle.js'
+import type { EntrantPage, StockGate } from '../gate/stock-gate.js'
 import type { Metrics } from '../ops/metrics.js'
-import { shuffledIndices, shuffleKey } from './shuffle.js'
-
-/** A page of entrants in pseudonym order: two columns, line k the same entrant. */
-export interface EntrantPage {
-  pseudonyms: string[]
-  userIds: string[]
-}
 
 /** The request id the draw's wins carry. */
 export const DRAW_REQUEST_ID = 'draw'

@@ -9,7 +9,7 @@ import { CODES } from '../coupon-state/codes.js'
 import type { RedisKeys } from '../coupon-state/keys.js'
 import { scripts } from '../coupon-state/scripts.js'
 import type { RedisClient } from '../redis/connection.js'
-import type { DrawLease } from './runner.js'
+import type { DrawLease } from './draw-runner.js'
 
 export function redisDrawLease(client: RedisClient, keys: RedisKeys, ttlMs: number): DrawLease {
   return {
