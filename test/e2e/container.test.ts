@@ -92,7 +92,7 @@ describe('the container image', { skip }, () => {
     const { uid, modules } = JSON.parse(stdout) as { uid: number; modules: string[] }
     assert.notEqual(uid, 0, 'the server runs as a non-root user')
     const present = new Set(modules)
-    for (const tool of ['typescript', 'tsx', '@biomejs', '@biomejs/biome', 'esbuild', 'undici']) {
+    for (const tool of ['typescript', 'tsx', '@biomejs', '@biomejs/biome', 'esbuild']) {
       assert.ok(!present.has(`node_modules/${tool}`), `${tool} is in the runtime image`)
     }
     const leaked = devOnly.filter((p) => present.has(p))
