@@ -19,7 +19,7 @@ const COUPON_GAUGES: [Figure, string][] = [
 ]
 
 /**
- * A gauge per coupon, computed from the coupons' figures when scraped: `valueOf`
+ * A gauge per coupon, computed from the coupons' figures when scraped: `figureOf`
  * gives a coupon's value at `now` (epoch ms), or null for no series.
  */
 function couponGauge(
@@ -27,7 +27,7 @@ function couponGauge(
   figures: CouponFigures,
   name: string,
   help: string,
-  valueOf: (f: CouponFigure, now: number) => number | null,
+  figureOf: (f: CouponFigure, now: number) => number | null,
 ): void {
   new Gauge({
     name,
@@ -40,7 +40,7 @@ function couponGauge(
       this.reset()
       const now = Date.now()
       for (const f of list ?? []) {
-        const value = valueOf(f, now)
+        const value = figureOf(f, now)
         if (value !== null) this.set({ coupon: String(f.id) }, value)
       }
     },
@@ -51,8 +51,8 @@ export function couponGauges(registry: Registry, figures: CouponFigures): void {
   const gauge = (
     name: string,
     help: string,
-    valueOf: (f: CouponFigure, now: number) => number | null,
-  ) => couponGauge(registry, figures, name, help, valueOf)
+    figureOf: (f: CouponFigure, now: number) => number | null,
+  ) => couponGauge(registry, figures, name, help, figureOf)
   for (const [figure, help] of COUPON_GAUGES)
     gauge(`firstcome_coupon_${figure}`, help, (f) => f[figure])
   gauge(
