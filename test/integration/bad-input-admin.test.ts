@@ -50,7 +50,7 @@ describe('bad input on the admin routes', () => {
     const start = valid.issueStart
     const cases: BadCase[] = [
       ...bodyShapeCases(base, valid),
-      ...field('title', [undefined, '', 'x'.repeat(256), 5, null, ['a']]),
+      ...field('title', [undefined, '', 'x'.repeat(256), 'a\u0000b', 5, null, ['a']]),
       ...field('type', ['OTHER', 'first_come_first_served', null, 1]),
       ...field('totalQuantity', [undefined, '5', 0, -1, 1.5, INT32_MAX + 1, 1e300, true, {}]),
       ...field('discountAmount', [undefined, '100', -1, 1.5, INT32_MAX + 1, null]),
@@ -79,7 +79,7 @@ describe('bad input on the admin routes', () => {
     const coupon = (await t.app.inject({ method: 'GET', url })).json()
     const cases: BadCase[] = [
       ...bodyShapeCases(base, valid),
-      ...field('title', ['', 'x'.repeat(256), 5, null]),
+      ...field('title', ['', 'x'.repeat(256), '\u0000', 5, null]),
       ...field('totalQuantity', ['5', 0, -1, 1.5, INT32_MAX + 1, false]),
       ...field('discountAmount', ['1', -1, INT32_MAX + 1, null]),
       ...field('minAvailableAmount', [-1, 1.5, '0']),
