@@ -27,6 +27,9 @@
 //   // test-lane: alone — why     once both lanes are done, one at a time with
 //                                 nothing beside it: for files that measure time
 //                                 finer than a busy machine keeps it
+// And `// test-order: first — why` among a file's first lines starts it before
+// the others of its lane: for the few files that take minutes, so that none of
+// them is what the run waits for at its end.
 import { spawn } from 'node:child_process'
 import { readdirSync, readFileSync, statSync } from 'node:fs'
 import { availableParallelism, cpus } from 'node:os'
@@ -86,7 +89,11 @@ if (files.length === 0) {
 // The longest files first, so that none starts last: end-to-end, then
 // integration, then the rest (a file's directory is a fair guess of its length).
 const E2E = 'test/e2e/'
-const weight = (f) => [E2E, 'test/integration/'].findIndex((d) => f.startsWith(d)) >>> 0
+const FIRST = /^\/\/ test-order: first/m
+const weight = (f) =>
+  FIRST.test(readFileSync(join(root, f), 'utf8').slice(0, 4000))
+    ? -1
+    : [E2E, 'test/integration/'].findIndex((d) => f.startsWith(d)) >>> 0
 const byLane = { parallel: [], serial: [], alone: [] }
 for (const f of [...files].sort((a, b) => weight(a) - weight(b))) byLane[laneOf(f)].push(f)
 

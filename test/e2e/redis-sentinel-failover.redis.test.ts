@@ -1,3 +1,4 @@
+// test-order: first — one of the longest files: started first, so that the run does not end waiting for it
 /**
  * Redis under Sentinel, with real processes: a master, a replica and three
  * `redis-sentinel` started by the test (down-after-milliseconds 1 s), one

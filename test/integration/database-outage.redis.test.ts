@@ -1,3 +1,4 @@
+// test-order: first — one of the longest files: started first, so that the run does not end waiting for it
 /**
  * The database goes away in the middle of a storm (a TCP proxy of the test's own
  * between the service and the database is cut: listener closed, connections

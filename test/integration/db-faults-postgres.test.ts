@@ -1,3 +1,4 @@
+// test-order: first — one of the longest files: started first, so that the run does not end waiting for it
 /**
  * Database faults on PostgreSQL answered as what they are (embedded mode, a test
  * database of its own): read-only (`default_transaction_read_only`, SQLSTATE

@@ -1,3 +1,4 @@
+// test-order: first — one of the longest files: started first, so that the run does not end waiting for it
 /**
  * The winners' export streams: 1,000,000 rows through a server process on each
  * dialect, run as it ships (no V8 flags), whose resident memory stays within
