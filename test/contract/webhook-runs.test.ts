@@ -64,6 +64,60 @@ function failingFeedRead(nth: number): KyselyPlugin & { reads: number } {
   }
 }
 
+/**
+ * A receiver on 127.0.0.1 that hands each POST's event ids to `onBatch` and
+ * answers 200 `delayMs` later; the URL of a webhook to it, and how to close it.
+ */
+async function slowReceiver(delayMs: number, onBatch: (ids: number[]) => void) {
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = []
+    req.on('data', (c: Buffer) => chunks.push(c))
+    req.on('end', () => {
+      const { events } = JSON.parse(Buffer.concat(chunks).toString()) as {
+        events: { id: number }[]
+      }
+      onBatch(events.map((e) => e.id))
+      setTimeout(() => res.writeHead(200).end('ok'), delayMs)
+    })
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  const { port } = server.address() as AddressInfo
+  return {
+    url: `http://127.0.0.1:${port}/hook`,
+    close: () => new Promise((r) => server.close(r)),
+  }
+}
+
+/** `n` coupon.issued events of the coupon, users `${prefix}0`…, sequenced. */
+async function issuedEvents(db: Db, couponId: number, prefix: string, n: number) {
+  const occurred = new Date()
+  await db
+    .insertInto('events')
+    .values(
+      Array.from({ length: n }, (_, i) => ({
+        type: 'coupon.issued',
+        coupon_id: couponId,
+        user_id: `${prefix}${i}`,
+        rank: i + 1,
+        issued_at: occurred,
+        occurred_at: occurred,
+      })),
+    )
+    .execute()
+  assert.equal(await sequence(db), n)
+}
+
+/** A dispatcher over `db` seen through `plugin`, quick to retry. */
+function startPump(db: Db, plugin: KyselyPlugin): EventPump {
+  return new EventPump({
+    db: db.withPlugin(plugin),
+    signal: new MemoryFeedSignal(),
+    webhooks: { timeoutMs: 2000, retryForMs: 60_000, retryBaseMs: 20, retryMaxMs: 50 },
+    leaseMs: 5000,
+    tickMs: 10,
+  }).start()
+}
+
 for (const dialect of DIALECTS) {
   describe(`webhook runs (${dialect})`, { skip: await skipUnlessDialect(dialect) }, () => {
     let t: TestDatabase
@@ -76,49 +130,21 @@ for (const dialect of DIALECTS) {
 
     it('a read failing during a POST is handled, and delivery resumes', async () => {
       let received = 0
-      const server = createServer((req, res) => {
-        const chunks: Buffer[] = []
-        req.on('data', (c: Buffer) => chunks.push(c))
-        req.on('end', () => {
-          received += (JSON.parse(Buffer.concat(chunks).toString()) as { events: unknown[] }).events
-            .length
-          // Slow enough that the next read settles while this POST is in flight.
-          setTimeout(() => res.writeHead(200).end('ok'), 30)
-        })
+      // Slow enough that the next read settles while this POST is in flight.
+      const receiver = await slowReceiver(30, (ids) => {
+        received += ids.length
       })
-      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
-      const { port } = server.address() as AddressInfo
       const unhandled: unknown[] = []
       const onUnhandled = (reason: unknown) => unhandled.push(reason)
       process.on('unhandledRejection', onUnhandled)
       const w = await insertWebhook(db, {
-        url: `http://127.0.0.1:${port}/hook`,
+        url: receiver.url,
         types: ['coupon.issued'],
         secret: 's',
       })
       // A full read-ahead (1000), so the next read is made while its batches are POSTed.
-      const occurred = new Date()
-      await db
-        .insertInto('events')
-        .values(
-          Array.from({ length: 1000 }, (_, i) => ({
-            type: 'coupon.issued',
-            coupon_id: 1,
-            user_id: `u${i}`,
-            rank: i + 1,
-            issued_at: occurred,
-            occurred_at: occurred,
-          })),
-        )
-        .execute()
-      assert.equal(await sequence(db), 1000)
-      const pump = new EventPump({
-        db: db.withPlugin(failingFeedRead(2)),
-        signal: new MemoryFeedSignal(),
-        webhooks: { timeoutMs: 2000, retryForMs: 60_000, retryBaseMs: 20, retryMaxMs: 50 },
-        leaseMs: 5000,
-        tickMs: 10,
-      }).start()
+      await issuedEvents(db, 1, 'u', 1000)
+      const pump = startPump(db, failingFeedRead(2))
       try {
         await waitFor('1000 events delivered, the cursor past them', async () => {
           const row = await findWebhook(db, w.id)
@@ -130,53 +156,23 @@ for (const dialect of DIALECTS) {
       } finally {
         await pump.stop()
         process.off('unhandledRejection', onUnhandled)
-        await new Promise((r) => server.close(r))
+        await receiver.close()
       }
     })
 
     it('a run ending while the endpoints are listed is not followed by a stale one', async () => {
       const seen = new Map<number, number>()
-      const server = createServer((req, res) => {
-        const chunks: Buffer[] = []
-        req.on('data', (c: Buffer) => chunks.push(c))
-        req.on('end', () => {
-          const { events } = JSON.parse(Buffer.concat(chunks).toString()) as {
-            events: { id: number }[]
-          }
-          for (const e of events) seen.set(e.id, (seen.get(e.id) ?? 0) + 1)
-          // Answered while the next list of endpoints is on its way.
-          setTimeout(() => res.writeHead(200).end('ok'), 100)
-        })
+      // Answered while the next list of endpoints is on its way.
+      const receiver = await slowReceiver(100, (ids) => {
+        for (const id of ids) seen.set(id, (seen.get(id) ?? 0) + 1)
       })
-      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
-      const { port } = server.address() as AddressInfo
       const w = await insertWebhook(db, {
-        url: `http://127.0.0.1:${port}/hook`,
+        url: receiver.url,
         types: ['coupon.issued'],
         secret: 's',
       })
-      const occurred = new Date()
-      await db
-        .insertInto('events')
-        .values(
-          Array.from({ length: 5 }, (_, i) => ({
-            type: 'coupon.issued',
-            coupon_id: 2,
-            user_id: `v${i}`,
-            rank: i + 1,
-            issued_at: occurred,
-            occurred_at: occurred,
-          })),
-        )
-        .execute()
-      assert.equal(await sequence(db), 5)
-      const pump = new EventPump({
-        db: db.withPlugin(slowList(150)),
-        signal: new MemoryFeedSignal(),
-        webhooks: { timeoutMs: 2000, retryForMs: 60_000, retryBaseMs: 20, retryMaxMs: 50 },
-        leaseMs: 5000,
-        tickMs: 10,
-      }).start()
+      await issuedEvents(db, 2, 'v', 5)
+      const pump = startPump(db, slowList(150))
       try {
         await waitFor('the 5 events delivered', async () => {
           const row = await findWebhook(db, w.id)
@@ -187,7 +183,7 @@ for (const dialect of DIALECTS) {
         assert.deepEqual([...seen.values()], [1, 1, 1, 1, 1], 'each event sent once')
       } finally {
         await pump.stop()
-        await new Promise((r) => server.close(r))
+        await receiver.close()
       }
     })
   })
