@@ -21,7 +21,7 @@
 import { sql } from 'kysely'
 import type { Dialect } from '../config.js'
 import { type Db, dialectOf } from '../db/database.js'
-import { toDate } from '../db/schema.js'
+import { type EventsTable, toDate } from '../db/schema.js'
 
 export const EVENT_TYPES = [
   'coupon.issued',
@@ -200,15 +200,11 @@ export async function readFeed(db: Db, o: ReadOptions): Promise<FeedEvent[]> {
   return (await readFeedJson(db, o)).map((e) => JSON.parse(e.json) as FeedEvent)
 }
 
-interface EventRow {
-  seq: number | null
-  type: string
-  coupon_id: number
-  user_id: string | null
-  rank: number | null
-  order_id: string | null
-  quantity: number | null
-  /** ISO text (isoText) */
+/** An event as the feed reads it: the table's columns, its instants as ISO text (isoText). */
+type EventRow = Pick<
+  EventsTable,
+  'seq' | 'type' | 'coupon_id' | 'user_id' | 'rank' | 'order_id' | 'quantity'
+> & {
   issued: string | null
   created: string | null
 }
