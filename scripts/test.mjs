@@ -90,12 +90,18 @@ if (files.length === 0) {
 // integration, then the rest (a file's directory is a fair guess of its length).
 const E2E = 'test/e2e/'
 const FIRST = /^\/\/ test-order: first/m
-const weight = (f) =>
-  FIRST.test(readFileSync(join(root, f), 'utf8').slice(0, 4000))
-    ? -1
-    : [E2E, 'test/integration/'].findIndex((d) => f.startsWith(d)) >>> 0
+// Each file's header read once, not at every comparison of the sort.
+const weights = new Map(
+  files.map((f) => [
+    f,
+    FIRST.test(readFileSync(join(root, f), 'utf8').slice(0, 4000))
+      ? -1
+      : [E2E, 'test/integration/'].findIndex((d) => f.startsWith(d)) >>> 0,
+  ]),
+)
 const byLane = { parallel: [], serial: [], alone: [] }
-for (const f of [...files].sort((a, b) => weight(a) - weight(b))) byLane[laneOf(f)].push(f)
+for (const f of [...files].sort((a, b) => weights.get(a) - weights.get(b)))
+  byLane[laneOf(f)].push(f)
 
 if (list) {
   for (const lane of LANES) for (const f of byLane[lane]) console.log(`${lane}\t${f}`)
