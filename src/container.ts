@@ -10,7 +10,7 @@ import type { Config, RedisConfig } from './config.js'
 import { CouponState } from './coupon-state/coupon-state.js'
 import { RedisKeys } from './coupon-state/keys.js'
 import { oldestQueuedAt, readQueued } from './coupon-state/queued.js'
-import { codesFrom, countCodes, countCodesOf } from './db/codes-repo.js'
+import { countCodes, countCodesOf } from './db/codes-repo.js'
 import { findCoupon, listCouponIds, listCoupons } from './db/coupons-repo.js'
 import { type Database, openDatabase, openExportDatabase } from './db/database.js'
 import {
@@ -18,10 +18,9 @@ import {
   entrantPages,
   findDraw,
   insertEntries,
-  listOpenDraws,
   recordDraw,
 } from './db/draws-repo.js'
-import { databaseGateSource } from './db/gate-source.js'
+import { databaseGateSource, storedCoupons } from './db/gate-source.js'
 import { listWins, persistWins } from './db/issues-repo.js'
 import { migrateToLatest } from './db/migrate.js'
 import { countSpent } from './db/spends-repo.js'
@@ -34,7 +33,7 @@ import { MemoryCouponEvents } from './events/memory-coupon-events.js'
 import { RedisCouponEvents } from './events/redis-coupon-events.js'
 import { WebhookStatuses, webhookGauges } from './events/webhook-status.js'
 import { GateClock, gateNodesOf } from './gate/gate-clock.js'
-import { MemoryStockGate } from './gate/memory-stock-gate.js'
+import { restoreMemoryGate } from './gate/memory-stock-gate.js'
 import { RedisStockGate } from './gate/redis-stock-gate.js'
 import type { StockGate } from './gate/stock-gate.js'
 import { type UserVerifier, userVerifier } from './http/auth.js'
@@ -161,31 +160,6 @@ export interface Container {
   api: ApiParts
   /** Drains what is in hand and closes every connection, in dependency order. */
   close(): Promise<void>
-}
-
-const RESTORE_CODES_CHUNK = 20_000
-
-/** Rebuilds the in-process gate from the system of record, draws' entrants included. */
-async function restoreMemoryGate(database: Database, seeds: DrawSeeds): Promise<MemoryStockGate> {
-  const gate = new MemoryStockGate(seeds)
-  const open = new Set(await listOpenDraws(database.db))
-  for (const coupon of await listCoupons(database.db)) {
-    let draw: { drawn: boolean; entrants: { pseudonym: string; userId: string }[] } | undefined
-    if (coupon.drawAt !== null) {
-      const entrants = []
-      for await (const page of entrantPages(database.db, coupon.id)) entrants.push(...page)
-      draw = { drawn: !open.has(coupon.id), entrants }
-    }
-    gate.restore(rulesOf(coupon), await listWins(database.db, coupon.id), [], draw)
-    // Its partner codes, read in chunks: a million rows at once would peak the heap.
-    for (let seq = 1; ; ) {
-      const codes = await codesFrom(database.db, coupon.id, seq, RESTORE_CODES_CHUNK)
-      if (codes.length === 0) break
-      await gate.appendCodes(coupon.id, seq, codes)
-      seq += codes.length
-    }
-  }
-  return gate
 }
 
 /** The draw's record, as both modes write it once the winners are the gate's. */
@@ -446,7 +420,7 @@ async function embeddedAdapters(
   metrics: Metrics,
   seeds: DrawSeeds,
 ): Promise<Adapters> {
-  const gate = await restoreMemoryGate(database, seeds)
+  const gate = await restoreMemoryGate(storedCoupons(database.db), seeds)
   const entries = new EntryRecorder(database.db)
   const recorder = new GroupCommitRecorder(database, {
     onError: (err, wins) => logger.error({ err, wins }, 'group commit failed; retrying'),

@@ -10,6 +10,7 @@
  * A rebuilt coupon whose persisted ranks have gaps (wins granted but never written,
  * hence never answered) hands out those ranks first.
  */
+import type { StoredCoupon } from '../coupon-state/gate-source.js'
 import {
   type CouponRules,
   decideIssue,
@@ -51,6 +52,30 @@ interface CouponStock {
 export interface DrawSnapshot {
   drawn: boolean
   entrants: readonly { pseudonym: string; userId: string }[]
+}
+
+/** Partner codes are restored this many at a time: a million rows at once would peak the heap. */
+const RESTORE_CODES_CHUNK = 20_000
+
+/** An in-process gate rebuilt from the system of record: every coupon, draws' entrants included. */
+export async function restoreMemoryGate(
+  coupons: AsyncIterable<StoredCoupon>,
+  seeds: DrawSeeds | null,
+): Promise<MemoryStockGate> {
+  const gate = new MemoryStockGate(seeds)
+  for await (const coupon of coupons) {
+    gate.restore(coupon.rules, coupon.wins, [], {
+      drawn: coupon.drawn ?? false,
+      entrants: coupon.entrants,
+    })
+    for (let seq = 1; ; ) {
+      const codes = await coupon.readCodes(seq, RESTORE_CODES_CHUNK)
+      if (codes.length === 0) break
+      await gate.appendCodes(coupon.rules.couponId, seq, codes)
+      seq += codes.length
+    }
+  }
+  return gate
 }
 
 export class MemoryStockGate implements StockGate {
