@@ -13,15 +13,8 @@ import { oldestQueuedAt, readQueued } from './coupon-state/queued.js'
 import { countCodes, countCodesOf } from './db/codes-repo.js'
 import { findCoupon, listCouponIds, listCoupons } from './db/coupons-repo.js'
 import { type Database, openDatabase, openExportDatabase } from './db/database.js'
-import {
-  drawSummaries,
-  entrantPages,
-  findDraw,
-  insertEntries,
-  recordDraw,
-} from './db/draws-repo.js'
+import { drawSummaries, findDraw } from './db/draws-repo.js'
 import { databaseGateSource, storedCoupons } from './db/gate-source.js'
-import { listWins, persistWins } from './db/issues-repo.js'
 import { migrateToLatest } from './db/migrate.js'
 import { countSpent } from './db/spends-repo.js'
 import { limitOf, rulesOf, type Win } from './domain/coupon.js'
@@ -70,14 +63,9 @@ import { CouponBox } from './service/coupon-box.js'
 import { CouponCache } from './service/coupon-cache.js'
 import { CouponService } from './service/coupon-service.js'
 import { redisDrawLease } from './service/draw-lease.js'
+import { type DrawMode, embeddedDraws, redisDraws } from './service/draw-modes.js'
 import { DrawRecords } from './service/draw-records.js'
-import {
-  DRAW_REQUEST_ID,
-  type DrawnCoupon,
-  DrawRunner,
-  type DrawRunnerOptions,
-  localDrawLease,
-} from './service/draw-runner.js'
+import { DrawRunner } from './service/draw-runner.js'
 import { EntryRecorder } from './service/entry-recorder.js'
 import { IssueService } from './service/issue-service.js'
 import { KnownCoupons } from './service/known-coupons.js'
@@ -162,17 +150,6 @@ export interface Container {
   close(): Promise<void>
 }
 
-/** The draw's record, as both modes write it once the winners are the gate's. */
-function recordOf(d: DrawnCoupon) {
-  return {
-    drawAt: d.drawAt,
-    quantity: d.quantity,
-    entrants: d.pseudonyms.length,
-    entrantsDigest: d.entrantsDigest,
-    winners: d.winners,
-  }
-}
-
 export async function createContainer(
   config: Readonly<Config>,
   logger: Logger,
@@ -216,12 +193,7 @@ export async function createContainer(
   const draws = new DrawRunner({
     db: database.db,
     gate,
-    lease: adapters.drawLease,
-    entrants: adapters.entrants,
-    commit: adapters.commitDraw,
-    ...(adapters.dueDraws ? { due: adapters.dueDraws } : {}),
-    ...(adapters.nextDraw ? { next: adapters.nextDraw } : {}),
-    ...(adapters.syncDraw ? { sync: adapters.syncDraw } : {}),
+    ...adapters.draw,
     // A drawAt set, moved or taken off anywhere: the runner reads the next one again.
     subscribe: (listener) => events.subscribe(() => listener()),
     logger,
@@ -398,12 +370,8 @@ interface Adapters {
   startWorker?: Container['startWorker']
   /** embedded: writes entries before they are answered */
   entries?: EntryRecorder
-  drawLease: DrawRunnerOptions['lease']
-  entrants: DrawRunnerOptions['entrants']
-  commitDraw: DrawRunnerOptions['commit']
-  dueDraws?: DrawRunnerOptions['due']
-  nextDraw?: DrawRunnerOptions['next']
-  syncDraw?: DrawRunnerOptions['sync']
+  /** how this mode runs the opening draw */
+  draw: DrawMode
   /** everything but the database, which closes last */
   close(): Promise<void>
 }
@@ -437,35 +405,7 @@ async function embeddedAdapters(
     cache: null,
     queuedWins: async () => [],
     entries,
-    drawLease: localDrawLease(),
-    // One process holds the stock: it draws the coupons its gate holds, and takes
-    // a draw another process on the same database recorded (winners as recorded).
-    dueDraws: async (now) => gate.dueDraws(now.getTime()),
-    nextDraw: async () => gate.nextDrawAt(),
-    async syncDraw(couponId) {
-      const wins = await listWins(database.db, couponId)
-      await gate.enterWinners(
-        couponId,
-        wins.filter((w) => w.requestId === DRAW_REQUEST_ID).sort((a, b) => a.rank - b.rank),
-      )
-    },
-    // Entries are written before they are answered: once the ones in hand are
-    // written, the table holds every entry answered 202.
-    async *entrants(couponId) {
-      await entries.drain()
-      for await (const page of entrantPages(database.db, couponId))
-        yield { pseudonyms: page.map((e) => e.pseudonym), userIds: page.map((e) => e.userId) }
-    },
-    // The winners' rows and the record in one transaction: after a crash either
-    // the whole draw is in the database or none of it (and it runs again).
-    async commitDraw(d) {
-      await database.db.transaction().execute(async (trx) => {
-        const inserted = await persistWins(trx, d.wins, new Date())
-        metrics.persisted.inc({ coupon: String(d.couponId) }, inserted)
-        await recordDraw(trx, d.couponId, recordOf(d), new Date())
-      })
-      await gate.enterWinners(d.couponId, d.wins)
-    },
+    draw: embeddedDraws({ db: database.db, gate, entries, metrics }),
     events,
     checks: {},
     limits: memoryIssueLimits(limitsConfig(config)),
@@ -584,21 +524,11 @@ async function redisAdapters(
     gate,
     recorder: null,
     cache,
-    drawLease: redisDrawLease(client, keys, config.drawLeaseMs),
-    entrants: (couponId) => gate.entrantPages(couponId),
-    // The winners enter the gate first (answerable at once, persisted by the
-    // worker like any win); then the entrants and the record go to the database,
-    // the record last: until it is there, the draw is not done and runs again.
-    async commitDraw(d) {
-      await gate.enterWinners(d.couponId, d.wins)
-      const entrants = d.pseudonyms.map((pseudonym, i) => ({
-        pseudonym,
-        userId: d.userIds[i] as string,
-      }))
-      await insertEntries(database.db, d.couponId, entrants)
-      if (!d.leaseHeld()) throw new Error(`coupon ${d.couponId}: the draw's lease was lost`)
-      await recordDraw(database.db, d.couponId, recordOf(d), new Date())
-    },
+    draw: redisDraws({
+      db: database.db,
+      gate,
+      lease: redisDrawLease(client, keys, config.drawLeaseMs),
+    }),
     events,
     feedSignal,
     limits: redisIssueLimits(limitsConfig(config), client, redis.keyPrefix, (err) =>
