@@ -12,12 +12,17 @@ import { RedisKeys } from './coupon-state/keys.js'
 import { oldestQueuedAt, readQueued } from './coupon-state/queued.js'
 import { countCodes, countCodesOf } from './db/codes-repo.js'
 import { findCoupon, listCouponIds, listCoupons } from './db/coupons-repo.js'
-import { type Database, openDatabase, openExportDatabase } from './db/database.js'
+import {
+  type Database,
+  openDatabase,
+  openExportDatabase,
+  openReadsDatabase,
+} from './db/database.js'
 import { drawSummaries, findDraw } from './db/draws-repo.js'
 import { databaseGateSource, storedCoupons } from './db/gate-source.js'
 import { migrateToLatest } from './db/migrate.js'
 import { countSpent } from './db/spends-repo.js'
-import { limitOf, rulesOf, type Win } from './domain/coupon.js'
+import type { Win } from './domain/coupon.js'
 import { DrawSeeds } from './draw/seeds.js'
 import type { CouponEvents } from './events/coupon-events.js'
 import { EventPump } from './events/event-pump.js'
@@ -25,9 +30,9 @@ import { type FeedSignal, MemoryFeedSignal, RedisFeedSignal } from './events/fee
 import { MemoryCouponEvents } from './events/memory-coupon-events.js'
 import { RedisCouponEvents } from './events/redis-coupon-events.js'
 import { WebhookStatuses, webhookGauges } from './events/webhook-status.js'
-import { GateClock, gateNodesOf } from './gate/gate-clock.js'
+import { GateClock, gateClockReports, gateNodesOf } from './gate/gate-clock.js'
 import { restoreMemoryGate } from './gate/memory-stock-gate.js'
-import { RedisStockGate } from './gate/redis-stock-gate.js'
+import { couponStateReports, RedisStockGate } from './gate/redis-stock-gate.js'
 import type { StockGate } from './gate/stock-gate.js'
 import { type UserVerifier, userVerifier } from './http/auth.js'
 import { webhookOverview } from './http/event-routes.js'
@@ -56,11 +61,11 @@ import { GroupCommitRecorder } from './queue/group-commit-recorder.js'
 import { persistKindFor } from './queue/persist/strategy.js'
 import { RedisStreamWorker } from './queue/redis-stream-worker.js'
 import type { WinRecorder } from './queue/win-recorder.js'
-import { connectRedis, createRedis, type RedisClient } from './redis/connection.js'
+import { connectAll, createRedis } from './redis/connection.js'
 import { logPersistence } from './redis/persistence.js'
 import { CodePool } from './service/code-pool.js'
 import { CouponBox } from './service/coupon-box.js'
-import { CouponCache } from './service/coupon-cache.js'
+import { CouponCache, limitedRulesOf } from './service/coupon-cache.js'
 import { CouponService } from './service/coupon-service.js'
 import { redisDrawLease } from './service/draw-lease.js'
 import { type DrawMode, embeddedDraws, redisDraws } from './service/draw-modes.js'
@@ -160,19 +165,16 @@ export async function createContainer(
     timeouts: config.dbTimeouts,
     role: 'core',
   })
-  // SQLite has one connection, and nothing waits for a lock inside one process.
-  const reads =
-    dialect === 'sqlite'
-      ? database
-      : openDatabase(databaseUrl, dialect, {
-          poolSize: config.dbReadPoolSize,
-          timeouts: config.dbReadTimeouts,
-          role: 'reads',
-        })
+  const reads = openReadsDatabase(
+    databaseUrl,
+    dialect,
+    { poolSize: config.dbReadPoolSize, timeouts: config.dbReadTimeouts },
+    database,
+  )
   const exports = openExportDatabase(databaseUrl, dialect, database)
   const closeDatabases = async () => {
     await exports.close()
-    if (reads !== database) await reads.close()
+    await reads.close()
     await database.close()
   }
   const metrics = new Metrics()
@@ -418,15 +420,6 @@ async function embeddedAdapters(
   }
 }
 
-async function connectAll(clients: RedisClient[]) {
-  try {
-    await Promise.all(clients.map((c) => connectRedis(c)))
-  } catch (err) {
-    for (const c of clients) c.disconnect()
-    throw new Error('cannot connect to Redis', { cause: err })
-  }
-}
-
 async function redisAdapters(
   config: Readonly<Config>,
   redis: RedisConfig,
@@ -445,78 +438,23 @@ async function redisAdapters(
     client,
     keys,
     source: databaseGateSource(database.db),
-    // A coupon with winners loaded from the database means Redis had lost it.
-    onRebuild: (couponId, winners) => {
-      if (winners === 0) {
-        logger.info({ couponId }, 'coupon state loaded into Redis from the database')
-        return
-      }
-      metrics.gateRebuilds.inc()
-      logger.warn(
-        { event: 'gate.rebuilt', couponId, winners },
-        'coupon state rebuilt in Redis from the database and its stream',
-      )
-    },
-    onCatchUp: (couponId, { recovered, freed }) => {
-      metrics.gateCatchUps.inc()
-      const lost = recovered > 0 || freed > 0
-      logger[lost ? 'error' : 'info'](
-        { event: 'gate.caught_up', couponId, recovered, freed },
-        lost
-          ? 'Redis had lost data: the coupon gate caught up with the database before answering'
-          : 'coupon gate checked against the database after a Redis restart or failover',
-      )
-    },
-    onLost: (win) => {
-      metrics.winsLost.inc({ coupon: String(win.couponId), cause: 'forgotten' })
-      logger.error(
-        {
-          event: 'win.lost',
-          couponId: win.couponId,
-          userId: win.userId,
-          rank: win.rank,
-          requestId: win.requestId,
-          cause: 'forgotten',
-        },
-        'an answered win is lost: Redis forgot it before it was persisted',
-      )
-    },
+    ...couponStateReports(logger, metrics),
   })
 
   const gate = new RedisStockGate({ state, metrics, seeds })
   const gateClock = new GateClock({
     nodes: () => gateNodesOf(client),
     boundMs: redis.clockSkewBoundMs,
-    onOffset: (offsetMs) => {
-      metrics.clockOffset.set(offsetMs / 1000)
-      metrics.clockSkewed.set(Math.abs(offsetMs) > redis.clockSkewBoundMs ? 1 : 0)
-    },
-    onSkew: (skewed, offsetMs) => {
-      const fields = { event: 'clock.skew', offsetMs, boundMs: redis.clockSkewBoundMs }
-      if (skewed)
-        logger.warn(
-          fields,
-          "this process's clock differs from Redis's by more than CLOCK_SKEW_BOUND_MS; Redis's clock judges every window, so issuing is unaffected: correct the host's time (NTP)",
-        )
-      else logger.info(fields, "this process's clock is back within CLOCK_SKEW_BOUND_MS of Redis's")
-    },
-    onError: (err) => logger.debug({ err }, "could not read Redis's clock"),
+    ...gateClockReports(logger, metrics, redis.clockSkewBoundMs),
   })
   await gateClock.start()
   const events = new RedisCouponEvents(client, subscriber, keys.couponChanged)
   await events.start()
   const feedSignal = new RedisFeedSignal(client, subscriber, `${redis.keyPrefix}events:feed`)
   await feedSignal.start()
-  // With the limit that applies (the codes', while fewer): new codes forget a SOLD_OUT.
-  const cache = new CouponCache(
-    async (id) => {
-      const coupon = await known.find(id, (i) => findCoupon(database.db, i))
-      if (!coupon) return null
-      const limit = limitOf(coupon.totalQuantity, await countCodes(database.db, id))
-      return { ...rulesOf(coupon), totalQuantity: limit }
-    },
-    { gateTime: () => gateClock.time() },
-  )
+  const cache = new CouponCache(limitedRulesOf(database.db, known), {
+    gateTime: () => gateClock.time(),
+  })
   events.subscribe((id) => (id === null ? cache.clear() : cache.invalidate(id)))
   const workers: WorkerHandle[] = []
   const heartbeats = new Heartbeats(client, `${redis.keyPrefix}workers`)

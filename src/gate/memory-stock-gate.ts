@@ -15,7 +15,7 @@ import {
   type CouponRules,
   decideIssue,
   type IssueOutcome,
-  limitOf,
+  limitedRules,
   quantityBelowWon,
   rankHoles,
   type Win,
@@ -103,7 +103,7 @@ export class MemoryStockGate implements StockGate {
     }
     this.#coupons.set(rules.couponId, {
       rules,
-      limited: limited(rules, codes.length),
+      limited: limitedRules(rules, codes.length),
       codes: [...codes],
       winners,
       holes: rankHoles(wins.map((w) => w.rank)),
@@ -120,7 +120,7 @@ export class MemoryStockGate implements StockGate {
     if (!stock) return 'NOT_LOADED'
     if (quantityBelowWon(rules.totalQuantity, stock.winners.size)) return 'QUANTITY_BELOW_ISSUED'
     stock.rules = rules
-    stock.limited = limited(rules, stock.codes.length)
+    stock.limited = limitedRules(rules, stock.codes.length)
     if (stock.draw?.state !== 'drawn') {
       if (rules.drawAt == null) stock.draw = null
       else if (stock.draw) stock.draw.at = rules.drawAt
@@ -139,7 +139,7 @@ export class MemoryStockGate implements StockGate {
     const held = stock.codes.length
     if (held < firstSeq - 1) return held
     for (let i = held - firstSeq + 1; i < codes.length; i++) stock.codes.push(codes[i] as string)
-    stock.limited = limited(stock.rules, stock.codes.length)
+    stock.limited = limitedRules(stock.rules, stock.codes.length)
     return stock.codes.length
   }
 
@@ -249,10 +249,6 @@ export class MemoryStockGate implements StockGate {
   async ping(): Promise<void> {}
 
   async close(): Promise<void> {}
-}
-
-function limited(rules: CouponRules, codes: number): CouponRules {
-  return codes > 0 ? { ...rules, totalQuantity: limitOf(rules.totalQuantity, codes) } : rules
 }
 
 /** The win, with code number rank when the coupon holds it. */
