@@ -61,7 +61,7 @@ import { GroupCommitRecorder } from './queue/group-commit-recorder.js'
 import { persistKindFor } from './queue/persist/strategy.js'
 import { RedisStreamWorker } from './queue/redis-stream-worker.js'
 import type { WinRecorder } from './queue/win-recorder.js'
-import { connectAll, createRedis } from './redis/connection.js'
+import { closeRedis, connectAll, createRedis } from './redis/connection.js'
 import { logPersistence } from './redis/persistence.js'
 import { CodePool } from './service/code-pool.js'
 import { CouponBox } from './service/coupon-box.js'
@@ -503,7 +503,7 @@ async function redisAdapters(
         }),
         async stop() {
           await worker.stop()
-          await workerClient.quit().catch(() => workerClient.disconnect())
+          await closeRedis(workerClient)
         },
       }
       workers.push(handle)

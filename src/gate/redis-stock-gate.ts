@@ -20,6 +20,7 @@ import { newRequestId } from '../domain/request-id.js'
 import type { DrawSeeds } from '../draw/seeds.js'
 import { pseudonymOf } from '../draw/shuffle.js'
 import type { Metrics } from '../ops/metrics.js'
+import { closeRedis } from '../redis/connection.js'
 import { toRedisFailure } from '../redis/errors.js'
 import type { LuaReply } from '../redis/lua-script.js'
 import type { ConfigureResult, EntrantPage, EntryState, StockGate } from './stock-gate.js'
@@ -389,8 +390,7 @@ export class RedisStockGate implements StockGate {
   }
 
   async close(): Promise<void> {
-    const { client } = this.#state
-    await client.quit().catch(() => client.disconnect())
+    await closeRedis(this.#state.client)
   }
 }
 

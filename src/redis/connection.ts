@@ -103,6 +103,11 @@ export async function connectAll(clients: RedisClient[]): Promise<void> {
   }
 }
 
+/** Closes the client: politely (QUIT) when Redis answers, else at once. */
+export async function closeRedis(client: RedisClient): Promise<void> {
+  await client.quit().catch(() => client.disconnect())
+}
+
 export function isReady(client: RedisClient): boolean {
   return client.status === 'ready'
 }
