@@ -10,22 +10,19 @@ import type { Config, RedisConfig } from './config.js'
 import { CouponState } from './coupon-state/coupon-state.js'
 import { RedisKeys } from './coupon-state/keys.js'
 import { oldestQueuedAt, readQueued } from './coupon-state/queued.js'
-import { codesFrom, countCodes, countCodesOf } from './db/codes-repo.js'
+import { countCodes, countCodesOf } from './db/codes-repo.js'
 import { findCoupon, listCouponIds, listCoupons } from './db/coupons-repo.js'
-import { type Database, openDatabase, openExportDatabase } from './db/database.js'
 import {
-  drawSummaries,
-  entrantPages,
-  findDraw,
-  insertEntries,
-  listOpenDraws,
-  recordDraw,
-} from './db/draws-repo.js'
-import { databaseGateSource } from './db/gate-source.js'
-import { listWins, persistWins } from './db/issues-repo.js'
+  type Database,
+  openDatabase,
+  openExportDatabase,
+  openReadsDatabase,
+} from './db/database.js'
+import { drawSummaries, findDraw } from './db/draws-repo.js'
+import { databaseGateSource, storedCoupons } from './db/gate-source.js'
 import { migrateToLatest } from './db/migrate.js'
 import { countSpent } from './db/spends-repo.js'
-import { limitOf, rulesOf, type Win } from './domain/coupon.js'
+import type { Win } from './domain/coupon.js'
 import { DrawSeeds } from './draw/seeds.js'
 import type { CouponEvents } from './events/coupon-events.js'
 import { EventPump } from './events/event-pump.js'
@@ -33,9 +30,9 @@ import { type FeedSignal, MemoryFeedSignal, RedisFeedSignal } from './events/fee
 import { MemoryCouponEvents } from './events/memory-coupon-events.js'
 import { RedisCouponEvents } from './events/redis-coupon-events.js'
 import { WebhookStatuses, webhookGauges } from './events/webhook-status.js'
-import { GateClock, gateNodesOf } from './gate/gate-clock.js'
-import { MemoryStockGate } from './gate/memory-stock-gate.js'
-import { RedisStockGate } from './gate/redis-stock-gate.js'
+import { GateClock, gateClockReports, gateNodesOf } from './gate/gate-clock.js'
+import { restoreMemoryGate } from './gate/memory-stock-gate.js'
+import { couponStateReports, RedisStockGate } from './gate/redis-stock-gate.js'
 import type { StockGate } from './gate/stock-gate.js'
 import { type UserVerifier, userVerifier } from './http/auth.js'
 import { webhookOverview } from './http/event-routes.js'
@@ -64,21 +61,16 @@ import { GroupCommitRecorder } from './queue/group-commit-recorder.js'
 import { persistKindFor } from './queue/persist/strategy.js'
 import { RedisStreamWorker } from './queue/redis-stream-worker.js'
 import type { WinRecorder } from './queue/win-recorder.js'
-import { connectRedis, createRedis, type RedisClient } from './redis/connection.js'
+import { closeRedis, connectAll, createRedis } from './redis/connection.js'
 import { logPersistence } from './redis/persistence.js'
 import { CodePool } from './service/code-pool.js'
 import { CouponBox } from './service/coupon-box.js'
-import { CouponCache } from './service/coupon-cache.js'
+import { CouponCache, limitedRulesOf } from './service/coupon-cache.js'
 import { CouponService } from './service/coupon-service.js'
 import { redisDrawLease } from './service/draw-lease.js'
+import { type DrawMode, embeddedDraws, redisDraws } from './service/draw-modes.js'
 import { DrawRecords } from './service/draw-records.js'
-import {
-  DRAW_REQUEST_ID,
-  type DrawnCoupon,
-  DrawRunner,
-  type DrawRunnerOptions,
-  localDrawLease,
-} from './service/draw-runner.js'
+import { DrawRunner } from './service/draw-runner.js'
 import { EntryRecorder } from './service/entry-recorder.js'
 import { IssueService } from './service/issue-service.js'
 import { KnownCoupons } from './service/known-coupons.js'
@@ -163,42 +155,6 @@ export interface Container {
   close(): Promise<void>
 }
 
-const RESTORE_CODES_CHUNK = 20_000
-
-/** Rebuilds the in-process gate from the system of record, draws' entrants included. */
-async function restoreMemoryGate(database: Database, seeds: DrawSeeds): Promise<MemoryStockGate> {
-  const gate = new MemoryStockGate(seeds)
-  const open = new Set(await listOpenDraws(database.db))
-  for (const coupon of await listCoupons(database.db)) {
-    let draw: { drawn: boolean; entrants: { pseudonym: string; userId: string }[] } | undefined
-    if (coupon.drawAt !== null) {
-      const entrants = []
-      for await (const page of entrantPages(database.db, coupon.id)) entrants.push(...page)
-      draw = { drawn: !open.has(coupon.id), entrants }
-    }
-    gate.restore(rulesOf(coupon), await listWins(database.db, coupon.id), [], draw)
-    // Its partner codes, read in chunks: a million rows at once would peak the heap.
-    for (let seq = 1; ; ) {
-      const codes = await codesFrom(database.db, coupon.id, seq, RESTORE_CODES_CHUNK)
-      if (codes.length === 0) break
-      await gate.appendCodes(coupon.id, seq, codes)
-      seq += codes.length
-    }
-  }
-  return gate
-}
-
-/** The draw's record, as both modes write it once the winners are the gate's. */
-function recordOf(d: DrawnCoupon) {
-  return {
-    drawAt: d.drawAt,
-    quantity: d.quantity,
-    entrants: d.pseudonyms.length,
-    entrantsDigest: d.entrantsDigest,
-    winners: d.winners,
-  }
-}
-
 export async function createContainer(
   config: Readonly<Config>,
   logger: Logger,
@@ -209,19 +165,16 @@ export async function createContainer(
     timeouts: config.dbTimeouts,
     role: 'core',
   })
-  // SQLite has one connection, and nothing waits for a lock inside one process.
-  const reads =
-    dialect === 'sqlite'
-      ? database
-      : openDatabase(databaseUrl, dialect, {
-          poolSize: config.dbReadPoolSize,
-          timeouts: config.dbReadTimeouts,
-          role: 'reads',
-        })
+  const reads = openReadsDatabase(
+    databaseUrl,
+    dialect,
+    { poolSize: config.dbReadPoolSize, timeouts: config.dbReadTimeouts },
+    database,
+  )
   const exports = openExportDatabase(databaseUrl, dialect, database)
   const closeDatabases = async () => {
     await exports.close()
-    if (reads !== database) await reads.close()
+    await reads.close()
     await database.close()
   }
   const metrics = new Metrics()
@@ -242,12 +195,7 @@ export async function createContainer(
   const draws = new DrawRunner({
     db: database.db,
     gate,
-    lease: adapters.drawLease,
-    entrants: adapters.entrants,
-    commit: adapters.commitDraw,
-    ...(adapters.dueDraws ? { due: adapters.dueDraws } : {}),
-    ...(adapters.nextDraw ? { next: adapters.nextDraw } : {}),
-    ...(adapters.syncDraw ? { sync: adapters.syncDraw } : {}),
+    ...adapters.draw,
     // A drawAt set, moved or taken off anywhere: the runner reads the next one again.
     subscribe: (listener) => events.subscribe(() => listener()),
     logger,
@@ -424,12 +372,8 @@ interface Adapters {
   startWorker?: Container['startWorker']
   /** embedded: writes entries before they are answered */
   entries?: EntryRecorder
-  drawLease: DrawRunnerOptions['lease']
-  entrants: DrawRunnerOptions['entrants']
-  commitDraw: DrawRunnerOptions['commit']
-  dueDraws?: DrawRunnerOptions['due']
-  nextDraw?: DrawRunnerOptions['next']
-  syncDraw?: DrawRunnerOptions['sync']
+  /** how this mode runs the opening draw */
+  draw: DrawMode
   /** everything but the database, which closes last */
   close(): Promise<void>
 }
@@ -446,7 +390,7 @@ async function embeddedAdapters(
   metrics: Metrics,
   seeds: DrawSeeds,
 ): Promise<Adapters> {
-  const gate = await restoreMemoryGate(database, seeds)
+  const gate = await restoreMemoryGate(storedCoupons(database.db), seeds)
   const entries = new EntryRecorder(database.db)
   const recorder = new GroupCommitRecorder(database, {
     onError: (err, wins) => logger.error({ err, wins }, 'group commit failed; retrying'),
@@ -463,35 +407,7 @@ async function embeddedAdapters(
     cache: null,
     queuedWins: async () => [],
     entries,
-    drawLease: localDrawLease(),
-    // One process holds the stock: it draws the coupons its gate holds, and takes
-    // a draw another process on the same database recorded (winners as recorded).
-    dueDraws: async (now) => gate.dueDraws(now.getTime()),
-    nextDraw: async () => gate.nextDrawAt(),
-    async syncDraw(couponId) {
-      const wins = await listWins(database.db, couponId)
-      await gate.enterWinners(
-        couponId,
-        wins.filter((w) => w.requestId === DRAW_REQUEST_ID).sort((a, b) => a.rank - b.rank),
-      )
-    },
-    // Entries are written before they are answered: once the ones in hand are
-    // written, the table holds every entry answered 202.
-    async *entrants(couponId) {
-      await entries.drain()
-      for await (const page of entrantPages(database.db, couponId))
-        yield { pseudonyms: page.map((e) => e.pseudonym), userIds: page.map((e) => e.userId) }
-    },
-    // The winners' rows and the record in one transaction: after a crash either
-    // the whole draw is in the database or none of it (and it runs again).
-    async commitDraw(d) {
-      await database.db.transaction().execute(async (trx) => {
-        const inserted = await persistWins(trx, d.wins, new Date())
-        metrics.persisted.inc({ coupon: String(d.couponId) }, inserted)
-        await recordDraw(trx, d.couponId, recordOf(d), new Date())
-      })
-      await gate.enterWinners(d.couponId, d.wins)
-    },
+    draw: embeddedDraws({ db: database.db, gate, entries, metrics }),
     events,
     checks: {},
     limits: memoryIssueLimits(limitsConfig(config)),
@@ -501,15 +417,6 @@ async function embeddedAdapters(
       await feedSignal.close()
       await gate.close()
     },
-  }
-}
-
-async function connectAll(clients: RedisClient[]) {
-  try {
-    await Promise.all(clients.map((c) => connectRedis(c)))
-  } catch (err) {
-    for (const c of clients) c.disconnect()
-    throw new Error('cannot connect to Redis', { cause: err })
   }
 }
 
@@ -531,78 +438,23 @@ async function redisAdapters(
     client,
     keys,
     source: databaseGateSource(database.db),
-    // A coupon with winners loaded from the database means Redis had lost it.
-    onRebuild: (couponId, winners) => {
-      if (winners === 0) {
-        logger.info({ couponId }, 'coupon state loaded into Redis from the database')
-        return
-      }
-      metrics.gateRebuilds.inc()
-      logger.warn(
-        { event: 'gate.rebuilt', couponId, winners },
-        'coupon state rebuilt in Redis from the database and its stream',
-      )
-    },
-    onCatchUp: (couponId, { recovered, freed }) => {
-      metrics.gateCatchUps.inc()
-      const lost = recovered > 0 || freed > 0
-      logger[lost ? 'error' : 'info'](
-        { event: 'gate.caught_up', couponId, recovered, freed },
-        lost
-          ? 'Redis had lost data: the coupon gate caught up with the database before answering'
-          : 'coupon gate checked against the database after a Redis restart or failover',
-      )
-    },
-    onLost: (win) => {
-      metrics.winsLost.inc({ coupon: String(win.couponId), cause: 'forgotten' })
-      logger.error(
-        {
-          event: 'win.lost',
-          couponId: win.couponId,
-          userId: win.userId,
-          rank: win.rank,
-          requestId: win.requestId,
-          cause: 'forgotten',
-        },
-        'an answered win is lost: Redis forgot it before it was persisted',
-      )
-    },
+    ...couponStateReports(logger, metrics),
   })
 
   const gate = new RedisStockGate({ state, metrics, seeds })
   const gateClock = new GateClock({
     nodes: () => gateNodesOf(client),
     boundMs: redis.clockSkewBoundMs,
-    onOffset: (offsetMs) => {
-      metrics.clockOffset.set(offsetMs / 1000)
-      metrics.clockSkewed.set(Math.abs(offsetMs) > redis.clockSkewBoundMs ? 1 : 0)
-    },
-    onSkew: (skewed, offsetMs) => {
-      const fields = { event: 'clock.skew', offsetMs, boundMs: redis.clockSkewBoundMs }
-      if (skewed)
-        logger.warn(
-          fields,
-          "this process's clock differs from Redis's by more than CLOCK_SKEW_BOUND_MS; Redis's clock judges every window, so issuing is unaffected: correct the host's time (NTP)",
-        )
-      else logger.info(fields, "this process's clock is back within CLOCK_SKEW_BOUND_MS of Redis's")
-    },
-    onError: (err) => logger.debug({ err }, "could not read Redis's clock"),
+    ...gateClockReports(logger, metrics, redis.clockSkewBoundMs),
   })
   await gateClock.start()
   const events = new RedisCouponEvents(client, subscriber, keys.couponChanged)
   await events.start()
   const feedSignal = new RedisFeedSignal(client, subscriber, `${redis.keyPrefix}events:feed`)
   await feedSignal.start()
-  // With the limit that applies (the codes', while fewer): new codes forget a SOLD_OUT.
-  const cache = new CouponCache(
-    async (id) => {
-      const coupon = await known.find(id, (i) => findCoupon(database.db, i))
-      if (!coupon) return null
-      const limit = limitOf(coupon.totalQuantity, await countCodes(database.db, id))
-      return { ...rulesOf(coupon), totalQuantity: limit }
-    },
-    { gateTime: () => gateClock.time() },
-  )
+  const cache = new CouponCache(limitedRulesOf(database.db, known), {
+    gateTime: () => gateClock.time(),
+  })
   events.subscribe((id) => (id === null ? cache.clear() : cache.invalidate(id)))
   const workers: WorkerHandle[] = []
   const heartbeats = new Heartbeats(client, `${redis.keyPrefix}workers`)
@@ -610,21 +462,11 @@ async function redisAdapters(
     gate,
     recorder: null,
     cache,
-    drawLease: redisDrawLease(client, keys, config.drawLeaseMs),
-    entrants: (couponId) => gate.entrantPages(couponId),
-    // The winners enter the gate first (answerable at once, persisted by the
-    // worker like any win); then the entrants and the record go to the database,
-    // the record last: until it is there, the draw is not done and runs again.
-    async commitDraw(d) {
-      await gate.enterWinners(d.couponId, d.wins)
-      const entrants = d.pseudonyms.map((pseudonym, i) => ({
-        pseudonym,
-        userId: d.userIds[i] as string,
-      }))
-      await insertEntries(database.db, d.couponId, entrants)
-      if (!d.leaseHeld()) throw new Error(`coupon ${d.couponId}: the draw's lease was lost`)
-      await recordDraw(database.db, d.couponId, recordOf(d), new Date())
-    },
+    draw: redisDraws({
+      db: database.db,
+      gate,
+      lease: redisDrawLease(client, keys, config.drawLeaseMs),
+    }),
     events,
     feedSignal,
     limits: redisIssueLimits(limitsConfig(config), client, redis.keyPrefix, (err) =>
@@ -661,7 +503,7 @@ async function redisAdapters(
         }),
         async stop() {
           await worker.stop()
-          await workerClient.quit().catch(() => workerClient.disconnect())
+          await closeRedis(workerClient)
         },
       }
       workers.push(handle)

@@ -271,6 +271,21 @@ function boundedMysqlPool(pool: Mysql2.Pool, t: DbTimeouts): MysqlPool {
 }
 
 /**
+ * The public reads' handle (status, stats, a coupon): a pool apart, so a slow
+ * read starves only its kind. On SQLite, the main handle (its close is the main's
+ * to do): one connection, and nothing waits for a lock inside one process.
+ */
+export function openReadsDatabase(
+  url: string,
+  dialect: Dialect,
+  options: Pick<DatabaseOptions, 'poolSize' | 'timeouts'>,
+  main: Database,
+): Database {
+  if (dialect === 'sqlite') return { ...main, close: async () => {} }
+  return openDatabase(url, dialect, { ...options, role: 'reads' })
+}
+
+/**
  * The database handle of the winners' export: a download holds its cursor, and
  * its connection, as long as the client takes to read it, so it gets a small
  * pool of its own, without the event-day statement bounds (a slow download is

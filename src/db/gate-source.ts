@@ -1,11 +1,11 @@
-/** The database as the GateSource that rebuilds a gate's state. */
+/** The database as the source that rebuilds a gate's state. */
 
-import type { GateSource } from '../coupon-state/gate-source.js'
+import type { GateSource, StoredCoupon } from '../coupon-state/gate-source.js'
 import { rulesOf } from '../domain/coupon.js'
 import { codesFrom } from './codes-repo.js'
-import { findCoupon, lockCoupons } from './coupons-repo.js'
+import { findCoupon, listCoupons, lockCoupons } from './coupons-repo.js'
 import type { Db } from './database.js'
-import { findDraw } from './draws-repo.js'
+import { entrantPages, findDraw, listOpenDraws } from './draws-repo.js'
 import { listWins } from './issues-repo.js'
 
 export function databaseGateSource(db: Db): GateSource {
@@ -26,5 +26,22 @@ export function databaseGateSource(db: Db): GateSource {
         })
       })
     },
+  }
+}
+
+/** Every coupon, with its wins, partner codes and draw's entrants: the in-process gate's start. */
+export async function* storedCoupons(db: Db): AsyncGenerator<StoredCoupon> {
+  const open = new Set(await listOpenDraws(db))
+  for (const coupon of await listCoupons(db)) {
+    const entrants = []
+    if (coupon.drawAt !== null)
+      for await (const page of entrantPages(db, coupon.id)) entrants.push(...page)
+    yield {
+      rules: rulesOf(coupon),
+      wins: await listWins(db, coupon.id),
+      drawn: coupon.drawAt !== null && !open.has(coupon.id),
+      entrants,
+      readCodes: (fromSeq, max) => codesFrom(db, coupon.id, fromSeq, max),
+    }
   }
 }

@@ -132,6 +132,11 @@ export function limitOf(totalQuantity: number | null, codes: number): number | n
   return totalQuantity === null ? codes : Math.min(totalQuantity, codes)
 }
 
+/** The rules with the limit that applies: the partner codes', while they are fewer. */
+export function limitedRules(rules: CouponRules, codes: number): CouponRules {
+  return codes > 0 ? { ...rules, totalQuantity: limitOf(rules.totalQuantity, codes) } : rules
+}
+
 export function remainingQuantity(rules: Pick<CouponRules, 'totalQuantity'>, won: number) {
   return rules.totalQuantity === null ? null : Math.max(0, rules.totalQuantity - won)
 }

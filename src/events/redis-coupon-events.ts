@@ -13,7 +13,7 @@
  */
 import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { RedisClient } from '../redis/connection.js'
+import { closeRedis, type RedisClient } from '../redis/connection.js'
 import type { CouponEvents } from './coupon-events.js'
 
 /** Past this a node that does not acknowledge (hung, or not a firstcome node) is not waited for. */
@@ -78,7 +78,7 @@ export class RedisCouponEvents implements CouponEvents {
 
   async close(): Promise<void> {
     this.#listeners.length = 0
-    await this.#subscriber.quit().catch(() => this.#subscriber.disconnect())
+    await closeRedis(this.#subscriber)
   }
 
   #emit(couponId: number | null) {

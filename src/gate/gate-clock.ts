@@ -23,6 +23,8 @@
  */
 import { performance } from 'node:perf_hooks'
 import { Cluster } from 'ioredis'
+import type { Logger } from 'pino'
+import type { Metrics } from '../ops/metrics.js'
 import type { RedisClient } from '../redis/connection.js'
 
 /** How often each gate node is asked for its TIME. */
@@ -224,4 +226,28 @@ export function gateNodesOf(client: RedisClient): { id: string; source: TimeSour
   return client
     .nodes('master')
     .map((node) => ({ id: `${node.options.host}:${node.options.port}`, source: node }))
+}
+
+/** How the gate clock reports its offset and skew (beyond `boundMs`): logs and metrics. */
+export function gateClockReports(
+  logger: Logger,
+  metrics: Metrics,
+  boundMs: number,
+): Pick<GateClockOptions, 'onOffset' | 'onSkew' | 'onError'> {
+  return {
+    onOffset: (offsetMs) => {
+      metrics.clockOffset.set(offsetMs / 1000)
+      metrics.clockSkewed.set(Math.abs(offsetMs) > boundMs ? 1 : 0)
+    },
+    onSkew: (skewed, offsetMs) => {
+      const fields = { event: 'clock.skew', offsetMs, boundMs }
+      if (skewed)
+        logger.warn(
+          fields,
+          "this process's clock differs from Redis's by more than CLOCK_SKEW_BOUND_MS; Redis's clock judges every window, so issuing is unaffected: correct the host's time (NTP)",
+        )
+      else logger.info(fields, "this process's clock is back within CLOCK_SKEW_BOUND_MS of Redis's")
+    },
+    onError: (err) => logger.debug({ err }, "could not read Redis's clock"),
+  }
 }

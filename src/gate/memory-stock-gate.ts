@@ -10,11 +10,12 @@
  * A rebuilt coupon whose persisted ranks have gaps (wins granted but never written,
  * hence never answered) hands out those ranks first.
  */
+import type { StoredCoupon } from '../coupon-state/gate-source.js'
 import {
   type CouponRules,
   decideIssue,
   type IssueOutcome,
-  limitOf,
+  limitedRules,
   quantityBelowWon,
   rankHoles,
   type Win,
@@ -53,6 +54,30 @@ export interface DrawSnapshot {
   entrants: readonly { pseudonym: string; userId: string }[]
 }
 
+/** Partner codes are restored this many at a time: a million rows at once would peak the heap. */
+const RESTORE_CODES_CHUNK = 20_000
+
+/** An in-process gate rebuilt from the system of record: every coupon, draws' entrants included. */
+export async function restoreMemoryGate(
+  coupons: AsyncIterable<StoredCoupon>,
+  seeds: DrawSeeds | null,
+): Promise<MemoryStockGate> {
+  const gate = new MemoryStockGate(seeds)
+  for await (const coupon of coupons) {
+    gate.restore(coupon.rules, coupon.wins, [], {
+      drawn: coupon.drawn ?? false,
+      entrants: coupon.entrants,
+    })
+    for (let seq = 1; ; ) {
+      const codes = await coupon.readCodes(seq, RESTORE_CODES_CHUNK)
+      if (codes.length === 0) break
+      await gate.appendCodes(coupon.rules.couponId, seq, codes)
+      seq += codes.length
+    }
+  }
+  return gate
+}
+
 export class MemoryStockGate implements StockGate {
   readonly #coupons = new Map<number, CouponStock>()
   readonly #seeds: DrawSeeds | null
@@ -78,7 +103,7 @@ export class MemoryStockGate implements StockGate {
     }
     this.#coupons.set(rules.couponId, {
       rules,
-      limited: limited(rules, codes.length),
+      limited: limitedRules(rules, codes.length),
       codes: [...codes],
       winners,
       holes: rankHoles(wins.map((w) => w.rank)),
@@ -95,7 +120,7 @@ export class MemoryStockGate implements StockGate {
     if (!stock) return 'NOT_LOADED'
     if (quantityBelowWon(rules.totalQuantity, stock.winners.size)) return 'QUANTITY_BELOW_ISSUED'
     stock.rules = rules
-    stock.limited = limited(rules, stock.codes.length)
+    stock.limited = limitedRules(rules, stock.codes.length)
     if (stock.draw?.state !== 'drawn') {
       if (rules.drawAt == null) stock.draw = null
       else if (stock.draw) stock.draw.at = rules.drawAt
@@ -114,7 +139,7 @@ export class MemoryStockGate implements StockGate {
     const held = stock.codes.length
     if (held < firstSeq - 1) return held
     for (let i = held - firstSeq + 1; i < codes.length; i++) stock.codes.push(codes[i] as string)
-    stock.limited = limited(stock.rules, stock.codes.length)
+    stock.limited = limitedRules(stock.rules, stock.codes.length)
     return stock.codes.length
   }
 
@@ -224,10 +249,6 @@ export class MemoryStockGate implements StockGate {
   async ping(): Promise<void> {}
 
   async close(): Promise<void> {}
-}
-
-function limited(rules: CouponRules, codes: number): CouponRules {
-  return codes > 0 ? { ...rules, totalQuantity: limitOf(rules.totalQuantity, codes) } : rules
 }
 
 /** The win, with code number rank when the coupon holds it. */

@@ -10,8 +10,9 @@
  * stamped with the instant the script judged it by (see gate-clock.ts).
  */
 import { performance } from 'node:perf_hooks'
+import type { Logger } from 'pino'
 import { CODES } from '../coupon-state/codes.js'
-import type { CouponState } from '../coupon-state/coupon-state.js'
+import type { CouponState, CouponStateOptions } from '../coupon-state/coupon-state.js'
 import { issueKeys } from '../coupon-state/keys.js'
 import { scripts } from '../coupon-state/scripts.js'
 import type { CouponRules, IssueOutcome, Refusal, Win } from '../domain/coupon.js'
@@ -19,6 +20,7 @@ import { newRequestId } from '../domain/request-id.js'
 import type { DrawSeeds } from '../draw/seeds.js'
 import { pseudonymOf } from '../draw/shuffle.js'
 import type { Metrics } from '../ops/metrics.js'
+import { closeRedis } from '../redis/connection.js'
 import { toRedisFailure } from '../redis/errors.js'
 import type { LuaReply } from '../redis/lua-script.js'
 import type { ConfigureResult, EntrantPage, EntryState, StockGate } from './stock-gate.js'
@@ -388,8 +390,7 @@ export class RedisStockGate implements StockGate {
   }
 
   async close(): Promise<void> {
-    const { client } = this.#state
-    await client.quit().catch(() => client.disconnect())
+    await closeRedis(this.#state.client)
   }
 }
 
@@ -464,4 +465,49 @@ function withCode(outcome: IssueOutcome | null, code: LuaReply | Uint8Array | un
   if (!outcome?.won || code === undefined || code === null) return outcome
   outcome.code = String(code)
   return outcome
+}
+
+/** How the gate's state reports a rebuild, a catch-up and a lost win: logs and metrics. */
+export function couponStateReports(
+  logger: Logger,
+  metrics: Metrics,
+): Pick<CouponStateOptions, 'onRebuild' | 'onCatchUp' | 'onLost'> {
+  return {
+    // A coupon with winners loaded from the database means Redis had lost it.
+    onRebuild: (couponId, winners) => {
+      if (winners === 0) {
+        logger.info({ couponId }, 'coupon state loaded into Redis from the database')
+        return
+      }
+      metrics.gateRebuilds.inc()
+      logger.warn(
+        { event: 'gate.rebuilt', couponId, winners },
+        'coupon state rebuilt in Redis from the database and its stream',
+      )
+    },
+    onCatchUp: (couponId, { recovered, freed }) => {
+      metrics.gateCatchUps.inc()
+      const lost = recovered > 0 || freed > 0
+      logger[lost ? 'error' : 'info'](
+        { event: 'gate.caught_up', couponId, recovered, freed },
+        lost
+          ? 'Redis had lost data: the coupon gate caught up with the database before answering'
+          : 'coupon gate checked against the database after a Redis restart or failover',
+      )
+    },
+    onLost: (win) => {
+      metrics.winsLost.inc({ coupon: String(win.couponId), cause: 'forgotten' })
+      logger.error(
+        {
+          event: 'win.lost',
+          couponId: win.couponId,
+          userId: win.userId,
+          rank: win.rank,
+          requestId: win.requestId,
+          cause: 'forgotten',
+        },
+        'an answered win is lost: Redis forgot it before it was persisted',
+      )
+    },
+  }
 }

@@ -6,7 +6,7 @@
  * descriptors the database and Redis need are never all taken by clients.
  */
 import { readFileSync } from 'node:fs'
-import { createServer, type Server } from 'node:http'
+import { createServer, type Server, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyInstance, FastifyServerFactory } from 'fastify'
 import type { HttpLimits } from '../config.js'
@@ -64,16 +64,31 @@ export function connectionCap(
   return Math.max(descriptors - RESERVED_DESCRIPTORS, Math.floor(descriptors / 2))
 }
 
+/**
+ * Each connection's latest answer, so that `clientError` knows whether one is
+ * being written on it. Set as each request arrives, never cleared: an answer that
+ * has finished says so itself (`writableFinished`), and a closed connection's
+ * entry goes with it.
+ */
+const answers = new WeakMap<Socket, ServerResponse>()
+
 /** A node:http server with the limits, whose requests pass the fast lane first. */
-export function serverFactory(lane: IssueFastLane, limits: HttpLimits): FastifyServerFactory {
+export function serverFactory(
+  lane: Pick<IssueFastLane, 'handler'>,
+  limits: HttpLimits,
+): FastifyServerFactory {
   return (fastify) => {
+    const handle = lane.handler(fastify)
     const server = createServer(
       {
         requestTimeout: limits.requestTimeoutMs,
         headersTimeout: limits.headersTimeoutMs,
         connectionsCheckingInterval: TIMEOUT_CHECK_INTERVAL_MS,
       },
-      lane.handler(fastify),
+      (req, res) => {
+        answers.set(req.socket, res)
+        handle(req, res)
+      },
     )
     server.keepAliveTimeout = limits.keepAliveTimeoutMs
     const cap = connectionCap(limits)
@@ -119,9 +134,11 @@ const UNREADABLE = rawAnswer(
  */
 export function clientError(err: NodeJS.ErrnoException, socket: Socket): void {
   if (err.code === 'ECONNRESET' || socket.destroyed) return
-  // The answer in progress on this connection, if any (node:http's own check).
-  const inFlight = (socket as { _httpMessage?: { headersSent: boolean } })._httpMessage
-  if (socket.writable && !inFlight?.headersSent) {
+  // An answer begun and not finished on this connection: bytes written now would
+  // land inside it.
+  const answer = answers.get(socket)
+  const answering = answer?.headersSent && !answer.writableFinished
+  if (socket.writable && !answering) {
     socket.write(clientErrorAnswers[err.code ?? ''] ?? UNREADABLE)
   }
   socket.destroy(err)

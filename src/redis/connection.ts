@@ -93,6 +93,21 @@ export function connectRedis(client: RedisClient, timeoutMs = CONNECT_TIMEOUT_MS
   })
 }
 
+/** Connects every client, or none: on a failure each is disconnected and the error thrown. */
+export async function connectAll(clients: RedisClient[]): Promise<void> {
+  try {
+    await Promise.all(clients.map((c) => connectRedis(c)))
+  } catch (err) {
+    for (const c of clients) c.disconnect()
+    throw new Error('cannot connect to Redis', { cause: err })
+  }
+}
+
+/** Closes the client: politely (QUIT) when Redis answers, else at once. */
+export async function closeRedis(client: RedisClient): Promise<void> {
+  await client.quit().catch(() => client.disconnect())
+}
+
 export function isReady(client: RedisClient): boolean {
   return client.status === 'ready'
 }

@@ -14,8 +14,18 @@
  * and before any gate clock is known, the gate decides. So a process whose own
  * clock is wrong refuses neither early nor late.
  */
-import { type CouponRules, type Refusal, windowRefusal } from '../domain/coupon.js'
+import { countCodes } from '../db/codes-repo.js'
+import { findCoupon } from '../db/coupons-repo.js'
+import type { Db } from '../db/database.js'
+import {
+  type CouponRules,
+  limitedRules,
+  type Refusal,
+  rulesOf,
+  windowRefusal,
+} from '../domain/coupon.js'
 import type { GateTime } from '../gate/gate-clock.js'
+import type { KnownCoupons } from './known-coupons.js'
 
 /** Nearer than this to an edge of the window (beyond the clock's error), the gate decides. */
 export const EDGE_GUARD_MS = 10
@@ -34,6 +44,20 @@ export interface CouponCacheOptions {
    * known yet. Without it, the `now` of each check judges (embedded, tests).
    */
   gateTime?: () => GateTime | null
+}
+
+/**
+ * The cache's loader: a coupon's rules with the limit that applies (the codes',
+ * while fewer), so new codes forget a SOLD_OUT; null for an id that does not exist.
+ */
+export function limitedRulesOf(
+  db: Db,
+  known: KnownCoupons,
+): (couponId: number) => Promise<CouponRules | null> {
+  return async (id) => {
+    const coupon = await known.find(id, (i) => findCoupon(db, i))
+    return coupon ? limitedRules(rulesOf(coupon), await countCodes(db, id)) : null
+  }
 }
 
 export class CouponCache {

@@ -4,6 +4,7 @@ import {
   type CouponRules,
   decideIssue,
   draftProblem,
+  limitedRules,
   quantityBelowWon,
   rankHoles,
   remainingQuantity,
@@ -48,6 +49,16 @@ describe('quantities', () => {
     assert.equal(quantityBelowWon(2, 3), true)
     assert.equal(quantityBelowWon(3, 3), false)
     assert.equal(quantityBelowWon(null, 3), false)
+  })
+
+  it('limits the rules to the partner codes while they are fewer', () => {
+    assert.equal(limitedRules(rules, 0), rules)
+    assert.deepEqual(limitedRules(rules, 1), { ...rules, totalQuantity: 1 })
+    assert.deepEqual(limitedRules(rules, 5), rules)
+    assert.deepEqual(limitedRules({ ...rules, totalQuantity: null }, 7), {
+      ...rules,
+      totalQuantity: 7,
+    })
   })
 })
 
