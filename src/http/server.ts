@@ -68,7 +68,9 @@ export function connectionCap(
  * Each connection's latest answer, so that `clientError` knows whether one is
  * being written on it. Set as each request arrives, never cleared: an answer that
  * has finished says so itself (`writableFinished`), and a closed connection's
- * entry goes with it.
+ * entry goes with it. An idle kept-alive connection so holds its last request
+ * and answer until its next request or its close (`keepAliveTimeoutMs`), which
+ * costs less than a listener on every answer.
  */
 const answers = new WeakMap<Socket, ServerResponse>()
 
@@ -135,9 +137,13 @@ const UNREADABLE = rawAnswer(
 export function clientError(err: NodeJS.ErrnoException, socket: Socket): void {
   if (err.code === 'ECONNRESET' || socket.destroyed) return
   // An answer begun and not finished on this connection: bytes written now would
-  // land inside it.
+  // land inside it. The latest answer not yet given the connection is queued
+  // behind one (pipelined requests), which may have begun.
   const answer = answers.get(socket)
-  const answering = answer?.headersSent && !answer.writableFinished
+  const answering =
+    answer !== undefined &&
+    !answer.writableFinished &&
+    (answer.headersSent || answer.socket !== socket)
   if (socket.writable && !answering) {
     socket.write(clientErrorAnswers[err.code ?? ''] ?? UNREADABLE)
   }

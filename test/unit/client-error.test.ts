@@ -41,8 +41,9 @@ describe('clientError', () => {
   let port: number
   before(async () => {
     // /slow writes its headers and part of its body, and never finishes;
-    // anything else is answered at once.
+    // /pending is never answered; anything else is answered at once.
     const handler: RequestListener = (req, res) => {
+      if (req.url === '/pending') return
       if (req.url === '/slow') {
         res.writeHead(200, { 'content-length': '10' })
         res.write('part')
@@ -84,6 +85,17 @@ describe('clientError', () => {
     // The first request's answer has begun (its headers are written) when the
     // second, unreadable one arrives: the connection is closed without a 400.
     const received = await exchange(port, GET, {
+      ready: (r) => r.endsWith('part'),
+      bytes: GARBAGE,
+    })
+    assert.match(received, /^HTTP\/1\.1 200 OK\r\n[\s\S]*part$/)
+    assert.doesNotMatch(received, /400 Bad Request|VALIDATION_FAILED/)
+  })
+
+  it('writes nothing into an answer in progress behind which another request waits', async () => {
+    // Pipelined: the second request has arrived (its answer not begun, queued
+    // behind the first, which has) when the unreadable third does.
+    const received = await exchange(port, `${GET}GET /pending HTTP/1.1\r\nHost: x\r\n\r\n`, {
       ready: (r) => r.endsWith('part'),
       bytes: GARBAGE,
     })
