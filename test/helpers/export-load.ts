@@ -160,7 +160,8 @@ export function download(base: string, couponId: number, o: DownloadOptions): Pr
       let paused = o.pauseMs === undefined
       res.on('data', (chunk: Buffer) => {
         bytes += chunk.length
-        for (const b of chunk) if (b === 10) lines++
+        // indexOf, not a JS loop over every byte: the client shares the CPUs with the server
+        for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) lines++
         if (o.abortAfterBytes !== undefined && bytes >= o.abortAfterBytes) {
           req.destroy()
           resolve({ status: res.statusCode ?? 0, bytes, lines, ms: performance.now() - started })
