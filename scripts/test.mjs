@@ -36,6 +36,8 @@ import { availableParallelism, cpus } from 'node:os'
 import { join, relative } from 'node:path'
 
 const root = new URL('..', import.meta.url).pathname
+/** What runs the TypeScript files (see the file). */
+const TS_SOURCES = new URL('ts-sources.mjs', import.meta.url).href
 const LANE = /^\/\/ test-lane: (\w+)/m
 const LANES = ['parallel', 'serial', 'alone']
 /** A file still running after this long is killed and counted as failed. */
@@ -127,7 +129,7 @@ function runFile(file, slot) {
             [
               '--conditions=firstcome-source',
               '--import',
-              'tsx',
+              TS_SOURCES,
               '--test-reporter=spec',
               ...nodeOptions,
               file,

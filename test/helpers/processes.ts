@@ -15,11 +15,16 @@ import { createDatabaseUrl, dropDatabaseUrl } from './databases.js'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 /**
- * Node options that run the sources: the TypeScript loader, and the package.json
+ * Node options that run the sources: Node's type stripping with the hook of
+ * scripts/ts-sources.mjs, and the package.json
  * "exports" condition under which the workspace packages resolve to their sources
  * (`firstcome bench` loads @firstcome/bench, which loads `firstcome/bench-api`).
  */
-export const FROM_SOURCES = ['--conditions=firstcome-source', '--import', 'tsx']
+export const FROM_SOURCES = [
+  '--conditions=firstcome-source',
+  '--import',
+  new URL('../../scripts/ts-sources.mjs', import.meta.url).href,
+]
 const MAX_OUTPUT = 1_000_000
 const SERVER_START_TIMEOUT_MS = 30_000
 

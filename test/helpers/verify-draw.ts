@@ -1,6 +1,7 @@
 /** `firstcome verify-draw` run as the real command, in a child process. */
 import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
+import { FROM_SOURCES } from './processes.js'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 
@@ -17,7 +18,7 @@ export function verifyDrawCommand(
   couponId: number,
   extra: string[] = [],
 ): Promise<CommandRun> {
-  const args = ['--import', 'tsx', 'src/main.ts', 'verify-draw']
+  const args = [...FROM_SOURCES, 'src/main.ts', 'verify-draw']
   args.push('--url', url, '--coupon', String(couponId), ...extra)
   const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''

@@ -152,7 +152,10 @@ class Timeline {
   /** chunks released, and the sum, least and most of their time in the queue, ms */
   readonly stats = { chunks: 0, sumMs: 0, minMs: Number.POSITIVE_INFINITY, maxMs: 0 }
 
-  constructor(readonly delayMs: number) {
+  readonly delayMs: number
+
+  constructor(delayMs: number) {
+    this.delayMs = delayMs
     this.#windowMs = windowMs(delayMs)
   }
 
@@ -283,11 +286,12 @@ class DelayedStream {
   #cancelled = false
   readonly #timeline: Timeline | null
 
-  constructor(
-    readonly from: Socket,
-    readonly to: Socket,
-    delayMs: number,
-  ) {
+  readonly from: Socket
+  readonly to: Socket
+
+  constructor(from: Socket, to: Socket, delayMs: number) {
+    this.from = from
+    this.to = to
     this.#timeline = delayMs > 0 ? timeline(delayMs) : null
     void this.#timeline?.prepare()
     from.on('data', (chunk: Buffer) => this.#push(chunk))
