@@ -287,7 +287,7 @@ export async function createContainer(
     codes,
     winners: new WinnersExport({
       db: exports.db,
-      ...(exports.sqlite && { sqlite: exports.sqlite }),
+      raw: { sqlite: exports.sqlite, mysql: exports.mysql },
       findCoupon: (id) => findCoupon(database.db, id),
       queuedWins: adapters.queuedWins,
     }),

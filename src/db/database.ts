@@ -40,6 +40,8 @@ export interface Database {
   dialect: Dialect
   /** SQLite: the connection Kysely drives, for reads it cannot make (readArrays) */
   sqlite?: NodeSqliteDatabase
+  /** MySQL: the pool Kysely drives, for reads it cannot make (a row stream read in batches) */
+  mysql?: Mysql2.Pool
   /**
    * Resolves while the database answers and takes writes: it fails, too, while
    * writes are refused for want of room or permission (see WriteHealth), which
@@ -180,7 +182,11 @@ function openPostgres(url: string, poolSize: number, options: DatabaseOptions): 
   return new PostgresDialect({ pool, cursor })
 }
 
-function openMysql(url: string, poolSize: number, timeouts?: DbTimeouts): KyselyDialect {
+function openMysql(
+  url: string,
+  poolSize: number,
+  timeouts?: DbTimeouts,
+): { dialect: KyselyDialect; pool: Mysql2.Pool; end: () => Promise<void> } {
   const { createPool } = require('mysql2') as typeof Mysql2
   const pool = createPool({
     uri: url,
@@ -194,11 +200,26 @@ function openMysql(url: string, poolSize: number, timeouts?: DbTimeouts): Kysely
     // idempotent insert to report how many wins were new.
     flags: ['-FOUND_ROWS'],
   })
-  if (!timeouts) return new MysqlDialect({ pool })
-  return new MysqlDialect({
-    pool: boundedMysqlPool(pool, timeouts),
+  // Kysely ends the pool on destroy only once it has used it itself, and the
+  // export may have read through the pool alone: the database's close ends it
+  // too, once whoever asks first.
+  let ended: Promise<void> | undefined
+  const end = () =>
+    (ended ??= new Promise<void>((resolve, reject) =>
+      pool.end((err) => (err ? reject(err) : resolve())),
+    ))
+  const endFor = (callback: (error: unknown) => void) => {
+    end().then(() => callback(null), callback)
+  }
+  if (!timeouts) {
+    const kyselyPool: MysqlPool = { getConnection: (cb) => pool.getConnection(cb), end: endFor }
+    return { dialect: new MysqlDialect({ pool: kyselyPool }), pool, end }
+  }
+  const dialect = new MysqlDialect({
+    pool: { ...boundedMysqlPool(pool, timeouts), end: endFor },
     onCreateConnection: (connection) => setMysqlTimeouts(connection, timeouts),
   })
+  return { dialect, pool, end }
 }
 
 /** The session's timeouts, named as the server (MariaDB or MySQL) names them. */
@@ -323,11 +344,8 @@ export function openDatabase(
 ): Database {
   const poolSize = options.poolSize ?? 10
   const sqlite = dialect === 'sqlite' ? openSqlite(url, options) : null
-  const driver =
-    sqlite?.dialect ??
-    (dialect === 'postgres'
-      ? openPostgres(url, poolSize, options)
-      : openMysql(url, poolSize, options.timeouts))
+  const mysql = dialect === 'mysql' ? openMysql(url, poolSize, options.timeouts) : null
+  const driver = sqlite?.dialect ?? mysql?.dialect ?? openPostgres(url, poolSize, options)
   const health = new WriteHealth()
   const db = new Kysely<Tables>({
     dialect: classifiedDialect(driver, health),
@@ -337,6 +355,7 @@ export function openDatabase(
     db,
     dialect,
     ...(sqlite && { sqlite: sqlite.database }),
+    ...(mysql && { mysql: mysql.pool }),
     async ping() {
       await sql`select 1`.execute(db)
       const failure = health.failure
@@ -344,6 +363,7 @@ export function openDatabase(
     },
     async close() {
       await db.destroy()
+      await mysql?.end()
     },
   }
 }

@@ -3,8 +3,12 @@
  * rank), in batches read only when the one before has been taken, so a million
  * rows are never in memory at once:
  *
- * - PostgreSQL and MySQL through a database cursor (pg-cursor, mysql2's streaming
- *   query), on a connection of the export's own pool;
+ * - PostgreSQL through a database cursor (pg-cursor), MySQL through one
+ *   streaming query whose rows mysql2 hands over as arrays, gathered a batch at a
+ *   time in its callbacks (not Kysely's stream, a promise and an object a row:
+ *   its garbage made the young collections frequent, each promoting the rows in
+ *   flight into the old generation); each on a
+ *   connection of the export's own pool;
  * - SQLite a page at a time by rank (`rank > last … limit`), each page one short
  *   read off the (coupon_id, rank) index. A statement held open for the whole
  *   download would hold a read transaction as long as the client takes, and the
@@ -13,6 +17,7 @@
  *   (readArrays): node:sqlite's row objects would each outlive V8's young
  *   generation, and a million of them fill the old one.
  */
+import type * as Mysql2 from 'mysql2'
 import type { Db } from './database.js'
 import type { NodeSqliteDatabase } from './node-sqlite.js'
 import { toDate } from './schema.js'
@@ -26,7 +31,7 @@ export interface WinnerRow {
   code: string | null
 }
 
-/** Rows per batch (a cursor read on PostgreSQL, a page on SQLite). */
+/** Rows per batch (a cursor read on PostgreSQL, a page on SQLite, a batch on MySQL). */
 export const CURSOR_CHUNK = 1000
 
 function query(db: Db, couponId: number) {
@@ -74,15 +79,23 @@ function winnerRow(r: Raw): WinnerRow {
   }
 }
 
-/**
- * The coupon's wins by rank, in batches of up to CURSOR_CHUNK. `sqlite`: the
- * connection under `db` when it is SQLite's.
- */
+/** What `streamWinners` may read past Kysely: the connection or pool under `db`. */
+export interface RawReaders {
+  sqlite?: NodeSqliteDatabase
+  mysql?: Mysql2.Pool
+}
+
+/** The coupon's wins by rank, in batches of up to CURSOR_CHUNK. */
 export async function* streamWinners(
   db: Db,
   couponId: number,
-  sqlite?: NodeSqliteDatabase,
+  { sqlite, mysql }: RawReaders = {},
 ): AsyncGenerator<WinnerRow[]> {
+  if (mysql) {
+    const { sql, parameters } = query(db, couponId).compile()
+    for await (const rows of mysqlBatches(mysql, sql, parameters)) yield rows.map(winnerRowOf)
+    return
+  }
   if (sqlite) {
     for (let last = 0; ; ) {
       const { sql, parameters } = query(db, couponId)
@@ -108,4 +121,78 @@ export async function* streamWinners(
     }
   }
   if (batch.length > 0) yield batch
+}
+
+/**
+ * MySQL: one streaming query, its rows (as arrays) gathered into batches of
+ * CURSOR_CHUNK as mysql2 parses them, in its own callbacks: no promise, no
+ * object stream per row. The connection is paused while a batch waits to be
+ * taken, and resumed when the next one is asked for. Left early (the client went
+ * away), the rest of the result is read and dropped, and the connection goes
+ * back to the pool once the query has ended.
+ */
+async function* mysqlBatches(
+  pool: Mysql2.Pool,
+  sqlText: string,
+  values: readonly unknown[],
+): AsyncGenerator<RawArray[]> {
+  const connection = await new Promise<Mysql2.PoolConnection>((resolve, reject) =>
+    pool.getConnection((err, c) => (err ? reject(err) : resolve(c))),
+  )
+  const query = connection.query({ sql: sqlText, values: [...values], rowsAsArray: true })
+  let batch: RawArray[] = []
+  let ready: RawArray[] | null = null
+  let ended = false
+  let failure: Error | null = null
+  let wake: (() => void) | null = null
+  const notify = () => {
+    const w = wake
+    wake = null
+    w?.()
+  }
+  const onRow = (row: RawArray) => {
+    batch.push(row)
+    if (batch.length < CURSOR_CHUNK) return
+    ready = batch
+    batch = []
+    connection.pause()
+    notify()
+  }
+  query.on('result', onRow as (row: unknown) => void)
+  query.once('error', (err) => {
+    failure = err
+    notify()
+  })
+  const end = new Promise<void>((resolve) => query.once('end', resolve))
+  void end.then(() => {
+    ended = true
+    notify()
+  })
+  try {
+    for (;;) {
+      if (failure) throw failure
+      if (ready) {
+        const rows: RawArray[] = ready
+        ready = null
+        yield rows
+        continue
+      }
+      if (ended) {
+        if (batch.length > 0) yield batch
+        return
+      }
+      const more = new Promise<void>((resolve) => {
+        wake = resolve
+      })
+      connection.resume()
+      await more
+    }
+  } finally {
+    query.removeListener('result', onRow as (row: unknown) => void)
+    if (ended || failure) connection.release()
+    else {
+      void end.then(() => connection.release())
+      connection.resume()
+    }
+  }
 }

@@ -1,5 +1,5 @@
 /**
- * The winners' export as CSV (RFC 4180, with csv-stringify): a header, then
+ * The winners' export as CSV (RFC 4180): a header, then
  * `rank,userId,state,issuedAt,usedAt,orderId,code` a row, CRLF after each; a
  * field holding a comma, a quote or a line break is quoted, quotes doubled; a
  * null is an empty field; instants are ISO-8601 UTC.
@@ -14,39 +14,38 @@
  * takes one leading apostrophe off every value that has one.
  */
 import { Readable } from 'node:stream'
-import { stringify } from 'csv-stringify/sync'
 import type { ExportRow } from '../service/winners-export.js'
 
 export const CSV_HEADER = 'rank,userId,state,issuedAt,usedAt,orderId,code\r\n'
 
 const FORMULA_START = /^[=+\-@\t\r']/
+/** RFC 4180: a field holding a comma, a quote, a CR or an LF is quoted. */
+const NEEDS_QUOTES = /[",\r\n]/
 
 /** A text value as a spreadsheet must see it: never the start of a formula. */
 export function guardFormula(value: string): string {
   return FORMULA_START.test(value) ? `'${value}` : value
 }
 
-const OPTIONS = {
-  record_delimiter: 'windows',
-  // csv-stringify quotes a lone CR or LF only when asked; RFC 4180 wants it quoted.
-  quoted_match: /[\r\n]/,
-  cast: { string: guardFormula },
-} as const
+/** A text field: guarded, then quoted (quotes doubled) when RFC 4180 asks; null is empty. */
+function text(value: string | null): string {
+  if (value === null) return ''
+  const v = guardFormula(value)
+  return NEEDS_QUOTES.test(v) ? `"${v.replaceAll('"', '""')}"` : v
+}
 
-/** Rows as CSV lines (no header). */
+/**
+ * Rows as CSV lines (no header). Written here rather than through a CSV library:
+ * this runs for every row of an export, and a general stringifier's per-record
+ * and per-field garbage set the pace of V8's young collections, each of which
+ * promotes the batch in flight to the old generation
+ * (docs/benchmarks.md, "Partner codes and the winners' export").
+ */
 export function csvRows(rows: readonly ExportRow[]): string {
-  return stringify(
-    rows.map((r) => [
-      r.rank,
-      r.userId,
-      r.state,
-      r.issuedAt.toISOString(),
-      r.usedAt?.toISOString() ?? null,
-      r.orderId,
-      r.code,
-    ]),
-    OPTIONS,
-  )
+  let out = ''
+  for (const r of rows)
+    out += `${r.rank},${text(r.userId)},${r.state},${r.issuedAt.toISOString()},${r.usedAt?.toISOString() ?? ''},${text(r.orderId)},${text(r.code)}\r\n`
+  return out
 }
 
 /**

@@ -11,8 +11,7 @@
  */
 import { codesAt } from '../db/codes-repo.js'
 import type { Db } from '../db/database.js'
-import type { NodeSqliteDatabase } from '../db/node-sqlite.js'
-import { streamWinners, type WinnerRow } from '../db/winners-repo.js'
+import { type RawReaders, streamWinners, type WinnerRow } from '../db/winners-repo.js'
 import type { Coupon, Win } from '../domain/coupon.js'
 import { AppError, UnavailableError } from '../domain/errors.js'
 import { type IssueState, isUsed } from './issue-service.js'
@@ -24,8 +23,8 @@ export interface ExportRow extends WinnerRow {
 export interface WinnersExportDeps {
   /** a pool of its own: a slow download holds its connection as long as it takes */
   db: Db
-  /** SQLite: the connection under `db`, read a page at a time */
-  sqlite?: NodeSqliteDatabase
+  /** the connection (SQLite) or pool (MySQL) under `db`, read past Kysely */
+  raw?: RawReaders
   findCoupon: (couponId: number) => Promise<Coupon | null>
   /** the coupon's wins not yet persisted, as far as the gate's queue knows (embedded: none) */
   queuedWins: (couponId: number) => Promise<Win[]>
@@ -52,7 +51,7 @@ export class WinnersExport {
       couponId,
       queued.map((w) => w.rank),
     )
-    const batches = merged(queued, codes, streamWinners(this.#deps.db, couponId, this.#deps.sqlite))
+    const batches = merged(queued, codes, streamWinners(this.#deps.db, couponId, this.#deps.raw))
     let first: IteratorResult<ExportRow[]>
     try {
       first = await batches.next()

@@ -34,15 +34,6 @@ const ROWS = 1_000_000
 const MB = 1024 * 1024
 /** SPEC: what the server may hold, over its idle RSS, while it streams. */
 const RSS_BOUND_MB = 50
-/**
- * What is held on MySQL/MariaDB, where SPEC's bound is not met every time:
- * measured from +1.3 to +115.5 MB over idle, run to run, its cause not found
- * (docs/operations.md, "Partner codes: load, check, export"). Within the young
- * generation's largest size on Node 24 (two 64 MB semi-spaces), as if it were
- * that; an export that gathered its million rows would hold far more.
- */
-const boundOf = (dialect: Dialect) => (dialect === 'mysql' ? 3 * RSS_BOUND_MB : RSS_BOUND_MB)
-
 /** Is the export's SELECT still open on the server (null: the dialect cannot tell)? */
 async function exportQueryOpen(db: Db, dialect: Dialect): Promise<boolean | null> {
   if (dialect === 'sqlite') return null
@@ -79,7 +70,7 @@ for (const dialect of DIALECTS) {
       await db?.drop()
     })
 
-    it(`sends ${ROWS} rows within ${boundOf(dialect)} MB of idle RSS, reading only as the client does`, async () => {
+    it(`sends ${ROWS} rows within ${RSS_BOUND_MB} MB of idle RSS, reading only as the client does`, async () => {
       // Warm: the route's code loaded, one cursor opened and closed.
       await download(server.url, couponId, { token: ADMIN_TOKEN, abortAfterBytes: 64 * 1024 })
       const idle = rssOf(server.pid)
@@ -109,7 +100,7 @@ for (const dialect of DIALECTS) {
           `(stalled once), ${readAfter.toFixed(1)} MB read after the stall; ` +
           `RSS idle ${(idle / MB).toFixed(0)} MB, peak +${growth.toFixed(1)} MB`,
       )
-      assert.ok(growth <= boundOf(dialect), `RSS grew ${growth.toFixed(1)} MB over idle`)
+      assert.ok(growth <= RSS_BOUND_MB, `RSS grew ${growth.toFixed(1)} MB over idle`)
     })
 
     it('gives the cursor back when the client goes away: later downloads are served', async () => {
