@@ -55,6 +55,12 @@ async function patch(pool: Pool, couponId: number, body: unknown) {
   return { status: res.statusCode, body: (await res.body.json()) as Record<string, unknown> }
 }
 
+/** Once the entries are in: drawAt moved to half a second from now. */
+async function drawSoon(pool: Pool, couponId: number) {
+  const moved = await patch(pool, couponId, { drawAt: iso(Date.now() + 500) })
+  assert.equal(moved.status, 200)
+}
+
 const MODES = [...DIALECTS.map(embedded), redisMode('postgres'), redisMode('mysql')]
 
 for (const mode of MODES) {
@@ -209,7 +215,7 @@ for (const mode of MODES) {
         tally(afterLoss, (a) => String(a.status)),
         { '202': 20 },
       )
-      await patch(s.pool, couponId, { drawAt: iso(Date.now() + 500) })
+      await drawSoon(s.pool, couponId)
       const { record } = await servedDraw((path) => get(s.pool, path), couponId)
       assert.equal(record.winners.length, 5)
       await waitDrained(s.pool, couponId)
@@ -225,7 +231,7 @@ for (const mode of MODES) {
       const couponId = await createCoupon(s, {
         totalQuantity: 1,
         issueStart: iso(now - 1000),
-        drawAt: iso(now + 1500),
+        drawAt: iso(now + ENTRY_MS),
         issueEnd: iso(now + 600_000),
       })
       const routes = ['/v1/issue', '/v1/issue-async', '/v2/issue-async']
@@ -249,6 +255,7 @@ for (const mode of MODES) {
       })
       assert.equal(entering.phase, 'entries')
       assert.equal(entering.winners, null)
+      await drawSoon(s.pool, couponId)
       const { record } = await servedDraw((path) => get(s.pool, path), couponId)
       assert.equal(record.entrants, 3)
       assert.equal(record.winners.length, 1)
@@ -289,7 +296,7 @@ for (const mode of MODES) {
       const couponId = await createCoupon(s, {
         totalQuantity: 30,
         issueStart: iso(now - 1000),
-        drawAt: iso(now + 1500),
+        drawAt: iso(now + ENTRY_MS),
         issueEnd: iso(now + 600_000),
       })
       const entrants = users('few-', 0, 9)
@@ -301,6 +308,7 @@ for (const mode of MODES) {
       const compat = await issueOnce(s.pool, couponId, 777, { compatRoute: '/v1/issue' })
       assert.deepEqual([compat.status, compat.body], [200, { isSuccess: true }])
       entrants.push('777')
+      await drawSoon(s.pool, couponId)
       const { record } = await servedDraw((path) => get(s.pool, path), couponId)
       assert.equal(record.winners.length, 10)
       const rest = await storm(s.pool, couponId, users('late-', 0, 25))
