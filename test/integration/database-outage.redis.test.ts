@@ -10,6 +10,7 @@ import assert from 'node:assert/strict'
 import { before, describe, it } from 'node:test'
 import type { Dialect } from '../../src/config.js'
 import { PERSIST_GROUP } from '../../src/coupon-state/keys.js'
+import { lockCoupons } from '../../src/db/coupons-repo.js'
 import { createCoupon, winInProcess } from '../helpers/app.js'
 import { lockWaits } from '../helpers/db-faults.js'
 import { metricValue } from '../helpers/metrics.js'
@@ -100,23 +101,15 @@ for (const dialect of SERVER_DIALECTS) {
 
     it('a cut while the worker is inside a transaction does not bring the process down', async () => {
       const couponId = await createCoupon(service.app, { totalQuantity: null })
-      const wins = await winInProcess(service, couponId, users('x', 0, 20))
-      // An uncommitted row for the first winner, straight on the database: the
-      // worker's insert waits on it, holding its connection mid-transaction.
+      // The coupon's row locked straight on the database before any win: the
+      // worker's transaction, which starts by taking that lock, waits on it
+      // holding its connection. (A row of a winner inserted after the wins
+      // raced the worker, which could have written it first.)
       const blocker = await suite.db.startTransaction().execute()
+      let wins = new Map<string, number>()
       try {
-        const at = new Date()
-        await blocker
-          .insertInto('coupon_issues')
-          .values({
-            coupon_id: couponId,
-            user_id: 'x0',
-            rank: wins.get('x0') ?? 0,
-            date_issued: at,
-            date_created: at,
-            date_updated: at,
-          })
-          .execute()
+        await lockCoupons(blocker, [couponId])
+        wins = await winInProcess(service, couponId, users('x', 0, 20))
         await waitFor(
           'the worker to read the batch',
           async () => (await suite.pending(couponId)) === 20,
