@@ -55,6 +55,17 @@ async function patch(pool: Pool, couponId: number, body: unknown) {
   return { status: res.statusCode, body: (await res.body.json()) as Record<string, unknown> }
 }
 
+/** A coupon open from now on whose draw is far off, for drawSoon to bring close. */
+function openWithDrawLater(s: Service, totalQuantity: number): Promise<number> {
+  const now = Date.now()
+  return createCoupon(s, {
+    totalQuantity,
+    issueStart: iso(now - 1000),
+    drawAt: iso(now + ENTRY_MS),
+    issueEnd: iso(now + 600_000),
+  })
+}
+
 /** Once the entries are in: drawAt moved to half a second from now. */
 async function drawSoon(pool: Pool, couponId: number) {
   const moved = await patch(pool, couponId, { drawAt: iso(Date.now() + 500) })
@@ -193,13 +204,7 @@ for (const mode of MODES) {
       skip: mode.mode === 'redis' ? false : 'Redis mode only',
       timeout: 60_000,
     }, async () => {
-      const now = Date.now()
-      const couponId = await createCoupon(s, {
-        totalQuantity: 5,
-        issueStart: iso(now - 1000),
-        drawAt: iso(now + 600_000),
-        issueEnd: iso(now + 600_000),
-      })
+      const couponId = await openWithDrawLater(s, 5)
       const before = await storm(s.pool, couponId, users('lost-', 0, 20))
       assert.deepEqual(
         tally(before, (a) => String(a.status)),
@@ -227,13 +232,7 @@ for (const mode of MODES) {
     it("the original's routes: an entry is a success, a loser hears the quantity is gone", {
       timeout: 60_000,
     }, async () => {
-      const now = Date.now()
-      const couponId = await createCoupon(s, {
-        totalQuantity: 1,
-        issueStart: iso(now - 1000),
-        drawAt: iso(now + ENTRY_MS),
-        issueEnd: iso(now + 600_000),
-      })
+      const couponId = await openWithDrawLater(s, 1)
       const routes = ['/v1/issue', '/v1/issue-async', '/v2/issue-async']
       // Each route enters its user, twice: one entry each, a success each time.
       const answers = await Promise.all(
@@ -292,13 +291,7 @@ for (const mode of MODES) {
     it('with fewer entrants than coupons, every entrant wins and the rest goes first-come', {
       timeout: 60_000,
     }, async () => {
-      const now = Date.now()
-      const couponId = await createCoupon(s, {
-        totalQuantity: 30,
-        issueStart: iso(now - 1000),
-        drawAt: iso(now + ENTRY_MS),
-        issueEnd: iso(now + 600_000),
-      })
+      const couponId = await openWithDrawLater(s, 30)
       const entrants = users('few-', 0, 9)
       assert.deepEqual(
         tally(await storm(s.pool, couponId, entrants), (a) => String(a.status)),
