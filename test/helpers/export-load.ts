@@ -7,19 +7,19 @@
 import { readFileSync } from 'node:fs'
 import { request } from 'node:http'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { sql } from 'kysely'
+import { type Kysely, sql } from 'kysely'
 import type { Dialect } from '../../src/config.js'
 import { insertCoupon } from '../../src/db/coupons-repo.js'
 import { type Db, dialectOf } from '../../src/db/database.js'
-import { CROCKFORD, MAX_CODES_PER_CALL } from '../../src/domain/codes.js'
+import { rankGuard } from '../../src/db/migrations/003-rank-guard.js'
+import { events } from '../../src/db/migrations/007-events.js'
+import { MAX_CODES_PER_CALL } from '../../src/domain/codes.js'
 
 /**
- * A coupon of `n`, won by users w1..wn with ranks 1..n, each with a code: the
- * rows the stream worker and a `{"generate": n}` upload would store, written by
- * the database itself (a few INSERT … SELECT over the numbers 1..n), not sent
- * from here row by row. The codes are 16 Crockford base32 characters like the
- * generated ones, made from the rank by a bijection instead of drawn at random
- * (so unique without a check). At most 1,000,000, as one upload of codes.
+ * A coupon of `n`, won by users w0000001.. with ranks 1..n, each with a code:
+ * the rows the stream worker and a `{"generate": n}` upload would store, written
+ * by the database itself (a few INSERT … SELECT over the numbers 1..n), not sent
+ * from here row by row. At most 1,000,000, as one upload of codes.
  */
 export async function seedWinners(db: Db, n: number): Promise<number> {
   if (!(Number.isInteger(n) && n >= 1 && n <= MAX_CODES_PER_CALL))
@@ -39,13 +39,25 @@ export async function seedWinners(db: Db, n: number): Promise<number> {
   )
   const dialect = dialectOf(db)
   const ranks = numbers(dialect, n)
+  if (dialect !== 'postgres')
+    for (const t of ROW_TRIGGERS[dialect]) await sql`drop trigger ${sql.id(t)}`.execute(db)
   await db.transaction().execute(async (trx) => {
+    // The database's guards (the rank trigger, the foreign keys) and the events
+    // trigger are left out while it seeds: the rows are right by construction,
+    // and a million events would cost the server's sequencer a feed id each
+    // while it serves. PostgreSQL: for this transaction; the others: dropped,
+    // and put back below by the migrations that wrote them (safe to run again).
+    if (dialect === 'postgres') await sql`set local session_replication_role = replica`.execute(trx)
+    if (dialect === 'mysql') await sql`set foreign_key_checks = 0`.execute(trx)
     await sql`
       insert into coupon_issues (coupon_id, user_id, ${sql.ref('rank')}, date_issued, date_created, date_updated)
-      select ${coupon.id}, concat('w', r), r, ${now}, ${now}, ${now} from ${ranks}`.execute(trx)
+      select ${coupon.id}, concat('w', ${padded(dialect)}), r, ${now}, ${now}, ${now} from ${ranks}`.execute(
+      trx,
+    )
     await sql`
       insert into coupon_codes (coupon_id, seq, code)
       select ${coupon.id}, r, ${codeOf(dialect)} from ${ranks}`.execute(trx)
+    if (dialect === 'mysql') await sql`set foreign_key_checks = 1`.execute(trx)
     await trx.insertInto('coupon_code_pools').values({ coupon_id: coupon.id, codes: n }).execute()
     await trx
       .updateTable('coupons')
@@ -53,7 +65,27 @@ export async function seedWinners(db: Db, n: number): Promise<number> {
       .where('id', '=', coupon.id)
       .execute()
   })
+  if (dialect !== 'postgres') {
+    await rankGuard(dialect).up(db as Kysely<unknown>)
+    await events(dialect).up(db as Kysely<unknown>)
+  }
   return coupon.id
+}
+
+/** The row triggers on inserted wins (MySQL's run a statement each: most of its seeding). */
+const ROW_TRIGGERS = {
+  mysql: ['trg_coupon_issues_rank_insert', 'events_issued'],
+  sqlite: ['trg_coupon_issues_rank', 'events_issued'],
+}
+
+/**
+ * r with leading zeros to seven digits: the user ids then sort as the ranks do,
+ * and the indexes on them are written in order instead of at random places.
+ */
+function padded(dialect: Dialect) {
+  if (dialect === 'postgres') return sql.raw(`lpad(r::text, 7, '0')`)
+  if (dialect === 'mysql') return sql.raw(`lpad(r, 7, '0')`)
+  return sql.raw(`substr('000000' || r, -7)`)
 }
 
 /** The integers 1..n as a table `s` of one column `r`, in the dialect's terms. */
@@ -73,18 +105,14 @@ function numbers(dialect: Dialect, n: number) {
 }
 
 /**
- * Code number r as SQL: two 40-bit numbers, r times an odd constant modulo 2^40
- * (one-to-one, so codes of distinct ranks differ), as eight base32 digits each.
- * The products stay below 2^63 for r up to 2^21: no dialect overflows.
+ * Code number r as SQL: 'C' and r in 15 digits, 16 characters of the Crockford
+ * alphabet like a generated code, unique by rank, and in order (so the unique
+ * index on the codes is written at its end, not at a random place per row).
  */
 function codeOf(dialect: Dialect) {
-  const digit = (x: string, shift: number) => {
-    const at = `((${x} >> ${shift}) & 31) + 1`
-    return `substr('${CROCKFORD}', ${dialect === 'postgres' ? `(${at})::int` : at}, 1)`
-  }
-  const part = (multiplier: number) =>
-    Array.from({ length: 8 }, (_, i) => digit(`((r * ${multiplier}) % ${2 ** 40})`, 35 - 5 * i))
-  return sql.raw(`concat(${[...part(0x16a09e667f3), ...part(0x1bb67ae8585)].join(', ')})`)
+  return sql.raw(
+    `concat('C', ${dialect === 'sqlite' ? "substr('00000000000000' || r, -15)" : dialect === 'postgres' ? "lpad(r::text, 15, '0')" : "lpad(r, 15, '0')"})`,
+  )
 }
 
 /** The process's resident set size, bytes (Linux). */
