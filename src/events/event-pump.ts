@@ -14,6 +14,7 @@
  * the kill is sent again (at least once), nothing is lost.
  */
 import { randomUUID } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from 'pino'
 import type { Db } from '../db/database.js'
 import type { Metrics } from '../ops/metrics.js'
@@ -28,6 +29,8 @@ export const LEASE_NAME = 'events'
 /** events read per query, POSTed WEBHOOK_BATCH (100) at a time */
 const READ_AHEAD = 1000
 const WARN_EVERY_MS = 10_000
+/** how long a stop waits for the POSTs in flight to be answered before it cuts them */
+const STOP_WAIT_MS = 2000
 
 export interface WebhookSettings {
   /** connect + answer, per POST */
@@ -97,11 +100,19 @@ export class EventPump {
     this.#running = false
     this.#wake?.()
     await this.#loop
-    await Promise.allSettled(this.#inFlight.values())
-    // Its kept-alive connections closed; a new one for a start after this.
+    // Each run ends after the POST it has in flight. One answered within a
+    // moment moves its cursor (its batch is not sent again); one still
+    // unanswered then is cut, not waited out for WEBHOOK_TIMEOUT_MS, and the
+    // next dispatcher sends its batch again (at least once).
+    const runs = Promise.allSettled(this.#inFlight.values())
+    const wait = Math.min(STOP_WAIT_MS, this.#o.webhooks.timeoutMs)
+    await Promise.race([runs, sleep(wait, undefined, { ref: false })])
+    // Its kept-alive connections closed (cutting a POST still in flight); a new
+    // one for a start after this.
     const poster = this.#poster
     this.#poster = new WebhookPoster()
     await poster.close()
+    await runs
     if (this.#holding) await releaseLease(this.#o.db, LEASE_NAME, this.holder).catch(() => {})
     this.#holding = false
   }
@@ -203,6 +214,8 @@ export class EventPump {
         next = batches.next()
         next.catch(() => {})
         const outcome = await posting
+        // Cut by a stop: not the endpoint's failure. The cursor stays before it.
+        if (!outcome.ok && !this.#running) break
         if (!outcome.ok) {
           this.#o.metrics?.webhookDeliveries.inc({ ...label, outcome: 'failed' })
           if (!(await moves.written())) return

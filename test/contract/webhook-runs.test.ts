@@ -6,7 +6,10 @@
  *   and what was delivered stays delivered;
  * - a run that ends while the endpoints are being listed is not followed by one
  *   started from that list, whose cursor may be from before the run's last
- *   move: each event is sent once.
+ *   move: each event is sent once;
+ * - a stop does not wait out WEBHOOK_TIMEOUT_MS for a receiver that does not
+ *   answer: the POST is cut, which is not the endpoint's failure, and the next
+ *   dispatcher sends that batch again.
  */
 import assert from 'node:assert/strict'
 import { createServer } from 'node:http'
@@ -66,9 +69,10 @@ function failingFeedRead(nth: number): KyselyPlugin & { reads: number } {
 
 /**
  * A receiver on 127.0.0.1 that hands each POST's event ids to `onBatch` and
- * answers 200 `delayMs` later; the URL of a webhook to it, and how to close it.
+ * answers 200 `delayMs` later (a function: asked per POST); the URL of a
+ * webhook to it, and how to close it.
  */
-async function slowReceiver(delayMs: number, onBatch: (ids: number[]) => void) {
+async function slowReceiver(delayMs: number | (() => number), onBatch: (ids: number[]) => void) {
   const server = createServer((req, res) => {
     const chunks: Buffer[] = []
     req.on('data', (c: Buffer) => chunks.push(c))
@@ -77,14 +81,19 @@ async function slowReceiver(delayMs: number, onBatch: (ids: number[]) => void) {
         events: { id: number }[]
       }
       onBatch(events.map((e) => e.id))
-      setTimeout(() => res.writeHead(200).end('ok'), delayMs)
+      const delay = typeof delayMs === 'number' ? delayMs : delayMs()
+      const timer = setTimeout(() => res.writeHead(200).end('ok'), delay)
+      res.on('close', () => clearTimeout(timer))
     })
   })
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
   const { port } = server.address() as AddressInfo
   return {
     url: `http://127.0.0.1:${port}/hook`,
-    close: () => new Promise((r) => server.close(r)),
+    close: () => {
+      server.closeAllConnections()
+      return new Promise((r) => server.close(r))
+    },
   }
 }
 
@@ -108,11 +117,11 @@ async function issuedEvents(db: Db, couponId: number, prefix: string, n: number)
 }
 
 /** A dispatcher over `db` seen through `plugin`, quick to retry. */
-function startPump(db: Db, plugin: KyselyPlugin): EventPump {
+function startPump(db: Db, plugin: KyselyPlugin | null, timeoutMs = 2000): EventPump {
   return new EventPump({
-    db: db.withPlugin(plugin),
+    db: plugin ? db.withPlugin(plugin) : db,
     signal: new MemoryFeedSignal(),
-    webhooks: { timeoutMs: 2000, retryForMs: 60_000, retryBaseMs: 20, retryMaxMs: 50 },
+    webhooks: { timeoutMs, retryForMs: 60_000, retryBaseMs: 20, retryMaxMs: 50 },
     leaseMs: 5000,
     tickMs: 10,
   }).start()
@@ -183,6 +192,50 @@ for (const dialect of DIALECTS) {
         assert.deepEqual([...seen.values()], [1, 1, 1, 1, 1], 'each event sent once')
       } finally {
         await pump.stop()
+        await receiver.close()
+      }
+    })
+
+    it('a stop cuts a POST left unanswered: no failure recorded, the batch sent again', async () => {
+      let answerAfterMs = 600_000
+      const seen = new Map<number, number>()
+      const receiver = await slowReceiver(
+        () => answerAfterMs,
+        (ids) => {
+          for (const id of ids) seen.set(id, (seen.get(id) ?? 0) + 1)
+        },
+      )
+      const w = await insertWebhook(db, {
+        url: receiver.url,
+        types: ['coupon.issued'],
+        secret: 's',
+      })
+      await issuedEvents(db, 3, 'x', 3)
+      // A time limit far above the stop's wait: a stop that waited for it would show.
+      const first = startPump(db, null, 120_000)
+      try {
+        await waitFor('the batch POSTed', async () => seen.size === 3)
+        const t0 = performance.now()
+        await first.stop()
+        const stopMs = performance.now() - t0
+        assert.ok(stopMs < 30_000, `stop took ${stopMs.toFixed(0)} ms`)
+        const row = await findWebhook(db, w.id)
+        assert.equal(row?.deliveredSeq, w.deliveredSeq, 'the cut batch is not delivered')
+        assert.equal(row?.attempts, 0, 'a POST cut by the stop is not a failed attempt')
+        assert.equal(row?.lastError, null)
+        answerAfterMs = 0
+        const next = startPump(db, null)
+        try {
+          await waitFor('the batch delivered by the next dispatcher', async () => {
+            const r = await findWebhook(db, w.id)
+            return r !== null && r.deliveredSeq >= w.deliveredSeq + 3
+          })
+          assert.deepEqual([...seen.values()], [2, 2, 2], 'sent again once, at least once')
+        } finally {
+          await next.stop()
+        }
+      } finally {
+        await first.stop()
         await receiver.close()
       }
     })
