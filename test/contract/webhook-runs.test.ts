@@ -137,6 +137,20 @@ for (const dialect of DIALECTS) {
     })
     after(() => t.drop())
 
+    /** A receiver counting the arrivals of each event id, and a coupon.issued webhook to it. */
+    async function countedEndpoint(answerAfterMs: number | (() => number)) {
+      const seen = new Map<number, number>()
+      const receiver = await slowReceiver(answerAfterMs, (ids) => {
+        for (const id of ids) seen.set(id, (seen.get(id) ?? 0) + 1)
+      })
+      const w = await insertWebhook(db, {
+        url: receiver.url,
+        types: ['coupon.issued'],
+        secret: 's',
+      })
+      return { seen, receiver, w }
+    }
+
     it('a read failing during a POST is handled, and delivery resumes', async () => {
       let received = 0
       // Slow enough that the next read settles while this POST is in flight.
@@ -170,16 +184,8 @@ for (const dialect of DIALECTS) {
     })
 
     it('a run ending while the endpoints are listed is not followed by a stale one', async () => {
-      const seen = new Map<number, number>()
       // Answered while the next list of endpoints is on its way.
-      const receiver = await slowReceiver(100, (ids) => {
-        for (const id of ids) seen.set(id, (seen.get(id) ?? 0) + 1)
-      })
-      const w = await insertWebhook(db, {
-        url: receiver.url,
-        types: ['coupon.issued'],
-        secret: 's',
-      })
+      const { seen, receiver, w } = await countedEndpoint(100)
       await issuedEvents(db, 2, 'v', 5)
       const pump = startPump(db, slowList(150))
       try {
@@ -198,18 +204,7 @@ for (const dialect of DIALECTS) {
 
     it('a stop cuts a POST left unanswered: no failure recorded, the batch sent again', async () => {
       let answerAfterMs = 600_000
-      const seen = new Map<number, number>()
-      const receiver = await slowReceiver(
-        () => answerAfterMs,
-        (ids) => {
-          for (const id of ids) seen.set(id, (seen.get(id) ?? 0) + 1)
-        },
-      )
-      const w = await insertWebhook(db, {
-        url: receiver.url,
-        types: ['coupon.issued'],
-        secret: 's',
-      })
+      const { seen, receiver, w } = await countedEndpoint(() => answerAfterMs)
       await issuedEvents(db, 3, 'x', 3)
       // A time limit far above the stop's wait: a stop that waited for it would show.
       const first = startPump(db, null, 120_000)
