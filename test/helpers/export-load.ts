@@ -51,7 +51,7 @@ export async function seedWinners(db: Db, n: number): Promise<number> {
     if (dialect === 'mysql') await sql`set foreign_key_checks = 0`.execute(trx)
     await sql`
       insert into coupon_issues (coupon_id, user_id, ${sql.ref('rank')}, date_issued, date_created, date_updated)
-      select ${coupon.id}, concat('w', ${padded(dialect)}), r, ${now}, ${now}, ${now} from ${ranks}`.execute(
+      select ${coupon.id}, concat('w', ${sql.raw(padded(dialect, 7))}), r, ${now}, ${now}, ${now} from ${ranks}`.execute(
       trx,
     )
     await sql`
@@ -79,13 +79,13 @@ const ROW_TRIGGERS = {
 }
 
 /**
- * r with leading zeros to seven digits: the user ids then sort as the ranks do,
- * and the indexes on them are written in order instead of at random places.
+ * r with leading zeros to `width` digits, as SQL: text made from it sorts as the
+ * ranks do, so the indexes on it are written in order instead of at random places.
  */
-function padded(dialect: Dialect) {
-  if (dialect === 'postgres') return sql.raw(`lpad(r::text, 7, '0')`)
-  if (dialect === 'mysql') return sql.raw(`lpad(r, 7, '0')`)
-  return sql.raw(`substr('000000' || r, -7)`)
+function padded(dialect: Dialect, width: number): string {
+  if (dialect === 'postgres') return `lpad(r::text, ${width}, '0')`
+  if (dialect === 'mysql') return `lpad(r, ${width}, '0')`
+  return `substr('${'0'.repeat(width - 1)}' || r, -${width})`
 }
 
 /** The integers 1..n as a table `s` of one column `r`, in the dialect's terms. */
@@ -106,13 +106,10 @@ function numbers(dialect: Dialect, n: number) {
 
 /**
  * Code number r as SQL: 'C' and r in 15 digits, 16 characters of the Crockford
- * alphabet like a generated code, unique by rank, and in order (so the unique
- * index on the codes is written at its end, not at a random place per row).
+ * alphabet like a generated code, unique by rank and in rank order.
  */
 function codeOf(dialect: Dialect) {
-  return sql.raw(
-    `concat('C', ${dialect === 'sqlite' ? "substr('00000000000000' || r, -15)" : dialect === 'postgres' ? "lpad(r::text, 15, '0')" : "lpad(r, 15, '0')"})`,
-  )
+  return sql.raw(`concat('C', ${padded(dialect, 15)})`)
 }
 
 /** The process's resident set size, bytes (Linux). */
