@@ -5,8 +5,9 @@
  * winners, once, every one persisted with ranks 1..n.
  */
 import assert from 'node:assert/strict'
+import { DatabaseSync } from 'node:sqlite'
 import { describe, it } from 'node:test'
-import { openDatabase } from '../../src/db/database.js'
+import { openDatabase, sqlitePath } from '../../src/db/database.js'
 import { findDraw, insertEntries } from '../../src/db/draws-repo.js'
 import { pseudonymOf } from '../../src/draw/shuffle.js'
 import { verifyDraw } from '../../src/draw/verify.js'
@@ -64,12 +65,23 @@ describe('kill -9 of an embedded process mid-entries and mid-draw', () => {
     const moved = await fetch(`${second.url}/v1/coupons/${couponId}`, {
       method: 'PATCH',
       headers: { ...admin, 'content-type': 'application/json' },
-      body: JSON.stringify({ drawAt: iso(Date.now() + 300) }),
+      body: JSON.stringify({ drawAt: iso(Date.now() + 1500) }),
     })
     assert.equal(moved.status, 200)
-    await second.waitForOutput(new RegExp(`"msg":"drawing coupon ${couponId}"`), 60_000)
-    second.signal('SIGKILL')
-    await second.exited
+    // The draw of 200,000 entrants takes a few hundred milliseconds, which a
+    // loaded machine can spend before the kill lands. Holding SQLite's write
+    // lock lets the process read and shuffle but never record the draw, so the
+    // kill falls mid-draw however slow the machine is.
+    const writer = new DatabaseSync(sqlitePath(servers.databaseUrl))
+    writer.exec('begin immediate')
+    try {
+      await second.waitForOutput(new RegExp(`"msg":"drawing coupon ${couponId}"`), 60_000)
+      second.signal('SIGKILL')
+      await second.exited
+    } finally {
+      writer.exec('rollback')
+      writer.close()
+    }
     const midDraw = await findDraw(database.db, couponId)
     await database.close()
     assert.equal(midDraw?.drawn, null, 'killed before the draw was recorded')
