@@ -10,7 +10,7 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { createCoupon } from '../helpers/app.js'
 import { type RedisSuiteOptions, redisSuite, skipUnlessRedisSuite } from '../helpers/redis-suite.js'
-import { continuousStorm, oneTo, sortedRanks, tally, waitFor, winsOf } from '../helpers/storm.js'
+import { oneTo, sortedRanks, steadyStorm, tally, waitFor, winsOf } from '../helpers/storm.js'
 
 const SUITE: RedisSuiteOptions = { ownRedis: { aofAlways: true } }
 const BOUND_MS = 3000
@@ -24,7 +24,7 @@ describe('Redis with AOF always, killed -9 mid-storm and restarted', {
     const { app, pool } = await suite.start({}, tc)
     const server = suite.server
     const couponId = await createCoupon(app, { totalQuantity: 1_000_000 })
-    const s = continuousStorm(pool, couponId, 'a', 32)
+    const s = steadyStorm(pool, couponId, 'a', 32)
 
     await waitFor('1,000 wins before the crash', async () => winsOf(s.replies).size >= 1000)
     await server.kill()

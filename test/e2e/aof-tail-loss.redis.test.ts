@@ -29,7 +29,7 @@ import {
   type Service,
   skipUnlessRedisSuite,
 } from '../helpers/redis-suite.js'
-import { checkRows, continuousStorm, tally, waitFor, winsOf } from '../helpers/storm.js'
+import { checkRows, steadyStorm, tally, waitFor, winsOf } from '../helpers/storm.js'
 
 const QUANTITY = 10_000
 
@@ -53,10 +53,7 @@ async function stormThroughLoss(
   const a = await suite.start({ worker: true }, tc)
   const b = await suite.start({ worker: false }, tc)
   const couponId = await createCoupon(a.app, { totalQuantity: QUANTITY })
-  const storms = [
-    continuousStorm(a.pool, couponId, 'a', 16),
-    continuousStorm(b.pool, couponId, 'b', 16),
-  ]
+  const storms = [steadyStorm(a.pool, couponId, 'a', 16), steadyStorm(b.pool, couponId, 'b', 16)]
   const won = () => storms.reduce((n, s) => n + s.replies.filter((r) => r.status === 201).length, 0)
 
   await waitFor('1,000 wins before the loss', () => won() >= 1000)

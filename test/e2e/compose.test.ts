@@ -26,11 +26,11 @@ import { freePort } from '../helpers/redis-server.js'
 import {
   assertWinsPersisted,
   checkRowsAt,
-  continuousStorm,
   httpPool,
   oneTo,
   soldOutStats,
   sortedRanks,
+  steadyStorm,
   storm,
   tally,
   twiceShuffled,
@@ -136,7 +136,7 @@ describe('the compose stack', { skip }, () => {
     const couponId = await createCoupon({ url }, { totalQuantity: 1_000_000 })
     const pool = httpPool(url, LANES)
     try {
-      const load = continuousStorm(pool, couponId, 'kill-', LANES)
+      const load = steadyStorm(pool, couponId, 'kill-', LANES)
       await waitFor(
         '500 wins before the kill',
         () => load.replies.filter((r) => r.status === 201).length >= 500,

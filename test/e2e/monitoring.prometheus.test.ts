@@ -23,7 +23,7 @@ import { ADMIN_TOKEN, createCoupon, type Deployment, deployment } from '../helpe
 import { redisClient } from '../helpers/redis.js'
 import { freePort } from '../helpers/redis-server.js'
 import { skipUnless, skipUnlessInstalled } from '../helpers/services.js'
-import { continuousStorm, httpPool, storm, tally, users, waitFor } from '../helpers/storm.js'
+import { httpPool, steadyStorm, storm, tally, users, waitFor } from '../helpers/storm.js'
 
 const run = promisify(execFile)
 const MONITORING = fileURLToPath(new URL('../../deploy/monitoring/', import.meta.url))
@@ -163,7 +163,7 @@ describe('a real Prometheus scraping a real firstcome', { skip }, () => {
       tally(entries, (a) => String(a.status)),
       { '202': 20 },
     )
-    const load = continuousStorm(pool, couponId, 'p', 10)
+    const load = steadyStorm(pool, couponId, 'p', 10)
     try {
       await waitFor('the draw recorded', async () => {
         const res = await fetch(`${d.server.url}/v1/coupons/${drawCoupon}/draw`)

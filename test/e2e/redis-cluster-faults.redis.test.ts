@@ -36,11 +36,11 @@ import { skipUnlessRedisServer } from '../helpers/redis-server.js'
 import { skipUnless } from '../helpers/services.js'
 import {
   checkRowsAt,
-  continuousStorm,
   httpPool,
   type IssueReply,
   oneTo,
   sortedRanks,
+  steadyStorm,
   tally,
   waitDrained,
   waitFor,
@@ -126,7 +126,7 @@ describe('Redis Cluster (3 masters + 3 replicas, AOF) under a storm', { skip }, 
   function stormOn(couponId: number, tag: string, lanes: number) {
     const timed: Timed[] = []
     const storms = pools.map((pool, i) =>
-      continuousStorm(pool, couponId, `${tag}-${i}-`, lanes, (reply) =>
+      steadyStorm(pool, couponId, `${tag}-${i}-`, lanes, (reply) =>
         timed.push({ reply, at: performance.now() }),
       ),
     )

@@ -43,9 +43,9 @@ import { skipUnlessRedisServer } from '../helpers/redis-server.js'
 import { skipUnless } from '../helpers/services.js'
 import {
   checkRowsAt,
-  continuousStorm,
   httpPool,
   type IssueReply,
+  steadyStorm,
   tally,
   waitDrained,
   waitFor,
@@ -130,7 +130,7 @@ function sentinelService(options: SentinelGroupOptions) {
     /** A continuous storm of LANES requests on the coupon, each answer timed. */
     stormOn(couponId: number, tag: string) {
       const timed: Timed[] = []
-      const s = continuousStorm(f.pool, couponId, `${tag}-`, LANES, (reply) =>
+      const s = steadyStorm(f.pool, couponId, `${tag}-`, LANES, (reply) =>
         timed.push({ reply, at: performance.now() }),
       )
       return {

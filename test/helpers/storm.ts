@@ -5,6 +5,7 @@
  * tell the same story.
  */
 import assert from 'node:assert/strict'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { Pool } from 'undici'
 import { dialectOf } from '../../src/config.js'
 import { type Db, openDatabase } from '../../src/db/database.js'
@@ -118,7 +119,9 @@ export function storm(
  * Keeps `lanes` requests in flight, each for a new user (`${prefix}0`,
  * `${prefix}1`, …), until `stop()` — or until the pool is closed, so a test that
  * failed before its `stop()` does not leave a storm running on a closed pool.
- * Used where the storm must straddle a fault.
+ * Used where the storm must straddle a fault. `rate`: at most that many requests
+ * a second over all lanes (each lane pauses after each answer); none: as fast as
+ * they are answered.
  */
 export function continuousStorm(
   pool: Pool,
@@ -126,16 +129,19 @@ export function continuousStorm(
   prefix: string,
   lanes: number,
   onReply?: (reply: IssueReply) => void,
+  rate?: number,
 ) {
   const replies: IssueReply[] = []
   let stopped = false
   let next = 0
+  const pauseMs = rate ? (lanes * 1000) / rate : 0
   const done = Promise.all(
     Array.from({ length: lanes }, async () => {
       while (!stopped && !pool.closed && !pool.destroyed) {
         const reply = await issueOnce(pool, couponId, `${prefix}${next++}`)
         replies.push(reply)
         onReply?.(reply)
+        if (pauseMs > 0 && !stopped) await sleep(pauseMs)
       }
     }),
   ).then(() => replies)
@@ -146,6 +152,26 @@ export function continuousStorm(
       return done
     },
   }
+}
+
+/** A steady storm's requests a second, at most (see steadyStorm). */
+export const STEADY_RATE = 1000
+
+/**
+ * A continuous storm at STEADY_RATE requests a second at most: for tests whose
+ * claim is about a fault (wins before, during and after it, none lost), not
+ * about the load's size. A storm at full speed takes every cycle the machine
+ * has for as long as the fault lasts, from the test files running beside it;
+ * one that sells out or is refused spins fastest of all.
+ */
+export function steadyStorm(
+  pool: Pool,
+  couponId: number,
+  prefix: string,
+  lanes: number,
+  onReply?: (reply: IssueReply) => void,
+) {
+  return continuousStorm(pool, couponId, prefix, lanes, onReply, STEADY_RATE)
 }
 
 /** `${prefix}${from}` … `${prefix}${to - 1}` */

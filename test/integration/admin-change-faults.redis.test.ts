@@ -19,7 +19,7 @@ import {
   type Service,
   skipUnlessRedisSuite,
 } from '../helpers/redis-suite.js'
-import { continuousStorm, tally, waitFor, winsOf } from '../helpers/storm.js'
+import { steadyStorm, tally, waitFor, winsOf } from '../helpers/storm.js'
 
 /** How long the trigger holds a rules change before it refuses (or lets) it. */
 const HOLD_S = 2
@@ -102,7 +102,7 @@ describe('an admin change that fails midway (Redis mode, PostgreSQL)', {
   /** A PATCH refused by the database after HOLD_S, with a storm all along. */
   async function failedChange(couponId: number, change: Record<string, unknown>, users: string) {
     await rulesTrigger(suite.databaseUrl, 'refuse')
-    const storm = continuousStorm(s.pool, couponId, users, 16)
+    const storm = steadyStorm(s.pool, couponId, users, 16)
     try {
       const res = await patchCoupon(s.app, couponId, change)
       assert.equal(res.statusCode, 503, res.body)
@@ -124,7 +124,7 @@ describe('an admin change that fails midway (Redis mode, PostgreSQL)', {
     tc.diagnostic(`wins during the change: ${during.size}`)
     assert.ok(during.size <= 100, `${during.size} wins while the database said 100`)
     assert.equal((await assertAgree(couponId)).totalQuantity, 100)
-    const later = winsOf(await continuousStorm(s.pool, couponId, 'up-later', 16).stop())
+    const later = winsOf(await steadyStorm(s.pool, couponId, 'up-later', 16).stop())
     const won = new Map([...during, ...later])
     const view = await suite.assertSettled(s.pool, couponId, won)
     assert.ok(view.rows <= 100, `${view.rows} rows for a quantity of 100`)
@@ -133,14 +133,14 @@ describe('an admin change that fails midway (Redis mode, PostgreSQL)', {
   it('lowering the quantity: the database refuses, the old quantity holds everywhere', async () => {
     const couponId = await createCoupon(s.app, { totalQuantity: 300 })
     await rulesTrigger(suite.databaseUrl, 'refuse')
-    let storm: ReturnType<typeof continuousStorm> | undefined
+    let storm: ReturnType<typeof steadyStorm> | undefined
     try {
       let answered = false
       const patched = patchCoupon(s.app, couponId, { totalQuantity: 100 }).finally(() => {
         answered = true
       })
       await waitFor('the trigger to hold the change', changeHeld)
-      const running = continuousStorm(s.pool, couponId, 'down', 16)
+      const running = steadyStorm(s.pool, couponId, 'down', 16)
       storm = running
       await waitFor('the storm to be answered meanwhile', () => running.replies.length >= 50)
       assert.equal(answered, false, 'the change was still in flight')
@@ -155,7 +155,7 @@ describe('an admin change that fails midway (Redis mode, PostgreSQL)', {
     // (stopped after the answer: by then the old quantity is back in force)
     const during = winsOf((await storm?.stop()) ?? [])
     assert.equal((await assertAgree(couponId)).totalQuantity, 300)
-    const later = continuousStorm(s.pool, couponId, 'down-later', 16)
+    const later = steadyStorm(s.pool, couponId, 'down-later', 16)
     await waitFor('sold out', async () => later.replies.some((r) => r.code === 'SOLD_OUT'))
     const won = new Map([...during, ...winsOf(await later.stop())])
     assert.equal(won.size, 300)
@@ -170,7 +170,7 @@ describe('an admin change that fails midway (Redis mode, PostgreSQL)', {
       issueStart: iso(start),
       issueEnd: iso(start + HOUR),
     })
-    const storm = continuousStorm(s.pool, couponId, 'early', 16)
+    const storm = steadyStorm(s.pool, couponId, 'early', 16)
     await rulesTrigger(suite.databaseUrl, 'refuse')
     try {
       const res = await patchCoupon(s.app, couponId, { issueStart: iso(Date.now() - 60_000) })
@@ -236,7 +236,7 @@ describe('an admin change that fails midway (Redis mode, PostgreSQL)', {
       return (await gateRules(couponId)).total === 200
     })
     await assertAgree(couponId)
-    const storm = continuousStorm(s.pool, couponId, 'carried', 16)
+    const storm = steadyStorm(s.pool, couponId, 'carried', 16)
     await waitFor('sold out', async () => storm.replies.some((r) => r.code === 'SOLD_OUT'))
     const won = winsOf(await storm.stop())
     assert.equal(won.size, 200)

@@ -16,11 +16,11 @@ import { DIALECTS } from '../helpers/databases.js'
 import { embedded, redisMode } from '../helpers/modes.js'
 import {
   checkRows,
-  continuousStorm,
   getStats,
   type IssueReply,
   oneTo,
   sortedRanks,
+  steadyStorm,
   storm,
   tally,
   users,
@@ -141,7 +141,7 @@ for (const mode of MODES) {
         200,
       )
       let soldOut = 0
-      const running = continuousStorm(s.pool, couponId, 'm', 16, (r) => {
+      const running = steadyStorm(s.pool, couponId, 'm', 16, (r) => {
         if (r.code === 'SOLD_OUT') soldOut++
       })
       try {

@@ -22,8 +22,8 @@ import { SERVICES, skipUnless } from '../helpers/services.js'
 import {
   assertWinsPersisted,
   checkRows,
-  continuousStorm,
   httpPool,
+  steadyStorm,
   tally,
   waitDrained,
   waitFor,
@@ -103,10 +103,7 @@ describe('MySQL writes refused for a while during a storm (Redis mode, two worke
     const [a, b] = services as [(typeof services)[0], (typeof services)[0]]
     const couponId = await createCoupon(a.t.app, { totalQuantity: 1_000_000 })
     const k = new RedisKeys(prefix).coupon(couponId)
-    const storms = [
-      continuousStorm(a.pool, couponId, 'a', 16),
-      continuousStorm(b.pool, couponId, 'b', 16),
-    ]
+    const storms = [steadyStorm(a.pool, couponId, 'a', 16), steadyStorm(b.pool, couponId, 'b', 16)]
     const wins = () => storms.reduce((n, s) => n + winsOf(s.replies).size, 0)
     await waitFor('500 wins before the fault', async () => wins() >= 500)
     await asRoot(onTables(`revoke insert, update on {t} from '${user}'@'%'`))

@@ -23,9 +23,9 @@ import {
 import {
   assertWinsPersisted,
   checkRows,
-  continuousStorm,
   oneTo,
   sortedRanks,
+  steadyStorm,
   tally,
   users,
   waitDrained,
@@ -56,7 +56,7 @@ for (const dialect of SERVER_DIALECTS) {
       const { app, pool } = service
       const { proxy, redis } = suite
       const couponId = await createCoupon(app, { totalQuantity: 1_000_000 })
-      const s = continuousStorm(pool, couponId, 'd', 32)
+      const s = steadyStorm(pool, couponId, 'd', 32)
 
       await waitFor('500 wins before the cut', async () => winsOf(s.replies).size >= 500)
       await proxy.cut()

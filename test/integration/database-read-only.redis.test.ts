@@ -14,7 +14,7 @@ import { PERSIST_GROUP } from '../../src/coupon-state/keys.js'
 import { createCoupon, winInProcess } from '../helpers/app.js'
 import { resetReadOnly, setReadOnly } from '../helpers/db-faults.js'
 import { redisSuite, type Service, skipUnlessRedisSuite } from '../helpers/redis-suite.js'
-import { continuousStorm, tally, users, waitFor, winsOf } from '../helpers/storm.js'
+import { steadyStorm, tally, users, waitFor, winsOf } from '../helpers/storm.js'
 
 /** Several times WORKER_CLAIM_IDLE_MS: the workers reclaim each other's entries meanwhile. */
 const OUTAGE_MS = 10_000
@@ -42,10 +42,7 @@ describe('the database read-only for a while during a storm (Redis mode, two wor
   it('answers wins meanwhile, persists every one after, dead-letters none', async (tc) => {
     const couponId = await createCoupon(a.app, { totalQuantity: TOTAL })
     const k = suite.keys.coupon(couponId)
-    const storms = [
-      continuousStorm(a.pool, couponId, 'a', 16),
-      continuousStorm(b.pool, couponId, 'b', 16),
-    ]
+    const storms = [steadyStorm(a.pool, couponId, 'a', 16), steadyStorm(b.pool, couponId, 'b', 16)]
     const wins = () => storms.reduce((n, s) => n + winsOf(s.replies).size, 0)
 
     await waitFor('500 wins before the fault', async () => wins() >= 500)
@@ -151,7 +148,7 @@ describe('the database read-only for a while during a storm (Redis mode, two wor
   it('after the fault: a fresh storm persists as usual', async () => {
     // The sessions the fault ended are replaced: nothing stays broken.
     const couponId = await createCoupon(b.app, { totalQuantity: 300 })
-    const s = continuousStorm(b.pool, couponId, 'c', 16)
+    const s = steadyStorm(b.pool, couponId, 'c', 16)
     await waitFor('sold out', async () => s.replies.some((r) => r.code === 'SOLD_OUT'))
     const won = winsOf(await s.stop())
     assert.equal(won.size, 300)
