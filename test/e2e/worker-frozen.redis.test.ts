@@ -77,6 +77,20 @@ for (const dialect of DIALECTS)
       return Number(r.rows[0]?.n ?? 0) > 0
     }
 
+    /** The database's open transactions and what each waits for, for a failure's message. */
+    async function transactions(): Promise<string> {
+      const r =
+        dialect === 'postgres'
+          ? await sql`select pid, application_name, state, wait_event_type, wait_event, backend_xid::text, left(query, 120) as query
+              from pg_stat_activity where datname = current_database()`.execute(suite.db)
+          : await sql`select t.trx_mysql_thread_id, t.trx_state, t.trx_rows_locked, p.command, p.state, left(p.info, 120) as info
+              from information_schema.innodb_trx t
+              join information_schema.processlist p on p.id = t.trx_mysql_thread_id`.execute(
+              suite.db,
+            )
+      return JSON.stringify(r.rows)
+    }
+
     /**
      * Stops the worker at a moment it holds a written, uncommitted batch, on
      * purpose rather than by luck: a transaction of the test's own inserts the
@@ -106,7 +120,15 @@ for (const dialect of DIALECTS)
               date_updated: now,
             })
             .execute()
-          await waitFor('the worker to reach the held win', () => waitingForLock(worker), 60_000)
+          await waitFor(
+            'the worker to reach the held win',
+            () => waitingForLock(worker),
+            60_000,
+          ).catch(async (err: unknown) => {
+            throw new Error(
+              `${(err as Error).message}\n${await transactions()}\nworker:\n${worker.output().slice(-3000)}`,
+            )
+          })
           worker.signal('SIGSTOP')
           throw new RolledBack()
         })
