@@ -77,8 +77,33 @@ for (const dialect of DIALECTS)
       return Number(r.rows[0]?.n ?? 0) > 0
     }
 
-    /** The database's open transactions and what each waits for, for a failure's message. */
+    /** `n` looks at the transactions and sessions, 1.5 s apart: a wait may come and go. */
+    async function snapshots(n: number): Promise<string> {
+      const seen: string[] = []
+      for (let i = 0; i < n; i++) {
+        if (i > 0) await new Promise((resolve) => setTimeout(resolve, 1500))
+        seen.push(await transactions())
+      }
+      return seen.join('\n')
+    }
+
+    /** The worker's log lines at warn or above, each cut short of its stack. */
+    function warnings(worker: ServiceProcess): string {
+      return worker
+        .output()
+        .split('\n')
+        .filter((line) => /"level":(40|50|60)/.test(line))
+        .map((line) => line.replace(/"stack":"[^"]*"/, '"stack":"…"').slice(0, 1500))
+        .join('\n')
+    }
+
+    /** The database's open transactions and what each waits for (MySQL: and its sessions), for a failure's message. */
     async function transactions(): Promise<string> {
+      const sessions =
+        dialect === 'mysql'
+          ? await sql`select id, db, command, state, time, left(info, 100) as info
+              from information_schema.processlist where db is not null`.execute(suite.db)
+          : { rows: [] }
       const r =
         dialect === 'postgres'
           ? await sql`select pid, application_name, state, wait_event_type, wait_event, backend_xid::text, left(query, 120) as query
@@ -88,7 +113,7 @@ for (const dialect of DIALECTS)
               join information_schema.processlist p on p.id = t.trx_mysql_thread_id`.execute(
               suite.db,
             )
-      return JSON.stringify(r.rows)
+      return `transactions ${JSON.stringify(r.rows)}\nsessions ${JSON.stringify(sessions.rows)}`
     }
 
     /**
@@ -126,7 +151,7 @@ for (const dialect of DIALECTS)
             60_000,
           ).catch(async (err: unknown) => {
             throw new Error(
-              `${(err as Error).message}\n${await transactions()}\nworker:\n${worker.output().slice(-3000)}`,
+              `${(err as Error).message}\n${await snapshots(3)}\nworker's warnings and errors:\n${warnings(worker)}`,
             )
           })
           worker.signal('SIGSTOP')
