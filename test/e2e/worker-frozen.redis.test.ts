@@ -10,6 +10,7 @@ import { before, describe, it } from 'node:test'
 import { sql } from 'kysely'
 import type { Dialect } from '../../src/config.js'
 import { createCoupon, winInProcess } from '../helpers/app.js'
+import { INNODB_TRX_POLL_MS } from '../helpers/db-faults.js'
 import { countIssues } from '../helpers/issue-counts.js'
 import { scrapedValue } from '../helpers/metrics.js'
 import type { ServiceProcess } from '../helpers/processes.js'
@@ -149,6 +150,7 @@ for (const dialect of DIALECTS)
             'the worker to reach the held win',
             () => waitingForLock(worker),
             60_000,
+            INNODB_TRX_POLL_MS,
           ).catch(async (err: unknown) => {
             throw new Error(
               `${(err as Error).message}\n${await snapshots(3)}\nworker's warnings and errors:\n${warnings(worker)}`,
@@ -163,6 +165,8 @@ for (const dialect of DIALECTS)
       await waitFor(
         'the worker frozen with its batch written',
         async () => (await openWrites(worker)) > 0,
+        undefined,
+        INNODB_TRX_POLL_MS,
       )
     }
 
@@ -198,7 +202,13 @@ for (const dialect of DIALECTS)
           (await suite.pending(couponId)) === 0,
         60_000,
       )
-      assert.equal(await openWrites(a), 0, "the server ended A's transaction")
+      // (waited for, not read once: innodb_trx may show rows up to one refresh old)
+      await waitFor(
+        "the server to have ended A's transaction",
+        async () => (await openWrites(a)) === 0,
+        10_000,
+        INNODB_TRX_POLL_MS,
+      )
       assertSettled(await checkRows(suite.db, couponId))
 
       a.signal('SIGCONT')

@@ -50,6 +50,14 @@ export function resetReadOnly(databaseUrl: string): Promise<void> {
 }
 
 /**
+ * How often a test may read MySQL/MariaDB's `information_schema.innodb_trx`.
+ * InnoDB refreshes that table's cache only once nobody has read it for 0.1 s,
+ * so pollers reading it more often than that, in one file or in several at
+ * once, can see the same old rows for as long as they keep polling.
+ */
+export const INNODB_TRX_POLL_MS = 250
+
+/**
  * How many sessions of the database `db` is connected to wait on a lock: a row
  * lock or a table lock (PostgreSQL, MySQL/MariaDB). A test that holds a lock
  * waits for this instead of for a fixed time.

@@ -12,7 +12,7 @@ import type { Dialect } from '../../src/config.js'
 import { PERSIST_GROUP } from '../../src/coupon-state/keys.js'
 import { lockCoupons } from '../../src/db/coupons-repo.js'
 import { createCoupon, winInProcess } from '../helpers/app.js'
-import { lockWaits } from '../helpers/db-faults.js'
+import { INNODB_TRX_POLL_MS, lockWaits } from '../helpers/db-faults.js'
 import { metricValue } from '../helpers/metrics.js'
 import {
   type RedisSuiteOptions,
@@ -117,6 +117,8 @@ for (const dialect of SERVER_DIALECTS) {
         await waitFor(
           'the worker to wait on the row',
           async () => (await lockWaits(suite.db, dialect)) > 0,
+          undefined,
+          INNODB_TRX_POLL_MS,
         )
         const failed = await metricValue(service.container.metrics.persistErrors)
         await suite.proxy.cut()

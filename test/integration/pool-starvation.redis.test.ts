@@ -12,7 +12,7 @@ import pg from 'pg'
 import type { Pool } from 'undici'
 import type { Dialect } from '../../src/config.js'
 import { createCoupon, winInProcess } from '../helpers/app.js'
-import { lockWaits } from '../helpers/db-faults.js'
+import { INNODB_TRX_POLL_MS, lockWaits } from '../helpers/db-faults.js'
 import { countIssues } from '../helpers/issue-counts.js'
 import {
   type RedisSuiteOptions,
@@ -110,6 +110,8 @@ for (const dialect of SERVER_DIALECTS) {
         await waitFor(
           'every read connection to wait on the lock',
           async () => (await lockWaits(suite.db, dialect)) >= READ_POOL,
+          undefined,
+          INNODB_TRX_POLL_MS,
         )
 
         const ready = await get(pool, '/readyz')
