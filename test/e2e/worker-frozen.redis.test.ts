@@ -100,21 +100,19 @@ for (const dialect of DIALECTS)
 
     /** The database's open transactions and what each waits for (MySQL: and its sessions), for a failure's message. */
     async function transactions(): Promise<string> {
-      const sessions =
-        dialect === 'mysql'
-          ? await sql`select id, db, command, state, time, left(info, 100) as info
-              from information_schema.processlist where db is not null`.execute(suite.db)
-          : { rows: [] }
-      const r =
-        dialect === 'postgres'
-          ? await sql`select pid, application_name, state, wait_event_type, wait_event, backend_xid::text, left(query, 120) as query
-              from pg_stat_activity where datname = current_database()`.execute(suite.db)
-          : await sql`select t.trx_mysql_thread_id, t.trx_state, t.trx_rows_locked, p.command, p.state, left(p.info, 120) as info
-              from information_schema.innodb_trx t
-              join information_schema.processlist p on p.id = t.trx_mysql_thread_id`.execute(
-              suite.db,
-            )
-      return `transactions ${JSON.stringify(r.rows)}\nsessions ${JSON.stringify(sessions.rows)}`
+      if (dialect === 'postgres') {
+        const r =
+          await sql`select pid, application_name, state, wait_event_type, wait_event, backend_xid::text, left(query, 120) as query
+          from pg_stat_activity where datname = current_database()`.execute(suite.db)
+        return `transactions ${JSON.stringify(r.rows)}`
+      }
+      const trx =
+        await sql`select t.trx_mysql_thread_id, t.trx_state, t.trx_rows_locked, p.command, p.state, left(p.info, 120) as info
+        from information_schema.innodb_trx t
+        join information_schema.processlist p on p.id = t.trx_mysql_thread_id`.execute(suite.db)
+      const sessions = await sql`select id, db, command, state, time, left(info, 100) as info
+        from information_schema.processlist where db is not null`.execute(suite.db)
+      return `transactions ${JSON.stringify(trx.rows)}\nsessions ${JSON.stringify(sessions.rows)}`
     }
 
     /**
