@@ -3,8 +3,13 @@
  */
 import { UnavailableError } from '../domain/errors.js'
 
-/** Replies a healthy client can get while the server is loading, failing over or full. */
-const TRANSIENT_REPLY = /^(LOADING|BUSY|CLUSTERDOWN|TRYAGAIN|READONLY|MASTERDOWN|OOM|NOREPLICAS)\b/
+/**
+ * Replies a healthy client can get while the server is loading, failing over or
+ * full; and a Cluster's redirects (MOVED, ASK) that reach the caller instead of
+ * being followed, which happens while a slot changes hands.
+ */
+const TRANSIENT_REPLY =
+  /^(LOADING|BUSY|CLUSTERDOWN|TRYAGAIN|READONLY|MASTERDOWN|OOM|NOREPLICAS|MOVED|ASK)\b/
 
 export function toRedisFailure(err: unknown): Error {
   if (err instanceof UnavailableError) return err
