@@ -52,6 +52,21 @@ const START_MS = 90_000
 /** cluster-node-timeout: a master silent this long is failed over */
 const NODE_TIMEOUT_MS = 1000
 
+/**
+ * Creates a coupon as an admin would after a failover: a 503 ("retry shortly",
+ * while the servers' clients learn the new topology) is retried.
+ */
+async function createRetrying(server: ServerProcess, totalQuantity: number): Promise<number> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await createCoupon(server, { totalQuantity })
+    } catch (err) {
+      if (attempt >= 40 || !(err as Error).message.startsWith('create coupon: 503 ')) throw err
+      await sleep(250)
+    }
+  }
+}
+
 interface Timed {
   reply: IssueReply
   /** performance.now() when the answer came */
@@ -265,12 +280,12 @@ describe('Redis Cluster (3 masters + 3 replicas, AOF) under a storm', { skip }, 
   it('a busy coupon’s slot moves to another master while it sells out: ASK/MOVED followed, nothing decided twice', async () => {
     const QUANTITY = 2000
     const [from, to] = [...couponOn.keys()].slice(1) as [number, number]
-    const couponId = await createCoupon(servers[0] as ServerProcess, { totalQuantity: QUANTITY })
+    const couponId = await createRetrying(servers[0] as ServerProcess, QUANTITY)
     // A coupon of the wanted master: create until one lands there.
     let id = couponId
     for (let i = 0; cluster.masterOf(slotOf(id)) !== from; i++) {
       assert.ok(i < 40, `a coupon on ${from}`)
-      id = await createCoupon(servers[0] as ServerProcess, { totalQuantity: QUANTITY })
+      id = await createRetrying(servers[0] as ServerProcess, QUANTITY)
     }
     const slot = slotOf(id)
     const hot = stormOn(id, 'mv', 16)
