@@ -140,10 +140,14 @@ for (const dialect of DIALECTS) {
         // ... while a spend marks its row used: the guard must not read the coupon
         // for an update that leaves the rank alone, or the two deadlock once the
         // worker's insert meets the spend's row.
+        let timer: NodeJS.Timeout | undefined
         const spent = await Promise.race([
           markUsed(t.database.db, couponId, 'spender', 'order-1', new Date()).then(() => 'spent'),
-          new Promise((resolve) => setTimeout(resolve, 3000, 'waited for the coupon')),
+          new Promise((resolve) => {
+            timer = setTimeout(resolve, 3000, 'waited for the coupon')
+          }),
         ])
+        clearTimeout(timer) // or it keeps the file's process alive for its 3 s
         assert.equal(spent, 'spent')
       })
     })

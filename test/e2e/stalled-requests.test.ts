@@ -139,12 +139,16 @@ for (const mode of MODES) {
       try {
         const signalled = performance.now()
         s.signal('SIGTERM')
+        // The timer cleared once the race is decided: left running, it would
+        // keep this file's process alive for its whole 22 s.
+        let timer: NodeJS.Timeout | undefined
         const exit = await Promise.race([
           s.exited,
-          new Promise((resolve) =>
-            setTimeout(resolve, SHUTDOWN_GRACE_MS + 20_000, 'still running'),
-          ),
+          new Promise((resolve) => {
+            timer = setTimeout(resolve, SHUTDOWN_GRACE_MS + 20_000, 'still running')
+          }),
         ])
+        clearTimeout(timer)
         assert.deepEqual(exit, { code: 0, signal: null }, `output: ${s.output().slice(-3000)}`)
         const tookMs = performance.now() - signalled
         assert.ok(tookMs < SHUTDOWN_GRACE_MS + 20_000, `exited after ${tookMs} ms`)
