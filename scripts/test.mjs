@@ -14,6 +14,12 @@
 // its ports), a deadline per file, and each file's output printed whole once it
 // is done instead of interleaved. See docs/testing.md.
 //
+// A file's process ends once its tests and hooks are done (--test-force-exit),
+// not when the last timer or socket it holds lets go: a driver's timer left by
+// a cut connection, or a keep-alive socket, held some files tens of seconds
+// after their last test. Anything the file started and left running (its
+// process group) is killed when it ends.
+//
 // Lanes, from a comment among a file's first lines:
 //   (none)                        parallel: up to --jobs files at once (default:
 //                                 one more than the CPUs, and one more file
@@ -131,6 +137,9 @@ function runFile(file, slot) {
               '--import',
               TS_SOURCES,
               '--test-reporter=spec',
+              // Ends once its tests and hooks are done, not when its last timer or
+              // socket lets go (see the file's header).
+              '--test-force-exit',
               ...nodeOptions,
               file,
             ],
@@ -157,6 +166,8 @@ function runFile(file, slot) {
     child.on('close', (code, signal) => {
       clearTimeout(deadline)
       running.delete(child)
+      // Whatever the file started and left running ends with it.
+      killGroup(child, 'SIGKILL')
       const ms = performance.now() - t0
       const ok = code === 0 && !timedOut
       const why = timedOut ? `killed after ${seconds(FILE_TIMEOUT_MS)}` : signal ? signal : ''
