@@ -222,15 +222,16 @@ const IDLE_SHARE = 0.4
 const IDLE_SAMPLE_MS = 3000
 
 /**
- * The parallel lane: `width` files at a time, and `extra` more while the CPUs
- * sit idle. Much of the suite waits (on servers it started, on a database, on a
- * deadline it provokes), so `width` files leave the cores idle for stretches. An
- * extra file starts only after IDLE_SAMPLE_MS in which the CPUs were at least
+ * The parallel lane: `width` files at a time (one more once the serial lane is
+ * done: its slot joins this lane), and `extra` more while the CPUs sit idle.
+ * Much of the suite waits (on servers it started, on a database, on a deadline
+ * it provokes), so `width` files leave the cores idle for stretches. An extra
+ * file starts only after IDLE_SAMPLE_MS in which the CPUs were at least
  * IDLE_SHARE idle, one at a time, and never an end-to-end file: those start
  * several processes each and turn busy at once, which a machine already running
  * `width` of them does not absorb.
  */
-async function parallelLane(queue, width, extra) {
+function parallelLane(queue, width, extra) {
   const active = new Set()
   let done
   const finished = new Promise((resolve) => {
@@ -262,8 +263,16 @@ async function parallelLane(queue, width, extra) {
       if (i >= 0) start(queue.splice(i, 1)[0])
     }, IDLE_SAMPLE_MS)
   fill()
-  await finished
-  if (sampler) clearInterval(sampler)
+  return {
+    finished: finished.then(() => {
+      if (sampler) clearInterval(sampler)
+    }),
+    /** One file more at a time from now on. */
+    widen() {
+      width++
+      fill()
+    },
+  }
 }
 
 console.log(
@@ -273,7 +282,8 @@ console.log(
     `${check ? `; ${CHECK} first in the serial lane` : ''}`,
 )
 if (check) byLane.serial.unshift(CHECK)
-await Promise.all([parallelLane(byLane.parallel, jobs, extraJobs), lane(byLane.serial, 1)])
+const parallel = parallelLane(byLane.parallel, jobs, extraJobs)
+await Promise.all([parallel.finished, lane(byLane.serial, 1).then(() => parallel.widen())])
 await lane(byLane.alone, 1)
 
 const failed = results.filter((r) => !r.ok)
