@@ -95,7 +95,9 @@ if (files.length === 0) {
   process.exit(1)
 }
 // The longest files first, so that none starts last: end-to-end, then
-// integration, then the rest (a file's directory is a fair guess of its length).
+// integration, then contract, then the rest, the unit files, which take a
+// second or less and fill the end (a file's directory is a fair guess of its
+// length).
 const E2E = 'test/e2e/'
 const FIRST = /^\/\/ test-order: first/m
 // Each file's header read once, not at every comparison of the sort.
@@ -104,7 +106,7 @@ const weights = new Map(
     f,
     FIRST.test(readFileSync(join(root, f), 'utf8').slice(0, 4000))
       ? -1
-      : [E2E, 'test/integration/'].findIndex((d) => f.startsWith(d)) >>> 0,
+      : [E2E, 'test/integration/', 'test/contract/'].findIndex((d) => f.startsWith(d)) >>> 0,
   ]),
 )
 const byLane = { parallel: [], serial: [], alone: [] }
