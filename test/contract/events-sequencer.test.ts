@@ -26,6 +26,7 @@ import {
   skipUnlessDialect,
   type TestDatabase,
 } from '../helpers/databases.js'
+import { within } from '../helpers/wait.js'
 
 const HOUR = 3_600_000
 const win = (couponId: number, userId: string, rank: number) => ({
@@ -85,7 +86,7 @@ for (const dialect of DIALECTS) {
       await early
       await insertWins(db, [win(id, 'late', 2)], new Date())
       // The sequencer does not wait for the open transaction.
-      const given = await Promise.race([sequence(db), sleep(5000, 'blocked')])
+      const given = await within(sequence(db), 5000, 'blocked')
       assert.equal(given, 1)
       const first = await readAll(db, start)
       assert.deepEqual(

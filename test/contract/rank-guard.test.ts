@@ -25,6 +25,7 @@ import {
   skipUnlessDialect,
   type TestDatabase,
 } from '../helpers/databases.js'
+import { within } from '../helpers/wait.js'
 
 const RULES = { issueStart: Date.now() - 60_000, issueEnd: Date.now() + 3_600_000 }
 const win = (couponId: number, userId: string, rank: number): Win => ({
@@ -140,14 +141,11 @@ for (const dialect of DIALECTS) {
         // ... while a spend marks its row used: the guard must not read the coupon
         // for an update that leaves the rank alone, or the two deadlock once the
         // worker's insert meets the spend's row.
-        let timer: NodeJS.Timeout | undefined
-        const spent = await Promise.race([
+        const spent = await within(
           markUsed(t.database.db, couponId, 'spender', 'order-1', new Date()).then(() => 'spent'),
-          new Promise((resolve) => {
-            timer = setTimeout(resolve, 3000, 'waited for the coupon')
-          }),
-        ])
-        clearTimeout(timer) // or it keeps the file's process alive for its 3 s
+          3000,
+          'waited for the coupon',
+        )
         assert.equal(spent, 'spent')
       })
     })

@@ -15,6 +15,7 @@ import { deleteKeys, REDIS_URL, redisClient, uniquePrefix } from '../helpers/red
 import { skipUnless } from '../helpers/services.js'
 import { openStalled } from '../helpers/stalled.js'
 import { httpPool, storm, users, waitFor, winsOf } from '../helpers/storm.js'
+import { within } from '../helpers/wait.js'
 
 const STALLED = 300
 const REQUEST_TIMEOUT_MS = 3000
@@ -139,16 +140,7 @@ for (const mode of MODES) {
       try {
         const signalled = performance.now()
         s.signal('SIGTERM')
-        // The timer cleared once the race is decided: left running, it would
-        // keep this file's process alive for its whole 22 s.
-        let timer: NodeJS.Timeout | undefined
-        const exit = await Promise.race([
-          s.exited,
-          new Promise((resolve) => {
-            timer = setTimeout(resolve, SHUTDOWN_GRACE_MS + 20_000, 'still running')
-          }),
-        ])
-        clearTimeout(timer)
+        const exit = await within(s.exited, SHUTDOWN_GRACE_MS + 20_000, 'still running')
         assert.deepEqual(exit, { code: 0, signal: null }, `output: ${s.output().slice(-3000)}`)
         const tookMs = performance.now() - signalled
         assert.ok(tookMs < SHUTDOWN_GRACE_MS + 20_000, `exited after ${tookMs} ms`)

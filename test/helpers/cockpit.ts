@@ -5,7 +5,6 @@
  * Plus what a Prometheus scrape reads, parsed.
  */
 import { after } from 'node:test'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { createDatabaseUrl, dropDatabaseUrl } from './databases.js'
 import {
   type ServerProcess,
@@ -15,6 +14,7 @@ import {
   type WorkerProcess,
 } from './processes.js'
 import { deleteKeys, REDIS_URL, redisClient, uniquePrefix } from './redis.js'
+import { within } from './wait.js'
 
 export const ADMIN_TOKEN = 'cockpit-admin-token'
 
@@ -33,7 +33,7 @@ export function deployment(options: { apiProcesses: number; workers: number }) {
     if (!d) return
     // SIGTERM lets the primary stop its API processes; SIGKILL if it does not.
     d.server.signal('SIGTERM')
-    await Promise.race([d.server.exited, sleep(15_000)])
+    await within(d.server.exited, 15_000, undefined)
     await stopAll([d.server, ...d.workers])
     const redis = redisClient()
     await deleteKeys(redis, prefix)

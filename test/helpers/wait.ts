@@ -32,3 +32,22 @@ export async function waitFor<T>(
     await sleep(everyMs)
   }
 }
+
+/**
+ * What `promise` gives, or `otherwise` if it has not settled within `ms`. The
+ * timer is cleared once the race is decided: left running, it would keep the
+ * file's process alive for the rest of its `ms`.
+ */
+export async function within<T, U>(promise: Promise<T>, ms: number, otherwise: U): Promise<T | U> {
+  let timer: NodeJS.Timeout | undefined
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<U>((resolve) => {
+        timer = setTimeout(resolve, ms, otherwise)
+      }),
+    ])
+  } finally {
+    clearTimeout(timer)
+  }
+}
