@@ -22,7 +22,7 @@ import { after, before, describe, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Cluster } from 'ioredis'
 import type { Pool } from 'undici'
-import { ADMIN_TOKEN, createCoupon } from '../helpers/app.js'
+import { ADMIN_TOKEN, createCoupon, createCouponRetrying } from '../helpers/app.js'
 import { createDatabaseUrl, dropDatabaseUrl } from '../helpers/databases.js'
 import {
   type ServerProcess,
@@ -53,19 +53,11 @@ const START_MS = 90_000
 const NODE_TIMEOUT_MS = 1000
 
 /**
- * Creates a coupon as an admin would after a failover: a 503 ("retry shortly",
- * while the servers' clients learn the new topology) is retried.
+ * Creates a coupon right after a failover: a 503 (while the servers' clients
+ * learn the new topology) is retried, for up to ten seconds.
  */
-async function createRetrying(server: ServerProcess, totalQuantity: number): Promise<number> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await createCoupon(server, { totalQuantity })
-    } catch (err) {
-      if (attempt >= 40 || !(err as Error).message.startsWith('create coupon: 503 ')) throw err
-      await sleep(250)
-    }
-  }
-}
+const createRetrying = (server: ServerProcess, totalQuantity: number) =>
+  createCouponRetrying(server, { totalQuantity }, { attempts: 40, pauseMs: 250 })
 
 interface Timed {
   reply: IssueReply

@@ -7,8 +7,7 @@
  */
 import assert from 'node:assert/strict'
 import { after, describe, it } from 'node:test'
-import { setTimeout as sleep } from 'node:timers/promises'
-import { ADMIN_TOKEN, createCoupon } from '../helpers/app.js'
+import { ADMIN_TOKEN, createCouponRetrying } from '../helpers/app.js'
 import { createDatabaseUrl, dropDatabaseUrl } from '../helpers/databases.js'
 import { type ServerProcess, startServer, stopAll } from '../helpers/processes.js'
 import { deleteKeys, REDIS_URL, redisClient, uniquePrefix } from '../helpers/redis.js'
@@ -74,16 +73,8 @@ for (const mode of MODES) {
      * machine one of them starting up can hold its write lock past
      * DB_LOCK_TIMEOUT_MS. What these tests check comes after.
      */
-    const coupon = async (s: ServerProcess, totalQuantity: number) => {
-      for (let attempt = 1; ; attempt++) {
-        try {
-          return await createCoupon(s, { totalQuantity })
-        } catch (err) {
-          if (attempt >= 10 || !String(err).includes(': 503 ')) throw err
-          await sleep(500)
-        }
-      }
-    }
+    const coupon = (s: ServerProcess, totalQuantity: number) =>
+      createCouponRetrying(s, { totalQuantity }, { attempts: 10, pauseMs: 500 })
 
     it('closes hundreds of stalled requests within the bound and serves others meanwhile', {
       timeout: 90_000,

@@ -3,6 +3,7 @@
  * integration tests: `inject()` for most, `listen()` for real-socket storms.
  */
 import assert from 'node:assert/strict'
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance, InjectOptions } from 'fastify'
 import pino, { type Logger } from 'pino'
 import { buildApp } from '../../src/app.js'
@@ -136,6 +137,27 @@ export async function createCoupon(
   }
   const res = await fetch(`${via.url}/v1/coupons`, { method: 'POST', headers, body })
   return created(res.status, await res.text())
+}
+
+/**
+ * createCoupon, answered 503 ("retry shortly") retried as an admin would: up to
+ * `attempts` tries, `pauseMs` apart. For tests whose coupon is made while the
+ * service is busy with something else (a failover, a process starting).
+ */
+export async function createCouponRetrying(
+  via: FastifyInstance | { url: string },
+  over: CouponInput,
+  { attempts, pauseMs }: { attempts: number; pauseMs: number },
+): Promise<number> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await createCoupon(via, over)
+    } catch (err) {
+      if (attempt >= attempts || !(err as Error).message.startsWith('create coupon: 503 '))
+        throw err
+      await sleep(pauseMs)
+    }
+  }
 }
 
 /** `POST /v1/coupons/{couponId}/issues` with `{userId}`, through inject. */
