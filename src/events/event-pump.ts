@@ -28,6 +28,8 @@ import { listWebhooks, recordFailure, type Webhook } from './webhooks-repo.js'
 export const LEASE_NAME = 'events'
 /** events read per query, POSTed WEBHOOK_BATCH (100) at a time */
 const READ_AHEAD = 1000
+/** an endpoint's cursor is written at most this often while it is delivered to */
+const CURSOR_SPACING_MS = 100
 const WARN_EVERY_MS = 10_000
 /** how long a stop waits for the POSTs in flight to be answered before it cuts them */
 const STOP_WAIT_MS = 2000
@@ -188,7 +190,7 @@ export class EventPump {
     const label = { webhook: String(start.id) }
     const headers = { 'firstcome-webhook-id': String(start.id) }
     let w = start
-    const moves = new CursorMoves(db, start.id, start.deliveredSeq)
+    const moves = new CursorMoves(db, start.id, start.deliveredSeq, CURSOR_SPACING_MS)
     const batches = batchesOf(db, start, READ_AHEAD)
     let next = batches.next()
     try {

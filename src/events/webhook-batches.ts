@@ -59,11 +59,13 @@ type Outcome = { status: number; at: number }
 
 /**
  * An endpoint's cursor moves, written one at a time behind the POSTs. While
- * one is on its way to the database the later ones collapse into one, from
- * where the database has the cursor to the latest batch delivered: a POST
- * never waits for a commit, and a receiver faster than the database costs a
- * write per round trip of the database, not per batch. Each write is a
- * compare-and-set (webhooks-repo `advance`).
+ * one is on its way to the database, or while the pause after it runs, the
+ * later ones collapse into one, from where the database has the cursor to the
+ * latest batch delivered: a POST never waits for a commit, and a fast
+ * receiver costs a write every `spacingMs`, not one per batch. Each write is
+ * a compare-and-set (webhooks-repo `advance`). A dispatcher killed between
+ * two writes sends the batches of the last `spacingMs` again (at least once);
+ * `written()` writes what is left at once.
  */
 export class CursorMoves {
   readonly #db: Db
@@ -74,11 +76,19 @@ export class CursorMoves {
   #writing: Promise<void> | null = null
   #ok = true
   #error: unknown = null
+  readonly #spacingMs: number
+  /** when the last write started (performance.now()) */
+  #lastWrite = Number.NEGATIVE_INFINITY
+  /** ends the pause before the next write (set while it runs) */
+  #endPause: (() => void) | null = null
+  /** calls of written() waiting: no pause while there is one */
+  #flushing = 0
 
-  constructor(db: Db, id: number, from: number) {
+  constructor(db: Db, id: number, from: number, spacingMs = 0) {
     this.#db = db
     this.#id = id
     this.#written = from
+    this.#spacingMs = spacingMs
   }
 
   /** Where the cursor stands once every move is written. */
@@ -102,14 +112,37 @@ export class CursorMoves {
 
   /** Resolves once every move is written: true if all took; rejects if one failed. */
   async written(): Promise<boolean> {
-    while (this.#writing) await this.#writing
+    this.#flushing++
+    try {
+      this.#endPause?.()
+      while (this.#writing) await this.#writing
+    } finally {
+      this.#flushing--
+    }
     if (this.#error !== null) throw this.#error
     return this.#ok
+  }
+
+  /** For `ms`, or until written() is called. */
+  async #pause(ms: number): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms)
+      this.#endPause = () => {
+        clearTimeout(timer)
+        resolve()
+      }
+    })
+    this.#endPause = null
   }
 
   async #write(): Promise<void> {
     try {
       while (this.#next && this.#ok) {
+        // Moves made during the pause collapse into #next. No pause: the write
+        // starts in this turn.
+        const pause = this.#lastWrite + this.#spacingMs - performance.now()
+        if (pause > 0 && this.#flushing === 0) await this.#pause(pause)
+        this.#lastWrite = performance.now()
         const { to, outcome } = this.#next
         this.#next = null
         this.#ok = await advance(this.#db, this.#id, this.#written, to, outcome)

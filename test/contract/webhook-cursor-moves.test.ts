@@ -6,10 +6,13 @@
  * - a cursor moved by someone else (another dispatcher, a delete) makes the
  *   moves stale: nothing more is written, and `written()` says false;
  * - a move made just as the write before it ends is written too, whatever the
- *   turn it lands in.
+ *   turn it lands in;
+ * - with a spacing, moves made within it of the last write wait and go as one,
+ *   and `written()` writes them at once instead of waiting it out.
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
 import {
   type KyselyPlugin,
   type PluginTransformQueryArgs,
@@ -28,6 +31,7 @@ import {
   skipUnlessDialect,
   type TestDatabase,
 } from '../helpers/databases.js'
+import { waitFor, within } from '../helpers/wait.js'
 
 /** Counts the UPDATE statements run through it. */
 class Updates implements KyselyPlugin {
@@ -105,6 +109,29 @@ for (const dialect of DIALECTS) {
         assert.equal(moves.cursor, 200, `after ${hops} hops`)
         assert.equal((await findWebhook(db, w.id))?.deliveredSeq, 200, `after ${hops} hops`)
       }
+    })
+
+    it('with a spacing, moves wait for it and go as one; written() does not wait it out', async () => {
+      const w = await endpoint()
+      const updates = new Updates()
+      const moves = new CursorMoves(db.withPlugin(updates), w.id, w.deliveredSeq, 600_000)
+      moves.move(100, { status: 200, at: 1 })
+      await waitFor('the first move written', async () => {
+        return (await findWebhook(db, w.id))?.deliveredSeq === 100
+      })
+      for (let i = 2; i <= 5; i++) {
+        moves.move(i * 100, { status: 200, at: i })
+        await sleep(10)
+      }
+      await sleep(100)
+      assert.equal(updates.count, 1, 'the later moves wait for the spacing')
+      assert.equal((await findWebhook(db, w.id))?.deliveredSeq, 100)
+      assert.equal(moves.cursor, 500)
+      assert.equal(await within(moves.written(), 10_000, 'still paused'), true)
+      assert.equal(updates.count, 2, 'the four waiting moves as one write')
+      const row = await findWebhook(db, w.id)
+      assert.equal(row?.deliveredSeq, 500)
+      assert.equal(row?.lastSuccessAt, 5)
     })
 
     it('a cursor moved elsewhere: stale, and nothing more is written', async () => {
