@@ -11,8 +11,10 @@
  * reconnects to the master the sentinels name.
  * Commands in the meantime fail fast like any other reconnect (503 + Retry-After).
  */
-import { Cluster, Redis, type RedisOptions } from 'ioredis'
+import { Cluster, type Command, Redis, type RedisOptions } from 'ioredis'
+import type { WriteableStream } from 'ioredis/built/types.js'
 import type { RedisConfig } from '../config.js'
+import { isRedirect } from './errors.js'
 
 export type RedisClient = Redis | Cluster
 
@@ -49,10 +51,38 @@ function sentinelOptions(config: RedisConfig): RedisOptions {
   }
 }
 
+/**
+ * A Cluster that reloads its slot table as soon as a redirect reaches a caller.
+ * ioredis follows MOVED and ASK for a command sent on its own; but a batch of
+ * the auto-pipeline (the commands of one node, whatever their slots) in which
+ * another command went through hands the redirect to its caller, and the next
+ * batches keep the old route until the slot table's periodic reload, seconds
+ * later (ioredis#2075). A reshard would meet a coupon's requests with 503s for
+ * that long. The caller still gets the redirect; a script sends it again once
+ * the table is reloaded (LuaScript).
+ */
+export class ReroutingCluster extends Cluster {
+  override sendCommand(command: Command, stream?: WriteableStream, node?: unknown): unknown {
+    const sent = super.sendCommand(command, stream, node)
+    // `node`: a pipeline's command, whose redirect ioredis does not follow.
+    if (node !== undefined) {
+      command.promise.catch((err: unknown) => {
+        if (isRedirect(err)) this.refreshSlotsCache()
+      })
+    }
+    return sent
+  }
+
+  /** Reloads the slot table; resolves when it is done (or has failed: the next command tells). */
+  reloadSlots(): Promise<void> {
+    return new Promise((resolve) => this.refreshSlotsCache(() => resolve()))
+  }
+}
+
 export function createRedis(config: RedisConfig, name: string): RedisClient {
   const options = { ...baseOptions(config), connectionName: name, ...sentinelOptions(config) }
   const client = config.clusterNodes
-    ? new Cluster(config.clusterNodes, {
+    ? new ReroutingCluster(config.clusterNodes, {
         redisOptions: options,
         enableAutoPipelining: true,
         lazyConnect: true,

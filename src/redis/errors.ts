@@ -11,6 +11,14 @@ import { UnavailableError } from '../domain/errors.js'
 const TRANSIENT_REPLY =
   /^(LOADING|BUSY|CLUSTERDOWN|TRYAGAIN|READONLY|MASTERDOWN|OOM|NOREPLICAS|MOVED|ASK)\b/
 
+/**
+ * A Cluster's redirect that reached the caller: the command was not run (a node
+ * answers MOVED or ASK before it runs anything), so it may be sent again.
+ */
+export function isRedirect(err: unknown): boolean {
+  return err instanceof Error && /^(MOVED|ASK) /.test(err.message)
+}
+
 export function toRedisFailure(err: unknown): Error {
   if (err instanceof UnavailableError) return err
   const e = err instanceof Error ? err : new Error(String(err))

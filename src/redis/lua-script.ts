@@ -1,11 +1,14 @@
 /**
  * A Lua script loaded once and called by SHA (EVALSHA). On NOSCRIPT (a restarted
- * or flushed server) it falls back to EVAL, which also caches it again.
+ * or flushed server) it falls back to EVAL, which also caches it again. On a
+ * Cluster's redirect that reached it (connection.ts, ReroutingCluster), the
+ * script did not run: it is sent again, once, after the slot table is reloaded.
  */
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { Command } from 'ioredis'
-import type { RedisClient } from './connection.js'
+import { type RedisClient, ReroutingCluster } from './connection.js'
+import { isRedirect } from './errors.js'
 
 export type LuaReply = number | string | null | LuaReply[]
 
@@ -23,7 +26,7 @@ export class LuaScript {
     keys: readonly string[],
     args: readonly (string | number)[],
   ): Promise<LuaReply> {
-    return this.#bySha((command, script) =>
+    return this.#bySha(client, (command, script) =>
       command === 'evalsha'
         ? client.evalsha(script, keys.length, ...keys, ...args)
         : client.eval(script, keys.length, ...keys, ...args),
@@ -40,18 +43,33 @@ export class LuaScript {
     keys: readonly string[],
     args: readonly (string | number)[],
   ): Promise<LuaReply> {
-    return this.#bySha((command, script) =>
+    return this.#bySha(client, (command, script) =>
       client.sendCommand(new Command(command, [script, keys.length, ...keys, ...args])),
     )
   }
 
-  /** EVALSHA, and EVAL once more if the server has not (or no longer) got the script. */
-  async #bySha(send: (command: 'evalsha' | 'eval', script: string) => unknown): Promise<LuaReply> {
+  /**
+   * EVALSHA, and EVAL once more if the server has not (or no longer) got the
+   * script; each sent once more after a redirect.
+   */
+  async #bySha(
+    client: RedisClient,
+    send: (command: 'evalsha' | 'eval', script: string) => unknown,
+  ): Promise<LuaReply> {
+    const rerouted = async (command: 'evalsha' | 'eval', script: string) => {
+      try {
+        return await send(command, script)
+      } catch (err) {
+        if (!(client instanceof ReroutingCluster) || !isRedirect(err)) throw err
+        await client.reloadSlots()
+        return await send(command, script)
+      }
+    }
     try {
-      return (await send('evalsha', this.sha)) as LuaReply
+      return (await rerouted('evalsha', this.sha)) as LuaReply
     } catch (err) {
       if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err
-      return (await send('eval', this.source)) as LuaReply
+      return (await rerouted('eval', this.source)) as LuaReply
     }
   }
 }

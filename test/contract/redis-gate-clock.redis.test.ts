@@ -6,13 +6,12 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import { loadConfig } from '../../src/config.js'
 import type { IssueOutcome } from '../../src/domain/coupon.js'
 import { GateClock, gateNodesOf } from '../../src/gate/gate-clock.js'
-import { connectRedis, createRedis, type RedisClient } from '../../src/redis/connection.js'
+import type { RedisClient } from '../../src/redis/connection.js'
 import { createRedisGate, type RedisGateUnderTest } from '../helpers/gates.js'
 import { REDIS_URL } from '../helpers/redis.js'
-import { startCluster, type TestCluster } from '../helpers/redis-cluster.js'
+import { serviceClient, startCluster, type TestCluster } from '../helpers/redis-cluster.js'
 import { skipUnlessRedisServer } from '../helpers/redis-server.js'
 import { skipUnless } from '../helpers/services.js'
 
@@ -80,10 +79,7 @@ describe('GateClock on a Redis Cluster: every master', {
   let client: RedisClient
   before(async () => {
     cluster = await startCluster()
-    const config = loadConfig({ REDIS_CLUSTER_NODES: cluster.spec })
-    if (!config.redis) throw new Error('no redis config')
-    client = createRedis(config.redis, 'firstcome-test')
-    await connectRedis(client)
+    client = await serviceClient(cluster)
   })
   after(async () => {
     client?.disconnect()

@@ -11,6 +11,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
+import { loadConfig } from '../../src/config.js'
+import { connectRedis, createRedis, type RedisClient } from '../../src/redis/connection.js'
 import { bindable, freePort } from './redis-server.js'
 
 export interface ClusterOptions {
@@ -216,4 +218,13 @@ export async function startCluster(options: ClusterOptions = {}): Promise<TestCl
     },
     stop,
   }
+}
+
+/** The service's own client to `cluster` (REDIS_CLUSTER_NODES), connected. */
+export async function serviceClient(cluster: TestCluster): Promise<RedisClient> {
+  const config = loadConfig({ REDIS_CLUSTER_NODES: cluster.spec })
+  if (!config.redis) throw new Error('no redis config')
+  const client = createRedis(config.redis, 'firstcome-test')
+  await connectRedis(client)
+  return client
 }
