@@ -14,7 +14,6 @@
 import { Cluster, type Command, Redis, type RedisOptions } from 'ioredis'
 import type { WriteableStream } from 'ioredis/built/types.js'
 import type { RedisConfig } from '../config.js'
-import { isRedirect } from './errors.js'
 
 export type RedisClient = Redis | Cluster
 
@@ -52,30 +51,26 @@ function sentinelOptions(config: RedisConfig): RedisOptions {
 }
 
 /**
- * A Cluster that reloads its slot table as soon as a redirect reaches a caller.
+ * A Cluster that reloads its slot map as soon as a MOVED reaches a caller.
  * ioredis follows MOVED and ASK for a command sent on its own; but a batch of
  * the auto-pipeline (the commands of one node, whatever their slots) in which
- * another command went through hands the redirect to its caller, and the next
- * batches keep the old route until the slot table's periodic reload, seconds
- * later (ioredis#2075). A reshard would meet a coupon's requests with 503s for
- * that long. The caller still gets the redirect; a script sends it again once
- * the table is reloaded (LuaScript).
+ * another command went through hands the redirect to its caller, and leaves
+ * the slot map as it was (ioredis#2075). ioredis reloads it on no timer of its
+ * own, so the moved slot's later batches would go on meeting MOVED for as long
+ * as they are mixed with other slots' commands. The caller still gets this one
+ * (a script sends itself again: LuaScript). ASK leaves the slot where it is:
+ * nothing to reload.
  */
 export class ReroutingCluster extends Cluster {
   override sendCommand(command: Command, stream?: WriteableStream, node?: unknown): unknown {
     const sent = super.sendCommand(command, stream, node)
-    // `node`: a pipeline's command, whose redirect ioredis does not follow.
+    // `node`: a pipeline's command, whose redirect ioredis may hand over.
     if (node !== undefined) {
       command.promise.catch((err: unknown) => {
-        if (isRedirect(err)) this.refreshSlotsCache()
+        if (err instanceof Error && err.message.startsWith('MOVED ')) this.refreshSlotsCache()
       })
     }
     return sent
-  }
-
-  /** Reloads the slot table; resolves when it is done (or has failed: the next command tells). */
-  reloadSlots(): Promise<void> {
-    return new Promise((resolve) => this.refreshSlotsCache(() => resolve()))
   }
 }
 

@@ -1,13 +1,14 @@
 /**
  * A Lua script loaded once and called by SHA (EVALSHA). On NOSCRIPT (a restarted
- * or flushed server) it falls back to EVAL, which also caches it again. On a
- * Cluster's redirect that reached it (connection.ts, ReroutingCluster), the
- * script did not run: it is sent again, once, after the slot table is reloaded.
+ * or flushed server) it falls back to EVAL, which also caches it again. A
+ * Cluster's redirect handed to it by the auto-pipeline (connection.ts,
+ * ReroutingCluster) means the script did not run: it is sent again, on its own,
+ * and ioredis follows the redirects of a command sent so.
  */
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { Command } from 'ioredis'
-import { type RedisClient, ReroutingCluster } from './connection.js'
+import type { RedisClient } from './connection.js'
 import { isRedirect } from './errors.js'
 
 export type LuaReply = number | string | null | LuaReply[]
@@ -26,11 +27,17 @@ export class LuaScript {
     keys: readonly string[],
     args: readonly (string | number)[],
   ): Promise<LuaReply> {
-    return this.#bySha(client, (command, script) =>
-      command === 'evalsha'
-        ? client.evalsha(script, keys.length, ...keys, ...args)
-        : client.eval(script, keys.length, ...keys, ...args),
-    )
+    return this.#bySha(async (command, script) => {
+      try {
+        return await (command === 'evalsha'
+          ? client.evalsha(script, keys.length, ...keys, ...args)
+          : client.eval(script, keys.length, ...keys, ...args))
+      } catch (err) {
+        if (!isRedirect(err)) throw err
+        const again = [script, keys.length, ...keys, ...args]
+        return client.sendCommand(new Command(command, again, { replyEncoding: 'utf8' }))
+      }
+    })
   }
 
   /**
@@ -43,33 +50,18 @@ export class LuaScript {
     keys: readonly string[],
     args: readonly (string | number)[],
   ): Promise<LuaReply> {
-    return this.#bySha(client, (command, script) =>
+    return this.#bySha((command, script) =>
       client.sendCommand(new Command(command, [script, keys.length, ...keys, ...args])),
     )
   }
 
-  /**
-   * EVALSHA, and EVAL once more if the server has not (or no longer) got the
-   * script; each sent once more after a redirect.
-   */
-  async #bySha(
-    client: RedisClient,
-    send: (command: 'evalsha' | 'eval', script: string) => unknown,
-  ): Promise<LuaReply> {
-    const rerouted = async (command: 'evalsha' | 'eval', script: string) => {
-      try {
-        return await send(command, script)
-      } catch (err) {
-        if (!(client instanceof ReroutingCluster) || !isRedirect(err)) throw err
-        await client.reloadSlots()
-        return await send(command, script)
-      }
-    }
+  /** EVALSHA, and EVAL once more if the server has not (or no longer) got the script. */
+  async #bySha(send: (command: 'evalsha' | 'eval', script: string) => unknown): Promise<LuaReply> {
     try {
-      return (await rerouted('evalsha', this.sha)) as LuaReply
+      return (await send('evalsha', this.sha)) as LuaReply
     } catch (err) {
       if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err
-      return (await rerouted('eval', this.source)) as LuaReply
+      return (await send('eval', this.source)) as LuaReply
     }
   }
 }
