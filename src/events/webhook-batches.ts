@@ -64,8 +64,10 @@ type Outcome = { status: number; at: number }
  * latest batch delivered: a POST never waits for a commit, and a fast
  * receiver costs a write every `spacingMs`, not one per batch. Each write is
  * a compare-and-set (webhooks-repo `advance`). A dispatcher killed between
- * two writes sends the batches of the last `spacingMs` again (at least once);
- * `written()` writes what is left at once.
+ * two writes sends again the batches of up to the last `spacingMs` and the one
+ * in flight (at least once); one whose cursor was moved elsewhere (a delete,
+ * another dispatcher) learns it at its next write. `written()` writes what is
+ * left at once.
  */
 export class CursorMoves {
   readonly #db: Db
