@@ -3,10 +3,11 @@
  *
  *   node --import tsx scripts/bench-events.ts receive --port 18600
  *     a webhook receiver on 127.0.0.1 that answers 200, verifies nothing, keeps
- *     each body with its arrival, and on SIGINT/SIGTERM reads them and prints
- *     what it got: distinct events, repeats, events per second while they
- *     arrived, and the lag from each event's createdAt (its commit) to its
- *     first arrival (p50, p99, max).
+ *     each body with its arrival (in memory: one receiver per run, about 17 kB
+ *     a POST), and on SIGINT/SIGTERM reads them and prints what it got:
+ *     distinct events, repeats, bodies that were not JSON, events per second
+ *     while they arrived, and the lag from each event's createdAt (its commit)
+ *     to its first arrival (p50, p99, max).
  *   node --import tsx scripts/bench-events.ts register --port 18600
  *     migrates DATABASE_URL and registers http://127.0.0.1:<port>/ for every type
  *     (what an admin's POST /v1/webhooks does), from the feed's head on.
@@ -52,9 +53,15 @@ if (command === 'receive') {
     const seen = new Set<number>()
     const lags: number[] = []
     let repeats = 0
+    let unreadable = 0
     for (const { at, body } of arrived) {
-      const { events } = JSON.parse(body.toString('utf8')) as {
-        events: { id: number; createdAt: string }[]
+      type Body = { events: { id: number; createdAt: string }[] }
+      let events: Body['events']
+      try {
+        events = (JSON.parse(body.toString('utf8')) as Body).events
+      } catch {
+        unreadable++
+        continue
       }
       for (const e of events) {
         if (seen.has(e.id)) {
@@ -73,6 +80,7 @@ if (command === 'receive') {
       `${JSON.stringify({
         events: seen.size,
         repeats,
+        unreadable,
         posts: arrived.length,
         eventsPerSecond: seconds > 0 ? Math.round(seen.size / seconds) : null,
         lagMs: { p50: pct(sorted, 0.5), p99: pct(sorted, 0.99), max: sorted.at(-1) ?? 0 },
