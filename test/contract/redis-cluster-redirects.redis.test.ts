@@ -46,16 +46,17 @@ describe('Redis Cluster: redirects handed to the caller', {
     if (dir) rmSync(dir, { recursive: true, force: true })
   })
 
-  const slotOf = (key: string) =>
-    Number(cluster.cli(cluster.nodes[0]?.port ?? 0, 'cluster', 'keyslot', key))
-
   /** Two keys of one master in different slots, known to the client; and another master. */
   const twoKeysOnOneMaster = async () => {
     const first = `redirect{t${tags++}}`
-    const from = cluster.masterOf(slotOf(first))
+    const firstSlot = cluster.slotOf(first)
+    const from = cluster.masterOf(firstSlot)
     let second = ''
-    do second = `redirect{t${tags++}}`
-    while (cluster.masterOf(slotOf(second)) !== from || slotOf(second) === slotOf(first))
+    let secondSlot = firstSlot
+    while (secondSlot === firstSlot || cluster.masterOf(secondSlot) !== from) {
+      second = `redirect{t${tags++}}`
+      secondSlot = cluster.slotOf(second)
+    }
     await client.set(first, '0')
     await client.set(second, '0')
     const to = cluster.nodes.map((n) => n.port).find((p) => p !== from)
@@ -65,7 +66,7 @@ describe('Redis Cluster: redirects handed to the caller', {
 
   /** The slot of `key`, with it, from `from` to `to`; every master told. */
   const moveSlot = (key: string, from: number, to: number) => {
-    const slot = String(slotOf(key))
+    const slot = String(cluster.slotOf(key))
     const fromId = cluster.cli(from, 'cluster', 'myid')
     const toId = cluster.cli(to, 'cluster', 'myid')
     assert.equal(cluster.cli(to, 'cluster', 'setslot', slot, 'importing', fromId), 'OK')

@@ -77,8 +77,7 @@ describe('Redis Cluster (3 masters + 3 replicas, AOF) under a storm', { skip }, 
   /** master port → a coupon whose slot it serves */
   const couponOn = new Map<number, number>()
 
-  const slotOf = (couponId: number) =>
-    Number(cluster.cli(cluster.nodes[0]?.port ?? 0, 'cluster', 'keyslot', `{c${couponId}}`))
+  const slotOf = (couponId: number) => cluster.slotOf(`{c${couponId}}`)
   const usersKey = (couponId: number) => `${PREFIX}{c${couponId}}:users`
 
   before(async () => {

@@ -43,6 +43,8 @@ export interface TestCluster {
   cli(port: number, ...args: string[]): string
   /** A plain client to one node (not cluster-aware), closed on stop. */
   client(port: number): Redis
+  /** the hash slot of `key` (CLUSTER KEYSLOT, asked of a live node) */
+  slotOf(key: string): number
   /** port of the master serving `slot` now, as a live node sees it */
   masterOf(slot: number): number
   stop(): Promise<void>
@@ -205,6 +207,9 @@ export async function startCluster(options: ClusterOptions = {}): Promise<TestCl
       c.on('error', () => {}) // nodes are killed on purpose
       clients.push(c)
       return c
+    },
+    slotOf(key) {
+      return Number(cli(live(), 'cluster', 'keyslot', key))
     },
     masterOf(slot) {
       for (const n of clusterNodes(cli(live(), 'cluster', 'nodes'))) {

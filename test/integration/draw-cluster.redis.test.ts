@@ -72,8 +72,7 @@ describe('the opening draw on a Redis Cluster, two services drawing', { skip }, 
     timeout: 120_000,
   }, async () => {
     const main = apps[0] as TestApp
-    const slotOf = (id: number) =>
-      Number(cluster.cli(cluster.nodes[0]?.port ?? 0, 'cluster', 'keyslot', `{c${id}}`))
+    const slotOf = (id: number) => cluster.slotOf(`{c${id}}`)
     const drawAt = Date.now() + ENTRY_MS
     // Coupons until their slots cover the three masters.
     const couponOn = new Map<number, number>()
