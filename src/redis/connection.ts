@@ -14,6 +14,7 @@
 import { Cluster, type Command, Redis, type RedisOptions } from 'ioredis'
 import type { WriteableStream } from 'ioredis/built/types.js'
 import type { RedisConfig } from '../config.js'
+import { redirectOf } from './errors.js'
 
 export type RedisClient = Redis | Cluster
 
@@ -67,7 +68,7 @@ export class ReroutingCluster extends Cluster {
     // `node`: a pipeline's command, whose redirect ioredis may hand over.
     if (node !== undefined) {
       command.promise.catch((err: unknown) => {
-        if (err instanceof Error && err.message.startsWith('MOVED ')) this.refreshSlotsCache()
+        if (redirectOf(err) === 'MOVED') this.refreshSlotsCache()
       })
     }
     return sent

@@ -12,11 +12,12 @@ const TRANSIENT_REPLY =
   /^(LOADING|BUSY|CLUSTERDOWN|TRYAGAIN|READONLY|MASTERDOWN|OOM|NOREPLICAS|MOVED|ASK)\b/
 
 /**
- * A Cluster's redirect that reached the caller: the command was not run (a node
- * answers MOVED or ASK before it runs anything), so it may be sent again.
+ * A Cluster's redirect that reached the caller, or null: the command was not run
+ * (a node answers MOVED or ASK before it runs anything), so it may be sent again.
  */
-export function isRedirect(err: unknown): boolean {
-  return err instanceof Error && /^(MOVED|ASK) /.test(err.message)
+export function redirectOf(err: unknown): 'MOVED' | 'ASK' | null {
+  const m = err instanceof Error ? /^(MOVED|ASK) /.exec(err.message) : null
+  return m ? (m[1] as 'MOVED' | 'ASK') : null
 }
 
 export function toRedisFailure(err: unknown): Error {

@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { Command } from 'ioredis'
 import type { RedisClient } from './connection.js'
-import { isRedirect } from './errors.js'
+import { redirectOf } from './errors.js'
 
 export type LuaReply = number | string | null | LuaReply[]
 
@@ -33,7 +33,7 @@ export class LuaScript {
           ? client.evalsha(script, keys.length, ...keys, ...args)
           : client.eval(script, keys.length, ...keys, ...args))
       } catch (err) {
-        if (!isRedirect(err)) throw err
+        if (redirectOf(err) === null) throw err
         const again = [script, keys.length, ...keys, ...args]
         return client.sendCommand(new Command(command, again, { replyEncoding: 'utf8' }))
       }

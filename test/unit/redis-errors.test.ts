@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { ReplyError } from 'ioredis'
 import { UnavailableError } from '../../src/domain/errors.js'
-import { toRedisFailure } from '../../src/redis/errors.js'
+import { redirectOf, toRedisFailure } from '../../src/redis/errors.js'
 
 describe('toRedisFailure', () => {
   const transient = [
@@ -41,6 +41,22 @@ describe('toRedisFailure', () => {
   it('a connection failure or a timeout is the service unavailable', () => {
     for (const err of [new Error('Connection is closed.'), new Error('Command timed out')]) {
       assert.ok(toRedisFailure(err) instanceof UnavailableError)
+    }
+  })
+})
+
+describe('redirectOf', () => {
+  it("names a Cluster's redirect, and nothing else", () => {
+    assert.equal(redirectOf(new ReplyError('MOVED 2284 127.0.0.1:7001')), 'MOVED')
+    assert.equal(redirectOf(new ReplyError('ASK 2284 127.0.0.1:7002')), 'ASK')
+    for (const other of [
+      new ReplyError('MOVEDX'),
+      new ReplyError('TRYAGAIN Multiple keys request during rehashing of slot'),
+      new Error('Too many Cluster redirections. Last error: MOVED 2284 127.0.0.1:7001'),
+      'MOVED 2284 127.0.0.1:7001',
+      null,
+    ]) {
+      assert.equal(redirectOf(other), null, String(other))
     }
   })
 })
