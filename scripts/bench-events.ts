@@ -54,8 +54,8 @@ if (command === 'receive') {
     const lags: number[] = []
     let repeats = 0
     let unreadable = 0
+    type Body = { events: { id: number; createdAt: string }[] }
     for (const { at, body } of arrived) {
-      type Body = { events: { id: number; createdAt: string }[] }
       let events: Body['events']
       try {
         events = (JSON.parse(body.toString('utf8')) as Body).events
