@@ -87,15 +87,37 @@ export function urlProblem(raw: string, allowed: HostAllowList): string | null {
 
 function hostAllowed(url: URL, allowed: HostAllowList): boolean {
   if (allowed === null) return true
-  const host = url.hostname.toLowerCase().replace(/^\[|\]$/g, '')
+  const host = unbracket(url.hostname)
   const port = url.port || (url.protocol === 'https:' ? '443' : '80')
   return allowed.some((entry) => {
-    const m = /^(.*?)(?::(\d+))?$/.exec(entry.replace(/^\[|\](?=:|$)/g, ''))
-    const name = m?.[1] ?? ''
-    if (m?.[2] && m[2] !== port) return false
+    const { name, port: only } = entryOf(entry)
+    if (only !== null && only !== port) return false
     if (name.startsWith('*.')) return host.endsWith(name.slice(1))
     return host === name
   })
+}
+
+const unbracket = (host: string) => host.replace(/^\[|\]$/g, '')
+
+/**
+ * An allow-list entry: its host as a URL writes it (`127.1` is `127.0.0.1`,
+ * an IPv6 address without brackets, in its short form) and its port (null: any).
+ * IPv6 with a port is bracketed (`[::1]:9000`); bare, it has no port (`::1`).
+ */
+function entryOf(entry: string): { name: string; port: string | null } {
+  const bracketed = /^\[([^\]]*)\](?::(\d+))?$/.exec(entry)
+  const v6 = bracketed !== null || entry.indexOf(':') !== entry.lastIndexOf(':')
+  const [name = '', port = null] = bracketed
+    ? [bracketed[1], bracketed[2]]
+    : v6
+      ? [entry]
+      : entry.split(':')
+  if (name.startsWith('*.')) return { name, port }
+  try {
+    return { name: unbracket(new URL(`http://${v6 ? `[${name}]` : name}`).hostname), port }
+  } catch {
+    return { name, port } // matches no URL's host
+  }
 }
 
 export interface PostOutcome {

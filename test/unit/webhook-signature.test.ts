@@ -97,6 +97,24 @@ describe('webhook URLs', () => {
     }
     assert.deepEqual(parseAllowedHosts(null), null)
   })
+
+  it('WEBHOOK_ALLOWED_HOSTS: IPv6 with and without a port, hosts as a URL writes them', () => {
+    const allowed = parseAllowedHosts('::1, [fd00::1], [fd00::2]:9000, 127.1, 0:0:0:0:0:0:0:3')
+    for (const ok of [
+      'http://[::1]/in',
+      'http://[::1]:8080/in',
+      'https://[fd00::1]/in',
+      'http://[fd00:0::1]:81/in',
+      'http://[fd00::2]:9000/in',
+      'http://127.0.0.1:7000/in',
+      'http://[::3]/in',
+    ]) {
+      assert.equal(urlProblem(ok, allowed), null, ok)
+    }
+    for (const bad of ['http://[fd00::2]/in', 'http://[fd00::2]:9001/in', 'http://[::2]/in']) {
+      assert.match(String(urlProblem(bad, allowed)), /WEBHOOK_ALLOWED_HOSTS/, bad)
+    }
+  })
 })
 
 describe('retry schedule', () => {
