@@ -209,6 +209,7 @@ export async function createContainer(
     db: database.db,
     signal: feedSignal,
     webhooks: config.events.webhooks,
+    allowedHosts: config.events.allowedHosts,
     leaseMs: config.events.leaseMs,
     tickMs: config.events.tickMs,
     metrics,

@@ -22,7 +22,7 @@ import { SEQUENCE_BATCH, sequence } from './feed.js'
 import type { FeedSignal } from './feed-signal.js'
 import { releaseLease, tryLease } from './lease.js'
 import { batchesOf, CursorMoves } from './webhook-batches.js'
-import { WebhookPoster } from './webhook-delivery.js'
+import { type HostAllowList, urlProblem, WebhookPoster } from './webhook-delivery.js'
 import { listWebhooks, recordFailure, type Webhook } from './webhooks-repo.js'
 
 export const LEASE_NAME = 'events'
@@ -48,6 +48,11 @@ export interface EventPumpOptions {
   db: Db
   signal: FeedSignal
   webhooks: WebhookSettings
+  /**
+   * WEBHOOK_ALLOWED_HOSTS, checked again before each endpoint's run: an endpoint
+   * registered before the list was set or narrowed gets nothing (null: any host)
+   */
+  allowedHosts?: HostAllowList | undefined
   /** the lease's time to live; a dead holder is replaced after this */
   leaseMs: number
   /** how often the holder looks for new events when idle */
@@ -190,6 +195,10 @@ export class EventPump {
     const label = { webhook: String(start.id) }
     const headers = { 'firstcome-webhook-id': String(start.id) }
     let w = start
+    // Its URL against the allow-list of now (it may have been set or narrowed
+    // since the endpoint was registered): refused, each batch due is a failed
+    // attempt, not a POST.
+    const refused = urlProblem(start.url, this.#o.allowedHosts ?? null)
     const moves = new CursorMoves(db, start.id, start.deliveredSeq, CURSOR_SPACING_MS)
     const batches = batchesOf(db, start, READ_AHEAD)
     let next = batches.next()
@@ -204,13 +213,10 @@ export class EventPump {
           continue
         }
         const at = Date.now()
-        const posting = this.#poster.post(
-          w.url,
-          batch.body,
-          w.secret,
-          headers,
-          this.#o.webhooks.timeoutMs,
-        )
+        const posting =
+          refused === null
+            ? this.#poster.post(w.url, batch.body, w.secret, headers, this.#o.webhooks.timeoutMs)
+            : Promise.resolve({ ok: false, status: null, error: refused })
         // Read while the POST is in flight: a read failing meanwhile is thrown
         // when awaited, not left a rejection nobody handles (the process ends).
         next = batches.next()
@@ -220,6 +226,8 @@ export class EventPump {
         if (!outcome.ok && !this.#running) break
         if (!outcome.ok) {
           this.#o.metrics?.webhookDeliveries.inc({ ...label, outcome: 'failed' })
+          if (refused !== null)
+            this.#o.logger?.warn({ webhook: w.id, error: refused }, 'webhook not sent')
           if (!(await moves.written())) return
           await this.#failed(w, moves.cursor, outcome.status, outcome.error ?? 'failed', at)
           return
@@ -236,6 +244,7 @@ export class EventPump {
     }
   }
 
+  /** A failed attempt that started at `at`; the wait before the next one counts from now, its end. */
   async #failed(w: Webhook, from: number, status: number | null, error: string, at: number) {
     const attempts = w.attempts + 1
     const failingSince = w.failingSince ?? at
@@ -243,7 +252,7 @@ export class EventPump {
     await recordFailure(this.#o.db, w.id, {
       from,
       attempts,
-      nextAttemptAt: at + backoffMs(attempts, this.#o.webhooks),
+      nextAttemptAt: Date.now() + backoffMs(attempts, this.#o.webhooks),
       failingSince,
       failing,
       status,

@@ -116,12 +116,23 @@ async function issuedEvents(db: Db, couponId: number, prefix: string, n: number)
   assert.equal(await sequence(db), n)
 }
 
-/** A dispatcher over `db` seen through `plugin`, quick to retry. */
-function startPump(db: Db, plugin: KyselyPlugin | null, timeoutMs = 2000): EventPump {
+/** A dispatcher over `db` seen through `plugin`, quick to retry unless `o` says otherwise. */
+function startPump(
+  db: Db,
+  plugin: KyselyPlugin | null,
+  o: { timeoutMs?: number; retryBaseMs?: number; allowedHosts?: string[] } = {},
+): EventPump {
+  const { timeoutMs = 2000, retryBaseMs = 20, allowedHosts = null } = o
   return new EventPump({
     db: plugin ? db.withPlugin(plugin) : db,
     signal: new MemoryFeedSignal(),
-    webhooks: { timeoutMs, retryForMs: 60_000, retryBaseMs: 20, retryMaxMs: 50 },
+    webhooks: {
+      timeoutMs,
+      retryForMs: 60_000,
+      retryBaseMs,
+      retryMaxMs: Math.max(50, retryBaseMs),
+    },
+    allowedHosts,
     leaseMs: 5000,
     tickMs: 10,
   }).start()
@@ -207,7 +218,7 @@ for (const dialect of DIALECTS) {
       const { seen, receiver, w } = await countedEndpoint(() => answerAfterMs)
       await issuedEvents(db, 3, 'x', 3)
       // A time limit far above the stop's wait: a stop that waited for it would show.
-      const first = startPump(db, null, 120_000)
+      const first = startPump(db, null, { timeoutMs: 120_000 })
       try {
         await waitFor('the batch POSTed', async () => seen.size === 3)
         const t0 = performance.now()
@@ -231,6 +242,52 @@ for (const dialect of DIALECTS) {
         }
       } finally {
         await first.stop()
+        await receiver.close()
+      }
+    })
+
+    it('a POST that timed out waits out its backoff after the time limit, not from its start', async () => {
+      const arrivals: number[] = []
+      const hanging = await slowReceiver(600_000, () => arrivals.push(performance.now()))
+      const w = await insertWebhook(db, { url: hanging.url, types: ['coupon.issued'], secret: 's' })
+      await issuedEvents(db, 4, 'y', 1)
+      // Each wait a random 200–400 ms: after a 300 ms time limit, 500 ms or more apart.
+      const pump = startPump(db, null, { timeoutMs: 300, retryBaseMs: 400 })
+      try {
+        await waitFor('three attempts', async () => arrivals.length >= 3)
+        const gaps = arrivals.slice(1).map((t, i) => t - (arrivals[i] ?? t))
+        for (const gap of gaps) assert.ok(gap >= 480, `attempts ${gaps.map(Math.round)} ms apart`)
+        const row = await findWebhook(db, w.id)
+        assert.equal(row?.lastError, 'no answer within 300 ms')
+      } finally {
+        await pump.stop()
+        await db.deleteFrom('webhooks').where('id', '=', w.id).execute()
+        await hanging.close()
+      }
+    })
+
+    it('an endpoint whose host left WEBHOOK_ALLOWED_HOSTS is sent nothing; put back, it resumes', async () => {
+      const { seen, receiver, w } = await countedEndpoint(0)
+      await issuedEvents(db, 5, 'z', 3)
+      const narrowed = startPump(db, null, { allowedHosts: ['hooks.example.com'] })
+      try {
+        const refused = await waitFor('a refused attempt recorded', async () => {
+          const row = await findWebhook(db, w.id)
+          return row && row.attempts >= 1 ? row : null
+        })
+        assert.match(String(refused.lastError), /WEBHOOK_ALLOWED_HOSTS/)
+        assert.equal(refused.deliveredSeq, w.deliveredSeq)
+        assert.equal(seen.size, 0, 'nothing POSTed')
+      } finally {
+        await narrowed.stop()
+      }
+      await db.updateTable('webhooks').set({ next_attempt_at: 0 }).where('id', '=', w.id).execute()
+      const allowed = startPump(db, null, { allowedHosts: ['127.0.0.1'] })
+      try {
+        await waitFor('the 3 events delivered', async () => seen.size === 3)
+      } finally {
+        await allowed.stop()
+        await db.deleteFrom('webhooks').where('id', '=', w.id).execute()
         await receiver.close()
       }
     })
