@@ -227,7 +227,8 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
         response: { 200: Type.Object({ items: Type.Array(WebhookOut) }), ...errors },
       },
     },
-    async () => ({ items: (await statuses.get()).map((s) => webhookOut(s.webhook, s.lag)) }),
+    // Read now, not the second-old figures of /metrics: an admin's list after a change shows it.
+    async () => ({ items: (await statuses.fresh()).map((s) => webhookOut(s.webhook, s.lag)) }),
   )
 
   app.get(
@@ -253,7 +254,8 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
       onRequest,
       schema: {
         tags: ['admin'],
-        summary: 'Remove a webhook endpoint (nothing more is sent to it)',
+        summary:
+          'Remove a webhook endpoint (no batch is started for it once its dispatcher sees the delete)',
         security: routeSecurity.admin,
         params: WebhookIdParams,
         response: { 204: Type.Null(), ...errors },

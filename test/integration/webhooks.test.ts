@@ -144,6 +144,12 @@ for (const mode of DIALECTS.map(embedded)) {
 
     it('registration: the secret once; refusals; delete', async (t) => {
       const s = await suite.start({ env: FAST }, t)
+      const list = async () => {
+        const res = await s.pool.request({ method: 'GET', path: '/v1/webhooks', headers: admin })
+        return ((await res.body.json()) as { items: Record<string, unknown>[] }).items
+      }
+      // Listed before: the list after a change shows it at once all the same.
+      assert.deepEqual(await list(), [])
       const created = await register(s.pool, {
         url: 'http://127.0.0.1:9/in',
         events: ['coupon.issued', 'coupon.used'],
@@ -152,9 +158,7 @@ for (const mode of DIALECTS.map(embedded)) {
       assert.match(String(created.body.secret), /^whsec_/)
       assert.deepEqual(created.body.events, ['coupon.issued', 'coupon.used'])
       assert.equal(created.body.state, 'active')
-      const listed = await s.pool.request({ method: 'GET', path: '/v1/webhooks', headers: admin })
-      const items = ((await listed.body.json()) as { items: Record<string, unknown>[] }).items
-      const mine = items.find((w) => w.id === created.body.id)
+      const mine = (await list()).find((w) => w.id === created.body.id)
       assert.ok(mine)
       assert.equal(mine.secret, undefined, 'the secret is never shown again')
       assert.deepEqual(mine.lag, { events: 0, seconds: 0 })
@@ -204,6 +208,10 @@ for (const mode of DIALECTS.map(embedded)) {
       assert.equal(del.statusCode, 204)
       await del.body.dump()
       assert.equal((await getWebhook(s.pool, created.body.id)).status, 404)
+      assert.deepEqual(
+        (await list()).map((w) => w.id),
+        [given.body.id],
+      )
     })
 
     it('signed batches of at most 100, in order, each event once', {
