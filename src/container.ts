@@ -192,6 +192,8 @@ export async function createContainer(
     throw err
   }
   const { gate, recorder, cache, events, limits, feedSignal } = adapters
+  const { gateClock } = adapters
+  const gateNow = gateClock ? () => gateClock.now() : Date.now
   const draws = new DrawRunner({
     db: database.db,
     gate,
@@ -200,9 +202,10 @@ export async function createContainer(
     subscribe: (listener) => events.subscribe(() => listener()),
     logger,
     metrics,
+    // drawAt is the gate's to judge, as the window is: a process whose clock is
+    // ahead would close the entries early for everyone.
+    now: gateNow,
   }).start()
-  const { gateClock } = adapters
-  const gateNow = gateClock ? () => gateClock.now() : Date.now
   const webhookStatuses = new WebhookStatuses(database.db)
   webhookGauges(metrics.registry, webhookStatuses)
   const pump = new EventPump({
@@ -273,7 +276,7 @@ export async function createContainer(
       entries: adapters.entries ?? null,
       onOutcome: (id, o) => metrics.countOutcome(id, o),
     }),
-    coupons: new CouponService(database.db, gate, events, logger, readCoupon),
+    coupons: new CouponService(database.db, gate, events, logger, readCoupon, gateNow),
     spends: new SpendService({
       db: database.db,
       gate,

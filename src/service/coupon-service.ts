@@ -61,6 +61,7 @@ export class CouponService {
   readonly #logger: Logger | undefined
   /** the public read of a coupon (a pool apart from the admin's, unknown ids answered from memory) */
   readonly #readCoupon: (id: number) => Promise<Coupon | null>
+  readonly #now: () => number
   /** PATCHes of one coupon run one after another, so gate and row end up alike. */
   readonly #patching = new Map<number, Promise<unknown>>()
   /** coupons whose gate must still take the recorded rules, with the retry timer */
@@ -72,7 +73,10 @@ export class CouponService {
     events: CouponEvents,
     logger?: Logger,
     readCoupon: (id: number) => Promise<Coupon | null> = (id) => findCoupon(db, id),
+    /** the gate's clock: whether a draw is due */
+    now: () => number = Date.now,
   ) {
+    this.#now = now
     this.#db = db
     this.#gate = gate
     this.#events = events
@@ -256,7 +260,7 @@ export class CouponService {
     const same = (draft.drawAt?.getTime() ?? null) === (current.drawAt?.getTime() ?? null)
     if (same) return
     const drawn = current.drawCommitment !== null && (await findDraw(trx, current.id))?.drawn
-    if (drawn || (current.drawAt !== null && current.drawAt.getTime() <= Date.now()))
+    if (drawn || (current.drawAt !== null && current.drawAt.getTime() <= this.#now()))
       throw new AppError('DRAW_DONE', `the draw of coupon ${current.id} has run or is running`)
     if (current.drawAt === null && draft.drawAt != null && (await this.#gate.won(current.id)) > 0)
       throw new AppError(

@@ -228,7 +228,7 @@ export class DrawRunner {
       return false
     }
     if (!draw || !coupon?.drawAt) return false
-    if (coupon.drawAt.getTime() > (this.#o.now ?? Date.now)()) return false
+    if (coupon.drawAt.getTime() > this.#now()) return false
     this.#o.logger?.info(
       { event: 'coupon.drawing', couponId, drawAt: coupon.drawAt.toISOString() },
       `drawing coupon ${couponId}`,

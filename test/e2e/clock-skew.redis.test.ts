@@ -208,4 +208,63 @@ describe('API processes with wrong clocks on one Redis', { skip }, () => {
     const view = await assertInvariants(databaseUrl, couponId, wins)
     assert.equal(view.rows, wins.size)
   })
+
+  it("runs a draw at drawAt by the gate's clock: the process ahead does not close the entries early", async () => {
+    const issueStart = Date.now() + LEAD_MS
+    // More than the skew after the start: drawn by the process ahead, the
+    // entries would close a second into the window.
+    const drawAt = issueStart + SKEW_MS + 1000
+    const created = await fetch(`${servers.true?.url}/v1/coupons`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        title: 'clock skew draw',
+        totalQuantity: 50,
+        discountAmount: 1,
+        minAvailableAmount: 1,
+        issueStart: new Date(issueStart).toISOString(),
+        issueEnd: new Date(drawAt + 2000).toISOString(),
+        drawAt: new Date(drawAt).toISOString(),
+      }),
+    })
+    assert.equal(created.status, 201, await created.clone().text())
+    const couponId = ((await created.json()) as { id: number }).id
+    // Entries through the true process and the one behind, from the start until after drawAt.
+    const sent: Sent[] = []
+    const stopAt = drawAt + 500
+    const pools = ['true', 'behind'].map((name) => httpPool(servers[name]?.url ?? '', LANES))
+    try {
+      await sleepUntil(issueStart + 100)
+      await Promise.all(
+        pools.flatMap((pool, p) =>
+          Array.from({ length: LANES }, async (_, lane) => {
+            for (let i = 0; Date.now() < stopAt; i++) {
+              const sentAt = Date.now()
+              const reply = await issueOnce(pool, couponId, `draw-${p}-${lane}-${i}`)
+              sent.push({ server: String(p), reply, sentAt, answeredAt: Date.now() })
+            }
+          }),
+        ),
+      )
+    } finally {
+      await Promise.all(pools.map((pool) => pool.close()))
+    }
+    const early = sent.filter((s) => s.answeredAt < drawAt)
+    const refused = early.filter((s) => s.reply.status !== 202)
+    assert.ok(early.length > 0)
+    assert.deepEqual(
+      refused
+        .slice(0, 3)
+        .map(
+          (s) =>
+            `${s.reply.status} ${s.reply.code}, answered ${s.answeredAt - drawAt} ms from drawAt`,
+        ),
+      [],
+      `${refused.length} of the ${early.length} entries answered before drawAt were refused`,
+    )
+  })
 })
+
+function sleepUntil(at: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, Math.max(0, at - Date.now())))
+}
