@@ -156,6 +156,14 @@ export class CouponService {
         if (problem) throw new AppError('VALIDATION_FAILED', problem)
         let drawCommitment = current.drawCommitment
         if (patch.drawAt !== undefined) await this.#checkDrawChange(trx, current, draft)
+        if (
+          draft.totalQuantity !== current.totalQuantity &&
+          (await this.#drawPending(trx, current))
+        )
+          throw new AppError(
+            'DRAW_DONE',
+            `the draw of coupon ${current.id} is running: its quantity is fixed until it is recorded`,
+          )
         if (draft.drawAt != null) drawCommitment = await ensureDrawSeed(trx, id)
         else if (current.drawAt !== null) await deleteEntries(trx, id)
         await this.#checkCodes(trx, id, patch.totalQuantity)
@@ -267,6 +275,15 @@ export class CouponService {
         'VALIDATION_FAILED',
         `coupon ${current.id} already has first-come wins: a draw cannot be added`,
       )
+  }
+
+  /**
+   * The coupon's draw is due and not recorded yet: it may be running, with the
+   * quantity it read at its start (its winners are that many).
+   */
+  async #drawPending(trx: Db, current: Coupon): Promise<boolean> {
+    if (current.drawAt === null || current.drawAt.getTime() > this.#now()) return false
+    return !(await findDraw(trx, current.id))?.drawn
   }
 
   /**

@@ -184,6 +184,31 @@ describe('coupon API', () => {
     assert.equal(late.json().code, 'DRAW_DONE')
   })
 
+  it('refuses a quantity change while a due draw is not recorded (it may be running)', async () => {
+    // A process of its own whose runner does not draw: the draw stays due.
+    const other = await startApp()
+    try {
+      await other.container.draws.stop()
+      const end = Date.now() + HOUR
+      const due = await createCoupon(other.app, {
+        totalQuantity: 10,
+        issueStart: iso(Date.now() - 1000),
+        drawAt: iso(Date.now() + 300),
+        issueEnd: iso(end),
+      })
+      await new Promise((r) => setTimeout(r, 400))
+      const lowered = await patchCoupon(other.app, due, { totalQuantity: 5 })
+      assert.equal(lowered.statusCode, 409, lowered.body)
+      assert.equal(lowered.json().code, 'DRAW_DONE')
+      const renamed = await patchCoupon(other.app, due, { title: 'still open to other changes' })
+      assert.equal(renamed.statusCode, 200, renamed.body)
+      const coupon = await other.app.inject({ method: 'GET', url: `/v1/coupons/${due}` })
+      assert.equal(coupon.json().totalQuantity, 10)
+    } finally {
+      await other.close()
+    }
+  })
+
   it('answers 401 UNAUTHORIZED on every admin route without the right token', async () => {
     const id = await createCoupon(t.app)
     const wrong = [
