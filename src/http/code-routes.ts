@@ -63,7 +63,7 @@ export const codeRoutes: FastifyPluginAsyncTypebox<CodeRoutesOptions> = async (a
         tags: ['admin'],
         summary: "Append partner codes to a coupon's pool (all or nothing)",
         description:
-          'Body: JSON `{"codes": [...]}` or `{"generate": n}`, or `text/csv`, one code a line (`header=present` in the type skips a header line). Each code: 1..128 printable ASCII characters, no space at either end, unique within the coupon. Up to 1,000,000 a call. Answers the coupon\'s total. 409 TOO_MANY_CODES (more codes than totalQuantity), 409 DUPLICATE_CODE (a code already in the call or the coupon); on any refusal nothing of the call is stored.',
+          'Body: JSON `{"codes": [...]}` or `{"generate": n}`, or `text/csv`, one code a line (`header=present` in the type skips a header line). Each code: 1..128 printable ASCII characters, no space at either end, unique within the coupon. Up to 1,000,000 a call. Answers the coupon\'s total. 409 TOO_MANY_CODES (more codes than totalQuantity), 409 TOO_FEW_CODES (a first upload with fewer codes than the wins the coupon already has), 409 DUPLICATE_CODE (a code already in the call or the coupon); on any refusal nothing of the call is stored.',
         security: routeSecurity.admin,
         consumes: ['application/json', 'text/csv'],
         params: CouponIdParams,

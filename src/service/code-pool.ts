@@ -191,6 +191,7 @@ export class CodePool {
         const held = await lockPool(trx, couponId)
         // Checked now to spare a doomed insert, and again under the row lock.
         checkRoom(coupon.totalQuantity, held, codes.length)
+        await this.#checkWins(couponId, held, codes.length)
         const per = CODES_PER_STATEMENT[dialectOf(trx)]
         for (let i = 0; i < codes.length; i += per) {
           const batch = codes.slice(i, i + per)
@@ -205,6 +206,7 @@ export class CodePool {
         await lockCoupons(trx, [couponId])
         const now = await findCoupon(trx, couponId)
         checkRoom(now?.totalQuantity ?? null, held, codes.length)
+        await this.#checkWins(couponId, held, codes.length)
         await setPoolSize(trx, couponId, held + codes.length)
         return { total: held + codes.length, firstSeq: held + 1, codes }
       })
@@ -212,6 +214,22 @@ export class CodePool {
       if (err instanceof AppError || err instanceof UnavailableError) throw err
       throw new UnavailableError('database', err)
     }
+  }
+
+  /**
+   * A coupon with codes never has more wins than codes. Once it holds some, its
+   * wins stop at them; the first upload must hold one for each win made
+   * without (rank r gets code r).
+   */
+  async #checkWins(couponId: number, held: number, adding: number): Promise<void> {
+    if (held > 0 || !this.#gate) return
+    const won = await this.#gate.won(couponId)
+    if (won > adding)
+      throw new AppError(
+        'TOO_FEW_CODES',
+        `the coupon has ${won} wins and no codes yet: a first upload needs a code for each ` +
+          `(${adding} given); nothing was stored`,
+      )
   }
 
   /**

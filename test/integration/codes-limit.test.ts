@@ -117,6 +117,26 @@ for (const mode of MODES) {
       await assertRows(s, suite.db, couponId, winners)
     })
 
+    it('a first upload to a coupon with wins needs a code for each: fewer is 409 TOO_FEW_CODES', async (t) => {
+      const s = await suite.start({}, t)
+      const couponId = await createCoupon(s.app, { totalQuantity: 10 })
+      const replies = await storm(s.pool, couponId, users('early', 0, 5))
+      assert.deepEqual(tally(replies), { '201': 5 })
+      const few = await uploadCodes(s.app, couponId, { codes: codesOf('CODE-F', 1, 3) })
+      assert.equal(few.statusCode, 409, few.body)
+      assert.equal(few.json().code, 'TOO_FEW_CODES')
+      assert.equal((await getStats(s.pool, couponId)).codes, 0, 'nothing stored')
+      const codes = codesOf('CODE-F', 1, 7)
+      assert.equal((await uploadCodes(s.app, couponId, { codes })).statusCode, 200)
+      // The wins made before get codes 1..5 by rank; the next two, 6 and 7.
+      for (const r of replies) {
+        const { rank } = r.body as { rank: number }
+        assert.equal(await codeOf(s.app, couponId, r.userId), codes[rank - 1], r.userId)
+      }
+      const later = await storm(s.pool, couponId, users('late', 0, 4))
+      assert.deepEqual(tally(later), { '201': 2, '409 SOLD_OUT': 2 })
+    })
+
     it('an unlimited coupon with codes: the codes are its limit', async (t) => {
       const s = await suite.start({}, t)
       const couponId = await createCoupon(s.app, { totalQuantity: null })
