@@ -395,7 +395,10 @@ async function embeddedAdapters(
   seeds: DrawSeeds,
 ): Promise<Adapters> {
   const gate = await restoreMemoryGate(storedCoupons(database.db), seeds)
-  const entries = new EntryRecorder(database.db)
+  const entries = new EntryRecorder(database.db, {
+    written: (couponId, userId, pseudonym) => gate.entryWritten(couponId, userId, pseudonym),
+    failed: (couponId, userId) => gate.entryFailed(couponId, userId),
+  })
   const recorder = new GroupCommitRecorder(database, {
     onError: (err, wins) => logger.error({ err, wins }, 'group commit failed; retrying'),
     onUnwritten: (wins) => logger.error({ wins }, 'stopping with unwritten (unanswered) wins'),

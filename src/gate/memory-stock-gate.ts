@@ -33,6 +33,16 @@ interface DrawStock {
   state: 'open' | 'closed' | 'drawn'
   /** userId → pseudonym */
   entrants: Map<string, string>
+  /**
+   * entrants taken here whose write has not yet succeeded: a failed write
+   * (answered 503) takes them out again, so they are never told ENTERED
+   * while the database, which the draw reads, lacks them
+   */
+  unwritten: Set<string>
+}
+
+function openDraw(at: number, state: DrawStock['state'] = 'open'): DrawStock {
+  return { at, state, entrants: new Map(), unwritten: new Set() }
 }
 
 interface CouponStock {
@@ -98,7 +108,7 @@ export class MemoryStockGate implements StockGate {
     for (const w of wins) winners.set(w.userId, w)
     let drawStock: DrawStock | null = null
     if (rules.drawAt != null) {
-      drawStock = { at: rules.drawAt, state: draw?.drawn ? 'drawn' : 'open', entrants: new Map() }
+      drawStock = openDraw(rules.drawAt, draw?.drawn ? 'drawn' : 'open')
       for (const e of draw?.entrants ?? []) drawStock.entrants.set(e.userId, e.pseudonym)
     }
     this.#coupons.set(rules.couponId, {
@@ -124,7 +134,7 @@ export class MemoryStockGate implements StockGate {
     if (stock.draw?.state !== 'drawn') {
       if (rules.drawAt == null) stock.draw = null
       else if (stock.draw) stock.draw.at = rules.drawAt
-      else stock.draw = { at: rules.drawAt, state: 'open', entrants: new Map() }
+      else stock.draw = openDraw(rules.drawAt)
     }
     return 'OK'
   }
@@ -180,8 +190,23 @@ export class MemoryStockGate implements StockGate {
       // The seed may have been awaited: the draw may have closed meanwhile.
       if (stock.draw !== draw || draw.state !== 'open') return { won: false, refusal: 'DRAWING' }
       draw.entrants.set(userId, pseudonym)
+      draw.unwritten.add(userId)
     }
     return { won: false, refusal: 'ENTERED', drawAt: draw.at, pseudonym }
+  }
+
+  /** An entry is written: the user is an entrant, whatever a failed write of it did before. */
+  entryWritten(couponId: number, userId: string, pseudonym: string): void {
+    const draw = this.#coupons.get(couponId)?.draw
+    if (!draw) return
+    draw.unwritten.delete(userId)
+    if (!draw.entrants.has(userId)) draw.entrants.set(userId, pseudonym)
+  }
+
+  /** An entry's write failed: a user entered by it, and not written since, is not an entrant. */
+  entryFailed(couponId: number, userId: string): void {
+    const draw = this.#coupons.get(couponId)?.draw
+    if (draw?.unwritten.delete(userId)) draw.entrants.delete(userId)
   }
 
   /** The coupons this gate holds whose draw is due and not yet entered. */

@@ -3,7 +3,9 @@
  * as a win is (GroupCommitRecorder). The entries of one event-loop turn go in
  * one statement batch, one commit: a storm of entries costs a commit per turn,
  * not per request. A failed write rejects its entries (answered 503; the user
- * asks again, and an entry asked again is written again, idempotently).
+ * asks again, and an entry asked again is written again, idempotently), and
+ * the gate is told (`EntryOutcomes`): a user it entered for that request is no
+ * entrant, and not told ENTERED, until a write of the entry succeeds.
  */
 import type { Db } from '../db/database.js'
 import { type Entrant, insertEntries } from '../db/draws-repo.js'
@@ -15,14 +17,22 @@ interface Pending {
   reject: (err: unknown) => void
 }
 
+/** Told of each entry's write: the gate keeps an entrant only once it is written. */
+export interface EntryOutcomes {
+  written(couponId: number, userId: string, pseudonym: string): void
+  failed(couponId: number, userId: string): void
+}
+
 export class EntryRecorder {
   readonly #db: Db
+  readonly #outcomes: EntryOutcomes | undefined
   #pending: Pending[] = []
   #flushing: Promise<void> | null = null
   #scheduled = false
 
-  constructor(db: Db) {
+  constructor(db: Db, outcomes?: EntryOutcomes) {
     this.#db = db
+    this.#outcomes = outcomes
   }
 
   record(couponId: number, userId: string, pseudonym: string): Promise<void> {
@@ -66,10 +76,16 @@ export class EntryRecorder {
       })
       .then(
         () => {
-          for (const p of batch) p.resolve()
+          for (const p of batch) {
+            this.#outcomes?.written(p.couponId, p.entrant.userId, p.entrant.pseudonym)
+            p.resolve()
+          }
         },
         (err: unknown) => {
-          for (const p of batch) p.reject(err)
+          for (const p of batch) {
+            this.#outcomes?.failed(p.couponId, p.entrant.userId)
+            p.reject(err)
+          }
         },
       )
       .finally(() => {

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import type { InjectOptions } from 'fastify'
+import { sql } from 'kysely'
 import {
   admin,
   couponBody,
@@ -139,6 +140,46 @@ describe('coupon API', () => {
     const plain = (await inject({ method: 'GET', url: `/v1/coupons/${c.id}` })).json()
     assert.equal(plain.drawCommitment, c.drawCommitment)
     assert.equal(plain.seed, undefined)
+  })
+
+  it('an entry whose write failed is no entry: 503, not ENTERED; asked again, entered', async () => {
+    const end = Date.now() + HOUR
+    const id = await createCoupon(t.app, {
+      totalQuantity: 10,
+      issueStart: iso(Date.now() - 1000),
+      drawAt: iso(end - 1000),
+      issueEnd: iso(end),
+    })
+    const db = t.container.database.db
+    // The database refuses this user's entry (SQLite: embedded mode's default).
+    await sql`create trigger refuse_entry before insert on coupon_entries
+      when new.user_id = 'refused' begin select raise(abort, 'refused'); end`.execute(db)
+    const status = (userId: string) =>
+      inject({ method: 'GET', url: `/v1/coupons/${id}/issues/${userId}` })
+    try {
+      const [refused, fine] = await Promise.all([
+        requestIssue(t.app, id, 'refused'),
+        requestIssue(t.app, id, 'fine'),
+      ])
+      assert.equal(refused.statusCode, 503, refused.body)
+      // One statement batch: the entry beside it failed with it.
+      for (const userId of ['refused', ...(fine.statusCode === 503 ? ['fine'] : [])]) {
+        const after = await status(userId)
+        assert.equal(after.statusCode, 404, `${userId}: ${after.body}`)
+        assert.equal(after.json().code, 'NOT_ISSUED')
+      }
+    } finally {
+      await sql`drop trigger refuse_entry`.execute(db)
+    }
+    assert.equal((await requestIssue(t.app, id, 'refused')).statusCode, 202)
+    assert.equal((await status('refused')).json().state, 'ENTERED')
+    const rows = await db
+      .selectFrom('coupon_entries')
+      .select('user_id')
+      .where('coupon_id', '=', id)
+      .where('user_id', '=', 'refused')
+      .execute()
+    assert.equal(rows.length, 1)
   })
 
   it('drops the entries of a draw taken off its coupon', async () => {
