@@ -16,7 +16,7 @@ import { isReady, type RedisClient } from '../redis/connection.js'
 import { toRedisFailure } from '../redis/errors.js'
 import { CODES } from './codes.js'
 import { readQueuedWins } from './entries.js'
-import type { GateSource } from './gate-source.js'
+import type { CouponSnapshot, GateSource } from './gate-source.js'
 import { type CouponKeys, PERSIST_GROUP, type RedisKeys } from './keys.js'
 import { type RecentWin, RecentWins } from './recent-wins.js'
 import { scripts } from './scripts.js'
@@ -257,7 +257,8 @@ export class CouponState {
         (await scripts.stamp.run(this.client, [k.meta, k.live], ['check'])) === 1 ||
         (await this.client.exists(k.meta)) === 0,
       async (token) => {
-        await this.#source.withCouponLocked(couponId, async ({ rules, wins, readCodes, drawn }) => {
+        await this.#source.withCouponLocked(couponId, async (snapshot) => {
+          const { rules, wins } = snapshot
           if (!rules) return
           if ((await scripts.stamp.run(this.client, [k.meta, k.live], ['check'])) === 1) return
           // What the gate holds now (a state from before the loss: a prefix of what
@@ -280,14 +281,7 @@ export class CouponState {
           // not kept: the database refuses its row (the worker counts it lost).
           for (const [userId, w] of winners)
             if (held.has(w.rank) && held.get(w.rank) !== userId) winners.delete(userId)
-          const holes = await this.#install(
-            k,
-            token,
-            rules,
-            [...winners.values()],
-            readCodes,
-            drawn,
-          )
+          const holes = await this.#install(k, token, rules, [...winners.values()], snapshot)
           // Ranks below the top that nobody holds now and were no holes before:
           // answered, then lost before they were persisted; they go to others.
           const freed = holes.filter((r) => !holesBefore.has(String(r))).length
@@ -353,7 +347,8 @@ export class CouponState {
       couponId,
       async () => (await this.client.exists(k.meta)) === 1,
       (token) =>
-        this.#source.withCouponLocked(couponId, async ({ rules, wins, readCodes, drawn }) => {
+        this.#source.withCouponLocked(couponId, async (snapshot) => {
+          const { rules, wins } = snapshot
           if (!rules) {
             found = false
             return
@@ -363,7 +358,7 @@ export class CouponState {
           for (const w of await readQueuedWins(this.client, k.stream, couponId))
             winners.set(w.userId, w)
           for (const w of wins) winners.set(w.userId, w) // the database wins a disagreement
-          await this.#install(k, token, rules, [...winners.values()], readCodes, drawn)
+          await this.#install(k, token, rules, [...winners.values()], snapshot)
           this.#onRebuild(couponId, winners.size)
         }),
     )
@@ -408,16 +403,20 @@ export class CouponState {
     token: string,
     rules: CouponRules,
     winners: Win[],
-    readCodes: ReadCodes,
-    drawn = false,
+    { readCodes, drawn = false, readEntrants }: Omit<CouponSnapshot, 'rules' | 'wins'>,
   ): Promise<number[]> {
     // A draw coupon's draw state goes back before its rules: issue.lua must never
     // see the rules without it (it would let first-come wins in before the draw).
-    // Entries not yet drawn are Redis's alone (docs/draw.md).
+    // Entries not yet drawn are Redis's alone (docs/draw.md); a drawn coupon's
+    // are in the database, and go back so that its losers hear NOT_DRAWN.
     if (rules.drawAt != null) {
       await this.client.hset(k.draw, 'at', rules.drawAt)
       if (drawn) await this.client.hset(k.draw, 'state', 'drawn')
       else await this.client.hsetnx(k.draw, 'state', 'open')
+      if (drawn && readEntrants)
+        for await (const page of readEntrants())
+          if (page.length > 0)
+            await this.client.zadd(k.entries, ...page.flatMap((e) => [0, e.pseudonym + e.userId]))
     }
     const holes = await this.#stage(k, winners)
     await this.#stageCodes(k, readCodes)

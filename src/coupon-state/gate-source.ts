@@ -14,6 +14,8 @@ export interface CouponSnapshot {
   drawn?: boolean
   /** up to `max` of the coupon's partner codes, from number `fromSeq` on, in number order */
   readCodes(fromSeq: number, max: number): Promise<string[]>
+  /** the entrants of its draw, a page at a time (all of them once it is drawn) */
+  readEntrants?(): AsyncIterable<readonly { pseudonym: string; userId: string }[]>
 }
 
 export interface GateSource {

@@ -23,6 +23,7 @@ export function databaseGateSource(db: Db): GateSource {
           wins,
           drawn,
           readCodes: (fromSeq, max) => codesFrom(trx, couponId, fromSeq, max),
+          readEntrants: () => entrantPages(trx, couponId),
         })
       })
     },

@@ -229,6 +229,36 @@ for (const mode of MODES) {
       for (const u of view.ranks.keys()) assert.ok(u.startsWith('kept-'), u)
     })
 
+    it('Redis losing a drawn coupon: the rebuilt gate still tells its losers NOT_DRAWN', {
+      skip: mode.mode === 'redis' ? false : 'Redis mode only',
+      timeout: 60_000,
+    }, async () => {
+      const couponId = await openWithDrawLater(s, 3)
+      const entrants = users('drawn-', 0, 12)
+      await storm(s.pool, couponId, entrants)
+      await drawSoon(s.pool, couponId)
+      const { record } = await servedDraw((path) => get(s.pool, path), couponId)
+      assert.equal(record.winners.length, 3)
+      await waitDrained(s.pool, couponId)
+      const winners = new Set((await checkRows(suite.db, couponId)).ranks.keys())
+      const redisSuite = suite.redis
+      assert.ok(redisSuite)
+      const k = redisSuite.keys.coupon(couponId)
+      await redisSuite.redis.del(k.meta, k.users, k.holes, k.stream, k.draw, k.entries)
+      for (const userId of entrants) {
+        const status = await get(s.pool, `/v1/coupons/${couponId}/issues/${userId}`)
+        const again = await issueOnce(s.pool, couponId, userId)
+        if (winners.has(userId)) {
+          assert.equal(status.status, 200, status.text)
+          assert.equal(again.code, 'ALREADY_ISSUED')
+        } else {
+          assert.equal(JSON.parse(status.text).code, 'NOT_DRAWN', `${userId}: ${status.text}`)
+          assert.equal(again.code, 'NOT_DRAWN', userId)
+        }
+      }
+      assert.equal((await issueOnce(s.pool, couponId, 'never-entered')).code, 'SOLD_OUT')
+    })
+
     it("the original's routes: an entry is a success, a loser hears the quantity is gone", {
       timeout: 60_000,
     }, async () => {
