@@ -1,7 +1,7 @@
 /** Coupon rows: plain functions over a Kysely instance or a transaction. */
 import { type Selectable, sql } from 'kysely'
 import { COUPON_TYPE, type Coupon, type CouponDraft } from '../domain/coupon.js'
-import type { Db } from './database.js'
+import { type Db, dialectOf } from './database.js'
 import { type CouponsTable, toDate } from './schema.js'
 
 export function toCoupon(row: Selectable<CouponsTable>): Coupon {
@@ -112,6 +112,26 @@ export async function lockCoupons(db: Db, ids: readonly number[]) {
       .where('id', '=', id)
       .execute()
   }
+}
+
+/**
+ * The coupon's totalQuantity (undefined: no such coupon), read under a shared
+ * lock on its row: a change of it (which locks the row for update) waits for
+ * this transaction, and this read sees the latest committed value (a locking
+ * read, also under MySQL's repeatable read). Shared, so a batch of wins that
+ * holds the row's shared lock already (its rows' key) and then updates the row
+ * waits for this transaction instead of deadlocking with it.
+ */
+export async function sharedQuantity(db: Db, id: number): Promise<number | null | undefined> {
+  const query = db.selectFrom('coupons').select('total_quantity').where('id', '=', id)
+  const dialect = dialectOf(db)
+  const row = await (dialect === 'postgres'
+    ? query.forShare()
+    : dialect === 'mysql'
+      ? query.modifyEnd(sql`lock in share mode`)
+      : query
+  ).executeTakeFirst()
+  return row === undefined ? undefined : row.total_quantity
 }
 
 export async function addIssuedQuantity(db: Db, id: number, added: number) {

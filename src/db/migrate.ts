@@ -15,6 +15,7 @@ import { requestId } from './migrations/004-request-id.js'
 import { draw } from './migrations/005-draw.js'
 import { couponCodes } from './migrations/006-coupon-codes.js'
 import { events } from './migrations/007-events.js'
+import { codesWithoutCouponKey } from './migrations/008-codes-without-coupon-key.js'
 
 export function migrations(dialect: Dialect): Record<string, Migration> {
   return {
@@ -25,6 +26,7 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
     '005-draw': draw(dialect),
     '006-coupon-codes': couponCodes(dialect),
     '007-events': events(dialect),
+    '008-codes-without-coupon-key': codesWithoutCouponKey(dialect),
   }
 }
 

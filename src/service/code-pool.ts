@@ -39,7 +39,7 @@ import {
   lockPool,
   setPoolSize,
 } from '../db/codes-repo.js'
-import { findCoupon, lockCoupons } from '../db/coupons-repo.js'
+import { findCoupon, sharedQuantity } from '../db/coupons-repo.js'
 import { type Db, dialectOf } from '../db/database.js'
 import {
   CodeList,
@@ -203,9 +203,7 @@ export class CodePool {
             for (const [k, code] of stored.entries()) (codes as CodeList).set(i + k, code)
           } else throw await duplicateIn(trx, couponId, held, i, batch)
         }
-        await lockCoupons(trx, [couponId])
-        const now = await findCoupon(trx, couponId)
-        checkRoom(now?.totalQuantity ?? null, held, codes.length)
+        checkRoom((await sharedQuantity(trx, couponId)) ?? null, held, codes.length)
         await this.#checkWins(couponId, held, codes.length)
         await setPoolSize(trx, couponId, held + codes.length)
         return { total: held + codes.length, firstSeq: held + 1, codes }

@@ -197,6 +197,27 @@ for (const mode of MODES) {
       await assertRows(s, suite.db, couponId, winners)
     })
 
+    it('a large upload while wins are written holds none of them back with an error', {
+      timeout: 240_000,
+    }, async (t) => {
+      const s = await suite.start({ connections: 32 }, t)
+      const couponId = await createCoupon(s.app, { totalQuantity: 1_000_000 })
+      assert.equal((await uploadCodes(s.app, couponId, { generate: 20_000 })).statusCode, 200)
+      const running = steadyStorm(s.pool, couponId, 'up', 16)
+      try {
+        await waitFor('wins being written', async () => running.replies.length >= 200, 60_000)
+        const res = await uploadCodes(s.app, couponId, { generate: 300_000 })
+        assert.equal(res.statusCode, 200, res.body)
+        assert.equal(res.json().codes, 320_000)
+        const seen = running.replies.length
+        await waitFor('wins after the upload', async () => running.replies.length >= seen + 200)
+      } finally {
+        await running.stop()
+      }
+      // Every request won (a 503 would be a win left unanswered while the upload ran).
+      assert.deepEqual(tally(running.replies), { '201': running.replies.length })
+    })
+
     it('a gate rebuilt after Redis lost the coupon holds its codes again', {
       skip: mode.mode === 'redis' ? false : 'Redis mode only',
     }, async (t) => {

@@ -9,7 +9,8 @@
  * - UNIQUE (coupon_id, code): a code appears once per coupon; the upload's
  *   duplicate check is this index.
  * - The pool row is what an upload locks: uploads of one coupon take turns on it
- *   without touching the coupon's own row, which the stream worker locks.
+ *   without touching the coupon's own row, which the stream worker locks. (The
+ *   foreign key to coupons did touch it, once per code: 008 drops it.)
  *
  * Codes are printable ASCII (src/domain/codes.ts); on MySQL the column is
  * ascii_bin, so "abc" and "ABC" are two codes there as everywhere else.
