@@ -242,6 +242,32 @@ function suite(dialect: Dialect) {
     }
   })
 
+  it('takes uploads sent at once in turns: each stored whole, numbered on', async () => {
+    const N = 30_000
+    for (const first of [true, false]) {
+      const id = await createCoupon(t.app, { totalQuantity: 100_000 })
+      if (!first) assert.equal((await uploadCodes(t.app, id, { codes: ['P-0'] })).statusCode, 200)
+      const calls = ['X', 'Y', 'Z'].map((p) => Array.from({ length: N }, (_, i) => `${p}-${i}`))
+      const answers = await Promise.all(calls.map((codes) => uploadCodes(t.app, id, { codes })))
+      assert.deepEqual(
+        answers.map((r) => r.statusCode),
+        [200, 200, 200],
+        answers.map((r) => r.body).join(' | '),
+      )
+      const { codes, seqs } = await stored(id)
+      const before = first ? 0 : 1
+      assert.deepEqual(
+        seqs,
+        Array.from({ length: 3 * N + before }, (_, i) => i + 1),
+      )
+      // Each call's codes in one run, in its order.
+      for (const call of calls) {
+        const at = codes.indexOf(call[0] as string)
+        assert.deepEqual(codes.slice(at, at + N), call)
+      }
+    }
+  })
+
   it('answers 401 without the admin token and 404 for an unknown coupon', async () => {
     const id = await createCoupon(t.app)
     await refused(await uploadCodes(t.app, id, { codes: ['A'] }, {}), 401, 'UNAUTHORIZED')
