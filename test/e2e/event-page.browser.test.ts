@@ -229,6 +229,49 @@ describe('the event page in a browser', {
     } finally {
       await context.close()
     }
+    // A first visit: sold out on arrival, and still once the visitor gives an id.
+    const newcomer = await phone('en-US')
+    try {
+      const page = await newcomer.newPage()
+      await page.goto(`${url}/e/${id}`)
+      await outcome(page, 'All coupons are gone.')
+      await enterId(page, 'first-visit')
+      await page.waitForTimeout(500)
+      assert.equal(await page.locator('#outcome').textContent(), 'All coupons are gone.')
+      assert.equal(await page.locator('#claim').isHidden(), true)
+    } finally {
+      await newcomer.close()
+    }
+  })
+
+  it('takes an opening moved earlier after the page was loaded, without a reload', async () => {
+    const id = await createCoupon({
+      total: 5,
+      start: Date.now() + HOUR,
+      end: Date.now() + 2 * HOUR,
+    })
+    const context = await phone('en-US')
+    await context.clock.install({ time: Date.now() })
+    try {
+      const page = await context.newPage()
+      await page.goto(`${url}/e/${id}`)
+      await enterId(page, 'moved-up')
+      await page.locator('#when', { hasText: 'Opens in' }).waitFor()
+      assert.equal(await page.locator('#claim').isDisabled(), true)
+      const moved = await fetch(`${url}/v1/coupons/${id}`, {
+        method: 'PATCH',
+        headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ issueStart: new Date(Date.now() - 1000).toISOString() }),
+      })
+      assert.equal(moved.status, 200)
+      // The page looks again within 40 s.
+      await page.clock.fastForward(41_000)
+      await page.locator('#claim:enabled').waitFor({ timeout: 15_000 })
+      await page.locator('#claim').click()
+      await outcome(page, 'You got the coupon! Rank 1')
+    } finally {
+      await context.close()
+    }
   })
 
   it('says a closed event has ended', async () => {
