@@ -200,7 +200,10 @@ for (const mode of MODES) {
     it('a large upload while wins are written holds none of them back with an error', {
       timeout: 240_000,
     }, async (t) => {
-      const s = await suite.start({ connections: 32 }, t)
+      // The shortest row lock wait MySQL takes (1 s): an upload that kept the
+      // wins' commit waiting for it all along would show at once, not only on a
+      // loaded machine.
+      const s = await suite.start({ connections: 32, env: { DB_LOCK_TIMEOUT_MS: '1000' } }, t)
       const couponId = await createCoupon(s.app, { totalQuantity: 1_000_000 })
       assert.equal((await uploadCodes(s.app, couponId, { generate: 20_000 })).statusCode, 200)
       const running = steadyStorm(s.pool, couponId, 'up', 16)
