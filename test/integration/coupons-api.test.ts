@@ -35,6 +35,17 @@ const COUPON_KEYS = [
   'updatedAt',
 ]
 
+/** A coupon of 10 open since a second ago, its draw `drawInMs` from now, closing in an hour. */
+function drawCoupon(app: Parameters<typeof createCoupon>[0], drawInMs = HOUR - 1000) {
+  const now = Date.now()
+  return createCoupon(app, {
+    totalQuantity: 10,
+    issueStart: iso(now - 1000),
+    drawAt: iso(now + drawInMs),
+    issueEnd: iso(now + HOUR),
+  })
+}
+
 describe('coupon API', () => {
   let t: TestApp
   before(async () => {
@@ -143,13 +154,7 @@ describe('coupon API', () => {
   })
 
   it('an entry whose write failed is no entry: 503, not ENTERED; asked again, entered', async () => {
-    const end = Date.now() + HOUR
-    const id = await createCoupon(t.app, {
-      totalQuantity: 10,
-      issueStart: iso(Date.now() - 1000),
-      drawAt: iso(end - 1000),
-      issueEnd: iso(end),
-    })
+    const id = await drawCoupon(t.app)
     const db = t.container.database.db
     // The database refuses this user's entry (SQLite: embedded mode's default).
     await sql`create trigger refuse_entry before insert on coupon_entries
@@ -184,12 +189,7 @@ describe('coupon API', () => {
 
   it('drops the entries of a draw taken off its coupon', async () => {
     const end = Date.now() + HOUR
-    const id = await createCoupon(t.app, {
-      totalQuantity: 10,
-      issueStart: iso(Date.now() - 1000),
-      drawAt: iso(end - 1000),
-      issueEnd: iso(end),
-    })
+    const id = await drawCoupon(t.app)
     assert.equal((await requestIssue(t.app, id, 'entrant')).statusCode, 202)
     const status = () => inject({ method: 'GET', url: `/v1/coupons/${id}/issues/entrant` })
     assert.equal((await status()).json().state, 'ENTERED')
@@ -213,12 +213,7 @@ describe('coupon API', () => {
     assert.equal(added.statusCode, 400, added.body)
     assert.equal(added.json().code, 'VALIDATION_FAILED')
 
-    const due = await createCoupon(t.app, {
-      totalQuantity: 10,
-      issueStart: iso(Date.now() - 1000),
-      drawAt: iso(Date.now() + 300),
-      issueEnd: iso(end),
-    })
+    const due = await drawCoupon(t.app, 300)
     await new Promise((r) => setTimeout(r, 400))
     const late = await patch(due, { drawAt: iso(end - 1000) })
     assert.equal(late.statusCode, 409, late.body)
@@ -230,13 +225,7 @@ describe('coupon API', () => {
     const other = await startApp()
     try {
       await other.container.draws.stop()
-      const end = Date.now() + HOUR
-      const due = await createCoupon(other.app, {
-        totalQuantity: 10,
-        issueStart: iso(Date.now() - 1000),
-        drawAt: iso(Date.now() + 300),
-        issueEnd: iso(end),
-      })
+      const due = await drawCoupon(other.app, 300)
       await new Promise((r) => setTimeout(r, 400))
       const lowered = await patchCoupon(other.app, due, { totalQuantity: 5 })
       assert.equal(lowered.statusCode, 409, lowered.body)
