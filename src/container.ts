@@ -276,7 +276,10 @@ export async function createContainer(
       entries: adapters.entries ?? null,
       onOutcome: (id, o) => metrics.countOutcome(id, o),
     }),
-    coupons: new CouponService(database.db, gate, events, logger, readCoupon, gateNow),
+    coupons: new CouponService(database.db, gate, events, logger, readCoupon, {
+      now: gateNow,
+      latest: () => gateClock?.time()?.latest ?? Date.now(),
+    }),
     spends: new SpendService({
       db: database.db,
       gate,

@@ -62,6 +62,7 @@ export class CouponService {
   /** the public read of a coupon (a pool apart from the admin's, unknown ids answered from memory) */
   readonly #readCoupon: (id: number) => Promise<Coupon | null>
   readonly #now: () => number
+  readonly #latest: () => number
   /** PATCHes of one coupon run one after another, so gate and row end up alike. */
   readonly #patching = new Map<number, Promise<unknown>>()
   /** coupons whose gate must still take the recorded rules, with the retry timer */
@@ -73,10 +74,14 @@ export class CouponService {
     events: CouponEvents,
     logger?: Logger,
     readCoupon: (id: number) => Promise<Coupon | null> = (id) => findCoupon(db, id),
-    /** the gate's clock: whether a draw is due */
-    now: () => number = Date.now,
+    /**
+     * the gate's clock: `now` for whether a draw is due; `latest`, no gate
+     * node's clock is later than it (an end taken once past is recorded so)
+     */
+    clock: { now(): number; latest(): number } = { now: Date.now, latest: Date.now },
   ) {
-    this.#now = now
+    this.#now = () => clock.now()
+    this.#latest = () => clock.latest()
     this.#db = db
     this.#gate = gate
     this.#events = events
@@ -186,6 +191,17 @@ export class CouponService {
             'QUANTITY_BELOW_ISSUED',
             `totalQuantity ${draft.totalQuantity} is below the number of coupons already won`,
           )
+        }
+        // An end already past once the gate took it ("Stop now" sent by a clock
+        // behind, or a change that waited for the row lock): the gate granted
+        // wins until then, so the row records that moment, and no win falls
+        // after the recorded end.
+        if (patch.issueEnd !== undefined) {
+          const took = Math.floor(this.#latest()) + 1
+          if (draft.issueEnd.getTime() < took) {
+            draft.issueEnd = new Date(took)
+            changed.issueEnd = draft.issueEnd
+          }
         }
         await updateCoupon(trx, id, draft, now)
         return changed

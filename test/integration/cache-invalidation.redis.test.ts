@@ -7,7 +7,13 @@ import assert from 'node:assert/strict'
 import { before, describe, it } from 'node:test'
 import { createCoupon, HOUR, iso, patchCoupon, requestIssue } from '../helpers/app.js'
 import { redisSuite, type Service, skipUnlessRedisSuite } from '../helpers/redis-suite.js'
-import { assertWinsPersisted, checkRows, waitDrained } from '../helpers/storm.js'
+import {
+  assertWinsPersisted,
+  checkRows,
+  steadyStorm,
+  waitDrained,
+  waitFor,
+} from '../helpers/storm.js'
 
 describe('cache invalidation across two nodes (Redis mode)', {
   skip: await skipUnlessRedisSuite({}),
@@ -77,5 +83,38 @@ describe('cache invalidation across two nodes (Redis mode)', {
       assert.equal(view.rows, won.size)
       assertWinsPersisted(won, view)
     }
+  })
+
+  it('"Stop now" sent by a clock 2 s behind: the recorded end is when it took, no win after it', async () => {
+    const couponId = await createCoupon(a.app, { totalQuantity: null })
+    const storm = steadyStorm(b.pool, couponId, 'stop-', 8)
+    try {
+      await waitFor('wins under way', async () => storm.replies.length >= 300)
+      const sentEnd = Date.now() - 2000
+      const res = await patchCoupon(a.app, couponId, { issueEnd: new Date(sentEnd).toISOString() })
+      assert.equal(res.statusCode, 200, res.body)
+      assert.ok(Date.parse(res.json().issueEnd) > sentEnd, 'the end as the gate took it')
+    } finally {
+      await storm.stop()
+    }
+    await waitDrained(a.pool, couponId)
+    const coupon = await a.container.database.db
+      .selectFrom('coupons')
+      .select('date_issue_end')
+      .where('id', '=', couponId)
+      .executeTakeFirstOrThrow()
+    const end = new Date(coupon.date_issue_end as Date | string)
+    const rows = await a.container.database.db
+      .selectFrom('coupon_issues')
+      .select('date_issued')
+      .where('coupon_id', '=', couponId)
+      .execute()
+    const after = rows.filter((r) => new Date(r.date_issued as Date | string) >= end)
+    assert.ok(rows.length >= 300)
+    assert.equal(
+      after.length,
+      0,
+      `${after.length} of ${rows.length} wins at or after the recorded end`,
+    )
   })
 })
