@@ -244,6 +244,55 @@ describe('the dashboard in a browser', {
     )
   })
 
+  it('sends only what the change form changed: a stopped coupon stays stopped', async () => {
+    const created = await fetch(`${url}/v1/coupons`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        title: 'stopped, then raised',
+        totalQuantity: 50,
+        discountAmount: 1000,
+        minAvailableAmount: 0,
+        issueStart: new Date(Date.now() - 60_000).toISOString(),
+        issueEnd: new Date(Date.now() + 3_600_000).toISOString(),
+      }),
+    })
+    assert.equal(created.status, 201)
+    const id = ((await created.json()) as { id: number }).id
+    const patches: string[] = []
+    const onRequest = (r: { url(): string; method(): string; postData(): string | null }) => {
+      if (r.method() === 'PATCH' && r.url().endsWith(`/v1/coupons/${id}`))
+        patches.push(r.postData() ?? '')
+    }
+    page.on('request', onRequest)
+    try {
+      await page.goto(`${url}/#token=${TOKEN}`)
+      await card(id).waitFor()
+      page.once('dialog', (dialog) => dialog.accept())
+      await card(id).locator('[data-action=stop]').click()
+      await field(id, 'state').filter({ hasText: 'ended' }).waitFor({ timeout: 10_000 })
+      const stoppedAt = (await couponAt(url, id)).issueEnd
+      // The form, opened after the stop, and only the quantity changed.
+      await card(id).locator('.actions summary').click()
+      await card(id).locator('[name=totalQuantity]').fill('500')
+      await card(id).locator('[data-form=edit] button[type=submit]').click()
+      await waitFor('the quantity saved', async () => {
+        const res = await fetch(`${url}/v1/coupons/${id}`)
+        return ((await res.json()) as { totalQuantity: number }).totalQuantity === 500
+      })
+      assert.equal((await couponAt(url, id)).issueEnd, stoppedAt, 'still stopped')
+      assert.deepEqual(JSON.parse(patches.at(-1) ?? '{}'), { totalQuantity: 500 })
+      const late = httpPool(url, 1)
+      try {
+        assert.equal((await issueOnce(late, id, 'after-the-stop')).code, 'ISSUE_ENDED')
+      } finally {
+        await late.close()
+      }
+    } finally {
+      page.off('request', onRequest)
+    }
+  })
+
   it("takes times in the zone chosen: KST by default, the browser's own offered", async () => {
     // A browser in New York: KST is still the default, its own zone a choice.
     const context = await browser.newContext({ timezoneId: 'America/New_York' })
