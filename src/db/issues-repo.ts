@@ -1,7 +1,7 @@
 /** coupon_issues rows: plain functions over a Kysely instance or a transaction. */
 import { CompiledQuery, sql } from 'kysely'
 import type { Win } from '../domain/coupon.js'
-import { addIssuedQuantity } from './coupons-repo.js'
+import { addIssuedQuantity, lockCoupons } from './coupons-repo.js'
 import { type Db, dialectOf } from './database.js'
 import { RankRefusedError } from './errors.js'
 import { toDate } from './schema.js'
@@ -168,6 +168,10 @@ export async function persistWins(
     if (list) list.push(w)
     else byCoupon.set(w.couponId, [w])
   }
+  // The coupons' row locks first, as every writer of wins takes them (a spend
+  // of a QUEUED win: lock, then its row): rows first and the lock last waited
+  // in a circle with such a spend of one of these users, a deadlock.
+  await lockCoupons(db, [...byCoupon.keys()])
   let inserted = 0
   for (const [couponId, list] of byCoupon) {
     const n = await insertWins(db, list, now)
