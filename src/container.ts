@@ -224,6 +224,17 @@ export async function createContainer(
     if (id !== null) known.add(id)
   })
   const readCoupon = (id: number) => known.find(id, (i) => findCoupon(reads.db, i))
+  const coupons = new CouponService(database.db, gate, events, logger, readCoupon, {
+    now: gateNow,
+    latest: () => gateClock?.time()?.latest ?? Date.now(),
+  })
+  // Redis outlives the processes: a change whose process died before the gate
+  // took it is applied by the next one to start (embedded mode restores its
+  // gate from the database at start).
+  if (config.redis)
+    coupons
+      .applyRecordedAll()
+      .catch((err: unknown) => logger.warn({ err }, "could not apply the coupons' rules at start"))
   const codes = new CodePool({
     db: database.db,
     gate,
@@ -276,10 +287,7 @@ export async function createContainer(
       entries: adapters.entries ?? null,
       onOutcome: (id, o) => metrics.countOutcome(id, o),
     }),
-    coupons: new CouponService(database.db, gate, events, logger, readCoupon, {
-      now: gateNow,
-      latest: () => gateClock?.time()?.latest ?? Date.now(),
-    }),
+    coupons,
     spends: new SpendService({
       db: database.db,
       gate,

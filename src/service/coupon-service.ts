@@ -258,6 +258,19 @@ export class CouponService {
     await this.#events.publish(id).catch(() => {})
   }
 
+  /**
+   * Step 2 for every coupon still current (its window ended less than a day
+   * ago): at a process's start, a change whose step 2 was left to a process
+   * that died (its retry lived in that process's memory) is applied now.
+   */
+  async applyRecordedAll(): Promise<void> {
+    const since = this.#now() - 86_400_000
+    for (const c of await listCoupons(this.#db)) {
+      if (c.issueEnd.getTime() < since) continue
+      await this.#applyRecorded(c.id).catch(() => this.#retryApply(c.id, APPLY_RETRY_MS.min))
+    }
+  }
+
   #retryApply(id: number, delayMs: number) {
     if (this.#unapplied.has(id) && delayMs === APPLY_RETRY_MS.min) return
     const timer = setTimeout(() => {

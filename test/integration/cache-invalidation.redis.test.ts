@@ -85,6 +85,25 @@ describe('cache invalidation across two nodes (Redis mode)', {
     }
   })
 
+  it('a change committed but never taken by the gate (its process died) is taken by the next process to start', async () => {
+    const couponId = await createCoupon(a.app, { totalQuantity: 1 })
+    assert.equal((await requestIssue(a.app, couponId, 'only-one')).statusCode, 201)
+    assert.equal((await requestIssue(b.app, couponId, 'sold-out')).json().code, 'SOLD_OUT')
+    // As a PATCH whose process died between its commit and its step 2 leaves it.
+    await a.container.database.db
+      .updateTable('coupons')
+      .set({ total_quantity: 2 })
+      .where('id', '=', couponId)
+      .execute()
+    assert.equal((await requestIssue(b.app, couponId, 'still-out')).json().code, 'SOLD_OUT')
+    await suite.start({ worker: false })
+    let n = 0
+    await waitFor('the raised quantity taken', async () => {
+      const res = await requestIssue(b.app, couponId, `after-start-${n++}`)
+      return res.statusCode === 201
+    })
+  })
+
   it('"Stop now" sent by a clock 2 s behind: the recorded end is when it took, no win after it', async () => {
     const couponId = await createCoupon(a.app, { totalQuantity: null })
     const storm = steadyStorm(b.pool, couponId, 'stop-', 8)
