@@ -97,7 +97,9 @@ export class CodePool {
   }
 
   /** How many codes the coupon holds. */
-  count(couponId: number): Promise<number> {
+  async count(couponId: number): Promise<number> {
+    if (!(await findCoupon(this.#db, couponId)))
+      throw new AppError('COUPON_NOT_FOUND', `coupon ${couponId} does not exist`)
     return countCodes(this.#db, couponId)
   }
 

@@ -273,6 +273,8 @@ function suite(dialect: Dialect) {
     await refused(await uploadCodes(t.app, id, { codes: ['A'] }, {}), 401, 'UNAUTHORIZED')
     await refused(await uploadCodes(t.app, id, { codes: ['A'] }, service), 401, 'UNAUTHORIZED')
     await refused(await uploadCodes(t.app, 999_999, { codes: ['A'] }), 404, 'COUPON_NOT_FOUND')
+    const count = await t.app.inject({ url: '/v1/coupons/999999/codes', headers: admin })
+    await refused(count, 404, 'COUPON_NOT_FOUND')
     assert.equal((await stored(id)).pool, 0)
   })
 
