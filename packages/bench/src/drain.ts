@@ -96,7 +96,8 @@ function startWorkers(n: number, env: NodeJS.ProcessEnv, nodeOptions: string[]):
   const entry = firstcomeEntry
   return Array.from({ length: n }, () =>
     spawn(process.execPath, [...entry.execArgv, ...nodeOptions, entry.path, 'worker'], {
-      env: { ...env, LOG_LEVEL: env.LOG_LEVEL ?? 'warn' },
+      // Each worker its own metrics port (any free one): two on the default collide.
+      env: { ...env, LOG_LEVEL: env.LOG_LEVEL ?? 'warn', METRICS_PORT: '0' },
       stdio: ['ignore', 'ignore', 'inherit'],
     }),
   )
