@@ -154,15 +154,33 @@ export interface CouponDraft {
 }
 
 /** Cross-field rules a JSON schema cannot express. Returns a message, or null when valid. */
+/**
+ * The instants every database keeps as given: MySQL's DATETIME holds the years
+ * 1000 to 9999 (and its driver reads 0000–0099 back as 2000–2099 and 1970–1999).
+ */
+const EARLIEST_INSTANT = Date.UTC(1000, 0, 1)
+const LATEST_INSTANT = Date.UTC(9999, 11, 31, 23, 59, 59, 999)
+
+function instantProblem(name: string, at: Date): string | null {
+  const t = at.getTime()
+  if (Number.isNaN(t)) return `${name} is not a valid instant`
+  if (t < EARLIEST_INSTANT || t > LATEST_INSTANT) return `${name} must be in the years 1000 to 9999`
+  return null
+}
+
 export function draftProblem(draft: CouponDraft): string | null {
-  if (Number.isNaN(draft.issueStart.getTime())) return 'issueStart is not a valid instant'
-  if (Number.isNaN(draft.issueEnd.getTime())) return 'issueEnd is not a valid instant'
+  const instants = [
+    instantProblem('issueStart', draft.issueStart),
+    instantProblem('issueEnd', draft.issueEnd),
+    draft.drawAt == null ? null : instantProblem('drawAt', draft.drawAt),
+  ]
+  const bad = instants.find((p) => p !== null)
+  if (bad) return bad
   if (draft.issueEnd.getTime() <= draft.issueStart.getTime()) {
     return 'issueEnd must be after issueStart'
   }
   if (draft.drawAt != null) {
     const at = draft.drawAt.getTime()
-    if (Number.isNaN(at)) return 'drawAt is not a valid instant'
     if (at <= draft.issueStart.getTime() || at > draft.issueEnd.getTime())
       return 'drawAt must be after issueStart and no later than issueEnd'
     if (draft.totalQuantity === null) return 'a coupon with a drawAt needs a totalQuantity'

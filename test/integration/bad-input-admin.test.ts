@@ -28,6 +28,9 @@ const BAD_INSTANTS = [
   '',
   '2026-02-30T00:00:00Z',
   '2026-11-24T25:00:00Z',
+  // outside MySQL's DATETIME, whose driver reads 0049 back as 2049
+  '0049-06-01T00:00:00Z',
+  '0999-12-31T23:59:59Z',
   1_795_500_000_000,
   null,
   true,
