@@ -56,7 +56,8 @@ const WebhookIdParams = Type.Object({
 
 const CreateWebhookBody = Type.Object(
   {
-    url: Type.String({ minLength: 1, maxLength: 2048 }),
+    // No NUL: PostgreSQL's text cannot hold one (the URL parser would have let it by, encoded).
+    url: Type.String({ minLength: 1, maxLength: 2048, pattern: '^[^\\u0000]*$' }),
     events: Type.Array(Type.Union(EVENT_TYPES.map((t) => Type.Literal(t))), {
       minItems: 1,
       uniqueItems: true,

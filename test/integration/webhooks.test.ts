@@ -185,6 +185,7 @@ for (const mode of DIALECTS.map(embedded)) {
         [{ url: 'http://127.0.0.1/in' }, /./],
         [{ url: 'http://127.0.0.1/in', events: ALL, secret: 'short' }, /./],
         [{ url: 'http://127.0.0.1/in', events: ALL, extra: 1 }, /./],
+        [{ url: 'http://127.0.0.1/a\u0000b', events: ALL }, /./],
       ] as const) {
         const r = await register(s.pool, body)
         assert.equal(r.status, 400, JSON.stringify(body))
