@@ -67,7 +67,9 @@ export async function buildApp(
     // No per-request log lines: the issue path is hot; /metrics has the counts.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: BODY_LIMIT_BYTES,
-    trustProxy: config.trustProxy,
+    // A hop count: the client is that many addresses from the right of
+    // X-Forwarded-For, not the leftmost, which the client writes itself.
+    trustProxy: config.trustProxy > 0 ? (_address, hop) => hop < config.trustProxy : false,
     frameworkErrors: frameworkError,
     // Answered in our shape by refuseWhileClosing below.
     return503OnClosing: false,

@@ -103,7 +103,8 @@ export interface Config {
    * collection; 0 leaves V8's own factor (up to 4×)
    */
   heapGrowingPercent: number
-  trustProxy: boolean
+  /** TRUST_PROXY: the proxies that add to X-Forwarded-For (0: the socket's address is the client) */
+  trustProxy: number
   databaseUrl: string
   dialect: Dialect
   /** connections for the event-day paths: gate loads, the worker, admin, readiness */
@@ -169,6 +170,20 @@ function int(env: Env, name: string, fallback: number, min: number, max: number)
   const n = Number(raw)
   if (n < min || n > max) throw new ConfigError(`${name} must be between ${min} and ${max}`)
   return n
+}
+
+/**
+ * How many proxies in front of the service add to X-Forwarded-For (0: none,
+ * the socket's address is the client's). `true` is one. The client is the
+ * address that many from the right: what the client itself wrote to the left
+ * of it is not trusted.
+ */
+function proxyHops(env: Env, name: string): number {
+  const raw = str(env, name)?.toLowerCase()
+  if (raw === undefined || raw === 'false' || raw === 'no') return 0
+  if (raw === 'true' || raw === 'yes') return 1
+  if (/^[0-9]{1,2}$/.test(raw)) return Number(raw)
+  throw new ConfigError(`${name} must be true, false or how many proxies add X-Forwarded-For`)
 }
 
 function bool(env: Env, name: string): boolean {
@@ -339,7 +354,7 @@ export function loadConfig(env: Env): Readonly<Config> {
     listenBacklog: int(env, 'LISTEN_BACKLOG', 8192, 1, 1_000_000),
     http: httpLimits(env),
     heapGrowingPercent: int(env, 'HEAP_GROWING_PERCENT', 30, 0, 1000),
-    trustProxy: bool(env, 'TRUST_PROXY'),
+    trustProxy: proxyHops(env, 'TRUST_PROXY'),
     databaseUrl,
     dialect: dialectOf(databaseUrl),
     dbPoolSize: int(env, 'DB_POOL_SIZE', 10, 1, 1000),

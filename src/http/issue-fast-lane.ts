@@ -49,7 +49,8 @@ export interface IssueFastLaneOptions {
   /** true once the app has begun to close: each answer then closes its connection */
   closing: () => boolean
   /** TRUST_PROXY: the client is the leftmost X-Forwarded-For address, as Fastify's request.ip */
-  trustProxy: boolean
+  /** proxies that add to X-Forwarded-For (0: none) */
+  trustProxy: number
 }
 
 const now = () => performance.now()
@@ -295,10 +296,24 @@ export class IssueFastLane {
     answer.then((decided) => this.#send(res, lane, decided))
   }
 
+  /**
+   * The client's address as Fastify's `trustProxy: hops` reads it (proxy-addr):
+   * from the socket's address leftwards through X-Forwarded-For, the first
+   * address past the trusted hops (or the leftmost, if there are fewer).
+   */
   #clientIp(req: IncomingMessage): string {
-    const forwarded = this.#o.trustProxy ? req.headers['x-forwarded-for'] : undefined
-    const first = typeof forwarded === 'string' ? forwarded.split(',')[0]?.trim() : ''
-    return first || (req.socket.remoteAddress ?? '')
+    const socket = req.socket.remoteAddress ?? ''
+    const hops = this.#o.trustProxy
+    const forwarded = hops > 0 ? req.headers['x-forwarded-for'] : undefined
+    if (typeof forwarded !== 'string') return socket
+    const chain = [
+      socket,
+      ...forwarded
+        .split(',')
+        .map((a) => a.trim())
+        .reverse(),
+    ]
+    return chain[Math.min(hops, chain.length - 1)] ?? socket
   }
 
   #send(res: ServerResponse, lane: LaneRequest, answer: Answer) {

@@ -252,7 +252,8 @@ describe('issue fast lane with rate limits: the same answers as Fastify', () => 
   let t: TestApp
   before(async () => {
     t = await startApp({
-      env: { RATE_LIMIT_PER_IP: '3', RATE_LIMIT_PER_USER: '2', TRUST_PROXY: 'true' },
+      // Two proxies: one at 10.255.0.1, then the socket's peer.
+      env: { RATE_LIMIT_PER_IP: '3', RATE_LIMIT_PER_USER: '2', TRUST_PROXY: '2' },
     })
     await t.listen()
   })
@@ -298,6 +299,30 @@ describe('issue fast lane with rate limits: the same answers as Fastify', () => 
     assert.deepEqual(
       bySocket.map((s) => s.status),
       [201, 200, 201, 429],
+    )
+    limitedAlike(bySocket, byInject)
+  })
+
+  it('takes the client as the proxies saw it, not what the client wrote before it', async () => {
+    const id = await createCoupon(t.app)
+    // Each request with an address of its own written by the client, to the left
+    // of the one the proxies added: all of them count for that one.
+    const run = async (via: typeof viaSocket, ip: string) => {
+      const seen: Seen[] = []
+      for (let i = 0; i < 4; i++)
+        seen.push(
+          await via(t, `/v1/coupons/${id}/issues`, {
+            body: issueBody(`${ip}-spoof-${i}`),
+            headers: { ...JSON_TYPE, 'x-forwarded-for': `10.9.9.${i}, ${ip}, 10.255.0.1` },
+          }),
+        )
+      return seen
+    }
+    const bySocket = await run(viaSocket, '10.3.0.1')
+    const byInject = await run(viaInject, '10.3.0.2')
+    assert.deepEqual(
+      bySocket.map((s) => s.status),
+      [201, 201, 201, 429],
     )
     limitedAlike(bySocket, byInject)
   })

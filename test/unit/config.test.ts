@@ -200,6 +200,7 @@ describe('loadConfig', () => {
       { JWT_SECRET: 'x'.repeat(32), JWT_PUBLIC_KEY: 'k' },
       { REDIS_URL: 'redis://x', REDIS_KEY_PREFIX: 'a{b}' },
       { TRUST_PROXY: 'maybe' },
+      { TRUST_PROXY: '-1' },
       { DB_READ_POOL_SIZE: '0' },
       { DB_STATEMENT_TIMEOUT_MS: '5s' },
       { DB_IDLE_TRANSACTION_TIMEOUT_MS: '10' },

@@ -34,11 +34,13 @@ const MODELS: Record<string, new (data: Obj) => { validate(): void }> = {
   'policy/v1/PodDisruptionBudget': PodDisruptionBudget,
 } as never
 
-/** Every variable src/config.ts reads (its str/int/bool helpers name them). */
+/** Every variable src/config.ts reads (its str/int/bool/proxyHops helpers name them). */
 function configNames(): Set<string> {
   const source = readFileSync(`${ROOT}src/config.ts`, 'utf8')
   return new Set(
-    [...source.matchAll(/\b(?:str|int|bool)\(env, '([A-Z0-9_]+)'/g)].map((m) => m[1] as string),
+    [...source.matchAll(/\b(?:str|int|bool|proxyHops)\(env, '([A-Z0-9_]+)'/g)].map(
+      (m) => m[1] as string,
+    ),
   )
 }
 
