@@ -196,8 +196,9 @@ export class CouponService {
         // behind, or a change that waited for the row lock): the gate granted
         // wins until then, so the row records that moment, and no win falls
         // after the recorded end.
+        // Only while the old end was still ahead: an ended coupon keeps the end it had.
         if (patch.issueEnd !== undefined) {
-          const took = Math.floor(this.#latest()) + 1
+          const took = Math.min(current.issueEnd.getTime(), Math.floor(this.#latest()) + 1)
           if (draft.issueEnd.getTime() < took) {
             draft.issueEnd = new Date(took)
             changed.issueEnd = draft.issueEnd

@@ -220,6 +220,16 @@ describe('coupon API', () => {
     assert.equal(late.json().code, 'DRAW_DONE')
   })
 
+  it('keeps the end of a coupon that has ended when a change sends it back as it was', async () => {
+    const end = iso(Date.now() - HOUR)
+    const id = await createCoupon(t.app, { issueStart: iso(Date.now() - 2 * HOUR), issueEnd: end })
+    const res = await patch(id, { title: 'renamed after the event', issueEnd: end })
+    assert.equal(res.statusCode, 200, res.body)
+    assert.equal(res.json().issueEnd, end)
+    const stored = await inject({ method: 'GET', url: `/v1/coupons/${id}` })
+    assert.equal(stored.json().issueEnd, end)
+  })
+
   it('refuses a quantity change while a due draw is not recorded (it may be running)', async () => {
     // A process of its own whose runner does not draw: the draw stays due.
     const other = await startApp()
