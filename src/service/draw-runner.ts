@@ -25,7 +25,7 @@
 import { createHash } from 'node:crypto'
 import type { Logger } from 'pino'
 import { countCodes } from '../db/codes-repo.js'
-import { findCoupon } from '../db/coupons-repo.js'
+import { findCoupon, sharedQuantity } from '../db/coupons-repo.js'
 import type { Db } from '../db/database.js'
 import { findDraw, listDueDraws, nextDrawAt } from '../db/draws-repo.js'
 import { limitOf, type Win } from '../domain/coupon.js'
@@ -261,7 +261,10 @@ export class DrawRunner {
     const entrantsDigest = hash.digest('hex')
     // The coupons the draw is for: the quantity, or the partner codes while fewer
     // (a coupon with codes never has more wins than codes).
-    const quantity = limitOf(coupon.totalQuantity, await countCodes(db, couponId)) ?? 0
+    // Read under a shared lock on the coupon's row: a quantity change whose check
+    // (the draw not yet due) came just before drawAt commits first, and is read.
+    const total = await db.transaction().execute((trx) => sharedQuantity(trx, couponId))
+    const quantity = limitOf(total ?? null, await countCodes(db, couponId)) ?? 0
     const n = Math.min(quantity, pseudonyms.length)
     const drawAt = coupon.drawAt.getTime()
     const wins: Win[] = []

@@ -1,6 +1,7 @@
 /**
  * Every writer of a coupon's wins takes the coupon's row lock before its rows,
- * on every dialect. A spend of a QUEUED win does (lock, then its row); the
+ * on every dialect; and the draw reads the quantity under a shared lock, so a
+ * change checked just before drawAt is committed before the draw reads it. A spend of a QUEUED win does (lock, then its row); the
  * embedded group commit inserted its rows first and locked the coupon last, to
  * add to issued_quantity. With both on one user's row the two waited for each
  * other: the database aborted one (a deadlock), and whichever lost answered 503,
@@ -13,7 +14,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { KyselyPlugin } from 'kysely'
-import { insertCoupon, lockCoupons } from '../../src/db/coupons-repo.js'
+import { findCoupon, insertCoupon, lockCoupons, sharedQuantity } from '../../src/db/coupons-repo.js'
 import type { Db } from '../../src/db/database.js'
 import { insertWins, persistWins } from '../../src/db/issues-repo.js'
 import type { Win } from '../../src/domain/coupon.js'
@@ -94,6 +95,43 @@ for (const dialect of DIALECTS) {
         .where('coupon_id', '=', coupon.id)
         .execute()
       assert.equal(rows.length, 1)
+    })
+
+    it("a draw's read of the quantity waits for a change being committed; a plain read does not", async () => {
+      const now = new Date()
+      const coupon = await insertCoupon(
+        db,
+        {
+          title: 'quantity read',
+          totalQuantity: 100,
+          discountAmount: 1,
+          minAvailableAmount: 0,
+          issueStart: new Date(now.getTime() - 60_000),
+          issueEnd: new Date(now.getTime() + 3_600_000),
+        },
+        now,
+      )
+      // A PATCH lowering the quantity: checked, written, committed 400 ms later.
+      let committed = false
+      const change = db.transaction().execute(async (trx) => {
+        await lockCoupons(trx, [coupon.id])
+        await trx
+          .updateTable('coupons')
+          .set({ total_quantity: 10 })
+          .where('id', '=', coupon.id)
+          .execute()
+        await sleep(400)
+        committed = true
+      })
+      await sleep(100)
+      if (dialect !== 'sqlite') {
+        // What the draw read before: the quantity before the change.
+        assert.equal((await findCoupon(db, coupon.id))?.totalQuantity, 100)
+      }
+      const read = await db.transaction().execute((trx) => sharedQuantity(trx, coupon.id))
+      assert.equal(committed, true, 'read once the change committed')
+      assert.equal(read, 10)
+      await change
     })
   })
 }
