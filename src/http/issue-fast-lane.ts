@@ -308,12 +308,14 @@ export class IssueFastLane {
     if (typeof forwarded !== 'string') return socket
     const chain = [
       socket,
+      // Empty entries skipped, as Fastify's parser (@fastify/forwarded) does.
       ...forwarded
         .split(',')
         .map((a) => a.trim())
+        .filter((a) => a !== '')
         .reverse(),
     ]
-    return chain[Math.min(hops, chain.length - 1)] ?? socket
+    return chain[Math.min(hops, chain.length - 1)] || socket
   }
 
   #send(res: ServerResponse, lane: LaneRequest, answer: Answer) {
