@@ -153,7 +153,6 @@ export interface CouponDraft {
   drawAt?: Date | null
 }
 
-/** Cross-field rules a JSON schema cannot express. Returns a message, or null when valid. */
 /**
  * The instants every database keeps as given: MySQL's DATETIME holds the years
  * 1000 to 9999 (and its driver reads 0000–0099 back as 2000–2099 and 1970–1999).
@@ -161,21 +160,20 @@ export interface CouponDraft {
 const EARLIEST_INSTANT = Date.UTC(1000, 0, 1)
 const LATEST_INSTANT = Date.UTC(9999, 11, 31, 23, 59, 59, 999)
 
-function instantProblem(name: string, at: Date): string | null {
-  const t = at.getTime()
-  if (Number.isNaN(t)) return `${name} is not a valid instant`
-  if (t < EARLIEST_INSTANT || t > LATEST_INSTANT) return `${name} must be in the years 1000 to 9999`
-  return null
-}
-
+/** Cross-field rules a JSON schema cannot express. Returns a message, or null when valid. */
 export function draftProblem(draft: CouponDraft): string | null {
-  const instants = [
-    instantProblem('issueStart', draft.issueStart),
-    instantProblem('issueEnd', draft.issueEnd),
-    draft.drawAt == null ? null : instantProblem('drawAt', draft.drawAt),
-  ]
-  const bad = instants.find((p) => p !== null)
-  if (bad) return bad
+  const { issueStart, issueEnd, drawAt } = draft
+  for (const [name, at] of [
+    ['issueStart', issueStart],
+    ['issueEnd', issueEnd],
+    ['drawAt', drawAt],
+  ] as const) {
+    if (at == null) continue
+    const t = at.getTime()
+    if (Number.isNaN(t)) return `${name} is not a valid instant`
+    if (t < EARLIEST_INSTANT || t > LATEST_INSTANT)
+      return `${name} must be in the years 1000 to 9999`
+  }
   if (draft.issueEnd.getTime() <= draft.issueStart.getTime()) {
     return 'issueEnd must be after issueStart'
   }

@@ -17,7 +17,7 @@ import {
   type Webhook,
 } from '../events/webhooks-repo.js'
 import { adminGuard, routeSecurity } from './auth.js'
-import { ErrorBody } from './schemas.js'
+import { ErrorBody, NO_NUL } from './schemas.js'
 
 export interface EventRoutesOptions {
   db: Db
@@ -56,8 +56,8 @@ const WebhookIdParams = Type.Object({
 
 const CreateWebhookBody = Type.Object(
   {
-    // No NUL: PostgreSQL's text cannot hold one (the URL parser would have let it by, encoded).
-    url: Type.String({ minLength: 1, maxLength: 2048, pattern: '^[^\\u0000]*$' }),
+    // The URL parser would let a NUL by, encoded; the raw string is what is stored.
+    url: Type.String({ minLength: 1, maxLength: 2048, pattern: NO_NUL }),
     events: Type.Array(Type.Union(EVENT_TYPES.map((t) => Type.Literal(t))), {
       minItems: 1,
       uniqueItems: true,

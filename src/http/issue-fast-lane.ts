@@ -48,8 +48,7 @@ export interface IssueFastLaneOptions {
   bodyLimit: number
   /** true once the app has begun to close: each answer then closes its connection */
   closing: () => boolean
-  /** TRUST_PROXY: the client is the leftmost X-Forwarded-For address, as Fastify's request.ip */
-  /** proxies that add to X-Forwarded-For (0: none) */
+  /** TRUST_PROXY: the proxies that add to X-Forwarded-For (0: none); the client as Fastify's request.ip */
   trustProxy: number
 }
 

@@ -15,8 +15,9 @@ const InstantIn = Type.String({
 })
 /** Serialized from a Date by fast-json-stringify (toISOString, UTC). */
 const InstantOut = Type.Unsafe<Date>({ type: 'string', format: 'date-time' })
-// No NUL: PostgreSQL's text cannot hold one, and no database should be asked to.
-const Title = Type.String({ minLength: 1, maxLength: 255, pattern: '^[^\\u0000]*$' })
+/** No NUL: PostgreSQL's text cannot hold one, and no database should be asked to. */
+export const NO_NUL = '^[^\\u0000]*$'
+const Title = Type.String({ minLength: 1, maxLength: 255, pattern: NO_NUL })
 const DrawAtIn = Type.Union([InstantIn, Type.Null()], {
   description:
     'the opening draw (docs/draw.md): from issueStart until drawAt a request is an entry (202), at drawAt the entrants are shuffled and the first totalQuantity win; issueStart < drawAt <= issueEnd, needs a totalQuantity; null: no draw. Changeable until the draw has run (then 409 DRAW_DONE)',

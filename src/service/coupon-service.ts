@@ -163,7 +163,7 @@ export class CouponService {
         if (patch.drawAt !== undefined) await this.#checkDrawChange(trx, current, draft)
         if (
           draft.totalQuantity !== current.totalQuantity &&
-          (await this.#drawPending(trx, current))
+          (await this.#drawStage(trx, current)) === 'due'
         )
           throw new AppError(
             'DRAW_DONE',
@@ -195,8 +195,8 @@ export class CouponService {
         // An end already past once the gate took it ("Stop now" sent by a clock
         // behind, or a change that waited for the row lock): the gate granted
         // wins until then, so the row records that moment, and no win falls
-        // after the recorded end.
-        // Only while the old end was still ahead: an ended coupon keeps the end it had.
+        // after the recorded end. Only while the old end was still ahead: an
+        // ended coupon keeps the end it had.
         if (patch.issueEnd !== undefined) {
           const took = Math.min(current.issueEnd.getTime(), Math.floor(this.#latest()) + 1)
           if (draft.issueEnd.getTime() < took) {
@@ -297,8 +297,8 @@ export class CouponService {
   async #checkDrawChange(trx: Db, current: Coupon, draft: CouponDraft) {
     const same = (draft.drawAt?.getTime() ?? null) === (current.drawAt?.getTime() ?? null)
     if (same) return
-    const drawn = current.drawCommitment !== null && (await findDraw(trx, current.id))?.drawn
-    if (drawn || (current.drawAt !== null && current.drawAt.getTime() <= this.#now()))
+    const stage = await this.#drawStage(trx, current)
+    if (stage === 'drawn' || stage === 'due')
       throw new AppError('DRAW_DONE', `the draw of coupon ${current.id} has run or is running`)
     if (current.drawAt === null && draft.drawAt != null && (await this.#gate.won(current.id)) > 0)
       throw new AppError(
@@ -308,12 +308,14 @@ export class CouponService {
   }
 
   /**
-   * The coupon's draw is due and not recorded yet: it may be running, with the
-   * quantity it read at its start (its winners are that many).
+   * Where the coupon's draw stands, by the gate's clock: none; ahead; due and
+   * not recorded yet (it may be running, with the quantity it read at its
+   * start); or drawn (its record written).
    */
-  async #drawPending(trx: Db, current: Coupon): Promise<boolean> {
-    if (current.drawAt === null || current.drawAt.getTime() > this.#now()) return false
-    return !(await findDraw(trx, current.id))?.drawn
+  async #drawStage(trx: Db, current: Coupon): Promise<'none' | 'ahead' | 'due' | 'drawn'> {
+    if (current.drawAt === null) return 'none'
+    if ((await findDraw(trx, current.id))?.drawn) return 'drawn'
+    return current.drawAt.getTime() <= this.#now() ? 'due' : 'ahead'
   }
 
   /**
