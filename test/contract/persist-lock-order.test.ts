@@ -13,7 +13,6 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { KyselyPlugin } from 'kysely'
 import { findCoupon, insertCoupon, lockCoupons, sharedQuantity } from '../../src/db/coupons-repo.js'
 import type { Db } from '../../src/db/database.js'
 import { insertWins, persistWins } from '../../src/db/issues-repo.js'
@@ -24,22 +23,32 @@ import {
   skipUnlessDialect,
   type TestDatabase,
 } from '../helpers/databases.js'
+import { slowQueries } from '../helpers/slow-queries.js'
 
-/** Each insert into coupon_issues is answered `ms` late: its locks held meanwhile. */
-function slowIssueInserts(ms: number): KyselyPlugin {
-  const inserts = new WeakSet<object>()
-  return {
-    transformQuery(args) {
-      // Built by Kysely or written in SQL (the bulk insert of wins is).
-      const text = JSON.stringify(args.node)
-      if (/insert\s+(ignore\s+)?into\s+\W?coupon_issues/i.test(text)) inserts.add(args.queryId)
-      return args.node
+/**
+ * Each insert into coupon_issues is answered `ms` late, its locks held
+ * meanwhile: built by Kysely or written in SQL (the bulk insert of wins is).
+ */
+const slowIssueInserts = (ms: number) =>
+  slowQueries(ms, (node) =>
+    /insert\s+(ignore\s+)?into\s+\W?coupon_issues/i.test(JSON.stringify(node)),
+  )
+
+/** A coupon open since a minute ago, for an hour. */
+function openCoupon(db: Db, title: string, totalQuantity: number) {
+  const now = Date.now()
+  return insertCoupon(
+    db,
+    {
+      title,
+      totalQuantity,
+      discountAmount: 1,
+      minAvailableAmount: 0,
+      issueStart: new Date(now - 60_000),
+      issueEnd: new Date(now + 3_600_000),
     },
-    async transformResult(args) {
-      if (inserts.has(args.queryId)) await sleep(ms)
-      return args.result
-    },
-  }
+    new Date(now),
+  )
 }
 
 for (const dialect of DIALECTS) {
@@ -56,18 +65,7 @@ for (const dialect of DIALECTS) {
 
     it("a batch and a spend's write of one user's win take turns, no deadlock", async () => {
       const now = new Date()
-      const coupon = await insertCoupon(
-        db,
-        {
-          title: 'lock order',
-          totalQuantity: 10,
-          discountAmount: 1,
-          minAvailableAmount: 0,
-          issueStart: new Date(now.getTime() - 60_000),
-          issueEnd: new Date(now.getTime() + 3_600_000),
-        },
-        now,
-      )
+      const coupon = await openCoupon(db, 'lock order', 10)
       const win: Win = {
         couponId: coupon.id,
         userId: 'queued-user',
@@ -98,19 +96,7 @@ for (const dialect of DIALECTS) {
     })
 
     it("a draw's read of the quantity waits for a change being committed; a plain read does not", async () => {
-      const now = new Date()
-      const coupon = await insertCoupon(
-        db,
-        {
-          title: 'quantity read',
-          totalQuantity: 100,
-          discountAmount: 1,
-          minAvailableAmount: 0,
-          issueStart: new Date(now.getTime() - 60_000),
-          issueEnd: new Date(now.getTime() + 3_600_000),
-        },
-        now,
-      )
+      const coupon = await openCoupon(db, 'quantity read', 100)
       // A PATCH lowering the quantity: checked, written, committed 400 ms later.
       let committed = false
       const change = db.transaction().execute(async (trx) => {

@@ -28,28 +28,16 @@ import {
   skipUnlessDialect,
   type TestDatabase,
 } from '../helpers/databases.js'
+import { slowQueries } from '../helpers/slow-queries.js'
 import { waitFor } from '../helpers/wait.js'
 
 /** The list of endpoints (webhooks, no where) is answered `ms` late. */
-function slowList(ms: number): KyselyPlugin {
-  const lists = new WeakSet<object>()
-  return {
-    transformQuery(args) {
-      const node = args.node
-      if (
-        SelectQueryNode.is(node) &&
-        !node.where &&
-        JSON.stringify(node.from).includes('"webhooks"')
-      )
-        lists.add(args.queryId)
-      return node
-    },
-    async transformResult(args) {
-      if (lists.has(args.queryId)) await sleep(ms)
-      return args.result
-    },
-  }
-}
+const slowList = (ms: number) =>
+  slowQueries(
+    ms,
+    (node) =>
+      SelectQueryNode.is(node) && !node.where && JSON.stringify(node.from).includes('"webhooks"'),
+  )
 
 /** One read of the feed fails: the `nth` (from 1) that selects events as the feed shows them. */
 function failingFeedRead(nth: number): KyselyPlugin & { reads: number } {
