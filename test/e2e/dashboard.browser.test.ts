@@ -66,6 +66,24 @@ describe('the dashboard in a browser', {
     process.stdout.write(`dashboard screenshots: ${shots}\n`)
   })
 
+  /** A coupon made through the API, not the page: its id. */
+  async function couponByApi(title: string, startMs: number, endMs: number, totalQuantity = 10) {
+    const res = await fetch(`${url}/v1/coupons`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        title,
+        totalQuantity,
+        discountAmount: 1,
+        minAvailableAmount: 0,
+        issueStart: new Date(startMs).toISOString(),
+        issueEnd: new Date(endMs).toISOString(),
+      }),
+    })
+    assert.equal(res.status, 201)
+    return ((await res.json()) as { id: number }).id
+  }
+
   const card = (id: number) => page.locator(`[data-coupon="${id}"]`)
   const field = (id: number, name: string) => card(id).locator(`[data-field="${name}"]`)
   const shot = (name: string) =>
@@ -221,21 +239,11 @@ describe('the dashboard in a browser', {
   })
 
   it('counts a long window down in days', async () => {
-    const res = await fetch(`${url}/v1/coupons`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
-      body: JSON.stringify({
-        title: 'long window',
-        totalQuantity: 10,
-        discountAmount: 1,
-        minAvailableAmount: 1,
-        issueStart: new Date(
-          Date.now() + 3 * DAY + 4 * 3_600_000 + 5 * 60_000 + 30_000,
-        ).toISOString(),
-        issueEnd: new Date(Date.now() + 10 * DAY).toISOString(),
-      }),
-    })
-    const { id } = (await res.json()) as { id: number }
+    const id = await couponByApi(
+      'long window',
+      Date.now() + 3 * DAY + 4 * 3_600_000 + 5 * 60_000 + 30_000,
+      Date.now() + 10 * DAY,
+    )
     await card(id).waitFor()
     await page.waitForFunction(
       `/^opens in 3d 04:0[45]:\\d\\d$/.test(document.querySelector('[data-coupon="${id}"] [data-field="when"]')?.textContent)`,
@@ -245,20 +253,12 @@ describe('the dashboard in a browser', {
   })
 
   it('sends only what the change form changed: a stopped coupon stays stopped', async () => {
-    const created = await fetch(`${url}/v1/coupons`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
-      body: JSON.stringify({
-        title: 'stopped, then raised',
-        totalQuantity: 50,
-        discountAmount: 1000,
-        minAvailableAmount: 0,
-        issueStart: new Date(Date.now() - 60_000).toISOString(),
-        issueEnd: new Date(Date.now() + 3_600_000).toISOString(),
-      }),
-    })
-    assert.equal(created.status, 201)
-    const id = ((await created.json()) as { id: number }).id
+    const id = await couponByApi(
+      'stopped, then raised',
+      Date.now() - 60_000,
+      Date.now() + 3_600_000,
+      50,
+    )
     const patches: string[] = []
     const onRequest = (r: { url(): string; method(): string; postData(): string | null }) => {
       if (r.method() === 'PATCH' && r.url().endsWith(`/v1/coupons/${id}`))
