@@ -227,6 +227,7 @@ export async function createContainer(
   const coupons = new CouponService(database.db, gate, events, logger, readCoupon, {
     now: gateNow,
     latest: () => gateClock?.time()?.latest ?? Date.now(),
+    earliest: () => gateClock?.time()?.earliest ?? Date.now(),
   })
   // Redis outlives the processes: a change whose process died before the gate
   // took it is applied by the next one to start (embedded mode restores its

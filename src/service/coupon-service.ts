@@ -19,6 +19,7 @@
  * nodes apply one at a time and step 2 always reads the last committed rules.
  */
 
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from 'pino'
 import { countCodes } from '../db/codes-repo.js'
 import {
@@ -53,6 +54,8 @@ export interface CouponView extends Coupon {
 const NOT_LOADED = Symbol('NOT_LOADED')
 const CHANGE_ATTEMPTS = 3
 const APPLY_RETRY_MS = { min: 200, max: 5000 }
+/** how long a change waits for its recorded end to pass on every gate node (their clocks apart) */
+const UNTIL_PAST_MAX_MS = 1000
 
 export class CouponService {
   readonly #db: Db
@@ -63,6 +66,7 @@ export class CouponService {
   readonly #readCoupon: (id: number) => Promise<Coupon | null>
   readonly #now: () => number
   readonly #latest: () => number
+  readonly #earliest: () => number
   /** PATCHes of one coupon run one after another, so gate and row end up alike. */
   readonly #patching = new Map<number, Promise<unknown>>()
   /** coupons whose gate must still take the recorded rules, with the retry timer */
@@ -75,13 +79,20 @@ export class CouponService {
     logger?: Logger,
     readCoupon: (id: number) => Promise<Coupon | null> = (id) => findCoupon(db, id),
     /**
-     * the gate's clock: `now` for whether a draw is due; `latest`, no gate
-     * node's clock is later than it (an end taken once past is recorded so)
+     * the gate's clock: `now` for whether a draw is due; `latest` and
+     * `earliest`, no gate node's clock is later or earlier than them (an end
+     * taken once past is recorded as `latest`, and applied once `earliest` has
+     * passed it)
      */
-    clock: { now(): number; latest(): number } = { now: Date.now, latest: Date.now },
+    clock: { now(): number; latest(): number; earliest(): number } = {
+      now: Date.now,
+      latest: Date.now,
+      earliest: Date.now,
+    },
   ) {
     this.#now = () => clock.now()
     this.#latest = () => clock.latest()
+    this.#earliest = () => clock.earliest()
     this.#db = db
     this.#gate = gate
     this.#events = events
@@ -142,6 +153,8 @@ export class CouponService {
   /** Step 1 (see the file's header), then step 2; NOT_LOADED: nothing changed. */
   async #change(id: number, patch: CouponPatch): Promise<Coupon | typeof NOT_LOADED> {
     let gateTouched = false
+    /** an end recorded as the moment the gate took it (see below) */
+    let tookEnd: number | null = null
     let next: Coupon | typeof NOT_LOADED
     try {
       next = await this.#db.transaction().execute(async (trx) => {
@@ -202,6 +215,7 @@ export class CouponService {
           if (draft.issueEnd.getTime() < took) {
             draft.issueEnd = new Date(took)
             changed.issueEnd = draft.issueEnd
+            tookEnd = took
           }
         }
         await updateCoupon(trx, id, draft, now)
@@ -213,6 +227,9 @@ export class CouponService {
       throw new UnavailableError('database', err)
     }
     if (next === NOT_LOADED) return NOT_LOADED
+    // Step 2 gives the gate the recorded end, a moment ahead of its clock when
+    // taken: applied only once it has passed there, it never reopens the coupon.
+    if (tookEnd !== null) await this.#untilPast(tookEnd)
     if (!(await this.#settle(id)))
       throw new UnavailableError(
         'redis',
@@ -270,6 +287,13 @@ export class CouponService {
       if (c.issueEnd.getTime() < since) continue
       await this.#applyRecorded(c.id).catch(() => this.#retryApply(c.id, APPLY_RETRY_MS.min))
     }
+  }
+
+  /** Until no gate node's clock reads before `at` (a few ms; at most UNTIL_PAST_MAX_MS). */
+  async #untilPast(at: number): Promise<void> {
+    const deadline = performance.now() + UNTIL_PAST_MAX_MS
+    while (this.#earliest() < at && performance.now() < deadline)
+      await sleep(Math.max(1, Math.ceil(at - this.#earliest())))
   }
 
   #retryApply(id: number, delayMs: number) {

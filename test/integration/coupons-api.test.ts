@@ -403,6 +403,21 @@ describe('coupon API', () => {
     assert.equal((await issue(id, 'third')).statusCode, 201)
   })
 
+  it('an end moved into the past closes the coupon at once, and it stays closed', async () => {
+    // The end is recorded as the moment the gate took it; applied before that
+    // moment had passed, it would reopen the coupon until then.
+    for (let round = 0; round < 50; round++) {
+      const id = await createCoupon(t.app, {
+        issueStart: iso(Date.now() - 2 * HOUR),
+        issueEnd: iso(Date.now() + HOUR),
+      })
+      const moved = await patch(id, { issueEnd: iso(Date.now() - HOUR) })
+      assert.equal(moved.statusCode, 200, moved.body)
+      const late = await issue(id, `late-${round}`)
+      assert.equal(late.json().code, 'ISSUE_ENDED', `round ${round}: ${late.body}`)
+    }
+  })
+
   it('applies a moved window to the next issue request', async () => {
     const id = await createCoupon(t.app)
     const now = Date.now()
