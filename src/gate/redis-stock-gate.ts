@@ -378,6 +378,22 @@ export class RedisStockGate implements StockGate {
     })
   }
 
+  async holds(rules: CouponRules): Promise<boolean | null> {
+    const k = this.#state.keys.coupon(rules.couponId)
+    const client = this.#state.client
+    const [[start, end, total], at] = await Promise.all([
+      client.hmget(k.meta, 'start', 'end', 'total'),
+      client.hget(k.draw, 'at'),
+    ])
+    if (start == null) return null
+    return (
+      Number(start) === rules.issueStart &&
+      Number(end) === rules.issueEnd &&
+      Number(total) === (rules.totalQuantity ?? -1) &&
+      (at == null ? null : Number(at)) === (rules.drawAt ?? null)
+    )
+  }
+
   async won(couponId: number): Promise<number> {
     const reply = await this.#state.whenLoaded(couponId, (k) =>
       scripts.peek.run(this.#state.client, [k.meta, k.users], ['']),

@@ -62,6 +62,12 @@ export interface StockGate {
    */
   ensureLoaded(couponId: number): Promise<boolean>
   /**
+   * Whether the gate holds the coupon with exactly these rules (window,
+   * quantity, drawAt); null when it holds nothing for it. Optional: a gate that
+   * outlives the processes (Redis) has it, for a start-up check.
+   */
+  holds?(rules: CouponRules): Promise<boolean | null>
+  /**
    * Partner codes committed to the database, numbered from `firstSeq`, taken in
    * number order: the gate holds codes 1..n, and a coupon that has any never
    * grants more wins than it holds codes (`limitOf`); the win of rank r is

@@ -285,6 +285,8 @@ export class CouponService {
     const since = this.#now() - 86_400_000
     for (const c of await listCoupons(this.#db)) {
       if (c.issueEnd.getTime() < since) continue
+      // Most hold their rules already: no lock taken, no change announced.
+      if ((await this.#gate.holds?.(rulesOf(c)).catch(() => false)) !== false) continue
       await this.#applyRecorded(c.id).catch(() => this.#retryApply(c.id, APPLY_RETRY_MS.min))
     }
   }
